@@ -1,0 +1,77 @@
+//! `bioxen ls`: the VMs of every running bioxen, plus the configured SSH hosts.
+
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::registry;
+
+/// Collects everything `ls` shows, as JSON rows.
+pub fn rows(config: &Config) -> Vec<Value> {
+    let mut rows = Vec::new();
+    for entry in registry::read_all() {
+        for mut vm in entry.vms {
+            if let Some(obj) = vm.as_object_mut() {
+                obj.insert("owner_pid".into(), json!(entry.pid));
+            }
+            rows.push(vm);
+        }
+    }
+    for host in &config.ssh_hosts {
+        rows.push(json!({
+            "id": host.name,
+            "kind": "ssh",
+            "state": "configured",
+            "host": host.host,
+            "port": host.port,
+            "command": host.command,
+        }));
+    }
+    rows
+}
+
+/// A fixed-width table for people.
+pub fn table(rows: &[Value]) -> String {
+    let mut out = format!(
+        "{:<16} {:<6} {:<16} {:>8} {:>6} {:>9}  {}\n",
+        "NAME", "KIND", "STATE", "PID", "CPU%", "MEM", "COMMAND"
+    );
+    for r in rows {
+        let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let state = match r.get("detail") {
+            Some(Value::Number(n)) => format!("{}({n})", s("state")),
+            Some(Value::String(d)) => format!("{}({d})", s("state")),
+            _ => s("state"),
+        };
+        let pid = r
+            .get("pid")
+            .and_then(Value::as_u64)
+            .map(|p| p.to_string())
+            .unwrap_or("-".into());
+        let cpu = r
+            .get("cpu_percent")
+            .and_then(Value::as_f64)
+            .map(|c| format!("{c:.1}"))
+            .unwrap_or("-".into());
+        let mem = r
+            .get("rss_bytes")
+            .and_then(Value::as_u64)
+            .map(crate::ui::format::bytes)
+            .unwrap_or("-".into());
+        out.push_str(&format!(
+            "{:<16} {:<6} {:<16} {:>8} {:>6} {:>9}  {}\n",
+            s("id"),
+            s("kind"),
+            state,
+            pid,
+            cpu,
+            mem,
+            s("command")
+        ));
+    }
+    if rows.is_empty() {
+        out.push_str(
+            "(no VMs: start the dashboard with `bioxen`, or add [[ssh_hosts]] to bioxen.toml)\n",
+        );
+    }
+    out
+}

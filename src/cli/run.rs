@@ -1,0 +1,67 @@
+//! `bioxen run`: run Lua in a fresh VM without the dashboard, for scripts and batch
+//! jobs. Output goes to stdout, the Lua error (if any) to stderr, and the exit code says
+//! whether the code raised an error.
+
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::lua_literal;
+use crate::manager::{Manager, ManagerConfig};
+use crate::vm::{Size, VmKind, VmOptions};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunArgs {
+    pub kind: VmKind,
+    /// `-e` chunks, run in order.
+    pub exec: Vec<String>,
+    /// A script file, run after the chunks.
+    pub file: Option<String>,
+    /// Longest time any one chunk may take.
+    pub timeout: Duration,
+}
+
+/// Runs the request; returns the process exit code (0 when no Lua error was raised).
+pub async fn run(config: &Config, args: RunArgs) -> Result<i32> {
+    let manager = Manager::new(ManagerConfig::from_config(config)?);
+    let id = format!("run-{}", std::process::id());
+    let options = VmOptions {
+        size: Size::new(50, 200),
+        ..VmOptions::default()
+    };
+    manager
+        .create_interactive_vm(Some(&id), args.kind, options)
+        .await?;
+    let result = run_chunks(&manager, &id, &args).await;
+    manager.terminate_vm_session(&id).await.ok();
+    result
+}
+
+async fn run_chunks(manager: &Manager, id: &str, args: &RunArgs) -> Result<i32> {
+    manager.wait_ready(id, Duration::from_secs(20)).await?;
+    let mut chunks: Vec<(String, &str)> = args
+        .exec
+        .iter()
+        .map(|c| (c.clone(), "=(command line)"))
+        .collect();
+    if let Some(file) = &args.file {
+        if !std::path::Path::new(file).is_file() {
+            return Err(Error::Manager(format!("cannot open {file}")));
+        }
+        let path = std::fs::canonicalize(file)?;
+        let code = format!("dofile({})", lua_literal::quote(&path.to_string_lossy()));
+        chunks.push((code, "=(file)"));
+    }
+    for (code, name) in chunks {
+        let result = manager.execute_chunk(id, &code, name, args.timeout).await?;
+        print!("{}", result.output);
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        if let Some(err) = result.error {
+            eprintln!("{}", err.trim_end());
+            return Ok(1);
+        }
+    }
+    Ok(0)
+}

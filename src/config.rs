@@ -1,0 +1,499 @@
+//! `bioxen.toml`: schema, search path and validation.
+//!
+//! Every problem is reported with the file, line, column and dotted key so that a typo
+//! in a config written months ago is a one-line fix, not a hunt. Unknown keys are errors
+//! (not silently ignored) because a misspelt `scrollbak` that does nothing is worse than
+//! a refusal to start.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::ConfigError;
+
+/// Where the configuration came from, kept for messages and for relative paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    Defaults,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub ui: UiConfig,
+    pub local: LocalConfig,
+    pub xcpng: Option<XcpngConfig>,
+    pub ssh_hosts: Vec<SshHost>,
+    /// Key bindings that override the defaults, by mode: `[keys.list]`, `[keys.prefix]`.
+    pub keys: KeysConfig,
+    /// Where luarocks looks for rocks: URLs or local directories.
+    pub rocks_servers: Vec<String>,
+    #[serde(skip)]
+    pub source: Option<Source>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            ui: UiConfig::default(),
+            local: LocalConfig::default(),
+            xcpng: None,
+            ssh_hosts: Vec::new(),
+            keys: KeysConfig::default(),
+            rocks_servers: Vec::new(),
+            source: Some(Source::Defaults),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiConfig {
+    /// The prefix key in terminal focus, tmux notation (`C-b`, `C-a`, `M-space`).
+    pub prefix: Spanned<String>,
+    /// Lines of scrollback kept per session.
+    pub scrollback: usize,
+    /// Capture the mouse (wheel scrolls, clicks select). Shift-drag still selects text
+    /// natively in most terminals.
+    pub mouse: bool,
+    /// Write every session's raw output to `<log_dir>/<vm>.log` from the start.
+    pub output_log: bool,
+    /// Directory for output logs and the dashboard's own log; default
+    /// `$XDG_STATE_HOME/bioxen` (`~/.local/state/bioxen`).
+    pub log_dir: Option<String>,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        UiConfig {
+            prefix: Spanned::new(0..0, "C-b".to_string()),
+            scrollback: 10_000,
+            mouse: true,
+            output_log: false,
+            log_dir: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalConfig {
+    /// Command line of the Lua interpreter, split like a shell would but never run
+    /// through one. Empty means bioxen's embedded Lua 5.4 REPL.
+    pub command: String,
+    /// Working directory of new local VMs (default: where bioxen was started).
+    pub cwd: Option<String>,
+    /// Extra environment variables for local VMs.
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XcpngConfig {
+    pub url: String,
+    #[serde(default = "default_root")]
+    pub username: String,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub password_command: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    #[serde(default = "default_true")]
+    pub tls_verify: bool,
+    #[serde(default)]
+    pub tls_fingerprint: String,
+    #[serde(default = "default_template")]
+    pub template: String,
+    #[serde(default = "default_memory")]
+    pub memory_mib: u64,
+    #[serde(default = "default_vcpus")]
+    pub vcpus: u32,
+    #[serde(default)]
+    pub ssh: XcpngSsh,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct XcpngSsh {
+    pub user: String,
+    pub port: u16,
+    pub identity: Option<String>,
+    pub known_hosts: Option<String>,
+    pub command: String,
+}
+
+impl Default for XcpngSsh {
+    fn default() -> Self {
+        XcpngSsh {
+            user: default_root(),
+            port: 22,
+            identity: None,
+            known_hosts: None,
+            command: default_remote_lua(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshHost {
+    pub name: String,
+    pub host: String,
+    #[serde(default = "default_ssh_port")]
+    pub port: u16,
+    pub user: Option<String>,
+    pub identity: Option<String>,
+    pub known_hosts: Option<String>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub password_command: Option<String>,
+    #[serde(default = "default_remote_lua")]
+    pub command: String,
+}
+
+/// Key overrides: action name → key (or list of keys), per mode.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    pub list: BTreeMap<String, Spanned<KeyList>>,
+    pub prefix: BTreeMap<String, Spanned<KeyList>>,
+}
+
+/// One key or several, e.g. `"k"` or `["k", "Up"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum KeyList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl KeyList {
+    pub fn keys(&self) -> Vec<&str> {
+        match self {
+            KeyList::One(k) => vec![k.as_str()],
+            KeyList::Many(ks) => ks.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// A password read from the config file. Its `Debug` never shows the value, so it
+/// cannot leak through a log line or an error message.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+fn default_root() -> String {
+    "root".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_template() -> String {
+    "lua-bio-template".into()
+}
+fn default_memory() -> u64 {
+    1024
+}
+fn default_vcpus() -> u32 {
+    1
+}
+fn default_ssh_port() -> u16 {
+    22
+}
+fn default_remote_lua() -> String {
+    "lua5.4 -i".into()
+}
+
+impl Config {
+    /// Finds and loads the configuration: `explicit` (from `--config`, must exist), else
+    /// `./bioxen.toml`, else `$XDG_CONFIG_HOME/bioxen/bioxen.toml`; none means defaults.
+    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        if let Some(path) = explicit {
+            return Config::from_file(path);
+        }
+        for candidate in search_path() {
+            if candidate.is_file() {
+                return Config::from_file(&candidate);
+            }
+        }
+        Ok(Config::default())
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses `text` as if read from `path` (the path only appears in messages).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            let span = e.span();
+            invalid(path, text, span, e.message().to_string())
+        })?;
+        config.source = Some(Source::File(path.to_path_buf()));
+        config.validate(text, path)?;
+        Ok(config)
+    }
+
+    /// Checks that go beyond types: ranges and values that must parse.
+    fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        if let Err(msg) = crate::keyspec::KeySpec::parse(self.ui.prefix.get_ref()) {
+            return Err(invalid(path, text, Some(self.ui.prefix.span()), msg));
+        }
+        if self.ui.scrollback > 1_000_000 {
+            return Err(invalid_key(
+                path,
+                text,
+                "ui.scrollback",
+                format!(
+                    "{} lines is more than the 1000000 allowed",
+                    self.ui.scrollback
+                ),
+            ));
+        }
+        if !self.local.command.trim().is_empty()
+            && let Err(e) = shell_words::split(&self.local.command)
+        {
+            return Err(invalid_key(
+                path,
+                text,
+                "local.command",
+                format!("cannot split command line: {e}"),
+            ));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for host in &self.ssh_hosts {
+            if !names.insert(host.name.as_str()) {
+                return Err(invalid_key(
+                    path,
+                    text,
+                    "ssh_hosts.name",
+                    format!("two [[ssh_hosts]] are named '{}'", host.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The path this configuration was read from, if any.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.source {
+            Some(Source::File(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The directory for output logs and bioxen's own log file.
+    pub fn log_dir(&self) -> PathBuf {
+        match &self.ui.log_dir {
+            Some(dir) => expand_home(dir),
+            None => state_home().join("bioxen"),
+        }
+    }
+}
+
+/// The config files looked for when `--config` is not given, in order.
+pub fn search_path() -> Vec<PathBuf> {
+    let mut paths = vec![PathBuf::from("bioxen.toml")];
+    paths.push(config_home().join("bioxen").join("bioxen.toml"));
+    paths
+}
+
+fn config_home() -> PathBuf {
+    xdg_dir("XDG_CONFIG_HOME", ".config")
+}
+
+fn state_home() -> PathBuf {
+    xdg_dir("XDG_STATE_HOME", ".local/state")
+}
+
+fn xdg_dir(var: &str, fallback: &str) -> PathBuf {
+    match std::env::var_os(var) {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => home_dir().join(fallback),
+    }
+}
+
+pub fn home_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// Expands a leading `~/` to the home directory.
+pub fn expand_home(path: &str) -> PathBuf {
+    match path.strip_prefix("~/") {
+        Some(rest) => home_dir().join(rest),
+        None if path == "~" => home_dir(),
+        None => PathBuf::from(path),
+    }
+}
+
+fn invalid(path: &Path, text: &str, span: Option<Range<usize>>, message: String) -> ConfigError {
+    let offset = span.as_ref().map(|s| s.start).unwrap_or(0);
+    let (line, column) = line_col(text, offset);
+    ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line,
+        column,
+        key: span.and_then(|_| key_at(text, offset)),
+        message,
+    }
+}
+
+/// An error about `dotted_key`, located at its first mention in the file.
+fn invalid_key(path: &Path, text: &str, dotted_key: &str, message: String) -> ConfigError {
+    let leaf = dotted_key.rsplit('.').next().unwrap_or(dotted_key);
+    let offset = text
+        .lines()
+        .scan(0usize, |pos, line| {
+            let start = *pos;
+            *pos += line.len() + 1;
+            Some((start, line))
+        })
+        .find(|(_, line)| {
+            let t = line.trim_start();
+            t.starts_with(leaf) && t[leaf.len()..].trim_start().starts_with('=')
+        })
+        .map(|(start, line)| start + (line.len() - line.trim_start().len()))
+        .unwrap_or(0);
+    let (line, column) = line_col(text, offset);
+    ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line,
+        column,
+        key: Some(dotted_key.to_string()),
+        message,
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+/// The dotted key (`ui.scrollback`) whose key or value sits at `offset`: the nearest
+/// table header above plus the key on that line.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line_end = text[offset..]
+        .find('\n')
+        .map(|i| offset + i)
+        .unwrap_or(text.len());
+    let line = &text[line_start..line_end];
+    let trimmed = line.trim();
+    if trimmed.starts_with('[') {
+        return Some(
+            trimmed
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string(),
+        );
+    }
+    let key = match line.find('=') {
+        Some(eq) if line_start + eq >= offset || !line[..eq].trim().is_empty() => {
+            line[..eq].trim().trim_matches('"').to_string()
+        }
+        _ => return None,
+    };
+    let table = text[..line_start].lines().rev().find_map(|l| {
+        let t = l.trim();
+        (t.starts_with('[') && !t.starts_with("[\""))
+            .then(|| t.trim_matches(|c| c == '[' || c == ']').trim().to_string())
+    });
+    Some(match table {
+        Some(t) if !t.is_empty() => format!("{t}.{key}"),
+        _ => key,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::parse(text, Path::new("/etc/x/bioxen.toml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn defaults_without_file() {
+        let c = Config::parse("", Path::new("bioxen.toml")).unwrap();
+        assert_eq!(c.ui.prefix.get_ref(), "C-b");
+        assert_eq!(c.ui.scrollback, 10_000);
+        assert!(c.local.command.is_empty());
+        assert!(c.xcpng.is_none());
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let e = err("[ui]\nprefix = \"C-a\"\nscrollbak = 5\n");
+        assert!(
+            e.starts_with("/etc/x/bioxen.toml:3:1: key `ui.scrollbak`"),
+            "{e}"
+        );
+        assert!(e.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_file_line_and_key() {
+        let e = err("[local]\ncommand = \"lua5.4\"\n\n[ui]\nscrollback = \"lots\"\n");
+        assert!(e.starts_with("/etc/x/bioxen.toml:5:"), "{e}");
+        assert!(e.contains("key `ui.scrollback`"), "{e}");
+        assert!(e.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn bad_prefix_key_is_located() {
+        let e = err("[ui]\nprefix = \"C-\"\n");
+        assert!(
+            e.starts_with("/etc/x/bioxen.toml:2:10: key `ui.prefix`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ssh_host_needs_name_and_host() {
+        let e = err("[[ssh_hosts]]\nname = \"lab1\"\n");
+        assert!(e.contains("missing field `host`"), "{e}");
+    }
+
+    #[test]
+    fn password_is_never_debug_printed() {
+        let c = Config::parse(
+            "[xcpng]\nurl = \"https://pool\"\npassword = \"hunter2\"\n",
+            Path::new("b.toml"),
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,78 @@
+//! One error type for the library.
+//!
+//! The kinds follow the original API's exceptions so that callers (the dashboard, the
+//! scripting CLI, tests) can react to *what* went wrong rather than parse messages:
+//! an unknown id is [`Error::NotFound`], I/O on a dead or closed session is
+//! [`Error::Session`], a request the manager cannot honour (unknown kind, bad options)
+//! is [`Error::Manager`], and a broken `bioxen.toml` is [`Error::Config`].
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No session with this id exists.
+    #[error("no VM session named '{0}'")]
+    NotFound(String),
+
+    /// The session exists but cannot do what was asked (it exited, its I/O closed, ...).
+    #[error("session '{id}': {message}")]
+    Session { id: String, message: String },
+
+    /// The manager refused the request: unknown kind, bad options, duplicate id.
+    #[error("{0}")]
+    Manager(String),
+
+    /// `bioxen.toml` could not be read or is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+
+    /// Waiting for a session took longer than the caller allowed.
+    #[error("session '{id}': timed out after {seconds:.1}s {what}")]
+    Timeout {
+        id: String,
+        what: String,
+        seconds: f64,
+    },
+
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    pub fn session(id: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Session {
+            id: id.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A configuration problem, pinned to the file, line and key that caused it so a
+/// researcher can fix it without guessing.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: cannot read config file: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{}:{line}:{column}: {}{message}", path.display(), key_prefix(key))]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        key: Option<String>,
+        message: String,
+    },
+}
+
+fn key_prefix(key: &Option<String>) -> String {
+    match key {
+        Some(k) => format!("key `{k}`: "),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,22 @@
+//! bioxen: a terminal dashboard for running several interactive Lua VMs side by side.
+//!
+//! Data flows one way through the modules: [`vm`] backends produce bytes, the
+//! [`manager`] owns the sessions and parses their output into [`term`] screens, and the
+//! [`ui`] draws those screens and turns keys into manager calls. [`config`] feeds them
+//! all; [`repl`] is the embedded Lua interpreter that local VMs run by default.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod keyspec;
+pub mod lua_literal;
+pub mod manager;
+pub mod registry;
+pub mod repl;
+pub mod term;
+pub mod ui;
+pub mod vm;
+
+pub use error::{Error, Result};
+pub use manager::{Event, ExecResult, Manager, ManagerConfig, VmInfo};
+pub use vm::{Size, VmKind, VmOptions, VmState};

@@ -1,0 +1,842 @@
+//! The manager: the only owner of VM sessions.
+//!
+//! The dashboard, the scripting CLI and the tests all talk to sessions through this one
+//! API and one event stream, so that later the manager can move into a background
+//! server (VMs outliving the dashboard, as in tmux) without touching its callers.
+//!
+//! Per session there is one reader task (reads up to 64 KiB, feeds the parser, keeps
+//! the bytes for `read_output`, wakes waiters) and one writer task (keystrokes, pastes,
+//! terminal replies and resizes, in order). The reader never writes to the PTY itself:
+//! a paste blocked on a full PTY must not stop output from being drained.
+
+mod execute;
+mod output;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::io::AsyncReadExt;
+use tokio::sync::{broadcast, mpsc, watch};
+
+pub use execute::ExecResult;
+use output::OutputBuffer;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::term::Screen;
+use crate::vm::proc_stats::{CpuMeter, ProcStats};
+use crate::vm::{self, Control, Sink, Size, VmKind, VmOptions, VmState};
+
+/// How long a terminated VM gets to exit after SIGTERM before SIGKILL.
+const TERM_GRACE: Duration = Duration::from_millis(1500);
+/// Bytes of output kept for `read_output` between two reads.
+const PENDING_LIMIT: usize = 4 * 1024 * 1024;
+/// Bytes of input that may wait for a session that is not reading.
+const INPUT_LIMIT: usize = 16 * 1024 * 1024;
+/// Input is written in pieces of at most this size, so a large paste never holds the
+/// writer for long and interleaves fairly with resizes.
+const INPUT_PIECE: usize = 4096;
+
+/// What happened to sessions; the dashboard redraws from these.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Created(String),
+    /// New output arrived. Sent once until the receiver calls [`Manager::take_dirty`],
+    /// so a flooding session costs one event per frame, not one per read.
+    Output(String),
+    State(String, VmState),
+    /// CPU, memory or process state of some session changed.
+    Stats,
+    Removed(String),
+    /// Something went wrong that the user should see (in the status bar).
+    Error(Option<String>, String),
+}
+
+/// Defaults the manager applies to new sessions, taken from `bioxen.toml`.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// The local interpreter's command line; empty runs `self_exe lua`.
+    pub local_command: Vec<String>,
+    /// The bioxen binary, whose `lua` subcommand is the default interpreter.
+    pub self_exe: PathBuf,
+    pub local_env: Vec<(String, String)>,
+    pub local_cwd: Option<PathBuf>,
+    pub scrollback: usize,
+    /// Write each session's raw output to `<log_dir>/<id>.log`.
+    pub output_log: bool,
+    pub log_dir: PathBuf,
+}
+
+impl ManagerConfig {
+    pub fn from_config(config: &Config) -> Result<Self> {
+        let local_command = if config.local.command.trim().is_empty() {
+            Vec::new()
+        } else {
+            shell_words::split(&config.local.command)
+                .map_err(|e| Error::Manager(format!("local.command: {e}")))?
+        };
+        Ok(ManagerConfig {
+            local_command,
+            self_exe: std::env::current_exe()?,
+            local_env: config
+                .local
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            local_cwd: config.local.cwd.as_deref().map(crate::config::expand_home),
+            scrollback: config.ui.scrollback,
+            output_log: config.ui.output_log,
+            log_dir: config.log_dir(),
+        })
+    }
+
+    /// The argv a new local VM runs, honouring an override from the caller.
+    fn local_argv(&self, options: &VmOptions) -> Vec<String> {
+        if let Some(cmd) = options.command.as_ref().filter(|c| !c.is_empty()) {
+            return cmd.clone();
+        }
+        if !self.local_command.is_empty() {
+            return self.local_command.clone();
+        }
+        vec![self.self_exe.to_string_lossy().into_owned(), "lua".into()]
+    }
+}
+
+/// A row of `list()`: what the VM list pane and `bioxen ls` show.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VmInfo {
+    pub id: String,
+    pub kind: VmKind,
+    #[serde(flatten)]
+    pub state: VmState,
+    pub command: String,
+    pub pid: Option<u32>,
+    pub cpu_percent: Option<f32>,
+    pub rss_bytes: Option<u64>,
+    /// Seconds since the current process started.
+    pub uptime_secs: u64,
+    pub attached: bool,
+    /// Seconds since the Unix epoch when the session was created.
+    pub created_unix: u64,
+}
+
+/// The owner of all sessions. Cheap to clone; clones share the sessions.
+#[derive(Clone)]
+pub struct Manager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ManagerConfig,
+    /// Sessions in creation order.
+    sessions: Mutex<Vec<Arc<Session>>>,
+    events: broadcast::Sender<Event>,
+    next_name: AtomicU64,
+}
+
+/// One VM session. Its screen, output buffer and history outlive its process, so a dead
+/// VM still shows its last screen and can be restarted in place.
+pub struct Session {
+    id: String,
+    kind: VmKind,
+    options: VmOptions,
+    created: SystemTime,
+    screen: Mutex<Screen>,
+    pending: Mutex<OutputBuffer>,
+    /// Live output for attached readers (`attach`, `execute_string`).
+    live: broadcast::Sender<Arc<[u8]>>,
+    /// Counts output chunks; waiters watch it instead of sleeping.
+    seq: watch::Sender<u64>,
+    state: watch::Sender<VmState>,
+    process: Mutex<Option<Process>>,
+    stats: Mutex<Option<ProcStats>>,
+    attached: AtomicBool,
+    dirty: AtomicBool,
+    queued_input: AtomicUsize,
+    log: Mutex<Option<std::io::BufWriter<std::fs::File>>>,
+}
+
+/// The running part of a session; replaced on restart.
+struct Process {
+    writer: mpsc::UnboundedSender<WriterMsg>,
+    control: Arc<dyn Control>,
+    started: Instant,
+    command: String,
+}
+
+enum WriterMsg {
+    Data(Vec<u8>),
+    Resize(Size),
+}
+
+impl Manager {
+    /// Creates a manager. Must be called inside a tokio runtime: it starts the
+    /// once-a-second process sampler.
+    pub fn new(config: ManagerConfig) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        let manager = Manager {
+            inner: Arc::new(Inner {
+                config,
+                sessions: Mutex::new(Vec::new()),
+                events,
+                next_name: AtomicU64::new(1),
+            }),
+        };
+        tokio::spawn(sample_stats(Arc::downgrade(&manager.inner)));
+        manager
+    }
+
+    pub fn config(&self) -> &ManagerConfig {
+        &self.inner.config
+    }
+
+    /// Subscribes to session events. A receiver that lags gets `Lagged` and should
+    /// re-read everything it shows.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// A free name like `lua-3` for a VM created without one.
+    pub fn generate_name(&self) -> String {
+        loop {
+            let n = self.inner.next_name.fetch_add(1, Ordering::Relaxed);
+            let name = format!("lua-{n}");
+            if self.find(&name).is_none() {
+                return name;
+            }
+        }
+    }
+
+    /// Creates a VM and starts its interpreter. `id` must be unique; `None` picks a name.
+    pub async fn create_interactive_vm(
+        &self,
+        id: Option<&str>,
+        kind: VmKind,
+        options: VmOptions,
+    ) -> Result<String> {
+        let id = match id {
+            Some(id) => {
+                validate_id(id)?;
+                id.to_string()
+            }
+            None => self.generate_name(),
+        };
+        if kind != VmKind::Local {
+            return Err(Error::Manager(format!(
+                "VMs of kind '{kind}' cannot be created by this build yet; use 'local'"
+            )));
+        }
+        let session = {
+            let mut sessions = lock(&self.inner.sessions);
+            if sessions.iter().any(|s| s.id == id) {
+                return Err(Error::Manager(format!("a VM named '{id}' already exists")));
+            }
+            let session = Arc::new(Session::new(id.clone(), kind, options, &self.inner.config));
+            sessions.push(session.clone());
+            session
+        };
+        let _ = self.inner.events.send(Event::Created(id.clone()));
+        if let Err(e) = self.start_process(&session) {
+            session.set_state(&self.inner.events, VmState::Failed(short_reason(&e)));
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    /// Starts (or restarts) the interpreter of a session.
+    fn start_process(&self, session: &Arc<Session>) -> Result<()> {
+        let config = &self.inner.config;
+        let argv = config.local_argv(&session.options);
+        let mut env = config.local_env.clone();
+        env.extend(session.options.env.iter().cloned());
+        env.push(("BIOXEN_VM".into(), session.id.clone()));
+        let size = lock(&session.screen).size();
+        let spec = vm::local::LocalSpec {
+            argv: argv.clone(),
+            env,
+            cwd: config.local_cwd.clone(),
+            size,
+        };
+        session.set_state(&self.inner.events, VmState::Starting);
+        let local = vm::local::spawn(&spec)?;
+        let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+        *lock(&session.process) = Some(Process {
+            writer: writer_tx,
+            control: Arc::new(local.control),
+            started: Instant::now(),
+            command: shell_words::join(&argv),
+        });
+        *lock(&session.stats) = None;
+        session.set_state(&self.inner.events, VmState::Running);
+
+        let events = self.inner.events.clone();
+        tokio::spawn(run_writer(session.clone(), local.sink, writer_rx));
+        let reader = tokio::spawn(run_reader(session.clone(), local.reader, events.clone()));
+        let s = session.clone();
+        tokio::spawn(async move {
+            let state = vm::local::wait(local.child).await;
+            // Let the reader drain what the process wrote last, so the final screen and
+            // read_output are complete when the state change is seen.
+            let _ = tokio::time::timeout(Duration::from_millis(500), reader).await;
+            s.set_state(&events, state);
+        });
+        Ok(())
+    }
+
+    /// Restarts the interpreter of a VM that is no longer running, keeping its screen
+    /// history (a line marks where the new process starts).
+    pub async fn restart(&self, id: &str) -> Result<()> {
+        let session = self.get(id)?;
+        if session.state().is_alive() {
+            return Err(Error::session(id, "is still running; kill it first"));
+        }
+        let marker = b"\r\n\x1b[0;2m-- restarted --\x1b[0m\r\n";
+        lock(&session.screen).feed(marker);
+        self.start_process(&session).inspect_err(|e| {
+            session.set_state(&self.inner.events, VmState::Failed(short_reason(e)));
+        })
+    }
+
+    /// Sends text (or any bytes) to a session's input, as if typed.
+    pub fn send_input(&self, id: &str, input: impl AsRef<[u8]>) -> Result<()> {
+        let session = self.get(id)?;
+        session.send(input.as_ref())
+    }
+
+    /// Everything the session printed since the last call (at most 4 MiB; older bytes
+    /// are dropped and a note says how many).
+    pub fn read_output(&self, id: &str) -> Result<String> {
+        let session = self.get(id)?;
+        let bytes = lock(&session.pending).take();
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Waits until the output since the last `read_output` contains `needle`, then
+    /// returns it (consuming it like `read_output`).
+    pub async fn read_until(&self, id: &str, needle: &str, timeout: Duration) -> Result<String> {
+        let session = self.get(id)?;
+        let found = session
+            .wait_for(timeout, |s| {
+                let pending = lock(&s.pending);
+                pending.contains(needle.as_bytes())
+            })
+            .await;
+        if !found {
+            return Err(Error::Timeout {
+                id: id.into(),
+                what: format!("waiting for {needle:?} in the output"),
+                seconds: timeout.as_secs_f64(),
+            });
+        }
+        self.read_output(id)
+    }
+
+    /// Marks the session attached and returns a receiver of its live output.
+    pub fn attach(&self, id: &str) -> Result<broadcast::Receiver<Arc<[u8]>>> {
+        let session = self.get(id)?;
+        session.attached.store(true, Ordering::Relaxed);
+        Ok(session.live.subscribe())
+    }
+
+    pub fn detach(&self, id: &str) -> Result<()> {
+        let session = self.get(id)?;
+        session.attached.store(false, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Resizes a session's terminal: its parser now, its PTY through the writer queue.
+    pub fn resize(&self, id: &str, size: Size) -> Result<()> {
+        let session = self.get(id)?;
+        session.resize(size);
+        Ok(())
+    }
+
+    /// Ends a session's interpreter (SIGTERM, then SIGKILL after a grace period) and
+    /// waits until it is gone. The session stays in the list with its final state.
+    pub async fn kill(&self, id: &str) -> Result<VmState> {
+        let session = self.get(id)?;
+        Ok(session.stop().await)
+    }
+
+    /// Ends a session and forgets it (the original API's `terminate_vm_session`).
+    pub async fn terminate_vm_session(&self, id: &str) -> Result<VmState> {
+        let session = self.get(id)?;
+        let state = session.stop().await;
+        self.remove(id)?;
+        Ok(state)
+    }
+
+    /// Forgets a session whose interpreter is no longer running.
+    pub fn remove(&self, id: &str) -> Result<()> {
+        let mut sessions = lock(&self.inner.sessions);
+        let pos = sessions
+            .iter()
+            .position(|s| s.id == id)
+            .ok_or_else(|| Error::NotFound(id.into()))?;
+        if sessions[pos].state().is_alive() {
+            return Err(Error::session(id, "is still running; kill it first"));
+        }
+        sessions.remove(pos);
+        drop(sessions);
+        let _ = self.inner.events.send(Event::Removed(id.into()));
+        Ok(())
+    }
+
+    /// Ends every session; used when the dashboard quits or receives SIGTERM/SIGHUP.
+    pub async fn shutdown(&self) {
+        let sessions: Vec<_> = lock(&self.inner.sessions).clone();
+        let stops = sessions.iter().map(|s| s.stop());
+        futures_util::future::join_all(stops).await;
+    }
+
+    /// Runs Lua `code` in the VM and returns its output; see [`execute`].
+    pub async fn execute_string(
+        &self,
+        id: &str,
+        code: &str,
+        timeout: Duration,
+    ) -> Result<ExecResult> {
+        let session = self.get(id)?;
+        execute::run(&session, code, "=(execute)", timeout).await
+    }
+
+    /// Like [`Manager::execute_string`], naming the chunk (`=(command line)`, `@file.lua`).
+    pub async fn execute_chunk(
+        &self,
+        id: &str,
+        code: &str,
+        chunk_name: &str,
+        timeout: Duration,
+    ) -> Result<ExecResult> {
+        let session = self.get(id)?;
+        execute::run(&session, code, chunk_name, timeout).await
+    }
+
+    /// Waits until the VM shows a Lua prompt (`> ` before the cursor).
+    pub async fn wait_ready(&self, id: &str, timeout: Duration) -> Result<()> {
+        let session = self.get(id)?;
+        let ready = session
+            .wait_for(timeout, |s| {
+                let state = s.state();
+                !state.is_alive() || lock(&s.screen).text_before_cursor().ends_with("> ")
+            })
+            .await;
+        match session.state() {
+            VmState::Starting | VmState::Running if ready => Ok(()),
+            VmState::Starting | VmState::Running => Err(Error::Timeout {
+                id: id.into(),
+                what: "waiting for a Lua prompt".into(),
+                seconds: timeout.as_secs_f64(),
+            }),
+            dead => Err(Error::session(
+                id,
+                format!("ended before its prompt: {}", dead.label()),
+            )),
+        }
+    }
+
+    /// Waits until the session's state is no longer starting or running.
+    pub async fn wait_exit(&self, id: &str, timeout: Duration) -> Result<VmState> {
+        let session = self.get(id)?;
+        let mut rx = session.state.subscribe();
+        let done = tokio::time::timeout(timeout, rx.wait_for(|s| !s.is_alive())).await;
+        match done {
+            Ok(Ok(state)) => Ok(state.clone()),
+            _ => Err(Error::Timeout {
+                id: id.into(),
+                what: "waiting for the VM to exit".into(),
+                seconds: timeout.as_secs_f64(),
+            }),
+        }
+    }
+
+    /// All sessions with their status, in creation order.
+    pub fn list(&self) -> Vec<VmInfo> {
+        lock(&self.inner.sessions)
+            .iter()
+            .map(|s| s.info())
+            .collect()
+    }
+
+    pub fn ids(&self) -> Vec<String> {
+        lock(&self.inner.sessions)
+            .iter()
+            .map(|s| s.id.clone())
+            .collect()
+    }
+
+    pub fn info(&self, id: &str) -> Result<VmInfo> {
+        Ok(self.get(id)?.info())
+    }
+
+    /// Runs `f` with the session's screen locked; for rendering and inspection.
+    pub fn with_screen<T>(&self, id: &str, f: impl FnOnce(&mut Screen) -> T) -> Result<T> {
+        let session = self.get(id)?;
+        let mut screen = lock(&session.screen);
+        Ok(f(&mut screen))
+    }
+
+    /// Returns and clears whether the session printed since the last call, and re-arms
+    /// its [`Event::Output`].
+    pub fn take_dirty(&self, id: &str) -> bool {
+        self.find(id)
+            .map(|s| s.dirty.swap(false, Ordering::AcqRel))
+            .unwrap_or(false)
+    }
+
+    /// Starts or stops writing the session's raw output to `<log_dir>/<id>.log`;
+    /// returns the log path when logging is now on.
+    pub fn toggle_output_log(&self, id: &str) -> Result<Option<PathBuf>> {
+        let session = self.get(id)?;
+        let mut log = lock(&session.log);
+        if log.take().is_some() {
+            return Ok(None);
+        }
+        let path = log_path(&self.inner.config, id);
+        *log = Some(open_log(&path)?);
+        Ok(Some(path))
+    }
+
+    fn find(&self, id: &str) -> Option<Arc<Session>> {
+        lock(&self.inner.sessions)
+            .iter()
+            .find(|s| s.id == id)
+            .cloned()
+    }
+
+    fn get(&self, id: &str) -> Result<Arc<Session>> {
+        self.find(id).ok_or_else(|| Error::NotFound(id.into()))
+    }
+}
+
+impl Session {
+    fn new(id: String, kind: VmKind, options: VmOptions, config: &ManagerConfig) -> Self {
+        let log = if config.output_log {
+            match open_log(&log_path(config, &id)) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    tracing::warn!(vm = %id, "cannot open output log: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Session {
+            screen: Mutex::new(Screen::new(options.size, config.scrollback)),
+            id,
+            kind,
+            options,
+            created: SystemTime::now(),
+            pending: Mutex::new(OutputBuffer::new(PENDING_LIMIT)),
+            live: broadcast::channel(256).0,
+            seq: watch::channel(0).0,
+            state: watch::channel(VmState::Starting).0,
+            process: Mutex::new(None),
+            stats: Mutex::new(None),
+            attached: AtomicBool::new(false),
+            dirty: AtomicBool::new(false),
+            queued_input: AtomicUsize::new(0),
+            log: Mutex::new(log),
+        }
+    }
+
+    pub fn state(&self) -> VmState {
+        self.state.borrow().clone()
+    }
+
+    fn set_state(&self, events: &broadcast::Sender<Event>, state: VmState) {
+        let changed = self.state.send_if_modified(|s| {
+            if *s != state {
+                *s = state.clone();
+                true
+            } else {
+                false
+            }
+        });
+        if changed {
+            tracing::info!(vm = %self.id, state = %state.label(), "state");
+            let _ = events.send(Event::State(self.id.clone(), state));
+            // Wake anyone waiting on output too: a dead session answers no prompt.
+            self.seq.send_modify(|n| *n += 1);
+        }
+    }
+
+    fn send(&self, input: &[u8]) -> Result<()> {
+        if !self.state().is_alive() {
+            return Err(Error::session(
+                &self.id,
+                format!("is not running ({})", self.state().label()),
+            ));
+        }
+        let writer = lock(&self.process)
+            .as_ref()
+            .map(|p| p.writer.clone())
+            .ok_or_else(|| Error::session(&self.id, "has no process"))?;
+        let queued = self.queued_input.load(Ordering::Relaxed);
+        if queued + input.len() > INPUT_LIMIT {
+            return Err(Error::session(
+                &self.id,
+                format!(
+                    "is not reading its input ({} KiB waiting); input dropped",
+                    queued / 1024
+                ),
+            ));
+        }
+        for piece in input.chunks(INPUT_PIECE) {
+            self.queued_input.fetch_add(piece.len(), Ordering::Relaxed);
+            writer
+                .send(WriterMsg::Data(piece.to_vec()))
+                .map_err(|_| Error::session(&self.id, "input is closed"))?;
+        }
+        Ok(())
+    }
+
+    fn resize(&self, size: Size) {
+        lock(&self.screen).resize(size);
+        if let Some(p) = lock(&self.process).as_ref() {
+            let _ = p.writer.send(WriterMsg::Resize(size));
+        }
+    }
+
+    /// Terminates the process group and waits until the process is gone.
+    async fn stop(&self) -> VmState {
+        let control = lock(&self.process).as_ref().map(|p| p.control.clone());
+        let Some(control) = control else {
+            return self.state();
+        };
+        let mut rx = self.state.subscribe();
+        if self.state().is_alive() {
+            control.terminate();
+            let graceful = tokio::time::timeout(TERM_GRACE, rx.wait_for(|s| !s.is_alive()))
+                .await
+                .is_ok();
+            if !graceful {
+                control.kill();
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|s| !s.is_alive()))
+                        .await;
+            }
+        }
+        // Whatever the interpreter left behind in its process group goes too.
+        control.kill();
+        self.state()
+    }
+
+    /// Waits until `ready(self)` holds, re-checking whenever output or state changes.
+    async fn wait_for(&self, timeout: Duration, ready: impl Fn(&Session) -> bool) -> bool {
+        let mut rx = self.seq.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            rx.borrow_and_update();
+            if ready(self) {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) | Err(_) => return ready(self),
+            }
+        }
+    }
+
+    fn info(&self) -> VmInfo {
+        let process = lock(&self.process);
+        let state = self.state();
+        let stats = *lock(&self.stats);
+        let alive = state.is_alive();
+        VmInfo {
+            id: self.id.clone(),
+            kind: self.kind,
+            command: process
+                .as_ref()
+                .map(|p| p.command.clone())
+                .unwrap_or_default(),
+            pid: process.as_ref().and_then(|p| p.control.pid()),
+            cpu_percent: stats.filter(|_| alive).map(|s| s.cpu_percent),
+            rss_bytes: stats.filter(|_| alive).map(|s| s.rss_bytes),
+            uptime_secs: process
+                .as_ref()
+                .filter(|_| alive)
+                .map(|p| p.started.elapsed().as_secs())
+                .unwrap_or(0),
+            attached: self.attached.load(Ordering::Relaxed),
+            created_unix: self
+                .created
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            state,
+        }
+    }
+}
+
+/// Reads a session's output until the process closes it.
+async fn run_reader(
+    session: Arc<Session>,
+    mut reader: impl tokio::io::AsyncRead + Unpin,
+    events: broadcast::Sender<Event>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            // Linux reports EIO on the PTY master once the last slave fd is closed.
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let _ = events.send(Event::Error(
+                    Some(session.id.clone()),
+                    format!("output: {e}"),
+                ));
+                break;
+            }
+        };
+        let chunk = &buf[..n];
+        let replies = lock(&session.screen).feed(chunk);
+        if !replies.is_empty() {
+            let _ = session.send_reply(replies);
+        }
+        lock(&session.pending).push(chunk);
+        if let Some(log) = lock(&session.log).as_mut() {
+            use std::io::Write;
+            let _ = log.write_all(chunk).and_then(|_| log.flush());
+        }
+        if session.live.receiver_count() > 0 {
+            let _ = session.live.send(Arc::from(chunk));
+        }
+        session.seq.send_modify(|n| *n += 1);
+        if !session.dirty.swap(true, Ordering::AcqRel) {
+            let _ = events.send(Event::Output(session.id.clone()));
+        }
+    }
+}
+
+impl Session {
+    /// Queues an answer to a terminal query; bypasses the input limit (it is tiny).
+    fn send_reply(&self, reply: Vec<u8>) -> Option<()> {
+        let process = lock(&self.process);
+        let writer = &process.as_ref()?.writer;
+        self.queued_input.fetch_add(reply.len(), Ordering::Relaxed);
+        writer.send(WriterMsg::Data(reply)).ok()
+    }
+}
+
+/// Writes queued input and resizes to the session, in order.
+async fn run_writer(
+    session: Arc<Session>,
+    mut sink: impl Sink,
+    mut rx: mpsc::UnboundedReceiver<WriterMsg>,
+) {
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            WriterMsg::Data(data) => {
+                let len = data.len();
+                let result = sink.write_all(&data).await;
+                session.queued_input.fetch_sub(len, Ordering::Relaxed);
+                if result.is_err() {
+                    break;
+                }
+            }
+            WriterMsg::Resize(size) => {
+                let _ = sink.resize(size);
+            }
+        }
+    }
+    // Anything still queued will never be written.
+    session.queued_input.store(0, Ordering::Relaxed);
+}
+
+/// Samples CPU and memory of live local VMs once a second; stops with the manager.
+async fn sample_stats(inner: std::sync::Weak<Inner>) {
+    let mut meters: HashMap<String, (u32, CpuMeter)> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        let sessions: Vec<_> = lock(&inner.sessions).clone();
+        let mut changed = false;
+        let mut seen = Vec::with_capacity(sessions.len());
+        for s in &sessions {
+            let pid = lock(&s.process).as_ref().and_then(|p| p.control.pid());
+            let Some(pid) = pid.filter(|_| s.state().is_alive()) else {
+                continue;
+            };
+            seen.push(s.id.clone());
+            let entry = meters.entry(s.id.clone()).or_default();
+            if entry.0 != pid {
+                *entry = (pid, CpuMeter::default());
+            }
+            let sample = entry.1.sample(pid);
+            let mut stats = lock(&s.stats);
+            if display_differs(*stats, sample) {
+                changed = true;
+            }
+            *stats = sample;
+        }
+        meters.retain(|id, _| seen.contains(id));
+        if changed {
+            let _ = inner.events.send(Event::Stats);
+        }
+    }
+}
+
+/// Whether two samples would look different in the list (0.1% CPU, 0.1 MiB).
+fn display_differs(a: Option<ProcStats>, b: Option<ProcStats>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            (a.cpu_percent * 10.0).round() != (b.cpu_percent * 10.0).round()
+                || a.rss_bytes / (100 * 1024) != b.rss_bytes / (100 * 1024)
+                || a.state != b.state
+        }
+        (None, None) => false,
+        _ => true,
+    }
+}
+
+/// Session ids name log files and appear in commands: keep them plain.
+fn validate_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !id.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Manager(format!(
+            "invalid VM name '{id}': use 1-64 letters, digits, '-', '_' or '.'"
+        )))
+    }
+}
+
+fn log_path(config: &ManagerConfig, id: &str) -> PathBuf {
+    config.log_dir.join(format!("{id}.log"))
+}
+
+fn open_log(path: &std::path::Path) -> Result<std::io::BufWriter<std::fs::File>> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    Ok(std::io::BufWriter::new(file))
+}
+
+fn short_reason(e: &Error) -> String {
+    e.to_string()
+}
+
+/// Locks a mutex, carrying on if a panicking thread poisoned it: the data behind these
+/// locks stays consistent between statements.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

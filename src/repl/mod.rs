@@ -1,0 +1,555 @@
+//! `bioxen lua`: an embedded Lua 5.4 interpreter that behaves like the reference `lua`
+//! command, so a fresh machine needs nothing installed to run a VM.
+//!
+//! Options, the `arg` table, `LUA_INIT`, how lines are read (an expression first, then
+//! statements, more lines while the chunk is incomplete), how results and errors are
+//! printed: all follow `lua.c` from Lua 5.4. On top it has line editing and history
+//! (arrows, Home/End, Ctrl-A/E, Ctrl-R) and a Ctrl-C that interrupts the running chunk
+//! without losing the VM's state, while a Ctrl-C at the prompt only clears the line.
+
+mod interrupt;
+
+use std::io::{IsTerminal, Read, Write};
+
+use mlua::{Function, Lua, MultiValue, Value};
+
+const PROGNAME: &str = "bioxen lua";
+
+/// Lua code for the message handler of every protected call: like `lua.c`'s
+/// `msghandler`, it appends a traceback, cut where bioxen's own frames begin.
+const MSGHANDLER: &str = r#"
+local traceback, tostring, type, getmetatable = debug.traceback, tostring, type, getmetatable
+return function(msg)
+  if type(msg) ~= "string" and type(msg) ~= "number" then
+    local mt = getmetatable(msg)
+    if mt and mt.__tostring then
+      local s = tostring(msg)
+      if type(s) == "string" then return s end
+    end
+    msg = "(error object is a " .. type(msg) .. " value)"
+  end
+  local tb = traceback(tostring(msg), 2)
+  local cut = tb:find("\n\t%[C%]: in function 'xpcall'")
+  if cut then tb = tb:sub(1, cut) .. "\t[C]: in ?" end
+  return tb
+end
+"#;
+
+/// Options as `lua.c` collects them.
+#[derive(Debug, Default)]
+struct Options {
+    /// `-e` and `-l` in command-line order.
+    actions: Vec<Action>,
+    interactive: bool,
+    version: bool,
+    ignore_env: bool,
+    warnings: bool,
+    /// Index into argv of the script (`-` for stdin), if any.
+    script: Option<usize>,
+}
+
+#[derive(Debug)]
+enum Action {
+    Exec(String),
+    Require(String),
+}
+
+/// Runs the interpreter with `args` (without the program name); returns the exit code.
+pub fn main(args: Vec<String>) -> i32 {
+    let options = match parse_args(&args) {
+        Ok(o) => o,
+        Err(msg) => {
+            eprintln!("{PROGNAME}: {msg}");
+            print_usage();
+            return 1;
+        }
+    };
+    match Repl::new(&options) {
+        Ok(repl) => repl.run(&options, &args),
+        Err(e) => {
+            eprintln!("{PROGNAME}: cannot start Lua: {e}");
+            1
+        }
+    }
+}
+
+fn parse_args(args: &[String]) -> Result<Options, String> {
+    let mut o = Options::default();
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        if !a.starts_with('-') {
+            o.script = Some(i);
+            return Ok(o);
+        }
+        match a {
+            "-" => {
+                o.script = Some(i);
+                return Ok(o);
+            }
+            "--" => {
+                o.script = (i + 1 < args.len()).then_some(i + 1);
+                return Ok(o);
+            }
+            "-i" => {
+                o.interactive = true;
+                o.version = true;
+            }
+            "-v" => o.version = true,
+            "-E" => o.ignore_env = true,
+            "-W" => o.warnings = true,
+            _ if a.starts_with("-e") || a.starts_with("-l") => {
+                let value = if a.len() > 2 {
+                    a[2..].to_string()
+                } else {
+                    i += 1;
+                    args.get(i)
+                        .cloned()
+                        .ok_or_else(|| format!("'{a}' needs argument"))?
+                };
+                o.actions.push(if a.starts_with("-e") {
+                    Action::Exec(value)
+                } else {
+                    Action::Require(value)
+                });
+            }
+            _ => return Err(format!("unrecognized option '{a}'")),
+        }
+        i += 1;
+    }
+    Ok(o)
+}
+
+fn print_usage() {
+    eprintln!(
+        "usage: bioxen lua [options] [script [args]]\n\
+         Available options are:\n  \
+         -e stat   execute string 'stat'\n  \
+         -i        enter interactive mode after executing 'script'\n  \
+         -l mod    require library 'mod' into global 'mod'\n  \
+         -l g=mod  require library 'mod' into global 'g'\n  \
+         -v        show version information\n  \
+         -E        ignore environment variables\n  \
+         -W        turn warnings on\n  \
+         --        stop handling options\n  \
+         -         stop handling options and execute stdin"
+    );
+}
+
+struct Repl {
+    lua: Lua,
+    msghandler: Function,
+}
+
+impl Repl {
+    fn new(options: &Options) -> mlua::Result<Repl> {
+        // The unsafe constructor loads the debug library and allows C modules
+        // (`require "socket"`), as the reference interpreter does.
+        // SAFETY: the interpreter is owned by this process alone; running arbitrary
+        // code is its purpose.
+        let lua = unsafe { Lua::unsafe_new() };
+        set_module_paths(&lua, options.ignore_env)?;
+        let msghandler: Function = lua.load(MSGHANDLER).set_name("=bioxen").call(())?;
+        interrupt::install(lua.state());
+        Ok(Repl { lua, msghandler })
+    }
+
+    fn run(self, o: &Options, args: &[String]) -> i32 {
+        if o.version {
+            print_version(&self.lua);
+        }
+        if let Err(e) = self.create_arg_table(args, o.script) {
+            eprintln!("{PROGNAME}: {e}");
+            return 1;
+        }
+        if o.warnings {
+            let _ = self.lua.load("warn('@on')").exec();
+        }
+        if !o.ignore_env && !self.handle_init() {
+            return 1;
+        }
+        for action in &o.actions {
+            let ok = match action {
+                Action::Exec(code) => self.do_string(code, "=(command line)"),
+                Action::Require(spec) => self.do_require(spec),
+            };
+            if !ok {
+                return 1;
+            }
+        }
+        if let Some(idx) = o.script
+            && !self.do_script(&args[idx], &args[idx + 1..])
+        {
+            return 1;
+        }
+        if o.interactive {
+            self.repl();
+        } else if o.script.is_none() && o.actions.is_empty() && !o.version {
+            if std::io::stdin().is_terminal() {
+                print_version(&self.lua);
+                self.repl();
+            } else if !self.do_file(None, &[]) {
+                return 1;
+            }
+        }
+        0
+    }
+
+    /// `arg[0]` is the script, negative indices the interpreter and its options,
+    /// positive ones the script's own arguments.
+    fn create_arg_table(&self, args: &[String], script: Option<usize>) -> mlua::Result<()> {
+        let table = self.lua.create_table()?;
+        let script_idx = script
+            .map(|i| i as i64 + 1)
+            .unwrap_or(args.len() as i64 + 1);
+        let exe = std::env::args().next().unwrap_or_else(|| "bioxen".into());
+        let mut all = vec![exe, "lua".to_string()];
+        all.extend(args.iter().cloned());
+        // In `all`, the script sits at script_idx + 1 (two program words before args).
+        let base = script_idx + 1;
+        for (i, a) in all.iter().enumerate() {
+            table.raw_set(i as i64 - base, a.as_str())?;
+        }
+        self.lua.globals().set("arg", table)
+    }
+
+    fn handle_init(&self) -> bool {
+        let (name, value) = match std::env::var("LUA_INIT_5_4") {
+            Ok(v) => ("=LUA_INIT_5_4", v),
+            Err(_) => match std::env::var("LUA_INIT") {
+                Ok(v) => ("=LUA_INIT", v),
+                Err(_) => return true,
+            },
+        };
+        match value.strip_prefix('@') {
+            Some(file) => self.do_file(Some(file), &[]),
+            None => self.do_string(&value, name),
+        }
+    }
+
+    fn do_string(&self, code: &str, name: &str) -> bool {
+        match self.lua.load(code).set_name(name).into_function() {
+            Ok(f) => self.report(self.docall(f, MultiValue::new()).map(|_| ())),
+            Err(e) => self.report(Err(syntax_message(&e))),
+        }
+    }
+
+    fn do_require(&self, spec: &str) -> bool {
+        let (global, module) = spec.split_once('=').unwrap_or((spec, spec));
+        let code = format!(
+            "{} = require({})",
+            global_ref(global),
+            crate::lua_literal::quote(module)
+        );
+        self.do_string(&code, "=(command line)")
+    }
+
+    fn do_script(&self, script: &str, script_args: &[String]) -> bool {
+        let file = (script != "-").then_some(script);
+        self.do_file(file, script_args)
+    }
+
+    fn do_file(&self, path: Option<&str>, script_args: &[String]) -> bool {
+        let (source, name) = match path {
+            Some(p) => match std::fs::read(p) {
+                Ok(bytes) => (bytes, format!("@{p}")),
+                Err(e) => {
+                    return self.report(Err(format!("cannot open {p} ({e})")));
+                }
+            },
+            None => {
+                let mut bytes = Vec::new();
+                if let Err(e) = std::io::stdin().read_to_end(&mut bytes) {
+                    return self.report(Err(format!("cannot read stdin ({e})")));
+                }
+                (bytes, "=stdin".to_string())
+            }
+        };
+        let source = strip_shebang(&source);
+        let f = match self.lua.load(source).set_name(name).into_function() {
+            Ok(f) => f,
+            Err(e) => return self.report(Err(syntax_message(&e))),
+        };
+        let mut values = MultiValue::new();
+        for a in script_args {
+            match self.lua.create_string(a) {
+                Ok(s) => values.push_back(Value::String(s)),
+                Err(e) => return self.report(Err(e.to_string())),
+            }
+        }
+        self.report(self.docall(f, values).map(|_| ()))
+    }
+
+    /// Calls `f` protected, with the traceback handler and Ctrl-C armed.
+    fn docall(&self, f: Function, args: MultiValue) -> Result<MultiValue, String> {
+        let xpcall: Function = self
+            .lua
+            .globals()
+            .get("xpcall")
+            .map_err(|e| e.to_string())?;
+        let mut call_args = MultiValue::new();
+        call_args.push_back(Value::Function(f));
+        call_args.push_back(Value::Function(self.msghandler.clone()));
+        call_args.extend(args);
+        let result = {
+            let _running = interrupt::Running::start();
+            xpcall.call::<MultiValue>(call_args)
+        };
+        flush_c_stdio();
+        let mut values = result.map_err(|e| e.to_string())?;
+        match values.pop_front() {
+            Some(Value::Boolean(true)) => Ok(values),
+            _ => Err(values
+                .pop_front()
+                .map(|v| value_to_message(&v))
+                .unwrap_or_else(|| "(error object is a nil value)".into())),
+        }
+    }
+
+    /// Prints an error like `lua.c`'s `l_message`; returns whether there was none.
+    fn report(&self, result: Result<(), String>) -> bool {
+        match result {
+            Ok(()) => true,
+            Err(msg) => {
+                flush_c_stdio();
+                eprintln!("{PROGNAME}: {msg}");
+                false
+            }
+        }
+    }
+
+    /// The read-eval-print loop.
+    fn repl(&self) {
+        let mut editor = match rustyline::DefaultEditor::new() {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("{PROGNAME}: cannot set up line editing: {e}");
+                return;
+            }
+        };
+        loop {
+            let chunk = match self.read_chunk(&mut editor) {
+                ReadOutcome::Chunk(text, compiled) => {
+                    let _ = editor.add_history_entry(text.as_str());
+                    compiled
+                }
+                ReadOutcome::Cancelled => continue,
+                ReadOutcome::Eof => break,
+            };
+            match chunk {
+                Ok(f) => match self.docall(f, MultiValue::new()) {
+                    Ok(values) => self.print_values(values),
+                    Err(msg) => print_error(&msg),
+                },
+                Err(msg) => print_error(&msg),
+            }
+        }
+        println!();
+    }
+
+    /// Reads one complete chunk: first as `return <line>`, else as statements, asking
+    /// for more lines (with the second prompt) while the chunk is incomplete.
+    fn read_chunk(&self, editor: &mut rustyline::DefaultEditor) -> ReadOutcome {
+        let Some(line) = self.read_line(editor, true) else {
+            return ReadOutcome::Eof;
+        };
+        let Ok(line) = line else {
+            return ReadOutcome::Cancelled;
+        };
+        let as_expr = format!("return {line}");
+        if let Ok(f) = self.lua.load(&as_expr).set_name("=stdin").into_function() {
+            return ReadOutcome::Chunk(line, Ok(f));
+        }
+        let mut buffer = line;
+        loop {
+            match self.lua.load(&buffer).set_name("=stdin").into_function() {
+                Ok(f) => return ReadOutcome::Chunk(buffer, Ok(f)),
+                Err(mlua::Error::SyntaxError {
+                    incomplete_input: true,
+                    message,
+                }) => match self.read_line(editor, false) {
+                    Some(Ok(more)) => {
+                        buffer.push('\n');
+                        buffer.push_str(&more);
+                    }
+                    Some(Err(())) => return ReadOutcome::Cancelled,
+                    None => return ReadOutcome::Chunk(buffer, Err(message)),
+                },
+                Err(e) => return ReadOutcome::Chunk(buffer, Err(syntax_message(&e))),
+            }
+        }
+    }
+
+    /// One line from the editor: `None` at end of input, `Some(Err)` on Ctrl-C.
+    fn read_line(
+        &self,
+        editor: &mut rustyline::DefaultEditor,
+        first: bool,
+    ) -> Option<Result<String, ()>> {
+        let prompt = self.prompt(first);
+        flush_c_stdio();
+        match editor.readline(&prompt) {
+            Ok(line) => Some(Ok(line)),
+            Err(rustyline::error::ReadlineError::Interrupted) => Some(Err(())),
+            Err(_) => None,
+        }
+    }
+
+    /// `_PROMPT` / `_PROMPT2` when set, as in the reference interpreter.
+    fn prompt(&self, first: bool) -> String {
+        let (var, default) = if first {
+            ("_PROMPT", "> ")
+        } else {
+            ("_PROMPT2", ">> ")
+        };
+        match self.lua.globals().get::<Value>(var) {
+            Ok(Value::String(s)) => s.to_string_lossy(),
+            Ok(v @ (Value::Integer(_) | Value::Number(_))) => v.to_string().unwrap_or_default(),
+            _ => default.to_string(),
+        }
+    }
+
+    /// Prints results through the global `print`, tab-separated, like `lua.c`.
+    fn print_values(&self, values: MultiValue) {
+        if values.is_empty() {
+            return;
+        }
+        let result = self
+            .lua
+            .globals()
+            .get::<Function>("print")
+            .and_then(|print| print.call::<()>(values));
+        flush_c_stdio();
+        if let Err(e) = result {
+            print_error(&format!("error calling 'print' ({e})"));
+        }
+    }
+}
+
+enum ReadOutcome {
+    Chunk(String, Result<Function, String>),
+    Cancelled,
+    Eof,
+}
+
+fn print_error(msg: &str) {
+    flush_c_stdio();
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{msg}");
+}
+
+fn print_version(lua: &Lua) {
+    let version: String = lua
+        .globals()
+        .get("_VERSION")
+        .unwrap_or_else(|_| "Lua 5.4".into());
+    println!(
+        "{version}  Copyright (C) 1994-2025 Lua.org, PUC-Rio  [bioxen {}]",
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
+fn value_to_message(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.to_string_lossy(),
+        Value::Integer(_) | Value::Number(_) => v.to_string().unwrap_or_default(),
+        other => format!("(error object is a {} value)", other.type_name()),
+    }
+}
+
+/// The compiler's message as Lua prints it (`stdin:1: unexpected symbol near 'x'`).
+fn syntax_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `g` as a global assignment target, quoted when it is not a plain name.
+fn global_ref(name: &str) -> String {
+    let plain = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if plain {
+        name.to_string()
+    } else {
+        format!("_G[{}]", crate::lua_literal::quote(name))
+    }
+}
+
+fn strip_shebang(source: &[u8]) -> &[u8] {
+    if source.starts_with(b"#") {
+        // Keep the newline so line numbers stay right.
+        match source.iter().position(|&b| b == b'\n') {
+            Some(i) => &source[i..],
+            None => &[],
+        }
+    } else {
+        source
+    }
+}
+
+/// Flushes C stdio, which Lua's `print` and `io.write` go through, so their output
+/// is on the terminal before a prompt or an error line is written.
+fn flush_c_stdio() {
+    // SAFETY: fflush(NULL) flushes every open output stream; always valid.
+    unsafe {
+        libc::fflush(std::ptr::null_mut());
+    }
+    let _ = std::io::stdout().flush();
+}
+
+/// Module search paths: the Debian layout (so `lua-*` packages load), plus
+/// `LUA_PATH_5_4`/`LUA_PATH` and their CPATH twins where `;;` stands for the default.
+fn set_module_paths(lua: &Lua, ignore_env: bool) -> mlua::Result<()> {
+    let multiarch = format!("{}-linux-gnu", std::env::consts::ARCH);
+    let default_path = "/usr/local/share/lua/5.4/?.lua;/usr/local/share/lua/5.4/?/init.lua;\
+                        /usr/local/lib/lua/5.4/?.lua;/usr/local/lib/lua/5.4/?/init.lua;\
+                        /usr/share/lua/5.4/?.lua;/usr/share/lua/5.4/?/init.lua;./?.lua;./?/init.lua"
+        .to_string();
+    let default_cpath = format!(
+        "/usr/local/lib/lua/5.4/?.so;/usr/lib/{multiarch}/lua/5.4/?.so;/usr/lib/lua/5.4/?.so;\
+         /usr/local/lib/lua/5.4/loadall.so;./?.so"
+    );
+    let pick = |vars: [&str; 2], default: &str| -> String {
+        if ignore_env {
+            return default.to_string();
+        }
+        vars.iter()
+            .find_map(|v| std::env::var(v).ok())
+            .map(|v| v.replace(";;", &format!(";{default};")))
+            .unwrap_or_else(|| default.to_string())
+    };
+    let package: mlua::Table = lua.globals().get("package")?;
+    package.set("path", pick(["LUA_PATH_5_4", "LUA_PATH"], &default_path))?;
+    package.set(
+        "cpath",
+        pick(["LUA_CPATH_5_4", "LUA_CPATH"], &default_cpath),
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_like_lua_c() {
+        let args: Vec<String> = ["-e", "x=1", "-i", "s.lua", "a", "-v"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let o = parse_args(&args).unwrap();
+        assert!(o.interactive && o.version);
+        assert_eq!(o.script, Some(3));
+        assert!(matches!(&o.actions[0], Action::Exec(c) if c == "x=1"));
+        assert!(parse_args(&["-x".to_string()]).is_err());
+        assert!(parse_args(&["-e".to_string()]).is_err());
+    }
+
+    #[test]
+    fn shebang_line_is_dropped_but_counted() {
+        assert_eq!(strip_shebang(b"#!/usr/bin/lua\nprint(1)"), b"\nprint(1)");
+        assert_eq!(strip_shebang(b"print(1)"), b"print(1)");
+    }
+}

@@ -1,0 +1,7 @@
+//! The terminal engine: turning a session's output bytes into a screen, and the
+//! dashboard's keystrokes into the bytes a program expects.
+
+pub mod encode;
+pub mod screen;
+
+pub use screen::Screen;

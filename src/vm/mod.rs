@@ -1,0 +1,162 @@
+//! The kinds of VM bioxen runs and what every kind has in common.
+//!
+//! A backend hands the manager three things: a byte stream to read (the session's
+//! output), a [`Sink`] to write keystrokes and resizes to, and a [`Control`] to stop it.
+//! The manager and everything above it never know which kind they talk to.
+
+pub mod local;
+pub mod proc_stats;
+
+use std::fmt;
+use std::future::Future;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+
+/// Where a VM's Lua runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VmKind {
+    /// A Lua interpreter in a pseudo-terminal on this machine.
+    Local,
+    /// Lua on an existing host over SSH.
+    Ssh,
+    /// A VM created on an XCP-ng pool, with Lua over SSH.
+    Xcpng,
+}
+
+impl VmKind {
+    pub const ALL: [VmKind; 3] = [VmKind::Local, VmKind::Ssh, VmKind::Xcpng];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VmKind::Local => "local",
+            VmKind::Ssh => "ssh",
+            VmKind::Xcpng => "xcpng",
+        }
+    }
+}
+
+impl fmt::Display for VmKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for VmKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "local" | "basic" => Ok(VmKind::Local),
+            "ssh" => Ok(VmKind::Ssh),
+            "xcpng" => Ok(VmKind::Xcpng),
+            other => Err(Error::Manager(format!(
+                "unknown VM kind '{other}' (expected local, ssh or xcpng)"
+            ))),
+        }
+    }
+}
+
+/// The life of a session as the list pane shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", content = "detail", rename_all = "lowercase")]
+pub enum VmState {
+    Starting,
+    Running,
+    /// The interpreter exited on its own with this code.
+    Exited(i32),
+    /// The interpreter was ended by this signal.
+    Killed(i32),
+    /// The session could not start or broke; the reason is shown.
+    Failed(String),
+}
+
+impl VmState {
+    pub fn is_alive(&self) -> bool {
+        matches!(self, VmState::Starting | VmState::Running)
+    }
+
+    /// A short label: `running`, `exited(3)`, `killed(SIGKILL)`.
+    pub fn label(&self) -> String {
+        match self {
+            VmState::Starting => "starting".into(),
+            VmState::Running => "running".into(),
+            VmState::Exited(code) => format!("exited({code})"),
+            VmState::Killed(sig) => format!("killed({})", signal_name(*sig)),
+            VmState::Failed(why) => format!("failed({why})"),
+        }
+    }
+}
+
+/// `SIGKILL` for 9, `SIG42` for signals without a common name.
+pub fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        _ => return format!("SIG{sig}"),
+    };
+    name.to_string()
+}
+
+/// A terminal size in character cells. Zero is never passed on: PTYs and parsers get
+/// at least 1x1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size {
+    pub rows: u16,
+    pub cols: u16,
+}
+
+impl Size {
+    pub fn new(rows: u16, cols: u16) -> Self {
+        Size {
+            rows: rows.max(1),
+            cols: cols.max(1),
+        }
+    }
+}
+
+impl Default for Size {
+    fn default() -> Self {
+        Size::new(24, 80)
+    }
+}
+
+/// What the caller may choose when creating a VM; the rest comes from the config.
+#[derive(Debug, Clone, Default)]
+pub struct VmOptions {
+    /// Command line overriding the configured interpreter (already split into words).
+    pub command: Option<Vec<String>>,
+    /// Initial terminal size.
+    pub size: Size,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// For `ssh`: the `[[ssh_hosts]]` entry to connect to.
+    pub host: Option<String>,
+}
+
+/// The writing half of a session: keystrokes and window size.
+pub trait Sink: Send + 'static {
+    fn write_all(&mut self, data: &[u8]) -> impl Future<Output = std::io::Result<()>> + Send;
+    fn resize(&mut self, size: Size) -> std::io::Result<()>;
+}
+
+/// Stopping a session and knowing its process.
+pub trait Control: Send + Sync + 'static {
+    /// The local process id, where there is one.
+    fn pid(&self) -> Option<u32>;
+    /// Ask the session to end (SIGTERM to its process group, closing the channel, ...).
+    fn terminate(&self);
+    /// End it now (SIGKILL to the process group).
+    fn kill(&self);
+}
