@@ -439,6 +439,20 @@ impl Manager {
         }
     }
 
+    /// Waits until `predicate` holds for the session's screen, re-checking on every
+    /// output; returns whether it held before the timeout.
+    pub async fn wait_screen(
+        &self,
+        id: &str,
+        timeout: Duration,
+        predicate: impl Fn(&Screen) -> bool,
+    ) -> Result<bool> {
+        let session = self.get(id)?;
+        Ok(session
+            .wait_for(timeout, |s| predicate(&lock(&s.screen)))
+            .await)
+    }
+
     /// Waits until the session's state is no longer starting or running.
     pub async fn wait_exit(&self, id: &str, timeout: Duration) -> Result<VmState> {
         let session = self.get(id)?;

@@ -8,6 +8,9 @@
 //! without losing the VM's state, while a Ctrl-C at the prompt only clears the line.
 
 mod interrupt;
+mod line_editor;
+
+use line_editor::{LineEditor, Read as LineRead};
 
 use std::io::{IsTerminal, Read, Write};
 
@@ -195,20 +198,16 @@ impl Repl {
         0
     }
 
-    /// `arg[0]` is the script, negative indices the interpreter and its options,
-    /// positive ones the script's own arguments.
+    /// `arg[0]` is the script (the interpreter when there is none), negative indices
+    /// the interpreter and its options, positive ones the script's own arguments.
     fn create_arg_table(&self, args: &[String], script: Option<usize>) -> mlua::Result<()> {
         let table = self.lua.create_table()?;
-        let script_idx = script
-            .map(|i| i as i64 + 1)
-            .unwrap_or(args.len() as i64 + 1);
         let exe = std::env::args().next().unwrap_or_else(|| "bioxen".into());
-        let mut all = vec![exe, "lua".to_string()];
-        all.extend(args.iter().cloned());
-        // In `all`, the script sits at script_idx + 1 (two program words before args).
-        let base = script_idx + 1;
-        for (i, a) in all.iter().enumerate() {
-            table.raw_set(i as i64 - base, a.as_str())?;
+        let all = std::iter::once(exe.as_str()).chain(args.iter().map(String::as_str));
+        // Position of the script in `all`, whose first word is the interpreter.
+        let base = script.map(|i| i as i64 + 1).unwrap_or(0);
+        for (i, a) in all.enumerate() {
+            table.raw_set(i as i64 - base, a)?;
         }
         self.lua.globals().set("arg", table)
     }
@@ -320,17 +319,11 @@ impl Repl {
 
     /// The read-eval-print loop.
     fn repl(&self) {
-        let mut editor = match rustyline::DefaultEditor::new() {
-            Ok(e) => e,
-            Err(e) => {
-                eprintln!("{PROGNAME}: cannot set up line editing: {e}");
-                return;
-            }
-        };
+        let mut editor = LineEditor::new();
         loop {
             let chunk = match self.read_chunk(&mut editor) {
                 ReadOutcome::Chunk(text, compiled) => {
-                    let _ = editor.add_history_entry(text.as_str());
+                    editor.add_history(&text);
                     compiled
                 }
                 ReadOutcome::Cancelled => continue,
@@ -344,12 +337,11 @@ impl Repl {
                 Err(msg) => print_error(&msg),
             }
         }
-        println!();
     }
 
     /// Reads one complete chunk: first as `return <line>`, else as statements, asking
     /// for more lines (with the second prompt) while the chunk is incomplete.
-    fn read_chunk(&self, editor: &mut rustyline::DefaultEditor) -> ReadOutcome {
+    fn read_chunk(&self, editor: &mut LineEditor) -> ReadOutcome {
         let Some(line) = self.read_line(editor, true) else {
             return ReadOutcome::Eof;
         };
@@ -381,17 +373,13 @@ impl Repl {
     }
 
     /// One line from the editor: `None` at end of input, `Some(Err)` on Ctrl-C.
-    fn read_line(
-        &self,
-        editor: &mut rustyline::DefaultEditor,
-        first: bool,
-    ) -> Option<Result<String, ()>> {
+    fn read_line(&self, editor: &mut LineEditor, first: bool) -> Option<Result<String, ()>> {
         let prompt = self.prompt(first);
         flush_c_stdio();
-        match editor.readline(&prompt) {
-            Ok(line) => Some(Ok(line)),
-            Err(rustyline::error::ReadlineError::Interrupted) => Some(Err(())),
-            Err(_) => None,
+        match editor.read_line(&prompt) {
+            LineRead::Line(line) => Some(Ok(line)),
+            LineRead::Interrupted => Some(Err(())),
+            LineRead::Eof => None,
         }
     }
 

@@ -1,0 +1,72 @@
+//! Helpers shared by the integration tests: a manager that runs this build's `bioxen
+//! lua`, checks for the real peers the tests need, and process inspection.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bioxen::config::Config;
+use bioxen::{Manager, ManagerConfig};
+
+/// Generous: CI is a 2-core machine that may be compiling at the same time.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub fn bioxen_exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_bioxen"))
+}
+
+pub fn manager_config() -> ManagerConfig {
+    let mut config = ManagerConfig::from_config(&Config::default()).expect("default config");
+    config.self_exe = bioxen_exe();
+    config.log_dir = std::env::temp_dir().join(format!("bioxen-test-logs-{}", std::process::id()));
+    config
+}
+
+pub fn manager() -> Manager {
+    Manager::new(manager_config())
+}
+
+/// Fails the test with the command to install `program` when it is missing: a peer
+/// that is not there is a failure, never a skip.
+pub fn require_program(program: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(program).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "this test needs `{program}`: install it with `apt-get install -y {package}` \
+         (or run the README's test command as root, which installs it)"
+    );
+}
+
+/// Whether any process is still in process group `pgid` (the VM and its children).
+pub fn process_group_alive(pgid: u32) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten().any(|entry| {
+        let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        let Some(close) = text.rfind(')') else {
+            return false;
+        };
+        let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
+        // fields[0] = state, fields[2] = pgrp; zombies are gone for our purposes.
+        fields.first() != Some(&"Z") && fields.get(2) == Some(&pgid.to_string().as_str())
+    })
+}
+
+/// Polls `cond` until it holds or `timeout` passes.
+pub async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,280 @@
+//! Local VMs through the manager API, against real PTYs and the real embedded REPL.
+
+mod common;
+
+use std::time::Duration;
+
+use bioxen::{Error, VmKind, VmOptions, VmState};
+use common::{WAIT, eventually, manager, process_group_alive};
+
+/// The original validation flow: create, set a global, print it, read it back,
+/// terminate, and nothing of the VM is left running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_flow_basic() {
+    let m = manager();
+    let id = m
+        .create_interactive_vm(Some("test_basic"), VmKind::Local, VmOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(id, "test_basic");
+    // Typed ahead of the prompt on purpose: input sent right after creation must not
+    // be lost while the interpreter starts.
+    m.send_input("test_basic", "x = 42\n").unwrap();
+    m.send_input("test_basic", "print('Value:', x)\n").unwrap();
+    let out = match m.read_until("test_basic", "Value:\t42", WAIT).await {
+        Ok(out) => out,
+        Err(e) => panic!(
+            "{e}: screen:\n{}",
+            m.with_screen("test_basic", |s| s.text()).unwrap()
+        ),
+    };
+    assert!(out.contains("Value:\t42"), "{out:?}");
+
+    let pid = m.info("test_basic").unwrap().pid.unwrap();
+    // A child of the VM in its process group must die with it.
+    m.send_input("test_basic", "os.execute('sleep 300 &')\n")
+        .unwrap();
+    assert!(
+        eventually(WAIT, || count_group(pid) >= 2).await,
+        "background sleep did not start"
+    );
+
+    let state = m.terminate_vm_session("test_basic").await.unwrap();
+    assert!(
+        matches!(state, VmState::Killed(_) | VmState::Exited(_)),
+        "{state:?}"
+    );
+    assert!(
+        eventually(WAIT, || !process_group_alive(pid)).await,
+        "processes of the VM remain"
+    );
+    assert!(matches!(
+        m.read_output("test_basic"),
+        Err(Error::NotFound(_))
+    ));
+}
+
+fn count_group(pgid: u32) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("stat"))
+                .ok()
+                .and_then(|t| {
+                    let close = t.rfind(')')?;
+                    let f: Vec<String> = t[close + 1..]
+                        .split_whitespace()
+                        .map(String::from)
+                        .collect();
+                    Some(f.get(2)? == &pgid.to_string() && f[0] != "Z")
+                })
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execute_string_returns_exactly_the_codes_output() {
+    let m = manager();
+    let id = m
+        .create_interactive_vm(None, VmKind::Local, VmOptions::default())
+        .await
+        .unwrap();
+    m.wait_ready(&id, WAIT).await.unwrap();
+
+    let r = m.execute_string(&id, "x = 6 * 7", WAIT).await.unwrap();
+    assert_eq!(r.output, "");
+    assert!(r.ok());
+    let r = m.execute_string(&id, "x, 'two'", WAIT).await.unwrap();
+    assert_eq!(r.output, "42\ttwo\n");
+    let r = m
+        .execute_string(&id, "for i = 1, 3 do\n  print('line', i)\nend", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(r.output, "line\t1\nline\t2\nline\t3\n");
+    let r = m
+        .execute_string(&id, "io.write('no newline') y = 1", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(r.output, "no newline");
+    let r = m.execute_string(&id, "error('boom')", WAIT).await.unwrap();
+    assert!(
+        r.error.as_deref().unwrap().starts_with("(execute):1: boom"),
+        "{r:?}"
+    );
+    let r = m.execute_string(&id, "x x", WAIT).await.unwrap();
+    assert!(
+        r.error.as_deref().unwrap().contains("syntax error"),
+        "{r:?}"
+    );
+    // The VM keeps its state through errors.
+    let r = m.execute_string(&id, "x", WAIT).await.unwrap();
+    assert_eq!(r.output, "42\n");
+    m.terminate_vm_session(&id).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_interrupts_a_runaway_loop_and_keeps_state() {
+    let m = manager();
+    let id = m
+        .create_interactive_vm(None, VmKind::Local, VmOptions::default())
+        .await
+        .unwrap();
+    m.wait_ready(&id, WAIT).await.unwrap();
+    m.execute_string(&id, "kept = 'still here'", WAIT)
+        .await
+        .unwrap();
+    m.read_output(&id).unwrap();
+    m.send_input(&id, "while true do end\r").unwrap();
+    // Wait until the loop is running: echoed, and no prompt after it.
+    let running = m
+        .wait_screen(&id, WAIT, |s| {
+            s.text_before_cursor().is_empty() && s.text().contains("while true do end")
+        })
+        .await
+        .unwrap();
+    assert!(running, "loop did not start");
+    let cpu_busy = eventually(WAIT, || {
+        m.info(&id).unwrap().cpu_percent.unwrap_or(0.0) > 50.0
+    })
+    .await;
+    assert!(cpu_busy, "the loop should be using the CPU");
+    m.send_input(&id, "\x03").unwrap();
+    let out = m.read_until(&id, "interrupted!", WAIT).await.unwrap();
+    assert!(out.contains("interrupted!"), "{out:?}");
+    m.wait_ready(&id, WAIT).await.unwrap();
+    let r = m.execute_string(&id, "kept", WAIT).await.unwrap();
+    assert_eq!(r.output, "still here\n");
+    assert_eq!(m.info(&id).unwrap().state, VmState::Running);
+    m.terminate_vm_session(&id).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_vms_start_concurrently_and_one_dies_alone() {
+    let m = manager();
+    let creates = (0..20).map(|i| {
+        let m = m.clone();
+        async move {
+            let id = format!("vm{i:02}");
+            m.create_interactive_vm(Some(&id), VmKind::Local, VmOptions::default())
+                .await
+                .unwrap();
+            m.wait_ready(&id, Duration::from_secs(60)).await.unwrap();
+            id
+        }
+    });
+    let ids = futures_util::future::join_all(creates).await;
+    assert_eq!(m.list().len(), 20);
+    let victim_pid = m.info("vm07").unwrap().pid.unwrap();
+    let state = m.kill("vm07").await.unwrap();
+    assert!(matches!(state, VmState::Killed(libc::SIGTERM)), "{state:?}");
+    assert!(eventually(WAIT, || !process_group_alive(victim_pid)).await);
+    for id in ids.iter().filter(|id| *id != "vm07") {
+        assert_eq!(m.info(id).unwrap().state, VmState::Running, "{id}");
+        let r = m
+            .execute_string(id, &format!("'{id}'"), WAIT)
+            .await
+            .unwrap();
+        assert_eq!(r.output, format!("{id}\n"));
+    }
+    // The dead VM's last screen is still there to read.
+    let text = m.with_screen("vm07", |s| s.text()).unwrap();
+    assert!(text.contains("> "), "{text:?}");
+    m.shutdown().await;
+    assert!(m.list().iter().all(|v| !v.state.is_alive()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_code_and_signal_are_reported() {
+    let m = manager();
+    let a = m
+        .create_interactive_vm(Some("exits"), VmKind::Local, VmOptions::default())
+        .await
+        .unwrap();
+    let b = m
+        .create_interactive_vm(Some("killed"), VmKind::Local, VmOptions::default())
+        .await
+        .unwrap();
+    m.wait_ready(&a, WAIT).await.unwrap();
+    m.wait_ready(&b, WAIT).await.unwrap();
+    m.send_input(&a, "os.exit(3)\r").unwrap();
+    assert_eq!(m.wait_exit(&a, WAIT).await.unwrap(), VmState::Exited(3));
+    assert_eq!(m.info(&a).unwrap().state.label(), "exited(3)");
+
+    let pid = m.info(&b).unwrap().pid.unwrap();
+    // SAFETY: plain kill(2) of the VM's own process.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    assert_eq!(
+        m.wait_exit(&b, WAIT).await.unwrap(),
+        VmState::Killed(libc::SIGKILL)
+    );
+    assert_eq!(m.info(&b).unwrap().state.label(), "killed(SIGKILL)");
+
+    // Input to a dead session is a session error; restarting brings it back.
+    assert!(matches!(
+        m.send_input(&a, "1\r"),
+        Err(Error::Session { .. })
+    ));
+    m.restart(&a).await.unwrap();
+    m.wait_ready(&a, WAIT).await.unwrap();
+    let r = m.execute_string(&a, "1 + 1", WAIT).await.unwrap();
+    assert_eq!(r.output, "2\n");
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_typed() {
+    let m = manager();
+    assert!(matches!(m.send_input("nope", "x"), Err(Error::NotFound(_))));
+    assert!(matches!("vax".parse::<VmKind>(), Err(Error::Manager(_))));
+    let bad = m
+        .create_interactive_vm(Some("bad name!"), VmKind::Local, VmOptions::default())
+        .await;
+    assert!(matches!(bad, Err(Error::Manager(_))), "{bad:?}");
+    let missing = VmOptions {
+        command: Some(vec!["/nonexistent/lua".into()]),
+        ..VmOptions::default()
+    };
+    let r = m
+        .create_interactive_vm(Some("ghost"), VmKind::Local, missing)
+        .await;
+    assert!(
+        matches!(r, Err(Error::Manager(ref msg)) if msg.contains("/nonexistent/lua")),
+        "{r:?}"
+    );
+    m.create_interactive_vm(Some("dup"), VmKind::Local, VmOptions::default())
+        .await
+        .unwrap();
+    let dup = m
+        .create_interactive_vm(Some("dup"), VmKind::Local, VmOptions::default())
+        .await;
+    assert!(matches!(dup, Err(Error::Manager(_))));
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resize_reaches_the_program() {
+    let m = manager();
+    let id = m
+        .create_interactive_vm(None, VmKind::Local, VmOptions::default())
+        .await
+        .unwrap();
+    m.wait_ready(&id, WAIT).await.unwrap();
+    let r = m
+        .execute_string(&id, "io.popen('stty size'):read('a')", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(r.output, "24 80\n\n");
+    m.resize(&id, bioxen::Size::new(33, 101)).unwrap();
+    let r = m
+        .execute_string(&id, "io.popen('stty size'):read('a')", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(r.output, "33 101\n\n");
+    assert_eq!(
+        m.with_screen(&id, |s| s.size()).unwrap(),
+        bioxen::Size::new(33, 101)
+    );
+    m.shutdown().await;
+}
