@@ -253,14 +253,12 @@ impl Config {
         })?;
         config.source = Some(Source::File(path.to_path_buf()));
         config.validate(text, path)?;
+        crate::ui::keymap::Keymap::build(&config, text, path)?;
         Ok(config)
     }
 
     /// Checks that go beyond types: ranges and values that must parse.
     fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
-        if let Err(msg) = crate::keyspec::KeySpec::parse(self.ui.prefix.get_ref()) {
-            return Err(invalid(path, text, Some(self.ui.prefix.span()), msg));
-        }
         if self.ui.scrollback > 1_000_000 {
             return Err(invalid_key(
                 path,

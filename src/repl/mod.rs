@@ -431,10 +431,7 @@ fn print_version(lua: &Lua) {
         .globals()
         .get("_VERSION")
         .unwrap_or_else(|_| "Lua 5.4".into());
-    println!(
-        "{version}  Copyright (C) 1994-2025 Lua.org, PUC-Rio  [bioxen {}]",
-        env!("CARGO_PKG_VERSION")
-    );
+    println!("{version} (bioxen)  Copyright (C) 1994-2025 Lua.org, PUC-Rio");
 }
 
 fn value_to_message(v: &Value) -> String {

@@ -1,12 +1,237 @@
 //! The full-screen dashboard.
+//!
+//! One task owns the terminal. It waits for input, manager events, background results,
+//! a once-a-second tick and signals; updates the [`app::App`]; and draws only when
+//! something changed, at most once per frame (~16 ms), each frame inside synchronized
+//! output so the terminal never shows half a frame. An idle dashboard draws nothing.
 
+pub mod app;
+pub mod dialogs;
+pub mod draw;
 pub mod format;
+pub mod keymap;
+pub mod layout;
+pub mod list_pane;
+pub mod terminal_pane;
 
+use std::io::Write;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use crossterm::event::EventStream;
+use crossterm::{event as ct_event, execute, terminal as ct_terminal};
+use futures_util::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use ratatui::layout::Rect;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::config::Config;
+use crate::manager::{Manager, ManagerConfig};
+use app::App;
+use keymap::Keymap;
 
-pub fn run(_config: Config) -> ExitCode {
-    eprintln!("the dashboard is not built yet");
-    ExitCode::FAILURE
+/// The shortest time between two frames.
+const FRAME: Duration = Duration::from_millis(16);
+
+/// Runs the dashboard until the user quits; restores the terminal in every case.
+pub fn run(config: Config) -> ExitCode {
+    let keymap = match Keymap::from_config(&config) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("bioxen: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let log_path = init_logging(&config);
+    install_panic_hook(log_path.clone());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("bioxen: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(dashboard(config, keymap));
+    crate::registry::withdraw();
+    // Tasks still reading PTYs of dead VMs must not keep the process alive.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bioxen: {e}");
+            if let Some(p) = log_path {
+                eprintln!("(details in {})", p.display());
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dashboard(config: Config, keymap: Keymap) -> std::io::Result<()> {
+    let manager = Manager::new(ManagerConfig::from_config(&config).map_err(std::io::Error::other)?);
+    let mouse = config.ui.mouse;
+    let _guard = TerminalGuard::enter(mouse)?;
+    let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+    let size = terminal.size()?;
+    let (tx, mut ui_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut app = App::new(
+        manager.clone(),
+        keymap,
+        Rect::new(0, 0, size.width, size.height),
+        mouse,
+        tx,
+    );
+
+    let mut input = EventStream::new();
+    let mut events = manager.subscribe();
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_draw = Instant::now() - FRAME;
+
+    while !app.quit {
+        let draw_at = app
+            .dirty
+            .then(|| tokio::time::Instant::from_std(last_draw + FRAME));
+        let prefix_at = app.prefix_deadline().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            biased;
+            _ = sleep_until(draw_at), if draw_at.is_some() => {
+                render(&mut terminal, &app)?;
+                app.dirty = false;
+                last_draw = Instant::now();
+            }
+            event = input.next() => match event {
+                Some(Ok(ev)) => app.on_terminal_event(ev),
+                Some(Err(e)) => return Err(e),
+                None => app.begin_quit(),
+            },
+            msg = ui_rx.recv() => if let Some(msg) = msg { app.on_ui_msg(msg) },
+            event = events.recv() => match event {
+                Ok(ev) => app.on_manager_event(ev),
+                Err(RecvError::Lagged(_)) => app.refresh(),
+                Err(RecvError::Closed) => {}
+            },
+            _ = sleep_until(prefix_at), if prefix_at.is_some() => app.expire_prefix(),
+            _ = tick.tick() => app.on_tick(),
+            _ = sigterm.recv() => {
+                tracing::info!("SIGTERM: terminating VMs and quitting");
+                app.begin_quit();
+            }
+            _ = sighup.recv() => {
+                tracing::info!("SIGHUP: terminating VMs and quitting");
+                app.begin_quit();
+            }
+        }
+    }
+    // Quitting always goes through begin_quit, which has already shut the VMs down.
+    Ok(())
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn render(
+    terminal: &mut Terminal<CrosstermBackend<std::io::Stdout>>,
+    app: &App,
+) -> std::io::Result<()> {
+    execute!(std::io::stdout(), ct_terminal::BeginSynchronizedUpdate)?;
+    let result = terminal
+        .draw(|frame| draw::draw(frame, app, &app.manager))
+        .map(|_| ());
+    execute!(std::io::stdout(), ct_terminal::EndSynchronizedUpdate)?;
+    result
+}
+
+/// Raw mode and the alternate screen for as long as it lives.
+struct TerminalGuard;
+
+impl TerminalGuard {
+    fn enter(mouse: bool) -> std::io::Result<TerminalGuard> {
+        ct_terminal::enable_raw_mode()?;
+        let guard = TerminalGuard;
+        let mut out = std::io::stdout();
+        execute!(
+            out,
+            ct_terminal::EnterAlternateScreen,
+            ct_event::EnableBracketedPaste
+        )?;
+        if mouse {
+            execute!(out, ct_event::EnableMouseCapture)?;
+        }
+        Ok(guard)
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+/// Puts the terminal back as it was: safe to call more than once, and from a panic.
+pub fn restore_terminal() {
+    let mut out = std::io::stdout();
+    let _ = execute!(
+        out,
+        ct_event::DisableMouseCapture,
+        ct_event::DisableBracketedPaste,
+        ct_terminal::LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+    let _ = ct_terminal::disable_raw_mode();
+    let _ = out.flush();
+}
+
+/// A panic restores the terminal first, so the message is readable, and records the
+/// panic in the log file.
+fn install_panic_hook(log_path: Option<std::path::PathBuf>) {
+    let (panic_hook, eyre_hook) = color_eyre::config::HookBuilder::default()
+        .display_env_section(false)
+        .into_hooks();
+    let _ = eyre_hook.install();
+    let panic_hook = panic_hook.into_panic_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        tracing::error!("panic: {info}");
+        panic_hook(info);
+        if let Some(p) = &log_path {
+            eprintln!("bioxen's log: {}", p.display());
+        }
+    }));
+}
+
+/// Logs go to `<log_dir>/bioxen.log`, never to the screen.
+fn init_logging(config: &Config) -> Option<std::path::PathBuf> {
+    let dir = config.log_dir();
+    std::fs::create_dir_all(&dir).ok()?;
+    let path = dir.join("bioxen.log");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .ok()?;
+    let level = match std::env::var("BIOXEN_LOG").as_deref() {
+        Ok("debug") => tracing::Level::DEBUG,
+        Ok("trace") => tracing::Level::TRACE,
+        _ => tracing::Level::INFO,
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
+        .with_max_level(level)
+        .try_init()
+        .ok()?;
+    Some(path)
 }

@@ -2,6 +2,8 @@
 //! lua`, checks for the real peers the tests need, and process inspection.
 #![allow(dead_code)]
 
+pub mod tmux;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

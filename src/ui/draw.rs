@@ -1,0 +1,227 @@
+//! Drawing one frame: the tab bar, the VM list, the terminal pane, the status bar and
+//! any dialog on top. Drawing only reads state; it never changes what the app does.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::app::{App, Focus, Level};
+use super::keymap::{Action, Mode};
+use super::{dialogs, list_pane, terminal_pane};
+use crate::manager::Manager;
+use crate::term::Screen;
+use crate::vm::VmState;
+
+/// Where drawing gets a session's screen from: the manager, or recorded screens in
+/// tests.
+pub trait Screens {
+    fn with_screen(&self, id: &str, f: &mut dyn FnMut(&mut Screen));
+}
+
+impl Screens for Manager {
+    fn with_screen(&self, id: &str, f: &mut dyn FnMut(&mut Screen)) {
+        let _ = Manager::with_screen(self, id, |s| f(s));
+    }
+}
+
+impl Screens for RefCell<HashMap<String, Screen>> {
+    fn with_screen(&self, id: &str, f: &mut dyn FnMut(&mut Screen)) {
+        if let Some(s) = self.borrow_mut().get_mut(id) {
+            f(s);
+        }
+    }
+}
+
+pub fn draw(frame: &mut Frame, app: &App, screens: &dyn Screens) {
+    let areas = app.areas();
+    draw_tabs(frame, app, screens, areas.tabs);
+    if let Some(list) = areas.list {
+        list_pane::draw(frame, app, list);
+    }
+    terminal_pane::draw(frame, app, screens, areas.frame, areas.pane);
+    draw_status(frame, app, areas.status);
+    dialogs::draw(frame, app);
+}
+
+pub fn state_color(state: &VmState) -> Color {
+    match state {
+        VmState::Starting => Color::Yellow,
+        VmState::Running => Color::Green,
+        VmState::Exited(0) => Color::DarkGray,
+        VmState::Exited(_) => Color::Magenta,
+        VmState::Killed(_) | VmState::Failed(_) => Color::Red,
+    }
+}
+
+/// The tab labels in order, with the VM each one selects.
+pub fn tab_labels(app: &App, screens: &dyn Screens) -> Vec<(String, String)> {
+    app.rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let mut title = None;
+            screens.with_screen(&row.id, &mut |s| title = s.title().map(str::to_string));
+            let unseen = if app.unseen.contains(&row.id) {
+                "+"
+            } else {
+                ""
+            };
+            let label = match title {
+                Some(t) => format!(" {i}:{}{unseen} [{}] ", row.id, truncate(&t, 24)),
+                None => format!(" {i}:{}{unseen} ", row.id),
+            };
+            (label, row.id.clone())
+        })
+        .collect()
+}
+
+/// The VM whose tab is at column `x` of the tab bar.
+pub fn tab_at(app: &App, x: u16) -> Option<String> {
+    let mut pos = BRAND.len() as u16;
+    for (label, id) in tab_labels(app, &app.manager) {
+        let w = label.chars().count() as u16;
+        if x >= pos && x < pos + w {
+            return Some(id);
+        }
+        pos += w;
+    }
+    None
+}
+
+const BRAND: &str = " bioxen ";
+
+fn draw_tabs(frame: &mut Frame, app: &App, screens: &dyn Screens, area: Rect) {
+    let bar = Style::new().bg(Color::Indexed(236)).fg(Color::Gray);
+    let mut spans = vec![Span::styled(
+        BRAND,
+        bar.fg(Color::Black)
+            .bg(Color::Cyan)
+            .add_modifier(Modifier::BOLD),
+    )];
+    for ((label, id), row) in tab_labels(app, screens).into_iter().zip(&app.rows) {
+        let mut style = bar.fg(state_color(&row.state));
+        if app.current.as_ref() == Some(&id) {
+            style = style.add_modifier(Modifier::REVERSED | Modifier::BOLD);
+        } else if app.unseen.contains(&id) {
+            style = style.add_modifier(Modifier::BOLD);
+        }
+        spans.push(Span::styled(label, style));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)).style(bar), area);
+}
+
+fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
+    let (tag, tag_style) = mode_tag(app);
+    let hints = hints(app);
+    let mut spans = vec![
+        Span::styled(format!(" {tag} "), tag_style),
+        Span::raw(" "),
+        Span::styled(hints.clone(), Style::new().fg(Color::Gray)),
+    ];
+    if let Some((text, level)) = &app.message {
+        let style = match level {
+            Level::Info => Style::new().fg(Color::Cyan),
+            Level::Error => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        };
+        let used = tag.chars().count() + 3;
+        let room = (area.width as usize).saturating_sub(used);
+        let msg = truncate(text, room);
+        let hints_room = room.saturating_sub(msg.chars().count() + 2);
+        spans[2] = Span::styled(truncate(&hints, hints_room), Style::new().fg(Color::Gray));
+        let pad = room.saturating_sub(msg.chars().count() + spans[2].content.chars().count());
+        spans.push(Span::raw(" ".repeat(pad)));
+        spans.push(Span::styled(msg, style));
+    }
+    frame.render_widget(
+        Paragraph::new(Line::from(spans)).style(Style::new().bg(Color::Indexed(235))),
+        area,
+    );
+}
+
+fn mode_tag(app: &App) -> (&'static str, Style) {
+    let base = Style::new().fg(Color::Black).add_modifier(Modifier::BOLD);
+    if app.prefix_since.is_some() {
+        ("PREFIX", base.bg(Color::Yellow))
+    } else if app.filter_editing {
+        ("FILTER", base.bg(Color::Magenta))
+    } else if app.scroll.is_some() {
+        ("SCROLL", base.bg(Color::Blue))
+    } else {
+        match app.focus {
+            Focus::List => ("LIST", base.bg(Color::Cyan)),
+            Focus::Terminal => ("TERM", base.bg(Color::Green)),
+        }
+    }
+}
+
+/// Key hints for the current mode, from the keymap.
+fn hints(app: &App) -> String {
+    let km = &app.keymap;
+    let hint = |mode: Mode, action: Action, label: &str| {
+        km.key_for(mode, action).map(|k| format!("{k} {label}"))
+    };
+    let parts: Vec<Option<String>> = if app.prefix_since.is_some() {
+        let mut v: Vec<Option<String>> = km
+            .bindings
+            .iter()
+            .filter(|b| b.mode == Mode::Prefix)
+            .map(|b| {
+                b.keys
+                    .first()
+                    .map(|k| format!("{k} {}", b.name.replace('_', " ")))
+            })
+            .collect();
+        v.push(Some("0-9 tab".into()));
+        v.push(Some("Esc cancel".into()));
+        v
+    } else if app.filter_editing {
+        vec![
+            Some(format!("/{}", app.filter)),
+            Some("Enter keep".into()),
+            Some("Esc clear".into()),
+        ]
+    } else if app.scroll.is_some() {
+        vec![
+            Some("PgUp/PgDn/↑/↓ scroll".into()),
+            Some("g/G top/bottom".into()),
+            Some("q leave".into()),
+        ]
+    } else {
+        match app.focus {
+            Focus::List => vec![
+                hint(Mode::List, Action::Create, "create"),
+                hint(Mode::List, Action::Attach, "attach"),
+                hint(Mode::List, Action::Kill, "kill"),
+                hint(Mode::List, Action::Restart, "restart"),
+                hint(Mode::List, Action::Filter, "filter"),
+                hint(Mode::List, Action::Help, "help"),
+                hint(Mode::List, Action::Quit, "quit"),
+            ],
+            Focus::Terminal => vec![
+                hint(Mode::Prefix, Action::Detach, "detach"),
+                km.key_for(Mode::Prefix, Action::NextTab)
+                    .map(|k| format!("{k}/p tabs")),
+                hint(Mode::Prefix, Action::Scrollback, "scroll"),
+                hint(Mode::Prefix, Action::Help, "help"),
+            ],
+        }
+    };
+    parts.into_iter().flatten().collect::<Vec<_>>().join("  ")
+}
+
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else if max == 0 {
+        String::new()
+    } else {
+        let mut s: String = text.chars().take(max - 1).collect();
+        s.push('…');
+        s
+    }
+}

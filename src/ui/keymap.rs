@@ -1,0 +1,406 @@
+//! The keymap: one table of actions, their keys and their descriptions.
+//!
+//! Dispatch, the help overlay and the status-bar hints all read this table, so a key
+//! rebound in `bioxen.toml` is rebound everywhere and the help never lies.
+
+use std::path::Path;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use crate::config::{Config, KeyList};
+use crate::error::ConfigError;
+use crate::keyspec::KeySpec;
+
+/// Where a binding applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The VM list has the focus: single keys act.
+    List,
+    /// A terminal has the focus and the prefix was pressed.
+    Prefix,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Up,
+    Down,
+    Attach,
+    Create,
+    Kill,
+    Restart,
+    Filter,
+    Help,
+    Quit,
+    Detach,
+    NextTab,
+    PrevTab,
+    Scrollback,
+    Zoom,
+    ToggleLog,
+    SendPrefix,
+}
+
+/// `(mode, action, config name, default keys, description)`.
+const DEFAULTS: &[(Mode, Action, &str, &[&str], &str)] = &[
+    (
+        Mode::List,
+        Action::Up,
+        "up",
+        &["Up", "k"],
+        "select the VM above",
+    ),
+    (
+        Mode::List,
+        Action::Down,
+        "down",
+        &["Down", "j"],
+        "select the VM below",
+    ),
+    (
+        Mode::List,
+        Action::Attach,
+        "attach",
+        &["Enter"],
+        "attach: type into the VM",
+    ),
+    (Mode::List, Action::Create, "create", &["c"], "create a VM"),
+    (
+        Mode::List,
+        Action::Kill,
+        "kill",
+        &["x"],
+        "kill the VM (remove it once dead)",
+    ),
+    (
+        Mode::List,
+        Action::Restart,
+        "restart",
+        &["r"],
+        "restart an exited VM",
+    ),
+    (
+        Mode::List,
+        Action::Filter,
+        "filter",
+        &["/"],
+        "filter the list",
+    ),
+    (
+        Mode::List,
+        Action::ToggleLog,
+        "log",
+        &["L"],
+        "log the VM's output to a file",
+    ),
+    (
+        Mode::List,
+        Action::Zoom,
+        "zoom",
+        &["z"],
+        "hide or show the list",
+    ),
+    (Mode::List, Action::Help, "help", &["?"], "show this help"),
+    (Mode::List, Action::Quit, "quit", &["q"], "quit bioxen"),
+    (
+        Mode::Prefix,
+        Action::Detach,
+        "detach",
+        &["d"],
+        "detach: back to the list",
+    ),
+    (
+        Mode::Prefix,
+        Action::Create,
+        "create",
+        &["c"],
+        "create a VM",
+    ),
+    (Mode::Prefix, Action::Kill, "kill", &["x"], "kill this VM"),
+    (
+        Mode::Prefix,
+        Action::NextTab,
+        "next_tab",
+        &["n"],
+        "next tab",
+    ),
+    (
+        Mode::Prefix,
+        Action::PrevTab,
+        "prev_tab",
+        &["p"],
+        "previous tab",
+    ),
+    (
+        Mode::Prefix,
+        Action::Scrollback,
+        "scrollback",
+        &["["],
+        "scrollback (PgUp/PgDn, q leaves)",
+    ),
+    (
+        Mode::Prefix,
+        Action::Zoom,
+        "zoom",
+        &["z"],
+        "hide or show the list",
+    ),
+    (
+        Mode::Prefix,
+        Action::ToggleLog,
+        "log",
+        &["L"],
+        "log this VM's output to a file",
+    ),
+    (Mode::Prefix, Action::Help, "help", &["?"], "show this help"),
+];
+
+#[derive(Debug, Clone)]
+pub struct Binding {
+    pub mode: Mode,
+    pub action: Action,
+    pub name: &'static str,
+    pub keys: Vec<KeySpec>,
+    pub description: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct Keymap {
+    pub prefix: KeySpec,
+    pub bindings: Vec<Binding>,
+}
+
+impl Default for Keymap {
+    fn default() -> Self {
+        let bindings = DEFAULTS
+            .iter()
+            .map(|(mode, action, name, keys, description)| Binding {
+                mode: *mode,
+                action: *action,
+                name,
+                keys: keys
+                    .iter()
+                    .map(|k| KeySpec::parse(k).expect("default keys parse"))
+                    .collect(),
+                description,
+            })
+            .collect();
+        Keymap {
+            prefix: KeySpec::ctrl('b'),
+            bindings,
+        }
+    }
+}
+
+impl Keymap {
+    /// The defaults with the config's prefix and `[keys.*]` overrides applied.
+    pub fn from_config(config: &Config) -> Result<Keymap, ConfigError> {
+        let path = config.path().unwrap_or(Path::new("bioxen.toml"));
+        let text = config
+            .path()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default();
+        Keymap::build(config, &text, path)
+    }
+
+    /// Like [`Keymap::from_config`], with the config's source text for locations.
+    pub fn build(config: &Config, text: &str, path: &Path) -> Result<Keymap, ConfigError> {
+        let mut map = Keymap::default();
+        let located = |span: std::ops::Range<usize>, key: String, message: String| {
+            let before = &text[..span.start.min(text.len())];
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line: before.matches('\n').count() + 1,
+                column: before[before.rfind('\n').map(|i| i + 1).unwrap_or(0)..]
+                    .chars()
+                    .count()
+                    + 1,
+                key: Some(key),
+                message,
+            }
+        };
+        map.prefix = KeySpec::parse(config.ui.prefix.get_ref())
+            .map_err(|m| located(config.ui.prefix.span(), "ui.prefix".into(), m))?;
+        for (mode, table, section) in [
+            (Mode::List, &config.keys.list, "keys.list"),
+            (Mode::Prefix, &config.keys.prefix, "keys.prefix"),
+        ] {
+            for (name, keys) in table {
+                let key_name = format!("{section}.{name}");
+                let Some(binding) = map
+                    .bindings
+                    .iter_mut()
+                    .find(|b| b.mode == mode && b.name == name)
+                else {
+                    let known: Vec<_> = DEFAULTS
+                        .iter()
+                        .filter(|d| d.0 == mode)
+                        .map(|d| d.2)
+                        .collect();
+                    return Err(located(
+                        keys.span(),
+                        key_name,
+                        format!("unknown action '{name}' (known: {})", known.join(", ")),
+                    ));
+                };
+                let parsed: Result<Vec<KeySpec>, String> = KeyList::keys(keys.get_ref())
+                    .into_iter()
+                    .map(KeySpec::parse)
+                    .collect();
+                binding.keys = parsed.map_err(|m| located(keys.span(), key_name, m))?;
+            }
+        }
+        Ok(map)
+    }
+
+    /// The action bound to `event` in `mode`.
+    pub fn action(&self, mode: Mode, event: &KeyEvent) -> Option<Action> {
+        if mode == Mode::Prefix && self.prefix.matches(event) {
+            return Some(Action::SendPrefix);
+        }
+        self.bindings
+            .iter()
+            .find(|b| b.mode == mode && b.keys.iter().any(|k| k.matches(event)))
+            .map(|b| b.action)
+    }
+
+    /// The first key of an action, for hints (`c`, `C-b d`).
+    pub fn key_for(&self, mode: Mode, action: Action) -> Option<String> {
+        let b = self
+            .bindings
+            .iter()
+            .find(|b| b.mode == mode && b.action == action)?;
+        let key = b.keys.first()?.to_string();
+        Some(match mode {
+            Mode::List => key,
+            Mode::Prefix => format!("{} {key}", self.prefix),
+        })
+    }
+
+    /// The help overlay's lines: `(keys, description)` per section.
+    pub fn help(&self) -> Vec<(&'static str, Vec<(String, String)>)> {
+        let keys = |b: &Binding| {
+            b.keys
+                .iter()
+                .map(|k| k.to_string())
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
+        let list = self
+            .bindings
+            .iter()
+            .filter(|b| b.mode == Mode::List)
+            .map(|b| (keys(b), b.description.to_string()))
+            .collect();
+        let mut prefix: Vec<(String, String)> = self
+            .bindings
+            .iter()
+            .filter(|b| b.mode == Mode::Prefix)
+            .map(|b| {
+                (
+                    format!("{} {}", self.prefix, keys(b)),
+                    b.description.to_string(),
+                )
+            })
+            .collect();
+        prefix.push((format!("{} 0..9", self.prefix), "select tab 0..9".into()));
+        prefix.push((
+            format!("{} {}", self.prefix, self.prefix),
+            format!("send {} itself to the VM", self.prefix),
+        ));
+        prefix.push((
+            format!("{} Esc", self.prefix),
+            "cancel the prefix (or wait 1 s)".into(),
+        ));
+        let other = vec![
+            (
+                "any other key".into(),
+                "goes to the VM, Ctrl-C/D/Z included".into(),
+            ),
+            (
+                "PgUp / PgDn / arrows".into(),
+                "in scrollback: move; q or Esc leaves".into(),
+            ),
+            (
+                "mouse wheel".into(),
+                "scrolls back (or goes to programs that ask)".into(),
+            ),
+            ("click".into(), "selects a VM in the list or a tab".into()),
+            (
+                "Shift + drag".into(),
+                "selects text natively while the mouse is captured".into(),
+            ),
+        ];
+        vec![
+            ("VM list", list),
+            ("Terminal (after the prefix)", prefix),
+            ("Terminal", other),
+        ]
+    }
+
+    /// Whether `event` is a plain digit, for the prefix's tab selection.
+    pub fn digit(event: &KeyEvent) -> Option<usize> {
+        match event.code {
+            KeyCode::Char(c @ '0'..='9')
+                if !event
+                    .modifiers
+                    .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+            {
+                Some(c as usize - '0' as usize)
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(text: &str) -> Config {
+        let dir = std::env::temp_dir().join(format!("bioxen-keymap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{}.toml", text.len()));
+        std::fs::write(&path, text).unwrap();
+        Config::from_file(&path).unwrap()
+    }
+
+    #[test]
+    fn overrides_apply_to_dispatch_and_help() {
+        let map = Keymap::from_config(&cfg(
+            "[ui]\nprefix = \"C-a\"\n[keys.list]\ncreate = [\"n\", \"Insert\"]\n[keys.prefix]\nnext_tab = \"Right\"\n",
+        ))
+        .unwrap();
+        assert_eq!(map.prefix, KeySpec::ctrl('a'));
+        let n = KeyEvent::new(KeyCode::Char('n'), KeyModifiers::NONE);
+        assert_eq!(map.action(Mode::List, &n), Some(Action::Create));
+        let c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::NONE);
+        assert_eq!(map.action(Mode::List, &c), None);
+        let right = KeyEvent::new(KeyCode::Right, KeyModifiers::NONE);
+        assert_eq!(map.action(Mode::Prefix, &right), Some(Action::NextTab));
+        let help = map.help();
+        assert!(
+            help[0]
+                .1
+                .contains(&("n / Insert".into(), "create a VM".into()))
+        );
+        assert!(help[1].1.iter().any(|(k, _)| k == "C-a Right"));
+        assert_eq!(map.key_for(Mode::Prefix, Action::Detach).unwrap(), "C-a d");
+    }
+
+    #[test]
+    fn unknown_action_is_located() {
+        let config = cfg("[keys.list]\ncreate = \"c\"\nfly = \"f\"\n");
+        let err = Keymap::from_config(&config).unwrap_err().to_string();
+        assert!(
+            err.contains(":3:7: key `keys.list.fly`: unknown action 'fly'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn prefix_twice_sends_the_prefix() {
+        let map = Keymap::default();
+        let cb = KeyEvent::new(KeyCode::Char('b'), KeyModifiers::CONTROL);
+        assert_eq!(map.action(Mode::Prefix, &cb), Some(Action::SendPrefix));
+    }
+}

@@ -1,0 +1,167 @@
+//! The VM list: name, kind, state, pid, CPU, memory and uptime of every VM.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::Span;
+use ratatui::widgets::{Block, BorderType, Cell, Row, Table, TableState};
+
+use super::app::{App, Focus};
+use super::draw::state_color;
+use super::format;
+use crate::manager::VmInfo;
+use crate::vm::{VmState, signal_name};
+
+/// Columns, dropped from the right end of this order when the pane is narrow.
+#[derive(Clone, Copy, PartialEq)]
+enum Col {
+    Index,
+    Name,
+    Kind,
+    State,
+    Pid,
+    Cpu,
+    Mem,
+    Up,
+}
+
+const COLUMNS: [(Col, &str, u16); 8] = [
+    (Col::Index, "#", 2),
+    (Col::Name, "NAME", 8),
+    (Col::Kind, "KIND", 5),
+    (Col::State, "STATE", 12),
+    (Col::Pid, "PID", 7),
+    (Col::Cpu, "CPU%", 5),
+    (Col::Mem, "MEM", 6),
+    (Col::Up, "UP", 5),
+];
+
+/// Which columns to drop first when space runs out (KIND goes first anyway when every
+/// VM is of the same kind: then it says nothing).
+const DROP_ORDER: [Col; 4] = [Col::Up, Col::Kind, Col::Mem, Col::Cpu];
+
+pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
+    let focused = app.focus == Focus::List && app.overlay.is_none();
+    let border = if focused {
+        Style::new().fg(Color::Cyan)
+    } else {
+        Style::new().fg(Color::DarkGray)
+    };
+    let mut title = format!(" VMs ({}) ", app.rows.len());
+    if !app.filter.is_empty() || app.filter_editing {
+        title = format!(
+            " VMs /{}{} ",
+            app.filter,
+            if app.filter_editing { "▏" } else { "" }
+        );
+    }
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(border)
+        .title(Span::styled(title, border.add_modifier(Modifier::BOLD)));
+
+    let inner_width = area.width.saturating_sub(2);
+    let mut cols: Vec<(Col, &str, u16)> = COLUMNS.to_vec();
+    let one_kind = app.rows.windows(2).all(|w| w[0].kind == w[1].kind);
+    let order = std::iter::once(Col::Kind)
+        .filter(|_| one_kind)
+        .chain(DROP_ORDER);
+    for drop in order {
+        let need: u16 = cols.iter().map(|c| c.2 + 1).sum();
+        if need <= inner_width {
+            break;
+        }
+        cols.retain(|c| c.0 != drop);
+    }
+    let visible = app.visible();
+    let rows: Vec<Row> = visible
+        .iter()
+        .map(|info| {
+            let index = app.rows.iter().position(|r| r.id == info.id).unwrap_or(0);
+            Row::new(cols.iter().map(|(c, _, _)| cell(*c, info, index, app)))
+        })
+        .collect();
+    let widths: Vec<Constraint> = cols
+        .iter()
+        .map(|(c, _, w)| {
+            if *c == Col::Name {
+                Constraint::Min(*w)
+            } else {
+                Constraint::Length(*w)
+            }
+        })
+        .collect();
+    let header = Row::new(cols.iter().map(|(_, h, _)| Cell::from(*h)))
+        .style(Style::new().fg(Color::Gray).add_modifier(Modifier::BOLD));
+    let highlight = if focused {
+        Style::new()
+            .bg(Color::Indexed(238))
+            .add_modifier(Modifier::BOLD)
+    } else {
+        Style::new().bg(Color::Indexed(236))
+    };
+    let table = Table::new(rows, widths)
+        .header(header)
+        .block(block)
+        .row_highlight_style(highlight)
+        .highlight_symbol("")
+        .column_spacing(1);
+    let selected = app
+        .current
+        .as_ref()
+        .and_then(|id| visible.iter().position(|r| &r.id == id));
+    let mut state = TableState::default().with_selected(selected);
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
+fn cell<'a>(col: Col, info: &'a VmInfo, index: usize, app: &App) -> Cell<'a> {
+    let dim = Style::new().fg(Color::DarkGray);
+    let alive = info.state.is_alive();
+    match col {
+        Col::Index => Cell::from(index.to_string()).style(dim),
+        Col::Name => {
+            let mut name = info.id.clone();
+            if app.unseen.contains(&info.id) {
+                name.push('+');
+            }
+            Cell::from(name)
+        }
+        Col::Kind => Cell::from(info.kind.as_str()),
+        Col::State => {
+            Cell::from(short_state(&info.state)).style(Style::new().fg(state_color(&info.state)))
+        }
+        Col::Pid => Cell::from(
+            info.pid
+                .filter(|_| alive)
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "-".into()),
+        ),
+        Col::Cpu => Cell::from(
+            info.cpu_percent
+                .map(|c| format!("{c:.1}"))
+                .unwrap_or_else(|| "-".into()),
+        ),
+        Col::Mem => Cell::from(
+            info.rss_bytes
+                .map(format::bytes)
+                .unwrap_or_else(|| "-".into()),
+        ),
+        Col::Up => Cell::from(if alive {
+            format::uptime(info.uptime_secs)
+        } else {
+            "-".into()
+        }),
+    }
+}
+
+/// The state as it fits the list: `killed(KILL)` rather than `killed(SIGKILL)`.
+pub fn short_state(state: &VmState) -> String {
+    match state {
+        VmState::Killed(sig) => {
+            let name = signal_name(*sig);
+            format!("killed({})", name.trim_start_matches("SIG"))
+        }
+        VmState::Failed(_) => "failed".into(),
+        other => other.label(),
+    }
+}

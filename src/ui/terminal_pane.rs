@@ -1,0 +1,200 @@
+//! The terminal pane: the current VM's screen, cell by cell, in a frame titled with
+//! its name and the window title its program set.
+
+use ratatui::Frame;
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Alignment, Position, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Paragraph};
+
+use super::app::{App, Focus};
+use super::draw::{Screens, state_color, truncate};
+use super::keymap::{Action, Mode};
+
+pub fn draw(frame: &mut Frame, app: &App, screens: &dyn Screens, outer: Rect, pane: Rect) {
+    let focused = app.focus == Focus::Terminal && app.overlay.is_none();
+    let border = if focused {
+        Style::new().fg(Color::Green)
+    } else {
+        Style::new().fg(Color::DarkGray)
+    };
+    let Some(info) = app.current_info() else {
+        let block = Block::bordered()
+            .border_type(BorderType::Rounded)
+            .border_style(border);
+        frame.render_widget(block, outer);
+        let key = app
+            .keymap
+            .key_for(Mode::List, Action::Create)
+            .unwrap_or_default();
+        let help = app
+            .keymap
+            .key_for(Mode::List, Action::Help)
+            .unwrap_or_default();
+        let text = vec![
+            Line::from(""),
+            Line::from(Span::styled(
+                "No VMs yet.",
+                Style::new().add_modifier(Modifier::BOLD),
+            )),
+            Line::from(""),
+            Line::from(format!(
+                "Press {key} to create a local Lua VM, {help} for all keys."
+            )),
+        ];
+        let mid = Rect::new(
+            pane.x,
+            pane.y + pane.height / 3,
+            pane.width,
+            pane.height.saturating_sub(pane.height / 3),
+        );
+        frame.render_widget(Paragraph::new(text).alignment(Alignment::Center), mid);
+        return;
+    };
+
+    let mut title = None;
+    let mut scroll_info = None;
+    let mut cursor = None;
+    let mut have_screen = false;
+    let id = info.id.clone();
+    screens.with_screen(&id, &mut |screen| {
+        have_screen = true;
+        title = screen.title().map(str::to_string);
+        let offset = app.scroll.unwrap_or(0);
+        screen.set_scroll_offset(offset);
+        let vt = screen.vt();
+        render_cells(vt, pane, frame.buffer_mut());
+        if app.scroll.is_some() {
+            scroll_info = Some((screen.scroll_offset(), screen.scrollback_len()));
+        } else if focused && !vt.hide_cursor() {
+            let (row, col) = vt.cursor_position();
+            if row < pane.height && col < pane.width {
+                cursor = Some(Position::new(pane.x + col, pane.y + row));
+            }
+        }
+        screen.set_scroll_offset(0);
+    });
+    if !have_screen {
+        return;
+    }
+
+    let mut name = format!(" {} ", info.id);
+    if let Some(t) = &title {
+        name = format!(
+            " {} — {} ",
+            info.id,
+            truncate(t, (outer.width as usize).saturating_sub(30))
+        );
+    }
+    let mut block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(border)
+        .title(Span::styled(name, border.add_modifier(Modifier::BOLD)));
+    if let Some((at, len)) = scroll_info {
+        block = block.title(
+            Line::from(Span::styled(
+                format!(" [{at}/{len}] "),
+                Style::new().fg(Color::Black).bg(Color::Yellow),
+            ))
+            .right_aligned(),
+        );
+    } else if !info.state.is_alive() {
+        block = block.title(
+            Line::from(Span::styled(
+                format!(" {} ", info.state.label()),
+                Style::new()
+                    .fg(state_color(&info.state))
+                    .add_modifier(Modifier::BOLD),
+            ))
+            .right_aligned(),
+        );
+    }
+    frame.render_widget(block, outer);
+
+    if !info.state.is_alive() && pane.height > 0 {
+        // The last screen stays readable; one line says what happened and what to do.
+        let restart = app
+            .keymap
+            .key_for(Mode::List, Action::Restart)
+            .unwrap_or_default();
+        let kill = app
+            .keymap
+            .key_for(Mode::List, Action::Kill)
+            .unwrap_or_default();
+        let text = format!(
+            " {} — in the list: {restart} restarts, {kill} removes ",
+            info.state.label()
+        );
+        let line = Rect::new(pane.x, pane.y + pane.height - 1, pane.width, 1);
+        frame.render_widget(
+            Paragraph::new(truncate(&text, pane.width as usize))
+                .style(Style::new().fg(Color::Black).bg(state_color(&info.state))),
+            line,
+        );
+    }
+    if let Some(pos) = cursor {
+        frame.set_cursor_position(pos);
+    }
+}
+
+/// Copies the VT screen's cells into the frame buffer.
+pub fn render_cells(vt: &vt100::Screen, area: Rect, buf: &mut Buffer) {
+    for row in 0..area.height {
+        let mut col = 0;
+        while col < area.width {
+            let Some(cell) = vt.cell(row, col) else {
+                col += 1;
+                continue;
+            };
+            let x = area.x + col;
+            let y = area.y + row;
+            let style = cell_style(cell);
+            let contents = cell.contents();
+            let symbol = if contents.is_empty() { " " } else { contents };
+            if cell.is_wide() && col + 1 < area.width {
+                buf.set_stringn(x, y, symbol, 2, style);
+                col += 2;
+                continue;
+            }
+            if cell.is_wide() || cell.is_wide_continuation() {
+                buf[(x, y)].set_symbol(" ").set_style(style);
+            } else {
+                buf[(x, y)].set_symbol(symbol).set_style(style);
+            }
+            col += 1;
+        }
+    }
+}
+
+fn cell_style(cell: &vt100::Cell) -> Style {
+    let mut style = Style::new()
+        .fg(color(cell.fgcolor()))
+        .bg(color(cell.bgcolor()));
+    let mut m = Modifier::empty();
+    if cell.bold() {
+        m |= Modifier::BOLD;
+    }
+    if cell.dim() {
+        m |= Modifier::DIM;
+    }
+    if cell.italic() {
+        m |= Modifier::ITALIC;
+    }
+    if cell.underline() {
+        m |= Modifier::UNDERLINED;
+    }
+    if cell.inverse() {
+        m |= Modifier::REVERSED;
+    }
+    style = style.add_modifier(m);
+    style
+}
+
+fn color(c: vt100::Color) -> Color {
+    match c {
+        vt100::Color::Default => Color::Reset,
+        vt100::Color::Idx(i) => Color::Indexed(i),
+        vt100::Color::Rgb(r, g, b) => Color::Rgb(r, g, b),
+    }
+}

@@ -1,0 +1,218 @@
+//! The real `bioxen` binary in a real terminal (tmux), driven by keystrokes as a
+//! researcher would drive it.
+
+mod common;
+
+use bioxen::ui::layout::Areas;
+use common::bioxen_exe;
+use common::tmux::Tmux;
+use ratatui::layout::Rect;
+
+fn start(name: &str, cols: u16, rows: u16) -> Tmux {
+    let t = Tmux::start(name, cols, rows, &bioxen_exe().display().to_string());
+    t.wait_text("No VMs yet");
+    t
+}
+
+/// Lines of the terminal pane only (right of the list's border).
+fn pane_text(screen: &str) -> String {
+    screen
+        .lines()
+        .map(|l| match l.find("││") {
+            Some(i) => {
+                let inner = &l[i + "││".len()..];
+                inner
+                    .strip_suffix('│')
+                    .unwrap_or(inner)
+                    .trim_end()
+                    .to_string()
+            }
+            None => String::new(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Whether the pane shows an empty Lua prompt line.
+fn has_prompt(screen: &str) -> bool {
+    pane_text(screen).lines().any(|l| l == ">")
+}
+
+#[test]
+fn create_type_detach_kill_quit() {
+    let t = start("single", 120, 40);
+    t.keys(&["c"]);
+    t.wait_text("Create a VM");
+    t.keys(&["Enter"]);
+    t.wait_for("a prompt in the attached VM", |s| {
+        s.contains(" TERM ") && has_prompt(s)
+    });
+    t.type_text("x = 42");
+    t.keys(&["Enter"]);
+    t.type_text("print('Value:', x)");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("the printed value", |s| {
+        pane_text(s)
+            .lines()
+            .any(|l| l.starts_with("Value:") && l.contains("42"))
+    });
+    assert!(s.contains("lua-1"), "{s}");
+
+    t.keys(&["C-b", "d"]);
+    let s = t.wait_for("the list with a running VM and its pid", |s| {
+        s.contains(" LIST ")
+            && s.lines().any(|l| {
+                l.contains("lua-1")
+                    && l.contains("running")
+                    && l.split_whitespace()
+                        .any(|w| w.parse::<u32>().is_ok_and(|n| n > 1))
+            })
+    });
+    assert!(s.contains("PID"), "{s}");
+
+    t.keys(&["x"]);
+    t.wait_text("Kill VM lua-1");
+    t.keys(&["y"]);
+    t.wait_for("the VM to be killed", |s| {
+        s.contains("killed(TERM)") || s.contains("exited(")
+    });
+    // Its last screen stays readable.
+    let s = t.screen();
+    assert!(pane_text(&s).contains("Value:"), "{s}");
+
+    t.keys(&["q"]);
+    let s = t.wait_text("EXITED-0");
+    assert!(
+        !s.contains("VMs ("),
+        "the alternate screen must be gone:\n{s}"
+    );
+}
+
+#[test]
+fn three_vms_keep_their_own_history() {
+    let t = start("three", 120, 40);
+    let names = ["alpha", "beta", "gamma"];
+    for (i, name) in names.iter().enumerate() {
+        if i == 0 {
+            t.keys(&["c"]);
+        } else {
+            t.keys(&["C-b", "c"]);
+        }
+        t.wait_text("Create a VM");
+        t.keys(&["Enter"]);
+        let tab = format!("{i}:lua-{}", i + 1);
+        t.wait_for("the new VM's prompt", |s| {
+            s.contains(&tab) && s.contains(" TERM ") && has_prompt(s)
+        });
+        // Printed text differs from the typed text, so only output matches.
+        let half = name.len() / 2;
+        t.type_text(&format!(
+            "print('{}' .. '{}')",
+            &name[..half],
+            &name[half..]
+        ));
+        t.keys(&["Enter"]);
+        t.wait_for("the VM's output", |s| {
+            pane_text(s).lines().any(|l| l.trim_end() == *name)
+        });
+    }
+    let shows_only = |s: &str, name: &str| {
+        let pane = pane_text(s);
+        names
+            .iter()
+            .all(|n| pane.lines().any(|l| l.trim_end() == *n) == (*n == name))
+    };
+    t.keys(&["C-b", "0"]);
+    t.wait_for("tab 0", |s| shows_only(s, "alpha"));
+    t.keys(&["C-b", "n"]);
+    t.wait_for("tab 1 after next", |s| shows_only(s, "beta"));
+    t.keys(&["C-b", "n"]);
+    t.wait_for("tab 2 after next", |s| shows_only(s, "gamma"));
+    t.keys(&["C-b", "n"]);
+    t.wait_for("tab 0 after wrapping", |s| shows_only(s, "alpha"));
+    t.keys(&["C-b", "p"]);
+    t.wait_for("tab 2 after previous", |s| shows_only(s, "gamma"));
+    t.keys(&["C-b", "1"]);
+    t.wait_for("tab 1", |s| shows_only(s, "beta"));
+    // Typing goes to the shown VM only.
+    t.type_text("print('in' .. 'beta')");
+    t.keys(&["Enter"]);
+    t.wait_for("typed into beta", |s| {
+        pane_text(s).lines().any(|l| l.trim_end() == "inbeta")
+    });
+    t.keys(&["C-b", "0"]);
+    let s = t.wait_for("tab 0 again", |s| shows_only(s, "alpha"));
+    assert!(!pane_text(&s).contains("inbeta"), "{s}");
+
+    t.keys(&["C-b", "d"]);
+    t.wait_text(" LIST ");
+    t.keys(&["q"]);
+    t.wait_text("3 running local VMs will be terminated");
+    t.keys(&["y"]);
+    t.wait_text("EXITED-0");
+}
+
+#[test]
+fn resizing_the_terminal_resizes_the_vm() {
+    let t = start("resize", 120, 40);
+    t.keys(&["c"]);
+    t.wait_text("Create a VM");
+    t.keys(&["Enter"]);
+    t.wait_for("a prompt", |s| s.contains(" TERM ") && has_prompt(s));
+    t.resize(80, 24);
+    let expected = Areas::new(Rect::new(0, 0, 80, 24), false).pane_size();
+    t.wait_for("the smaller layout", |s| {
+        s.lines().count() <= 24 && s.contains(" TERM ")
+    });
+    t.type_text("print('size=' .. io.popen('stty size'):read('l'))");
+    t.keys(&["Enter"]);
+    let want = format!("size={} {}", expected.rows, expected.cols);
+    let s = t.wait_for(&want, |s| s.lines().any(|l| l.contains(&want)));
+    assert!(s.contains(&want));
+    // Zooming gives the VM the whole width.
+    t.keys(&["C-b", "z"]);
+    let zoomed = Areas::new(Rect::new(0, 0, 80, 24), true).pane_size();
+    t.settle();
+    t.type_text("print('size=' .. io.popen('stty size'):read('l'))");
+    t.keys(&["Enter"]);
+    let want = format!("size={} {}", zoomed.rows, zoomed.cols);
+    t.wait_for(&want, |s| s.lines().any(|l| l.contains(&want)));
+    t.keys(&["C-b", "d"]);
+    t.keys(&["q"]);
+    t.wait_text("1 running local VM will be terminated");
+    t.keys(&["y"]);
+    t.wait_text("EXITED-0");
+}
+
+#[test]
+fn help_and_prefix_indicator() {
+    let t = start("help", 120, 40);
+    t.keys(&["?"]);
+    let s = t.wait_text("Terminal (after the prefix)");
+    assert!(s.contains("C-b d") && s.contains("detach"), "{s}");
+    t.keys(&["Escape"]);
+    t.wait_for("help closed", |s| {
+        !s.contains("Terminal (after the prefix)")
+    });
+    t.keys(&["c"]);
+    t.wait_text("Create a VM");
+    t.keys(&["Enter"]);
+    t.wait_for("a prompt", |s| s.contains(" TERM ") && has_prompt(s));
+    t.keys(&["C-b"]);
+    t.wait_text(" PREFIX ");
+    // An armed prefix gives up by itself after a second.
+    t.wait_for("the prefix to expire", |s| {
+        !s.contains(" PREFIX ") && s.contains(" TERM ")
+    });
+    // Ctrl-C reaches the VM: it interrupts a loop instead of doing anything to bioxen.
+    t.type_text("while true do end");
+    t.keys(&["Enter"]);
+    t.settle();
+    t.keys(&["C-c"]);
+    t.wait_text("interrupted!");
+    t.keys(&["C-b", "d"]);
+    t.keys(&["q"]);
+    t.wait_text("will be terminated");
+    t.keys(&["y"]);
+    t.wait_text("EXITED-0");
+}

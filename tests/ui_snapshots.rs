@@ -1,0 +1,256 @@
+//! Frames of the dashboard, drawn into a test backend and compared with snapshots:
+//! what a researcher sees in each situation.
+
+mod common;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use bioxen::term::Screen;
+use bioxen::ui::app::{App, Confirm, CreateForm, Focus, Overlay};
+use bioxen::ui::draw::draw;
+use bioxen::ui::keymap::Keymap;
+use bioxen::{Size, VmInfo, VmKind, VmState};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier};
+
+fn app() -> App {
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    App::new(
+        common::manager(),
+        Keymap::default(),
+        Rect::new(0, 0, 120, 40),
+        true,
+        tx,
+    )
+}
+
+fn info(
+    id: &str,
+    state: VmState,
+    pid: Option<u32>,
+    cpu: Option<f32>,
+    rss: Option<u64>,
+    up: u64,
+) -> VmInfo {
+    VmInfo {
+        id: id.into(),
+        kind: VmKind::Local,
+        state,
+        command: "bioxen lua".into(),
+        pid,
+        cpu_percent: cpu,
+        rss_bytes: rss,
+        uptime_secs: up,
+        attached: false,
+        created_unix: 0,
+    }
+}
+
+fn every_state() -> Vec<VmInfo> {
+    vec![
+        info("starting", VmState::Starting, Some(4100), None, None, 0),
+        info(
+            "busy",
+            VmState::Running,
+            Some(4101),
+            Some(99.7),
+            Some(48 * 1024 * 1024),
+            3725,
+        ),
+        info(
+            "idle",
+            VmState::Running,
+            Some(4102),
+            Some(0.0),
+            Some(7_900_000),
+            42,
+        ),
+        info("done", VmState::Exited(0), None, None, None, 0),
+        info("crashed", VmState::Exited(3), None, None, None, 0),
+        info("oom", VmState::Killed(9), None, None, None, 0),
+        info(
+            "broken",
+            VmState::Failed("cannot start 'lua9'".into()),
+            None,
+            None,
+            None,
+            0,
+        ),
+    ]
+}
+
+fn render(app: &App, screens: &RefCell<HashMap<String, Screen>>) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    terminal.draw(|f| draw(f, app, screens)).unwrap();
+    terminal
+}
+
+fn no_screens() -> RefCell<HashMap<String, Screen>> {
+    RefCell::new(HashMap::new())
+}
+
+#[tokio::test]
+async fn empty_dashboard() {
+    let t = render(&app(), &no_screens());
+    insta::assert_snapshot!(t.backend());
+}
+
+#[tokio::test]
+async fn list_with_vms_in_every_state() {
+    let mut app = app();
+    app.rows = every_state();
+    app.current = Some("crashed".into());
+    app.unseen.insert("busy".into());
+    let screens = RefCell::new(HashMap::new());
+    let mut dead = Screen::new(app.areas().pane_size(), 100);
+    dead.feed(b"Lua 5.4 (bioxen)\r\n> os.exit(3)\r\n");
+    screens.borrow_mut().insert("crashed".to_string(), dead);
+    let t = render(&app, &screens);
+    insta::assert_snapshot!(t.backend());
+    // States carry their colours.
+    let buf = t.backend().buffer();
+    let cell = |x, y| &buf[(x, y)];
+    assert_eq!(cell(24, 4).fg, Color::Green, "running is green");
+    assert_eq!(cell(24, 8).fg, Color::Red, "killed is red");
+}
+
+#[tokio::test]
+async fn help_overlay_is_generated_from_the_keymap() {
+    let mut app = app();
+    app.overlay = Some(Overlay::Help { scroll: 0 });
+    let t = render(&app, &no_screens());
+    insta::assert_snapshot!(t.backend());
+}
+
+#[tokio::test]
+async fn create_dialog() {
+    let mut app = app();
+    app.overlay = Some(Overlay::Create(CreateForm {
+        kinds: vec![VmKind::Local],
+        kind: 0,
+        name: String::new(),
+        placeholder: "lua-4".into(),
+    }));
+    let t = render(&app, &no_screens());
+    insta::assert_snapshot!(t.backend());
+}
+
+#[tokio::test]
+async fn kill_confirmation() {
+    let mut app = app();
+    app.rows = every_state();
+    app.current = Some("busy".into());
+    app.overlay = Some(Overlay::Confirm(Confirm::Kill {
+        id: "busy".into(),
+        pid: Some(4101),
+    }));
+    let t = render(&app, &no_screens());
+    insta::assert_snapshot!(t.backend());
+}
+
+/// Output as a program would write it: colours (16, 256, truecolor), attributes,
+/// wide characters, cursor movement, a title.
+const RECORDED: &[u8] = b"\x1b]2;analysis.lua\x07\
+\x1b[1mbold\x1b[0m \x1b[2mdim\x1b[0m \x1b[3mitalic\x1b[0m \x1b[4munder\x1b[0m \x1b[7minverse\x1b[0m\r\n\
+\x1b[31mred\x1b[0m \x1b[38;5;208morange\x1b[0m \x1b[38;2;10;200;30mtruecolor\x1b[0m \x1b[44mblue-bg\x1b[0m\r\n\
+wide: \xe6\xbc\xa2\xe5\xad\x97 | end\r\n\
+\x1b[6;10Hpositioned\x1b[8;3H> ";
+
+#[tokio::test]
+async fn terminal_pane_renders_recorded_output() {
+    let mut app = app();
+    app.rows = vec![info(
+        "job",
+        VmState::Running,
+        Some(4200),
+        Some(1.0),
+        Some(9_000_000),
+        5,
+    )];
+    app.current = Some("job".into());
+    app.focus = Focus::Terminal;
+    let mut screen = Screen::new(app.areas().pane_size(), 100);
+    screen.feed(RECORDED);
+    let screens = RefCell::new(HashMap::from([("job".to_string(), screen)]));
+    let mut t = render(&app, &screens);
+    insta::assert_snapshot!(t.backend());
+
+    let pane = app.areas().pane;
+    let buf = t.backend().buffer().clone();
+    let at = |col: u16, row: u16| buf[(pane.x + col, pane.y + row)].clone();
+    assert!(at(0, 0).modifier.contains(Modifier::BOLD));
+    assert!(at(5, 0).modifier.contains(Modifier::DIM));
+    assert!(at(9, 0).modifier.contains(Modifier::ITALIC));
+    assert!(at(16, 0).modifier.contains(Modifier::UNDERLINED));
+    assert!(at(22, 0).modifier.contains(Modifier::REVERSED));
+    assert_eq!(at(0, 1).fg, Color::Indexed(1));
+    assert_eq!(at(4, 1).fg, Color::Indexed(208));
+    assert_eq!(at(11, 1).fg, Color::Rgb(10, 200, 30));
+    assert_eq!(at(21, 1).bg, Color::Indexed(4));
+    assert_eq!(at(6, 2).symbol(), "漢");
+    assert_eq!(at(8, 2).symbol(), "字");
+    // The cursor sits after the prompt the program drew, and the title shows.
+    t.backend_mut()
+        .assert_cursor_position((pane.x + 4, pane.y + 7));
+    let title_row: String = (0..120).map(|x| buf[(x, 1)].symbol().to_string()).collect();
+    assert!(title_row.contains("job — analysis.lua"), "{title_row}");
+}
+
+#[tokio::test]
+async fn alternate_screen_replaces_and_restores() {
+    let mut app = app();
+    app.rows = vec![info("vim", VmState::Running, Some(4300), None, None, 1)];
+    app.current = Some("vim".into());
+    app.focus = Focus::Terminal;
+    let mut screen = Screen::new(app.areas().pane_size(), 100);
+    screen.feed(b"shell line\r\n");
+    screen.feed(b"\x1b[?1049h\x1b[H\x1b[2Jfull-screen program\x1b[?25l");
+    let screens = RefCell::new(HashMap::from([("vim".to_string(), screen)]));
+    let t = render(&app, &screens);
+    let text = format!("{}", t.backend());
+    assert!(
+        text.contains("full-screen program") && !text.contains("shell line"),
+        "{text}"
+    );
+    screens
+        .borrow_mut()
+        .get_mut("vim")
+        .unwrap()
+        .feed(b"\x1b[?1049l\x1b[?25h");
+    let t = render(&app, &screens);
+    let text = format!("{}", t.backend());
+    assert!(
+        text.contains("shell line") && !text.contains("full-screen program"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn tiny_terminals_do_not_panic() {
+    let app = app();
+    for (w, h) in [(1, 1), (2, 3), (10, 2), (80, 1), (1, 80)] {
+        let mut a = app_with_size(w, h);
+        a.rows = every_state();
+        a.current = Some("busy".into());
+        let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+        terminal.draw(|f| draw(f, &a, &no_screens())).unwrap();
+    }
+    drop(app);
+}
+
+fn app_with_size(w: u16, h: u16) -> App {
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = App::new(
+        common::manager(),
+        Keymap::default(),
+        Rect::new(0, 0, w, h),
+        true,
+        tx,
+    );
+    assert!(app.pane_size.rows >= 1 && app.pane_size.cols >= 1);
+    let _ = Size::new(0, 0);
+    app
+}
