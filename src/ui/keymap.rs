@@ -388,11 +388,21 @@ mod tests {
     }
 
     #[test]
-    fn unknown_action_is_located() {
-        let config = cfg("[keys.list]\ncreate = \"c\"\nfly = \"f\"\n");
-        let err = Keymap::from_config(&config).unwrap_err().to_string();
+    fn unknown_action_is_a_located_config_error() {
+        let text = "[keys.list]\ncreate = \"c\"\nfly = \"f\"\n";
+        let err = Config::parse(text, Path::new("/x/bioxen.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.contains(":3:7: key `keys.list.fly`: unknown action 'fly'"),
+            err.contains("/x/bioxen.toml:3:7: key `keys.list.fly`: unknown action 'fly'"),
+            "{err}"
+        );
+        let text = "[keys.prefix]\ndetach = [\"d\", \"C-\"]\n";
+        let err = Config::parse(text, Path::new("/x/bioxen.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(":2:10: key `keys.prefix.detach`: key 'C-' has a modifier"),
             "{err}"
         );
     }
