@@ -216,3 +216,53 @@ fn help_and_prefix_indicator() {
     t.keys(&["y"]);
     t.wait_text("EXITED-0");
 }
+
+#[test]
+fn scrollback_mode_shows_earlier_output() {
+    let t = start("scroll", 120, 40);
+    t.keys(&["c"]);
+    t.wait_text("Create a VM");
+    t.keys(&["Enter"]);
+    t.wait_for("a prompt", |s| s.contains(" TERM ") && has_prompt(s));
+    t.type_text("for i = 1, 300 do print('row ' .. i) end");
+    t.keys(&["Enter"]);
+    t.wait_for("the last row", |s| {
+        pane_text(s).lines().any(|l| l == "row 300")
+    });
+    assert!(!pane_text(&t.screen()).lines().any(|l| l == "row 1"));
+    t.keys(&["C-b", "["]);
+    t.wait_text(" SCROLL ");
+    t.keys(&["g"]);
+    let s = t.wait_for("the first rows", |s| {
+        pane_text(s).lines().any(|l| l == "row 1")
+    });
+    assert!(s.contains("/"), "a position indicator shows: {s}");
+    t.keys(&["q"]);
+    t.wait_for("the live view", |s| {
+        !s.contains(" SCROLL ") && pane_text(s).lines().any(|l| l == "row 300")
+    });
+    // `bioxen ls` in another shell sees the dashboard's VM.
+    let out = std::process::Command::new(bioxen_exe())
+        .args(["ls", "--json"])
+        .env("XDG_RUNTIME_DIR", t.path().join("run"))
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["id"], "lua-1", "{rows}");
+    assert_eq!(rows[0]["state"], "running", "{rows}");
+    assert!(rows[0]["pid"].as_u64().unwrap() > 1, "{rows}");
+    t.keys(&["C-b", "d"]);
+    t.keys(&["q"]);
+    t.wait_text("will be terminated");
+    t.keys(&["y"]);
+    t.wait_text("EXITED-0");
+    // A dashboard that has quit is no longer listed.
+    let out = std::process::Command::new(bioxen_exe())
+        .args(["ls", "--json"])
+        .env("XDG_RUNTIME_DIR", t.path().join("run"))
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+}

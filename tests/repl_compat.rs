@@ -21,6 +21,7 @@ const INPUTS: &[&str] = &[
     "error({})",
     "error(setmetatable({}, {__tostring = function() return 'custom error' end}))",
     "local t = {} print(type(t), t == t)",
+    "print({}, {1, 2})",
     "print(string.format('%5.2f|%d', math.pi, 7 // 2))",
     "10 / 2, 7 // 2, 2^10, math.maxinteger",
     "select('#', 1, nil, 3)",
@@ -64,10 +65,13 @@ async fn transcript(m: &Manager, command: Option<Vec<String>>) -> String {
         .skip(1)
         .map(|l| {
             // Addresses of tables differ from run to run.
-            match l.find("table: 0x") {
-                Some(i) => format!("{}table: ADDR", &l[..i]),
-                None => l.to_string(),
-            }
+            l.split('\t')
+                .map(|field| match field.strip_prefix("table: 0x") {
+                    Some(_) => "table: ADDR",
+                    None => field,
+                })
+                .collect::<Vec<_>>()
+                .join("\t")
         })
         .collect::<Vec<_>>()
         .join("\n")
