@@ -13,9 +13,11 @@ pub mod lua_literal;
 pub mod manager;
 pub mod registry;
 pub mod repl;
+pub mod sim;
 pub mod term;
 pub mod ui;
 pub mod vm;
+pub mod xapi;
 
 pub use error::{Error, Result};
 pub use manager::{Event, ExecResult, Manager, ManagerConfig, VmInfo};

@@ -45,6 +45,36 @@ enum Command {
         /// A Lua script to run after the -e chunks.
         file: Option<String>,
     },
+    /// Run an XAPI simulator (a fake XCP-ng pool) for tests and demos.
+    Sim {
+        /// Address to listen on; loopback unless told otherwise.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// User name the pool accepts.
+        #[arg(long, default_value = "root")]
+        user: String,
+        /// Environment variable holding the password the pool accepts (default: "password").
+        #[arg(long, value_name = "VAR")]
+        password_env: Option<String>,
+        /// Milliseconds from VM start until the guest reports its IP.
+        #[arg(long, default_value_t = 300)]
+        boot_delay_ms: u64,
+        /// The IPv4 address started VMs report.
+        #[arg(long, default_value = "127.0.0.1")]
+        guest_ip: String,
+        /// Serve HTTPS with a generated self-signed certificate (its fingerprint is printed).
+        #[arg(long)]
+        tls: bool,
+        /// Act as a pool member: logins answer HOST_IS_SLAVE naming this master address.
+        #[arg(long, value_name = "ADDRESS")]
+        member_of: Option<String>,
+        /// Milliseconds of latency added to every request.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Add this many plain halted VMs (for scale tests).
+        #[arg(long, default_value_t = 0)]
+        vms: usize,
+    },
     /// List the VMs of running dashboards and the configured hosts.
     Ls {
         /// Print JSON instead of a table.
@@ -116,6 +146,68 @@ fn main() -> ExitCode {
                     })
                 }
             }
+        }
+        Some(Command::Sim {
+            listen,
+            user,
+            password_env,
+            boot_delay_ms,
+            guest_ip,
+            tls,
+            member_of,
+            latency_ms,
+            vms,
+        }) => {
+            let password = match password_env {
+                Some(var) => match std::env::var(&var) {
+                    Ok(p) => p,
+                    Err(_) => {
+                        eprintln!("bioxen sim: ${var} is not set");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => "password".to_string(),
+            };
+            let options = bioxen::sim::SimOptions {
+                username: user,
+                password,
+                boot_delay: Duration::from_millis(boot_delay_ms),
+                guest_ip,
+                member_of,
+                host_address: listen.ip().to_string(),
+                ..Default::default()
+            };
+            let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            else {
+                eprintln!("bioxen sim: cannot start the runtime");
+                return ExitCode::FAILURE;
+            };
+            runtime.block_on(async move {
+                match bioxen::sim::SimServer::start(listen, options, tls).await {
+                    Ok(server) => {
+                        server.sim.faults.lock().map(|mut f| f.latency = Duration::from_millis(latency_ms)).ok();
+                        server.sim.add_bulk_vms(vms);
+                        println!("bioxen sim: listening on {}", server.url);
+                        if let Some(fp) = &server.fingerprint {
+                            println!("bioxen sim: certificate {fp}");
+                        }
+                        if !listen.ip().is_loopback() {
+                            eprintln!("bioxen sim: warning: listening on {}, reachable from other machines", listen.ip());
+                        }
+                        use std::io::Write;
+                        let _ = std::io::stdout().flush();
+                        let _ = tokio::signal::ctrl_c().await;
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("bioxen sim: cannot listen on {listen}: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            })
         }
         Some(Command::Ls { json }) => {
             let rows = bioxen::cli::ls::rows(&config);

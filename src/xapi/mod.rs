@@ -1,0 +1,18 @@
+//! bioxen's XAPI client: how it creates and watches Lua VMs on an XCP-ng pool.
+//!
+//! Layers, each knowing only the one below: [`transport`] (JSON-RPC over HTTPS with the
+//! configured [`tls`] trust), [`client`] (sessions and typed calls), [`lifecycle`]
+//! (create / stop / destroy with undo) and [`event_cache`] (a live copy of the pool
+//! fed by `event.from`). [`wire`] holds the value encodings the simulator serves.
+
+pub mod client;
+pub mod error;
+pub mod event_cache;
+pub mod lifecycle;
+pub mod tls;
+pub mod transport;
+pub mod wire;
+
+pub use client::{Login, XapiClient};
+pub use error::XapiError;
+pub use event_cache::{EventCache, PoolStatus, PoolVm};

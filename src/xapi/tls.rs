@@ -1,0 +1,239 @@
+//! How bioxen trusts a pool's certificate.
+//!
+//! Verified against the system roots by default. A pool's certificate is self-signed
+//! after installation, so a researcher can pin it by its SHA-256 fingerprint
+//! (`tls_fingerprint`), the way SSH pins host keys; turning verification off is an
+//! explicit choice that the dashboard keeps on screen as a warning.
+
+use std::sync::Arc;
+
+use rustls::DigitallySignedStruct;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Normal verification against the system's trusted roots.
+    Verify,
+    /// Accept exactly the certificate with this SHA-256 digest.
+    Pinned([u8; 32]),
+    /// Accept any certificate (`tls_verify = false`).
+    Insecure,
+}
+
+impl TlsMode {
+    pub fn from_config(verify: bool, fingerprint: &str) -> Result<TlsMode, String> {
+        if !fingerprint.trim().is_empty() {
+            return parse_fingerprint(fingerprint).map(TlsMode::Pinned);
+        }
+        Ok(if verify {
+            TlsMode::Verify
+        } else {
+            TlsMode::Insecure
+        })
+    }
+}
+
+/// `sha256:AB:CD:…` (upper-case hex pairs, as xapi prints them) of a certificate.
+pub fn fingerprint(cert: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, cert);
+    format!("sha256:{}", hex_pairs(digest.as_ref()))
+}
+
+fn hex_pairs(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Accepts `sha256:AB:CD:…`, with or without the prefix and colons, any case.
+pub fn parse_fingerprint(text: &str) -> Result<[u8; 32], String> {
+    let t = text.trim();
+    let t = t
+        .strip_prefix("sha256:")
+        .or_else(|| t.strip_prefix("SHA256:"))
+        .unwrap_or(t);
+    let hex: String = t.chars().filter(|c| *c != ':').collect();
+    let bytes: Result<Vec<u8>, _> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("zz"), 16))
+        .collect();
+    match bytes {
+        Ok(b) if b.len() == 32 => Ok(b.try_into().expect("32 bytes")),
+        _ => Err(format!(
+            "tls_fingerprint {text:?} is not a SHA-256 fingerprint (expected sha256: and 32 hex pairs)"
+        )),
+    }
+}
+
+/// The crypto provider bioxen uses everywhere (ring: it builds fastest here).
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Installs ring as the process-wide default, for libraries that look it up.
+pub fn install_default_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A client config that accepts only the pinned certificate.
+pub fn pinned_config(pin: [u8; 32]) -> rustls::ClientConfig {
+    let provider = provider();
+    rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned { pin, provider }))
+        .with_no_client_auth()
+}
+
+#[derive(Debug)]
+struct Pinned {
+    pin: [u8; 32],
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let digest = ring::digest::digest(&ring::digest::SHA256, end_entity.as_ref());
+        if digest.as_ref() == self.pin {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(format!(
+                "certificate fingerprint mismatch: the pool presents sha256:{}, but sha256:{} is pinned",
+                hex_pairs(digest.as_ref()),
+                hex_pairs(&self.pin)
+            )))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Connects to `host:port` only to learn the certificate it presents, so an error
+/// about an untrusted certificate can show the fingerprint to pin.
+pub async fn probe_fingerprint(host: &str, port: u16) -> Option<String> {
+    #[derive(Debug)]
+    struct Capture(std::sync::Mutex<Option<String>>, Arc<CryptoProvider>);
+    impl ServerCertVerifier for Capture {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            *self.0.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(fingerprint(end_entity.as_ref()));
+            Err(rustls::Error::General("probe only".into()))
+        }
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Err(rustls::Error::General("probe only".into()))
+        }
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Err(rustls::Error::General("probe only".into()))
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.1.signature_verification_algorithms.supported_schemes()
+        }
+    }
+    let provider = provider();
+    let capture = Arc::new(Capture(std::sync::Mutex::new(None), provider.clone()));
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .dangerous()
+        .with_custom_certificate_verifier(capture.clone())
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let name = ServerName::try_from(host.to_string()).ok()?;
+    let tcp = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::net::TcpStream::connect((host, port)),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        connector.connect(name, tcp),
+    )
+    .await;
+    capture.0.lock().ok()?.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_round_trip() {
+        let fp = fingerprint(b"certificate bytes");
+        assert!(
+            fp.starts_with("sha256:") && fp.len() == 7 + 32 * 3 - 1,
+            "{fp}"
+        );
+        let bytes = parse_fingerprint(&fp).unwrap();
+        assert_eq!(
+            fingerprint(b"certificate bytes"),
+            format!("sha256:{}", hex_pairs(&bytes))
+        );
+        assert!(parse_fingerprint(&fp.to_lowercase().replace("sha256:", "")).is_ok());
+        assert!(parse_fingerprint("sha256:AB:CD").is_err());
+        assert_eq!(TlsMode::from_config(false, "").unwrap(), TlsMode::Insecure);
+        assert_eq!(TlsMode::from_config(true, "").unwrap(), TlsMode::Verify);
+    }
+}

@@ -1,0 +1,227 @@
+//! JSON-RPC 2.0 over HTTP(S) `POST /jsonrpc`: one request, one reply, a timeout on
+//! every call. Knows nothing of sessions.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value as Json, json};
+
+use super::error::XapiError;
+use super::tls::{self, TlsMode};
+
+pub struct Transport {
+    http: reqwest::Client,
+    /// `https://host:port`; changes when a pool member redirects to its master.
+    base: Mutex<String>,
+    next_id: AtomicU64,
+    tls: TlsMode,
+}
+
+impl Transport {
+    pub fn new(base: &str, tls_mode: TlsMode) -> Result<Transport, XapiError> {
+        tls::install_default_provider();
+        let builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90));
+        let builder = match &tls_mode {
+            TlsMode::Verify => builder.tls_backend_rustls(),
+            TlsMode::Pinned(pin) => builder.tls_backend_preconfigured(tls::pinned_config(*pin)),
+            TlsMode::Insecure => builder
+                .tls_backend_rustls()
+                .tls_danger_accept_invalid_certs(true),
+        };
+        let http = builder
+            .build()
+            .map_err(|e| XapiError::Config(format!("cannot set up HTTPS: {e}")))?;
+        Ok(Transport {
+            http,
+            base: Mutex::new(base.trim_end_matches('/').to_string()),
+            next_id: AtomicU64::new(1),
+            tls: tls_mode,
+        })
+    }
+
+    pub fn base(&self) -> String {
+        self.base.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Points the transport at another host of the pool, same scheme and port.
+    pub fn redirect_host(&self, host: &str) -> String {
+        let mut base = self.base.lock().unwrap_or_else(|p| p.into_inner());
+        let (scheme, rest) = base.split_once("://").unwrap_or(("https", &base));
+        let port = rest.rsplit_once(':').map(|(_, p)| p.to_string());
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        *base = match port {
+            Some(p) if p.chars().all(|c| c.is_ascii_digit()) => format!("{scheme}://{host}:{p}"),
+            _ => format!("{scheme}://{host}"),
+        };
+        base.clone()
+    }
+
+    pub fn tls_mode(&self) -> &TlsMode {
+        &self.tls
+    }
+
+    /// Calls `method`; the reply's `result`, or the pool's error.
+    pub async fn call(
+        &self,
+        method: &str,
+        params: Vec<Json>,
+        timeout: Duration,
+    ) -> Result<Json, XapiError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let body = json!({"jsonrpc": "2.0", "method": method, "params": params, "id": id});
+        let url = format!("{}/jsonrpc", self.base());
+        let request = self
+            .http
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json")
+            .body(body.to_string())
+            .send();
+        let response = match tokio::time::timeout(timeout, request).await {
+            Err(_) => {
+                return Err(XapiError::Timeout(format!(
+                    "{method} took longer than {}s",
+                    timeout.as_secs_f64()
+                )));
+            }
+            Ok(Err(e)) => return Err(self.describe(e).await),
+            Ok(Ok(r)) => r,
+        };
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let text = match tokio::time::timeout(timeout, response.text()).await {
+            Err(_) => {
+                return Err(XapiError::Timeout(format!(
+                    "reading the answer to {method}"
+                )));
+            }
+            Ok(Err(e)) => return Err(XapiError::Transport(format!("{url}: {e}"))),
+            Ok(Ok(t)) => t,
+        };
+        if !status.is_success() {
+            return Err(XapiError::Transport(format!(
+                "{url} answered HTTP {status} to {method}"
+            )));
+        }
+        if content_type != "application/json" {
+            return Err(XapiError::Transport(format!(
+                "{url} answered {method} with content-type {content_type:?}, not JSON-RPC"
+            )));
+        }
+        let reply: Json = serde_json::from_str(&text).map_err(|e| {
+            XapiError::Transport(format!("{url} answered {method} with invalid JSON: {e}"))
+        })?;
+        parse_reply(reply)
+    }
+
+    /// Turns an HTTP error into a message that says what to do about it.
+    async fn describe(&self, e: reqwest::Error) -> XapiError {
+        let chain = error_chain(&e);
+        let tls_problem = [
+            "certificate",
+            "UnknownIssuer",
+            "invalid peer",
+            "fingerprint",
+            "handshake",
+        ]
+        .iter()
+        .any(|w| chain.contains(w));
+        if !tls_problem {
+            return XapiError::Transport(format!("{}: {chain}", self.base()));
+        }
+        if let TlsMode::Pinned(_) = self.tls {
+            return XapiError::Tls(chain);
+        }
+        let base = self.base();
+        let hostport = base
+            .split_once("://")
+            .map(|(_, r)| r)
+            .unwrap_or(&base)
+            .to_string();
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) => (
+                h.trim_matches(['[', ']']).to_string(),
+                p.parse().unwrap_or(443),
+            ),
+            None => (hostport.clone(), 443),
+        };
+        let seen = tls::probe_fingerprint(&host, port).await;
+        XapiError::Tls(match seen {
+            Some(fp) => format!(
+                "{base} presents a certificate that is not trusted ({chain}). If it is your pool's own \
+                 self-signed certificate, pin it in [xcpng]: tls_fingerprint = \"{fp}\""
+            ),
+            None => format!("{base}: {chain}"),
+        })
+    }
+}
+
+/// `result`, or the error in v2 (`{code, message, data}`) or v1 (`[CODE, …]`) form.
+pub fn parse_reply(reply: Json) -> Result<Json, XapiError> {
+    if let Some(err) = reply.get("error").filter(|e| !e.is_null()) {
+        let as_strings = |v: &Json| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|x| {
+                            x.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| x.to_string())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        return Err(match err {
+            Json::Object(o) => XapiError::Api {
+                code: o
+                    .get("message")
+                    .and_then(Json::as_str)
+                    .unwrap_or("UNKNOWN")
+                    .to_string(),
+                params: o.get("data").map(as_strings).unwrap_or_default(),
+            },
+            Json::Array(_) => {
+                let mut all = as_strings(err);
+                let code = if all.is_empty() {
+                    "UNKNOWN".to_string()
+                } else {
+                    all.remove(0)
+                };
+                XapiError::Api { code, params: all }
+            }
+            other => XapiError::Transport(format!("unexpected error value {other}")),
+        });
+    }
+    reply
+        .get("result")
+        .cloned()
+        .ok_or_else(|| XapiError::Transport("JSON-RPC reply without result or error".into()))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
