@@ -210,7 +210,17 @@ fn main() -> ExitCode {
             })
         }
         Some(Command::Ls { json }) => {
-            let rows = bioxen::cli::ls::rows(&config);
+            let mut rows = bioxen::cli::ls::rows(&config);
+            if config.xcpng.is_some() {
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    eprintln!("bioxen ls: cannot start the runtime");
+                    return ExitCode::FAILURE;
+                };
+                rows.extend(runtime.block_on(bioxen::cli::ls::pool_rows(&config)));
+            }
             if json {
                 println!("{}", serde_json::Value::Array(rows));
             } else {

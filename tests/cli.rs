@@ -161,3 +161,26 @@ fn lua_subcommand_takes_lua_options() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(text(&bad.stderr).contains("(command line):1: x"));
 }
+
+#[test]
+fn sim_prints_its_url_and_certificate() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(bioxen_exe())
+        .args(["sim", "--tls"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = lines.next().unwrap().unwrap();
+    let cert = lines.next().unwrap().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        url.starts_with("bioxen sim: listening on https://127.0.0.1:"),
+        "{url}"
+    );
+    assert!(
+        cert.starts_with("bioxen sim: certificate sha256:"),
+        "{cert}"
+    );
+}

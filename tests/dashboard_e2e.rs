@@ -266,3 +266,33 @@ fn scrollback_mode_shows_earlier_output() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
 }
+
+#[test]
+fn pool_state_and_tls_warning_show_in_the_tab_bar() {
+    // A pool that does not answer: the dashboard says so and keeps working.
+    let free_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = format!(
+        "[xcpng]\nurl = \"https://127.0.0.1:{free_port}\"\npassword_env = \"BIOXEN_XAPI_PASSWORD\"\ntls_verify = false\n"
+    );
+    let t = Tmux::start_with_config(
+        "pool",
+        120,
+        40,
+        &format!("BIOXEN_XAPI_PASSWORD=not-shown {}", bioxen_exe().display()),
+        Some(&config),
+    );
+    let s = t.wait_text("pool: unreachable");
+    assert!(s.contains("TLS verification of the pool is OFF"), "{s}");
+    assert!(!s.contains("not-shown"), "the password never shows: {s}");
+    // Still usable.
+    t.keys(&["c"]);
+    t.wait_text("Create a VM");
+    t.keys(&["Escape"]);
+    t.wait_for("the dialog to close", |s| !s.contains("Create a VM"));
+    t.keys(&["q"]);
+    t.wait_text("EXITED-0");
+}

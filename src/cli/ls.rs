@@ -4,6 +4,45 @@ use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::registry;
+use crate::xapi::{Login, XapiClient, event_cache};
+
+/// The pool's bioxen-tagged VMs as `ls` rows; a pool that cannot be reached is a
+/// warning on stderr, not a failure of `ls`.
+pub async fn pool_rows(config: &Config) -> Vec<Value> {
+    let Some(xcpng) = &config.xcpng else {
+        return Vec::new();
+    };
+    let result = async {
+        let client = XapiClient::new(Login::from_config(xcpng)?)?;
+        let vms = event_cache::snapshot(&client).await;
+        client.logout().await;
+        vms
+    }
+    .await;
+    match result {
+        Ok(vms) => vms
+            .into_iter()
+            .filter(|vm| vm.bioxen_id.is_some())
+            .map(|vm| {
+                json!({
+                    "id": vm.bioxen_id,
+                    "kind": "xcpng",
+                    "state": vm.power_state.to_lowercase(),
+                    "name": vm.name,
+                    "ip": vm.ip,
+                    "host": vm.host,
+                    "uuid": vm.uuid,
+                    "memory_bytes": vm.memory_bytes,
+                    "vcpus": vm.vcpus,
+                })
+            })
+            .collect(),
+        Err(e) => {
+            eprintln!("bioxen ls: pool {}: {e}", xcpng.url);
+            Vec::new()
+        }
+    }
+}
 
 /// Collects everything `ls` shows, as JSON rows.
 pub fn rows(config: &Config) -> Vec<Value> {
@@ -33,7 +72,7 @@ pub fn rows(config: &Config) -> Vec<Value> {
 pub fn table(rows: &[Value]) -> String {
     let mut out = format!(
         "{:<16} {:<6} {:<16} {:>8} {:>6} {:>9}  {}\n",
-        "NAME", "KIND", "STATE", "PID", "CPU%", "MEM", "COMMAND"
+        "NAME", "KIND", "STATE", "PID", "CPU%", "MEM", "COMMAND / IP"
     );
     for r in rows {
         let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_string();
@@ -41,6 +80,11 @@ pub fn table(rows: &[Value]) -> String {
             Some(Value::Number(n)) => format!("{}({n})", s("state")),
             Some(Value::String(d)) => format!("{}({d})", s("state")),
             _ => s("state"),
+        };
+        // The last column: the command of local VMs, the address of pool VMs.
+        let detail = match r.get("ip").and_then(Value::as_str) {
+            Some(ip) => format!("ip {ip}"),
+            None => s("command"),
         };
         let pid = r
             .get("pid")
@@ -65,7 +109,7 @@ pub fn table(rows: &[Value]) -> String {
             pid,
             cpu,
             mem,
-            s("command")
+            detail
         ));
     }
     if rows.is_empty() {

@@ -236,7 +236,9 @@ async fn jsonrpc(sim: &Arc<Sim>, body: &str) -> Response {
         Some(Json::Array(a)) => a.iter().map(XVal::from_json).collect(),
         None | Some(Json::Null) if v2 => Vec::new(),
         _ => {
-            return Response::malformed("Jsonrpc.Malformed_method_request: params must be an array");
+            return Response::malformed(
+                "Jsonrpc.Malformed_method_request: params must be an array",
+            );
         }
     };
     let result = sim.call(method, params).await;

@@ -18,6 +18,7 @@ use super::layout::Areas;
 use crate::manager::{Event, Manager, VmInfo};
 use crate::term::encode;
 use crate::vm::{Size, VmKind, VmOptions, VmState};
+use crate::xapi::PoolStatus;
 
 /// How long an armed prefix waits for its key.
 pub const PREFIX_TIMEOUT: Duration = Duration::from_secs(1);
@@ -59,6 +60,13 @@ pub enum Level {
     Error,
 }
 
+/// What the tab bar says about the pool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolView {
+    pub status: PoolStatus,
+    pub vms: usize,
+}
+
 /// Results of background work.
 #[derive(Debug)]
 pub enum UiMsg {
@@ -94,6 +102,10 @@ pub struct App {
     pub quit: bool,
     /// Set while VMs are being shut down before quitting.
     pub quitting: bool,
+    /// The pool's state for the tab bar, when `[xcpng]` is configured.
+    pub pool: Option<PoolView>,
+    /// A warning that stays on screen while it holds (unverified TLS).
+    pub warning: Option<String>,
     /// Labels of the uptime column as last drawn, to redraw only when one changes.
     drawn_uptimes: Vec<String>,
     tx: UnboundedSender<UiMsg>,
@@ -127,6 +139,8 @@ impl App {
             dirty: true,
             quit: false,
             quitting: false,
+            pool: None,
+            warning: None,
             drawn_uptimes: Vec::new(),
             tx,
         };
@@ -586,6 +600,17 @@ impl App {
             .collect();
         if uptimes != self.drawn_uptimes {
             self.drawn_uptimes = uptimes;
+            self.dirty = true;
+        }
+    }
+
+    /// The pool's cache changed: redraw only if what the tab bar shows changed.
+    pub fn on_pool(&mut self, view: PoolView) {
+        if self.pool.as_ref() != Some(&view) {
+            if let PoolStatus::Retrying { error, .. } = &view.status {
+                self.set_message(format!("pool: {error} (retrying)"), Level::Error);
+            }
+            self.pool = Some(view);
             self.dirty = true;
         }
     }

@@ -16,6 +16,7 @@ use super::{dialogs, list_pane, terminal_pane};
 use crate::manager::Manager;
 use crate::term::Screen;
 use crate::vm::VmState;
+use crate::xapi::PoolStatus;
 
 /// Where drawing gets a session's screen from: the manager, or recorded screens in
 /// tests.
@@ -112,7 +113,34 @@ fn draw_tabs(frame: &mut Frame, app: &App, screens: &dyn Screens, area: Rect) {
         }
         spans.push(Span::styled(label, style));
     }
+    // Right side: the pool's state and any standing warning.
+    let mut right = Vec::new();
+    if let Some(pool) = &app.pool {
+        let (text, color) = match &pool.status {
+            PoolStatus::Connecting => ("pool: connecting".to_string(), Color::Yellow),
+            PoolStatus::Connected => (format!("pool: {} VMs", pool.vms), Color::Green),
+            PoolStatus::Retrying { attempt, .. } => {
+                (format!("pool: unreachable (retry {attempt})"), Color::Red)
+            }
+        };
+        right.push(Span::styled(format!(" {text} "), bar.fg(color)));
+    }
+    if let Some(w) = &app.warning {
+        right.push(Span::styled(
+            format!(" ⚠ {w} "),
+            Style::new()
+                .fg(Color::Black)
+                .bg(Color::Red)
+                .add_modifier(Modifier::BOLD),
+        ));
+    }
     frame.render_widget(Paragraph::new(Line::from(spans)).style(bar), area);
+    if !right.is_empty() {
+        let line = Line::from(right).right_aligned();
+        let width = (line.width() as u16).min(area.width);
+        let r = Rect::new(area.x + area.width - width, area.y, width, area.height);
+        frame.render_widget(Paragraph::new(line), r);
+    }
 }
 
 fn draw_status(frame: &mut Frame, app: &App, area: Rect) {

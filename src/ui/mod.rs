@@ -13,6 +13,7 @@ pub mod keymap;
 pub mod layout;
 pub mod list_pane;
 pub mod terminal_pane;
+pub mod warnings;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -88,6 +89,12 @@ async fn dashboard(config: Config, keymap: Keymap) -> std::io::Result<()> {
         tx,
     );
 
+    let pool = start_pool(&config, &mut app);
+    let mut pool_changes = match &pool {
+        Some(cache) => cache.subscribe(),
+        None => tokio::sync::watch::channel(0).1,
+    };
+
     let mut input = EventStream::new();
     let mut events = manager.subscribe();
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -119,6 +126,11 @@ async fn dashboard(config: Config, keymap: Keymap) -> std::io::Result<()> {
                 Err(RecvError::Lagged(_)) => app.refresh(),
                 Err(RecvError::Closed) => {}
             },
+            Ok(()) = pool_changes.changed(), if pool.is_some() => {
+                if let Some(cache) = &pool {
+                    app.on_pool(app::PoolView { status: cache.status(), vms: cache.vms().len() });
+                }
+            }
             _ = sleep_until(prefix_at), if prefix_at.is_some() => app.expire_prefix(),
             _ = tick.tick() => app.on_tick(),
             _ = sigterm.recv() => {
@@ -133,6 +145,33 @@ async fn dashboard(config: Config, keymap: Keymap) -> std::io::Result<()> {
     }
     // Quitting always goes through begin_quit, which has already shut the VMs down.
     Ok(())
+}
+
+/// Follows the configured pool, if any. A pool that cannot be used is a message, not
+/// a reason to stop the dashboard.
+fn start_pool(config: &Config, app: &mut App) -> Option<crate::xapi::EventCache> {
+    let xcpng = config.xcpng.as_ref()?;
+    let login = match crate::xapi::Login::from_config(xcpng) {
+        Ok(l) => l,
+        Err(e) => {
+            app.set_message(format!("pool: {e}"), app::Level::Error);
+            return None;
+        }
+    };
+    app.warning = warnings::tls_warning(&login.tls);
+    match crate::xapi::XapiClient::new(login) {
+        Ok(client) => {
+            app.pool = Some(app::PoolView {
+                status: crate::xapi::PoolStatus::Connecting,
+                vms: 0,
+            });
+            Some(crate::xapi::EventCache::start(std::sync::Arc::new(client)))
+        }
+        Err(e) => {
+            app.set_message(format!("pool: {e}"), app::Level::Error);
+            None
+        }
+    }
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {

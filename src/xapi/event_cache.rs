@@ -109,52 +109,7 @@ impl EventCache {
 
     /// Guest VMs (no templates, snapshots or control domains), by name.
     pub fn vms(&self) -> Vec<PoolVm> {
-        let state = lock(&self.state);
-        let empty = HashMap::new();
-        let table = |c: &str| state.tables.get(c).unwrap_or(&empty);
-        let (vms, guest, hosts) = (table("vm"), table("vm_guest_metrics"), table("host"));
-        let mut out: Vec<PoolVm> = vms
-            .iter()
-            .filter(|(_, r)| {
-                let f = |k: &str| r.get(k).and_then(Json::as_bool).unwrap_or(false);
-                !f("is_a_template") && !f("is_a_snapshot") && !f("is_control_domain")
-            })
-            .map(|(reference, r)| {
-                let s = |k: &str| r.get(k).and_then(Json::as_str).unwrap_or("").to_string();
-                let ip = guest
-                    .get(&s("guest_metrics"))
-                    .and_then(|g| g.get("networks"))
-                    .and_then(first_ipv4);
-                let host = hosts
-                    .get(&s("resident_on"))
-                    .and_then(|h| h.get("name_label"))
-                    .and_then(Json::as_str)
-                    .map(str::to_string);
-                PoolVm {
-                    reference: reference.clone(),
-                    uuid: s("uuid"),
-                    name: s("name_label"),
-                    power_state: s("power_state"),
-                    ip,
-                    host,
-                    memory_bytes: r
-                        .get("memory_static_max")
-                        .and_then(Json::as_i64)
-                        .unwrap_or(0),
-                    vcpus: r
-                        .get("VCPUs_at_startup")
-                        .and_then(Json::as_i64)
-                        .unwrap_or(0),
-                    bioxen_id: r
-                        .get("other_config")
-                        .and_then(|o| o.get(TAG_ID))
-                        .and_then(Json::as_str)
-                        .map(str::to_string),
-                }
-            })
-            .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name).then(a.reference.cmp(&b.reference)));
-        out
+        pool_vms(&lock(&self.state).tables)
     }
 
     /// Waits until `pred` holds for the cache; false on timeout.
@@ -174,6 +129,68 @@ impl EventCache {
             }
         }
     }
+}
+
+/// The pool's guest VMs, loaded once (for `bioxen ls`, which does not stay to follow).
+pub async fn snapshot(client: &XapiClient) -> Result<Vec<PoolVm>, XapiError> {
+    let mut tables = HashMap::new();
+    for (lc, class) in WATCHED {
+        let records = client.get_all_records(class).await?;
+        tables.insert(
+            lc.to_string(),
+            records.into_iter().collect::<HashMap<_, _>>(),
+        );
+    }
+    Ok(pool_vms(&tables))
+}
+
+/// Guest VMs from the cached tables, joined with their guest metrics and host.
+fn pool_vms(tables: &HashMap<String, HashMap<String, Json>>) -> Vec<PoolVm> {
+    let empty = HashMap::new();
+    let table = |c: &str| tables.get(c).unwrap_or(&empty);
+    let (vms, guest, hosts) = (table("vm"), table("vm_guest_metrics"), table("host"));
+    let mut out: Vec<PoolVm> = vms
+        .iter()
+        .filter(|(_, r)| {
+            let f = |k: &str| r.get(k).and_then(Json::as_bool).unwrap_or(false);
+            !f("is_a_template") && !f("is_a_snapshot") && !f("is_control_domain")
+        })
+        .map(|(reference, r)| {
+            let s = |k: &str| r.get(k).and_then(Json::as_str).unwrap_or("").to_string();
+            let ip = guest
+                .get(&s("guest_metrics"))
+                .and_then(|g| g.get("networks"))
+                .and_then(first_ipv4);
+            let host = hosts
+                .get(&s("resident_on"))
+                .and_then(|h| h.get("name_label"))
+                .and_then(Json::as_str)
+                .map(str::to_string);
+            PoolVm {
+                reference: reference.clone(),
+                uuid: s("uuid"),
+                name: s("name_label"),
+                power_state: s("power_state"),
+                ip,
+                host,
+                memory_bytes: r
+                    .get("memory_static_max")
+                    .and_then(Json::as_i64)
+                    .unwrap_or(0),
+                vcpus: r
+                    .get("VCPUs_at_startup")
+                    .and_then(Json::as_i64)
+                    .unwrap_or(0),
+                bioxen_id: r
+                    .get("other_config")
+                    .and_then(|o| o.get(TAG_ID))
+                    .and_then(Json::as_str)
+                    .map(str::to_string),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name).then(a.reference.cmp(&b.reference)));
+    out
 }
 
 async fn follow(client: Arc<XapiClient>, state: Arc<Mutex<State>>, changed: watch::Sender<u64>) {

@@ -15,11 +15,25 @@ impl Tmux {
     /// Starts `command` (run by sh) in a `cols`x`rows` terminal, in a fresh directory
     /// that is also its XDG state, config and runtime home.
     pub fn start(name: &str, cols: u16, rows: u16, command: &str) -> Tmux {
+        Tmux::start_with_config(name, cols, rows, command, None)
+    }
+
+    /// Like [`Tmux::start`], with `bioxen.toml` written into the directory first.
+    pub fn start_with_config(
+        name: &str,
+        cols: u16,
+        rows: u16,
+        command: &str,
+        config: Option<&str>,
+    ) -> Tmux {
         super::require_program("tmux", "tmux");
         let socket = format!("bioxen-test-{name}-{}", std::process::id());
         let dir = std::env::temp_dir().join(&socket);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        if let Some(text) = config {
+            std::fs::write(dir.join("bioxen.toml"), text).unwrap();
+        }
         let tmux = Tmux { socket, dir };
         let env = format!(
             "cd {dir} && XDG_STATE_HOME={dir}/state XDG_CONFIG_HOME={dir}/config XDG_RUNTIME_DIR={dir}/run ",

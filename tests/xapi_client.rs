@@ -1,0 +1,478 @@
+//! bioxen's XAPI client against the simulator over real HTTP and HTTPS.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bioxen::sim::{SimOptions, SimServer};
+use bioxen::xapi::lifecycle::{self, CreateSpec, Step};
+use bioxen::xapi::tls::{TlsMode, parse_fingerprint};
+use bioxen::xapi::{EventCache, Login, PoolStatus, XapiClient, XapiError};
+use serde_json::json;
+
+const PASSWORD: &str = "s3cret-pool-pw";
+
+fn options() -> SimOptions {
+    SimOptions {
+        password: PASSWORD.into(),
+        boot_delay: Duration::from_millis(150),
+        ..SimOptions::default()
+    }
+}
+
+async fn sim(tls: bool) -> SimServer {
+    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    SimServer::start(addr, options(), tls).await.unwrap()
+}
+
+fn client(url: &str, tls: TlsMode, password: &str) -> XapiClient {
+    XapiClient::new(Login {
+        url: url.into(),
+        username: "root".into(),
+        password: password.into(),
+        tls,
+    })
+    .unwrap()
+}
+
+fn spec(name: &str) -> CreateSpec {
+    CreateSpec {
+        template: "lua-bio-template".into(),
+        name: name.into(),
+        memory_mib: 512,
+        vcpus: 2,
+        bioxen_id: name.into(),
+        ip_timeout: Duration::from_secs(20),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_lifecycle_over_https_with_a_pinned_certificate() {
+    let s = sim(true).await;
+    let pin = parse_fingerprint(s.fingerprint.as_ref().unwrap()).unwrap();
+    let c = client(&s.url, TlsMode::Pinned(pin), PASSWORD);
+    let vdis_before = s.sim.vdi_count();
+    let steps = Arc::new(Mutex::new(Vec::new()));
+    let seen = steps.clone();
+    let vm = lifecycle::create(&c, &spec("lab-vm"), &move |step| {
+        seen.lock().unwrap().push(step)
+    })
+    .await
+    .unwrap();
+    assert_eq!(vm.ip, "127.0.0.1");
+    assert_eq!(
+        *steps.lock().unwrap(),
+        vec![
+            Step::FindTemplate,
+            Step::Cloning,
+            Step::Provisioning,
+            Step::Configuring,
+            Step::Tagging,
+            Step::Starting,
+            Step::WaitingForIp
+        ]
+    );
+    let rec = c.get_record("VM", &vm.reference).await.unwrap();
+    assert_eq!(rec["power_state"], "Running");
+    assert_eq!(rec["is_a_template"], false);
+    assert_eq!(rec["memory_static_max"], json!(512 * 1024 * 1024));
+    assert_eq!(rec["memory_dynamic_min"], json!(512 * 1024 * 1024));
+    assert_eq!(rec["VCPUs_max"], json!(2));
+    assert_eq!(rec["VCPUs_at_startup"], json!(2));
+    assert_eq!(rec["other_config"]["bioxen:id"], "lab-vm");
+    assert!(
+        rec["other_config"]["bioxen:created-by"]
+            .as_str()
+            .unwrap()
+            .starts_with("bioxen ")
+    );
+    assert_eq!(s.sim.guest_vm_count(), 1);
+    assert_eq!(
+        s.sim.vdi_count(),
+        vdis_before + 1,
+        "the clone got its own disk"
+    );
+
+    lifecycle::stop(&c, &vm.reference, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.get_record("VM", &vm.reference).await.unwrap()["power_state"],
+        "Halted"
+    );
+    let destroyed = lifecycle::destroy(&c, &vm.reference).await.unwrap();
+    assert_eq!(destroyed, 1);
+    assert_eq!(s.sim.guest_vm_count(), 0);
+    assert_eq!(
+        s.sim.vdi_count(),
+        vdis_before,
+        "the VM's disk went with it; the template's stayed"
+    );
+    let gone = c.get_record("VM", &vm.reference).await.unwrap_err();
+    assert!(gone.is("HANDLE_INVALID"), "{gone}");
+    c.logout().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provisions_disks_from_a_default_template_and_shrinks_vcpus() {
+    let s = sim(false).await;
+    let c = client(&s.url, TlsMode::Verify, PASSWORD);
+    let vdis_before = s.sim.vdi_count();
+    let mut sp = spec("deb");
+    sp.template = "Debian Bookworm 12".into();
+    sp.vcpus = 1;
+    let vm = lifecycle::create(&c, &sp, &|_| {}).await.unwrap();
+    let rec = c.get_record("VM", &vm.reference).await.unwrap();
+    assert!(
+        rec["other_config"].get("disks").is_none(),
+        "provision strips the spec"
+    );
+    assert_eq!(s.sim.vdi_count(), vdis_before + 1);
+    assert_eq!(lifecycle::destroy(&c, &vm.reference).await.unwrap(), 1);
+    assert_eq!(s.sim.vdi_count(), vdis_before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_midway_leaves_nothing_behind() {
+    let s = sim(false).await;
+    let c = client(&s.url, TlsMode::Verify, PASSWORD);
+    let vdis_before = s.sim.vdi_count();
+    for (method, code, step) in [
+        ("VM.start", "NO_HOSTS_AVAILABLE", Step::Starting),
+        (
+            "VM.add_to_other_config",
+            "RBAC_PERMISSION_DENIED",
+            Step::Tagging,
+        ),
+        (
+            "VM.set_memory_limits",
+            "MEMORY_CONSTRAINT_VIOLATION_ORDER",
+            Step::Configuring,
+        ),
+        ("VM.provision", "SR_FULL", Step::Provisioning),
+    ] {
+        s.sim
+            .faults
+            .lock()
+            .unwrap()
+            .fail_method
+            .push((method.into(), vec![code.into()]));
+        let err = lifecycle::create(&c, &spec("doomed"), &|_| {})
+            .await
+            .unwrap_err();
+        assert_eq!(err.step, step);
+        assert!(err.error.is(code), "{err}");
+        assert!(err.cleanup_error.is_none(), "{err}");
+        assert!(err.to_string().contains(code), "{err}");
+        assert_eq!(
+            s.sim.guest_vm_count(),
+            0,
+            "no VM left after a failure at {step}"
+        );
+        assert_eq!(
+            s.sim.vdi_count(),
+            vdis_before,
+            "no disk left after a failure at {step}"
+        );
+    }
+    let mut bad = spec("x");
+    bad.template = "no-such-template".into();
+    let err = lifecycle::create(&c, &bad, &|_| {}).await.unwrap_err();
+    assert_eq!(err.step, Step::FindTemplate);
+    assert!(
+        err.to_string()
+            .contains("no template named 'no-such-template'"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_cache_follows_start_shutdown_and_destroy_within_a_second() {
+    let s = sim(false).await;
+    let c = Arc::new(client(&s.url, TlsMode::Verify, PASSWORD));
+    let cache = EventCache::start(c.clone());
+    assert!(
+        cache
+            .wait_for(Duration::from_secs(10), |c| c.status()
+                == PoolStatus::Connected)
+            .await
+    );
+    assert!(cache.vms().is_empty(), "templates and dom0 are not listed");
+
+    let vm = lifecycle::create(&c, &spec("watched"), &|_| {})
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let running = cache
+        .wait_for(Duration::from_secs(1), |c| {
+            c.vms().iter().any(|v| {
+                v.name == "watched"
+                    && v.power_state == "Running"
+                    && v.ip.as_deref() == Some("127.0.0.1")
+            })
+        })
+        .await;
+    assert!(running, "start not seen: {:?}", cache.vms());
+    let vms = cache.vms();
+    assert_eq!(vms[0].bioxen_id.as_deref(), Some("watched"));
+    assert_eq!(vms[0].host.as_deref(), Some("sim-host"));
+    assert_eq!(vms[0].memory_bytes, 512 * 1024 * 1024);
+    let start_latency = t.elapsed();
+
+    c.call("VM.clean_shutdown", vec![json!(vm.reference)])
+        .await
+        .unwrap();
+    let t = Instant::now();
+    assert!(
+        cache
+            .wait_for(Duration::from_secs(1), |c| c
+                .vms()
+                .iter()
+                .any(|v| v.power_state == "Halted" && v.ip.is_none()))
+            .await
+    );
+    let stop_latency = t.elapsed();
+
+    lifecycle::destroy(&c, &vm.reference).await.unwrap();
+    let t = Instant::now();
+    assert!(
+        cache
+            .wait_for(Duration::from_secs(1), |c| c.vms().is_empty())
+            .await
+    );
+    let destroy_latency = t.elapsed();
+    eprintln!(
+        "cache latency: start {start_latency:?}, shutdown {stop_latency:?}, destroy {destroy_latency:?}"
+    );
+
+    // A change made by someone else shows up too.
+    s.sim.add_bulk_vms(1);
+    assert!(
+        cache
+            .wait_for(Duration::from_secs(1), |c| c
+                .vms()
+                .iter()
+                .any(|v| v.name == "bulk-0"))
+            .await
+    );
+    assert!(s.sim.set_power_state("bulk-0", "Paused"));
+    assert!(
+        cache
+            .wait_for(Duration::from_secs(1), |c| c
+                .vms()
+                .iter()
+                .any(|v| v.power_state == "Paused"))
+            .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_renewed_after_expiry() {
+    let s = sim(false).await;
+    let c = Arc::new(client(&s.url, TlsMode::Verify, PASSWORD));
+    let first = c.connect().await.unwrap();
+    s.sim.expire_sessions();
+    let pools = c.get_all_records("pool").await.unwrap();
+    assert_eq!(pools.len(), 1);
+    let second = c.connect().await.unwrap();
+    assert_ne!(first, second, "a new session was opened");
+
+    // The event cache recovers too.
+    let cache = EventCache::start(c.clone());
+    assert!(
+        cache
+            .wait_for(Duration::from_secs(10), |c| c.status()
+                == PoolStatus::Connected)
+            .await
+    );
+    s.sim.expire_sessions();
+    s.sim.add_bulk_vms(1);
+    assert!(
+        cache
+            .wait_for(Duration::from_secs(10), |c| c.vms().len() == 1)
+            .await,
+        "{:?}",
+        cache.status()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_member_redirects_to_its_master() {
+    // A master and a member on the same port at two loopback addresses, as in a pool.
+    let master_addr: SocketAddr = "127.0.0.2:0".parse().unwrap();
+    let master = SimServer::start(master_addr, options(), false)
+        .await
+        .unwrap();
+    let port = master.addr.port();
+    let member_options = SimOptions {
+        member_of: Some("127.0.0.2".into()),
+        ..options()
+    };
+    let member = SimServer::start(
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        member_options,
+        false,
+    )
+    .await
+    .expect("port free on 127.0.0.1 too");
+    let c = client(&member.url, TlsMode::Verify, PASSWORD);
+    c.connect().await.unwrap();
+    assert_eq!(c.url(), format!("http://127.0.0.2:{port}"));
+    let vms = c.get_all_records("VM").await.unwrap();
+    assert!(!vms.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_is_reported_not_retried() {
+    let s = sim(false).await;
+    let c = client(&s.url, TlsMode::Verify, "wrong-password");
+    let err = c.connect().await.unwrap_err();
+    assert!(err.is("SESSION_AUTHENTICATION_FAILED"), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("refused the login for user 'root'"), "{msg}");
+    assert!(
+        !msg.contains("wrong-password"),
+        "the password never appears: {msg}"
+    );
+    assert!(
+        !format!(
+            "{:?}",
+            Login {
+                url: s.url.clone(),
+                username: "root".into(),
+                password: "wrong-password".into(),
+                tls: TlsMode::Verify
+            }
+        )
+        .contains("wrong-password")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_trust_is_enforced() {
+    let s = sim(true).await;
+    let real = s.fingerprint.clone().unwrap();
+    // Pinned: accepted.
+    client(
+        &s.url,
+        TlsMode::Pinned(parse_fingerprint(&real).unwrap()),
+        PASSWORD,
+    )
+    .connect()
+    .await
+    .unwrap();
+    // Wrong pin: refused, naming both fingerprints.
+    let wrong = parse_fingerprint(&format!("sha256:{}", ["AB"; 32].join(":"))).unwrap();
+    let err = client(&s.url, TlsMode::Pinned(wrong), PASSWORD)
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, XapiError::Tls(_)), "{err:?}");
+    assert!(err.to_string().contains("mismatch"), "{err}");
+    // Verified against the system roots: a self-signed pool is refused, and the error
+    // shows the fingerprint to pin.
+    let err = client(&s.url, TlsMode::Verify, PASSWORD)
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, XapiError::Tls(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains(&format!("tls_fingerprint = \"{real}\"")),
+        "{err}"
+    );
+    // Verification off: works, and is visible as a warning.
+    let insecure = client(&s.url, TlsMode::Insecure, PASSWORD);
+    insecure.connect().await.unwrap();
+    assert!(bioxen::ui::warnings::tls_warning(insecure.tls_mode()).is_some());
+    assert!(bioxen::ui::warnings::tls_warning(&TlsMode::Verify).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_pool_and_faults_are_errors_not_hangs() {
+    let s = sim(false).await;
+    let c = client(&s.url, TlsMode::Verify, PASSWORD);
+    c.connect().await.unwrap();
+    s.sim.faults.lock().unwrap().http500_next = 1;
+    let err = c.call("VM.get_all", vec![]).await.unwrap_err();
+    assert!(err.to_string().contains("HTTP 500"), "{err}");
+    s.sim.faults.lock().unwrap().garbage_next = 1;
+    let err = c.call("VM.get_all", vec![]).await.unwrap_err();
+    assert!(err.to_string().contains("invalid JSON"), "{err}");
+    // Read-only calls retry through a dropped connection.
+    s.sim.faults.lock().unwrap().drop_next = 1;
+    assert!(!c.get_all_records("VM").await.unwrap().is_empty());
+    // Nothing listening: an error within the connect timeout.
+    let port = s.addr.port();
+    drop(s);
+    let gone = client(
+        &format!("http://127.0.0.1:{port}"),
+        TlsMode::Verify,
+        PASSWORD,
+    );
+    let t = Instant::now();
+    let err = gone.connect().await.unwrap_err();
+    assert!(matches!(err, XapiError::Transport(_)), "{err:?}");
+    assert!(t.elapsed() < Duration::from_secs(15));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ls_lists_the_pools_bioxen_vms() {
+    let s = sim(false).await;
+    let c = client(&s.url, TlsMode::Verify, PASSWORD);
+    lifecycle::create(&c, &spec("tagged-one"), &|_| {})
+        .await
+        .unwrap();
+    s.sim.add_bulk_vms(2);
+    let dir = std::env::temp_dir().join(format!("bioxen-ls-pool-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("bioxen.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[xcpng]\nurl = \"{}\"\nusername = \"root\"\npassword_env = \"TEST_POOL_PW\"\n",
+            s.url
+        ),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_bioxen"))
+        .args(["--config", config.to_str().unwrap(), "ls", "--json"])
+        .env("TEST_POOL_PW", PASSWORD)
+        .env("XDG_RUNTIME_DIR", &dir)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "only bioxen-tagged VMs: {rows:?}");
+    assert_eq!(rows[0]["id"], "tagged-one");
+    assert_eq!(rows[0]["kind"], "xcpng");
+    assert_eq!(rows[0]["state"], "running");
+    assert_eq!(rows[0]["ip"], "127.0.0.1");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(PASSWORD));
+
+    // An unreachable pool is a warning; ls still succeeds.
+    let port = s.addr.port();
+    drop(s);
+    std::fs::write(
+        &config,
+        format!("[xcpng]\nurl = \"http://127.0.0.1:{port}\"\npassword_env = \"TEST_POOL_PW\"\n"),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_bioxen"))
+        .args(["--config", config.to_str().unwrap(), "ls"])
+        .env("TEST_POOL_PW", PASSWORD)
+        .env("XDG_RUNTIME_DIR", &dir)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("pool unreachable"), "{err}");
+    assert!(!err.contains(PASSWORD));
+}
