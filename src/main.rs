@@ -44,6 +44,15 @@ enum Command {
         timeout: f64,
         /// A Lua script to run after the -e chunks.
         file: Option<String>,
+        /// For --kind ssh: the [[ssh_hosts]] entry to run on.
+        #[arg(long)]
+        host: Option<String>,
+        /// For --kind xcpng: keep the pool VM instead of destroying it afterwards.
+        #[arg(long)]
+        keep: bool,
+        /// Accept an unknown SSH host key and remember it in known_hosts.
+        #[arg(long)]
+        accept_new_host_key: bool,
     },
     /// Run an XAPI simulator (a fake XCP-ng pool) for tests and demos.
     Sim {
@@ -107,6 +116,9 @@ fn main() -> ExitCode {
             exec,
             timeout,
             file,
+            host,
+            keep,
+            accept_new_host_key,
         }) => {
             if exec.is_empty() && file.is_none() {
                 eprintln!("bioxen run: give Lua code with -e CODE or a script FILE");
@@ -124,6 +136,9 @@ fn main() -> ExitCode {
                 exec,
                 file,
                 timeout: Duration::from_secs_f64(timeout.max(0.1)),
+                host,
+                keep,
+                accept_new_host_key,
             };
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

@@ -46,6 +46,8 @@ fn info(
         uptime_secs: up,
         attached: false,
         created_unix: 0,
+        remote: None,
+        pool_vm: None,
     }
 }
 

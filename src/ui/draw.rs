@@ -51,7 +51,7 @@ pub fn draw(frame: &mut Frame, app: &App, screens: &dyn Screens) {
 
 pub fn state_color(state: &VmState) -> Color {
     match state {
-        VmState::Starting => Color::Yellow,
+        VmState::Starting | VmState::Reconnecting(_) => Color::Yellow,
         VmState::Running => Color::Green,
         VmState::Exited(0) => Color::DarkGray,
         VmState::Exited(_) => Color::Magenta,

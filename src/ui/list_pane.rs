@@ -162,6 +162,7 @@ pub fn short_state(state: &VmState) -> String {
             format!("killed({})", name.trim_start_matches("SIG"))
         }
         VmState::Failed(_) => "failed".into(),
+        VmState::Reconnecting(n) => format!("reconnect({n})"),
         other => other.label(),
     }
 }

@@ -85,7 +85,7 @@ impl Sink for LocalSink {
         self.0.flush().await
     }
 
-    fn resize(&mut self, size: Size) -> std::io::Result<()> {
+    async fn resize(&mut self, size: Size) -> std::io::Result<()> {
         self.0.resize(pty_size(size)).map_err(|e| match e {
             pty_process::Error::Io(io) => io,
             other => std::io::Error::other(other.to_string()),

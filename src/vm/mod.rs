@@ -6,6 +6,7 @@
 
 pub mod local;
 pub mod proc_stats;
+pub mod ssh;
 
 use std::fmt;
 use std::future::Future;
@@ -68,13 +69,18 @@ pub enum VmState {
     Exited(i32),
     /// The interpreter was ended by this signal.
     Killed(i32),
+    /// The link to a remote VM was lost; this many reconnection attempts so far.
+    Reconnecting(u32),
     /// The session could not start or broke; the reason is shown.
     Failed(String),
 }
 
 impl VmState {
     pub fn is_alive(&self) -> bool {
-        matches!(self, VmState::Starting | VmState::Running)
+        matches!(
+            self,
+            VmState::Starting | VmState::Running | VmState::Reconnecting(_)
+        )
     }
 
     /// A short label: `running`, `exited(3)`, `killed(SIGKILL)`.
@@ -82,6 +88,7 @@ impl VmState {
         match self {
             VmState::Starting => "starting".into(),
             VmState::Running => "running".into(),
+            VmState::Reconnecting(n) => format!("reconnecting ({n})"),
             VmState::Exited(code) => format!("exited({code})"),
             VmState::Killed(sig) => format!("killed({})", signal_name(*sig)),
             VmState::Failed(why) => format!("failed({why})"),
@@ -104,9 +111,28 @@ pub fn signal_name(sig: i32) -> String {
         libc::SIGPIPE => "SIGPIPE",
         libc::SIGALRM => "SIGALRM",
         libc::SIGTERM => "SIGTERM",
+        libc::SIGUSR1 => "SIGUSR1",
         _ => return format!("SIG{sig}"),
     };
     name.to_string()
+}
+
+/// The number of a signal from its name (`TERM`, `SIGKILL`), as SSH reports them.
+pub fn signal_number(name: &str) -> i32 {
+    match name.trim_start_matches("SIG") {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "ILL" => libc::SIGILL,
+        "ABRT" => libc::SIGABRT,
+        "FPE" => libc::SIGFPE,
+        "KILL" => libc::SIGKILL,
+        "SEGV" => libc::SIGSEGV,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "USR1" => libc::SIGUSR1,
+        _ => libc::SIGTERM,
+    }
 }
 
 /// A terminal size in character cells. Zero is never passed on: PTYs and parsers get
@@ -143,12 +169,21 @@ pub struct VmOptions {
     pub env: Vec<(String, String)>,
     /// For `ssh`: the `[[ssh_hosts]]` entry to connect to.
     pub host: Option<String>,
+    /// For `xcpng`: the template to clone (default from `[xcpng]`).
+    pub template: Option<String>,
+    /// For `xcpng`: memory in MiB (default from `[xcpng]`).
+    pub memory_mib: Option<u64>,
+    /// For `xcpng`: vCPUs (default from `[xcpng]`).
+    pub vcpus: Option<u32>,
+    /// For `xcpng`: attach to this existing pool VM (its ref and IPv4) instead of
+    /// creating one.
+    pub pool_vm: Option<(String, String)>,
 }
 
 /// The writing half of a session: keystrokes and window size.
 pub trait Sink: Send + 'static {
     fn write_all(&mut self, data: &[u8]) -> impl Future<Output = std::io::Result<()>> + Send;
-    fn resize(&mut self, size: Size) -> std::io::Result<()>;
+    fn resize(&mut self, size: Size) -> impl Future<Output = std::io::Result<()>> + Send;
 }
 
 /// Stopping a session and knowing its process.

@@ -47,21 +47,19 @@ impl Login {
     /// Reads the password from `password_env`, `password_command` (run without a shell)
     /// or `password`, in that order.
     pub fn from_config(config: &XcpngConfig) -> Result<Login, XapiError> {
-        let password = if let Some(var) = &config.password_env {
-            std::env::var(var).map_err(|_| {
-                XapiError::Config(format!(
-                    "[xcpng] password_env names ${var}, which is not set"
-                ))
-            })?
-        } else if let Some(cmd) = &config.password_command {
-            run_password_command(cmd)?
-        } else if let Some(p) = &config.password {
-            p.expose().to_string()
-        } else {
-            return Err(XapiError::Config(
+        let password = crate::secret::PasswordSource {
+            section: "[xcpng]",
+            env: config.password_env.as_deref(),
+            command: config.password_command.as_deref(),
+            literal: config.password.as_ref().map(|p| p.expose()),
+        }
+        .resolve()
+        .map_err(XapiError::Config)?
+        .ok_or_else(|| {
+            XapiError::Config(
                 "[xcpng] needs a password: set password_env, password_command or password".into(),
-            ));
-        };
+            )
+        })?;
         let tls = TlsMode::from_config(config.tls_verify, &config.tls_fingerprint)
             .map_err(XapiError::Config)?;
         Ok(Login {
@@ -71,34 +69,6 @@ impl Login {
             tls,
         })
     }
-}
-
-fn run_password_command(cmd: &str) -> Result<String, XapiError> {
-    let argv = shell_words::split(cmd)
-        .map_err(|e| XapiError::Config(format!("[xcpng] password_command: {e}")))?;
-    let Some((program, args)) = argv.split_first() else {
-        return Err(XapiError::Config(
-            "[xcpng] password_command is empty".into(),
-        ));
-    };
-    let out = std::process::Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-        .map_err(|e| {
-            XapiError::Config(format!(
-                "[xcpng] password_command '{program}' cannot run: {e}"
-            ))
-        })?;
-    if !out.status.success() {
-        return Err(XapiError::Config(format!(
-            "[xcpng] password_command '{program}' failed ({})",
-            out.status
-        )));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text.lines().next().unwrap_or("").to_string())
 }
 
 pub struct XapiClient {

@@ -11,6 +11,7 @@
 
 mod execute;
 mod output;
+mod remote;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -58,6 +59,14 @@ pub enum Event {
 /// Defaults the manager applies to new sessions, taken from `bioxen.toml`.
 #[derive(Debug, Clone)]
 pub struct ManagerConfig {
+    /// Hosts `ssh` VMs connect to.
+    pub ssh_hosts: Vec<crate::config::SshHost>,
+    /// The pool `xcpng` VMs are created on.
+    pub xcpng: Option<crate::config::XcpngConfig>,
+    /// Who decides about unknown SSH host keys and key passphrases.
+    pub trust: crate::vm::ssh::Trust,
+    /// How long a new pool VM may take to report its IP.
+    pub xcpng_ip_timeout: Duration,
     /// The local interpreter's command line; empty runs `self_exe lua`.
     pub local_command: Vec<String>,
     /// The bioxen binary, whose `lua` subcommand is the default interpreter.
@@ -79,6 +88,10 @@ impl ManagerConfig {
                 .map_err(|e| Error::Manager(format!("local.command: {e}")))?
         };
         Ok(ManagerConfig {
+            ssh_hosts: config.ssh_hosts.clone(),
+            xcpng: config.xcpng.clone(),
+            trust: crate::vm::ssh::Trust::default(),
+            xcpng_ip_timeout: Duration::from_secs(180),
             local_command,
             self_exe: std::env::current_exe()?,
             local_env: config
@@ -122,6 +135,10 @@ pub struct VmInfo {
     pub attached: bool,
     /// Seconds since the Unix epoch when the session was created.
     pub created_unix: u64,
+    /// `user@host:port` of a remote VM.
+    pub remote: Option<String>,
+    /// The pool VM (`OpaqueRef:…`) an `xcpng` session runs on.
+    pub pool_vm: Option<String>,
 }
 
 /// The owner of all sessions. Cheap to clone; clones share the sessions.
@@ -136,6 +153,8 @@ struct Inner {
     sessions: Mutex<Vec<Arc<Session>>>,
     events: broadcast::Sender<Event>,
     next_name: AtomicU64,
+    /// The pool connection, made on first use.
+    xapi: tokio::sync::OnceCell<Arc<crate::xapi::XapiClient>>,
 }
 
 /// One VM session. Its screen, output buffer and history outlive its process, so a dead
@@ -158,6 +177,10 @@ pub struct Session {
     dirty: AtomicBool,
     queued_input: AtomicUsize,
     log: Mutex<Option<std::io::BufWriter<std::fs::File>>>,
+    /// The SSH side of a remote session.
+    remote: Mutex<Option<remote::Remote>>,
+    /// Set when the user ends the session: a remote session stops reconnecting.
+    stop: remote::StopSignal,
 }
 
 /// The running part of a session; replaced on restart.
@@ -184,6 +207,7 @@ impl Manager {
                 sessions: Mutex::new(Vec::new()),
                 events,
                 next_name: AtomicU64::new(1),
+                xapi: tokio::sync::OnceCell::new(),
             }),
         };
         tokio::spawn(sample_stats(Arc::downgrade(&manager.inner)));
@@ -225,11 +249,6 @@ impl Manager {
             }
             None => self.generate_name(),
         };
-        if kind != VmKind::Local {
-            return Err(Error::Manager(format!(
-                "VMs of kind '{kind}' cannot be created by this build yet; use 'local'"
-            )));
-        }
         let session = {
             let mut sessions = lock(&self.inner.sessions);
             if sessions.iter().any(|s| s.id == id) {
@@ -240,7 +259,11 @@ impl Manager {
             session
         };
         let _ = self.inner.events.send(Event::Created(id.clone()));
-        if let Err(e) = self.start_process(&session) {
+        let started = match kind {
+            VmKind::Local => self.start_process(&session),
+            VmKind::Ssh | VmKind::Xcpng => remote::start(self, &session).await,
+        };
+        if let Err(e) = started {
             session.set_state(&self.inner.events, VmState::Failed(short_reason(&e)));
             return Err(e);
         }
@@ -293,6 +316,14 @@ impl Manager {
         let session = self.get(id)?;
         if session.state().is_alive() {
             return Err(Error::session(id, "is still running; kill it first"));
+        }
+        if session.kind != VmKind::Local {
+            session.stop.reset();
+            let marker = b"\r\n\x1b[0;2m-- reconnecting --\x1b[0m\r\n";
+            lock(&session.screen).feed(marker);
+            return remote::start(self, &session).await.inspect_err(|e| {
+                session.set_state(&self.inner.events, VmState::Failed(short_reason(e)));
+            });
         }
         let marker = b"\r\n\x1b[0;2m-- restarted --\x1b[0m\r\n";
         lock(&session.screen).feed(marker);
@@ -362,11 +393,22 @@ impl Manager {
         Ok(session.stop().await)
     }
 
-    /// Ends a session and forgets it (the original API's `terminate_vm_session`).
+    /// Ends a session and forgets it (the original API's `terminate_vm_session`); the
+    /// pool VM of an `xcpng` session is shut down and destroyed with its disks.
     pub async fn terminate_vm_session(&self, id: &str) -> Result<VmState> {
         let session = self.get(id)?;
         let state = session.stop().await;
+        remote::destroy_pool_vm(self, &session).await?;
         self.remove(id)?;
+        Ok(state)
+    }
+
+    /// Ends an `xcpng` session and destroys its pool VM, keeping the session (and its
+    /// last screen) in the list.
+    pub async fn kill_and_destroy(&self, id: &str) -> Result<VmState> {
+        let session = self.get(id)?;
+        let state = session.stop().await;
+        remote::destroy_pool_vm(self, &session).await?;
         Ok(state)
     }
 
@@ -400,8 +442,7 @@ impl Manager {
         code: &str,
         timeout: Duration,
     ) -> Result<ExecResult> {
-        let session = self.get(id)?;
-        execute::run(&session, code, "=(execute)", timeout).await
+        self.execute_chunk(id, code, "=(execute)", timeout).await
     }
 
     /// Like [`Manager::execute_string`], naming the chunk (`=(command line)`, `@file.lua`).
@@ -413,6 +454,9 @@ impl Manager {
         timeout: Duration,
     ) -> Result<ExecResult> {
         let session = self.get(id)?;
+        if session.kind != VmKind::Local {
+            return remote::execute(&session, code, chunk_name, timeout).await;
+        }
         execute::run(&session, code, chunk_name, timeout).await
     }
 
@@ -556,6 +600,8 @@ impl Session {
             dirty: AtomicBool::new(false),
             queued_input: AtomicUsize::new(0),
             log: Mutex::new(log),
+            remote: Mutex::new(None),
+            stop: remote::StopSignal::default(),
         }
     }
 
@@ -581,6 +627,12 @@ impl Session {
     }
 
     fn send(&self, input: &[u8]) -> Result<()> {
+        if let VmState::Reconnecting(n) = self.state() {
+            return Err(Error::session(
+                &self.id,
+                format!("is reconnecting (attempt {n}); input waits until it is back"),
+            ));
+        }
         if !self.state().is_alive() {
             return Err(Error::session(
                 &self.id,
@@ -619,6 +671,7 @@ impl Session {
 
     /// Terminates the process group and waits until the process is gone.
     async fn stop(&self) -> VmState {
+        self.stop.raise();
         let control = lock(&self.process).as_ref().map(|p| p.control.clone());
         let Some(control) = control else {
             return self.state();
@@ -658,6 +711,10 @@ impl Session {
     }
 
     fn info(&self) -> VmInfo {
+        let (remote, pool_vm) = match lock(&self.remote).as_ref() {
+            Some(r) => (Some(r.target.label()), r.pool_vm.clone()),
+            None => (None, None),
+        };
         let process = lock(&self.process);
         let state = self.state();
         let stats = *lock(&self.stats);
@@ -683,6 +740,8 @@ impl Session {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
+            remote,
+            pool_vm,
             state,
         }
     }
@@ -710,27 +769,39 @@ async fn run_reader(
                 break;
             }
         };
-        let chunk = &buf[..n];
-        let replies = lock(&session.screen).feed(chunk);
-        if !replies.is_empty() {
-            let _ = session.send_reply(replies);
-        }
-        lock(&session.pending).push(chunk);
-        if let Some(log) = lock(&session.log).as_mut() {
-            use std::io::Write;
-            let _ = log.write_all(chunk).and_then(|_| log.flush());
-        }
-        if session.live.receiver_count() > 0 {
-            let _ = session.live.send(Arc::from(chunk));
-        }
-        session.seq.send_modify(|n| *n += 1);
-        if !session.dirty.swap(true, Ordering::AcqRel) {
-            let _ = events.send(Event::Output(session.id.clone()));
-        }
+        session.on_output(&buf[..n], &events);
     }
 }
 
 impl Session {
+    /// Takes in output: parses it into the screen, keeps it for `read_output` and the
+    /// log, hands it to live readers, and wakes whoever waits for it.
+    fn on_output(&self, chunk: &[u8], events: &broadcast::Sender<Event>) {
+        let replies = lock(&self.screen).feed(chunk);
+        if !replies.is_empty() {
+            let _ = self.send_reply(replies);
+        }
+        lock(&self.pending).push(chunk);
+        if let Some(log) = lock(&self.log).as_mut() {
+            use std::io::Write;
+            let _ = log.write_all(chunk).and_then(|_| log.flush());
+        }
+        if self.live.receiver_count() > 0 {
+            let _ = self.live.send(Arc::from(chunk));
+        }
+        self.seq.send_modify(|n| *n += 1);
+        if !self.dirty.swap(true, Ordering::AcqRel) {
+            let _ = events.send(Event::Output(self.id.clone()));
+        }
+    }
+
+    /// A line from bioxen itself in the session's pane (dimmed), for progress and for
+    /// what happened to the connection.
+    fn notice(&self, text: &str, events: &broadcast::Sender<Event>) {
+        let line = format!("\r\n\x1b[0;2m[bioxen] {text}\x1b[0m\r\n");
+        self.on_output(line.as_bytes(), events);
+    }
+
     /// Queues an answer to a terminal query; bypasses the input limit (it is tiny).
     fn send_reply(&self, reply: Vec<u8>) -> Option<()> {
         let process = lock(&self.process);
@@ -757,7 +828,7 @@ async fn run_writer(
                 }
             }
             WriterMsg::Resize(size) => {
-                let _ = sink.resize(size);
+                let _ = sink.resize(size).await;
             }
         }
     }

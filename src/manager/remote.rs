@@ -1,0 +1,464 @@
+//! Remote sessions: Lua over SSH on a configured host (`ssh`) or on a VM bioxen creates
+//! on the pool (`xcpng`).
+//!
+//! A supervisor task owns each remote session. When the link drops without the remote
+//! interpreter having exited (keepalive timeout, EOF, sshd gone), the session shows
+//! `reconnecting (n)`, reconnects with backoff, starts a new interpreter and says in
+//! the pane that the previous interpreter state was lost. Killing the session stops the
+//! retries. Host-key and authentication failures are never retried.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use super::{Manager, Process, Session, WriterMsg, lock, run_writer};
+use crate::error::{Error, Result};
+use crate::manager::ExecResult;
+use crate::vm::ssh::{self, ChannelEnd, Connection, PtyReader, PtyWriter, SshError, SshTarget};
+use crate::vm::{Control, VmKind, VmState, signal_number};
+use crate::xapi::lifecycle::{self, CreateSpec};
+
+/// The SSH side of a remote session.
+pub(super) struct Remote {
+    pub target: SshTarget,
+    /// The pool VM of an `xcpng` session.
+    pub pool_vm: Option<String>,
+    /// The live connection, for exec channels.
+    pub conn: Option<Connection>,
+}
+
+/// Raised when the user ends a session; wakes a supervisor waiting to reconnect.
+#[derive(Default)]
+pub(super) struct StopSignal {
+    flag: AtomicBool,
+    notify: Notify,
+}
+
+impl StopSignal {
+    pub fn raise(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+
+    pub fn reset(&self) {
+        self.flag.store(false, Ordering::SeqCst);
+    }
+
+    pub fn is_raised(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps `delay`; returns true if the stop was raised meanwhile.
+    async fn sleep(&self, delay: Duration) -> bool {
+        if self.is_raised() {
+            return true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => self.is_raised(),
+            _ = self.notify.notified() => true,
+        }
+    }
+}
+
+/// Closes the SSH connection, which ends the remote interpreter (the server hangs it up).
+struct RemoteControl(ssh::SshControl);
+
+impl Control for RemoteControl {
+    fn pid(&self) -> Option<u32> {
+        None
+    }
+
+    fn terminate(&self) {
+        let c = self.0.clone();
+        tokio::spawn(async move { c.disconnect().await });
+    }
+
+    fn kill(&self) {
+        self.terminate();
+    }
+}
+
+/// Connects a remote session and starts its supervisor. Returns once the interpreter
+/// runs, or with the reason it cannot (creation, host key, authentication).
+pub(super) async fn start(manager: &Manager, session: &Arc<Session>) -> Result<()> {
+    let events = manager.inner.events.clone();
+    session.set_state(&events, VmState::Starting);
+    let target = match session.kind {
+        VmKind::Xcpng => xcpng_target(manager, session).await?,
+        _ => ssh_target(manager, session)?,
+    };
+    {
+        let mut remote = lock(&session.remote);
+        let pool_vm = remote.as_ref().and_then(|r| r.pool_vm.clone());
+        *remote = Some(Remote {
+            target: target.clone(),
+            pool_vm,
+            conn: None,
+        });
+    }
+    session.notice(&format!("connecting to {}", target.label()), &events);
+    // A freshly booted VM's sshd may need a moment after its IP appears.
+    let patience = if session.kind == VmKind::Xcpng {
+        Duration::from_secs(60)
+    } else {
+        Duration::ZERO
+    };
+    let conn = connect_patiently(&target, &manager.inner.config.trust, patience)
+        .await
+        .map_err(|e| Error::session(&session.id, e.to_string()))?;
+    let size = lock(&session.screen).size();
+    let pty = conn
+        .open_pty(size)
+        .await
+        .map_err(|e| Error::session(&session.id, e.to_string()))?;
+    install(manager, session, &conn, pty.1);
+    tokio::spawn(supervise(manager.clone(), session.clone(), target, pty.0));
+    Ok(())
+}
+
+async fn connect_patiently(
+    target: &SshTarget,
+    trust: &ssh::Trust,
+    patience: Duration,
+) -> Result<Connection, SshError> {
+    let deadline = Instant::now() + patience;
+    loop {
+        match ssh::connect(target, trust).await {
+            Err(SshError::Connect(m)) if Instant::now() < deadline => {
+                tracing::debug!("waiting for sshd on {}: {m}", target.label());
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Makes `writer` the session's input and the connection its control.
+fn install(manager: &Manager, session: &Arc<Session>, conn: &Connection, writer: PtyWriter) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<WriterMsg>();
+    *lock(&session.process) = Some(Process {
+        writer: tx,
+        control: Arc::new(RemoteControl(conn.control())),
+        started: Instant::now(),
+        command: format!("{} on {}", conn.target().command, conn.target().label()),
+    });
+    if let Some(r) = lock(&session.remote).as_mut() {
+        r.conn = Some(conn.clone());
+    }
+    session.queued_input.store(0, Ordering::Relaxed);
+    tokio::spawn(run_writer(session.clone(), writer, rx));
+    session.set_state(&manager.inner.events, VmState::Running);
+}
+
+async fn supervise(manager: Manager, session: Arc<Session>, target: SshTarget, reader: PtyReader) {
+    let events = manager.inner.events.clone();
+    let trust = manager.inner.config.trust.clone();
+    let mut reader = Some(reader);
+    let mut attempt = 0u32;
+    loop {
+        if let Some(mut r) = reader.take() {
+            while let Some(chunk) = r.next().await {
+                session.on_output(&chunk, &events);
+            }
+            match r.end() {
+                ChannelEnd::Exited(code) => {
+                    return session.set_state(&events, VmState::Exited(code as i32));
+                }
+                ChannelEnd::Signal(name) => {
+                    return session.set_state(&events, VmState::Killed(signal_number(&name)));
+                }
+                ChannelEnd::Lost if session.stop.is_raised() => {
+                    session.notice(
+                        &format!("closed the session on {}", target.label()),
+                        &events,
+                    );
+                    return session.set_state(&events, VmState::Killed(libc::SIGHUP));
+                }
+                ChannelEnd::Lost => {
+                    session.notice(
+                        &format!(
+                            "the connection to {} was lost; reconnecting",
+                            target.label()
+                        ),
+                        &events,
+                    );
+                    tracing::warn!(vm = %session.id, "connection to {} lost", target.label());
+                }
+            }
+        }
+        // Reconnect with backoff until it works, the user stops it, or trust fails.
+        let conn = loop {
+            attempt += 1;
+            session.set_state(&events, VmState::Reconnecting(attempt));
+            let delay =
+                Duration::from_millis(500 * (1u64 << attempt.min(5))).min(Duration::from_secs(15));
+            if session.stop.sleep(delay).await {
+                session.notice("stopped reconnecting", &events);
+                return session.set_state(&events, VmState::Killed(libc::SIGHUP));
+            }
+            match ssh::connect(&target, &trust).await {
+                Ok(c) => break c,
+                Err(e @ (SshError::HostKey(_) | SshError::Auth(_))) => {
+                    session.notice(&e.to_string(), &events);
+                    return session.set_state(&events, VmState::Failed(e.to_string()));
+                }
+                Err(e) => tracing::info!(vm = %session.id, "reconnect {attempt} failed: {e}"),
+            }
+        };
+        let size = lock(&session.screen).size();
+        match conn.open_pty(size).await {
+            Ok((r, w)) => {
+                install(&manager, &session, &conn, w);
+                session.notice(
+                    &format!(
+                        "reconnected to {} after {attempt} attempt(s): this is a NEW Lua session, \
+                         the previous interpreter state was lost",
+                        target.label()
+                    ),
+                    &events,
+                );
+                attempt = 0;
+                reader = Some(r);
+            }
+            Err(e) => tracing::info!(vm = %session.id, "reconnected but cannot start Lua: {e}"),
+        }
+    }
+}
+
+/// The target of an `ssh` VM: its `[[ssh_hosts]]` entry.
+fn ssh_target(manager: &Manager, session: &Session) -> Result<SshTarget> {
+    if let Some(r) = lock(&session.remote).as_ref() {
+        return Ok(r.target.clone());
+    }
+    let config = &manager.inner.config;
+    let name = session.options.host.as_deref().ok_or_else(|| {
+        Error::Manager("an ssh VM needs a host: the name of an [[ssh_hosts]] entry".into())
+    })?;
+    let host = config
+        .ssh_hosts
+        .iter()
+        .find(|h| h.name == name)
+        .ok_or_else(|| Error::Manager(format!("no [[ssh_hosts]] entry is named '{name}'")))?;
+    let section = format!("[[ssh_hosts]] '{name}'");
+    let password = crate::secret::PasswordSource {
+        section: &section,
+        env: host.password_env.as_deref(),
+        command: host.password_command.as_deref(),
+        literal: None,
+    }
+    .resolve()
+    .map_err(Error::Manager)?;
+    Ok(SshTarget {
+        host: host.host.clone(),
+        port: host.port,
+        user: host.user.clone().unwrap_or_else(current_user),
+        identity: host.identity.as_deref().map(crate::config::expand_home),
+        known_hosts: known_hosts(host.known_hosts.as_deref()),
+        password,
+        command: host.command.clone(),
+    })
+}
+
+fn known_hosts(configured: Option<&str>) -> std::path::PathBuf {
+    configured
+        .map(crate::config::expand_home)
+        .unwrap_or_else(|| crate::config::home_dir().join(".ssh").join("known_hosts"))
+}
+
+fn current_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "root".into())
+}
+
+/// The target of an `xcpng` VM: a pool VM created now (or the one given), reached at
+/// the IPv4 its guest agent reports.
+async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<SshTarget> {
+    let config = &manager.inner.config;
+    let x = config
+        .xcpng
+        .as_ref()
+        .ok_or_else(|| Error::Manager("xcpng VMs need an [xcpng] section in bioxen.toml".into()))?;
+    let events = manager.inner.events.clone();
+    let client = manager.xapi().await?;
+    let fail = |e: &dyn std::fmt::Display| Error::session(&session.id, e.to_string());
+    let existing = lock(&session.remote)
+        .as_ref()
+        .and_then(|r| r.pool_vm.clone());
+    let (reference, ip) = if let Some((reference, ip)) = session.options.pool_vm.clone() {
+        (reference, ip)
+    } else if let Some(reference) = existing {
+        session.notice("waiting for the VM's IP address", &events);
+        let ip = lifecycle::wait_for_ip(&client, &reference, config.xcpng_ip_timeout)
+            .await
+            .map_err(|e| fail(&e))?;
+        (reference, ip)
+    } else {
+        let spec = CreateSpec {
+            template: session
+                .options
+                .template
+                .clone()
+                .unwrap_or_else(|| x.template.clone()),
+            name: session.id.clone(),
+            memory_mib: session.options.memory_mib.unwrap_or(x.memory_mib),
+            vcpus: session.options.vcpus.unwrap_or(x.vcpus),
+            bioxen_id: session.id.clone(),
+            ip_timeout: config.xcpng_ip_timeout,
+        };
+        session.notice(
+            &format!(
+                "creating a VM from template '{}' on {}",
+                spec.template,
+                client.url()
+            ),
+            &events,
+        );
+        let s = session.clone();
+        let ev = events.clone();
+        let progress = move |step: lifecycle::Step| s.notice(&format!("{step}…"), &ev);
+        let created = lifecycle::create(&client, &spec, &progress)
+            .await
+            .map_err(|e| {
+                session.notice(&e.to_string(), &events);
+                fail(&e)
+            })?;
+        session.notice(
+            &format!("VM {} is up at {}", created.uuid, created.ip),
+            &events,
+        );
+        (created.reference, created.ip)
+    };
+    let pool_vm = Some(reference);
+    if let Some(r) = lock(&session.remote).as_mut() {
+        r.pool_vm = pool_vm.clone();
+    }
+    let target = SshTarget {
+        host: ip,
+        port: x.ssh.port,
+        user: x.ssh.user.clone(),
+        identity: x.ssh.identity.as_deref().map(crate::config::expand_home),
+        known_hosts: known_hosts(x.ssh.known_hosts.as_deref()),
+        password: None,
+        command: x.ssh.command.clone(),
+    };
+    *lock(&session.remote) = Some(Remote {
+        target: target.clone(),
+        pool_vm,
+        conn: None,
+    });
+    Ok(target)
+}
+
+/// Shuts down and destroys the pool VM of an `xcpng` session, with its own disks.
+pub(super) async fn destroy_pool_vm(manager: &Manager, session: &Session) -> Result<()> {
+    let Some(vm) = lock(&session.remote)
+        .as_ref()
+        .and_then(|r| r.pool_vm.clone())
+    else {
+        return Ok(());
+    };
+    let client = manager.xapi().await?;
+    let fail = |e: crate::xapi::XapiError| {
+        Error::session(&session.id, format!("destroying its pool VM: {e}"))
+    };
+    lifecycle::stop(&client, &vm, Duration::from_secs(30))
+        .await
+        .map_err(fail)?;
+    let disks = lifecycle::destroy(&client, &vm).await.map_err(fail)?;
+    if let Some(r) = lock(&session.remote).as_mut() {
+        r.pool_vm = None;
+    }
+    session.notice(
+        &format!("destroyed the pool VM and {disks} disk(s)"),
+        &manager.inner.events,
+    );
+    Ok(())
+}
+
+/// Lua run in a fresh remote interpreter on its own exec channel: reads the chunk from
+/// stdin, evaluates it as the REPL would (expression first), prints the results.
+const DRIVER: &str = r#"local code = io.read("a")
+local name = CHUNK_NAME
+local f, err = load("return " .. code, name)
+if not f then f, err = load(code, name) end
+if not f then io.stderr:write(err, "\n") os.exit(1) end
+local r = table.pack(xpcall(f, debug.traceback))
+if not r[1] then io.stderr:write(tostring(r[2]), "\n") os.exit(1) end
+if r.n > 1 then print(table.unpack(r, 2, r.n)) end"#;
+
+/// Runs `code` on the session's host in its own exec channel, never typed into the
+/// user's REPL. Remote chunks do not share the interactive interpreter's state.
+pub(super) async fn execute(
+    session: &Session,
+    code: &str,
+    chunk_name: &str,
+    timeout: Duration,
+) -> Result<ExecResult> {
+    let (conn, command) = {
+        let remote = lock(&session.remote);
+        let r = remote
+            .as_ref()
+            .ok_or_else(|| Error::session(&session.id, "is not connected"))?;
+        let conn = r
+            .conn
+            .clone()
+            .ok_or_else(|| Error::session(&session.id, "is not connected"))?;
+        (conn, r.target.command.clone())
+    };
+    let words =
+        shell_words::split(&command).map_err(|e| Error::Manager(format!("ssh command: {e}")))?;
+    let program = words.first().cloned().unwrap_or_else(|| "lua5.4".into());
+    let driver = DRIVER.replace("CHUNK_NAME", &crate::lua_literal::quote(chunk_name));
+    let argv = [program.as_str(), "-e", driver.as_str()];
+    let run = conn.exec(&argv, code.as_bytes());
+    let out = match tokio::time::timeout(timeout, run).await {
+        Err(_) => {
+            return Err(Error::Timeout {
+                id: session.id.clone(),
+                what: "waiting for remote code to finish".into(),
+                seconds: timeout.as_secs_f64(),
+            });
+        }
+        Ok(r) => r.map_err(|e| Error::session(&session.id, e.to_string()))?,
+    };
+    let text = |b: &[u8]| String::from_utf8_lossy(b).replace("\r\n", "\n");
+    let error = match out.status {
+        Some(0) => None,
+        Some(127) => Some(format!(
+            "{program} is not installed on {}: {}",
+            conn.target().host,
+            text(&out.stderr).trim()
+        )),
+        _ => Some(text(&out.stderr)),
+    };
+    Ok(ExecResult {
+        output: text(&out.stdout),
+        error,
+    })
+}
+
+impl Manager {
+    /// The pool connection, made on first use from `[xcpng]`.
+    pub(crate) async fn xapi(&self) -> Result<Arc<crate::xapi::XapiClient>> {
+        let x = self
+            .inner
+            .config
+            .xcpng
+            .as_ref()
+            .ok_or_else(|| Error::Manager("no [xcpng] section in bioxen.toml".into()))?;
+        self.inner
+            .xapi
+            .get_or_try_init(|| async {
+                let login = crate::xapi::Login::from_config(x)
+                    .map_err(|e| Error::Manager(e.to_string()))?;
+                crate::xapi::XapiClient::new(login)
+                    .map(Arc::new)
+                    .map_err(|e| Error::Manager(e.to_string()))
+            })
+            .await
+            .cloned()
+    }
+}

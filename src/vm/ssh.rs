@@ -1,0 +1,556 @@
+//! Lua over SSH: connecting with verified host keys, authenticating, and the two kinds
+//! of channel a remote VM uses.
+//!
+//! Host keys are checked against `known_hosts` (hashed and `[host]:port` entries too).
+//! A changed key is refused, naming the known_hosts line. An unknown key is put to the
+//! user with its SHA256 fingerprint (accept once, accept and remember, refuse); without
+//! a user to ask it is refused, with the fingerprint in the error.
+//!
+//! The interactive REPL runs in a PTY channel; everything non-interactive (executing a
+//! chunk, installing a package) runs in its own exec channel with its input on stdin,
+//! so nothing is ever typed into the user's REPL and no user text passes through the
+//! remote shell.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client::{self, Handle};
+use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use russh::{ChannelMsg, Disconnect};
+use tokio::sync::{mpsc, oneshot};
+
+use super::Size;
+
+/// Where and how to reach a remote Lua.
+#[derive(Clone)]
+pub struct SshTarget {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// A private key file; when `None`, `~/.ssh/id_ed25519` and `~/.ssh/id_rsa` are tried.
+    pub identity: Option<PathBuf>,
+    pub known_hosts: PathBuf,
+    pub password: Option<String>,
+    /// The interpreter's command line, run by the remote user's shell.
+    pub command: String,
+}
+
+impl std::fmt::Debug for SshTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshTarget")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("identity", &self.identity)
+            .field("known_hosts", &self.known_hosts)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("command", &self.command)
+            .finish()
+    }
+}
+
+impl SshTarget {
+    /// `user@host:port` for messages.
+    pub fn label(&self) -> String {
+        format!("{}@{}:{}", self.user, self.host, self.port)
+    }
+}
+
+/// A question for the user while connecting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SshQuestion {
+    UnknownHostKey {
+        host: String,
+        port: u16,
+        algorithm: String,
+        /// `SHA256:…`, as OpenSSH prints it.
+        fingerprint: String,
+        known_hosts: PathBuf,
+    },
+    Passphrase {
+        key: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SshAnswer {
+    AcceptOnce,
+    AcceptAndRemember,
+    Refuse,
+    Passphrase(String),
+}
+
+/// A question and where its answer goes.
+pub struct SshPrompt {
+    pub question: SshQuestion,
+    pub reply: oneshot::Sender<SshAnswer>,
+}
+
+/// Who decides about unknown host keys and encrypted keys.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    /// The dashboard's dialog, when there is one.
+    pub prompt: Option<mpsc::UnboundedSender<SshPrompt>>,
+    /// Without a prompt: accept unknown host keys and remember them (explicit opt-in).
+    pub accept_new: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SshError {
+    /// The host key was refused: unknown (non-interactive), changed, or by the user.
+    HostKey(String),
+    Auth(String),
+    Connect(String),
+    Channel(String),
+}
+
+impl std::fmt::Display for SshError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SshError::HostKey(m)
+            | SshError::Auth(m)
+            | SshError::Connect(m)
+            | SshError::Channel(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for SshError {}
+
+/// The handler's error: russh's own, or our refusal of the host key.
+#[derive(Debug)]
+pub enum HandlerError {
+    Ssh(russh::Error),
+    Refused(String),
+}
+
+impl From<russh::Error> for HandlerError {
+    fn from(e: russh::Error) -> Self {
+        HandlerError::Ssh(e)
+    }
+}
+
+struct Client {
+    host: String,
+    port: u16,
+    known_hosts: PathBuf,
+    trust: Trust,
+    refusal: Arc<Mutex<Option<String>>>,
+}
+
+impl client::Handler for Client {
+    type Error = HandlerError;
+
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let key: PublicKey = match key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
+            PublicKeyOrCertificate::Certificate(cert) => PublicKey::from(cert.public_key().clone()),
+        };
+        let verdict =
+            check_host_key(&self.host, self.port, &key, &self.known_hosts, &self.trust).await;
+        match verdict {
+            Ok(()) => Ok(true),
+            Err(reason) => {
+                *self.refusal.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// `SHA256:…` of a host key, as `ssh-keygen -lf` prints it.
+pub fn fingerprint(key: &PublicKey) -> String {
+    key.fingerprint(HashAlg::Sha256).to_string()
+}
+
+async fn check_host_key(
+    host: &str,
+    port: u16,
+    key: &PublicKey,
+    known_hosts: &Path,
+    trust: &Trust,
+) -> Result<(), String> {
+    let fp = fingerprint(key);
+    match russh::keys::check_known_hosts_path(host, port, key, known_hosts) {
+        Ok(true) => return Ok(()),
+        Ok(false) => {}
+        Err(russh::keys::Error::KeyChanged { line }) => {
+            let line = file_line(known_hosts, line);
+            return Err(format!(
+                "the host key of {host}:{port} has CHANGED (now {fp}); {} line {line} records another. \
+                 Someone may be intercepting the connection. If the host was reinstalled, remove that line.",
+                known_hosts.display()
+            ));
+        }
+        Err(e) => return Err(format!("cannot read {}: {e}", known_hosts.display())),
+    }
+    let remember = |key: &PublicKey| {
+        russh::keys::known_hosts::learn_known_hosts_path(host, port, key, known_hosts)
+            .map_err(|e| format!("cannot write {}: {e}", known_hosts.display()))
+    };
+    if let Some(prompt) = &trust.prompt {
+        let (reply, answer) = oneshot::channel();
+        let question = SshQuestion::UnknownHostKey {
+            host: host.to_string(),
+            port,
+            algorithm: key.algorithm().to_string(),
+            fingerprint: fp.clone(),
+            known_hosts: known_hosts.to_path_buf(),
+        };
+        if prompt.send(SshPrompt { question, reply }).is_ok() {
+            return match answer.await {
+                Ok(SshAnswer::AcceptOnce) => Ok(()),
+                Ok(SshAnswer::AcceptAndRemember) => remember(key),
+                _ => Err(format!("the host key {fp} of {host}:{port} was refused")),
+            };
+        }
+    }
+    if trust.accept_new {
+        return remember(key);
+    }
+    Err(format!(
+        "{host}:{port} is not in {} (its {} key is {fp}); refusing to connect. Connect once from the \
+         dashboard to accept it, or add it with: ssh-keyscan -p {port} {host} >> {}",
+        known_hosts.display(),
+        key.algorithm(),
+        known_hosts.display()
+    ))
+}
+
+/// The line of `path` that russh calls `entry`: it numbers entries, skipping comment
+/// lines, and people need the line their editor shows.
+fn file_line(path: &Path, entry: usize) -> usize {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return entry;
+    };
+    let mut seen = 0;
+    for (i, l) in text.lines().enumerate() {
+        if l.starts_with('#') {
+            continue;
+        }
+        seen += 1;
+        if seen == entry {
+            return i + 1;
+        }
+    }
+    entry
+}
+
+/// An authenticated SSH connection. Clones share it.
+#[derive(Clone)]
+pub struct Connection {
+    handle: Arc<Handle<Client>>,
+    target: SshTarget,
+}
+
+/// Keepalives find a dead link within about 15 s.
+fn config() -> Arc<client::Config> {
+    Arc::new(client::Config {
+        nodelay: true,
+        keepalive_interval: Some(Duration::from_secs(5)),
+        keepalive_max: 3,
+        inactivity_timeout: None,
+        ..Default::default()
+    })
+}
+
+pub async fn connect(target: &SshTarget, trust: &Trust) -> Result<Connection, SshError> {
+    let refusal = Arc::new(Mutex::new(None));
+    let handler = Client {
+        host: target.host.clone(),
+        port: target.port,
+        known_hosts: target.known_hosts.clone(),
+        trust: trust.clone(),
+        refusal: refusal.clone(),
+    };
+    let connecting = client::connect(config(), (target.host.as_str(), target.port), handler);
+    let mut handle = match tokio::time::timeout(Duration::from_secs(20), connecting).await {
+        Err(_) => {
+            return Err(SshError::Connect(format!(
+                "{}: no answer within 20 s",
+                target.label()
+            )));
+        }
+        Ok(Ok(h)) => h,
+        Ok(Err(e)) => {
+            if let Some(reason) = refusal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                return Err(SshError::HostKey(reason));
+            }
+            return Err(SshError::Connect(format!(
+                "{}: {}",
+                target.label(),
+                describe(&e)
+            )));
+        }
+    };
+    authenticate(&mut handle, target, trust).await?;
+    Ok(Connection {
+        handle: Arc::new(handle),
+        target: target.clone(),
+    })
+}
+
+fn describe(e: &HandlerError) -> String {
+    match e {
+        HandlerError::Ssh(russh::Error::IO(io)) => io.to_string(),
+        HandlerError::Ssh(e) => e.to_string(),
+        HandlerError::Refused(r) => r.clone(),
+    }
+}
+
+/// Key file, then the agent, then a password — as OpenSSH tries them.
+async fn authenticate(
+    handle: &mut Handle<Client>,
+    target: &SshTarget,
+    trust: &Trust,
+) -> Result<(), SshError> {
+    let user = target.user.clone();
+    let mut tried = Vec::new();
+    let home = crate::config::home_dir();
+    let keys: Vec<PathBuf> = match &target.identity {
+        Some(p) => vec![p.clone()],
+        None => ["id_ed25519", "id_ecdsa", "id_rsa"]
+            .iter()
+            .map(|n| home.join(".ssh").join(n))
+            .filter(|p| p.exists())
+            .collect(),
+    };
+    let rsa_hash = handle
+        .best_supported_rsa_hash()
+        .await
+        .ok()
+        .flatten()
+        .flatten();
+    for path in keys {
+        let key = match load_key(&path, trust).await {
+            Ok(k) => k,
+            Err(e) => {
+                tried.push(e);
+                continue;
+            }
+        };
+        let key = PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash);
+        match handle.authenticate_publickey(user.clone(), key).await {
+            Ok(r) if r.success() => return Ok(()),
+            Ok(_) => tried.push(format!("key {} was not accepted", path.display())),
+            Err(e) => tried.push(format!("key {}: {e}", path.display())),
+        }
+    }
+    if let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await
+        && let Ok(identities) = agent.request_identities().await
+    {
+        for id in identities {
+            let key = id.public_key().into_owned();
+            if let Ok(r) = handle
+                .authenticate_publickey_with(user.clone(), key, rsa_hash, &mut agent)
+                .await
+                && r.success()
+            {
+                return Ok(());
+            }
+        }
+        tried.push("no ssh-agent key was accepted".into());
+    }
+    if let Some(password) = &target.password {
+        match handle
+            .authenticate_password(user.clone(), password.clone())
+            .await
+        {
+            Ok(r) if r.success() => return Ok(()),
+            _ => tried.push("the password was not accepted".into()),
+        }
+    }
+    if tried.is_empty() {
+        tried.push("no key file, ssh-agent or password to try".into());
+    }
+    Err(SshError::Auth(format!(
+        "{}: authentication failed ({})",
+        target.label(),
+        tried.join("; ")
+    )))
+}
+
+async fn load_key(path: &Path, trust: &Trust) -> Result<russh::keys::PrivateKey, String> {
+    match russh::keys::load_secret_key(path, None) {
+        Ok(k) => Ok(k),
+        Err(russh::keys::Error::KeyIsEncrypted) => {
+            let Some(prompt) = &trust.prompt else {
+                return Err(format!(
+                    "key {} is encrypted: load it into ssh-agent",
+                    path.display()
+                ));
+            };
+            let (reply, answer) = oneshot::channel();
+            let question = SshQuestion::Passphrase {
+                key: path.to_path_buf(),
+            };
+            prompt
+                .send(SshPrompt { question, reply })
+                .map_err(|_| "no one to ask for the passphrase".to_string())?;
+            match answer.await {
+                Ok(SshAnswer::Passphrase(p)) => russh::keys::load_secret_key(path, Some(&p))
+                    .map_err(|e| format!("key {}: {e}", path.display())),
+                _ => Err(format!("no passphrase for {}", path.display())),
+            }
+        }
+        Err(e) => Err(format!("key {}: {e}", path.display())),
+    }
+}
+
+/// How an interactive channel ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelEnd {
+    Exited(u32),
+    Signal(String),
+    /// Closed without an exit status: the link or the server went away.
+    Lost,
+}
+
+/// The output half of an interactive channel.
+pub struct PtyReader {
+    read: russh::ChannelReadHalf,
+    end: Option<ChannelEnd>,
+}
+
+impl PtyReader {
+    /// The next piece of output; `None` once the channel ended (see [`PtyReader::end`]).
+    pub async fn next(&mut self) -> Option<Vec<u8>> {
+        loop {
+            match self.read.wait().await {
+                Some(ChannelMsg::Data { data }) | Some(ChannelMsg::ExtendedData { data, .. }) => {
+                    return Some(data.to_vec());
+                }
+                Some(ChannelMsg::ExitStatus { exit_status }) => {
+                    self.end = Some(ChannelEnd::Exited(exit_status))
+                }
+                Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
+                    self.end = Some(ChannelEnd::Signal(format!("{signal_name:?}")))
+                }
+                Some(ChannelMsg::Close) | None => return None,
+                Some(_) => {}
+            }
+        }
+    }
+
+    pub fn end(&self) -> ChannelEnd {
+        self.end.clone().unwrap_or(ChannelEnd::Lost)
+    }
+}
+
+/// The input half of an interactive channel.
+pub struct PtyWriter {
+    write: russh::ChannelWriteHalf<client::Msg>,
+}
+
+impl super::Sink for PtyWriter {
+    async fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.write
+            .data_bytes(data.to_vec())
+            .await
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::BrokenPipe, e.to_string()))
+    }
+
+    async fn resize(&mut self, size: Size) -> std::io::Result<()> {
+        self.write
+            .window_change(u32::from(size.cols), u32::from(size.rows), 0, 0)
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+}
+
+/// The output of a non-interactive command.
+#[derive(Debug, Clone)]
+pub struct ExecOutput {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub status: Option<u32>,
+}
+
+impl Connection {
+    pub fn target(&self) -> &SshTarget {
+        &self.target
+    }
+
+    /// Starts the configured interpreter in a PTY of `size`.
+    pub async fn open_pty(&self, size: Size) -> Result<(PtyReader, PtyWriter), SshError> {
+        let err = |e: russh::Error| SshError::Channel(format!("{}: {e}", self.target.label()));
+        let channel = self.handle.channel_open_session().await.map_err(err)?;
+        channel
+            .request_pty(
+                true,
+                "xterm-256color",
+                u32::from(size.cols),
+                u32::from(size.rows),
+                0,
+                0,
+                &[],
+            )
+            .await
+            .map_err(err)?;
+        channel
+            .exec(true, self.target.command.as_bytes())
+            .await
+            .map_err(err)?;
+        let (read, write) = channel.split();
+        Ok((PtyReader { read, end: None }, PtyWriter { write }))
+    }
+
+    /// Runs `argv` (each word quoted, so the remote shell sees them literally) with
+    /// `stdin` as its input, and collects its output.
+    pub async fn exec(&self, argv: &[&str], stdin: &[u8]) -> Result<ExecOutput, SshError> {
+        let err = |e: russh::Error| SshError::Channel(format!("{}: {e}", self.target.label()));
+        let mut channel = self.handle.channel_open_session().await.map_err(err)?;
+        let command = shell_words::join(argv);
+        channel.exec(true, command.as_bytes()).await.map_err(err)?;
+        if !stdin.is_empty() {
+            channel.data_bytes(stdin.to_vec()).await.map_err(err)?;
+        }
+        channel.eof().await.map_err(err)?;
+        let mut out = ExecOutput {
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            status: None,
+        };
+        while let Some(msg) = channel.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
+                ChannelMsg::ExtendedData { data, .. } => out.stderr.extend_from_slice(&data),
+                ChannelMsg::ExitStatus { exit_status } => out.status = Some(exit_status),
+                ChannelMsg::Close => break,
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// A handle to stop the connection from elsewhere.
+    pub fn control(&self) -> SshControl {
+        SshControl {
+            handle: self.handle.clone(),
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+}
+
+/// Ends a remote session: the channel's program gets the whole connection closed under
+/// it (the server sends it SIGHUP), as when a terminal window is closed.
+#[derive(Clone)]
+pub struct SshControl {
+    handle: Arc<Handle<Client>>,
+}
+
+impl SshControl {
+    pub async fn disconnect(&self) {
+        let _ = self
+            .handle
+            .disconnect(Disconnect::ByApplication, "bioxen closed the session", "en")
+            .await;
+    }
+}

@@ -1,0 +1,404 @@
+//! Remote VMs against a real OpenSSH server on loopback, and `xcpng` VMs created on
+//! the XAPI simulator whose guest IP is that same server.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use bioxen::config::Config;
+use bioxen::sim::{SimOptions, SimServer};
+use bioxen::vm::ssh::{SshAnswer, SshQuestion, Trust};
+use bioxen::{Error, Manager, ManagerConfig, Size, VmKind, VmOptions, VmState};
+use common::sshd::Sshd;
+use common::{WAIT, eventually};
+
+fn manager_for(config_text: &str, trust: Trust) -> Manager {
+    let config = Config::parse(config_text, Path::new("bioxen.toml")).unwrap();
+    let mut mc = ManagerConfig::from_config(&config).unwrap();
+    mc.self_exe = common::bioxen_exe();
+    mc.trust = trust;
+    Manager::new(mc)
+}
+
+fn ssh_options(host: &str) -> VmOptions {
+    VmOptions {
+        host: Some(host.into()),
+        ..VmOptions::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_kind_runs_lua_and_follows_window_changes() {
+    let sshd = Sshd::start("basic");
+    let m = manager_for(
+        &sshd.host_entry("lab", &sshd.known_hosts, "lua5.4 -i"),
+        Trust::default(),
+    );
+    let id = m
+        .create_interactive_vm(Some("test_ssh"), VmKind::Ssh, ssh_options("lab"))
+        .await
+        .unwrap();
+    m.send_input(&id, "x = 42\n").unwrap();
+    m.send_input(&id, "print('Value:', x)\n").unwrap();
+    let out = m.read_until(&id, "Value:\t42", WAIT).await.unwrap();
+    assert!(out.contains("Value:\t42"), "{out:?}");
+    let info = m.info(&id).unwrap();
+    assert_eq!(info.state, VmState::Running);
+    assert_eq!(
+        info.remote.as_deref(),
+        Some(format!("{}@127.0.0.1:{}", sshd.user, sshd.port).as_str())
+    );
+
+    // The window size reaches the remote PTY.
+    m.resize(&id, Size::new(30, 100)).unwrap();
+    m.send_input(&id, "print('size=' .. io.popen('stty size'):read('l'))\n")
+        .unwrap();
+    m.read_until(&id, "size=30 100", WAIT).await.unwrap();
+
+    // Non-interactive work goes through its own exec channel, not the REPL.
+    m.wait_ready(&id, WAIT).await.unwrap();
+    let before = m.with_screen(&id, |s| s.text()).unwrap();
+    let r = m
+        .execute_string(&id, "6 * 7, 'from exec'", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(r.output, "42\tfrom exec\n");
+    let r = m
+        .execute_string(&id, "error('remote boom')", WAIT)
+        .await
+        .unwrap();
+    assert!(r.error.as_deref().unwrap().contains("remote boom"), "{r:?}");
+    let r = m.execute_string(&id, "x", WAIT).await.unwrap();
+    assert_eq!(
+        r.output, "nil\n",
+        "exec channels do not share the REPL's state"
+    );
+    assert_eq!(
+        m.with_screen(&id, |s| s.text()).unwrap(),
+        before,
+        "nothing was typed into the REPL"
+    );
+
+    m.terminate_vm_session(&id).await.unwrap();
+    assert!(
+        eventually(WAIT, || sshd.connection_pids().is_empty()).await,
+        "the SSH connection is closed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_and_changed_host_keys_are_refused() {
+    let sshd = Sshd::start("hostkeys");
+    // Unknown: refused, with the fingerprint to check.
+    let empty = sshd.dir.join("empty_known_hosts");
+    let m = manager_for(
+        &sshd.host_entry("lab", &empty, "lua5.4 -i"),
+        Trust::default(),
+    );
+    let err = m
+        .create_interactive_vm(Some("u"), VmKind::Ssh, ssh_options("lab"))
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains(&sshd.fingerprint), "{msg}");
+    assert!(msg.contains("refusing"), "{msg}");
+    assert!(!empty.exists() || std::fs::read_to_string(&empty).unwrap().is_empty());
+
+    // Changed: refused, naming the known_hosts line.
+    let wrong = sshd.dir.join("wrong_known_hosts");
+    let other = sshd.dir.join("other_key");
+    std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    let other_pub = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let mut f = other_pub.split_whitespace();
+    std::fs::write(
+        &wrong,
+        format!(
+            "# a comment\n[127.0.0.1]:{} {} {}\n",
+            sshd.port,
+            f.next().unwrap(),
+            f.next().unwrap()
+        ),
+    )
+    .unwrap();
+    let m = manager_for(
+        &sshd.host_entry("lab", &wrong, "lua5.4 -i"),
+        Trust::default(),
+    );
+    let err = m
+        .create_interactive_vm(Some("c"), VmKind::Ssh, ssh_options("lab"))
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("CHANGED") && msg.contains("line 2"), "{msg}");
+    assert!(msg.contains(&sshd.fingerprint), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_host_key_is_asked_and_remembered() {
+    let sshd = Sshd::start("ask");
+    let fresh = sshd.dir.join("fresh_known_hosts");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let trust = Trust {
+        prompt: Some(tx),
+        accept_new: false,
+    };
+    let m = manager_for(&sshd.host_entry("lab", &fresh, "lua5.4 -i"), trust);
+    let answering = tokio::spawn(async move {
+        let prompt = rx.recv().await.unwrap();
+        let question = prompt.question.clone();
+        prompt.reply.send(SshAnswer::AcceptAndRemember).unwrap();
+        question
+    });
+    let id = m
+        .create_interactive_vm(Some("asked"), VmKind::Ssh, ssh_options("lab"))
+        .await
+        .unwrap();
+    match answering.await.unwrap() {
+        SshQuestion::UnknownHostKey {
+            fingerprint, port, ..
+        } => {
+            assert_eq!(fingerprint, sshd.fingerprint);
+            assert_eq!(port, sshd.port);
+        }
+        other => panic!("unexpected question {other:?}"),
+    }
+    let remembered = std::fs::read_to_string(&fresh).unwrap();
+    assert!(
+        remembered.contains(&format!("[127.0.0.1]:{}", sshd.port)),
+        "{remembered}"
+    );
+    m.terminate_vm_session(&id).await.unwrap();
+    // Next time it is known: no question.
+    let m = manager_for(
+        &sshd.host_entry("lab", &fresh, "lua5.4 -i"),
+        Trust::default(),
+    );
+    let id = m
+        .create_interactive_vm(Some("known"), VmKind::Ssh, ssh_options("lab"))
+        .await
+        .unwrap();
+    m.terminate_vm_session(&id).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_link_reconnects_with_a_new_interpreter() {
+    let mut sshd = Sshd::start("reconnect");
+    let m = manager_for(
+        &sshd.host_entry("lab", &sshd.known_hosts, "lua5.4 -i"),
+        Trust::default(),
+    );
+    let id = m
+        .create_interactive_vm(Some("flaky"), VmKind::Ssh, ssh_options("lab"))
+        .await
+        .unwrap();
+    m.send_input(&id, "x = 42\n").unwrap();
+    m.send_input(&id, "print('before', x)\n").unwrap();
+    m.read_until(&id, "before\t42", WAIT).await.unwrap();
+
+    let mut events = m.subscribe();
+    sshd.drop_connections();
+    let mut saw_reconnecting = false;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while let Ok(Ok(ev)) = tokio::time::timeout_at(deadline, events.recv()).await {
+        match ev {
+            bioxen::Event::State(_, VmState::Reconnecting(_)) => saw_reconnecting = true,
+            bioxen::Event::State(_, VmState::Running) if saw_reconnecting => break,
+            _ => {}
+        }
+    }
+    assert!(saw_reconnecting, "the session showed reconnecting");
+    assert_eq!(m.info(&id).unwrap().state, VmState::Running);
+    let out = m
+        .read_until(&id, "previous interpreter state was lost", WAIT)
+        .await
+        .unwrap();
+    assert!(out.contains("reconnected"), "{out}");
+    m.send_input(&id, "print('after', x)\n").unwrap();
+    m.read_until(&id, "after\tnil", WAIT).await.unwrap();
+
+    // The server goes away entirely and comes back.
+    sshd.stop();
+    assert!(
+        eventually(
+            WAIT,
+            || matches!(m.info(&id).unwrap().state, VmState::Reconnecting(n) if n >= 2)
+        )
+        .await
+    );
+    sshd.restart();
+    assert!(
+        eventually(Duration::from_secs(60), || m.info(&id).unwrap().state
+            == VmState::Running)
+        .await
+    );
+    m.send_input(&id, "print('back', 1 + 1)\n").unwrap();
+    m.read_until(&id, "back\t2", WAIT).await.unwrap();
+
+    // Killing the session stops the retries.
+    sshd.stop();
+    assert!(
+        eventually(WAIT, || matches!(
+            m.info(&id).unwrap().state,
+            VmState::Reconnecting(_)
+        ))
+        .await
+    );
+    let state = m.kill(&id).await.unwrap();
+    assert!(!state.is_alive(), "{state:?}");
+    assert!(matches!(
+        m.send_input(&id, "1\n"),
+        Err(Error::Session { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xcpng_validation_flow() {
+    let sshd = Sshd::start("xcpng");
+    let sim = SimServer::start("127.0.0.1:0".parse().unwrap(), SimOptions::default(), false)
+        .await
+        .unwrap();
+    let config = format!(
+        "[xcpng]\nurl = \"{}\"\npassword = \"password\"\ntemplate = \"lua-bio-template\"\nmemory_mib = 256\nvcpus = 1\n\
+         [xcpng.ssh]\nuser = \"{}\"\nport = {}\nidentity = \"{}\"\nknown_hosts = \"{}\"\ncommand = \"lua5.4 -i\"\n",
+        sim.url,
+        sshd.user,
+        sshd.port,
+        sshd.client_key.display(),
+        sshd.known_hosts.display()
+    );
+    let m = manager_for(&config, Trust::default());
+    let id = m
+        .create_interactive_vm(Some("test_xcpng"), VmKind::Xcpng, VmOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(sim.sim.guest_vm_count(), 1);
+    let info = m.info(&id).unwrap();
+    assert!(
+        info.pool_vm.as_deref().unwrap().starts_with("OpaqueRef:"),
+        "{info:?}"
+    );
+    m.send_input(&id, "x = 42\n").unwrap();
+    m.send_input(&id, "print('Value:', x)\n").unwrap();
+    let out = m.read_until(&id, "Value:\t42", WAIT).await.unwrap();
+    assert!(
+        out.contains("[bioxen] cloning"),
+        "progress shows in the pane: {out}"
+    );
+    assert!(out.contains("[bioxen] waiting for an IP address"), "{out}");
+    m.terminate_vm_session(&id).await.unwrap();
+    assert_eq!(sim.sim.guest_vm_count(), 0, "the VM is gone from the pool");
+    assert!(
+        eventually(WAIT, || sshd.connection_pids().is_empty()).await,
+        "the SSH connection is closed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_command_on_remote_kinds() {
+    let sshd = Sshd::start("run");
+    let sim = SimServer::start("127.0.0.1:0".parse().unwrap(), SimOptions::default(), false)
+        .await
+        .unwrap();
+    let dir = sshd.dir.join("cfg");
+    std::fs::create_dir_all(&dir).unwrap();
+    let unknown = dir.join("known_hosts");
+    let config = format!(
+        "{}\n[xcpng]\nurl = \"{}\"\npassword_env = \"POOL_PW\"\n[xcpng.ssh]\nuser = \"{}\"\nport = {}\nidentity = \"{}\"\nknown_hosts = \"{}\"\n",
+        sshd.host_entry("lab", &unknown, "lua5.4 -i"),
+        sim.url,
+        sshd.user,
+        sshd.port,
+        sshd.client_key.display(),
+        sshd.known_hosts.display()
+    );
+    std::fs::write(dir.join("bioxen.toml"), config).unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(common::bioxen_exe());
+        cmd.args(args)
+            .current_dir(&dir)
+            .env("POOL_PW", "password")
+            .env("XDG_RUNTIME_DIR", &dir);
+        cmd.output()
+    };
+    // Unknown host key, nobody to ask: refused with the fingerprint.
+    let out = run(&[
+        "run",
+        "--kind",
+        "ssh",
+        "--host",
+        "lab",
+        "-e",
+        "print('Value:', 6 * 7)",
+    ])
+    .await
+    .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&sshd.fingerprint),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Told to accept it: runs, and remembers the key.
+    let out = run(&[
+        "run",
+        "--kind",
+        "ssh",
+        "--host",
+        "lab",
+        "--accept-new-host-key",
+        "-e",
+        "print('Value:', 6 * 7)",
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Value:\t42\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(&unknown)
+            .unwrap()
+            .contains(&format!("[127.0.0.1]:{}", sshd.port))
+    );
+    let out = run(&[
+        "run",
+        "--kind",
+        "ssh",
+        "--host",
+        "lab",
+        "-e",
+        "error('far away')",
+    ])
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("far away"));
+    // xcpng: a VM is created for the run and destroyed after it.
+    let out = run(&["run", "--kind", "xcpng", "-e", "print(_VERSION)"])
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Lua 5.4\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(sim.sim.guest_vm_count(), 0);
+    let out = run(&["run", "--kind", "xcpng", "--keep", "-e", "print(1)"])
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("kept pool VM OpaqueRef:"));
+    assert_eq!(sim.sim.guest_vm_count(), 1);
+}
