@@ -34,6 +34,9 @@ pub struct Config {
     pub rocks_servers: Vec<String>,
     #[serde(skip)]
     pub source: Option<Source>,
+    /// Things worth telling the user that do not stop bioxen (a readable password).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 impl Default for Config {
@@ -46,6 +49,7 @@ impl Default for Config {
             keys: KeysConfig::default(),
             rocks_servers: Vec::new(),
             source: Some(Source::Defaults),
+            warnings: Vec::new(),
         }
     }
 }
@@ -242,7 +246,21 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::parse(&text, path)
+        let mut config = Config::parse(&text, path)?;
+        if config.xcpng.as_ref().is_some_and(|x| x.password.is_some()) {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path)
+                .map(|m| m.permissions().mode())
+                .unwrap_or(0);
+            if mode & 0o077 != 0 {
+                config.warnings.push(format!(
+                    "{} holds a password and others can read it (mode {:o}): chmod 600 it, or use password_env",
+                    path.display(),
+                    mode & 0o777
+                ));
+            }
+        }
+        Ok(config)
     }
 
     /// Parses `text` as if read from `path` (the path only appears in messages).
@@ -483,6 +501,25 @@ mod tests {
     fn ssh_host_needs_name_and_host() {
         let e = err("[[ssh_hosts]]\nname = \"lab1\"\n");
         assert!(e.contains("missing field `host`"), "{e}");
+    }
+
+    #[test]
+    fn a_readable_password_file_is_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("bioxen-cfg-perm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bioxen.toml");
+        std::fs::write(
+            &path,
+            "[xcpng]\nurl = \"https://pool\"\npassword = \"hunter2\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let c = Config::from_file(&path).unwrap();
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(c.warnings[0].contains("chmod 600") && !c.warnings[0].contains("hunter2"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(Config::from_file(&path).unwrap().warnings.is_empty());
     }
 
     #[test]

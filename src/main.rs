@@ -108,6 +108,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if cli.command.is_some() {
+        for w in &config.warnings {
+            eprintln!("bioxen: warning: {w}");
+        }
+    }
     match cli.command {
         None => bioxen::ui::run(config),
         Some(Command::Lua { .. }) => unreachable!("handled before argument parsing"),

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use bioxen::term::Screen;
-use bioxen::ui::app::{App, Confirm, CreateForm, Focus, Overlay};
+use bioxen::ui::app::{App, Confirm, CreateForm, Field, Focus, KindChoice, Overlay};
 use bioxen::ui::draw::draw;
 use bioxen::ui::keymap::Keymap;
 use bioxen::{Size, VmInfo, VmKind, VmState};
@@ -131,10 +131,18 @@ async fn help_overlay_is_generated_from_the_keymap() {
 async fn create_dialog() {
     let mut app = app();
     app.overlay = Some(Overlay::Create(CreateForm {
-        kinds: vec![VmKind::Local],
-        kind: 0,
+        kinds: vec![
+            KindChoice::Local,
+            KindChoice::Ssh("lab1".into()),
+            KindChoice::Xcpng,
+        ],
+        kind: 2,
         name: String::new(),
         placeholder: "lua-4".into(),
+        field: Field::Memory,
+        template: "lua-bio-template".into(),
+        memory: "1024".into(),
+        vcpus: "2".into(),
     }));
     let t = render(&app, &no_screens());
     insta::assert_snapshot!(t.backend());
@@ -255,4 +263,84 @@ fn app_with_size(w: u16, h: u16) -> App {
     assert!(app.pane_size.rows >= 1 && app.pane_size.cols >= 1);
     let _ = Size::new(0, 0);
     app
+}
+
+fn pool_vm(name: &str, tag: Option<&str>, power: &str, ip: Option<&str>) -> bioxen::xapi::PoolVm {
+    bioxen::xapi::PoolVm {
+        reference: format!("OpaqueRef:{name}"),
+        uuid: "0c7a0e66-8c2b-4b8f-9d0e-3f1e2a9b7c11".into(),
+        name: name.into(),
+        power_state: power.into(),
+        ip: ip.map(String::from),
+        host: Some("xcp-host-1".into()),
+        memory_bytes: 1 << 30,
+        vcpus: 2,
+        bioxen_id: tag.map(String::from),
+    }
+}
+
+#[tokio::test]
+async fn pool_vms_in_the_list_with_details() {
+    let mut app = app();
+    let mut remote = info("gene-fit", VmState::Running, None, None, None, 125);
+    remote.kind = VmKind::Xcpng;
+    remote.remote = Some("root@10.0.0.7:22".into());
+    remote.pool_vm = Some("OpaqueRef:gene-fit".into());
+    app.rows = vec![
+        info(
+            "local-1",
+            VmState::Running,
+            Some(4400),
+            Some(0.3),
+            Some(8_000_000),
+            12,
+        ),
+        remote,
+    ];
+    app.pool_vms = vec![
+        pool_vm("gene-fit", Some("gene-fit"), "Running", Some("10.0.0.7")),
+        pool_vm("old-run", Some("old-run"), "Halted", None),
+        pool_vm("not-ours", None, "Running", Some("10.0.0.9")),
+    ];
+    app.current = Some("gene-fit".into());
+    let t = render(&app, &no_screens());
+    insta::assert_snapshot!(t.backend());
+    let text = format!("{}", t.backend());
+    assert!(
+        text.contains("old-run") && text.contains("detached"),
+        "tagged pool VMs without a session are listed"
+    );
+    assert!(
+        !text.contains("not-ours"),
+        "VMs bioxen did not create are not"
+    );
+    assert!(
+        text.contains("10.0.0.7") && text.contains("xcp-host-1"),
+        "details of the selected VM"
+    );
+}
+
+#[tokio::test]
+async fn unknown_host_key_dialog_and_pool_kill_dialog() {
+    let mut app = app();
+    let (reply, _answer) = tokio::sync::oneshot::channel();
+    app.on_prompt(bioxen::vm::ssh::SshPrompt {
+        question: bioxen::vm::ssh::SshQuestion::UnknownHostKey {
+            host: "10.0.0.7".into(),
+            port: 22,
+            algorithm: "ssh-ed25519".into(),
+            fingerprint: "SHA256:Qm0IBylBbh8LAS/uTpV16TpTT42mfRCpWY/7RZwDoIU".into(),
+            known_hosts: "/home/alice/.ssh/known_hosts".into(),
+        },
+        reply,
+    });
+    let t = render(&app, &no_screens());
+    insta::assert_snapshot!("unknown_host_key_dialog", t.backend());
+    app.prompts.clear();
+    app.overlay = Some(Overlay::Confirm(Confirm::KillPool {
+        id: "gene-fit".into(),
+        alive: true,
+    }));
+    let t = render(&app, &no_screens());
+    insta::assert_snapshot!("pool_kill_dialog", t.backend());
 }

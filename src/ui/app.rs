@@ -17,8 +17,9 @@ use super::keymap::{Action, Keymap, Mode};
 use super::layout::Areas;
 use crate::manager::{Event, Manager, VmInfo};
 use crate::term::encode;
+use crate::vm::ssh::{SshAnswer, SshPrompt, SshQuestion};
 use crate::vm::{Size, VmKind, VmOptions, VmState};
-use crate::xapi::PoolStatus;
+use crate::xapi::{PoolStatus, PoolVm};
 
 /// How long an armed prefix waits for its key.
 pub const PREFIX_TIMEOUT: Duration = Duration::from_secs(1);
@@ -38,26 +39,151 @@ pub enum Overlay {
     Confirm(Confirm),
 }
 
+/// A kind of VM the create dialog offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KindChoice {
+    Local,
+    /// An `[[ssh_hosts]]` entry, by name.
+    Ssh(String),
+    Xcpng,
+}
+
+impl KindChoice {
+    pub fn label(&self) -> String {
+        match self {
+            KindChoice::Local => "local".into(),
+            KindChoice::Ssh(name) => format!("ssh: {name}"),
+            KindChoice::Xcpng => "xcpng (new pool VM)".into(),
+        }
+    }
+}
+
+/// The fields of the create dialog, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Kind,
+    Name,
+    Template,
+    Memory,
+    Vcpus,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateForm {
-    pub kinds: Vec<VmKind>,
+    pub kinds: Vec<KindChoice>,
     pub kind: usize,
     pub name: String,
     /// The generated name used when `name` is left empty.
     pub placeholder: String,
+    pub field: Field,
+    pub template: String,
+    pub memory: String,
+    pub vcpus: String,
+}
+
+impl CreateForm {
+    pub fn choice(&self) -> &KindChoice {
+        self.kinds.get(self.kind).unwrap_or(&KindChoice::Local)
+    }
+
+    /// The fields shown for the chosen kind.
+    pub fn fields(&self) -> Vec<Field> {
+        match self.choice() {
+            KindChoice::Xcpng => vec![
+                Field::Kind,
+                Field::Name,
+                Field::Template,
+                Field::Memory,
+                Field::Vcpus,
+            ],
+            _ => vec![Field::Kind, Field::Name],
+        }
+    }
+
+    fn text_mut(&mut self) -> Option<&mut String> {
+        match self.field {
+            Field::Kind => None,
+            Field::Name => Some(&mut self.name),
+            Field::Template => Some(&mut self.template),
+            Field::Memory => Some(&mut self.memory),
+            Field::Vcpus => Some(&mut self.vcpus),
+        }
+    }
+
+    /// Whether `c` may be typed into the current field.
+    fn accepts(&self, c: char) -> bool {
+        match self.field {
+            Field::Kind => false,
+            Field::Name => c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'),
+            Field::Template => !c.is_control(),
+            Field::Memory | Field::Vcpus => c.is_ascii_digit(),
+        }
+    }
+}
+
+/// An SSH question waiting for the user.
+pub struct Prompt {
+    pub question: SshQuestion,
+    reply: Option<tokio::sync::oneshot::Sender<SshAnswer>>,
+    /// What has been typed (a passphrase; never drawn in clear).
+    pub input: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Confirm {
-    Kill { id: String, pid: Option<u32> },
-    Remove { id: String },
-    Quit { running: usize },
+    Kill {
+        id: String,
+        pid: Option<u32>,
+    },
+    /// Kill or remove an `xcpng` session: destroy its pool VM, or only close the session.
+    KillPool {
+        id: String,
+        alive: bool,
+    },
+    Remove {
+        id: String,
+    },
+    /// Local VMs that will be terminated, remote sessions that will be closed.
+    Quit {
+        running: usize,
+        remote: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
     Info,
     Error,
+}
+
+/// A row of the VM list: a session, or a pool VM without one.
+#[derive(Debug, Clone, Copy)]
+pub enum Row<'a> {
+    Session(&'a VmInfo),
+    Pool(&'a PoolVm),
+}
+
+impl Row<'_> {
+    pub fn id(&self) -> &str {
+        match self {
+            Row::Session(i) => &i.id,
+            Row::Pool(vm) => vm.bioxen_id.as_deref().unwrap_or(&vm.name),
+        }
+    }
+
+    pub fn kind(&self) -> VmKind {
+        match self {
+            Row::Session(i) => i.kind,
+            Row::Pool(_) => VmKind::Xcpng,
+        }
+    }
+
+    pub fn state_label(&self) -> String {
+        match self {
+            Row::Session(i) => i.state.label(),
+            Row::Pool(vm) => format!("detached {}", vm.power_state.to_lowercase()),
+        }
+    }
 }
 
 /// What the tab bar says about the pool.
@@ -106,6 +232,14 @@ pub struct App {
     pub pool: Option<PoolView>,
     /// A warning that stays on screen while it holds (unverified TLS).
     pub warning: Option<String>,
+    /// The pool's VMs, from the event cache.
+    pub pool_vms: Vec<PoolVm>,
+    /// Questions from SSH connections (host keys, passphrases), oldest first.
+    pub prompts: std::collections::VecDeque<Prompt>,
+    /// Kinds the create dialog offers.
+    pub kinds: Vec<KindChoice>,
+    /// Defaults for new `xcpng` VMs: template, memory MiB, vCPUs.
+    pub xcpng_defaults: Option<(String, u64, u32)>,
     /// Labels of the uptime column as last drawn, to redraw only when one changes.
     drawn_uptimes: Vec<String>,
     tx: UnboundedSender<UiMsg>,
@@ -141,6 +275,10 @@ impl App {
             quitting: false,
             pool: None,
             warning: None,
+            pool_vms: Vec::new(),
+            prompts: std::collections::VecDeque::new(),
+            kinds: vec![KindChoice::Local],
+            xcpng_defaults: None,
             drawn_uptimes: Vec::new(),
             tx,
         };
@@ -157,12 +295,13 @@ impl App {
     pub fn refresh(&mut self) {
         self.rows = self.manager.list();
         if let Some(id) = &self.current
+            && !self.visible().iter().any(|r| r.id() == id)
             && !self.rows.iter().any(|r| &r.id == id)
         {
             self.current = None;
         }
         if self.current.is_none() {
-            self.current = self.visible().first().map(|r| r.id.clone());
+            self.current = self.visible().first().map(|r| r.id().to_string());
             if self.current.is_none() {
                 self.focus = Focus::List;
             }
@@ -172,18 +311,53 @@ impl App {
         self.dirty = true;
     }
 
-    /// Rows that pass the filter.
-    pub fn visible(&self) -> Vec<&VmInfo> {
+    /// List rows that pass the filter: sessions first, then the pool's bioxen VMs that
+    /// have no session here (detached).
+    pub fn visible(&self) -> Vec<Row<'_>> {
         let f = self.filter.to_lowercase();
-        self.rows
-            .iter()
+        let sessions = self.rows.iter().map(Row::Session);
+        let detached = self.detached_pool_vms().into_iter().map(Row::Pool);
+        sessions
+            .chain(detached)
             .filter(|r| {
                 f.is_empty()
-                    || r.id.to_lowercase().contains(&f)
-                    || r.kind.as_str().contains(&f)
-                    || r.state.label().contains(&f)
+                    || r.id().to_lowercase().contains(&f)
+                    || r.kind().as_str().contains(&f)
+                    || r.state_label().contains(&f)
             })
             .collect()
+    }
+
+    /// Pool VMs tagged by bioxen with no session in this dashboard.
+    pub fn detached_pool_vms(&self) -> Vec<&PoolVm> {
+        self.pool_vms
+            .iter()
+            .filter(|vm| vm.bioxen_id.is_some())
+            .filter(|vm| {
+                !self
+                    .rows
+                    .iter()
+                    .any(|r| r.pool_vm.as_deref() == Some(vm.reference.as_str()))
+            })
+            .filter(|vm| {
+                !self
+                    .rows
+                    .iter()
+                    .any(|r| Some(&r.id) == vm.bioxen_id.as_ref())
+            })
+            .collect()
+    }
+
+    /// The pool's view of an `xcpng` session's VM.
+    pub fn pool_vm_of(&self, info: &VmInfo) -> Option<&PoolVm> {
+        let reference = info.pool_vm.as_ref()?;
+        self.pool_vms.iter().find(|vm| &vm.reference == reference)
+    }
+
+    /// The selected row, whatever it is.
+    pub fn current_row(&self) -> Option<Row<'_>> {
+        let id = self.current.as_ref()?;
+        self.visible().into_iter().find(|r| r.id() == id)
     }
 
     pub fn current_info(&self) -> Option<&VmInfo> {
@@ -228,6 +402,9 @@ impl App {
 
     pub fn on_key(&mut self, key: KeyEvent) {
         self.dirty = true;
+        if !self.prompts.is_empty() {
+            return self.on_prompt_key(key);
+        }
         if self.overlay.is_some() {
             return self.on_overlay_key(key);
         }
@@ -373,7 +550,7 @@ impl App {
             _ => {}
         }
         // Keep the selection on a visible row.
-        let visible: Vec<String> = self.visible().iter().map(|r| r.id.clone()).collect();
+        let visible: Vec<String> = self.visible().iter().map(|r| r.id().to_string()).collect();
         if self.current.as_ref().is_none_or(|c| !visible.contains(c)) {
             self.current = visible.first().cloned();
         }
@@ -405,30 +582,49 @@ impl App {
                 }
                 _ => {}
             },
-            Overlay::Create(mut form) => match key.code {
-                KeyCode::Esc => {}
-                KeyCode::Enter => self.create(form),
-                KeyCode::Left | KeyCode::Up if !form.kinds.is_empty() => {
-                    form.kind = (form.kind + form.kinds.len() - 1) % form.kinds.len();
-                    self.overlay = Some(Overlay::Create(form));
+            Overlay::Create(mut form) => {
+                let fields = form.fields();
+                let pos = fields.iter().position(|f| *f == form.field).unwrap_or(0);
+                match key.code {
+                    KeyCode::Esc => return,
+                    KeyCode::Enter => return self.create(form),
+                    KeyCode::Up | KeyCode::BackTab => {
+                        form.field = fields[(pos + fields.len() - 1) % fields.len()]
+                    }
+                    KeyCode::Down | KeyCode::Tab => form.field = fields[(pos + 1) % fields.len()],
+                    KeyCode::Left | KeyCode::Right
+                        if form.field == Field::Kind && !form.kinds.is_empty() =>
+                    {
+                        let n = form.kinds.len();
+                        form.kind = if key.code == KeyCode::Left {
+                            (form.kind + n - 1) % n
+                        } else {
+                            (form.kind + 1) % n
+                        };
+                    }
+                    KeyCode::Backspace => {
+                        if let Some(text) = form.text_mut() {
+                            text.pop();
+                        }
+                    }
+                    KeyCode::Char(c)
+                        if !key.modifiers.contains(KeyModifiers::CONTROL) && form.accepts(c) =>
+                    {
+                        if let Some(text) = form.text_mut()
+                            && text.len() < 64
+                        {
+                            text.push(c);
+                        }
+                    }
+                    _ => {}
                 }
-                KeyCode::Right | KeyCode::Down | KeyCode::Tab if !form.kinds.is_empty() => {
-                    form.kind = (form.kind + 1) % form.kinds.len();
-                    self.overlay = Some(Overlay::Create(form));
-                }
-                KeyCode::Backspace => {
-                    form.name.pop();
-                    self.overlay = Some(Overlay::Create(form));
-                }
-                KeyCode::Char(c)
-                    if !key.modifiers.contains(KeyModifiers::CONTROL)
-                        && (c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-                        && form.name.len() < 64 =>
-                {
-                    form.name.push(c);
-                    self.overlay = Some(Overlay::Create(form));
-                }
-                _ => self.overlay = Some(Overlay::Create(form)),
+                self.overlay = Some(Overlay::Create(form));
+            }
+            Overlay::Confirm(Confirm::KillPool { id, alive }) => match key.code {
+                KeyCode::Char('d') | KeyCode::Char('D') => self.stop_pool_session(id, true),
+                KeyCode::Char('c') | KeyCode::Char('C') => self.stop_pool_session(id, false),
+                KeyCode::Esc | KeyCode::Char('n') => {}
+                _ => self.overlay = Some(Overlay::Confirm(Confirm::KillPool { id, alive })),
             },
             Overlay::Confirm(confirm) => {
                 let yes = matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y'));
@@ -523,7 +719,7 @@ impl App {
             {
                 // Row 0 is the border, row 1 the header.
                 let index = (m.row - list.y).checked_sub(2).map(usize::from);
-                let id = index.and_then(|i| self.visible().get(i).map(|r| r.id.clone()));
+                let id = index.and_then(|i| self.visible().get(i).map(|r| r.id().to_string()));
                 if let Some(id) = id {
                     self.select(id);
                     self.focus = Focus::List;
@@ -605,7 +801,15 @@ impl App {
     }
 
     /// The pool's cache changed: redraw only if what the tab bar shows changed.
-    pub fn on_pool(&mut self, view: PoolView) {
+    pub fn on_pool(&mut self, view: PoolView, vms: Vec<PoolVm>) {
+        if self.pool_vms != vms {
+            self.pool_vms = vms;
+            self.dirty = true;
+            // Pool VMs arrive after start-up: select one if nothing is selected yet.
+            if self.current.is_none() {
+                self.current = self.visible().first().map(|r| r.id().to_string());
+            }
+        }
         if self.pool.as_ref() != Some(&view) {
             if let PoolStatus::Retrying { error, .. } = &view.status {
                 self.set_message(format!("pool: {error} (retrying)"), Level::Error);
@@ -639,7 +843,7 @@ impl App {
     }
 
     fn move_selection(&mut self, delta: isize) {
-        let visible: Vec<String> = self.visible().iter().map(|r| r.id.clone()).collect();
+        let visible: Vec<String> = self.visible().iter().map(|r| r.id().to_string()).collect();
         if visible.is_empty() {
             return;
         }
@@ -689,6 +893,10 @@ impl App {
     }
 
     fn attach_current(&mut self) {
+        if let Some(Row::Pool(vm)) = self.current_row() {
+            let vm = vm.clone();
+            return self.attach_pool_vm(vm);
+        }
         let Some(id) = self.current.clone() else {
             self.set_message(
                 format!(
@@ -736,28 +944,53 @@ impl App {
     }
 
     fn open_create(&mut self) {
+        let (template, memory, vcpus) = self.xcpng_defaults.clone().unwrap_or_default();
         self.overlay = Some(Overlay::Create(CreateForm {
-            kinds: vec![VmKind::Local],
+            kinds: self.kinds.clone(),
             kind: 0,
             name: String::new(),
             placeholder: self.manager.generate_name(),
+            field: Field::Kind,
+            template,
+            memory: memory.to_string(),
+            vcpus: vcpus.to_string(),
         }));
     }
 
     fn create(&mut self, form: CreateForm) {
         let name = if form.name.is_empty() {
-            form.placeholder
+            form.placeholder.clone()
         } else {
-            form.name
+            form.name.clone()
         };
-        let kind = form.kinds.get(form.kind).copied().unwrap_or(VmKind::Local);
-        let options = VmOptions {
+        let mut options = VmOptions {
             size: self.pane_size,
             ..VmOptions::default()
         };
+        let kind = match form.choice() {
+            KindChoice::Local => VmKind::Local,
+            KindChoice::Ssh(host) => {
+                options.host = Some(host.clone());
+                VmKind::Ssh
+            }
+            KindChoice::Xcpng => {
+                options.template = Some(form.template.clone()).filter(|t| !t.is_empty());
+                options.memory_mib = form.memory.parse().ok().filter(|m| *m > 0);
+                options.vcpus = form.vcpus.parse().ok().filter(|v| *v > 0);
+                VmKind::Xcpng
+            }
+        };
+        self.spawn_create(name, kind, options);
+    }
+
+    /// Creates a session in the background; the pane shows its progress meanwhile.
+    fn spawn_create(&mut self, name: String, kind: VmKind, options: VmOptions) {
         let manager = self.manager.clone();
         let tx = self.tx.clone();
         self.set_message(format!("creating {name}..."), Level::Info);
+        // Show the new session (and its progress) as soon as it exists.
+        self.current = Some(name.clone());
+        self.focus = Focus::Terminal;
         tokio::spawn(async move {
             let result = manager
                 .create_interactive_vm(Some(&name), kind, options)
@@ -767,11 +1000,108 @@ impl App {
         });
     }
 
+    /// Opens a Lua session on a pool VM bioxen created earlier.
+    fn attach_pool_vm(&mut self, vm: PoolVm) {
+        let name = vm.bioxen_id.clone().unwrap_or_else(|| vm.name.clone());
+        let Some(ip) = vm.ip.clone() else {
+            self.set_message(
+                format!(
+                    "{name} is {} with no IP address yet; start it on the pool first",
+                    vm.power_state.to_lowercase()
+                ),
+                Level::Error,
+            );
+            return;
+        };
+        let options = VmOptions {
+            size: self.pane_size,
+            pool_vm: Some((vm.reference.clone(), ip)),
+            ..VmOptions::default()
+        };
+        self.spawn_create(name, VmKind::Xcpng, options);
+    }
+
+    /// Ends an `xcpng` session, destroying its pool VM or leaving it running.
+    fn stop_pool_session(&mut self, id: String, destroy: bool) {
+        let manager = self.manager.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let result = if destroy {
+                manager
+                    .kill_and_destroy(&id)
+                    .await
+                    .map(|_| format!("{id}: pool VM destroyed"))
+            } else {
+                manager
+                    .kill(&id)
+                    .await
+                    .map(|s| format!("{id}: session closed ({}); the VM keeps running", s.label()))
+            };
+            let _ = tx.send(match result {
+                Ok(text) => UiMsg::Info(text),
+                Err(e) => UiMsg::Failed(format!("{id}: {e}")),
+            });
+        });
+        self.focus = Focus::List;
+    }
+
+    // ----- SSH prompts -------------------------------------------------------------
+
+    pub fn on_prompt(&mut self, prompt: SshPrompt) {
+        self.prompts.push_back(Prompt {
+            question: prompt.question,
+            reply: Some(prompt.reply),
+            input: String::new(),
+        });
+        self.dirty = true;
+    }
+
+    fn on_prompt_key(&mut self, key: KeyEvent) {
+        let Some(prompt) = self.prompts.front_mut() else {
+            return;
+        };
+        let answer = match (&prompt.question, key.code) {
+            (SshQuestion::UnknownHostKey { .. }, KeyCode::Char('y')) => Some(SshAnswer::AcceptOnce),
+            (SshQuestion::UnknownHostKey { .. }, KeyCode::Char('a')) => {
+                Some(SshAnswer::AcceptAndRemember)
+            }
+            (SshQuestion::UnknownHostKey { .. }, KeyCode::Char('n') | KeyCode::Esc) => {
+                Some(SshAnswer::Refuse)
+            }
+            (SshQuestion::Passphrase { .. }, KeyCode::Enter) => {
+                Some(SshAnswer::Passphrase(std::mem::take(&mut prompt.input)))
+            }
+            (SshQuestion::Passphrase { .. }, KeyCode::Esc) => Some(SshAnswer::Refuse),
+            (SshQuestion::Passphrase { .. }, KeyCode::Backspace) => {
+                prompt.input.pop();
+                None
+            }
+            (SshQuestion::Passphrase { .. }, KeyCode::Char(c))
+                if !key.modifiers.contains(KeyModifiers::CONTROL) =>
+            {
+                prompt.input.push(c);
+                None
+            }
+            _ => None,
+        };
+        if let Some(answer) = answer
+            && let Some(mut prompt) = self.prompts.pop_front()
+            && let Some(reply) = prompt.reply.take()
+        {
+            let _ = reply.send(answer);
+        }
+    }
+
     fn ask_kill(&mut self) {
         let Some(info) = self.current_info() else {
             return;
         };
-        let confirm = if info.state.is_alive() {
+        let confirm = if info.pool_vm.is_some() {
+            Confirm::KillPool {
+                id: info.id.clone(),
+                alive: info.state.is_alive(),
+            }
+        } else if info.state.is_alive() {
             Confirm::Kill {
                 id: info.id.clone(),
                 pid: info.pid,
@@ -809,11 +1139,20 @@ impl App {
     }
 
     fn ask_quit(&mut self) {
-        let running = self.rows.iter().filter(|r| r.state.is_alive()).count();
-        if running == 0 {
+        let alive = |kind: Option<VmKind>| {
+            self.rows
+                .iter()
+                .filter(|r| {
+                    r.state.is_alive()
+                        && kind.is_none_or(|k| (r.kind == VmKind::Local) == (k == VmKind::Local))
+                })
+                .count()
+        };
+        let (running, remote) = (alive(Some(VmKind::Local)), alive(Some(VmKind::Ssh)));
+        if running + remote == 0 {
             self.begin_quit();
         } else {
-            self.overlay = Some(Overlay::Confirm(Confirm::Quit { running }));
+            self.overlay = Some(Overlay::Confirm(Confirm::Quit { running, remote }));
         }
     }
 
@@ -846,6 +1185,8 @@ impl App {
                 });
                 self.focus = Focus::List;
             }
+            // Answered with d or c in the dialog itself.
+            Confirm::KillPool { .. } => {}
             Confirm::Remove { id } => match self.manager.remove(&id) {
                 Ok(()) => self.set_message(format!("removed {id}"), Level::Info),
                 Err(e) => self.set_message(e.to_string(), Level::Error),

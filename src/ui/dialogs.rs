@@ -6,10 +6,13 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
 
-use super::app::{App, Confirm, CreateForm, Overlay};
-use crate::vm::VmKind;
+use super::app::{App, Confirm, CreateForm, Field, KindChoice, Overlay, Prompt};
+use crate::vm::ssh::SshQuestion;
 
 pub fn draw(frame: &mut Frame, app: &App) {
+    if let Some(p) = app.prompts.front() {
+        return prompt(frame, p);
+    }
     match &app.overlay {
         None => {}
         Some(Overlay::Help { scroll }) => help(frame, app, *scroll),
@@ -72,45 +75,163 @@ fn help(frame: &mut Frame, app: &App, scroll: u16) {
 
 fn create(frame: &mut Frame, app: &App, form: &CreateForm) {
     let label = Style::new().fg(Color::Gray);
-    let kind = form.kinds.get(form.kind).copied().unwrap_or(VmKind::Local);
+    let focus = Style::new().fg(Color::Black).bg(Color::Green);
+    let choice = form.choice();
     let arrows = if form.kinds.len() > 1 {
         ("◂ ", " ▸")
     } else {
         ("", "")
     };
+    let row = |field: Field, name: &str, value: Span<'static>| {
+        let cursor = if form.field == field && field != Field::Kind {
+            "▏"
+        } else {
+            ""
+        };
+        let name_style = if form.field == field { focus } else { label };
+        Line::from(vec![
+            Span::raw("  "),
+            Span::styled(format!("{name:<9}"), name_style),
+            Span::raw(" "),
+            value,
+            Span::raw(cursor),
+        ])
+    };
+    let text = |t: &str| Span::raw(t.to_string());
     let name = if form.name.is_empty() {
         Span::styled(form.placeholder.clone(), Style::new().fg(Color::DarkGray))
     } else {
-        Span::raw(form.name.clone())
+        text(&form.name)
     };
-    let runs = match kind {
-        VmKind::Local if app.manager.config().local_command.is_empty() => {
+    let runs = match choice {
+        KindChoice::Local if app.manager.config().local_command.is_empty() => {
             "embedded Lua 5.4 (bioxen lua)".to_string()
         }
-        VmKind::Local => shell_words::join(&app.manager.config().local_command),
-        other => other.to_string(),
+        KindChoice::Local => shell_words::join(&app.manager.config().local_command),
+        KindChoice::Ssh(host) => app
+            .manager
+            .config()
+            .ssh_hosts
+            .iter()
+            .find(|h| &h.name == host)
+            .map(|h| format!("{} on {}:{}", h.command, h.host, h.port))
+            .unwrap_or_default(),
+        KindChoice::Xcpng => app
+            .manager
+            .config()
+            .xcpng
+            .as_ref()
+            .map(|x| format!("{} over SSH, on {}", x.ssh.command, x.url))
+            .unwrap_or_default(),
     };
-    let lines = vec![
+    let mut lines = vec![
         Line::from(""),
-        Line::from(vec![
-            Span::styled("  Kind   ", label),
+        row(
+            Field::Kind,
+            "Kind",
             Span::styled(
-                format!("{}{kind}{}", arrows.0, arrows.1),
+                format!("{}{}{}", arrows.0, choice.label(), arrows.1),
                 Style::new().add_modifier(Modifier::BOLD),
             ),
-        ]),
-        Line::from(vec![Span::styled("  Name   ", label), name, Span::raw("▏")]),
-        Line::from(vec![Span::styled("  Runs   ", label), Span::raw(runs)]),
-        Line::from(""),
-        Line::from(Span::styled(
-            "  Enter create · type a name · Esc cancel",
-            Style::new().fg(Color::DarkGray),
-        )),
+        ),
+        row(Field::Name, "Name", name),
     ];
-    let area = centered(frame.area(), 56, lines.len() as u16 + 2);
+    if *choice == KindChoice::Xcpng {
+        lines.push(row(Field::Template, "Template", text(&form.template)));
+        lines.push(row(
+            Field::Memory,
+            "Memory",
+            text(&format!("{} MiB", form.memory)),
+        ));
+        lines.push(row(Field::Vcpus, "vCPUs", text(&form.vcpus)));
+    }
+    lines.push(Line::from(vec![
+        Span::styled("  Runs      ", label),
+        Span::raw(runs),
+    ]));
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        "  Enter create · ↑/↓ field · ←/→ kind · Esc cancel",
+        Style::new().fg(Color::DarkGray),
+    )));
+    let area = centered(frame.area(), 70, lines.len() as u16 + 2);
     frame.render_widget(Clear, area);
     frame.render_widget(
         Paragraph::new(lines).block(dialog("Create a VM", Color::Green)),
+        area,
+    );
+}
+
+/// An SSH question: an unknown host key, or a key's passphrase.
+pub fn prompt(frame: &mut Frame, prompt: &Prompt) {
+    let (title, mut lines) = match &prompt.question {
+        SshQuestion::UnknownHostKey {
+            host,
+            port,
+            algorithm,
+            fingerprint,
+            known_hosts,
+        } => (
+            "Unknown host key",
+            vec![
+                Line::from(""),
+                Line::from(format!(
+                    "  {host}:{port} is not in {}.",
+                    known_hosts.display()
+                )),
+                Line::from(format!("  Its {algorithm} key fingerprint is:")),
+                Line::from(""),
+                Line::from(Span::styled(
+                    format!("    {fingerprint}"),
+                    Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+                )),
+                Line::from(""),
+                Line::from(
+                    "  Compare it with the host's own (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub).",
+                ),
+                Line::from(""),
+                Line::from(vec![
+                    Span::styled(
+                        "  y",
+                        Style::new().fg(Color::Green).add_modifier(Modifier::BOLD),
+                    ),
+                    Span::raw(" accept once   "),
+                    Span::styled(
+                        "a",
+                        Style::new().fg(Color::Green).add_modifier(Modifier::BOLD),
+                    ),
+                    Span::raw(" accept and remember   "),
+                    Span::styled(
+                        "n",
+                        Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+                    ),
+                    Span::raw(" refuse"),
+                ]),
+            ],
+        ),
+        SshQuestion::Passphrase { key } => (
+            "Passphrase",
+            vec![
+                Line::from(""),
+                Line::from(format!("  The key {} is encrypted.", key.display())),
+                Line::from(""),
+                Line::from(format!(
+                    "  Passphrase: {}▏",
+                    "•".repeat(prompt.input.chars().count())
+                )),
+                Line::from(""),
+                Line::from(Span::styled(
+                    "  Enter unlock · Esc cancel",
+                    Style::new().fg(Color::DarkGray),
+                )),
+            ],
+        ),
+    };
+    lines.push(Line::from(""));
+    let area = centered(frame.area(), 86, lines.len() as u16 + 2);
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines).block(dialog(title, Color::Yellow)),
         area,
     );
 }
@@ -125,19 +246,67 @@ fn confirm(frame: &mut Frame, c: &Confirm) {
             },
             "kill",
         ),
+        Confirm::KillPool { id, alive } => {
+            let close = if *alive {
+                "close the session"
+            } else {
+                "forget the session"
+            };
+            let lines = vec![
+                Line::from(""),
+                Line::from(format!(
+                    "  {id} runs on a pool VM. What should happen to the VM?"
+                )),
+                Line::from(""),
+                Line::from(vec![
+                    Span::styled(
+                        "  d",
+                        Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+                    ),
+                    Span::raw(" destroy the VM and its disks   "),
+                    Span::styled(
+                        "c",
+                        Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+                    ),
+                    Span::raw(format!(" {close}, keep the VM   ")),
+                    Span::styled("Esc", Style::new().fg(Color::Gray)),
+                    Span::raw(" cancel"),
+                ]),
+            ];
+            let area = centered(frame.area(), 90, lines.len() as u16 + 2);
+            frame.render_widget(Clear, area);
+            frame.render_widget(
+                Paragraph::new(lines).block(dialog("Kill", Color::Red)),
+                area,
+            );
+            return;
+        }
         Confirm::Remove { id } => (
             "Remove",
             format!("Remove {id} and its last screen from the list?"),
             "remove",
         ),
-        Confirm::Quit { running } => (
-            "Quit",
-            format!(
-                "Quit bioxen? {running} running local VM{} will be terminated.",
-                if *running == 1 { "" } else { "s" }
-            ),
-            "quit",
-        ),
+        Confirm::Quit { running, remote } => {
+            let plural = |n: usize| if n == 1 { "" } else { "s" };
+            let mut parts = Vec::new();
+            if *running > 0 {
+                parts.push(format!(
+                    "{running} running local VM{} will be terminated",
+                    plural(*running)
+                ));
+            }
+            if *remote > 0 {
+                parts.push(format!(
+                    "{remote} remote session{} will be closed (pool VMs keep running)",
+                    plural(*remote)
+                ));
+            }
+            (
+                "Quit",
+                format!("Quit bioxen? {}.", parts.join("; ")),
+                "quit",
+            )
+        }
     };
     let lines = vec![
         Line::from(""),

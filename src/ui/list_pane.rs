@@ -6,7 +6,10 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Span;
 use ratatui::widgets::{Block, BorderType, Cell, Row, Table, TableState};
 
-use super::app::{App, Focus};
+use ratatui::text::Line;
+use ratatui::widgets::Paragraph;
+
+use super::app::{App, Focus, Row as ListRow};
 use super::draw::state_color;
 use super::format;
 use crate::manager::VmInfo;
@@ -76,9 +79,12 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let visible = app.visible();
     let rows: Vec<Row> = visible
         .iter()
-        .map(|info| {
-            let index = app.rows.iter().position(|r| r.id == info.id).unwrap_or(0);
-            Row::new(cols.iter().map(|(c, _, _)| cell(*c, info, index, app)))
+        .map(|row| {
+            let index = app.rows.iter().position(|r| r.id == row.id());
+            Row::new(cols.iter().map(|(c, _, _)| match row {
+                ListRow::Session(info) => cell(*c, info, index.unwrap_or(0), app),
+                ListRow::Pool(vm) => pool_cell(*c, vm),
+            }))
         })
         .collect();
     let widths: Vec<Constraint> = cols
@@ -102,16 +108,93 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     };
     let table = Table::new(rows, widths)
         .header(header)
-        .block(block)
         .row_highlight_style(highlight)
         .highlight_symbol("")
         .column_spacing(1);
     let selected = app
         .current
         .as_ref()
-        .and_then(|id| visible.iter().position(|r| &r.id == id));
+        .and_then(|id| visible.iter().position(|r| r.id() == id));
     let mut state = TableState::default().with_selected(selected);
-    frame.render_stateful_widget(table, area, &mut state);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let details = details(app);
+    // The details box takes its lines plus a separator, when there is room for both.
+    let details_height = (details.len() as u16 + 1).min(inner.height.saturating_sub(3));
+    let details_height = if details.is_empty() || details_height < 2 {
+        0
+    } else {
+        details_height
+    };
+    let table_area = Rect::new(inner.x, inner.y, inner.width, inner.height - details_height);
+    frame.render_stateful_widget(table, table_area, &mut state);
+    if details_height > 0 {
+        let box_area = Rect::new(
+            inner.x,
+            inner.y + table_area.height,
+            inner.width,
+            details_height,
+        );
+        let mut lines = vec![Line::from(Span::styled(
+            "─".repeat(inner.width as usize),
+            border,
+        ))];
+        lines.extend(details);
+        frame.render_widget(Paragraph::new(lines), box_area);
+    }
+}
+
+/// Facts about the selected VM that do not fit the table: where it runs and, for pool
+/// VMs, what the pool reports.
+fn details(app: &App) -> Vec<Line<'static>> {
+    let key = Style::new().fg(Color::DarkGray);
+    let kv = |k: &str, v: String| vec![Span::styled(format!(" {k} "), key), Span::raw(v)];
+    let pool_line = |vm: &crate::xapi::PoolVm| {
+        let mut spans = kv("power", vm.power_state.clone());
+        spans.extend(kv("ip", vm.ip.clone().unwrap_or_else(|| "-".into())));
+        spans.extend(kv("host", vm.host.clone().unwrap_or_else(|| "-".into())));
+        spans.extend(kv("mem", format::bytes(vm.memory_bytes.max(0) as u64)));
+        spans.extend(kv("vCPUs", vm.vcpus.to_string()));
+        Line::from(spans)
+    };
+    match app.current_row() {
+        Some(ListRow::Session(info)) => {
+            let mut out = Vec::new();
+            match &info.remote {
+                Some(remote) => out.push(Line::from(kv("on", remote.clone()))),
+                None if !info.command.is_empty() => {
+                    out.push(Line::from(kv("runs", info.command.clone())))
+                }
+                None => {}
+            }
+            if let Some(vm) = app.pool_vm_of(info) {
+                out.push(pool_line(vm));
+            }
+            out
+        }
+        Some(ListRow::Pool(vm)) => vec![
+            Line::from(kv(
+                "pool VM",
+                format!("{} (no session: Enter opens one)", vm.name),
+            )),
+            pool_line(vm),
+        ],
+        None => Vec::new(),
+    }
+}
+
+fn pool_cell(col: Col, vm: &crate::xapi::PoolVm) -> Cell<'static> {
+    let dim = Style::new().fg(Color::DarkGray);
+    match col {
+        Col::Index => Cell::from("-").style(dim),
+        Col::Name => Cell::from(vm.bioxen_id.clone().unwrap_or_else(|| vm.name.clone())),
+        Col::Kind => Cell::from("xcpng"),
+        Col::State => Cell::from("detached").style(Style::new().fg(Color::Blue)),
+        Col::Pid => Cell::from("-"),
+        Col::Cpu => Cell::from("-"),
+        Col::Mem => Cell::from(format::bytes(vm.memory_bytes.max(0) as u64)),
+        Col::Up => Cell::from("-"),
+    }
 }
 
 fn cell<'a>(col: Col, info: &'a VmInfo, index: usize, app: &App) -> Cell<'a> {

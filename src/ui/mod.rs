@@ -75,7 +75,11 @@ pub fn run(config: Config) -> ExitCode {
 }
 
 async fn dashboard(config: Config, keymap: Keymap) -> std::io::Result<()> {
-    let manager = Manager::new(ManagerConfig::from_config(&config).map_err(std::io::Error::other)?);
+    let mut manager_config = ManagerConfig::from_config(&config).map_err(std::io::Error::other)?;
+    // SSH questions (unknown host keys, passphrases) come to the dashboard's dialogs.
+    let (prompt_tx, mut prompts) = tokio::sync::mpsc::unbounded_channel();
+    manager_config.trust.prompt = Some(prompt_tx);
+    let manager = Manager::new(manager_config);
     let mouse = config.ui.mouse;
     let _guard = TerminalGuard::enter(mouse)?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
@@ -89,6 +93,22 @@ async fn dashboard(config: Config, keymap: Keymap) -> std::io::Result<()> {
         tx,
     );
 
+    app.kinds = std::iter::once(app::KindChoice::Local)
+        .chain(
+            config
+                .ssh_hosts
+                .iter()
+                .map(|h| app::KindChoice::Ssh(h.name.clone())),
+        )
+        .chain(config.xcpng.iter().map(|_| app::KindChoice::Xcpng))
+        .collect();
+    app.xcpng_defaults = config
+        .xcpng
+        .as_ref()
+        .map(|x| (x.template.clone(), x.memory_mib, x.vcpus));
+    if let Some(w) = config.warnings.first() {
+        app.set_message(format!("warning: {w}"), app::Level::Error);
+    }
     let pool = start_pool(&config, &mut app);
     let mut pool_changes = match &pool {
         Some(cache) => cache.subscribe(),
@@ -121,6 +141,7 @@ async fn dashboard(config: Config, keymap: Keymap) -> std::io::Result<()> {
                 None => app.begin_quit(),
             },
             msg = ui_rx.recv() => if let Some(msg) = msg { app.on_ui_msg(msg) },
+            prompt = prompts.recv() => if let Some(p) = prompt { app.on_prompt(p) },
             event = events.recv() => match event {
                 Ok(ev) => app.on_manager_event(ev),
                 Err(RecvError::Lagged(_)) => app.refresh(),
@@ -128,7 +149,8 @@ async fn dashboard(config: Config, keymap: Keymap) -> std::io::Result<()> {
             },
             Ok(()) = pool_changes.changed(), if pool.is_some() => {
                 if let Some(cache) = &pool {
-                    app.on_pool(app::PoolView { status: cache.status(), vms: cache.vms().len() });
+                    let vms = cache.vms();
+                    app.on_pool(app::PoolView { status: cache.status(), vms: vms.len() }, vms);
                 }
             }
             _ = sleep_until(prefix_at), if prefix_at.is_some() => app.expire_prefix(),
