@@ -93,6 +93,9 @@ pub struct LocalConfig {
     pub cwd: Option<String>,
     /// Extra environment variables for local VMs.
     pub env: BTreeMap<String, String>,
+    /// Where luarocks installs packages for local VMs (default
+    /// `$XDG_DATA_HOME/bioxen/rocks`).
+    pub rocks_tree: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -13,6 +13,7 @@ pub mod lua_literal;
 pub mod manager;
 pub mod registry;
 pub mod repl;
+pub mod rocks;
 pub mod secret;
 pub mod sim;
 pub mod term;

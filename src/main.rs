@@ -53,6 +53,9 @@ enum Command {
         /// Accept an unknown SSH host key and remember it in known_hosts.
         #[arg(long)]
         accept_new_host_key: bool,
+        /// Install a package with luarocks first: NAME or NAME@VERSION (may be repeated).
+        #[arg(long, value_name = "NAME[@VERSION]")]
+        install: Vec<String>,
     },
     /// Run an XAPI simulator (a fake XCP-ng pool) for tests and demos.
     Sim {
@@ -124,7 +127,19 @@ fn main() -> ExitCode {
             host,
             keep,
             accept_new_host_key,
+            install,
         }) => {
+            let install: Result<Vec<_>, String> = install
+                .iter()
+                .map(|p| bioxen::rocks::PackageSpec::parse(p))
+                .collect();
+            let install = match install {
+                Ok(specs) => specs,
+                Err(e) => {
+                    eprintln!("bioxen run: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             if exec.is_empty() && file.is_none() {
                 eprintln!("bioxen run: give Lua code with -e CODE or a script FILE");
                 return ExitCode::from(2);
@@ -144,6 +159,7 @@ fn main() -> ExitCode {
                 host,
                 keep,
                 accept_new_host_key,
+                install,
             };
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

@@ -296,3 +296,65 @@ fn pool_state_and_tls_warning_show_in_the_tab_bar() {
     t.keys(&["q"]);
     t.wait_text("EXITED-0");
 }
+
+#[test]
+fn install_a_package_from_the_dashboard() {
+    let repo = common::rocks::build("dash");
+    let tree = std::env::temp_dir().join(format!("bioxen-dash-tree-{}", std::process::id()));
+    let config = format!(
+        "rocks_servers = [\"{}\"]\n[local]\nrocks_tree = \"{}\"\n",
+        repo.dir.display(),
+        tree.display()
+    );
+    let t = Tmux::start_with_config(
+        "install",
+        120,
+        40,
+        &bioxen_exe().display().to_string(),
+        Some(&config),
+    );
+    t.wait_text("No VMs yet");
+    t.keys(&["c"]);
+    t.wait_text("Create a VM");
+    t.keys(&["Enter"]);
+    t.wait_for("a prompt", |s| s.contains(" TERM ") && has_prompt(s));
+    t.type_text("x = 42");
+    t.keys(&["Enter"]);
+    t.keys(&["C-b", "i"]);
+    t.wait_text("Install a package");
+    // A name luarocks would not accept is refused before anything runs.
+    t.type_text("foo; rm -rf ~");
+    t.keys(&["Enter"]);
+    t.wait_text("invalid package name");
+    for _ in 0.."foo; rm -rf ~".len() {
+        t.keys(&["BSpace"]);
+    }
+    t.type_text(&repo.package);
+    t.keys(&["Enter"]);
+    let s = t.wait_text("any key closes");
+    assert!(
+        s.contains("is now installed"),
+        "luarocks' output streamed into the view: {s}"
+    );
+    assert!(s.contains("✓ installed"), "{s}");
+    t.keys(&["q"]);
+    t.wait_for("the progress view to close", |s| {
+        !s.contains("any key closes")
+    });
+    t.type_text(&format!(
+        "print(require('{}').hello('dashboard'), x)",
+        repo.module
+    ));
+    t.keys(&["Enter"]);
+    t.wait_for("the module's answer", |s| {
+        pane_text(s)
+            .lines()
+            .any(|l| l.starts_with("hello, dashboard") && l.ends_with("42"))
+    });
+    t.keys(&["C-b", "d"]);
+    t.keys(&["q"]);
+    t.wait_text("will be terminated");
+    t.keys(&["y"]);
+    t.wait_text("EXITED-0");
+    let _ = std::fs::remove_dir_all(&tree);
+}

@@ -26,6 +26,8 @@ pub struct RunArgs {
     pub keep: bool,
     /// Accept and remember an unknown SSH host key (there is no one to ask).
     pub accept_new_host_key: bool,
+    /// Packages installed with luarocks before the code runs.
+    pub install: Vec<crate::rocks::PackageSpec>,
 }
 
 /// Runs the request; returns the process exit code (0 when no Lua error was raised).
@@ -63,6 +65,26 @@ pub async fn run(config: &Config, args: RunArgs) -> Result<i32> {
 }
 
 async fn run_chunks(manager: &Manager, id: &str, args: &RunArgs) -> Result<i32> {
+    for spec in &args.install {
+        // luarocks' own output goes to stderr as it comes, like a progress log.
+        let report = manager
+            .install_package(id, spec, &|bytes| {
+                use std::io::Write;
+                let _ = std::io::stderr().write_all(bytes);
+            })
+            .await?;
+        if !report.success {
+            eprintln!(
+                "bioxen run: installing {} failed (luarocks exit {})",
+                spec.label(),
+                report
+                    .exit_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "?".into())
+            );
+            return Ok(1);
+        }
+    }
     // Remote chunks run in their own exec channels; only a local REPL needs its prompt.
     if args.kind == VmKind::Local {
         manager.wait_ready(id, Duration::from_secs(20)).await?;

@@ -10,6 +10,7 @@
 //! a paste blocked on a full PTY must not stop output from being drained.
 
 mod execute;
+mod install;
 mod output;
 mod remote;
 
@@ -67,6 +68,10 @@ pub struct ManagerConfig {
     pub trust: crate::vm::ssh::Trust,
     /// How long a new pool VM may take to report its IP.
     pub xcpng_ip_timeout: Duration,
+    /// The luarocks tree local VMs share.
+    pub rocks_tree: PathBuf,
+    /// Where luarocks looks for rocks (URLs or directories), tried in order.
+    pub rocks_servers: Vec<String>,
     /// The local interpreter's command line; empty runs `self_exe lua`.
     pub local_command: Vec<String>,
     /// The bioxen binary, whose `lua` subcommand is the default interpreter.
@@ -92,6 +97,8 @@ impl ManagerConfig {
             xcpng: config.xcpng.clone(),
             trust: crate::vm::ssh::Trust::default(),
             xcpng_ip_timeout: Duration::from_secs(180),
+            rocks_tree: crate::rocks::local_tree(config.local.rocks_tree.as_deref()),
+            rocks_servers: config.rocks_servers.clone(),
             local_command,
             self_exe: std::env::current_exe()?,
             local_env: config
@@ -276,6 +283,10 @@ impl Manager {
         let argv = config.local_argv(&session.options);
         let mut env = config.local_env.clone();
         env.extend(session.options.env.iter().cloned());
+        // Packages installed with luarocks are found by `require`, even while running.
+        let rocks = crate::rocks::local_env(&config.rocks_tree, &env);
+        env.retain(|(k, _)| !rocks.iter().any(|(r, _)| r == k));
+        env.extend(rocks);
         env.push(("BIOXEN_VM".into(), session.id.clone()));
         let size = lock(&session.screen).size();
         let spec = vm::local::LocalSpec {

@@ -110,7 +110,7 @@ pub(super) async fn start(manager: &Manager, session: &Arc<Session>) -> Result<(
         .map_err(|e| Error::session(&session.id, e.to_string()))?;
     let size = lock(&session.screen).size();
     let pty = conn
-        .open_pty(size)
+        .open_pty(size, &ssh::rocks_env())
         .await
         .map_err(|e| Error::session(&session.id, e.to_string()))?;
     install(manager, session, &conn, pty.1);
@@ -208,7 +208,7 @@ async fn supervise(manager: Manager, session: Arc<Session>, target: SshTarget, r
             }
         };
         let size = lock(&session.screen).size();
-        match conn.open_pty(size).await {
+        match conn.open_pty(size, &ssh::rocks_env()).await {
             Ok((r, w)) => {
                 install(&manager, &session, &conn, w);
                 session.notice(
@@ -413,7 +413,9 @@ pub(super) async fn execute(
     let program = words.first().cloned().unwrap_or_else(|| "lua5.4".into());
     let driver = DRIVER.replace("CHUNK_NAME", &crate::lua_literal::quote(chunk_name));
     let argv = [program.as_str(), "-e", driver.as_str()];
-    let run = conn.exec(&argv, code.as_bytes());
+    let mut ignore = |_: &[u8]| {};
+    let env = ssh::rocks_env();
+    let run = conn.exec_streaming(&env, &argv, code.as_bytes(), &mut ignore);
     let out = match tokio::time::timeout(timeout, run).await {
         Err(_) => {
             return Err(Error::Timeout {

@@ -34,9 +34,36 @@ pub enum Focus {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Overlay {
-    Help { scroll: u16 },
+    Help {
+        scroll: u16,
+    },
+    /// Asking for a package to install into the current VM.
+    Install(InstallForm),
+    /// luarocks' output while it installs, and how it ended.
+    Progress(InstallProgress),
     Create(CreateForm),
     Confirm(Confirm),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstallForm {
+    pub vm: String,
+    pub name: String,
+    pub version: String,
+    /// 0: name, 1: version.
+    pub field: usize,
+    /// Why the last Enter was refused (an invalid name).
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallProgress {
+    pub vm: String,
+    pub package: String,
+    /// luarocks' output so far.
+    pub output: String,
+    /// `(success, summary)` once it finished.
+    pub done: Option<(bool, String)>,
 }
 
 /// A kind of VM the create dialog offers.
@@ -200,6 +227,8 @@ pub enum UiMsg {
     Info(String),
     Failed(String),
     ShutdownDone,
+    InstallOutput(Vec<u8>),
+    InstallDone(Result<crate::rocks::InstallReport, String>),
 }
 
 pub struct App {
@@ -436,6 +465,7 @@ impl App {
                 self.filter_editing = true;
             }
             Some(Action::ToggleLog) => self.toggle_log(),
+            Some(Action::Install) => self.open_install(),
             Some(Action::Zoom) => self.toggle_zoom(),
             Some(Action::Help) => self.overlay = Some(Overlay::Help { scroll: 0 }),
             Some(Action::Quit) => self.ask_quit(),
@@ -483,6 +513,7 @@ impl App {
             Some(Action::Scrollback) => self.enter_scroll(0),
             Some(Action::Zoom) => self.toggle_zoom(),
             Some(Action::ToggleLog) => self.toggle_log(),
+            Some(Action::Install) => self.open_install(),
             Some(Action::Help) => self.overlay = Some(Overlay::Help { scroll: 0 }),
             Some(Action::SendPrefix) => {
                 let modes = self.current_modes();
@@ -619,6 +650,42 @@ impl App {
                     _ => {}
                 }
                 self.overlay = Some(Overlay::Create(form));
+            }
+            Overlay::Install(mut form) => {
+                match key.code {
+                    KeyCode::Esc => return,
+                    KeyCode::Enter => return self.install(form),
+                    KeyCode::Tab | KeyCode::Down | KeyCode::Up | KeyCode::BackTab => {
+                        form.field = 1 - form.field
+                    }
+                    KeyCode::Backspace => {
+                        let text = if form.field == 0 {
+                            &mut form.name
+                        } else {
+                            &mut form.version
+                        };
+                        text.pop();
+                    }
+                    KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+                        let text = if form.field == 0 {
+                            &mut form.name
+                        } else {
+                            &mut form.version
+                        };
+                        if text.len() < 100 {
+                            text.push(c);
+                        }
+                    }
+                    _ => {}
+                }
+                self.overlay = Some(Overlay::Install(form));
+            }
+            Overlay::Progress(p) => {
+                // Esc hides a running install (it goes on, a message says how it ended);
+                // any key closes a finished one.
+                if p.done.is_none() && key.code != KeyCode::Esc {
+                    self.overlay = Some(Overlay::Progress(p));
+                }
             }
             Overlay::Confirm(Confirm::KillPool { id, alive }) => match key.code {
                 KeyCode::Char('d') | KeyCode::Char('D') => self.stop_pool_session(id, true),
@@ -782,6 +849,34 @@ impl App {
             UiMsg::Created(Err(e)) | UiMsg::Failed(e) => self.set_message(e, Level::Error),
             UiMsg::Info(text) => self.set_message(text, Level::Info),
             UiMsg::ShutdownDone => self.quit = true,
+            UiMsg::InstallOutput(bytes) => {
+                if let Some(Overlay::Progress(p)) = &mut self.overlay {
+                    p.output.push_str(&String::from_utf8_lossy(&bytes));
+                }
+            }
+            UiMsg::InstallDone(result) => {
+                let (ok, summary) = match &result {
+                    Ok(r) if r.success => (
+                        true,
+                        format!("installed {}: require it in the VM now", r.spec.label()),
+                    ),
+                    Ok(r) => (
+                        false,
+                        format!(
+                            "luarocks failed (exit {}): {}",
+                            r.exit_code
+                                .map(|c| c.to_string())
+                                .unwrap_or_else(|| "?".into()),
+                            crate::rocks::last_lines(&r.output, 1)
+                        ),
+                    ),
+                    Err(e) => (false, e.clone()),
+                };
+                if let Some(Overlay::Progress(p)) = &mut self.overlay {
+                    p.done = Some((ok, summary.clone()));
+                }
+                self.set_message(summary, if ok { Level::Info } else { Level::Error });
+            }
         }
         self.refresh();
     }
@@ -1043,6 +1138,57 @@ impl App {
             });
         });
         self.focus = Focus::List;
+    }
+
+    fn open_install(&mut self) {
+        match self.current_info() {
+            Some(info) if info.state.is_alive() => {
+                self.overlay = Some(Overlay::Install(InstallForm {
+                    vm: info.id.clone(),
+                    ..InstallForm::default()
+                }));
+            }
+            Some(info) => {
+                let text = format!(
+                    "{} is {}: packages go into running VMs",
+                    info.id,
+                    info.state.label()
+                );
+                self.set_message(text, Level::Error);
+            }
+            None => self.set_message("select a VM to install into", Level::Error),
+        }
+    }
+
+    /// Checks the name and starts luarocks; its output streams into a progress view.
+    fn install(&mut self, mut form: InstallForm) {
+        let spec = match crate::rocks::PackageSpec::new(form.name.trim(), Some(&form.version)) {
+            Ok(spec) => spec,
+            Err(e) => {
+                form.error = Some(e);
+                self.overlay = Some(Overlay::Install(form));
+                return;
+            }
+        };
+        self.overlay = Some(Overlay::Progress(InstallProgress {
+            vm: form.vm.clone(),
+            package: spec.label(),
+            output: String::new(),
+            done: None,
+        }));
+        let manager = self.manager.clone();
+        let tx = self.tx.clone();
+        let vm = form.vm;
+        tokio::spawn(async move {
+            let out = tx.clone();
+            let result = manager
+                .install_package(&vm, &spec, &move |bytes| {
+                    let _ = out.send(UiMsg::InstallOutput(bytes.to_vec()));
+                })
+                .await
+                .map_err(|e| format!("cannot install {}: {e}", spec.label()));
+            let _ = tx.send(UiMsg::InstallDone(result));
+        });
     }
 
     // ----- SSH prompts -------------------------------------------------------------

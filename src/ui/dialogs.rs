@@ -6,7 +6,9 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
 
-use super::app::{App, Confirm, CreateForm, Field, KindChoice, Overlay, Prompt};
+use super::app::{
+    App, Confirm, CreateForm, Field, InstallForm, InstallProgress, KindChoice, Overlay, Prompt,
+};
 use crate::vm::ssh::SshQuestion;
 
 pub fn draw(frame: &mut Frame, app: &App) {
@@ -17,6 +19,8 @@ pub fn draw(frame: &mut Frame, app: &App) {
         None => {}
         Some(Overlay::Help { scroll }) => help(frame, app, *scroll),
         Some(Overlay::Create(form)) => create(frame, app, form),
+        Some(Overlay::Install(form)) => install(frame, form),
+        Some(Overlay::Progress(p)) => progress(frame, p),
         Some(Overlay::Confirm(c)) => confirm(frame, c),
     }
 }
@@ -158,6 +162,94 @@ fn create(frame: &mut Frame, app: &App, form: &CreateForm) {
     frame.render_widget(Clear, area);
     frame.render_widget(
         Paragraph::new(lines).block(dialog("Create a VM", Color::Green)),
+        area,
+    );
+}
+
+fn install(frame: &mut Frame, form: &InstallForm) {
+    let focus = Style::new().fg(Color::Black).bg(Color::Green);
+    let label = Style::new().fg(Color::Gray);
+    let field = |i: usize, name: &str, value: &str, hint: &str| {
+        let mut spans = vec![
+            Span::raw("  "),
+            Span::styled(
+                format!("{name:<8}"),
+                if form.field == i { focus } else { label },
+            ),
+            Span::raw(" "),
+            Span::raw(value.to_string()),
+        ];
+        if form.field == i {
+            spans.push(Span::raw("▏"));
+        }
+        if value.is_empty() {
+            spans.push(Span::styled(
+                hint.to_string(),
+                Style::new().fg(Color::DarkGray),
+            ));
+        }
+        Line::from(spans)
+    };
+    let mut lines = vec![
+        Line::from(""),
+        Line::from(format!("  Into {} (luarocks, Lua 5.4)", form.vm)),
+        Line::from(""),
+        field(0, "Package", &form.name, "e.g. penlight"),
+        field(1, "Version", &form.version, "latest"),
+        Line::from(""),
+    ];
+    if let Some(e) = &form.error {
+        lines.push(Line::from(Span::styled(
+            format!("  {e}"),
+            Style::new().fg(Color::Red),
+        )));
+        lines.push(Line::from(""));
+    }
+    lines.push(Line::from(Span::styled(
+        "  Enter install · Tab next field · Esc cancel",
+        Style::new().fg(Color::DarkGray),
+    )));
+    let area = centered(frame.area(), 80, lines.len() as u16 + 2);
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(dialog("Install a package", Color::Green))
+            .wrap(Wrap { trim: false }),
+        area,
+    );
+}
+
+fn progress(frame: &mut Frame, p: &InstallProgress) {
+    let area = centered(
+        frame.area(),
+        96,
+        frame.area().height.saturating_sub(6).max(8),
+    );
+    let room = area.height.saturating_sub(5) as usize;
+    let output: Vec<&str> = p.output.lines().collect();
+    let mut lines: Vec<Line> = output[output.len().saturating_sub(room)..]
+        .iter()
+        .map(|l| Line::from(format!(" {l}")))
+        .collect();
+    lines.push(Line::from(""));
+    lines.push(match &p.done {
+        None => Line::from(Span::styled(
+            " installing… (Esc hides this; a message says how it ends)",
+            Style::new().fg(Color::Yellow),
+        )),
+        Some((true, s)) => Line::from(Span::styled(
+            format!(" ✓ {s} · any key closes"),
+            Style::new().fg(Color::Green).add_modifier(Modifier::BOLD),
+        )),
+        Some((false, s)) => Line::from(Span::styled(
+            format!(" ✗ {s} · any key closes"),
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        )),
+    });
+    let title = format!("Installing {} into {}", p.package, p.vm);
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines).block(dialog(&title, Color::Cyan)),
         area,
     );
 }

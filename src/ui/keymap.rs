@@ -37,6 +37,7 @@ pub enum Action {
     Scrollback,
     Zoom,
     ToggleLog,
+    Install,
     SendPrefix,
 }
 
@@ -91,6 +92,13 @@ const DEFAULTS: &[(Mode, Action, &str, &[&str], &str)] = &[
         "log",
         &["L"],
         "log the VM's output to a file",
+    ),
+    (
+        Mode::List,
+        Action::Install,
+        "install",
+        &["i"],
+        "install a Lua package (luarocks)",
     ),
     (
         Mode::List,
@@ -150,6 +158,13 @@ const DEFAULTS: &[(Mode, Action, &str, &[&str], &str)] = &[
         "log",
         &["L"],
         "log this VM's output to a file",
+    ),
+    (
+        Mode::Prefix,
+        Action::Install,
+        "install",
+        &["i"],
+        "install a Lua package (luarocks)",
     ),
     (Mode::Prefix, Action::Help, "help", &["?"], "show this help"),
 ];

@@ -401,6 +401,13 @@ async fn load_key(path: &Path, trust: &Trust) -> Result<russh::keys::PrivateKey,
     }
 }
 
+/// Assignments that make a remote interpreter find packages installed in bioxen's
+/// tree under the remote user's home (`$HOME` is expanded by the remote shell).
+pub fn rocks_env() -> String {
+    let (path, cpath) = crate::rocks::lua_paths(&format!("$HOME/{}", crate::rocks::REMOTE_TREE));
+    format!("LUA_PATH_5_4=\"{path}\" LUA_CPATH_5_4=\"{cpath}\" ")
+}
+
 /// How an interactive channel ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChannelEnd {
@@ -475,8 +482,13 @@ impl Connection {
         &self.target
     }
 
-    /// Starts the configured interpreter in a PTY of `size`.
-    pub async fn open_pty(&self, size: Size) -> Result<(PtyReader, PtyWriter), SshError> {
+    /// Starts the configured interpreter in a PTY of `size`, with `env` (bioxen's own
+    /// assignments, see [`rocks_env`]) before it.
+    pub async fn open_pty(
+        &self,
+        size: Size,
+        env: &str,
+    ) -> Result<(PtyReader, PtyWriter), SshError> {
         let err = |e: russh::Error| SshError::Channel(format!("{}: {e}", self.target.label()));
         let channel = self.handle.channel_open_session().await.map_err(err)?;
         channel
@@ -491,10 +503,8 @@ impl Connection {
             )
             .await
             .map_err(err)?;
-        channel
-            .exec(true, self.target.command.as_bytes())
-            .await
-            .map_err(err)?;
+        let command = format!("{env}{}", self.target.command);
+        channel.exec(true, command.as_bytes()).await.map_err(err)?;
         let (read, write) = channel.split();
         Ok((PtyReader { read, end: None }, PtyWriter { write }))
     }
@@ -502,9 +512,22 @@ impl Connection {
     /// Runs `argv` (each word quoted, so the remote shell sees them literally) with
     /// `stdin` as its input, and collects its output.
     pub async fn exec(&self, argv: &[&str], stdin: &[u8]) -> Result<ExecOutput, SshError> {
+        self.exec_streaming("", argv, stdin, &mut |_| {}).await
+    }
+
+    /// Like [`Connection::exec`], with `env` (bioxen's own `NAME="value"` assignments,
+    /// never user text) before the command and each piece of output passed to
+    /// `on_output` as it arrives.
+    pub async fn exec_streaming(
+        &self,
+        env: &str,
+        argv: &[&str],
+        stdin: &[u8],
+        on_output: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<ExecOutput, SshError> {
         let err = |e: russh::Error| SshError::Channel(format!("{}: {e}", self.target.label()));
         let mut channel = self.handle.channel_open_session().await.map_err(err)?;
-        let command = shell_words::join(argv);
+        let command = format!("{env}{}", shell_words::join(argv));
         channel.exec(true, command.as_bytes()).await.map_err(err)?;
         if !stdin.is_empty() {
             channel.data_bytes(stdin.to_vec()).await.map_err(err)?;
@@ -517,8 +540,14 @@ impl Connection {
         };
         while let Some(msg) = channel.wait().await {
             match msg {
-                ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
-                ChannelMsg::ExtendedData { data, .. } => out.stderr.extend_from_slice(&data),
+                ChannelMsg::Data { data } => {
+                    on_output(&data);
+                    out.stdout.extend_from_slice(&data);
+                }
+                ChannelMsg::ExtendedData { data, .. } => {
+                    on_output(&data);
+                    out.stderr.extend_from_slice(&data);
+                }
                 ChannelMsg::ExitStatus { exit_status } => out.status = Some(exit_status),
                 ChannelMsg::Close => break,
                 _ => {}

@@ -1,0 +1,127 @@
+//! `install_package`: luarocks into the VM's tree, locally or on its host over SSH.
+
+use std::process::Stdio;
+
+use tokio::io::AsyncReadExt;
+
+use super::{Manager, lock};
+use crate::error::{Error, Result};
+use crate::rocks::{self, InstallReport, PackageSpec};
+use crate::vm::VmKind;
+
+const APT_HINT: &str = "install it with: apt-get install luarocks";
+
+impl Manager {
+    /// Installs `spec` for the VM `id`; its running interpreter can `require` it at once.
+    /// `on_output` receives luarocks' output as it comes. A luarocks failure is a
+    /// report with `success == false` (its exit code and output), not an error.
+    pub async fn install_package(
+        &self,
+        id: &str,
+        spec: &PackageSpec,
+        on_output: &(dyn Fn(&[u8]) + Send + Sync),
+    ) -> Result<InstallReport> {
+        let session = self.get(id)?;
+        // The servers to try, in order; `None` is luarocks' own configuration.
+        let servers: Vec<Option<&str>> = if self.inner.config.rocks_servers.is_empty() {
+            vec![None]
+        } else {
+            self.inner
+                .config
+                .rocks_servers
+                .iter()
+                .map(|s| Some(s.as_str()))
+                .collect()
+        };
+        let mut report = None;
+        for server in servers {
+            let r = if session.kind == VmKind::Local {
+                let tree = self.inner.config.rocks_tree.to_string_lossy().into_owned();
+                install_local(&rocks::install_args(&tree, spec, server), spec, on_output).await?
+            } else {
+                let conn = lock(&session.remote)
+                    .as_ref()
+                    .and_then(|r| r.conn.clone())
+                    .ok_or_else(|| Error::session(id, "is not connected"))?;
+                let args = rocks::install_args(rocks::REMOTE_TREE, spec, server);
+                let mut argv = vec!["luarocks"];
+                argv.extend(args.iter().map(String::as_str));
+                let out = conn
+                    .exec_streaming("", &argv, &[], &mut |b| on_output(b))
+                    .await
+                    .map_err(|e| Error::session(id, e.to_string()))?;
+                if out.status == Some(127) {
+                    return Err(Error::session(
+                        id,
+                        format!(
+                            "luarocks is not installed on {}: {APT_HINT}",
+                            conn.target().host
+                        ),
+                    ));
+                }
+                let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
+                output.push_str(&String::from_utf8_lossy(&out.stderr));
+                InstallReport {
+                    spec: spec.clone(),
+                    success: out.status == Some(0),
+                    exit_code: out.status.map(|s| s as i32),
+                    output,
+                }
+            };
+            let next = !r.success && rocks::not_found(&r.output);
+            report = Some(r);
+            if !next {
+                break;
+            }
+        }
+        let report = report.expect("at least one server is tried");
+        tracing::info!(vm = %id, package = %spec.label(), success = report.success, "install");
+        Ok(report)
+    }
+}
+
+async fn install_local(
+    args: &[String],
+    spec: &PackageSpec,
+    on_output: &(dyn Fn(&[u8]) + Send + Sync),
+) -> Result<InstallReport> {
+    let mut child = tokio::process::Command::new("luarocks")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                Error::Manager(format!("luarocks is not installed: {APT_HINT}"))
+            }
+            _ => Error::Manager(format!("cannot run luarocks: {e}")),
+        })?;
+    let (mut out, mut err) = (
+        child.stdout.take().expect("piped"),
+        child.stderr.take().expect("piped"),
+    );
+    let mut all = Vec::new();
+    let (mut a, mut b) = ([0u8; 4096], [0u8; 4096]);
+    let (mut out_open, mut err_open) = (true, true);
+    while out_open || err_open {
+        tokio::select! {
+            n = out.read(&mut a), if out_open => match n {
+                Ok(0) | Err(_) => out_open = false,
+                Ok(n) => { on_output(&a[..n]); all.extend_from_slice(&a[..n]); }
+            },
+            n = err.read(&mut b), if err_open => match n {
+                Ok(0) | Err(_) => err_open = false,
+                Ok(n) => { on_output(&b[..n]); all.extend_from_slice(&b[..n]); }
+            },
+        }
+    }
+    let status = child.wait().await?;
+    Ok(InstallReport {
+        spec: spec.clone(),
+        success: status.success(),
+        exit_code: status.code(),
+        output: String::from_utf8_lossy(&all).into_owned(),
+    })
+}
