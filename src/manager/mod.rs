@@ -35,7 +35,7 @@ use crate::vm::{self, Control, Sink, Size, VmKind, VmOptions, VmState};
 /// How long a terminated VM gets to exit after SIGTERM before SIGKILL.
 const TERM_GRACE: Duration = Duration::from_millis(1500);
 /// Bytes of output kept for `read_output` between two reads.
-const PENDING_LIMIT: usize = 4 * 1024 * 1024;
+const PENDING_LIMIT: usize = 1024 * 1024;
 /// Bytes of input that may wait for a session that is not reading.
 const INPUT_LIMIT: usize = 16 * 1024 * 1024;
 /// Input is written in pieces of at most this size, so a large paste never holds the
@@ -349,7 +349,7 @@ impl Manager {
         session.send(input.as_ref())
     }
 
-    /// Everything the session printed since the last call (at most 4 MiB; older bytes
+    /// Everything the session printed since the last call (at most 1 MiB; older bytes
     /// are dropped and a note says how many).
     pub fn read_output(&self, id: &str) -> Result<String> {
         let session = self.get(id)?;

@@ -1,8 +1,11 @@
 //! The bytes a session printed since the last `read_output`, bounded so that a VM
-//! nobody reads from cannot grow memory without limit.
+//! nobody reads from cannot grow memory without limit. A ring: dropping the oldest
+//! bytes costs what is dropped, not what is kept.
+
+use std::collections::VecDeque;
 
 pub struct OutputBuffer {
-    data: Vec<u8>,
+    data: VecDeque<u8>,
     limit: usize,
     dropped: u64,
 }
@@ -10,7 +13,7 @@ pub struct OutputBuffer {
 impl OutputBuffer {
     pub fn new(limit: usize) -> Self {
         OutputBuffer {
-            data: Vec::new(),
+            data: VecDeque::new(),
             limit,
             dropped: 0,
         }
@@ -18,16 +21,35 @@ impl OutputBuffer {
 
     /// Appends output, dropping the oldest bytes beyond the limit.
     pub fn push(&mut self, bytes: &[u8]) {
-        self.data.extend_from_slice(bytes);
-        if self.data.len() > self.limit {
-            let excess = self.data.len() - self.limit;
+        let bytes = if bytes.len() > self.limit {
+            self.dropped += (bytes.len() - self.limit) as u64;
+            &bytes[bytes.len() - self.limit..]
+        } else {
+            bytes
+        };
+        let excess = (self.data.len() + bytes.len()).saturating_sub(self.limit);
+        if excess > 0 {
             self.data.drain(..excess);
             self.dropped += excess as u64;
         }
+        self.data.extend(bytes);
     }
 
     pub fn contains(&self, needle: &[u8]) -> bool {
-        needle.is_empty() || self.data.windows(needle.len()).any(|w| w == needle)
+        if needle.is_empty() {
+            return true;
+        }
+        let (a, b) = self.data.as_slices();
+        let found = |s: &[u8]| s.windows(needle.len()).any(|w| w == needle);
+        if found(a) || found(b) {
+            return true;
+        }
+        // A match across the two halves of the ring.
+        let tail = &a[a.len().saturating_sub(needle.len() - 1)..];
+        let head = &b[..b.len().min(needle.len() - 1)];
+        let mut seam = tail.to_vec();
+        seam.extend_from_slice(head);
+        found(&seam)
     }
 
     /// Takes everything buffered; a first line says how much was dropped, if any.
@@ -39,7 +61,7 @@ impl OutputBuffer {
             );
             self.dropped = 0;
         }
-        out.append(&mut self.data);
+        out.extend(self.data.drain(..));
         out
     }
 }
@@ -58,5 +80,15 @@ mod tests {
         let out = String::from_utf8(b.take()).unwrap();
         assert_eq!(out, "[bioxen: 4 bytes of older output dropped]\n456789ab");
         assert!(b.take().is_empty());
+    }
+
+    #[test]
+    fn finds_needles_across_the_ring_seam() {
+        let mut b = OutputBuffer::new(6);
+        b.push(b"abcd");
+        b.push(b"efgh");
+        assert!(b.contains(b"cdef"));
+        assert!(b.contains(b"gh"));
+        assert!(!b.contains(b"ab"));
     }
 }

@@ -807,7 +807,8 @@ impl App {
     pub fn on_manager_event(&mut self, event: Event) {
         match event {
             Event::Output(id) => {
-                self.manager.take_dirty(&id);
+                // The event is re-armed when the next frame is drawn (see
+                // `App::rearm_output`): a flooding session costs one event per frame.
                 // Redraw for the shown VM, or when a tab first gets its unseen marker.
                 if self.current.as_ref() == Some(&id) || self.unseen.insert(id) {
                     self.dirty = true;
@@ -879,6 +880,14 @@ impl App {
             }
         }
         self.refresh();
+    }
+
+    /// Re-arms every session's output event; called right before a frame is drawn, so
+    /// output that arrives while drawing sends a new event and is drawn next frame.
+    pub fn rearm_output(&self) {
+        for row in &self.rows {
+            self.manager.take_dirty(&row.id);
+        }
     }
 
     /// Called once a second: redraws only if an uptime label changed.

@@ -131,6 +131,7 @@ async fn dashboard(config: Config, keymap: Keymap) -> std::io::Result<()> {
         tokio::select! {
             biased;
             _ = sleep_until(draw_at), if draw_at.is_some() => {
+                app.rearm_output();
                 render(&mut terminal, &app)?;
                 app.dirty = false;
                 last_draw = Instant::now();

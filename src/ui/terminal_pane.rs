@@ -61,16 +61,19 @@ pub fn draw(frame: &mut Frame, app: &App, screens: &dyn Screens, outer: Rect, pa
     screens.with_screen(&id, &mut |screen| {
         have_screen = true;
         title = screen.title().map(str::to_string);
-        let offset = app.scroll.unwrap_or(0);
-        screen.set_scroll_offset(offset);
-        let vt = screen.vt();
-        render_cells(vt, pane, frame.buffer_mut());
+        screen.set_scroll_offset(app.scroll.unwrap_or(0));
         if app.scroll.is_some() {
             scroll_info = Some((screen.scroll_offset(), screen.scrollback_len()));
-        } else if focused && !vt.hide_cursor() {
-            let (row, col) = vt.cursor_position();
-            if row < pane.height && col < pane.width {
-                cursor = Some(Position::new(pane.x + col, pane.y + row));
+        }
+        {
+            let view = screen.view();
+            let vt = view.screen();
+            render_cells(vt, pane, frame.buffer_mut());
+            if app.scroll.is_none() && focused && !vt.hide_cursor() {
+                let (row, col) = vt.cursor_position();
+                if row < pane.height && col < pane.width {
+                    cursor = Some(Position::new(pane.x + col, pane.y + row));
+                }
             }
         }
         screen.set_scroll_offset(0);
