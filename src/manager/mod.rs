@@ -764,8 +764,13 @@ async fn run_reader(
     mut reader: impl tokio::io::AsyncRead + Unpin,
     events: broadcast::Sender<Event>,
 ) {
-    let mut buf = vec![0u8; 64 * 1024];
+    // Small reads and a yield after each one for sessions nobody looks at: one VM's
+    // flood must not delay the echo of keys typed into another.
+    let mut buf = vec![0u8; 16 * 1024];
     loop {
+        if !session.attached.load(Ordering::Relaxed) {
+            tokio::task::yield_now().await;
+        }
         let n = match reader.read(&mut buf).await {
             Ok(0) => break,
             Ok(n) => n,

@@ -19,6 +19,10 @@ pub struct Screen {
     parser: vt100::Parser<Callbacks>,
     /// Lines scrolled back in the view (0 = live).
     offset: usize,
+    /// Whether floods of plain lines may bypass the parser (see `try_fast_scroll`).
+    fast_path: bool,
+    /// A program set a scroll region: rows no longer simply scroll off the top.
+    scroll_region_seen: bool,
 }
 
 /// What the parser reports back while processing output.
@@ -86,10 +90,20 @@ impl vt100::Callbacks for Callbacks {
         // A fresh state per row: every stored row carries all of its own attributes.
         let mut state = vt100::capture::BasicFormattedCaptureState::default();
         let _ = row.write_formatted_basic(&mut line, &mut state);
+        self.remember(line.into_boxed_str());
+    }
+}
+
+impl Callbacks {
+    /// Appends a history row, dropping the oldest beyond the capacity.
+    fn remember(&mut self, row: Box<str>) {
+        if self.capacity == 0 {
+            return;
+        }
         if self.history.len() == self.capacity {
             self.history.pop_front();
         }
-        self.history.push_back(line.into_boxed_str());
+        self.history.push_back(row);
     }
 }
 
@@ -103,14 +117,151 @@ impl Screen {
         Screen {
             parser: vt100::Parser::new_with_callbacks(rows, cols, 0, callbacks),
             offset: 0,
+            fast_path: true,
+            scroll_region_seen: false,
         }
+    }
+
+    /// A screen that always uses the parser, to check the fast path against.
+    pub fn without_fast_path(size: Size, scrollback: usize) -> Self {
+        Screen {
+            fast_path: false,
+            ..Screen::new(size, scrollback)
+        }
+    }
+
+    /// The history rows as stored, oldest first (for tests and exports).
+    pub fn history(&self) -> impl Iterator<Item = &str> {
+        self.parser.callbacks().history.iter().map(|r| r.as_ref())
     }
 
     /// Processes output bytes. Returns the replies the program asked for (empty almost
     /// always), to be written back to it.
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<u8> {
-        self.parser.process(bytes);
+        if self.fast_path && !self.try_fast_scroll(bytes) {
+            self.process(bytes);
+        } else if !self.fast_path {
+            self.parser.process(bytes);
+        }
         std::mem::take(&mut self.parser.callbacks_mut().replies)
+    }
+
+    /// The parser, watching for a scroll region (which the fast path cannot follow).
+    fn process(&mut self, bytes: &[u8]) {
+        if !self.scroll_region_seen && sets_scroll_region(bytes) {
+            self.scroll_region_seen = true;
+        }
+        self.parser.process(bytes);
+    }
+
+    /// Output floods (`seq`, a loop of `print`) are lines of plain text that scroll by
+    /// far faster than anyone reads them. When a chunk is only printable ASCII and line
+    /// breaks, the cursor is on the bottom row and nothing unusual is set, every line
+    /// that would scroll off goes straight into the history as text, and only the lines
+    /// that stay visible go through the parser: the same screen and history, at a
+    /// fraction of the cost. Returns false (having done nothing) when the chunk or the
+    /// state does not qualify.
+    fn try_fast_scroll(&mut self, bytes: &[u8]) -> bool {
+        // Only worth it (and only checked) for chunks with many lines.
+        let (rows, cols) = {
+            let (r, c) = self.parser.screen().size();
+            (r.get() as usize, c.get() as usize)
+        };
+        if bytes.len() < 4 * rows * 2
+            || self.scroll_region_seen
+            || self.parser.callbacks().capacity == 0
+        {
+            return false;
+        }
+        if !bytes
+            .iter()
+            .all(|&b| (0x20..0x7f).contains(&b) || b == b'\r' || b == b'\n')
+        {
+            return false;
+        }
+        // Finish the line the cursor is on the normal way.
+        let Some(first_nl) = bytes.iter().position(|&b| b == b'\n') else {
+            return false;
+        };
+        // The rest, as complete lines ("text\r\n") and a trailing partial line.
+        let rest = &bytes[first_nl + 1..];
+        let mut lines: Vec<&[u8]> = rest.split(|&b| b == b'\n').collect();
+        let partial = lines.pop().unwrap_or_default();
+        // Every complete line must be exactly "text\r" (a CR before LF, none inside),
+        // and the partial line must have no CR: anything else goes the normal way.
+        let plain = lines
+            .iter()
+            .all(|l| l.last() == Some(&b'\r') && !l[..l.len() - 1].contains(&b'\r'))
+            && !partial.contains(&b'\r');
+        if !plain {
+            return false;
+        }
+        let row_count = |l: &[u8]| l.len().div_ceil(cols).max(1);
+        self.process(&bytes[..=first_nl]);
+        let vt = self.parser.screen();
+        let default_attrs = vt.fgcolor() == vt100::Color::Default
+            && vt.bgcolor() == vt100::Color::Default
+            && !vt.bold()
+            && !vt.dim()
+            && !vt.italic()
+            && !vt.underline()
+            && !vt.inverse();
+        let (cursor_row, cursor_col) = vt.cursor_position();
+        let bottom_blank = vt
+            .rows(0, cols as u16)
+            .nth(rows - 1)
+            .is_some_and(|r| r.is_empty());
+        let ready = !vt.alternate_screen()
+            && default_attrs
+            && bottom_blank
+            && cursor_row as usize == rows - 1
+            && cursor_col == 0;
+        // Lines that stay on screen: the last ones whose rows fit above the bottom row.
+        let mut kept_rows = 0;
+        let mut first_kept = lines.len();
+        while first_kept > 0 {
+            let r = row_count(&lines[first_kept - 1][..lines[first_kept - 1].len() - 1]);
+            if kept_rows + r > rows - 1 {
+                break;
+            }
+            kept_rows += r;
+            first_kept -= 1;
+        }
+        // Only equivalent when the kept lines fill exactly the rows above the bottom one
+        // (a wrapped line straddling the top would still be partly visible).
+        if !ready || first_kept == 0 || kept_rows != rows - 1 {
+            self.process(rest);
+            return true;
+        }
+        // The rows on screen now (all but the blank bottom one) scroll off first...
+        let screen_rows: Vec<String> = self
+            .parser
+            .screen()
+            .rows_formatted(0, cols as u16)
+            .take(rows - 1)
+            .collect();
+        let callbacks = self.parser.callbacks_mut();
+        for row in screen_rows {
+            callbacks.remember(row.into_boxed_str());
+        }
+        // ...then the lines that would scroll by unseen, split into rows as wrapping does.
+        for line in &lines[..first_kept] {
+            let text = &line[..line.len() - 1];
+            if text.is_empty() {
+                callbacks.remember("".into());
+            }
+            for piece in text.chunks(cols) {
+                callbacks.remember(std::str::from_utf8(piece).unwrap_or_default().into());
+            }
+        }
+        // The screen is rebuilt from the lines that stay visible.
+        self.parser.process(b"\x1b[H\x1b[2J");
+        for line in &lines[first_kept..] {
+            self.parser.process(line);
+            self.parser.process(b"\n");
+        }
+        self.parser.process(partial);
+        true
     }
 
     /// Resizes the terminal; sizes of zero are treated as one.
@@ -224,6 +375,19 @@ impl View<'_> {
     }
 }
 
+/// Whether `bytes` holds a DECSTBM (`CSI top ; bottom r`), which sets a scroll region.
+fn sets_scroll_region(bytes: &[u8]) -> bool {
+    bytes.windows(2).enumerate().any(|(i, w)| {
+        w == b"\x1b[" && {
+            let tail = &bytes[i + 2..];
+            let end = tail
+                .iter()
+                .position(|b| !(b.is_ascii_digit() || *b == b';'));
+            matches!(end.map(|e| tail[e]), Some(b'r'))
+        }
+    })
+}
+
 fn non_zero(size: Size) -> (NonZeroU16, NonZeroU16) {
     (
         NonZeroU16::new(size.rows).unwrap_or(NonZeroU16::MIN),
@@ -234,6 +398,74 @@ fn non_zero(size: Size) -> (NonZeroU16, NonZeroU16) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A stored row as the text it shows: SGR codes dropped, cursor-forward (how
+    /// formatted rows skip blank cells) turned back into spaces.
+    fn plain(row: &str) -> String {
+        let mut out = String::new();
+        let mut chars = row.chars();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' {
+                let mut params = String::new();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        if c == 'C' {
+                            let n: usize = params.trim_start_matches('[').parse().unwrap_or(1);
+                            out.push_str(&" ".repeat(n));
+                        }
+                        break;
+                    }
+                    params.push(c);
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out.trim_end().to_string()
+    }
+
+    /// Random output: plain lines mostly, sometimes colours, stray CRs, long lines.
+    fn output() -> impl Strategy<Value = Vec<u8>> {
+        let line = prop_oneof![
+            8 => "[ -~]{0,30}".prop_map(|s| format!("{s}\r\n")),
+            1 => "[ -~]{60,200}".prop_map(|s| format!("{s}\r\n")),
+            1 => "[a-z]{1,10}".prop_map(|s| format!("\x1b[31m{s}\x1b[m\r\n")),
+            1 => "[a-z]{1,10}".prop_map(|s| format!("{s}\r{s}\r\n")),
+            1 => "[a-z]{0,10}".prop_map(|s| format!("{s}\n")),
+        ];
+        proptest::collection::vec(line, 0..300).prop_map(|ls| ls.concat().into_bytes())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// The flood fast path leaves exactly the screen and history the parser would.
+        #[test]
+        fn fast_path_matches_the_parser(
+            data in output(),
+            rows in 2u16..30,
+            cols in 4u16..90,
+            cuts in proptest::collection::vec(1usize..4000, 0..6),
+            cap in 0usize..500,
+        ) {
+            let size = Size::new(rows, cols);
+            let mut fast = Screen::new(size, cap);
+            let mut slow = Screen::without_fast_path(size, cap);
+            let mut pos: usize = 0;
+            for cut in cuts.iter().chain(std::iter::once(&usize::MAX)) {
+                let end = pos.saturating_add(*cut).min(data.len());
+                fast.feed(&data[pos..end]);
+                slow.feed(&data[pos..end]);
+                pos = end;
+            }
+            prop_assert_eq!(fast.text(), slow.text());
+            prop_assert_eq!(fast.vt().cursor_position(), slow.vt().cursor_position());
+            let f: Vec<String> = fast.history().map(plain).collect();
+            let s: Vec<String> = slow.history().map(plain).collect();
+            prop_assert_eq!(f, s);
+        }
+    }
 
     #[test]
     fn answers_cursor_position_and_device_attributes() {

@@ -1,0 +1,878 @@
+//! bioxen's performance, each figure measured in the same run as a peer's: tmux for
+//! terminal work, Debian's lua5.4 for interpreter start-up and echo, polling for XAPI.
+//!
+//! Run with `cargo bench --bench perf` (a few minutes on 2 cores). Needs tmux and
+//! lua5.4. Prints a table of bioxen's figure, the peer's and the ratio.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bioxen::config::Config;
+use bioxen::term::Screen;
+use bioxen::{Manager, ManagerConfig, Size, VmKind, VmOptions};
+
+const BIOXEN: &str = env!("CARGO_BIN_EXE_bioxen");
+
+struct Row {
+    what: String,
+    bioxen: String,
+    peer: String,
+    ratio: String,
+    note: String,
+}
+
+fn row(what: &str, bioxen: f64, peer: f64, unit: &str, note: &str) -> Row {
+    Row {
+        what: what.into(),
+        bioxen: format!("{bioxen:.3} {unit}"),
+        peer: format!("{peer:.3} {unit}"),
+        ratio: if peer > 0.0 {
+            format!("{:.2}", bioxen / peer)
+        } else {
+            "-".into()
+        },
+        note: note.into(),
+    }
+}
+
+fn text_row(what: &str, bioxen: String, peer: String, note: &str) -> Row {
+    Row {
+        what: what.into(),
+        bioxen,
+        peer,
+        ratio: "-".into(),
+        note: note.into(),
+    }
+}
+
+// ----- a private tmux server --------------------------------------------------------
+
+struct Tmux {
+    socket: String,
+    dir: PathBuf,
+}
+
+impl Tmux {
+    fn start(tag: &str, cols: u16, rows: u16, command: &str, config: Option<&str>) -> Tmux {
+        let socket = format!("bioxen-bench-{tag}-{}", std::process::id());
+        let dir = std::env::temp_dir().join(&socket);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        if let Some(c) = config {
+            std::fs::write(dir.join("bioxen.toml"), c).unwrap();
+        }
+        let t = Tmux { socket, dir };
+        let env = format!(
+            "cd {d} && XDG_STATE_HOME={d} XDG_RUNTIME_DIR={d} XDG_CONFIG_HOME={d} ",
+            d = t.dir.display()
+        );
+        t.run(&[
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-x",
+            &cols.to_string(),
+            "-y",
+            &rows.to_string(),
+            &format!("{env}{command}; sleep 600"),
+        ]);
+        t.run(&["set-option", "-g", "history-limit", "10000"]);
+        t
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut a = vec!["send-keys", "-t", "0"];
+        a.extend_from_slice(keys);
+        self.run(&a);
+    }
+
+    fn text(&self, s: &str) {
+        self.run(&["send-keys", "-t", "0", "-l", s]);
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "0"])
+    }
+
+    fn wait(&self, what: &str, pred: impl Fn(&str) -> bool, poll: Duration) -> String {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}:\n{s}"
+            );
+            std::thread::sleep(poll);
+        }
+    }
+
+    fn server_pid(&self) -> u32 {
+        self.run(&["display-message", "-p", "#{pid}"])
+            .trim()
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.run(&["kill-server"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The terminal pane's lines in the dashboard (right of the list), or a plain pane's.
+fn pane(screen: &str) -> Vec<String> {
+    let dashboard = screen.contains("││");
+    screen
+        .lines()
+        .map(|l| match l.find("││") {
+            Some(i) => l[i + "││".len()..]
+                .trim_end_matches('│')
+                .trim_end()
+                .to_string(),
+            None if dashboard => String::new(),
+            None => l.trim_end().to_string(),
+        })
+        .collect()
+}
+
+fn prompt_after(lines: &[String], last: &str) -> bool {
+    let non_empty: Vec<&String> = lines.iter().filter(|l| !l.is_empty()).collect();
+    non_empty.len() >= 2
+        && non_empty[non_empty.len() - 1] == ">"
+        && non_empty[non_empty.len() - 2] == last
+}
+
+fn dashboard_pane_size() -> Size {
+    bioxen::ui::layout::Areas::new(ratatui::layout::Rect::new(0, 0, 120, 40), false).pane_size()
+}
+
+// ----- 1. floods ----------------------------------------------------------------------
+
+const FLOOD: &str = "for i = 1, 2e6 do print(i) end";
+
+fn flood_bioxen() -> (f64, bool, i64) {
+    let t = Tmux::start("flood", 120, 40, BIOXEN, None);
+    t.wait(
+        "the dashboard",
+        |s| s.contains("No VMs yet"),
+        Duration::from_millis(20),
+    );
+    t.keys(&["c"]);
+    t.wait(
+        "the dialog",
+        |s| s.contains("Create a VM"),
+        Duration::from_millis(20),
+    );
+    t.keys(&["Enter"]);
+    t.wait(
+        "a prompt",
+        |s| pane(s).iter().any(|l| l == ">"),
+        Duration::from_millis(20),
+    );
+    let start = Instant::now();
+    t.text(FLOOD);
+    t.keys(&["Enter"]);
+    let s = t.wait(
+        "the prompt after the flood",
+        |s| prompt_after(&pane(s), "2000000"),
+        Duration::from_millis(5),
+    );
+    let secs = start.elapsed().as_secs_f64();
+    // The final screen: consecutive numbers up to 2000000.
+    let numbers: Vec<i64> = pane(&s).iter().filter_map(|l| l.parse().ok()).collect();
+    let correct = numbers.len() > 20
+        && numbers.windows(2).all(|w| w[1] == w[0] + 1)
+        && *numbers.last().unwrap() == 2_000_000;
+    // The scrollback: the top of the history.
+    t.keys(&["C-b", "["]);
+    t.keys(&["g"]);
+    let s = t.wait(
+        "the scrollback top",
+        |s| s.contains(" SCROLL "),
+        Duration::from_millis(20),
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    let s2 = t.screen();
+    let top = pane(if s2.contains(" SCROLL ") { &s2 } else { &s })
+        .iter()
+        .filter_map(|l| l.parse::<i64>().ok())
+        .next()
+        .unwrap_or(-1);
+    (secs, correct, top)
+}
+
+fn flood_tmux() -> f64 {
+    let size = dashboard_pane_size();
+    let t = Tmux::start(
+        "floodpeer",
+        size.cols,
+        size.rows,
+        &format!("{BIOXEN} lua"),
+        None,
+    );
+    t.wait(
+        "a prompt",
+        |s| pane(s).iter().any(|l| l == ">"),
+        Duration::from_millis(20),
+    );
+    let start = Instant::now();
+    t.text(FLOOD);
+    t.keys(&["Enter"]);
+    t.wait(
+        "the prompt after the flood",
+        |s| prompt_after(&pane(s), "2000000"),
+        Duration::from_millis(5),
+    );
+    start.elapsed().as_secs_f64()
+}
+
+fn seq_bioxen() -> f64 {
+    let t = Tmux::start(
+        "seq",
+        120,
+        40,
+        BIOXEN,
+        Some("[local]\ncommand = \"seq 1 2000000\"\n"),
+    );
+    t.wait(
+        "the dashboard",
+        |s| s.contains("No VMs yet"),
+        Duration::from_millis(20),
+    );
+    t.keys(&["c"]);
+    t.wait(
+        "the dialog",
+        |s| s.contains("Create a VM"),
+        Duration::from_millis(20),
+    );
+    let start = Instant::now();
+    t.keys(&["Enter"]);
+    t.wait(
+        "seq to end",
+        |s| s.contains("exited(0)") && s.contains("2000000"),
+        Duration::from_millis(5),
+    );
+    start.elapsed().as_secs_f64()
+}
+
+fn seq_tmux() -> f64 {
+    let size = dashboard_pane_size();
+    let start = Instant::now();
+    let t = Tmux::start(
+        "seqpeer",
+        size.cols,
+        size.rows,
+        "seq 1 2000000; echo SEQ-DONE",
+        None,
+    );
+    t.wait(
+        "seq to end",
+        |s| s.contains("SEQ-DONE"),
+        Duration::from_millis(5),
+    );
+    start.elapsed().as_secs_f64()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn floods(rows: &mut Vec<Row>) {
+    let (mut ours, mut peer) = (Vec::new(), Vec::new());
+    let mut checks = Vec::new();
+    for _ in 0..3 {
+        let (s, correct, top) = flood_bioxen();
+        ours.push(s);
+        checks.push((correct, top));
+        peer.push(flood_tmux());
+    }
+    let (correct, top) = checks[0];
+    rows.push(row(
+        "flood: for i=1,2e6 print(i), until the prompt",
+        median(ours),
+        median(peer),
+        "s",
+        &format!(
+            "median of 3; final screen correct: {correct}; scrollback top line {top} (10,000 lines kept: expect ~{})",
+            2_000_000 - 10_000 - dashboard_pane_size().rows as i64 + 1
+        ),
+    ));
+    let (mut ours, mut peer) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        ours.push(seq_bioxen());
+        peer.push(seq_tmux());
+    }
+    rows.push(row(
+        "flood: seq 1 2000000 as the VM command",
+        median(ours),
+        median(peer),
+        "s",
+        "median of 3",
+    ));
+}
+
+// ----- 2. parser ------------------------------------------------------------------
+
+fn parser(rows: &mut Vec<Row>) {
+    let mut scrolling = Vec::new();
+    for i in 1..=2_000_000u32 {
+        scrolling.extend_from_slice(format!("{i}\r\n").as_bytes());
+    }
+    let mut colour = Vec::new();
+    for i in 0..200_000u32 {
+        for j in 0..8u32 {
+            colour.extend_from_slice(
+                format!(
+                    "\x1b[38;5;{}m\x1b[48;2;{};{};40m{:>6}",
+                    (i + j) % 256,
+                    j * 30,
+                    i % 200,
+                    i
+                )
+                .as_bytes(),
+            );
+        }
+        colour.extend_from_slice(b"\x1b[0m\r\n");
+    }
+    let mut repl = Vec::new();
+    for i in 0..300_000u32 {
+        repl.extend_from_slice(
+            format!("> x = {i} * 2\r\n> print('x is', x)\r\nx is\t{}\r\n", i * 2).as_bytes(),
+        );
+    }
+    let size = dashboard_pane_size();
+    let drain = pty_drain(&scrolling);
+    for (name, data) in [
+        ("scrolling", &scrolling),
+        ("dense colour", &colour),
+        ("REPL-like", &repl),
+    ] {
+        let mut screen = Screen::new(size, 10_000);
+        let start = Instant::now();
+        for chunk in data.chunks(64 * 1024) {
+            screen.feed(chunk);
+        }
+        let mbs = data.len() as f64 / start.elapsed().as_secs_f64() / 1e6;
+        rows.push(row(
+            &format!("parser: {name} ({} MB)", data.len() / 1_000_000),
+            mbs,
+            drain,
+            "MB/s",
+            "peer: raw PTY drain rate of `cat` (higher is better for both)",
+        ));
+    }
+}
+
+/// How fast a PTY delivers a file that `cat` writes into it.
+fn pty_drain(data: &[u8]) -> f64 {
+    let file = std::env::temp_dir().join(format!("bioxen-bench-drain-{}", std::process::id()));
+    std::fs::write(&file, data).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mbs = rt.block_on(async {
+        use tokio::io::AsyncReadExt;
+        let (pty, pts) = pty_process::open().unwrap();
+        pty.resize(pty_process::Size::new(36, 64)).unwrap();
+        let start = Instant::now();
+        let mut child = pty_process::Command::new("cat")
+            .arg(&file)
+            .spawn(pts)
+            .unwrap();
+        let (mut r, _w) = pty.into_split();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut n = 0usize;
+        loop {
+            match r.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(k) => n += k,
+            }
+        }
+        let _ = child.wait().await;
+        n as f64 / start.elapsed().as_secs_f64() / 1e6
+    });
+    let _ = std::fs::remove_file(file);
+    mbs
+}
+
+// ----- 3. idle --------------------------------------------------------------------
+
+fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .sum()
+}
+
+fn switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .map(|s| {
+            s.lines()
+                .filter(|l| l.contains("ctxt_switches"))
+                .filter_map(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<u64>().ok())
+                })
+                .sum::<u64>()
+        })
+        .sum()
+}
+
+fn pid_of_dashboard(t: &Tmux) -> u32 {
+    let pane_pid = t
+        .run(&["display-message", "-p", "-t", "0", "#{pane_pid}"])
+        .trim()
+        .to_string();
+    let out = Command::new("pgrep")
+        .args(["-P", &pane_pid, "-x", "bioxen"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn idle(rows: &mut Vec<Row>) {
+    let t = Tmux::start("idle", 120, 40, BIOXEN, None);
+    t.wait(
+        "the dashboard",
+        |s| s.contains("No VMs yet"),
+        Duration::from_millis(20),
+    );
+    for _ in 0..20 {
+        t.keys(&["c"]);
+        t.wait(
+            "the dialog",
+            |s| s.contains("Create a VM"),
+            Duration::from_millis(10),
+        );
+        t.keys(&["Enter"]);
+        t.wait(
+            "a prompt",
+            |s| s.contains(" TERM ") && pane(s).iter().any(|l| l == ">"),
+            Duration::from_millis(10),
+        );
+        t.keys(&["C-b", "d"]);
+        t.wait(
+            "the list",
+            |s| s.contains(" LIST "),
+            Duration::from_millis(10),
+        );
+    }
+    let pid = pid_of_dashboard(&t);
+    std::thread::sleep(Duration::from_secs(3));
+    let (c0, s0) = (cpu_ns(pid), switches(pid));
+    std::thread::sleep(Duration::from_secs(10));
+    let (c1, s1) = (cpu_ns(pid), switches(pid));
+    let ours_pct = (c1 - c0) as f64 / 1e9 / 10.0 * 100.0;
+    let ours_wake = (s1 - s0) as f64 / 10.0;
+
+    let peer = Tmux::start("idlepeer", 64, 36, &format!("{BIOXEN} lua"), None);
+    for _ in 1..20 {
+        peer.run(&["new-window", &format!("{BIOXEN} lua")]);
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let ppid = peer.server_pid();
+    let (c0, s0) = (cpu_ns(ppid), switches(ppid));
+    std::thread::sleep(Duration::from_secs(10));
+    let (c1, s1) = (cpu_ns(ppid), switches(ppid));
+    let peer_pct = (c1 - c0) as f64 / 1e9 / 10.0 * 100.0;
+    let peer_wake = (s1 - s0) as f64 / 10.0;
+    rows.push(row(
+        "idle: 20 sessions, CPU over 10 s",
+        ours_pct,
+        peer_pct,
+        "% of a core",
+        "target < 1%; peer: tmux server with 20 windows",
+    ));
+    rows.push(row(
+        "idle: wake-ups (context switches)",
+        ours_wake,
+        peer_wake,
+        "/s",
+        "all threads of the process",
+    ));
+}
+
+// ----- 4. memory --------------------------------------------------------------------
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn manager_config() -> ManagerConfig {
+    let mut mc = ManagerConfig::from_config(&Config::default()).unwrap();
+    mc.self_exe = PathBuf::from(BIOXEN);
+    mc.log_dir = std::env::temp_dir().join("bioxen-bench-logs");
+    mc
+}
+
+/// Runs in a child process (a fresh heap): n VMs that each printed 10,000 lines;
+/// prints this process's RSS growth in KiB.
+fn memory_child(n: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let m = Manager::new(manager_config());
+        let base = rss_kib(std::process::id());
+        let size = dashboard_pane_size();
+        let mut ids = Vec::new();
+        for i in 0..n {
+            let id = format!("m{i}");
+            m.create_interactive_vm(
+                Some(&id),
+                VmKind::Local,
+                VmOptions {
+                    size,
+                    ..VmOptions::default()
+                },
+            )
+            .await
+            .unwrap();
+            ids.push(id);
+        }
+        for id in &ids {
+            m.wait_ready(id, Duration::from_secs(60)).await.unwrap();
+            m.send_input(id, "for i = 1, 10000 do print(i) end\r")
+                .unwrap();
+        }
+        for id in &ids {
+            m.wait_screen(id, Duration::from_secs(120), |s| {
+                s.text().contains("10000\n> ")
+            })
+            .await
+            .unwrap();
+        }
+        // The VMs' own output buffers are read, as a dashboard would never do: this is
+        // the worst case (each keeps up to 1 MiB until read).
+        let grown = rss_kib(std::process::id()).saturating_sub(base);
+        println!("{grown}");
+        m.shutdown().await;
+    });
+}
+
+fn memory(rows: &mut Vec<Row>) {
+    let exe = std::env::current_exe().unwrap();
+    for n in [1usize, 20, 100] {
+        let out = Command::new(&exe)
+            .env("BIOXEN_BENCH_MEMORY", n.to_string())
+            .output()
+            .unwrap();
+        let grown: f64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(f64::NAN);
+        let peer = tmux_memory(n);
+        rows.push(row(
+            &format!("memory: {n} VM(s) x 10,000 lines printed"),
+            grown / 1024.0 / n as f64,
+            peer / 1024.0 / n as f64,
+            "MiB per session",
+            "target <= 4; bioxen: manager's RSS growth; peer: tmux server RSS growth (history-limit 10000)",
+        ));
+    }
+}
+
+fn tmux_memory(n: usize) -> f64 {
+    let t = Tmux::start("mempeer", 64, 36, "sleep 1", None);
+    let pid = t.server_pid();
+    let base = rss_kib(pid);
+    for _ in 0..n {
+        t.run(&["new-window", "seq 1 10000; sleep 600"]);
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    rss_kib(pid).saturating_sub(base) as f64
+}
+
+// ----- 5. latency -------------------------------------------------------------------
+
+/// Time from a keystroke to its echo: each sample types one more letter and waits until
+/// the prompt line shows exactly the text typed so far.
+async fn echo_latencies(m: &Manager, id: &str, samples: usize) -> Vec<f64> {
+    m.wait_ready(id, Duration::from_secs(10)).await.unwrap();
+    let mut out = Vec::new();
+    let mut typed = String::new();
+    for i in 0..samples {
+        if typed.len() == 30 {
+            // Clear the line (not measured) and start again.
+            m.send_input(id, "\x15").unwrap();
+            typed.clear();
+            m.wait_screen(id, Duration::from_secs(5), |s| {
+                s.text_before_cursor() == "> "
+            })
+            .await
+            .unwrap();
+        }
+        let c = (b'a' + (i % 26) as u8) as char;
+        typed.push(c);
+        let expected = format!("> {typed}");
+        let start = Instant::now();
+        m.send_input(id, c.to_string()).unwrap();
+        m.wait_screen(id, Duration::from_secs(5), |s| {
+            s.text_before_cursor() == expected
+        })
+        .await
+        .unwrap();
+        out.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    m.send_input(id, "\x15").unwrap();
+    out
+}
+
+fn latency(rows: &mut Vec<Row>) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let m = Manager::new(manager_config());
+        let lua54 = VmOptions {
+            command: Some(vec!["lua5.4".into(), "-i".into()]),
+            ..VmOptions::default()
+        };
+        let (mut ours, mut peer) = (Vec::new(), Vec::new());
+        for i in 0..20 {
+            let start = Instant::now();
+            let id = m.create_interactive_vm(Some(&format!("e{i}")), VmKind::Local, VmOptions::default()).await.unwrap();
+            m.wait_ready(&id, Duration::from_secs(10)).await.unwrap();
+            ours.push(start.elapsed().as_secs_f64() * 1000.0);
+            let start = Instant::now();
+            let pid = m.create_interactive_vm(Some(&format!("p{i}")), VmKind::Local, lua54.clone()).await.unwrap();
+            m.wait_ready(&pid, Duration::from_secs(10)).await.unwrap();
+            peer.push(start.elapsed().as_secs_f64() * 1000.0);
+        }
+        rows.push(row("create-to-prompt, local VM", median(ours), median(peer), "ms", "median of 20; target < 50 ms; peer: lua5.4 -i in the same PTY path"));
+        let ours = echo_latencies(&m, "e0", 200).await;
+        let peer = echo_latencies(&m, "p0", 200).await;
+        rows.push(row(
+            "keystroke to echo on screen",
+            median(ours.clone()),
+            median(peer.clone()),
+            "ms",
+            &format!(
+                "median of 200 (p95 {:.2} vs {:.2}); target < 16 ms; the dashboard draws within one frame of the echo",
+                percentile(ours, 0.95),
+                percentile(peer, 0.95)
+            ),
+        ));
+        m.shutdown().await;
+    });
+}
+
+// ----- 6. XAPI ------------------------------------------------------------------------
+
+fn xapi(rows: &mut Vec<Row>) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let server = bioxen::sim::SimServer::start("127.0.0.1:0".parse().unwrap(), Default::default(), false)
+            .await
+            .unwrap();
+        server.sim.add_bulk_vms(500);
+        let client = Arc::new(
+            bioxen::xapi::XapiClient::new(bioxen::xapi::Login {
+                url: server.url.clone(),
+                username: "root".into(),
+                password: "password".into(),
+                tls: bioxen::xapi::tls::TlsMode::Verify,
+            })
+            .unwrap(),
+        );
+        let cache = bioxen::xapi::EventCache::start(client);
+        cache
+            .wait_for(Duration::from_secs(30), |c| c.vms().len() == 500)
+            .await;
+        let mut lat = Vec::new();
+        for i in 0..20 {
+            let name = format!("bulk-{}", i * 25);
+            let state = if i % 2 == 0 { "Running" } else { "Paused" };
+            let start = Instant::now();
+            server.sim.set_power_state(&name, state);
+            let seen = cache
+                .wait_for(Duration::from_secs(5), |c| c.vms().iter().any(|v| v.name == name && v.power_state == state))
+                .await;
+            assert!(seen);
+            lat.push(start.elapsed().as_secs_f64() * 1000.0);
+        }
+        // Longer than one long-poll (30 s), so at least one renewal is counted.
+        let before = cache.requests();
+        tokio::time::sleep(Duration::from_secs(35)).await;
+        let idle_per_min = (cache.requests() - before) as f64 * 60.0 / 35.0;
+        rows.push(row(
+            "XAPI: power change to cache, 500 VMs",
+            median(lat.clone()),
+            1000.0,
+            "ms",
+            &format!("median of 20 (max {:.1} ms); target < 1 s; peer: polling once a second (up to 1000 ms)", percentile(lat, 1.0)),
+        ));
+        rows.push(row(
+            "XAPI: requests per minute while idle",
+            idle_per_min,
+            500.0 * 60.0,
+            "req/min",
+            "one event.from long-poll (30 s) at a time; peer: VM.get_record per VM per second",
+        ));
+    });
+}
+
+// ----- 7. scale -----------------------------------------------------------------------
+
+fn scale(rows: &mut Vec<Row>) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let m = Manager::new(manager_config());
+        let start = Instant::now();
+        let creates = (0..100).map(|i| {
+            let m = m.clone();
+            async move {
+                let id = format!("s{i:03}");
+                m.create_interactive_vm(Some(&id), VmKind::Local, VmOptions::default())
+                    .await
+                    .unwrap();
+                m.wait_ready(&id, Duration::from_secs(120)).await.unwrap();
+            }
+        });
+        futures_util::future::join_all(creates).await;
+        let all_ready = start.elapsed().as_secs_f64();
+        rows.push(text_row(
+            "scale: 100 local VMs to a prompt",
+            format!("{all_ready:.2} s"),
+            "-".into(),
+            "created concurrently",
+        ));
+        for i in 1..=10 {
+            m.send_input(
+                &format!("s{i:03}"),
+                "while true do print(string.rep('x', 60)) end\r",
+            )
+            .unwrap();
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let lat = echo_latencies(&m, "s000", 100).await;
+        rows.push(text_row(
+            "scale: echo while 10 VMs flood",
+            format!(
+                "{:.2} ms median, {:.2} ms p95, {:.2} ms max",
+                median(lat.clone()),
+                percentile(lat.clone(), 0.95),
+                percentile(lat, 1.0)
+            ),
+            "-".into(),
+            "target < 50 ms",
+        ));
+        m.shutdown().await;
+    });
+}
+
+/// One part of the suite: adds its rows.
+type Section = fn(&mut Vec<Row>);
+
+fn require(program: &str, package: &str) {
+    let ok = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "the benchmarks need {program}: apt-get install -y {package}"
+    );
+}
+
+fn main() {
+    if let Ok(n) = std::env::var("BIOXEN_BENCH_MEMORY") {
+        return memory_child(n.parse().unwrap());
+    }
+    // `cargo bench` passes --bench; any other argument picks sections by name.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let want = |s: &str| only.is_empty() || only.iter().any(|o| s.contains(o.as_str()));
+    require("tmux", "tmux");
+    require("lua5.4", "lua5.4");
+    assert!(Path::new(BIOXEN).exists());
+    let mut rows = Vec::new();
+    let sections: [(&str, Section); 7] = [
+        ("flood", floods),
+        ("parser", parser),
+        ("idle", idle),
+        ("memory", memory),
+        ("latency", latency),
+        ("xapi", xapi),
+        ("scale", scale),
+    ];
+    for (name, f) in sections {
+        if want(name) {
+            eprintln!("bench: {name}...");
+            let start = Instant::now();
+            f(&mut rows);
+            eprintln!("bench: {name} took {:.0} s", start.elapsed().as_secs_f64());
+        }
+    }
+    println!("| measurement | bioxen | peer | ratio | notes |");
+    println!("| --- | --- | --- | --- | --- |");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            r.what, r.bioxen, r.peer, r.ratio, r.note
+        );
+    }
+}
