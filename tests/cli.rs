@@ -184,3 +184,74 @@ fn sim_prints_its_url_and_certificate() {
         "{cert}"
     );
 }
+
+/// Every key, given a value of the wrong kind: the error names the file, the line and
+/// the key, and bioxen exits with 2.
+#[test]
+fn every_config_key_is_checked() {
+    let dir = tempdir();
+    let cases: &[(&str, usize, &str)] = &[
+        ("[ui]\nprefix = 3\n", 2, "ui.prefix"),
+        ("[ui]\nprefix = \"Hyper-x\"\n", 2, "ui.prefix"),
+        ("[ui]\nscrollback = -5\n", 2, "ui.scrollback"),
+        ("[ui]\nscrollback = 99999999\n", 2, "ui.scrollback"),
+        ("[ui]\nmouse = \"yes\"\n", 2, "ui.mouse"),
+        ("[ui]\noutput_log = 1\n", 2, "ui.output_log"),
+        ("[ui]\nlog_dir = 7\n", 2, "ui.log_dir"),
+        ("[local]\ncommand = [\"lua\"]\n", 2, "local.command"),
+        ("[local]\ncommand = \"lua 'unclosed\"\n", 2, "local.command"),
+        ("[local]\ncwd = false\n", 2, "local.cwd"),
+        ("[local]\nenv = \"A=1\"\n", 2, "local.env"),
+        ("[local]\nrocks_tree = 1\n", 2, "local.rocks_tree"),
+        ("rocks_servers = \"/rocks\"\n", 1, "rocks_servers"),
+        ("[xcpng]\nurl = 5\n", 2, "xcpng.url"),
+        (
+            "[xcpng]\nurl = \"https://p\"\ntls_verify = \"no\"\n",
+            3,
+            "xcpng.tls_verify",
+        ),
+        (
+            "[xcpng]\nurl = \"https://p\"\nmemory_mib = -1\n",
+            3,
+            "xcpng.memory_mib",
+        ),
+        (
+            "[xcpng]\nurl = \"https://p\"\nvcpus = \"two\"\n",
+            3,
+            "xcpng.vcpus",
+        ),
+        (
+            "[xcpng]\nurl = \"https://p\"\npasword = \"x\"\n",
+            3,
+            "xcpng.pasword",
+        ),
+        ("[xcpng.ssh]\nport = 70000\n", 2, "xcpng.ssh.port"),
+        (
+            "[[ssh_hosts]]\nname = \"a\"\nhost = \"h\"\nport = \"22\"\n",
+            4,
+            "ssh_hosts.port",
+        ),
+        (
+            "[[ssh_hosts]]\nname = \"a\"\nhost = \"h\"\nusr = \"x\"\n",
+            4,
+            "ssh_hosts.usr",
+        ),
+        ("[keys.list]\ncreate = 5\n", 2, "keys.list.create"),
+        ("[keys.prefix]\nfly = \"f\"\n", 2, "keys.prefix.fly"),
+        ("[keys.list]\ncreate = \"C-\"\n", 2, "keys.list.create"),
+        ("[nonsense]\nx = 1\n", 1, "nonsense"),
+    ];
+    for (i, (toml, line, key)) in cases.iter().enumerate() {
+        let path = dir.join(format!("k{i}.toml"));
+        std::fs::write(&path, toml).unwrap();
+        let out = bioxen(&["--config", path.to_str().unwrap(), "ls"]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{toml:?}: {err}");
+        let located = format!("{}:{line}:", path.display());
+        assert!(err.contains(&located), "{toml:?}: want {located} in {err}");
+        assert!(
+            err.contains(&format!("`{key}`")),
+            "{toml:?}: want key {key} in {err}"
+        );
+    }
+}

@@ -288,6 +288,12 @@ fn pool_state_and_tls_warning_show_in_the_tab_bar() {
     let s = t.wait_text("pool: unreachable");
     assert!(s.contains("TLS verification of the pool is OFF"), "{s}");
     assert!(!s.contains("not-shown"), "the password never shows: {s}");
+    let log = std::fs::read_to_string(t.path().join("state/bioxen/bioxen.log")).unwrap();
+    assert!(log.contains("pool events"), "the failure is logged: {log}");
+    assert!(
+        !log.contains("not-shown"),
+        "the password is never logged: {log}"
+    );
     // Still usable.
     t.keys(&["c"]);
     t.wait_text("Create a VM");
@@ -357,4 +363,117 @@ fn install_a_package_from_the_dashboard() {
     t.keys(&["y"]);
     t.wait_text("EXITED-0");
     let _ = std::fs::remove_dir_all(&tree);
+}
+
+fn vm_pids(s: &str) -> Vec<u32> {
+    s.lines()
+        .filter(|l| l.contains(" running "))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.parse::<u32>().ok().filter(|n| *n > 100))
+        })
+        .collect()
+}
+
+#[test]
+fn sigterm_and_sighup_end_vms_and_restore_the_terminal() {
+    for signal in [libc::SIGTERM, libc::SIGHUP] {
+        let t = start(&format!("sig{signal}"), 120, 40);
+        for _ in 0..2 {
+            t.keys(&["c"]);
+            t.wait_text("Create a VM");
+            t.keys(&["Enter"]);
+            t.wait_for("a prompt", |s| s.contains(" TERM ") && has_prompt(s));
+            t.keys(&["C-b", "d"]);
+            t.wait_text(" LIST ");
+        }
+        let s = t.wait_for("two running VMs with pids", |s| vm_pids(s).len() == 2);
+        let pids = vm_pids(&s);
+        let pid = t.program_pid("bioxen");
+        // SAFETY: kill(2) of the dashboard this test started.
+        unsafe { libc::kill(pid as i32, signal) };
+        let s = t.wait_text("EXITED-0");
+        assert!(
+            !s.contains("VMs ("),
+            "the terminal is back on its normal screen:\n{s}"
+        );
+        for p in pids {
+            let gone = (0..250).any(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                !std::path::Path::new(&format!("/proc/{p}")).exists()
+            });
+            assert!(
+                gone,
+                "VM process {p} ended with the dashboard (signal {signal})"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_panic_restores_the_terminal_and_is_logged() {
+    let t = Tmux::start(
+        "panic",
+        120,
+        40,
+        &format!(
+            "RUST_BACKTRACE=0 BIOXEN_TEST_PANIC=1 {}",
+            bioxen_exe().display()
+        ),
+    );
+    let s = t.wait_text("EXITED-101");
+    assert!(!s.contains("VMs ("), "the dashboard's screen is gone:\n{s}");
+    assert!(
+        s.contains("deliberate panic"),
+        "the panic message is readable:\n{s}"
+    );
+    let log = std::fs::read_to_string(t.path().join("state/bioxen/bioxen.log")).unwrap();
+    assert!(
+        log.contains("panic") && log.contains("deliberate panic"),
+        "{log}"
+    );
+}
+
+#[test]
+fn rapid_resizes_and_a_one_cell_terminal() {
+    let t = start("resizes", 120, 40);
+    t.keys(&["c"]);
+    t.wait_text("Create a VM");
+    t.keys(&["Enter"]);
+    t.wait_for("a prompt", |s| s.contains(" TERM ") && has_prompt(s));
+    for (i, (w, h)) in [
+        (80, 24),
+        (1, 1),
+        (200, 60),
+        (2, 2),
+        (40, 10),
+        (1, 50),
+        (300, 1),
+        (120, 40),
+    ]
+    .iter()
+    .cycle()
+    .take(40)
+    .enumerate()
+    {
+        t.resize(*w, *h);
+        if i % 8 == 1 {
+            std::thread::sleep(std::time::Duration::from_millis(30));
+        }
+    }
+    t.resize(120, 40);
+    // Still alive and answering.
+    t.type_text("print('still' .. 'here')");
+    t.keys(&["Enter"]);
+    t.wait_for("the VM's answer", |s| {
+        pane_text(s).lines().any(|l| l == "stillhere")
+    });
+    t.keys(&["C-b", "?"]);
+    t.wait_text("Terminal (after the prefix)");
+    t.keys(&["Escape"]);
+    t.keys(&["C-b", "d"]);
+    t.keys(&["q"]);
+    t.wait_text("will be terminated");
+    t.keys(&["y"]);
+    t.wait_text("EXITED-0");
 }

@@ -26,6 +26,7 @@ pub struct SimServer {
     /// `sha256:AB:CD:…` of the certificate, when serving TLS.
     pub fingerprint: Option<String>,
     task: tokio::task::JoinHandle<()>,
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl SimServer {
@@ -56,25 +57,28 @@ impl SimServer {
         };
         let scheme = if tls { "https" } else { "http" };
         let url = format!("{scheme}://{addr}");
-        let task = tokio::spawn(server::serve(sim.clone(), listener, acceptor));
+        let (shutdown, down) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(server::serve(sim.clone(), listener, acceptor, down));
         Ok(SimServer {
             sim,
             addr,
             url,
             fingerprint,
             task,
+            shutdown,
         })
     }
 
-    /// Stops listening and drops open connections' future requests.
+    /// Stops listening and closes every open connection.
     pub fn stop(&self) {
+        let _ = self.shutdown.send(true);
         self.task.abort();
     }
 }
 
 impl Drop for SimServer {
     fn drop(&mut self) {
-        self.task.abort();
+        self.stop();
     }
 }
 

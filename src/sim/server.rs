@@ -35,23 +35,40 @@ impl Response {
     }
 }
 
-/// Serves connections from `listener` until the task is dropped.
-pub async fn serve(sim: Arc<Sim>, listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) {
+/// Serves connections from `listener` until `shutdown` turns true; open connections
+/// close then too, as when a pool master goes down.
+pub async fn serve(
+    sim: Arc<Sim>,
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
-        let Ok((stream, peer)) = listener.accept().await else {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.wait_for(|down| *down) => return,
+        };
+        let Ok((stream, peer)) = accepted else {
             continue;
         };
         let _ = stream.set_nodelay(true);
         let sim = sim.clone();
         let tls = tls.clone();
+        let mut down = shutdown.clone();
         tokio::spawn(async move {
-            match tls {
-                Some(acceptor) => {
-                    if let Ok(stream) = acceptor.accept(stream).await {
-                        connection(sim, stream, peer).await;
+            let serve = async {
+                match tls {
+                    Some(acceptor) => {
+                        if let Ok(stream) = acceptor.accept(stream).await {
+                            connection(sim, stream, peer).await;
+                        }
                     }
+                    None => connection(sim, stream, peer).await,
                 }
-                None => connection(sim, stream, peer).await,
+            };
+            tokio::select! {
+                _ = serve => {}
+                _ = down.wait_for(|down| *down) => {}
             }
         });
     }

@@ -135,6 +135,10 @@ async fn dashboard(config: Config, keymap: Keymap) -> std::io::Result<()> {
                 render(&mut terminal, &app)?;
                 app.dirty = false;
                 last_draw = Instant::now();
+                // Test hook: the test of terminal restoration on panic sets this.
+                if std::env::var_os("BIOXEN_TEST_PANIC").is_some() {
+                    panic!("BIOXEN_TEST_PANIC is set: a deliberate panic after the first frame");
+                }
             }
             event = input.next() => match event {
                 Some(Ok(ev)) => app.on_terminal_event(ev),

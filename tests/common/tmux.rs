@@ -129,6 +129,19 @@ impl Tmux {
         last
     }
 
+    /// The pid of the program running in the pane (the shell's child).
+    pub fn program_pid(&self, name: &str) -> u32 {
+        let shell = self.run(&["display-message", "-p", "-t", "0", "#{pane_pid}"]);
+        let out = Command::new("pgrep")
+            .args(["-P", shell.trim(), "-x", name])
+            .output()
+            .expect("run pgrep");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in the pane"))
+    }
+
     pub fn path(&self) -> &Path {
         &self.dir
     }
