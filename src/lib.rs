@@ -22,5 +22,14 @@ pub mod vm;
 pub mod xapi;
 
 pub use error::{Error, Result};
+
+/// The async runtime every bioxen command runs on: two worker threads, as many cores as
+/// the machines it is measured on have; more would only add wake-ups.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
 pub use manager::{Event, ExecResult, Manager, ManagerConfig, VmInfo};
 pub use vm::{Size, VmKind, VmOptions, VmState};

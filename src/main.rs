@@ -161,11 +161,7 @@ fn main() -> ExitCode {
                 accept_new_host_key,
                 install,
             };
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-            {
+            let runtime = match bioxen::runtime() {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("bioxen: cannot start: {e}");
@@ -213,11 +209,7 @@ fn main() -> ExitCode {
                 host_address: listen.ip().to_string(),
                 ..Default::default()
             };
-            let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-            else {
+            let Ok(runtime) = bioxen::runtime() else {
                 eprintln!("bioxen sim: cannot start the runtime");
                 return ExitCode::FAILURE;
             };

@@ -588,23 +588,14 @@ impl Sim {
         let vm = vm.as_str().unwrap_or("").to_string();
         let name = name.as_str().unwrap_or("").to_string();
         self.write(|db| {
-            let src = db
-                .get("VM", &vm)
-                .cloned()
-                .ok_or_else(|| fail("HANDLE_INVALID", &["VM", &vm]))?;
+            let src = vm_record(db, &vm)?;
             if flag(&src, "is_control_domain") {
                 return Err(fail(
                     "OPERATION_NOT_ALLOWED",
                     &["This operation is not allowed on dom0"],
                 ));
             }
-            let power = text(&src, "power_state");
-            if power != "Halted" {
-                return Err(fail(
-                    "VM_BAD_POWER_STATE",
-                    &[&vm, "halted", &power.to_lowercase()],
-                ));
-            }
+            require_power(&src, &vm, &["Halted"], "halted")?;
             let memory = src
                 .get("memory_static_max")
                 .and_then(XVal::as_int)
@@ -657,17 +648,8 @@ impl Sim {
         let vm = vm.as_str().unwrap_or("").to_string();
         let default_sr = self.default_sr.clone();
         self.write(|db| {
-            let rec = db
-                .get("VM", &vm)
-                .cloned()
-                .ok_or_else(|| fail("HANDLE_INVALID", &["VM", &vm]))?;
-            let power = text(&rec, "power_state");
-            if power != "Halted" {
-                return Err(fail(
-                    "VM_BAD_POWER_STATE",
-                    &[&vm, "halted", &power.to_lowercase()],
-                ));
-            }
+            let rec = vm_record(db, &vm)?;
+            require_power(&rec, &vm, &["Halted"], "halted")?;
             let spec = rec
                 .get("other_config")
                 .and_then(XVal::as_struct)
@@ -718,20 +700,11 @@ impl Sim {
         let host = self.host.clone();
         let domid = self.next_domid.fetch_add(1, Ordering::Relaxed);
         self.write(|db| {
-            let rec = db
-                .get("VM", &vm)
-                .cloned()
-                .ok_or_else(|| fail("HANDLE_INVALID", &["VM", &vm]))?;
+            let rec = vm_record(db, &vm)?;
             if flag(&rec, "is_a_template") {
                 return Err(fail("VM_IS_TEMPLATE", &[&vm, "start"]));
             }
-            let power = text(&rec, "power_state");
-            if power != "Halted" {
-                return Err(fail(
-                    "VM_BAD_POWER_STATE",
-                    &[&vm, "halted", &power.to_lowercase()],
-                ));
-            }
+            require_power(&rec, &vm, &["Halted"], "halted")?;
             db.modify("VM", &vm, |r| {
                 r.insert("power_state".into(), XVal::str("Running"));
                 r.insert("resident_on".into(), XVal::Str(host.clone()));
@@ -769,10 +742,7 @@ impl Sim {
         let vm = vm.as_str().unwrap_or("").to_string();
         let host = self.host.clone();
         self.write(|db| {
-            let rec = db
-                .get("VM", &vm)
-                .cloned()
-                .ok_or_else(|| fail("HANDLE_INVALID", &["VM", &vm]))?;
+            let rec = vm_record(db, &vm)?;
             if flag(&rec, "is_a_template") {
                 return Err(fail(
                     "VM_IS_TEMPLATE",
@@ -822,10 +792,7 @@ impl Sim {
         let [vm] = arity::<1>(method, args)?;
         let vm = vm.as_str().unwrap_or("").to_string();
         self.write(|db| {
-            let rec = db
-                .get("VM", &vm)
-                .cloned()
-                .ok_or_else(|| fail("HANDLE_INVALID", &["VM", &vm]))?;
+            let rec = vm_record(db, &vm)?;
             if flag(&rec, "is_default_template") {
                 return Err(fail("VM_CANNOT_DELETE_DEFAULT_TEMPLATE", &[&vm]));
             }
@@ -978,17 +945,7 @@ impl Sim {
     }
 
     fn halted(&self, db: &Db, vm: &str) -> Result<(), Vec<String>> {
-        let rec = db
-            .get("VM", vm)
-            .ok_or_else(|| fail("HANDLE_INVALID", &["VM", vm]))?;
-        let power = text(rec, "power_state");
-        if power != "Halted" {
-            return Err(fail(
-                "VM_BAD_POWER_STATE",
-                &[vm, "halted", &power.to_lowercase()],
-            ));
-        }
-        Ok(())
+        require_power(&vm_record(db, vm)?, vm, &["Halted"], "halted")
     }
 }
 
@@ -1001,6 +958,32 @@ fn arity<'a, const N: usize>(method: &str, args: &'a [XVal]) -> Result<[&'a XVal
         ));
     }
     Ok(std::array::from_fn(|i| &args[i]))
+}
+
+/// A copy of a VM's record, or xapi's `HANDLE_INVALID`.
+fn vm_record(db: &Db, vm: &str) -> Result<Record, Vec<String>> {
+    db.get("VM", vm)
+        .cloned()
+        .ok_or_else(|| fail("HANDLE_INVALID", &["VM", vm]))
+}
+
+/// xapi's `VM_BAD_POWER_STATE [vm, expected, actual]` unless the VM is in one of
+/// `allowed`; states are reported in lower case.
+fn require_power(
+    rec: &Record,
+    vm: &str,
+    allowed: &[&str],
+    expected: &str,
+) -> Result<(), Vec<String>> {
+    let power = text(rec, "power_state");
+    if allowed.contains(&power.as_str()) {
+        Ok(())
+    } else {
+        Err(fail(
+            "VM_BAD_POWER_STATE",
+            &[vm, expected, &power.to_lowercase()],
+        ))
+    }
 }
 
 fn internal(msg: &str) -> Vec<String> {

@@ -47,11 +47,7 @@ pub fn run(config: Config) -> ExitCode {
     };
     let log_path = init_logging(&config);
     install_panic_hook(log_path.clone());
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::runtime() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("bioxen: cannot start: {e}");
