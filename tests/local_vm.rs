@@ -278,3 +278,33 @@ async fn resize_reaches_the_program() {
     );
     m.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_log_records_raw_output_while_on() {
+    let m = manager();
+    let id = m
+        .create_interactive_vm(Some("logged"), VmKind::Local, VmOptions::default())
+        .await
+        .unwrap();
+    m.wait_ready(&id, WAIT).await.unwrap();
+    let path = m.toggle_output_log(&id).unwrap().expect("logging is on");
+    m.execute_string(&id, "print('\\27[31mred\\27[0m', 'logged line')", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        m.toggle_output_log(&id).unwrap(),
+        None,
+        "logging is off again"
+    );
+    m.execute_string(&id, "print('after the log')", WAIT)
+        .await
+        .unwrap();
+    let log = std::fs::read(&path).unwrap();
+    let text = String::from_utf8_lossy(&log);
+    assert!(
+        text.contains("\x1b[31mred\x1b[0m\tlogged line"),
+        "raw bytes, escapes included: {text:?}"
+    );
+    assert!(!text.contains("after the log"));
+    m.shutdown().await;
+}

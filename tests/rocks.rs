@@ -262,3 +262,24 @@ fn run_installs_first_and_refuses_dangerous_names() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("No results matching query"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_missing_luarocks_names_the_package_to_install() {
+    let dir = std::env::temp_dir().join(format!("bioxen-no-luarocks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A PATH without luarocks (bioxen starts its own interpreter by absolute path).
+    let out = std::process::Command::new(common::bioxen_exe())
+        .args(["run", "--install", "penlight", "-e", "print(1)"])
+        .current_dir(&dir)
+        .env("PATH", &dir)
+        .env("XDG_RUNTIME_DIR", &dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("luarocks is not installed") && err.contains("apt-get install luarocks"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
