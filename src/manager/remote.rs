@@ -85,19 +85,20 @@ impl Control for RemoteControl {
 pub(super) async fn start(manager: &Manager, session: &Arc<Session>) -> Result<()> {
     let events = manager.inner.events.clone();
     session.set_state(&events, VmState::Starting);
-    let target = match session.kind {
-        VmKind::Xcpng => xcpng_target(manager, session).await?,
-        _ => ssh_target(manager, session)?,
+    let (target, pool_vm) = match session.kind {
+        VmKind::Xcpng => {
+            let (target, vm) = xcpng_target(manager, session).await?;
+            (target, Some(vm))
+        }
+        _ => (ssh_target(manager, session)?, None),
     };
-    {
-        let mut remote = lock(&session.remote);
-        let pool_vm = remote.as_ref().and_then(|r| r.pool_vm.clone());
-        *remote = Some(Remote {
-            target: target.clone(),
-            pool_vm,
-            conn: None,
-        });
-    }
+    // Recorded before connecting: a pool VM whose SSH never comes up is still destroyed
+    // when the session is terminated.
+    *lock(&session.remote) = Some(Remote {
+        target: target.clone(),
+        pool_vm,
+        conn: None,
+    });
     session.notice(&format!("connecting to {}", target.label()), &events);
     // A freshly booted VM's sshd may need a moment after its IP appears.
     let patience = if session.kind == VmKind::Xcpng {
@@ -273,9 +274,9 @@ fn current_user() -> String {
         .unwrap_or_else(|_| "root".into())
 }
 
-/// The target of an `xcpng` VM: a pool VM created now (or the one given), reached at
-/// the IPv4 its guest agent reports.
-async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<SshTarget> {
+/// The target of an `xcpng` VM and the VM's ref: a pool VM created now (or the one
+/// given, or the session's own on restart), reached at the IPv4 its guest agent reports.
+async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshTarget, String)> {
     let config = &manager.inner.config;
     let x = config
         .xcpng
@@ -331,10 +332,6 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<SshTa
         );
         (created.reference, created.ip)
     };
-    let pool_vm = Some(reference);
-    if let Some(r) = lock(&session.remote).as_mut() {
-        r.pool_vm = pool_vm.clone();
-    }
     let target = SshTarget {
         host: ip,
         port: x.ssh.port,
@@ -344,12 +341,7 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<SshTa
         password: None,
         command: x.ssh.command.clone(),
     };
-    *lock(&session.remote) = Some(Remote {
-        target: target.clone(),
-        pool_vm,
-        conn: None,
-    });
-    Ok(target)
+    Ok((target, reference))
 }
 
 /// Shuts down and destroys the pool VM of an `xcpng` session, with its own disks.

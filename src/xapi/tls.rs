@@ -81,22 +81,39 @@ pub fn install_default_provider() {
 
 /// A client config that accepts only the pinned certificate.
 pub fn pinned_config(pin: [u8; 32]) -> rustls::ClientConfig {
-    let provider = provider();
-    rustls::ClientConfig::builder_with_provider(provider.clone())
+    config_with(Arc::new(CertCheck {
+        check: Check::Pin(pin),
+        provider: provider(),
+    }))
+}
+
+fn config_with(verifier: Arc<CertCheck>) -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(verifier.provider.clone())
         .with_safe_default_protocol_versions()
         .expect("ring supports the default protocol versions")
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Pinned { pin, provider }))
+        .with_custom_certificate_verifier(verifier)
         .with_no_client_auth()
 }
 
+/// What to do with the certificate a pool presents.
 #[derive(Debug)]
-struct Pinned {
-    pin: [u8; 32],
+enum Check {
+    /// Accept it only if its SHA-256 is this one.
+    Pin([u8; 32]),
+    /// Refuse it, keeping its fingerprint (to show which one to pin).
+    Record(std::sync::Mutex<Option<String>>),
+}
+
+/// A certificate verifier by fingerprint; the handshake signatures are still checked
+/// with the provider's algorithms.
+#[derive(Debug)]
+struct CertCheck {
+    check: Check,
     provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for Pinned {
+impl ServerCertVerifier for CertCheck {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -106,14 +123,18 @@ impl ServerCertVerifier for Pinned {
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let digest = ring::digest::digest(&ring::digest::SHA256, end_entity.as_ref());
-        if digest.as_ref() == self.pin {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(format!(
+        match &self.check {
+            Check::Pin(pin) if digest.as_ref() == pin => Ok(ServerCertVerified::assertion()),
+            Check::Pin(pin) => Err(rustls::Error::General(format!(
                 "certificate fingerprint mismatch: the pool presents sha256:{}, but sha256:{} is pinned",
                 hex_pairs(digest.as_ref()),
-                hex_pairs(&self.pin)
-            )))
+                hex_pairs(pin)
+            ))),
+            Check::Record(seen) => {
+                *seen.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(fingerprint(end_entity.as_ref()));
+                Err(rustls::Error::General("probe only".into()))
+            }
         }
     }
 
@@ -155,50 +176,11 @@ impl ServerCertVerifier for Pinned {
 /// Connects to `host:port` only to learn the certificate it presents, so an error
 /// about an untrusted certificate can show the fingerprint to pin.
 pub async fn probe_fingerprint(host: &str, port: u16) -> Option<String> {
-    #[derive(Debug)]
-    struct Capture(std::sync::Mutex<Option<String>>, Arc<CryptoProvider>);
-    impl ServerCertVerifier for Capture {
-        fn verify_server_cert(
-            &self,
-            end_entity: &CertificateDer<'_>,
-            _: &[CertificateDer<'_>],
-            _: &ServerName<'_>,
-            _: &[u8],
-            _: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            *self.0.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some(fingerprint(end_entity.as_ref()));
-            Err(rustls::Error::General("probe only".into()))
-        }
-        fn verify_tls12_signature(
-            &self,
-            _: &[u8],
-            _: &CertificateDer<'_>,
-            _: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            Err(rustls::Error::General("probe only".into()))
-        }
-        fn verify_tls13_signature(
-            &self,
-            _: &[u8],
-            _: &CertificateDer<'_>,
-            _: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            Err(rustls::Error::General("probe only".into()))
-        }
-        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-            self.1.signature_verification_algorithms.supported_schemes()
-        }
-    }
-    let provider = provider();
-    let capture = Arc::new(Capture(std::sync::Mutex::new(None), provider.clone()));
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .ok()?
-        .dangerous()
-        .with_custom_certificate_verifier(capture.clone())
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let probe = Arc::new(CertCheck {
+        check: Check::Record(std::sync::Mutex::new(None)),
+        provider: provider(),
+    });
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config_with(probe.clone())));
     let name = ServerName::try_from(host.to_string()).ok()?;
     let tcp = tokio::time::timeout(
         std::time::Duration::from_secs(5),
@@ -212,7 +194,10 @@ pub async fn probe_fingerprint(host: &str, port: u16) -> Option<String> {
         connector.connect(name, tcp),
     )
     .await;
-    capture.0.lock().ok()?.clone()
+    match &probe.check {
+        Check::Record(seen) => seen.lock().ok()?.clone(),
+        Check::Pin(_) => None,
+    }
 }
 
 #[cfg(test)]
