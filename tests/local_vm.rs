@@ -35,7 +35,7 @@ async fn validation_flow_basic() {
     m.send_input("test_basic", "os.execute('sleep 300 &')\n")
         .unwrap();
     assert!(
-        eventually(WAIT, || count_group(pid) >= 2).await,
+        eventually(WAIT, || common::group_members(pid) >= 2).await,
         "background sleep did not start"
     );
 
@@ -52,26 +52,6 @@ async fn validation_flow_basic() {
         m.read_output("test_basic"),
         Err(Error::NotFound(_))
     ));
-}
-
-fn count_group(pgid: u32) -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("stat"))
-                .ok()
-                .and_then(|t| {
-                    let close = t.rfind(')')?;
-                    let f: Vec<String> = t[close + 1..]
-                        .split_whitespace()
-                        .map(String::from)
-                        .collect();
-                    Some(f.get(2)? == &pgid.to_string() && f[0] != "Z")
-                })
-                .unwrap_or(false)
-        })
-        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -271,7 +271,7 @@ impl Manager {
             VmKind::Ssh | VmKind::Xcpng => remote::start(self, &session).await,
         };
         if let Err(e) = started {
-            session.set_state(&self.inner.events, VmState::Failed(short_reason(&e)));
+            session.set_state(&self.inner.events, VmState::Failed(e.to_string()));
             return Err(e);
         }
         Ok(id)
@@ -333,13 +333,13 @@ impl Manager {
             let marker = b"\r\n\x1b[0;2m-- reconnecting --\x1b[0m\r\n";
             lock(&session.screen).feed(marker);
             return remote::start(self, &session).await.inspect_err(|e| {
-                session.set_state(&self.inner.events, VmState::Failed(short_reason(e)));
+                session.set_state(&self.inner.events, VmState::Failed(e.to_string()));
             });
         }
         let marker = b"\r\n\x1b[0;2m-- restarted --\x1b[0m\r\n";
         lock(&session.screen).feed(marker);
         self.start_process(&session).inspect_err(|e| {
-            session.set_state(&self.inner.events, VmState::Failed(short_reason(e)));
+            session.set_state(&self.inner.events, VmState::Failed(e.to_string()));
         })
     }
 
@@ -930,10 +930,6 @@ fn open_log(path: &std::path::Path) -> Result<std::io::BufWriter<std::fs::File>>
         .append(true)
         .open(path)?;
     Ok(std::io::BufWriter::new(file))
-}
-
-fn short_reason(e: &Error) -> String {
-    e.to_string()
 }
 
 /// Locks a mutex, carrying on if a panicking thread poisoned it: the data behind these

@@ -167,7 +167,7 @@ impl Screen {
             let (r, c) = self.parser.screen().size();
             (r.get() as usize, c.get() as usize)
         };
-        if bytes.len() < 4 * rows * 2
+        if bytes.len() < 8 * rows
             || self.scroll_region_seen
             || self.parser.callbacks().capacity == 0
         {

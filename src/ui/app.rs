@@ -840,9 +840,12 @@ impl App {
     }
 
     pub fn on_ui_msg(&mut self, msg: UiMsg) {
+        // Background work may have changed the VMs; installer output does not.
+        if !matches!(msg, UiMsg::InstallOutput(_)) {
+            self.refresh();
+        }
         match msg {
             UiMsg::Created(Ok(id)) => {
-                self.refresh();
                 self.select(id.clone());
                 self.attach_current();
                 self.set_message(format!("created {id}"), Level::Info);
@@ -879,7 +882,6 @@ impl App {
                 self.set_message(summary, if ok { Level::Info } else { Level::Error });
             }
         }
-        self.refresh();
     }
 
     /// Re-arms every session's output event; called right before a frame is drawn, so

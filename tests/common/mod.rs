@@ -45,20 +45,27 @@ pub fn require_program(program: &str, package: &str) {
 
 /// Whether any process is still in process group `pgid` (the VM and its children).
 pub fn process_group_alive(pgid: u32) -> bool {
+    group_members(pgid) > 0
+}
+
+/// How many live (not zombie) processes are in process group `pgid`.
+pub fn group_members(pgid: u32) -> usize {
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return false;
+        return 0;
     };
-    dir.flatten().any(|entry| {
-        let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) else {
-            return false;
-        };
-        let Some(close) = text.rfind(')') else {
-            return false;
-        };
-        let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
-        // fields[0] = state, fields[2] = pgrp; zombies are gone for our purposes.
-        fields.first() != Some(&"Z") && fields.get(2) == Some(&pgid.to_string().as_str())
-    })
+    dir.flatten()
+        .filter(|entry| {
+            let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) else {
+                return false;
+            };
+            let Some(close) = text.rfind(')') else {
+                return false;
+            };
+            let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
+            // fields[0] = state, fields[2] = pgrp; zombies are gone for our purposes.
+            fields.first() != Some(&"Z") && fields.get(2) == Some(&pgid.to_string().as_str())
+        })
+        .count()
 }
 
 /// Polls `cond` until it holds or `timeout` passes.
