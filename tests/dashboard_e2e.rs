@@ -252,6 +252,35 @@ fn scrollback_mode_shows_earlier_output() {
     assert_eq!(rows[0]["id"], "lua-1", "{rows}");
     assert_eq!(rows[0]["state"], "running", "{rows}");
     assert!(rows[0]["pid"].as_u64().unwrap() > 1, "{rows}");
+    // Its figures are live, not those of the VM's last change of state: uptime grows,
+    // memory is known, and a busy VM shows its CPU.
+    let ls = || -> serde_json::Value {
+        let out = std::process::Command::new(bioxen_exe())
+            .args(["ls", "--json"])
+            .env("XDG_RUNTIME_DIR", t.path().join("run"))
+            .current_dir(t.path())
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    t.type_text("while true do end");
+    t.keys(&["Enter"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let rows = ls();
+        let busy = rows[0]["cpu_percent"].as_f64().is_some_and(|c| c > 20.0);
+        let up = rows[0]["uptime_secs"].as_u64().is_some_and(|u| u >= 2);
+        let rss = rows[0]["rss_bytes"].as_u64().is_some_and(|r| r > 1 << 20);
+        if busy && up && rss {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ls never showed live figures: {rows}"
+        );
+    }
+    t.keys(&["C-c"]);
+    t.wait_text("interrupted!");
     t.keys(&["C-b", "d"]);
     t.keys(&["q"]);
     t.wait_text("will be terminated");
@@ -461,10 +490,24 @@ fn rapid_resizes_and_a_one_cell_terminal() {
             std::thread::sleep(std::time::Duration::from_millis(30));
         }
     }
-    t.resize(120, 40);
-    // Still alive and answering.
-    t.type_text("print('still' .. 'here')");
+    // Typed while the window is two cells wide: the VM's terminal keeps a usable size,
+    // so the answer is still on its screen when the window grows back.
+    t.resize(2, 2);
+    t.wait_for("the 2x2 frame", |s| {
+        s.lines().collect::<Vec<_>>() == [" b", " T"]
+    });
+    t.type_text("print('still' .. 'here') io.open('answered', 'w'):close()");
     t.keys(&["Enter"]);
+    let marker = t.path().join("answered");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !marker.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the VM never answered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    t.resize(120, 40);
     t.wait_for("the VM's answer", |s| {
         pane_text(s).lines().any(|l| l == "stillhere")
     });

@@ -51,11 +51,24 @@ impl Areas {
         }
     }
 
-    /// The size sessions get: the pane, at least one cell.
+    /// The size sessions get: the pane, but never less than [`MIN_PANE`].
+    ///
+    /// A VM's output is laid out at its terminal's width and scrolls at its height;
+    /// nothing reflows it afterwards. A window dragged down to a few cells for a moment,
+    /// or a burst of resizes passing through one, must not leave a VM printing into a
+    /// 1x2 screen where a whole answer scrolls away before the window grows back. Below
+    /// the minimum the pane shows the part of the screen around the cursor.
     pub fn pane_size(&self) -> Size {
-        Size::new(self.pane.height, self.pane.width)
+        Size::new(
+            self.pane.height.max(MIN_PANE.rows),
+            self.pane.width.max(MIN_PANE.cols),
+        )
     }
 }
+
+/// The smallest terminal a session is given, whatever the window: room for a prompt
+/// and an answer.
+pub const MIN_PANE: Size = Size { rows: 6, cols: 24 };
 
 #[cfg(test)]
 mod tests {
@@ -75,7 +88,8 @@ mod tests {
     fn tiny_terminals_never_underflow() {
         for (w, h) in [(0, 0), (1, 1), (2, 2), (3, 3), (80, 1), (1, 80)] {
             let a = Areas::new(Rect::new(0, 0, w, h), false);
-            assert!(a.pane_size().rows >= 1 && a.pane_size().cols >= 1);
+            assert_eq!(a.pane_size().rows, MIN_PANE.rows.max(a.pane.height));
+            assert_eq!(a.pane_size().cols, MIN_PANE.cols.max(a.pane.width));
         }
     }
 }

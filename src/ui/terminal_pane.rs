@@ -71,7 +71,9 @@ pub fn draw(frame: &mut Frame, app: &App, screens: &dyn Screens, outer: Rect, pa
             render_cells(vt, pane, frame.buffer_mut());
             if app.scroll.is_none() && focused && !vt.hide_cursor() {
                 let (row, col) = vt.cursor_position();
-                if row < pane.height && col < pane.width {
+                // Shown around the cursor when the pane is smaller than the screen.
+                if pane.height > 0 && pane.width > 0 {
+                    let (row, col) = (row.min(pane.height - 1), col.min(pane.width - 1));
                     cursor = Some(Position::new(pane.x + col, pane.y + row));
                 }
             }
@@ -142,11 +144,16 @@ pub fn draw(frame: &mut Frame, app: &App, screens: &dyn Screens, outer: Rect, pa
 }
 
 /// Copies the VT screen's cells into the frame buffer.
+/// Draws `vt` into `area`. A screen larger than the area (a window below the smallest
+/// session size) is shown around its cursor.
 pub fn render_cells(vt: &vt100::Screen, area: Rect, buf: &mut Buffer) {
+    let (cur_row, cur_col) = vt.cursor_position();
+    let top = (cur_row + 1).saturating_sub(area.height);
+    let left = (cur_col + 1).saturating_sub(area.width);
     for row in 0..area.height {
         let mut col = 0;
         while col < area.width {
-            let Some(cell) = vt.cell(row, col) else {
+            let Some(cell) = vt.cell(row + top, col + left) else {
                 col += 1;
                 continue;
             };
