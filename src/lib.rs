@@ -11,6 +11,7 @@ pub mod error;
 pub mod keyspec;
 pub mod lua_literal;
 pub mod manager;
+pub mod private_fs;
 pub mod registry;
 pub mod repl;
 pub mod rocks;

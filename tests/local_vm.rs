@@ -288,3 +288,71 @@ async fn output_log_records_raw_output_while_on() {
     assert!(!text.contains("after the log"));
     m.shutdown().await;
 }
+
+/// Starts `sleep 600` as the leader of a new session and process group whose id is
+/// exactly `pid` (through `ns_last_pid`, which needs root): an unrelated program that
+/// was handed the id of an exited VM's process group.
+fn impostor_with_pid(pid: u32) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let knob = "/proc/sys/kernel/ns_last_pid";
+    for _ in 0..200 {
+        std::fs::write(knob, (pid - 1).to_string()).unwrap_or_else(|e| {
+            panic!(
+                "this test plants a process with a chosen pid through {knob}, which needs root: {e}"
+            )
+        });
+        let mut cmd = std::process::Command::new("sleep");
+        cmd.arg("600");
+        // SAFETY: setsid is async-signal-safe and touches no memory of ours.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().unwrap();
+        if child.id() == pid {
+            return child;
+        }
+        // Another thread took the pid first; try again.
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("could not start a process with pid {pid}");
+}
+
+/// Once a VM has exited and its process group is empty, the group's id can be handed
+/// to an unrelated program; stopping the dead VM, or shutting down, must not signal it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_a_dead_vm_never_signals_a_group_that_reused_its_id() {
+    for how in ["terminate", "shutdown"] {
+        let m = manager();
+        let id = m
+            .create_interactive_vm(None, VmKind::Local, VmOptions::default())
+            .await
+            .unwrap();
+        m.wait_ready(&id, WAIT).await.unwrap();
+        let pid = m.info(&id).unwrap().pid.unwrap();
+        m.send_input(&id, "os.exit(0)\n").unwrap();
+        assert!(
+            eventually(WAIT, || !m.info(&id).unwrap().state.is_alive()).await,
+            "the VM did not exit"
+        );
+        assert!(eventually(WAIT, || !process_group_alive(pid)).await);
+        let mut stranger = impostor_with_pid(pid);
+        match how {
+            "terminate" => {
+                m.terminate_vm_session(&id).await.unwrap();
+            }
+            _ => m.shutdown().await,
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let alive = stranger.try_wait().unwrap().is_none();
+        let _ = stranger.kill();
+        let _ = stranger.wait();
+        assert!(
+            alive,
+            "{how} of the exited VM killed an unrelated process group"
+        );
+    }
+}

@@ -12,6 +12,7 @@
 mod execute;
 mod install;
 mod output;
+mod output_log;
 mod remote;
 
 use std::collections::HashMap;
@@ -25,6 +26,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 pub use execute::ExecResult;
 use output::OutputBuffer;
+use output_log::OutputLog;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -183,7 +185,7 @@ pub struct Session {
     attached: AtomicBool,
     dirty: AtomicBool,
     queued_input: AtomicUsize,
-    log: Mutex<Option<std::io::BufWriter<std::fs::File>>>,
+    log: Mutex<Option<OutputLog>>,
     /// The SSH side of a remote session.
     remote: Mutex<Option<remote::Remote>>,
     /// Set when the user ends the session: a remote session stops reconnecting.
@@ -297,10 +299,11 @@ impl Manager {
         };
         session.set_state(&self.inner.events, VmState::Starting);
         let local = vm::local::spawn(&spec)?;
+        let control = Arc::new(local.control);
         let (writer_tx, writer_rx) = mpsc::unbounded_channel();
         *lock(&session.process) = Some(Process {
             writer: writer_tx,
-            control: Arc::new(local.control),
+            control: control.clone(),
             started: Instant::now(),
             command: shell_words::join(&argv),
         });
@@ -312,7 +315,7 @@ impl Manager {
         let reader = tokio::spawn(run_reader(session.clone(), local.reader, events.clone()));
         let s = session.clone();
         tokio::spawn(async move {
-            let state = vm::local::wait(local.child).await;
+            let state = vm::local::wait(local.child, &control).await;
             // Let the reader drain what the process wrote last, so the final screen and
             // read_output are complete when the state change is seen.
             let _ = tokio::time::timeout(Duration::from_millis(500), reader).await;
@@ -798,9 +801,8 @@ impl Session {
             let _ = self.send_reply(replies);
         }
         lock(&self.pending).push(chunk);
-        if let Some(log) = lock(&self.log).as_mut() {
-            use std::io::Write;
-            let _ = log.write_all(chunk).and_then(|_| log.flush());
+        if let Some(log) = lock(&self.log).as_ref() {
+            log.append(chunk);
         }
         if self.live.receiver_count() > 0 {
             let _ = self.live.send(Arc::from(chunk));
@@ -921,15 +923,8 @@ fn log_path(config: &ManagerConfig, id: &str) -> PathBuf {
     config.log_dir.join(format!("{id}.log"))
 }
 
-fn open_log(path: &std::path::Path) -> Result<std::io::BufWriter<std::fs::File>> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    Ok(std::io::BufWriter::new(file))
+fn open_log(path: &std::path::Path) -> Result<OutputLog> {
+    Ok(OutputLog::open(path)?)
 }
 
 /// Locks a mutex, carrying on if a panicking thread poisoned it: the data behind these

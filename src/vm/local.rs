@@ -5,6 +5,7 @@
 //! dies with its VM instead of surviving as an orphan.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use tokio::io::AsyncWriteExt;
 
@@ -59,15 +60,52 @@ pub fn spawn(spec: &LocalSpec) -> Result<LocalVm> {
     Ok(LocalVm {
         reader,
         sink: LocalSink(writer),
-        control: LocalControl { pid },
+        control: LocalControl {
+            pid,
+            group: Arc::default(),
+        },
         child,
     })
 }
 
 /// Waits for the child and turns its status into a [`VmState`].
-pub async fn wait(mut child: tokio::process::Child) -> VmState {
+///
+/// The child is reaped under the group lock, and the time is noted, so that
+/// [`LocalControl`] never signals a process group whose id may have been handed to
+/// someone else: see [`Group`].
+pub async fn wait(mut child: tokio::process::Child, control: &LocalControl) -> VmState {
     use std::os::unix::process::ExitStatusExt;
-    match child.wait().await {
+    // The pidfd turns readable when the child exits, without reaping it.
+    let exited = match pidfd(control.pid) {
+        // SAFETY: the fd is owned by the AsyncFd and closed only when it is dropped.
+        Some(fd) => match unsafe { tokio::io::unix::AsyncFd::register(fd) } {
+            Ok(fd) => fd.readable().await.map(|mut g| g.clear_ready()).is_ok(),
+            Err(_) => false,
+        },
+        None => false,
+    };
+    let status = {
+        let mut group = lock_group(&control.group);
+        let status = if exited {
+            child.try_wait().transpose()
+        } else {
+            None
+        };
+        if status.is_some() {
+            group.reaped_at = Some(super::proc_stats::boot_ticks());
+        }
+        status
+    };
+    let status = match status {
+        Some(s) => s,
+        // No pidfd (an old kernel): reap the ordinary way and note the time at once.
+        None => {
+            let s = child.wait().await;
+            lock_group(&control.group).reaped_at = Some(super::proc_stats::boot_ticks());
+            s
+        }
+    };
+    match status {
         Ok(status) => match (status.code(), status.signal()) {
             (Some(code), _) => VmState::Exited(code),
             (None, Some(sig)) => VmState::Killed(sig),
@@ -75,6 +113,14 @@ pub async fn wait(mut child: tokio::process::Child) -> VmState {
         },
         Err(e) => VmState::Failed(format!("wait failed: {e}")),
     }
+}
+
+fn pidfd(pid: u32) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    // SAFETY: a non-negative result is a fresh fd that nothing else owns.
+    (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
 }
 
 pub struct LocalSink(pty_process::OwnedWritePty);
@@ -93,18 +139,64 @@ impl Sink for LocalSink {
     }
 }
 
+/// Signals for a VM's process group.
+///
+/// The interpreter leads its own session, so its pid is also the id of its process
+/// group. While the leader is unreaped (alive or a zombie) that id is held and cannot
+/// name anyone else's group. Once it is reaped, the id is still held only while some
+/// process of the group lives; after that the kernel may hand it to an unrelated
+/// process, and a late `kill(-pid)` would hit a stranger. So after the reap the group
+/// is signalled only if it still has a member that started before the reap: such a
+/// member has kept the group, and so its id, ours all along.
 pub struct LocalControl {
     pid: u32,
+    group: Arc<Mutex<Group>>,
+}
+
+#[derive(Default)]
+struct Group {
+    /// When the leader was reaped, in clock ticks since boot (as `/proc/PID/stat`).
+    reaped_at: Option<u64>,
+}
+
+fn lock_group(g: &Mutex<Group>) -> std::sync::MutexGuard<'_, Group> {
+    g.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl LocalControl {
     fn signal_group(&self, sig: i32) {
-        // The child is a session leader, so its pid is its process group id.
+        let group = lock_group(&self.group);
+        if let Some(reaped_at) = group.reaped_at
+            && !group_outlived_leader(self.pid, reaped_at)
+        {
+            return;
+        }
         // SAFETY: kill(2) with a negative pid signals that process group; no memory is touched.
         unsafe {
             libc::kill(-(self.pid as libc::pid_t), sig);
         }
     }
+}
+
+/// Whether process group `pgid` has a member that started before `before` (clock ticks
+/// since boot), i.e. one that was there when the leader was reaped.
+fn group_outlived_leader(pgid: u32, before: u64) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .any(|stat| {
+            // Fields after the command name, which may hold spaces and parentheses.
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let pgrp = fields.get(2).and_then(|f| f.parse::<u32>().ok());
+            let start = fields.get(19).and_then(|f| f.parse::<u64>().ok());
+            pgrp == Some(pgid) && start.is_some_and(|t| t < before)
+        })
 }
 
 impl Control for LocalControl {

@@ -48,10 +48,41 @@ impl CpuMeter {
     }
 }
 
+/// Clock ticks since boot: the clock of `/proc/PID/stat`'s start time.
+pub fn boot_ticks() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime fills a timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    let hz = clock_ticks() as u64;
+    ts.tv_sec as u64 * hz + ts.tv_nsec as u64 * hz / 1_000_000_000
+}
+
+/// How long a VM's process has been running, if `pid` is still a session leader of
+/// this user's (a VM, not a stranger that was given the same pid).
+pub fn vm_uptime_secs(pid: u32) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(format!("/proc/{pid}")).ok()?;
+    // SAFETY: getuid has no preconditions and cannot fail.
+    if meta.uid() != unsafe { libc::getuid() } {
+        return None;
+    }
+    let raw = read_stat(pid)?;
+    if raw.session != pid || raw.state == 'Z' {
+        return None;
+    }
+    let hz = clock_ticks() as u64;
+    Some(boot_ticks().saturating_sub(raw.start_ticks) / hz.max(1))
+}
+
 struct RawStat {
     state: char,
     cpu_ticks: u64,
     rss_pages: u64,
+    session: u32,
+    start_ticks: u64,
 }
 
 fn read_stat(pid: u32) -> Option<RawStat> {
@@ -73,6 +104,8 @@ fn parse_stat(text: &str) -> Option<RawStat> {
         state,
         cpu_ticks: utime + stime,
         rss_pages,
+        session: fields.get(3)?.parse().ok()?,
+        start_ticks: fields.get(19)?.parse().ok()?,
     })
 }
 
@@ -99,6 +132,8 @@ mod tests {
         assert_eq!(s.state, 'S');
         assert_eq!(s.cpu_ticks, 10);
         assert_eq!(s.rss_pages, 321);
+        assert_eq!(s.session, 1234);
+        assert_eq!(s.start_ticks, 100);
     }
 
     #[test]
