@@ -27,12 +27,7 @@ pub fn dir() -> PathBuf {
 
 /// Publishes this process's VMs.
 pub fn publish(vms: &[VmInfo]) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
     let dir = dir();
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)?;
     let entry = Entry {
         pid: std::process::id(),
         vms: vms
@@ -41,9 +36,7 @@ pub fn publish(vms: &[VmInfo]) -> std::io::Result<()> {
             .collect(),
     };
     let path = dir.join(format!("{}.json", entry.pid));
-    let tmp = dir.join(format!(".{}.json.tmp", entry.pid));
-    std::fs::write(&tmp, serde_json::to_vec(&entry)?)?;
-    std::fs::rename(tmp, path)
+    crate::private_fs::write_atomic(&path, &serde_json::to_vec(&entry)?)
 }
 
 /// Removes this process's entry.
@@ -52,22 +45,40 @@ pub fn withdraw() {
 }
 
 /// The entries of all live bioxen processes.
+///
+/// Only entries this user wrote count: the directory must be private and each file a
+/// regular file of this user's, named for the pid it describes.
 pub fn read_all() -> Vec<Entry> {
-    let Ok(files) = std::fs::read_dir(dir()) else {
+    let dir = dir();
+    if let Err(e) = crate::private_fs::check_private_dir(&dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            eprintln!("bioxen: {e}");
+        }
+        return Vec::new();
+    }
+    let Ok(files) = std::fs::read_dir(&dir) else {
         return Vec::new();
     };
     let mut entries = Vec::new();
     for file in files.flatten() {
         let path = file.path();
-        if path.extension().is_none_or(|e| e != "json") {
+        let Some(pid) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".json"))
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
-        }
-        let Ok(text) = std::fs::read(&path) else {
+        };
+        let Ok(text) = crate::private_fs::read_own(&path, ENTRY_LIMIT) else {
             continue;
         };
         let Ok(entry) = serde_json::from_slice::<Entry>(&text) else {
             continue;
         };
+        if entry.pid != pid {
+            continue;
+        }
         if process_alive(entry.pid) {
             entries.push(entry);
         } else {
@@ -78,6 +89,12 @@ pub fn read_all() -> Vec<Entry> {
     entries
 }
 
+/// More than any real entry: a thousand VMs are about 400 KiB.
+const ENTRY_LIMIT: u64 = 16 << 20;
+
+/// Whether `pid` is a live process of this user's.
 fn process_alive(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: getuid has no preconditions and cannot fail.
+    std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == unsafe { libc::getuid() })
 }

@@ -55,6 +55,7 @@ pub fn rows(config: &Config) -> Vec<Value> {
             rows.push(vm);
         }
     }
+    refresh_local_figures(&mut rows);
     for host in &config.ssh_hosts {
         rows.push(json!({
             "id": host.name,
@@ -66,6 +67,45 @@ pub fn rows(config: &Config) -> Vec<Value> {
         }));
     }
     rows
+}
+
+/// How long `ls` watches running VMs to measure their CPU use.
+const CPU_WINDOW: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Dashboards publish their VM lists when something changes, not every second, so
+/// the uptime, CPU and memory in an entry are those of its last change. `ls` measures
+/// them again itself: uptime from the process's start, CPU over a short window.
+fn refresh_local_figures(rows: &mut [Value]) {
+    use crate::vm::proc_stats::{CpuMeter, vm_uptime_secs};
+    let pid_of = |r: &Value| {
+        let running = r.get("state").and_then(Value::as_str) == Some("running");
+        let local = r.get("kind").and_then(Value::as_str) == Some("local");
+        let pid = r.get("pid").and_then(Value::as_u64)?;
+        (running && local).then_some(pid as u32)
+    };
+    let mut meters: Vec<(usize, u32, CpuMeter)> = rows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| Some((i, pid_of(r)?, CpuMeter::default())))
+        .filter(|(_, pid, _)| vm_uptime_secs(*pid).is_some())
+        .collect();
+    if meters.is_empty() {
+        return;
+    }
+    for (_, pid, meter) in &mut meters {
+        meter.sample(*pid);
+    }
+    std::thread::sleep(CPU_WINDOW);
+    for (i, pid, meter) in &mut meters {
+        let (Some(stats), Some(uptime)) = (meter.sample(*pid), vm_uptime_secs(*pid)) else {
+            continue;
+        };
+        if let Some(obj) = rows[*i].as_object_mut() {
+            obj.insert("uptime_secs".into(), json!(uptime));
+            obj.insert("cpu_percent".into(), json!(stats.cpu_percent));
+            obj.insert("rss_bytes".into(), json!(stats.rss_bytes));
+        }
+    }
 }
 
 /// A fixed-width table for people.
