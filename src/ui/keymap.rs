@@ -264,7 +264,56 @@ impl Keymap {
                 binding.keys = parsed.map_err(|m| located(keys.span(), key_name, m))?;
             }
         }
+        // A key bound twice in one mode would do one thing and be listed as two in the
+        // help: refuse it where the config rebinds it.
+        for (mode, table, section) in [
+            (Mode::List, &config.keys.list, "keys.list"),
+            (Mode::Prefix, &config.keys.prefix, "keys.prefix"),
+        ] {
+            for (name, keys) in table {
+                if let Some(message) = map.conflict(mode, name) {
+                    return Err(located(keys.span(), format!("{section}.{name}"), message));
+                }
+            }
+        }
         Ok(map)
+    }
+
+    /// What else in `mode` uses one of the keys of the binding named `name`, if anything.
+    fn conflict(&self, mode: Mode, name: &str) -> Option<String> {
+        let binding = self
+            .bindings
+            .iter()
+            .find(|b| b.mode == mode && b.name == name)?;
+        for key in &binding.keys {
+            let event = KeyEvent::new(key.code, key.mods);
+            let reserved = match mode {
+                Mode::List => (event.code == KeyCode::Esc).then_some("clears the filter"),
+                Mode::Prefix if self.prefix.matches(&event) => {
+                    Some("sends the prefix itself to the VM")
+                }
+                Mode::Prefix if event.code == KeyCode::Esc => Some("cancels the prefix"),
+                Mode::Prefix if Keymap::digit(&event).is_some() => Some("selects a tab"),
+                Mode::Prefix => None,
+            };
+            if let Some(what) = reserved {
+                return Some(format!("key '{key}' is taken: it {what}"));
+            }
+            let mut clashes = self
+                .bindings
+                .iter()
+                .filter(|b| b.mode == mode && b.name != name && b.keys.iter().any(|k| k == key));
+            if let Some(other) = clashes.next() {
+                return Some(format!(
+                    "key '{key}' is also bound to '{}'; bind '{}' to another key first",
+                    other.name, other.name
+                ));
+            }
+            if binding.keys.iter().filter(|k| *k == key).count() > 1 {
+                return Some(format!("key '{key}' is listed twice"));
+            }
+        }
+        None
     }
 
     /// The action bound to `event` in `mode`.
@@ -420,6 +469,47 @@ mod tests {
             err.contains(":2:10: key `keys.prefix.detach`: key 'C-' has a modifier"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_key_bound_twice_in_one_mode_is_a_located_config_error() {
+        for (text, at, needle) in [
+            (
+                "[keys.list]\ncreate = [\"c\", \"x\"]\n",
+                ":2:10: key `keys.list.create`",
+                "key 'x' is also bound to 'kill'",
+            ),
+            // Bound over quit, it would silently disable quitting.
+            (
+                "[keys.list]\n\ncreate = \"q\"\n",
+                ":3:10: key `keys.list.create`",
+                "key 'q' is also bound to 'quit'",
+            ),
+            (
+                "[keys.prefix]\nnext_tab = \"C-b\"\n",
+                ":2:12: key `keys.prefix.next_tab`",
+                "sends the prefix itself",
+            ),
+            (
+                "[keys.prefix]\nhelp = \"3\"\n",
+                ":2:8: key `keys.prefix.help`",
+                "selects a tab",
+            ),
+            (
+                "[keys.list]\nup = [\"k\", \"k\"]\n",
+                ":2:6: key `keys.list.up`",
+                "listed twice",
+            ),
+        ] {
+            let err = Config::parse(text, Path::new("/x/bioxen.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(at) && err.contains(needle), "{text}: {err}");
+        }
+        // Swapping two keys is fine: both are rebound.
+        let map = Keymap::from_config(&cfg("[keys.list]\ncreate = \"x\"\nkill = \"c\"\n")).unwrap();
+        let x = KeyEvent::new(KeyCode::Char('x'), KeyModifiers::NONE);
+        assert_eq!(map.action(Mode::List, &x), Some(Action::Create));
     }
 
     #[test]
