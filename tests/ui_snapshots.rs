@@ -344,3 +344,63 @@ async fn unknown_host_key_dialog_and_pool_kill_dialog() {
     let t = render(&app, &no_screens());
     insta::assert_snapshot!("pool_kill_dialog", t.backend());
 }
+
+/// With more tabs than fit, the bar scrolls so the focused tab is always drawn in full
+/// and highlighted, with counts of the tabs hidden on each side, and never runs under
+/// the pool's label.
+#[tokio::test]
+async fn the_tab_bar_scrolls_to_keep_the_focused_tab_visible() {
+    let mut app = app();
+    app.rows = (0..14)
+        .map(|i| {
+            info(
+                &format!("experiment-{i:02}"),
+                VmState::Running,
+                Some(5000 + i),
+                None,
+                None,
+                1,
+            )
+        })
+        .collect();
+    app.pool = Some(bioxen::ui::app::PoolView {
+        status: bioxen::xapi::PoolStatus::Connected,
+        vms: 3,
+    });
+    for focused in [0usize, 7, 13] {
+        let id = format!("experiment-{focused:02}");
+        app.current = Some(id.clone());
+        let t = render(&app, &no_screens());
+        let buf = t.backend().buffer();
+        let bar: String = (0..120).map(|x| buf[(x, 0)].symbol().to_string()).collect();
+        let label = format!(" {focused}:{id} ");
+        let at = bar
+            .find(&label)
+            .unwrap_or_else(|| panic!("tab {focused} is not in the bar: {bar:?}"));
+        let x = bar[..at].chars().count() as u16 + 1;
+        assert!(
+            buf[(x, 0)].modifier.contains(Modifier::REVERSED),
+            "tab {focused} is not highlighted: {bar:?}"
+        );
+        assert!(bar.trim_end().ends_with("pool: 3 VMs"), "{bar:?}");
+        if focused > 0 {
+            assert!(
+                bar.contains('«'),
+                "no marker for the tabs on the left: {bar:?}"
+            );
+        }
+        if focused < 13 {
+            assert!(
+                bar.contains('»'),
+                "no marker for the tabs on the right: {bar:?}"
+            );
+        }
+        // A click on the drawn tab selects that tab.
+        let click = x + 2;
+        assert_eq!(
+            bioxen::ui::draw::tab_at(&app, 120, click).as_deref(),
+            Some(id.as_str()),
+            "{bar:?}"
+        );
+    }
+}

@@ -793,7 +793,7 @@ impl App {
                 }
                 self.dirty = true;
             } else if areas.tabs.contains(at) {
-                let hit = super::draw::tab_at(self, m.column - areas.tabs.x);
+                let hit = super::draw::tab_at(self, areas.tabs.width, m.column - areas.tabs.x);
                 if let Some(id) = hit {
                     self.select(id);
                     self.dirty = true;

@@ -81,13 +81,104 @@ pub fn tab_labels(app: &App, screens: &dyn Screens) -> Vec<(String, String)> {
         .collect()
 }
 
+/// One piece of the tab bar after scrolling: a tab, or a marker for tabs that did not
+/// fit on that side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TabPiece {
+    Tab {
+        label: String,
+        id: String,
+    },
+    /// `«3 ` or ` 2»`: how many tabs are hidden on that side.
+    Hidden {
+        text: String,
+    },
+}
+
+/// The tabs that fit in `width` columns, scrolled so that the current tab is always
+/// shown, with markers counting the hidden tabs on either side. Drawing and mouse
+/// clicks both use this, so a click lands on the tab that is drawn there.
+pub fn tab_strip(app: &App, screens: &dyn Screens, width: u16) -> Vec<TabPiece> {
+    let tabs = tab_labels(app, screens);
+    let widths: Vec<usize> = tabs.iter().map(|(l, _)| l.chars().count()).collect();
+    let width = usize::from(width);
+    let n = tabs.len();
+    let current = tabs
+        .iter()
+        .position(|(_, id)| app.current.as_ref() == Some(id))
+        .unwrap_or(0);
+    let marker = |hidden: usize, left: bool| {
+        if hidden == 0 {
+            String::new()
+        } else if left {
+            format!("«{hidden} ")
+        } else {
+            format!(" {hidden}»")
+        }
+    };
+    let cost = |start: usize, end: usize| {
+        widths[start..end].iter().sum::<usize>()
+            + marker(start, true).chars().count()
+            + marker(n - end, false).chars().count()
+    };
+    let (mut start, mut end) = (current.min(n), (current + 1).min(n));
+    if cost(0, n) <= width {
+        (start, end) = (0, n);
+    } else {
+        // Grow the window around the current tab, rightwards first, while it fits.
+        loop {
+            let mut grew = false;
+            if end < n && cost(start, end + 1) <= width {
+                end += 1;
+                grew = true;
+            }
+            if start > 0 && cost(start - 1, end) <= width {
+                start -= 1;
+                grew = true;
+            }
+            if !grew {
+                break;
+            }
+        }
+    }
+    let mut pieces = Vec::new();
+    if start > 0 {
+        pieces.push(TabPiece::Hidden {
+            text: marker(start, true),
+        });
+    }
+    for (label, id) in tabs.into_iter().take(end).skip(start) {
+        pieces.push(TabPiece::Tab { label, id });
+    }
+    if end < n {
+        pieces.push(TabPiece::Hidden {
+            text: marker(n - end, false),
+        });
+    }
+    pieces
+}
+
+impl TabPiece {
+    fn width(&self) -> u16 {
+        let text = match self {
+            TabPiece::Tab { label, .. } => label,
+            TabPiece::Hidden { text } => text,
+        };
+        text.chars().count() as u16
+    }
+}
+
 /// The VM whose tab is at column `x` of the tab bar.
-pub fn tab_at(app: &App, x: u16) -> Option<String> {
+pub fn tab_at(app: &App, bar_width: u16, x: u16) -> Option<String> {
+    let (_, tabs_width) = tab_bar_split(app, bar_width);
     let mut pos = BRAND.len() as u16;
-    for (label, id) in tab_labels(app, &app.manager) {
-        let w = label.chars().count() as u16;
+    for piece in tab_strip(app, &app.manager, tabs_width) {
+        let w = piece.width();
         if x >= pos && x < pos + w {
-            return Some(id);
+            return match piece {
+                TabPiece::Tab { id, .. } => Some(id),
+                TabPiece::Hidden { .. } => None,
+            };
         }
         pos += w;
     }
@@ -96,24 +187,10 @@ pub fn tab_at(app: &App, x: u16) -> Option<String> {
 
 const BRAND: &str = " bioxen ";
 
-fn draw_tabs(frame: &mut Frame, app: &App, screens: &dyn Screens, area: Rect) {
+/// The right side of the tab bar (the pool's state and any standing warning), and the
+/// columns left between it and the brand for the tabs.
+fn tab_bar_split(app: &App, bar_width: u16) -> (Line<'static>, u16) {
     let bar = Style::new().bg(Color::Indexed(236)).fg(Color::Gray);
-    let mut spans = vec![Span::styled(
-        BRAND,
-        bar.fg(Color::Black)
-            .bg(Color::Cyan)
-            .add_modifier(Modifier::BOLD),
-    )];
-    for ((label, id), row) in tab_labels(app, screens).into_iter().zip(&app.rows) {
-        let mut style = bar.fg(state_color(&row.state));
-        if app.current.as_ref() == Some(&id) {
-            style = style.add_modifier(Modifier::REVERSED | Modifier::BOLD);
-        } else if app.unseen.contains(&id) {
-            style = style.add_modifier(Modifier::BOLD);
-        }
-        spans.push(Span::styled(label, style));
-    }
-    // Right side: the pool's state and any standing warning.
     let mut right = Vec::new();
     if let Some(pool) = &app.pool {
         let (text, color) = match &pool.status {
@@ -134,12 +211,42 @@ fn draw_tabs(frame: &mut Frame, app: &App, screens: &dyn Screens, area: Rect) {
                 .add_modifier(Modifier::BOLD),
         ));
     }
+    let line = Line::from(right).right_aligned();
+    let used = BRAND.len() as u16 + line.width() as u16;
+    (line, bar_width.saturating_sub(used))
+}
+
+fn draw_tabs(frame: &mut Frame, app: &App, screens: &dyn Screens, area: Rect) {
+    let bar = Style::new().bg(Color::Indexed(236)).fg(Color::Gray);
+    let mut spans = vec![Span::styled(
+        BRAND,
+        bar.fg(Color::Black)
+            .bg(Color::Cyan)
+            .add_modifier(Modifier::BOLD),
+    )];
+    let (right, tabs_width) = tab_bar_split(app, area.width);
+    for piece in tab_strip(app, screens, tabs_width) {
+        match piece {
+            TabPiece::Tab { label, id } => {
+                let state = app.rows.iter().find(|r| r.id == id).map(|r| &r.state);
+                let mut style = bar.fg(state.map(state_color).unwrap_or(Color::Gray));
+                if app.current.as_ref() == Some(&id) {
+                    style = style.add_modifier(Modifier::REVERSED | Modifier::BOLD);
+                } else if app.unseen.contains(&id) {
+                    style = style.add_modifier(Modifier::BOLD);
+                }
+                spans.push(Span::styled(label, style));
+            }
+            TabPiece::Hidden { text } => {
+                spans.push(Span::styled(text, bar.fg(Color::Yellow)));
+            }
+        }
+    }
     frame.render_widget(Paragraph::new(Line::from(spans)).style(bar), area);
-    if !right.is_empty() {
-        let line = Line::from(right).right_aligned();
-        let width = (line.width() as u16).min(area.width);
+    if right.width() > 0 {
+        let width = (right.width() as u16).min(area.width);
         let r = Rect::new(area.x + area.width - width, area.y, width, area.height);
-        frame.render_widget(Paragraph::new(line), r);
+        frame.render_widget(Paragraph::new(right), r);
     }
 }
 
