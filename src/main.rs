@@ -39,11 +39,17 @@ enum Command {
         /// Lua code to run (may be given several times).
         #[arg(short = 'e', value_name = "CODE")]
         exec: Vec<String>,
-        /// Longest time one chunk may run, in seconds.
-        #[arg(long, default_value_t = 600.0)]
-        timeout: f64,
-        /// A Lua script to run after the -e chunks.
-        file: Option<String>,
+        /// Longest time the run may take, in seconds (no limit by default).
+        #[arg(long)]
+        timeout: Option<f64>,
+        /// A Lua script to run after the -e chunks (`-` reads it from stdin), then its
+        /// arguments, which reach the script as `arg`, as with `lua`.
+        #[arg(
+            value_name = "SCRIPT [ARGS]",
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        script: Vec<String>,
         /// For --kind ssh: the [[ssh_hosts]] entry to run on.
         #[arg(long)]
         host: Option<String>,
@@ -123,7 +129,7 @@ fn main() -> ExitCode {
             kind,
             exec,
             timeout,
-            file,
+            script,
             host,
             keep,
             accept_new_host_key,
@@ -140,6 +146,9 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            let mut script = script.into_iter();
+            let file = script.next();
+            let script_args: Vec<String> = script.collect();
             if exec.is_empty() && file.is_none() {
                 eprintln!("bioxen run: give Lua code with -e CODE or a script FILE");
                 return ExitCode::from(2);
@@ -155,7 +164,8 @@ fn main() -> ExitCode {
                 kind,
                 exec,
                 file,
-                timeout: Duration::from_secs_f64(timeout.max(0.1)),
+                script_args,
+                timeout: timeout.map(|t| Duration::from_secs_f64(t.max(0.1))),
                 host,
                 keep,
                 accept_new_host_key,

@@ -45,29 +45,114 @@ fn run_prints_output_and_succeeds() {
     assert!(out.status.success());
 }
 
+/// `bioxen run` against Debian's `lua5.4` over a table of cases: the same stdout, the
+/// same stderr (but for the program's name at the start of an error) and the same
+/// exit code. Each case is `-e` chunks, an optional script with its arguments, and
+/// what arrives on stdin.
 #[test]
-fn run_reports_lua_errors_with_nonzero_exit() {
-    let out = bioxen(&["run", "-e", "print('before')", "-e", "error('boom')"]);
-    assert_eq!(text(&out.stdout), "before\n");
-    let err = text(&out.stderr);
-    assert!(err.starts_with("(command line):1: boom"), "{err}");
-    assert!(err.contains("stack traceback"), "{err}");
-    assert_eq!(out.status.code(), Some(1));
-}
-
-#[test]
-fn run_executes_a_script_file_with_its_name_in_errors() {
+fn run_behaves_like_lua() {
+    common::require_program("lua5.4", "lua5.4");
     let dir = tempdir();
-    let script = dir.join("job.lua");
-    std::fs::write(&script, "local t = {}\nfor i = 1, 3 do t[#t+1] = i * i end\nprint(table.concat(t, ','))\nerror('late')\n").unwrap();
-    let out = bioxen(&["run", script.to_str().unwrap()]);
-    assert_eq!(text(&out.stdout), "1,4,9\n");
-    assert!(
-        text(&out.stderr).contains("job.lua:4: late"),
-        "{}",
-        text(&out.stderr)
+    let script = |name: &str, body: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, body).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let args_lua = script(
+        "args.lua",
+        "print(#arg, arg[0], arg[1], arg[2], arg[-1] ~= nil)\nprint(...)\n",
     );
-    assert_eq!(out.status.code(), Some(1));
+    let echo = script(
+        "echo.lua",
+        "print(io.read())\nprint(io.read())\nio.write(io.read('a'))\n",
+    );
+    let late = script(
+        "late.lua",
+        "local t = {}\nfor i = 1, 3 do t[#t+1] = i * i end\nprint(table.concat(t, ','))\nerror('late')\n",
+    );
+    let exit7 = script("exit7.lua", "io.write('partial') os.exit(7)\n");
+    let deep = script(
+        "deep.lua",
+        "local function f(n) if n == 0 then error({code = 3}) end f(n - 1) end\nf(3)\n",
+    );
+    let syntax = script("syntax.lua", "print('never'\n");
+    let missing = format!("{}/missing.lua", dir.display());
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["-e", "io.write('x')"], ""),
+        (vec!["-e", "print(1, nil, 'two')"], ""),
+        (vec!["-e", "1+1"], ""),
+        (vec!["-e", "os.exit(5)"], ""),
+        (vec!["-e", "os.exit(true)"], ""),
+        (vec!["-e", "os.exit(false)"], ""),
+        (vec!["-e", "print('before')", "-e", "error('boom')"], ""),
+        (vec!["-e", "error('no traceback of ours')"], ""),
+        (
+            vec![
+                "-e",
+                "error(setmetatable({}, {__tostring = function() return 'custom' end}))",
+            ],
+            "",
+        ),
+        (vec!["-e", "error(nil)"], ""),
+        (vec!["-e", "x = 1", "-e", "print(x + 1)"], ""),
+        (
+            vec!["-e", "io.stderr:write('to stderr\\n') print('to stdout')"],
+            "",
+        ),
+        (vec!["-e", "print(io.read('n'), io.read('l'))"], "42 rest\n"),
+        (vec![&args_lua, "x", "y"], ""),
+        (vec![&args_lua, "-e", "--", "-x"], ""),
+        (vec!["-e", "print('first')", &args_lua], ""),
+        (vec![&echo], "hello\nworld\nand the rest\n"),
+        (vec![&echo], ""),
+        (vec![&late], ""),
+        (vec![&exit7], ""),
+        (vec![&deep], ""),
+        (vec![&syntax], ""),
+        (vec!["-", "a1"], "print('from stdin', ...)\n"),
+        (vec![&missing], ""),
+    ];
+    let run = |program: &str, pre: &[&str], args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = Command::new(program)
+            .args(pre)
+            .args(args)
+            .current_dir(&dir)
+            .env("XDG_CONFIG_HOME", &dir)
+            .env("XDG_RUNTIME_DIR", &dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (text(&out.stdout), text(&out.stderr), out.status.code())
+    };
+    // lua.c starts error messages with its own name; compare the rest.
+    let unnamed = |err: String, name: &str| {
+        err.lines()
+            .map(|l| l.strip_prefix(name).unwrap_or(l).to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let exe = bioxen_exe();
+    let ours_name = format!("{} lua: ", exe.display());
+    for (args, stdin) in &cases {
+        let (lo, le, lc) = run("lua5.4", &[], args, stdin);
+        let (bo, be, bc) = run(exe.to_str().unwrap(), &["run"], args, stdin);
+        let be = unnamed(be, &ours_name);
+        let be = unnamed(be, "bioxen lua: ");
+        let le = unnamed(le, "lua5.4: ");
+        assert_eq!(bo, lo, "stdout of {args:?}");
+        assert_eq!(be, le, "stderr of {args:?}");
+        assert_eq!(bc, lc, "exit code of {args:?}");
+    }
 }
 
 #[test]

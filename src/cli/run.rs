@@ -1,14 +1,20 @@
 //! `bioxen run`: run Lua in a fresh VM without the dashboard, for scripts and batch
-//! jobs. Output goes to stdout, the Lua error (if any) to stderr, and the exit code says
-//! whether the code raised an error.
+//! jobs, the way `lua -e CODE` and `lua FILE ARGS` do.
+//!
+//! A local VM is the interpreter itself, run with the VM's environment (rocks paths,
+//! `BIOXEN_VM`) and this terminal's stdin, stdout and stderr: output, errors,
+//! tracebacks, `arg`, `io.read` and `os.exit` codes are exactly the interpreter's.
+//! Remote kinds run each chunk in an exec channel on the host.
 
 use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::lua_literal;
 use crate::manager::{Manager, ManagerConfig};
 use crate::vm::{Size, VmKind, VmOptions};
+
+/// How long one remote chunk may run when `--timeout` is not given.
+const REMOTE_CHUNK_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -16,10 +22,12 @@ pub struct RunArgs {
     pub kind: VmKind,
     /// `-e` chunks, run in order.
     pub exec: Vec<String>,
-    /// A script file, run after the chunks.
+    /// A script file (or `-` for stdin), run after the chunks.
     pub file: Option<String>,
-    /// Longest time any one chunk may take.
-    pub timeout: Duration,
+    /// The script's arguments: `arg[1]`, `arg[2]`, ...
+    pub script_args: Vec<String>,
+    /// Longest time the run may take (local) or one chunk (remote); none by default.
+    pub timeout: Option<Duration>,
     /// For `ssh`: the `[[ssh_hosts]]` entry.
     pub host: Option<String>,
     /// For `xcpng`: keep the pool VM afterwards instead of destroying it.
@@ -30,10 +38,18 @@ pub struct RunArgs {
     pub install: Vec<crate::rocks::PackageSpec>,
 }
 
-/// Runs the request; returns the process exit code (0 when no Lua error was raised).
+/// Runs the request; returns the exit code, as the interpreter's own would be.
 pub async fn run(config: &Config, args: RunArgs) -> Result<i32> {
     let mut manager_config = ManagerConfig::from_config(config)?;
     manager_config.trust.accept_new = args.accept_new_host_key;
+    if args.kind == VmKind::Local {
+        return run_local(manager_config, &args).await;
+    }
+    if !args.script_args.is_empty() {
+        return Err(Error::Manager(
+            "script arguments are passed to local runs only".into(),
+        ));
+    }
     let manager = Manager::new(manager_config);
     let id = format!("run-{}", std::process::id());
     let options = VmOptions {
@@ -64,6 +80,80 @@ pub async fn run(config: &Config, args: RunArgs) -> Result<i32> {
     result
 }
 
+/// The interpreter as its own process, as if the researcher had typed `lua ...`.
+async fn run_local(config: ManagerConfig, args: &RunArgs) -> Result<i32> {
+    let manager = Manager::new(config.clone());
+    for spec in &args.install {
+        let report = manager
+            .install_local_package(spec, &|bytes| {
+                use std::io::Write;
+                let _ = std::io::stderr().write_all(bytes);
+            })
+            .await?;
+        if !report.success {
+            eprintln!(
+                "bioxen run: installing {} failed (luarocks exit {})",
+                spec.label(),
+                report
+                    .exit_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "?".into())
+            );
+            return Ok(1);
+        }
+    }
+    // `-i` in a configured command line makes a REPL of it; a run is never interactive.
+    let mut argv: Vec<String> = config
+        .local_argv(&VmOptions::default())
+        .into_iter()
+        .filter(|a| a != "-i")
+        .collect();
+    for chunk in &args.exec {
+        argv.push("-e".into());
+        argv.push(chunk.clone());
+    }
+    if let Some(file) = &args.file {
+        // A script named like an option must not be taken for one.
+        if file.starts_with('-') && file != "-" {
+            argv.push("--".into());
+        }
+        argv.push(file.clone());
+        argv.extend(args.script_args.iter().cloned());
+    }
+    let id = format!("run-{}", std::process::id());
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .envs(config.local_vm_env(&[], &id))
+        .kill_on_drop(true);
+    for name in config.secret_env() {
+        cmd.env_remove(name);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::Manager(format!("cannot start '{}': {e}", argv[0])))?;
+    let status = match args.timeout {
+        None => child.wait().await?,
+        Some(t) => match tokio::time::timeout(t, child.wait()).await {
+            Ok(status) => status?,
+            Err(_) => {
+                let _ = child.kill().await;
+                return Err(Error::Timeout {
+                    id,
+                    what: "the run to finish".into(),
+                    seconds: t.as_secs_f64(),
+                });
+            }
+        },
+    };
+    use std::os::unix::process::ExitStatusExt;
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        // As a shell reports a program killed by a signal.
+        (None, Some(sig)) => 128 + sig,
+        (None, None) => 1,
+    })
+}
+
 async fn run_chunks(manager: &Manager, id: &str, args: &RunArgs) -> Result<i32> {
     for spec in &args.install {
         // luarocks' own output goes to stderr as it comes, like a progress log.
@@ -85,10 +175,6 @@ async fn run_chunks(manager: &Manager, id: &str, args: &RunArgs) -> Result<i32> 
             return Ok(1);
         }
     }
-    // Remote chunks run in their own exec channels; only a local REPL needs its prompt.
-    if args.kind == VmKind::Local {
-        manager.wait_ready(id, Duration::from_secs(20)).await?;
-    }
     let mut chunks: Vec<(String, &str)> = args
         .exec
         .iter()
@@ -98,17 +184,12 @@ async fn run_chunks(manager: &Manager, id: &str, args: &RunArgs) -> Result<i32> 
         if !std::path::Path::new(file).is_file() {
             return Err(Error::Manager(format!("cannot open {file}")));
         }
-        if args.kind == VmKind::Local {
-            let path = std::fs::canonicalize(file)?;
-            let code = format!("dofile({})", lua_literal::quote(&path.to_string_lossy()));
-            chunks.push((code, "=(file)"));
-        } else {
-            // The remote host cannot see local files: send the script itself.
-            chunks.push((std::fs::read_to_string(file)?, "=(file)"));
-        }
+        // The remote host cannot see local files: send the script itself.
+        chunks.push((std::fs::read_to_string(file)?, "=(file)"));
     }
     for (code, name) in chunks {
-        let result = manager.execute_chunk(id, &code, name, args.timeout).await?;
+        let timeout = args.timeout.unwrap_or(REMOTE_CHUNK_TIMEOUT);
+        let result = manager.execute_chunk(id, &code, name, timeout).await?;
         print!("{}", result.output);
         use std::io::Write;
         let _ = std::io::stdout().flush();

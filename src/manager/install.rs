@@ -22,7 +22,72 @@ impl Manager {
         on_output: &(dyn Fn(&[u8]) + Send + Sync),
     ) -> Result<InstallReport> {
         let session = self.get(id)?;
-        // The servers to try, in order; `None` is luarocks' own configuration.
+        if session.kind == VmKind::Local {
+            return self.install_local_package(spec, on_output).await;
+        }
+        let conn = lock(&session.remote)
+            .as_ref()
+            .and_then(|r| r.conn.clone())
+            .ok_or_else(|| Error::session(id, "is not connected"))?;
+        let report = self
+            .try_servers(|server| {
+                let conn = conn.clone();
+                async move {
+                    let args = rocks::install_args(rocks::REMOTE_TREE, spec, server);
+                    let mut argv = vec!["luarocks"];
+                    argv.extend(args.iter().map(String::as_str));
+                    let out = conn
+                        .exec_streaming("", &argv, &[], &mut |b| on_output(b))
+                        .await
+                        .map_err(|e| Error::session(id, e.to_string()))?;
+                    if out.status == Some(127) {
+                        return Err(Error::session(
+                            id,
+                            format!(
+                                "luarocks is not installed on {}: {APT_HINT}",
+                                conn.target().host
+                            ),
+                        ));
+                    }
+                    let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
+                    output.push_str(&String::from_utf8_lossy(&out.stderr));
+                    Ok(InstallReport {
+                        spec: spec.clone(),
+                        success: out.status == Some(0),
+                        exit_code: out.status.map(|s| s as i32),
+                        output,
+                    })
+                }
+            })
+            .await?;
+        tracing::info!(vm = %id, package = %spec.label(), success = report.success, "install");
+        Ok(report)
+    }
+
+    /// Installs `spec` into the tree every local VM shares, with no VM needed.
+    pub async fn install_local_package(
+        &self,
+        spec: &PackageSpec,
+        on_output: &(dyn Fn(&[u8]) + Send + Sync),
+    ) -> Result<InstallReport> {
+        let tree = self.inner.config.rocks_tree.to_string_lossy().into_owned();
+        let report = self
+            .try_servers(|server| {
+                let args = rocks::install_args(&tree, spec, server);
+                async move { install_local(&args, spec, on_output).await }
+            })
+            .await?;
+        tracing::info!(package = %spec.label(), success = report.success, "install (local tree)");
+        Ok(report)
+    }
+
+    /// Runs `install` against each configured rocks server in order (or once with
+    /// luarocks' own configuration), moving on only while the package is not found.
+    async fn try_servers<'a, F, Fut>(&'a self, mut install: F) -> Result<InstallReport>
+    where
+        F: FnMut(Option<&'a str>) -> Fut,
+        Fut: std::future::Future<Output = Result<InstallReport>>,
+    {
         let servers: Vec<Option<&str>> = if self.inner.config.rocks_servers.is_empty() {
             vec![None]
         } else {
@@ -35,48 +100,14 @@ impl Manager {
         };
         let mut report = None;
         for server in servers {
-            let r = if session.kind == VmKind::Local {
-                let tree = self.inner.config.rocks_tree.to_string_lossy().into_owned();
-                install_local(&rocks::install_args(&tree, spec, server), spec, on_output).await?
-            } else {
-                let conn = lock(&session.remote)
-                    .as_ref()
-                    .and_then(|r| r.conn.clone())
-                    .ok_or_else(|| Error::session(id, "is not connected"))?;
-                let args = rocks::install_args(rocks::REMOTE_TREE, spec, server);
-                let mut argv = vec!["luarocks"];
-                argv.extend(args.iter().map(String::as_str));
-                let out = conn
-                    .exec_streaming("", &argv, &[], &mut |b| on_output(b))
-                    .await
-                    .map_err(|e| Error::session(id, e.to_string()))?;
-                if out.status == Some(127) {
-                    return Err(Error::session(
-                        id,
-                        format!(
-                            "luarocks is not installed on {}: {APT_HINT}",
-                            conn.target().host
-                        ),
-                    ));
-                }
-                let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
-                output.push_str(&String::from_utf8_lossy(&out.stderr));
-                InstallReport {
-                    spec: spec.clone(),
-                    success: out.status == Some(0),
-                    exit_code: out.status.map(|s| s as i32),
-                    output,
-                }
-            };
+            let r = install(server).await?;
             let next = !r.success && rocks::not_found(&r.output);
             report = Some(r);
             if !next {
                 break;
             }
         }
-        let report = report.expect("at least one server is tried");
-        tracing::info!(vm = %id, package = %spec.label(), success = report.success, "install");
-        Ok(report)
+        Ok(report.expect("at least one server is tried"))
     }
 }
 

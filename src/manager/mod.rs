@@ -117,7 +117,7 @@ impl ManagerConfig {
     }
 
     /// The argv a new local VM runs, honouring an override from the caller.
-    fn local_argv(&self, options: &VmOptions) -> Vec<String> {
+    pub fn local_argv(&self, options: &VmOptions) -> Vec<String> {
         if let Some(cmd) = options.command.as_ref().filter(|c| !c.is_empty()) {
             return cmd.clone();
         }
@@ -125,6 +125,29 @@ impl ManagerConfig {
             return self.local_command.clone();
         }
         vec![self.self_exe.to_string_lossy().into_owned(), "lua".into()]
+    }
+
+    /// What a local VM's interpreter gets on top of bioxen's environment: the
+    /// configured variables, the caller's, and the luarocks paths (so `require` finds
+    /// installed packages at once, even while it runs).
+    pub fn local_vm_env(&self, extra: &[(String, String)], id: &str) -> Vec<(String, String)> {
+        let mut env = self.local_env.clone();
+        env.extend(extra.iter().cloned());
+        let rocks = crate::rocks::local_env(&self.rocks_tree, &env);
+        env.retain(|(k, _)| !rocks.iter().any(|(r, _)| r == k));
+        env.extend(rocks);
+        env.push(("BIOXEN_VM".into(), id.to_string()));
+        env
+    }
+
+    /// Variables of bioxen's own environment that a VM must never see: the ones that
+    /// hold pool and host passwords.
+    pub fn secret_env(&self) -> Vec<String> {
+        self.xcpng
+            .iter()
+            .filter_map(|x| x.password_env.clone())
+            .chain(self.ssh_hosts.iter().filter_map(|h| h.password_env.clone()))
+            .collect()
     }
 }
 
@@ -283,17 +306,12 @@ impl Manager {
     fn start_process(&self, session: &Arc<Session>) -> Result<()> {
         let config = &self.inner.config;
         let argv = config.local_argv(&session.options);
-        let mut env = config.local_env.clone();
-        env.extend(session.options.env.iter().cloned());
-        // Packages installed with luarocks are found by `require`, even while running.
-        let rocks = crate::rocks::local_env(&config.rocks_tree, &env);
-        env.retain(|(k, _)| !rocks.iter().any(|(r, _)| r == k));
-        env.extend(rocks);
-        env.push(("BIOXEN_VM".into(), session.id.clone()));
+        let env = config.local_vm_env(&session.options.env, &session.id);
         let size = lock(&session.screen).size();
         let spec = vm::local::LocalSpec {
             argv: argv.clone(),
             env,
+            env_remove: config.secret_env(),
             cwd: config.local_cwd.clone(),
             size,
         };

@@ -252,14 +252,15 @@ impl Repl {
         let (source, name) = match path {
             Some(p) => match std::fs::read(p) {
                 Ok(bytes) => (bytes, format!("@{p}")),
+                // Worded as lauxlib's errfile words it.
                 Err(e) => {
-                    return self.report(Err(format!("cannot open {p} ({e})")));
+                    return self.report(Err(format!("cannot open {p}: {}", os_message(&e))));
                 }
             },
             None => {
                 let mut bytes = Vec::new();
                 if let Err(e) = std::io::stdin().read_to_end(&mut bytes) {
-                    return self.report(Err(format!("cannot read stdin ({e})")));
+                    return self.report(Err(format!("cannot read stdin: {}", os_message(&e))));
                 }
                 (bytes, "=stdin".to_string())
             }
@@ -512,6 +513,17 @@ fn set_module_paths(lua: &Lua, ignore_env: bool) -> mlua::Result<()> {
         pick(["LUA_CPATH_5_4", "LUA_CPATH"], &default_cpath),
     )?;
     Ok(())
+}
+
+/// The C library's text for an I/O error, as `strerror` gives it to Lua.
+fn os_message(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        // SAFETY: strerror returns a valid C string for any error number.
+        Some(code) => unsafe { std::ffi::CStr::from_ptr(libc::strerror(code)) }
+            .to_string_lossy()
+            .into_owned(),
+        None => e.to_string(),
+    }
 }
 
 #[cfg(test)]

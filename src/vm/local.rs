@@ -17,6 +17,8 @@ use crate::error::{Error, Result};
 pub struct LocalSpec {
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// Variables of bioxen's environment the VM must not inherit (secrets).
+    pub env_remove: Vec<String>,
     pub cwd: Option<PathBuf>,
     pub size: Size,
 }
@@ -41,6 +43,9 @@ pub fn spawn(spec: &LocalSpec) -> Result<LocalVm> {
         .env("TERM", "xterm-256color")
         .env("COLORTERM", "truecolor")
         .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    for name in &spec.env_remove {
+        cmd = cmd.env_remove(name);
+    }
     if let Some(dir) = &spec.cwd {
         cmd = cmd.current_dir(dir);
     }
