@@ -520,3 +520,26 @@ fn rapid_resizes_and_a_one_cell_terminal() {
     t.keys(&["y"]);
     t.wait_text("EXITED-0");
 }
+
+/// A background task that panics is reported, and when it is the quit itself bioxen
+/// still quits instead of hanging.
+#[test]
+fn a_panicking_quit_task_still_quits() {
+    let t = Tmux::start(
+        "quitpanic",
+        120,
+        40,
+        &format!(
+            "RUST_BACKTRACE=0 BIOXEN_TEST_PANIC=quit {}",
+            bioxen_exe().display()
+        ),
+    );
+    t.wait_text("No VMs yet");
+    t.keys(&["q"]);
+    t.wait_text("EXITED-");
+    let log = std::fs::read_to_string(t.path().join("state/bioxen/bioxen.log")).unwrap();
+    assert!(
+        log.contains("background task panicked") && log.contains("deliberate panic while quitting"),
+        "{log}"
+    );
+}

@@ -4,7 +4,7 @@
 //! it dirty; slow work (creating, killing a VM) runs in tasks that report back through
 //! [`UiMsg`], so the UI never waits on a VM.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use crossterm::event::{
@@ -12,6 +12,7 @@ use crossterm::event::{
 };
 use ratatui::layout::{Position, Rect};
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinSet;
 
 use super::keymap::{Action, Keymap, Mode};
 use super::layout::Areas;
@@ -272,6 +273,11 @@ pub struct App {
     /// Labels of the uptime column as last drawn, to redraw only when one changes.
     drawn_uptimes: Vec<String>,
     tx: UnboundedSender<UiMsg>,
+    /// Work running in the background for the UI (create, kill, install, quit...).
+    /// The main loop polls it, so a task that panics is reported, never lost.
+    pub tasks: JoinSet<()>,
+    /// What each running task is doing, for the report if it panics.
+    task_names: HashMap<tokio::task::Id, &'static str>,
 }
 
 impl App {
@@ -310,6 +316,8 @@ impl App {
             xcpng_defaults: None,
             drawn_uptimes: Vec::new(),
             tx,
+            tasks: JoinSet::new(),
+            task_names: HashMap::new(),
         };
         app.pane_size = app.areas().pane_size();
         app.refresh();
@@ -1097,7 +1105,7 @@ impl App {
         // Show the new session (and its progress) as soon as it exists.
         self.current = Some(name.clone());
         self.focus = Focus::Terminal;
-        tokio::spawn(async move {
+        self.spawn("create", async move {
             let result = manager
                 .create_interactive_vm(Some(&name), kind, options)
                 .await
@@ -1131,7 +1139,7 @@ impl App {
     fn stop_pool_session(&mut self, id: String, destroy: bool) {
         let manager = self.manager.clone();
         let tx = self.tx.clone();
-        tokio::spawn(async move {
+        self.spawn("kill", async move {
             let result = if destroy {
                 manager
                     .kill_and_destroy(&id)
@@ -1190,7 +1198,7 @@ impl App {
         let manager = self.manager.clone();
         let tx = self.tx.clone();
         let vm = form.vm;
-        tokio::spawn(async move {
+        self.spawn("install", async move {
             let out = tx.clone();
             let result = manager
                 .install_package(&vm, &spec, &move |bytes| {
@@ -1286,7 +1294,7 @@ impl App {
         let id = info.id.clone();
         let manager = self.manager.clone();
         let tx = self.tx.clone();
-        tokio::spawn(async move {
+        self.spawn("restart", async move {
             let msg = match manager.restart(&id).await {
                 Ok(()) => UiMsg::Info(format!("{id} restarted")),
                 Err(e) => UiMsg::Failed(format!("cannot restart {id}: {e}")),
@@ -1313,6 +1321,40 @@ impl App {
         }
     }
 
+    /// Runs `task` in the background, supervised: see [`App::on_task_done`].
+    fn spawn(&mut self, what: &'static str, task: impl Future<Output = ()> + Send + 'static) {
+        let handle = self.tasks.spawn(task);
+        self.task_names.insert(handle.id(), what);
+    }
+
+    /// A background task ended. One that panicked is logged and shown; if it was the
+    /// quit itself, bioxen quits anyway rather than hang.
+    pub fn on_task_done(&mut self, done: Result<tokio::task::Id, tokio::task::JoinError>) {
+        let id = match &done {
+            Ok(id) => *id,
+            Err(e) => e.id(),
+        };
+        let what = self.task_names.remove(&id).unwrap_or("background");
+        let Err(e) = done else { return };
+        if !e.is_panic() {
+            return;
+        }
+        let payload = e.into_panic();
+        let text = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        tracing::error!(task = what, "background task panicked: {text}");
+        self.set_message(
+            format!("internal error in the {what} task: {text} (see bioxen.log)"),
+            Level::Error,
+        );
+        if what == "quit" {
+            self.quit = true;
+        }
+    }
+
     /// Terminates every VM in the background, then quits.
     pub fn begin_quit(&mut self) {
         if self.quitting {
@@ -1322,7 +1364,11 @@ impl App {
         self.set_message("terminating VMs...", Level::Info);
         let manager = self.manager.clone();
         let tx = self.tx.clone();
-        tokio::spawn(async move {
+        self.spawn("quit", async move {
+            // Test hook: the test of a panicking quit sets this.
+            if std::env::var("BIOXEN_TEST_PANIC").as_deref() == Ok("quit") {
+                panic!("BIOXEN_TEST_PANIC=quit: a deliberate panic while quitting");
+            }
             manager.shutdown().await;
             let _ = tx.send(UiMsg::ShutdownDone);
         });
@@ -1333,7 +1379,7 @@ impl App {
             Confirm::Kill { id, .. } => {
                 let manager = self.manager.clone();
                 let tx = self.tx.clone();
-                tokio::spawn(async move {
+                self.spawn("kill", async move {
                     let msg = match manager.kill(&id).await {
                         Ok(state) => UiMsg::Info(format!("{id}: {}", state.label())),
                         Err(e) => UiMsg::Failed(format!("cannot kill {id}: {e}")),

@@ -132,7 +132,7 @@ async fn dashboard(config: Config, keymap: Keymap) -> std::io::Result<()> {
                 app.dirty = false;
                 last_draw = Instant::now();
                 // Test hook: the test of terminal restoration on panic sets this.
-                if std::env::var_os("BIOXEN_TEST_PANIC").is_some() {
+                if std::env::var("BIOXEN_TEST_PANIC").as_deref() == Ok("1") {
                     panic!("BIOXEN_TEST_PANIC is set: a deliberate panic after the first frame");
                 }
             }
@@ -142,6 +142,9 @@ async fn dashboard(config: Config, keymap: Keymap) -> std::io::Result<()> {
                 None => app.begin_quit(),
             },
             msg = ui_rx.recv() => if let Some(msg) = msg { app.on_ui_msg(msg) },
+            Some(done) = app.tasks.join_next_with_id(), if !app.tasks.is_empty() => {
+                app.on_task_done(done.map(|(id, ())| id));
+            }
             prompt = prompts.recv() => if let Some(p) = prompt { app.on_prompt(p) },
             event = events.recv() => match event {
                 Ok(ev) => app.on_manager_event(ev),
@@ -265,6 +268,12 @@ fn install_panic_hook(log_path: Option<std::path::PathBuf>) {
     let _ = eyre_hook.install();
     let panic_hook = panic_hook.into_panic_hook();
     std::panic::set_hook(Box::new(move |info| {
+        // The dashboard runs on the main thread. A panic elsewhere is a background task
+        // the dashboard supervises and reports: the screen stays as it is.
+        if std::thread::current().name() != Some("main") {
+            tracing::error!("panic in a background task: {info}");
+            return;
+        }
         restore_terminal();
         tracing::error!("panic: {info}");
         panic_hook(info);
