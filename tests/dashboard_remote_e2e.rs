@@ -75,10 +75,14 @@ fn xcpng_vm_through_the_dashboard() {
     let sshd = Sshd::start("dash");
     let sim = start_sim();
     let known_hosts = sshd.dir.join("dashboard_known_hosts");
+    // The password comes from a command that counts its runs: one dashboard logs in
+    // to the pool once, for its list and its VMs alike.
+    let runs = sshd.dir.join("password_runs");
     let config = format!(
-        "[xcpng]\nurl = \"{}\"\npassword_env = \"POOL_PW\"\nmemory_mib = 512\n\
+        "[xcpng]\nurl = \"{}\"\npassword_command = \"sh -c 'echo run >> {}; echo $POOL_PW'\"\nmemory_mib = 512\n\
          [xcpng.ssh]\nuser = \"{}\"\nport = {}\nidentity = \"{}\"\nknown_hosts = \"{}\"\ncommand = \"lua5.4 -i\"\n",
         sim.url,
+        runs.display(),
         sshd.user,
         sshd.port,
         sshd.client_key.display(),
@@ -133,6 +137,11 @@ fn xcpng_vm_through_the_dashboard() {
     t.keys(&["q"]);
     t.wait_text("EXITED-0");
     drop(t);
+    assert_eq!(
+        std::fs::read_to_string(&runs).unwrap().lines().count(),
+        1,
+        "password_command ran more than once for one dashboard"
+    );
 
     // A fresh dashboard finds the VM on the pool, detached, and attaches to it.
     let t = Tmux::start_with_config("remote2", 120, 40, &command, Some(&config));

@@ -185,8 +185,15 @@ struct Inner {
     sessions: Mutex<Vec<Arc<Session>>>,
     events: broadcast::Sender<Event>,
     next_name: AtomicU64,
-    /// The pool connection, made on first use.
-    xapi: tokio::sync::OnceCell<Arc<crate::xapi::XapiClient>>,
+    /// The pool: one client, one login and one event cache, made on first use and
+    /// shared by everything that talks to the pool (sessions, the dashboard, `ls`).
+    pool: Mutex<Option<Arc<Pool>>>,
+}
+
+/// The configured XCP-ng pool as bioxen follows it.
+pub struct Pool {
+    pub client: Arc<crate::xapi::XapiClient>,
+    pub cache: crate::xapi::EventCache,
 }
 
 /// One VM session. Its screen, output buffer and history outlive its process, so a dead
@@ -239,7 +246,7 @@ impl Manager {
                 sessions: Mutex::new(Vec::new()),
                 events,
                 next_name: AtomicU64::new(1),
-                xapi: tokio::sync::OnceCell::new(),
+                pool: Mutex::new(None),
             }),
         };
         tokio::spawn(sample_stats(Arc::downgrade(&manager.inner)));

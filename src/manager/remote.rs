@@ -435,24 +435,32 @@ pub(super) async fn execute(
 }
 
 impl Manager {
-    /// The pool connection, made on first use from `[xcpng]`.
-    pub(crate) async fn xapi(&self) -> Result<Arc<crate::xapi::XapiClient>> {
+    /// The pool, connected on first use from `[xcpng]`: its client logs in once, and
+    /// its event cache follows the pool from then on.
+    pub fn pool(&self) -> Result<Arc<super::Pool>> {
         let x = self
             .inner
             .config
             .xcpng
             .as_ref()
             .ok_or_else(|| Error::Manager("no [xcpng] section in bioxen.toml".into()))?;
-        self.inner
-            .xapi
-            .get_or_try_init(|| async {
-                let login = crate::xapi::Login::from_config(x)
-                    .map_err(|e| Error::Manager(e.to_string()))?;
-                crate::xapi::XapiClient::new(login)
-                    .map(Arc::new)
-                    .map_err(|e| Error::Manager(e.to_string()))
-            })
-            .await
-            .cloned()
+        let mut pool = lock(&self.inner.pool);
+        if let Some(p) = pool.as_ref() {
+            return Ok(p.clone());
+        }
+        let login =
+            crate::xapi::Login::from_config(x).map_err(|e| Error::Manager(e.to_string()))?;
+        let client = Arc::new(
+            crate::xapi::XapiClient::new(login).map_err(|e| Error::Manager(e.to_string()))?,
+        );
+        let cache = crate::xapi::EventCache::start(client.clone());
+        let p = Arc::new(super::Pool { client, cache });
+        *pool = Some(p.clone());
+        Ok(p)
+    }
+
+    /// The pool's client.
+    pub(crate) async fn xapi(&self) -> Result<Arc<crate::xapi::XapiClient>> {
+        Ok(self.pool()?.client.clone())
     }
 }

@@ -105,9 +105,9 @@ async fn dashboard(config: Config, keymap: Keymap) -> std::io::Result<()> {
     if let Some(w) = config.warnings.first() {
         app.set_message(format!("warning: {w}"), app::Level::Error);
     }
-    let pool = start_pool(&config, &mut app);
+    let pool = start_pool(&config, &manager, &mut app);
     let mut pool_changes = match &pool {
-        Some(cache) => cache.subscribe(),
+        Some(pool) => pool.cache.subscribe(),
         None => tokio::sync::watch::channel(0).1,
     };
 
@@ -152,7 +152,7 @@ async fn dashboard(config: Config, keymap: Keymap) -> std::io::Result<()> {
                 Err(RecvError::Closed) => {}
             },
             Ok(()) = pool_changes.changed(), if pool.is_some() => {
-                if let Some(cache) = &pool {
+                if let Some(cache) = pool.as_ref().map(|p| &p.cache) {
                     let vms = cache.vms();
                     app.on_pool(app::PoolView { status: cache.status(), vms: vms.len() }, vms);
                 }
@@ -173,25 +173,26 @@ async fn dashboard(config: Config, keymap: Keymap) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Follows the configured pool, if any. A pool that cannot be used is a message, not
-/// a reason to stop the dashboard.
-fn start_pool(config: &Config, app: &mut App) -> Option<crate::xapi::EventCache> {
+/// Follows the configured pool, if any, through the manager's one connection to it.
+/// A pool that cannot be used is a message, not a reason to stop the dashboard.
+fn start_pool(
+    config: &Config,
+    manager: &Manager,
+    app: &mut App,
+) -> Option<std::sync::Arc<crate::manager::Pool>> {
     let xcpng = config.xcpng.as_ref()?;
-    let login = match crate::xapi::Login::from_config(xcpng) {
-        Ok(l) => l,
-        Err(e) => {
-            app.set_message(format!("pool: {e}"), app::Level::Error);
-            return None;
-        }
-    };
-    app.warning = warnings::tls_warning(&login.tls);
-    match crate::xapi::XapiClient::new(login) {
-        Ok(client) => {
+    if let Ok(tls) =
+        crate::xapi::tls::TlsMode::from_config(xcpng.tls_verify, &xcpng.tls_fingerprint)
+    {
+        app.warning = warnings::tls_warning(&tls);
+    }
+    match manager.pool() {
+        Ok(pool) => {
             app.pool = Some(app::PoolView {
                 status: crate::xapi::PoolStatus::Connecting,
                 vms: 0,
             });
-            Some(crate::xapi::EventCache::start(std::sync::Arc::new(client)))
+            Some(pool)
         }
         Err(e) => {
             app.set_message(format!("pool: {e}"), app::Level::Error);
