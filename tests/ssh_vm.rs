@@ -402,3 +402,67 @@ async fn run_command_on_remote_kinds() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("kept pool VM OpaqueRef:"));
     assert_eq!(sim.sim.guest_vm_count(), 1);
 }
+
+/// A session attached to a pool VM that was then destroyed on the pool must not
+/// reconnect to the address it used before: that address may now be someone else's
+/// machine. Restarting it is refused with a message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_a_session_whose_pool_vm_is_gone_never_reconnects() {
+    let sshd = Sshd::start("xcpng-gone");
+    let sim = SimServer::start("127.0.0.1:0".parse().unwrap(), SimOptions::default(), false)
+        .await
+        .unwrap();
+    let config = format!(
+        "[xcpng]\nurl = \"{}\"\npassword = \"password\"\n\
+         [xcpng.ssh]\nuser = \"{}\"\nport = {}\nidentity = \"{}\"\nknown_hosts = \"{}\"\ncommand = \"lua5.4 -i\"\n",
+        sim.url,
+        sshd.user,
+        sshd.port,
+        sshd.client_key.display(),
+        sshd.known_hosts.display()
+    );
+    let m = manager_for(&config, Trust::default());
+    let id = m
+        .create_interactive_vm(Some("made"), VmKind::Xcpng, VmOptions::default())
+        .await
+        .unwrap();
+    m.wait_ready(&id, WAIT).await.unwrap();
+    let reference = m.info(&id).unwrap().pool_vm.unwrap();
+    m.kill(&id).await.unwrap();
+    // Attached again, as Enter on the detached row does.
+    let attached = VmOptions {
+        pool_vm: Some((reference.clone(), "127.0.0.1".into())),
+        ..VmOptions::default()
+    };
+    let id = m
+        .create_interactive_vm(Some("attached"), VmKind::Xcpng, attached)
+        .await
+        .unwrap();
+    m.wait_ready(&id, WAIT).await.unwrap();
+    m.kill(&id).await.unwrap();
+    assert!(eventually(WAIT, || sshd.connection_pids().is_empty()).await);
+
+    // Someone destroys the VM on the pool.
+    let client = bioxen::xapi::XapiClient::new(bioxen::xapi::Login {
+        url: sim.url.clone(),
+        username: "root".into(),
+        password: "password".into(),
+        tls: bioxen::xapi::tls::TlsMode::Verify,
+    })
+    .unwrap();
+    bioxen::xapi::lifecycle::stop(&client, &reference, Duration::from_secs(30))
+        .await
+        .unwrap();
+    bioxen::xapi::lifecycle::destroy(&client, &reference)
+        .await
+        .unwrap();
+    assert_eq!(sim.sim.guest_vm_count(), 0);
+
+    let err = m.restart(&id).await.unwrap_err().to_string();
+    assert!(err.contains("no longer exists"), "{err}");
+    assert!(
+        sshd.connection_pids().is_empty(),
+        "it connected to the old address"
+    );
+    assert!(matches!(m.info(&id).unwrap().state, VmState::Failed(_)));
+}

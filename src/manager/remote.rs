@@ -288,13 +288,35 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshT
     let existing = lock(&session.remote)
         .as_ref()
         .and_then(|r| r.pool_vm.clone());
-    let (reference, ip) = if let Some((reference, ip)) = session.options.pool_vm.clone() {
-        (reference, ip)
-    } else if let Some(reference) = existing {
-        session.notice("waiting for the VM's IP address", &events);
+    // A session that already has a pool VM (attached, restarted, reconnecting) asks the
+    // pool where that VM is now: an address remembered from before may since belong to
+    // someone else's machine, and the VM may be gone.
+    let known = existing.or_else(|| session.options.pool_vm.clone().map(|(r, _)| r));
+    let (reference, ip) = if let Some(reference) = known {
+        session.notice("asking the pool for the VM's address", &events);
         let ip = lifecycle::wait_for_ip(&client, &reference, config.xcpng_ip_timeout)
             .await
-            .map_err(|e| fail(&e))?;
+            .map_err(|e| match &e {
+                crate::xapi::XapiError::Api { code, .. } if code == "HANDLE_INVALID" => {
+                    Error::session(
+                        &session.id,
+                        format!(
+                            "its pool VM {reference} no longer exists on the pool; \
+                             create a new VM instead"
+                        ),
+                    )
+                }
+                crate::xapi::XapiError::Api { code, params } if code == "VM_BAD_POWER_STATE" => {
+                    Error::session(
+                        &session.id,
+                        format!(
+                            "its pool VM is {}; start it on the pool, or create a new VM",
+                            params.get(2).map(String::as_str).unwrap_or("not running")
+                        ),
+                    )
+                }
+                _ => fail(&e),
+            })?;
         (reference, ip)
     } else {
         let spec = CreateSpec {
