@@ -132,7 +132,10 @@ fn xcpng_vm_through_the_dashboard() {
     t.keys(&["x"]);
     t.wait_text("What should happen to the VM?");
     t.keys(&["c"]);
-    t.wait_text("killed(HUP)");
+    // The session's row becomes the pool VM's detached row.
+    t.wait_for("the kept VM as detached", |s| {
+        s.contains("lua-1") && s.contains("detached") && !s.contains("killed(HUP)")
+    });
     assert_eq!(sim.sim.guest_vm_count(), 1, "the VM was kept");
     t.keys(&["q"]);
     t.wait_text("EXITED-0");
@@ -168,6 +171,51 @@ fn xcpng_vm_through_the_dashboard() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     t.wait_text("pool VM destroyed");
+    t.keys(&["q"]);
+    t.wait_text("EXITED-0");
+}
+
+/// A pool VM whose session failed (its host key was refused) can be kept: its row
+/// becomes the pool VM's detached row, and kill no longer reopens the same dialog.
+#[test]
+fn keeping_the_vm_of_a_failed_session_leaves_it_detached() {
+    let sshd = Sshd::start("dashfail");
+    let sim = start_sim();
+    let config = format!(
+        "[xcpng]\nurl = \"{}\"\npassword_env = \"POOL_PW\"\n\
+         [xcpng.ssh]\nuser = \"{}\"\nport = {}\nidentity = \"{}\"\nknown_hosts = \"{}\"\ncommand = \"lua5.4 -i\"\n",
+        sim.url,
+        sshd.user,
+        sshd.port,
+        sshd.client_key.display(),
+        sshd.dir.join("empty_known_hosts").display()
+    );
+    let command = format!("POOL_PW=password {}", bioxen_exe().display());
+    let t = Tmux::start_with_config("remotefail", 120, 40, &command, Some(&config));
+    t.wait_text("pool: 0 VMs");
+    t.keys(&["c"]);
+    t.wait_text("Create a VM");
+    t.keys(&["Right"]);
+    t.wait_text("xcpng (new pool VM)");
+    t.keys(&["Enter"]);
+    t.wait_text("Unknown host key");
+    t.keys(&["n"]);
+    t.wait_text("failed");
+    t.keys(&["C-b", "d"]);
+    t.keys(&["x"]);
+    t.wait_text("What should happen to the VM?");
+    t.keys(&["c"]);
+    t.wait_for("the kept VM as detached", |s| {
+        s.contains("VMs (0)")
+            && s.lines()
+                .any(|l| l.contains("lua-1") && l.contains("detached"))
+    });
+    assert_eq!(sim.sim.guest_vm_count(), 1, "the VM was kept");
+    // Kill on the detached row is not the session's dialog again.
+    t.keys(&["x"]);
+    let s = t.settle();
+    assert!(!s.contains("What should happen to the VM?"), "{s}");
+    t.keys(&["Escape"]);
     t.keys(&["q"]);
     t.wait_text("EXITED-0");
 }

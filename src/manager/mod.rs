@@ -467,6 +467,14 @@ impl Manager {
         Ok(())
     }
 
+    /// Ends a pool VM's session and forgets it, keeping the VM running on the pool: it
+    /// is then one of the pool's detached VMs, to attach to again later.
+    pub async fn release(&self, id: &str) -> Result<VmState> {
+        let state = self.kill(id).await?;
+        self.remove(id)?;
+        Ok(state)
+    }
+
     /// Ends every session; used when the dashboard quits or receives SIGTERM/SIGHUP.
     pub async fn shutdown(&self) {
         let sessions: Vec<_> = lock(&self.inner.sessions).clone();

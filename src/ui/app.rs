@@ -1146,10 +1146,12 @@ impl App {
                     .await
                     .map(|_| format!("{id}: pool VM destroyed"))
             } else {
-                manager
-                    .kill(&id)
-                    .await
-                    .map(|s| format!("{id}: session closed ({}); the VM keeps running", s.label()))
+                manager.release(&id).await.map(|s| {
+                    format!(
+                        "{id}: session closed ({}); the VM keeps running, detached (Enter attaches)",
+                        s.label()
+                    )
+                })
             };
             let _ = tx.send(match result {
                 Ok(text) => UiMsg::Info(text),
