@@ -79,13 +79,18 @@ impl Sshd {
         sshd
     }
 
+    /// `SetEnv SHLVL=5`: bash sources the account's ~/.bashrc when sshd starts it, unless
+    /// it is a nested shell. The tests log in as the developer's own account, whose
+    /// startup files are not what is tested and can hang a session (a stale
+    /// `pyenv rehash` lock left by a killed connection waits forever).
     fn launch(&mut self) {
         let d = &self.dir;
         let config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
              AuthorizedKeysFile {d}/authorized_keys\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
              KbdInteractiveAuthentication no\nUsePAM no\nPermitRootLogin prohibit-password\nStrictModes no\n\
-             LogLevel VERBOSE\n",
+             LogLevel VERBOSE\n\
+             SetEnv SHLVL=5\n",
             port = self.port,
             d = d.display()
         );
