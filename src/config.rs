@@ -245,7 +245,7 @@ impl Config {
     }
 
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = read_config_text(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
@@ -302,13 +302,72 @@ impl Config {
             ));
         }
         let mut names = std::collections::BTreeSet::new();
-        for host in &self.ssh_hosts {
+        for (i, host) in self.ssh_hosts.iter().enumerate() {
+            let err = |key: &str, message: String| {
+                invalid_key_in(path, text, &format!("ssh_hosts.{key}"), i, message)
+            };
             if !names.insert(host.name.as_str()) {
+                return Err(err(
+                    "name",
+                    format!("two [[ssh_hosts]] are named '{}'", host.name),
+                ));
+            }
+            if host.host.trim().is_empty() {
+                return Err(err("host", "the host name is empty".into()));
+            }
+            if host.port == 0 {
+                return Err(err("port", "port 0 is not a port to connect to".into()));
+            }
+        }
+        if let Some(x) = &self.xcpng {
+            let url = reqwest::Url::parse(&x.url);
+            match &url {
+                Err(e) => {
+                    return Err(invalid_key(
+                        path,
+                        text,
+                        "xcpng.url",
+                        format!("not a URL: {e}"),
+                    ));
+                }
+                Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+                    return Err(invalid_key(
+                        path,
+                        text,
+                        "xcpng.url",
+                        format!("the pool is reached over http or https, not {}", u.scheme()),
+                    ));
+                }
+                Ok(u) if u.host_str().is_none_or(str::is_empty) => {
+                    return Err(invalid_key(
+                        path,
+                        text,
+                        "xcpng.url",
+                        "the host name is empty".into(),
+                    ));
+                }
+                Ok(_) => {}
+            }
+            if let Err(e) = crate::xapi::tls::TlsMode::from_config(x.tls_verify, &x.tls_fingerprint)
+            {
+                return Err(invalid_key(path, text, "xcpng.tls_fingerprint", e));
+            }
+            if !x.tls_fingerprint.is_empty() && url.is_ok_and(|u| u.scheme() == "http") {
                 return Err(invalid_key(
                     path,
                     text,
-                    "ssh_hosts.name",
-                    format!("two [[ssh_hosts]] are named '{}'", host.name),
+                    "xcpng.tls_fingerprint",
+                    "a certificate pin needs an https:// url: over http there is no certificate \
+                     and the password would travel in clear"
+                        .into(),
+                ));
+            }
+            if x.ssh.port == 0 {
+                return Err(invalid_key(
+                    path,
+                    text,
+                    "xcpng.ssh.port",
+                    "port 0 is not a port to connect to".into(),
                 ));
             }
         }
@@ -330,6 +389,40 @@ impl Config {
             None => state_home().join("bioxen"),
         }
     }
+}
+
+/// A config file is small text: anything larger is a mistake.
+pub const CONFIG_SIZE_LIMIT: u64 = 1 << 20;
+
+/// Reads a config file: a regular file of at most [`CONFIG_SIZE_LIMIT`] bytes. A FIFO
+/// or a device (`/dev/zero`, `/dev/urandom`) would hang or fill memory, so it is
+/// refused before anything is read from it.
+fn read_config_text(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    if meta.len() > CONFIG_SIZE_LIMIT {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{} bytes is more than a config file can be ({CONFIG_SIZE_LIMIT})",
+                meta.len()
+            ),
+        ));
+    }
+    let mut text = String::new();
+    file.take(CONFIG_SIZE_LIMIT + 1).read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// The config files looked for when `--config` is not given, in order.
@@ -384,20 +477,56 @@ fn invalid(path: &Path, text: &str, span: Option<Range<usize>>, message: String)
 
 /// An error about `dotted_key`, located at its first mention in the file.
 fn invalid_key(path: &Path, text: &str, dotted_key: &str, message: String) -> ConfigError {
-    let leaf = dotted_key.rsplit('.').next().unwrap_or(dotted_key);
-    let offset = text
-        .lines()
-        .scan(0usize, |pos, line| {
-            let start = *pos;
-            *pos += line.len() + 1;
-            Some((start, line))
-        })
-        .find(|(_, line)| {
-            let t = line.trim_start();
-            t.starts_with(leaf) && t[leaf.len()..].trim_start().starts_with('=')
-        })
-        .map(|(start, line)| start + (line.len() - line.trim_start().len()))
-        .unwrap_or(0);
+    invalid_key_in(path, text, dotted_key, 0, message)
+}
+
+/// Like [`invalid_key`], for the key in the `nth` table of that name (the nth
+/// `[[ssh_hosts]]`); where the key is not written out, the table's header is named.
+fn invalid_key_in(
+    path: &Path,
+    text: &str,
+    dotted_key: &str,
+    nth: usize,
+    message: String,
+) -> ConfigError {
+    let (table, leaf) = dotted_key.rsplit_once('.').unwrap_or(("", dotted_key));
+    let mut header = String::new();
+    let mut seen = 0usize;
+    let mut header_at = None;
+    let mut found = None;
+    let mut pos = 0usize;
+    for line in text.lines() {
+        let start = pos;
+        pos += line.len() + 1;
+        let t = line.trim_start();
+        let indent = line.len() - t.len();
+        if t.starts_with('[') {
+            header = t
+                .trim_end()
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            if header == table {
+                seen += 1;
+                if seen == nth + 1 {
+                    header_at = Some(start + indent);
+                }
+            }
+            continue;
+        }
+        if header == table
+            && seen == nth + 1
+            && t.starts_with(leaf)
+            && t[leaf.len()..].trim_start().starts_with('=')
+        {
+            found = Some(start + indent);
+            break;
+        }
+    }
+    let offset = found.or(header_at).unwrap_or(0);
     let (line, column) = line_col(text, offset);
     ConfigError::Invalid {
         path: path.to_path_buf(),

@@ -340,3 +340,73 @@ fn every_config_key_is_checked() {
         );
     }
 }
+
+/// Values that parse as TOML but cannot work are load-time errors at their line, and
+/// a config path that is not a regular file is refused at once instead of hanging.
+#[test]
+fn unusable_values_and_special_files_are_load_errors() {
+    let dir = tempdir();
+    let cases = [
+        (
+            "[xcpng]\nurl = \"https://pool\"\ntls_fingerprint = \"sha256:zz\"\n",
+            ":3:1: key `xcpng.tls_fingerprint`",
+            "not a SHA-256 fingerprint",
+        ),
+        (
+            "[xcpng]\nurl = \"http://pool\"\ntls_fingerprint = \"sha256:5E:E4:C6:52:8A:69:77:17:CA:90:D9:3C:D4:F8:4A:74:53:D8:62:81:8C:E4:27:4C:D0:E8:7A:57:AF:71:52:4D\"\n",
+            ":3:1: key `xcpng.tls_fingerprint`",
+            "needs an https:// url",
+        ),
+        (
+            "[xcpng]\nurl = \"https://pool\"\n[xcpng.ssh]\nuser = \"root\"\nport = 0\n",
+            ":5:1: key `xcpng.ssh.port`",
+            "port 0",
+        ),
+        (
+            "[[ssh_hosts]]\nname = \"a\"\nhost = \"a.lab\"\n[[ssh_hosts]]\nname = \"b\"\nhost = \"b.lab\"\nport = 0\n",
+            ":7:1: key `ssh_hosts.port`",
+            "port 0",
+        ),
+        (
+            "[[ssh_hosts]]\nname = \"a\"\nhost = \"\"\n",
+            ":3:1: key `ssh_hosts.host`",
+            "host name is empty",
+        ),
+        ("[xcpng]\nurl = \"https://\"\n", ":2:1: key `xcpng.url`", ""),
+        (
+            "[keys.list]\ncreate = \"q\"\n",
+            ":2:10: key `keys.list.create`",
+            "also bound to 'quit'",
+        ),
+    ];
+    for (i, (toml, location, what)) in cases.iter().enumerate() {
+        let path = dir.join(format!("v{i}.toml"));
+        std::fs::write(&path, toml).unwrap();
+        let out = bioxen(&["--config", path.to_str().unwrap(), "ls"]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{toml}: {err}");
+        let expected = format!("{}{location}", path.display());
+        assert!(err.contains(&expected), "want {expected:?} in {err:?}");
+        assert!(err.contains(what), "want {what:?} in {err:?}");
+    }
+    let fifo = dir.join("fifo.toml");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for special in [fifo.to_str().unwrap(), "/dev/zero", "/dev/urandom"] {
+        let started = std::time::Instant::now();
+        let out = bioxen(&["--config", special, "ls"]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{special}: {err}");
+        assert!(err.contains("not a regular file"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+    let big = dir.join("big.toml");
+    std::fs::write(&big, "# padding\n".repeat(200_000)).unwrap();
+    let err = text(&bioxen(&["--config", big.to_str().unwrap(), "ls"]).stderr);
+    assert!(err.contains("more than a config file can be"), "{err}");
+}
