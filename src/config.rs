@@ -120,6 +120,12 @@ pub struct XcpngConfig {
     pub memory_mib: u64,
     #[serde(default = "default_vcpus")]
     pub vcpus: u32,
+    /// How long `password_command` may take, in seconds.
+    #[serde(default = "default_password_timeout")]
+    pub password_timeout_secs: u64,
+    /// The largest reply accepted from the pool, in MiB.
+    #[serde(default = "default_reply_limit")]
+    pub reply_limit_mib: u64,
     #[serde(default)]
     pub ssh: XcpngSsh,
 }
@@ -219,6 +225,14 @@ fn default_template() -> String {
 fn default_memory() -> u64 {
     1024
 }
+fn default_password_timeout() -> u64 {
+    crate::secret::DEFAULT_TIMEOUT_SECS
+}
+
+fn default_reply_limit() -> u64 {
+    (crate::xapi::transport::DEFAULT_REPLY_LIMIT >> 20) as u64
+}
+
 fn default_vcpus() -> u32 {
     1
 }

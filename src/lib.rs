@@ -15,6 +15,7 @@ pub mod private_fs;
 pub mod registry;
 pub mod repl;
 pub mod rocks;
+pub mod sanitize;
 pub mod secret;
 pub mod sim;
 pub mod term;

@@ -181,7 +181,7 @@ fn main() -> ExitCode {
             match runtime.block_on(bioxen::cli::run::run(&config, args)) {
                 Ok(code) => ExitCode::from(code as u8),
                 Err(e) => {
-                    eprintln!("bioxen run: {e}");
+                    eprintln!("bioxen run: {}", bioxen::sanitize::lines(&e.to_string()));
                     ExitCode::from(match e {
                         Error::Config(_) => 2,
                         _ => 1,

@@ -9,7 +9,12 @@ pub struct PasswordSource<'a> {
     pub env: Option<&'a str>,
     pub command: Option<&'a str>,
     pub literal: Option<&'a str>,
+    /// How long the command may take before it is killed and reported.
+    pub timeout: std::time::Duration,
 }
+
+/// How long a `password_command` may take unless configured otherwise.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
 
 impl PasswordSource<'_> {
     /// The password, `None` when no source is configured.
@@ -26,20 +31,14 @@ impl PasswordSource<'_> {
             let Some((program, args)) = argv.split_first() else {
                 return Err(format!("{section} password_command is empty"));
             };
-            let out = std::process::Command::new(program)
-                .args(args)
-                .stdin(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .output()
-                .map_err(|e| format!("{section} password_command '{program}' cannot run: {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "{section} password_command '{program}' failed ({})",
-                    out.status
-                ));
-            }
+            let stdout = run_with_timeout(program, args, self.timeout).map_err(|e| {
+                format!(
+                    "{section} password_command '{}' {e}",
+                    crate::sanitize::line(program)
+                )
+            })?;
             return Ok(Some(
-                String::from_utf8_lossy(&out.stdout)
+                String::from_utf8_lossy(&stdout)
                     .lines()
                     .next()
                     .unwrap_or("")
@@ -48,4 +47,69 @@ impl PasswordSource<'_> {
         }
         Ok(self.literal.map(str::to_string))
     }
+}
+
+/// Process groups of password commands still running.
+static RUNNING: std::sync::Mutex<Vec<libc::pid_t>> = std::sync::Mutex::new(Vec::new());
+
+fn lock_running() -> std::sync::MutexGuard<'static, Vec<libc::pid_t>> {
+    RUNNING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Ends the password commands still running, for a process about to exit that will
+/// not wait for them.
+pub fn kill_running() {
+    for group in lock_running().drain(..) {
+        // SAFETY: kill(2) of a process group a password command leads; it is unreaped
+        // (its waiter has not returned), so the id is still that group's.
+        unsafe { libc::kill(-group, libc::SIGKILL) };
+    }
+}
+
+/// Runs a password command and returns its standard output, or why not. A command
+/// that does not finish in `timeout` (waiting on a prompt nobody sees, a hung agent) is
+/// killed with everything it started.
+fn run_with_timeout(
+    program: &str,
+    args: &[String],
+    timeout: std::time::Duration,
+) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot run: {e}"))?;
+    let group = child.id() as libc::pid_t;
+    lock_running().push(group);
+    let mut stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = (&mut stdout).take(64 * 1024).read_to_end(&mut out);
+        let _ = tx.send(out);
+    });
+    let out = rx.recv_timeout(timeout);
+    lock_running().retain(|g| *g != group);
+    let out = match out {
+        Ok(out) => out,
+        Err(_) => {
+            // SAFETY: kill(2) of the process group this function just started.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+            let _ = child.wait();
+            return Err(format!(
+                "did not finish within {} s (password_timeout_secs)",
+                timeout.as_secs()
+            ));
+        }
+    };
+    let status = child.wait().map_err(|e| format!("cannot run: {e}"))?;
+    if !status.success() {
+        return Err(format!("failed ({status})"));
+    }
+    Ok(out)
 }

@@ -410,3 +410,27 @@ fn unusable_values_and_special_files_are_load_errors() {
     let err = text(&bioxen(&["--config", big.to_str().unwrap(), "ls"]).stderr);
     assert!(err.contains("more than a config file can be"), "{err}");
 }
+
+/// A password_command that never finishes is killed after password_timeout_secs and
+/// reported; `ls` does not hang.
+#[test]
+fn a_hanging_password_command_times_out() {
+    let dir = tempdir();
+    let config = dir.join("bioxen.toml");
+    std::fs::write(
+        &config,
+        "[xcpng]\nurl = \"http://127.0.0.1:9\"\npassword_command = \"sleep 1000\"\npassword_timeout_secs = 1\n",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = bioxen(&["--config", config.to_str().unwrap(), "ls"]);
+    let err = text(&out.stderr);
+    assert!(err.contains("did not finish within 1 s"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // Its process group went with it.
+    let left = Command::new("pgrep")
+        .args(["-f", "^sleep 1000$"])
+        .output()
+        .unwrap();
+    assert!(left.stdout.is_empty(), "sleep 1000 is still running");
+}

@@ -543,3 +543,29 @@ fn a_panicking_quit_task_still_quits() {
         "{log}"
     );
 }
+
+/// While a slow password_command runs, the dashboard draws, answers keys and quits.
+#[test]
+fn a_slow_password_command_leaves_the_dashboard_usable() {
+    let t = Tmux::start_with_config(
+        "slowpw",
+        120,
+        40,
+        &bioxen_exe().display().to_string(),
+        Some("[xcpng]\nurl = \"http://127.0.0.1:9\"\npassword_command = \"sleep 1000\"\n"),
+    );
+    t.wait_text("pool: connecting");
+    t.keys(&["?"]);
+    t.wait_text("VM list");
+    t.keys(&["Escape"]);
+    t.keys(&["q"]);
+    t.wait_text("EXITED-0");
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", "^sleep 1000$"])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "the password command outlived the dashboard"
+    );
+}

@@ -476,3 +476,197 @@ async fn ls_lists_the_pools_bioxen_vms() {
     assert!(err.contains("pool unreachable"), "{err}");
     assert!(!err.contains(PASSWORD));
 }
+
+/// A listener on loopback that answers every request on it with `answer(n)`, where n
+/// counts the requests; the count is shared with the test.
+async fn fake_pool(
+    answer: impl Fn(usize, tokio::net::TcpStream) -> tokio::task::JoinHandle<()> + Send + 'static,
+) -> (String, Arc<Mutex<usize>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(0usize));
+    let count = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let n = {
+                let mut c = count.lock().unwrap();
+                *c += 1;
+                *c
+            };
+            answer(n, stream);
+        }
+    });
+    (url, seen)
+}
+
+/// A pool answering with a redirect gets an error naming the target, and the login
+/// (with the password in its body) never goes there.
+#[tokio::test]
+async fn redirects_from_a_pool_are_refused_and_named() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (elsewhere, reached) = fake_pool(|_, mut s| {
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            let _ = s.read(&mut buf).await;
+        })
+    })
+    .await;
+    for status in [
+        "301 Moved Permanently",
+        "302 Found",
+        "307 Temporary Redirect",
+        "308 Permanent Redirect",
+    ] {
+        let target = format!("{elsewhere}/jsonrpc");
+        let (pool, _) = fake_pool(move |_, mut s| {
+            let head =
+                format!("HTTP/1.1 {status}\r\nlocation: {target}\r\ncontent-length: 0\r\n\r\n");
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(head.as_bytes()).await;
+            })
+        })
+        .await;
+        let c = client(&pool, TlsMode::Verify, PASSWORD);
+        let err = c.connect().await.unwrap_err().to_string();
+        assert!(
+            err.contains("redirect") && err.contains(&elsewhere),
+            "{status}: {err}"
+        );
+        assert!(!err.contains(PASSWORD));
+    }
+    assert_eq!(
+        *reached.lock().unwrap(),
+        0,
+        "a request followed the redirect"
+    );
+}
+
+/// An endless reply is given up on at the limit: memory stays bounded and the error
+/// says what happened.
+#[tokio::test]
+async fn oversized_and_endless_replies_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (pool, _) = fake_pool(|n, mut s| {
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            let _ = s.read(&mut buf).await;
+            let chunk = vec![b' '; 64 * 1024];
+            if n % 2 == 1 {
+                // Chunked and endless.
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n")
+                    .await;
+                for _ in 0..(1 << 14) {
+                    let head = format!("{:x}\r\n", chunk.len());
+                    if s.write_all(head.as_bytes()).await.is_err()
+                        || s.write_all(&chunk).await.is_err()
+                        || s.write_all(b"\r\n").await.is_err()
+                    {
+                        return;
+                    }
+                }
+            } else {
+                // Announced as 200 MB.
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 200000000\r\n\r\n")
+                    .await;
+                let _ = s.write_all(&chunk).await;
+            }
+        })
+    })
+    .await;
+    let c = client(&pool, TlsMode::Verify, PASSWORD);
+    c.set_reply_limit(4 << 20);
+    for _ in 0..2 {
+        let started = Instant::now();
+        let err = c.connect().await.unwrap_err().to_string();
+        assert!(err.contains("more than 4 MiB"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(20));
+    }
+}
+
+/// Pool-supplied text reaches the terminal only after it is made safe: escape
+/// sequences, bidi overrides and invisible characters in a VM's tag or power state
+/// never reach `ls`'s table, while `ls --json` stays exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ls_never_prints_pool_text_raw() {
+    let s = sim(false).await;
+    let c = client(&s.url, TlsMode::Verify, PASSWORD);
+    let vm = lifecycle::create(&c, &spec("plain"), &|_| {})
+        .await
+        .unwrap()
+        .reference;
+    let evil_id = "evil\u{1b}]0;owned\u{7}\u{1b}[2J\u{202E}cba\u{200B}\u{9b}31m";
+    c.call(
+        "VM.remove_from_other_config",
+        vec![json!(vm), json!("bioxen:id")],
+    )
+    .await
+    .unwrap();
+    c.call(
+        "VM.add_to_other_config",
+        vec![json!(vm), json!("bioxen:id"), json!(evil_id)],
+    )
+    .await
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("bioxen-ls-evil-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("bioxen.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[xcpng]\nurl = \"{}\"\npassword_env = \"TEST_POOL_PW\"\n",
+            s.url
+        ),
+    )
+    .unwrap();
+    let ls = |json: bool| {
+        let mut args = vec!["--config", config.to_str().unwrap(), "ls"];
+        if json {
+            args.push("--json");
+        }
+        std::process::Command::new(env!("CARGO_BIN_EXE_bioxen"))
+            .args(args)
+            .env("TEST_POOL_PW", PASSWORD)
+            .env("XDG_RUNTIME_DIR", &dir)
+            .output()
+            .unwrap()
+    };
+    let table = String::from_utf8(ls(false).stdout).unwrap();
+    assert!(table.contains("evil]0;owned[2Jcba31m"), "{table:?}");
+    for bad in ['\u{1b}', '\u{7}', '\u{9b}', '\u{202E}', '\u{200B}'] {
+        assert!(
+            !table.contains(bad),
+            "{bad:?} reached the terminal: {table:?}"
+        );
+    }
+    let rows: serde_json::Value = serde_json::from_slice(&ls(true).stdout).unwrap();
+    assert_eq!(rows[0]["id"], evil_id, "--json stays exact");
+}
+
+/// A request nested thousands of levels deep is an error answer, not a crash.
+#[tokio::test]
+async fn deeply_nested_requests_are_refused_and_the_simulator_lives_on() {
+    let s = sim(false).await;
+    let depth = 3000;
+    let body = format!(
+        "<?xml version=\"1.0\"?><methodCall><methodName>session.login_with_password</methodName><params><param>{}{}</param></params></methodCall>",
+        "<value><array><data>".repeat(depth),
+        "</data></array></value>".repeat(depth)
+    );
+    let http = reqwest::Client::new();
+    let reply = http
+        .post(format!("{}/", s.url))
+        .header("content-type", "text/xml")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let text = reply.text().await.unwrap();
+    assert!(text.contains("nested deeper"), "{text}");
+    // Still serving.
+    let c = client(&s.url, TlsMode::Verify, PASSWORD);
+    c.connect().await.unwrap();
+}

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::registry;
-use crate::xapi::{Login, XapiClient, event_cache};
+use crate::xapi::{XapiClient, event_cache};
 
 /// The pool's bioxen-tagged VMs as `ls` rows; a pool that cannot be reached is a
 /// warning on stderr, not a failure of `ls`.
@@ -13,7 +13,7 @@ pub async fn pool_rows(config: &Config) -> Vec<Value> {
         return Vec::new();
     };
     let result = async {
-        let client = XapiClient::new(Login::from_config(xcpng)?)?;
+        let client = XapiClient::from_config(xcpng)?;
         let vms = event_cache::snapshot(&client).await;
         client.logout().await;
         vms
@@ -38,7 +38,11 @@ pub async fn pool_rows(config: &Config) -> Vec<Value> {
             })
             .collect(),
         Err(e) => {
-            eprintln!("bioxen ls: pool {}: {e}", xcpng.url);
+            eprintln!(
+                "bioxen ls: pool {}: {}",
+                crate::sanitize::line(&xcpng.url),
+                crate::sanitize::line(&e.to_string())
+            );
             Vec::new()
         }
     }
@@ -115,15 +119,16 @@ pub fn table(rows: &[Value]) -> String {
         "NAME", "KIND", "STATE", "PID", "CPU%", "MEM", "COMMAND / IP"
     );
     for r in rows {
-        let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        // Registry and pool text is shown, never obeyed.
+        let s = |k: &str| crate::sanitize::line(r.get(k).and_then(Value::as_str).unwrap_or(""));
         let state = match r.get("detail") {
             Some(Value::Number(n)) => format!("{}({n})", s("state")),
-            Some(Value::String(d)) => format!("{}({d})", s("state")),
+            Some(Value::String(d)) => format!("{}({})", s("state"), crate::sanitize::line(d)),
             _ => s("state"),
         };
         // The last column: the command of local VMs, the address of pool VMs.
         let detail = match r.get("ip").and_then(Value::as_str) {
-            Some(ip) => format!("ip {ip}"),
+            Some(ip) => format!("ip {}", crate::sanitize::line(ip)),
             None => s("command"),
         };
         let pid = r

@@ -194,7 +194,7 @@ async fn run_chunks(manager: &Manager, id: &str, args: &RunArgs) -> Result<i32> 
         use std::io::Write;
         let _ = std::io::stdout().flush();
         if let Some(err) = result.error {
-            eprintln!("{}", err.trim_end());
+            eprintln!("{}", crate::sanitize::lines(err.trim_end()));
             return Ok(1);
         }
     }

@@ -248,6 +248,7 @@ fn ssh_target(manager: &Manager, session: &Session) -> Result<SshTarget> {
         env: host.password_env.as_deref(),
         command: host.password_command.as_deref(),
         literal: None,
+        timeout: Duration::from_secs(crate::secret::DEFAULT_TIMEOUT_SECS),
     }
     .resolve()
     .map_err(Error::Manager)?;
@@ -470,10 +471,8 @@ impl Manager {
         if let Some(p) = pool.as_ref() {
             return Ok(p.clone());
         }
-        let login =
-            crate::xapi::Login::from_config(x).map_err(|e| Error::Manager(e.to_string()))?;
         let client = Arc::new(
-            crate::xapi::XapiClient::new(login).map_err(|e| Error::Manager(e.to_string()))?,
+            crate::xapi::XapiClient::from_config(x).map_err(|e| Error::Manager(e.to_string()))?,
         );
         let cache = crate::xapi::EventCache::start(client.clone());
         let p = Arc::new(super::Pool { client, cache });
@@ -481,8 +480,13 @@ impl Manager {
         Ok(p)
     }
 
-    /// The pool's client.
+    /// The pool's client. Connecting may run `password_command`, so it happens off the
+    /// async workers.
     pub(crate) async fn xapi(&self) -> Result<Arc<crate::xapi::XapiClient>> {
-        Ok(self.pool()?.client.clone())
+        let manager = self.clone();
+        let pool = tokio::task::spawn_blocking(move || manager.pool())
+            .await
+            .map_err(|e| Error::Manager(format!("connecting to the pool: {e}")))??;
+        Ok(pool.client.clone())
     }
 }

@@ -47,9 +47,8 @@ impl vt100::Callbacks for Callbacks {
     }
 
     fn set_window_title(&mut self, _: &mut vt100::Screen, title: &[u8]) {
-        let title: String = String::from_utf8_lossy(title)
+        let title: String = crate::sanitize::line(&String::from_utf8_lossy(title))
             .chars()
-            .filter(|c| !c.is_control())
             .take(200)
             .collect();
         self.title = (!title.is_empty()).then_some(title);

@@ -402,8 +402,10 @@ impl App {
         self.rows.iter().find(|r| &r.id == id)
     }
 
+    /// Shows a message in the status bar. It may quote a pool's or a VM's words, so it
+    /// is made safe for the terminal first.
     pub fn set_message(&mut self, text: impl Into<String>, level: Level) {
-        self.message = Some((text.into(), level));
+        self.message = Some((crate::sanitize::line(&text.into()), level));
         self.dirty = true;
     }
 
@@ -916,6 +918,7 @@ impl App {
 
     /// The pool's cache changed: redraw only if what the tab bar shows changed.
     pub fn on_pool(&mut self, view: PoolView, vms: Vec<PoolVm>) {
+        let vms: Vec<PoolVm> = vms.iter().map(PoolVm::for_display).collect();
         if self.pool_vms != vms {
             self.pool_vms = vms;
             self.dirty = true;
@@ -1324,7 +1327,7 @@ impl App {
     }
 
     /// Runs `task` in the background, supervised: see [`App::on_task_done`].
-    fn spawn(&mut self, what: &'static str, task: impl Future<Output = ()> + Send + 'static) {
+    pub fn spawn(&mut self, what: &'static str, task: impl Future<Output = ()> + Send + 'static) {
         let handle = self.tasks.spawn(task);
         self.task_names.insert(handle.id(), what);
     }

@@ -56,6 +56,7 @@ pub fn run(config: Config) -> ExitCode {
     };
     let result = runtime.block_on(dashboard(config, keymap));
     crate::registry::withdraw();
+    crate::secret::kill_running();
     // Tasks still reading PTYs of dead VMs must not keep the process alive.
     runtime.shutdown_timeout(Duration::from_millis(200));
     match result {
@@ -105,11 +106,9 @@ async fn dashboard(config: Config, keymap: Keymap) -> std::io::Result<()> {
     if let Some(w) = config.warnings.first() {
         app.set_message(format!("warning: {w}"), app::Level::Error);
     }
-    let pool = start_pool(&config, &manager, &mut app);
-    let mut pool_changes = match &pool {
-        Some(pool) => pool.cache.subscribe(),
-        None => tokio::sync::watch::channel(0).1,
-    };
+    let mut pool_ready = start_pool(&config, &manager, &mut app);
+    let mut pool: Option<std::sync::Arc<crate::manager::Pool>> = None;
+    let mut pool_changes = tokio::sync::watch::channel(0).1;
 
     let mut input = EventStream::new();
     let mut events = manager.subscribe();
@@ -151,6 +150,22 @@ async fn dashboard(config: Config, keymap: Keymap) -> std::io::Result<()> {
                 Err(RecvError::Lagged(_)) => app.refresh(),
                 Err(RecvError::Closed) => {}
             },
+            ready = async { pool_ready.as_mut().expect("guarded").await }, if pool_ready.is_some() => {
+                pool_ready = None;
+                match ready {
+                    Ok(Ok(p)) => {
+                        pool_changes = p.cache.subscribe();
+                        pool_changes.mark_changed();
+                        pool = Some(p);
+                    }
+                    Ok(Err(e)) => {
+                        app.pool = None;
+                        app.set_message(format!("pool: {e}"), app::Level::Error);
+                    }
+                    // The task panicked; its supervisor has said so.
+                    Err(_) => app.pool = None,
+                }
+            }
             Ok(()) = pool_changes.changed(), if pool.is_some() => {
                 if let Some(cache) = pool.as_ref().map(|p| &p.cache) {
                     let vms = cache.vms();
@@ -173,33 +188,36 @@ async fn dashboard(config: Config, keymap: Keymap) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Follows the configured pool, if any, through the manager's one connection to it.
-/// A pool that cannot be used is a message, not a reason to stop the dashboard.
-fn start_pool(
-    config: &Config,
-    manager: &Manager,
-    app: &mut App,
-) -> Option<std::sync::Arc<crate::manager::Pool>> {
+/// Connects to the configured pool, if any, through the manager's one connection to
+/// it, in the background: a `password_command` may take a while (it has a timeout),
+/// and the dashboard stays usable meanwhile. A pool that cannot be used is a message,
+/// not a reason to stop the dashboard.
+fn start_pool(config: &Config, manager: &Manager, app: &mut App) -> Option<PoolReady> {
     let xcpng = config.xcpng.as_ref()?;
     if let Ok(tls) =
         crate::xapi::tls::TlsMode::from_config(xcpng.tls_verify, &xcpng.tls_fingerprint)
     {
         app.warning = warnings::tls_warning(&tls);
     }
-    match manager.pool() {
-        Ok(pool) => {
-            app.pool = Some(app::PoolView {
-                status: crate::xapi::PoolStatus::Connecting,
-                vms: 0,
-            });
-            Some(pool)
-        }
-        Err(e) => {
-            app.set_message(format!("pool: {e}"), app::Level::Error);
-            None
-        }
-    }
+    app.pool = Some(app::PoolView {
+        status: crate::xapi::PoolStatus::Connecting,
+        vms: 0,
+    });
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let manager = manager.clone();
+    app.spawn("pool", async move {
+        let pool = tokio::task::spawn_blocking(move || manager.pool())
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        let _ = tx.send(pool);
+    });
+    Some(rx)
 }
+
+/// The pool connection on its way, see [`start_pool`].
+type PoolReady =
+    tokio::sync::oneshot::Receiver<Result<std::sync::Arc<crate::manager::Pool>, String>>;
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {

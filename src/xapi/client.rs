@@ -52,6 +52,7 @@ impl Login {
             env: config.password_env.as_deref(),
             command: config.password_command.as_deref(),
             literal: config.password.as_ref().map(|p| p.expose()),
+            timeout: std::time::Duration::from_secs(config.password_timeout_secs),
         }
         .resolve()
         .map_err(XapiError::Config)?
@@ -84,6 +85,18 @@ impl XapiClient {
             login,
             session: Mutex::new(None),
         })
+    }
+
+    /// A client for the configured pool: its login, TLS trust and reply limit.
+    pub fn from_config(config: &XcpngConfig) -> Result<XapiClient, XapiError> {
+        let client = XapiClient::new(Login::from_config(config)?)?;
+        client.set_reply_limit((config.reply_limit_mib as usize).saturating_mul(1 << 20));
+        Ok(client)
+    }
+
+    /// Replies larger than `bytes` are refused as they arrive.
+    pub fn set_reply_limit(&self, bytes: usize) {
+        self.transport.set_reply_limit(bytes);
     }
 
     /// The URL calls go to now (after any redirect to the master).

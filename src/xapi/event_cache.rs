@@ -54,6 +54,24 @@ pub struct PoolVm {
     pub bioxen_id: Option<String>,
 }
 
+impl PoolVm {
+    /// The same VM with every text the pool supplied made safe to show on a terminal.
+    pub fn for_display(&self) -> PoolVm {
+        let clean = |s: &str| crate::sanitize::line(s);
+        PoolVm {
+            reference: clean(&self.reference),
+            uuid: clean(&self.uuid),
+            name: clean(&self.name),
+            power_state: clean(&self.power_state),
+            ip: self.ip.as_deref().map(clean),
+            host: self.host.as_deref().map(clean),
+            memory_bytes: self.memory_bytes,
+            vcpus: self.vcpus,
+            bioxen_id: self.bioxen_id.as_deref().map(clean),
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     tables: HashMap<String, HashMap<String, Json>>,
@@ -202,7 +220,10 @@ async fn follow(client: Arc<XapiClient>, state: Arc<Mutex<State>>, changed: watc
     loop {
         let err = sync(&client, &state, &changed, &mut attempt).await;
         attempt += 1;
-        tracing::warn!("pool events: {err}; retrying (attempt {attempt})");
+        tracing::warn!(
+            "pool events: {}; retrying (attempt {attempt})",
+            crate::sanitize::for_log(&err.to_string())
+        );
         if err.is("SESSION_INVALID") || matches!(err, XapiError::Transport(_)) {
             client.reset_session().await;
         }

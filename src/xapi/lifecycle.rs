@@ -113,8 +113,9 @@ pub async fn create(
         Ok(created) => Ok(created),
         Err((step, error)) => {
             tracing::warn!(
-                "creating {} failed at {step}: {error}; removing it",
-                spec.name
+                "creating {} failed at {step}: {}; removing it",
+                spec.name,
+                crate::sanitize::for_log(&error.to_string())
             );
             let cleanup_error = destroy(client, &vm).await.err();
             Err(StepError {

@@ -10,8 +10,14 @@ use serde_json::{Value as Json, json};
 use super::error::XapiError;
 use super::tls::{self, TlsMode};
 
+/// The largest reply read from a pool unless configured otherwise: far above any real
+/// XAPI answer (a pool's whole VM table is a few MiB), far below what hurts.
+pub const DEFAULT_REPLY_LIMIT: usize = 64 << 20;
+
 pub struct Transport {
     http: reqwest::Client,
+    /// Replies larger than this are refused while they arrive.
+    reply_limit: AtomicU64,
     /// `https://host:port`; changes when a pool member redirects to its master.
     base: Mutex<String>,
     next_id: AtomicU64,
@@ -24,7 +30,10 @@ impl Transport {
         let builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90));
+            .pool_idle_timeout(Duration::from_secs(90))
+            // A pool has no business redirecting a login elsewhere: the request body
+            // carries the password. Redirects are reported, never followed.
+            .redirect(reqwest::redirect::Policy::none());
         let builder = match &tls_mode {
             TlsMode::Verify => builder.tls_backend_rustls(),
             TlsMode::Pinned(pin) => builder.tls_backend_preconfigured(tls::pinned_config(*pin)),
@@ -37,6 +46,7 @@ impl Transport {
             .map_err(|e| XapiError::Config(format!("cannot set up HTTPS: {e}")))?;
         Ok(Transport {
             http,
+            reply_limit: AtomicU64::new(DEFAULT_REPLY_LIMIT as u64),
             base: Mutex::new(base.trim_end_matches('/').to_string()),
             next_id: AtomicU64::new(1),
             tls: tls_mode,
@@ -66,6 +76,10 @@ impl Transport {
 
     pub fn tls_mode(&self) -> &TlsMode {
         &self.tls
+    }
+
+    pub fn set_reply_limit(&self, bytes: usize) {
+        self.reply_limit.store(bytes as u64, Ordering::Relaxed);
     }
 
     /// Calls `method`; the reply's `result`, or the pool's error.
@@ -102,15 +116,39 @@ impl Transport {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let text = match tokio::time::timeout(timeout, response.text()).await {
+        if status.is_redirection() {
+            let target = response
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .map(crate::sanitize::line)
+                .unwrap_or_else(|| "(no Location)".into());
+            return Err(XapiError::Transport(format!(
+                "{url} answered {method} with HTTP {status}, a redirect to {target}; bioxen does \
+                 not follow redirects from a pool (the request carries the password). If that \
+                 is your pool, set [xcpng] url to it"
+            )));
+        }
+        let limit = self.reply_limit.load(Ordering::Relaxed) as usize;
+        let body = match tokio::time::timeout(timeout, read_limited(response, limit)).await {
             Err(_) => {
                 return Err(XapiError::Timeout(format!(
                     "reading the answer to {method}"
                 )));
             }
-            Ok(Err(e)) => return Err(XapiError::Transport(format!("{url}: {e}"))),
-            Ok(Ok(t)) => t,
+            Ok(Err(ReadError::Http(e))) => {
+                return Err(XapiError::Transport(format!("{url}: {e}")));
+            }
+            Ok(Err(ReadError::TooLarge)) => {
+                return Err(XapiError::Transport(format!(
+                    "{url} answered {method} with more than {} MiB; refused \
+                     ([xcpng] reply_limit_mib raises the limit)",
+                    limit >> 20
+                )));
+            }
+            Ok(Ok(b)) => b,
         };
+        let text = String::from_utf8_lossy(&body);
         if !status.is_success() {
             return Err(XapiError::Transport(format!(
                 "{url} answered HTTP {status} to {method}"
@@ -167,6 +205,27 @@ impl Transport {
             None => format!("{base}: {chain}"),
         })
     }
+}
+
+enum ReadError {
+    Http(reqwest::Error),
+    TooLarge,
+}
+
+/// The body, read chunk by chunk and given up on as soon as it passes `limit`: an
+/// endless or huge reply costs at most `limit` bytes of memory.
+async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, ReadError> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(ReadError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(ReadError::Http)? {
+        if body.len() + chunk.len() > limit {
+            return Err(ReadError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// `result`, or the error in v2 (`{code, message, data}`) or v1 (`[CODE, …]`) form.

@@ -167,6 +167,15 @@ impl XVal {
     /// Reads a `<value>` element: typed and untyped strings, `<int>`/`<i4>`/`<i8>`,
     /// `<double>`, `<boolean>`, `<dateTime.iso8601>`, `<array>`, `<struct>`.
     pub fn from_xml(node: roxmltree::Node) -> Result<XVal, String> {
+        XVal::from_xml_at(node, 0)
+    }
+
+    /// Nesting is bounded: a request of nothing but nested arrays must be an error,
+    /// not a stack overflow that takes the whole server down.
+    fn from_xml_at(node: roxmltree::Node, depth: usize) -> Result<XVal, String> {
+        if depth > MAX_NESTING {
+            return Err(format!("values nested deeper than {MAX_NESTING} levels"));
+        }
         let child = node.children().find(|c| c.is_element());
         let Some(child) = child else {
             return Ok(XVal::Str(node.text().unwrap_or("").to_string()));
@@ -196,7 +205,7 @@ impl XVal {
                     .map(|d| {
                         d.children()
                             .filter(|c| c.has_tag_name("value"))
-                            .map(XVal::from_xml)
+                            .map(|v| XVal::from_xml_at(v, depth + 1))
                             .collect()
                     })
                     .unwrap_or_else(|| Ok(Vec::new()))?;
@@ -215,7 +224,7 @@ impl XVal {
                         .children()
                         .find(|c| c.has_tag_name("value"))
                         .ok_or("struct member without value")?;
-                    map.insert(name, XVal::from_xml(value)?);
+                    map.insert(name, XVal::from_xml_at(value, depth + 1)?);
                 }
                 XVal::Struct(map)
             }
@@ -223,6 +232,9 @@ impl XVal {
         })
     }
 }
+
+/// How deeply XML-RPC values may nest; XAPI's own values nest a few levels.
+pub const MAX_NESTING: usize = 64;
 
 /// `%.16g`, as xapi prints doubles: `1.0` is `1`.
 fn format_double(f: f64) -> String {
