@@ -434,3 +434,57 @@ fn a_hanging_password_command_times_out() {
         .unwrap();
     assert!(left.stdout.is_empty(), "sleep 1000 is still running");
 }
+
+/// With no XDG_RUNTIME_DIR, the fallback directory under TMPDIR must be the user's
+/// own and closed to others; one that others can write to is refused with a message.
+#[test]
+fn a_runtime_directory_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir();
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    let shared = dir.join(format!("bioxen-{uid}"));
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    // An entry planted there is not believed.
+    std::fs::write(
+        shared.join(format!("{}.json", std::process::id())),
+        r#"{"pid": 1, "vms": [{"id": "planted", "kind": "local", "state": "running"}]}"#,
+    )
+    .unwrap();
+    let out = Command::new(bioxen_exe())
+        .args(["ls"])
+        .current_dir(&dir)
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("TMPDIR", &dir)
+        .env("XDG_CONFIG_HOME", &dir)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("refusing to use") && err.contains("others can write"),
+        "{err}"
+    );
+    assert!(!text(&out.stdout).contains("planted"));
+}
+
+/// Variables that hold passwords never reach a VM.
+#[test]
+fn vms_never_see_password_variables() {
+    let dir = tempdir();
+    let config = dir.join("bioxen.toml");
+    std::fs::write(
+        &config,
+        "[xcpng]\nurl = \"https://pool.invalid\"\npassword_env = \"BIOXEN_T_SECRET\"\n",
+    )
+    .unwrap();
+    let out = Command::new(bioxen_exe())
+        .args(["--config", config.to_str().unwrap(), "run", "-e"])
+        .arg("print(os.getenv('BIOXEN_T_SECRET'), os.getenv('BIOXEN_T_OTHER'))")
+        .env("BIOXEN_T_SECRET", "hunter2")
+        .env("BIOXEN_T_OTHER", "visible")
+        .env("XDG_RUNTIME_DIR", &dir)
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout), "nil\tvisible\n", "{}", text(&out.stderr));
+}

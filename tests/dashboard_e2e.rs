@@ -569,3 +569,104 @@ fn a_slow_password_command_leaves_the_dashboard_usable() {
         "the password command outlived the dashboard"
     );
 }
+
+/// The dashboard's own log is private; a log_dir that cannot be used is said on screen;
+/// a VM in a PTY does not see the pool's password variable.
+#[test]
+fn logs_are_private_and_a_broken_log_dir_is_reported() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = Tmux::start_with_config(
+        "privlog",
+        120,
+        40,
+        &format!("BIOXEN_T_SECRET=hunter2 {}", bioxen_exe().display()),
+        Some("[xcpng]\nurl = \"http://127.0.0.1:9\"\npassword_env = \"BIOXEN_T_SECRET\"\n"),
+    );
+    t.wait_text("No VMs yet");
+    t.keys(&["c"]);
+    t.wait_text("Create a VM");
+    t.keys(&["Enter"]);
+    t.wait_for("a prompt", |s| s.contains(" TERM ") && has_prompt(s));
+    t.type_text("print('secret=' .. tostring(os.getenv('BIOXEN_T_SECRET')))");
+    t.keys(&["Enter"]);
+    t.wait_for("the answer", |s| {
+        pane_text(s).lines().any(|l| l == "secret=nil")
+    });
+    let mode = |p: std::path::PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(t.path().join("state/bioxen/bioxen.log")), 0o600);
+    assert_eq!(mode(t.path().join("state/bioxen")), 0o700);
+    t.keys(&["C-b", "d"]);
+    t.keys(&["q"]);
+    t.wait_text("will be terminated");
+    t.keys(&["y"]);
+    t.wait_text("EXITED-0");
+    drop(t);
+
+    let t = Tmux::start_with_config(
+        "badlogdir",
+        120,
+        40,
+        &bioxen_exe().display().to_string(),
+        Some("[ui]\nlog_dir = \"bioxen.toml\"\n"),
+    );
+    t.wait_text("no log file, and no output logs");
+    t.keys(&["q"]);
+    t.wait_text("EXITED-0");
+}
+
+/// Closing the terminal window under a flooding VM: no panic, and every process of the
+/// VM ends, a child that ignores SIGHUP included.
+#[test]
+fn closing_the_terminal_ends_every_vm_process_cleanly() {
+    let t = start("closed", 120, 40);
+    t.keys(&["c"]);
+    t.wait_text("Create a VM");
+    t.keys(&["Enter"]);
+    t.wait_for("a prompt", |s| s.contains(" TERM ") && has_prompt(s));
+    t.type_text("os.execute(\"sh -c 'trap \\\"\\\" HUP; exec sleep 300' &\")");
+    t.keys(&["Enter"]);
+    t.wait_for("a prompt again", |s| {
+        pane_text(s).lines().filter(|l| *l == ">").count() >= 1
+    });
+    let dashboard = t.program_pid("bioxen");
+    let s = t.screen();
+    let vm = vm_pids(&s)[0];
+    assert!(
+        (0..500).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            common::group_members(vm) >= 2
+        }),
+        "the background child did not start"
+    );
+    t.type_text("for i = 1, 1e9 do print(i) end");
+    t.keys(&["Enter"]);
+    // The window closes: tmux goes away with the terminal.
+    let log = t.path().join("state/bioxen/bioxen.log");
+    let dir = t.path().to_path_buf();
+    std::mem::forget(t);
+    let _ = std::process::Command::new("tmux")
+        .args([
+            "-L",
+            &format!("bioxen-test-closed-{}", std::process::id()),
+            "kill-server",
+        ])
+        .status();
+    let gone = |pid: u32| !std::path::Path::new(&format!("/proc/{pid}")).exists();
+    assert!(
+        (0..1500).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            gone(dashboard)
+        }),
+        "the dashboard did not exit"
+    );
+    assert!(
+        (0..500).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            common::group_members(vm) == 0
+        }),
+        "processes of the VM survived the closed terminal"
+    );
+    let log = std::fs::read_to_string(log).unwrap_or_default();
+    assert!(!log.contains("panic"), "{log}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -356,3 +356,76 @@ async fn stopping_a_dead_vm_never_signals_a_group_that_reused_its_id() {
         );
     }
 }
+
+/// A paste larger than the input limit is refused with the real sizes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_paste_is_refused_with_its_size() {
+    let m = manager();
+    let id = m
+        .create_interactive_vm(None, VmKind::Local, VmOptions::default())
+        .await
+        .unwrap();
+    m.wait_ready(&id, WAIT).await.unwrap();
+    let err = m
+        .send_input(&id, vec![b'x'; 20 << 20])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("20.0M") && err.contains("16.0M"), "{err}");
+    assert!(!err.contains("0 KiB"), "{err}");
+    m.terminate_vm_session(&id).await.unwrap();
+}
+
+/// A working directory that does not exist is named in the error, not the program.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_working_directory_is_named() {
+    let mut config = common::manager_config();
+    config.local_cwd = Some("/nonexistent/experiments".into());
+    let m = bioxen::Manager::new(config);
+    let err = m
+        .create_interactive_vm(None, VmKind::Local, VmOptions::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("/nonexistent/experiments"), "{err}");
+}
+
+/// Output logs are private files, never written through a planted symlink.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_logs_are_private_and_never_follow_symlinks() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut config = common::manager_config();
+    let dir = std::env::temp_dir().join(format!("bioxen-logs-priv-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    config.log_dir = dir.join("logs");
+    config.output_log = true;
+    let m = bioxen::Manager::new(config);
+    let id = m
+        .create_interactive_vm(Some("logged"), VmKind::Local, VmOptions::default())
+        .await
+        .unwrap();
+    m.send_input(&id, "print('to' .. 'the log')\n").unwrap();
+    let log = dir.join("logs/logged.log");
+    assert!(
+        eventually(WAIT, || std::fs::read_to_string(&log)
+            .is_ok_and(|t| t.contains("tothe log")))
+        .await
+    );
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&log), 0o600);
+    assert_eq!(mode(&dir.join("logs")), 0o700);
+    m.terminate_vm_session(&id).await.unwrap();
+
+    // Someone plants a symlink where the next VM's log will go.
+    let victim = dir.join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join("logs/planted.log")).unwrap();
+    let id = m
+        .create_interactive_vm(Some("planted"), VmKind::Local, VmOptions::default())
+        .await
+        .unwrap();
+    m.send_input(&id, "print('secret output')\n").unwrap();
+    m.read_until(&id, "secret output", WAIT).await.unwrap();
+    m.terminate_vm_session(&id).await.unwrap();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -692,13 +692,23 @@ impl Session {
             .ok_or_else(|| Error::session(&self.id, "has no process"))?;
         let queued = self.queued_input.load(Ordering::Relaxed);
         if queued + input.len() > INPUT_LIMIT {
-            return Err(Error::session(
-                &self.id,
+            let size = crate::ui::format::bytes;
+            let why = if queued == 0 {
                 format!(
-                    "is not reading its input ({} KiB waiting); input dropped",
-                    queued / 1024
-                ),
-            ));
+                    "cannot take {} of input at once (the limit is {}); input dropped",
+                    size(input.len() as u64),
+                    size(INPUT_LIMIT as u64)
+                )
+            } else {
+                format!(
+                    "is not reading its input ({} already waiting, {} more would pass the \
+                     {} limit); input dropped",
+                    size(queued as u64),
+                    size(input.len() as u64),
+                    size(INPUT_LIMIT as u64)
+                )
+            };
+            return Err(Error::session(&self.id, why));
         }
         for piece in input.chunks(INPUT_PIECE) {
             self.queued_input.fetch_add(piece.len(), Ordering::Relaxed);

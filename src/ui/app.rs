@@ -278,6 +278,8 @@ pub struct App {
     pub tasks: JoinSet<()>,
     /// What each running task is doing, for the report if it panics.
     task_names: HashMap<tokio::task::Id, &'static str>,
+    /// Publishing the VM list failed last time (said once, not on every change).
+    publish_failed: bool,
 }
 
 impl App {
@@ -318,6 +320,7 @@ impl App {
             tx,
             tasks: JoinSet::new(),
             task_names: HashMap::new(),
+            publish_failed: false,
         };
         app.pane_size = app.areas().pane_size();
         app.refresh();
@@ -953,9 +956,20 @@ impl App {
 
     // ----- actions ---------------------------------------------------------------------
 
-    fn publish(&self) {
-        if let Err(e) = crate::registry::publish(&self.rows) {
-            tracing::warn!("cannot publish the VM list for `bioxen ls`: {e}");
+    /// Writes the VM list for `bioxen ls`; the first failure is shown, not just logged.
+    fn publish(&mut self) {
+        match crate::registry::publish(&self.rows) {
+            Ok(()) => self.publish_failed = false,
+            Err(e) => {
+                tracing::warn!("cannot publish the VM list for `bioxen ls`: {e}");
+                if !self.publish_failed {
+                    self.publish_failed = true;
+                    self.set_message(
+                        format!("bioxen ls will not see these VMs: {e}"),
+                        Level::Error,
+                    );
+                }
+            }
         }
     }
 

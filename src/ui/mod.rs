@@ -33,6 +33,15 @@ use crate::manager::{Manager, ManagerConfig};
 use app::App;
 use keymap::Keymap;
 
+/// Writes a line to stderr if there is one: once the terminal window is closed,
+/// stderr is gone, and `eprintln!` would panic on the way out.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// The shortest time between two frames.
 const FRAME: Duration = Duration::from_millis(16);
 
@@ -41,16 +50,23 @@ pub fn run(config: Config) -> ExitCode {
     let keymap = match Keymap::from_config(&config) {
         Ok(k) => k,
         Err(e) => {
-            eprintln!("bioxen: {e}");
+            say!("bioxen: {e}");
             return ExitCode::from(2);
         }
     };
-    let log_path = init_logging(&config);
+    let mut config = config;
+    let log_path = match init_logging(&config) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            config.warnings.insert(0, e);
+            None
+        }
+    };
     install_panic_hook(log_path.clone());
     let runtime = match crate::runtime() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("bioxen: cannot start: {e}");
+            say!("bioxen: cannot start: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -62,9 +78,9 @@ pub fn run(config: Config) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("bioxen: {e}");
+            say!("bioxen: {e}");
             if let Some(p) = log_path {
-                eprintln!("(details in {})", p.display());
+                say!("(details in {})", p.display());
             }
             ExitCode::FAILURE
         }
@@ -117,17 +133,23 @@ async fn dashboard(config: Config, keymap: Keymap) -> std::io::Result<()> {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_draw = Instant::now() - FRAME;
+    // Set when the terminal went away (its window closed): nothing more is drawn, and
+    // the VMs are still shut down properly before bioxen exits.
+    let mut terminal_gone = false;
 
     while !app.quit {
-        let draw_at = app
-            .dirty
+        let draw_at = (app.dirty && !terminal_gone)
             .then(|| tokio::time::Instant::from_std(last_draw + FRAME));
         let prefix_at = app.prefix_deadline().map(tokio::time::Instant::from_std);
         tokio::select! {
             biased;
             _ = sleep_until(draw_at), if draw_at.is_some() => {
                 app.rearm_output();
-                render(&mut terminal, &app)?;
+                if let Err(e) = render(&mut terminal, &app) {
+                    tracing::warn!("the terminal cannot be written to ({e}); terminating VMs and quitting");
+                    terminal_gone = true;
+                    app.begin_quit();
+                }
                 app.dirty = false;
                 last_draw = Instant::now();
                 // Test hook: the test of terminal restoration on panic sets this.
@@ -135,10 +157,17 @@ async fn dashboard(config: Config, keymap: Keymap) -> std::io::Result<()> {
                     panic!("BIOXEN_TEST_PANIC is set: a deliberate panic after the first frame");
                 }
             }
-            event = input.next() => match event {
+            event = input.next(), if !terminal_gone => match event {
                 Some(Ok(ev)) => app.on_terminal_event(ev),
-                Some(Err(e)) => return Err(e),
-                None => app.begin_quit(),
+                Some(Err(e)) => {
+                    tracing::warn!("the terminal cannot be read ({e}); terminating VMs and quitting");
+                    terminal_gone = true;
+                    app.begin_quit();
+                }
+                None => {
+                    terminal_gone = true;
+                    app.begin_quit();
+                }
             },
             msg = ui_rx.recv() => if let Some(msg) = msg { app.on_ui_msg(msg) },
             Some(done) = app.tasks.join_next_with_id(), if !app.tasks.is_empty() => {
@@ -297,21 +326,22 @@ fn install_panic_hook(log_path: Option<std::path::PathBuf>) {
         tracing::error!("panic: {info}");
         panic_hook(info);
         if let Some(p) = &log_path {
-            eprintln!("bioxen's log: {}", p.display());
+            say!("bioxen's log: {}", p.display());
         }
     }));
 }
 
-/// Logs go to `<log_dir>/bioxen.log`, never to the screen.
-fn init_logging(config: &Config) -> Option<std::path::PathBuf> {
+/// Logs go to `<log_dir>/bioxen.log`, never to the screen. The file is private to the
+/// user (0600 in a 0700 directory) and never opened through a symlink.
+fn init_logging(config: &Config) -> Result<std::path::PathBuf, String> {
     let dir = config.log_dir();
-    std::fs::create_dir_all(&dir).ok()?;
     let path = dir.join("bioxen.log");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .ok()?;
+    let file = crate::private_fs::open_append(&path).map_err(|e| {
+        format!(
+            "no log file, and no output logs: {e} (ui.log_dir is {})",
+            dir.display()
+        )
+    })?;
     let level = match std::env::var("BIOXEN_LOG").as_deref() {
         Ok("debug") => tracing::Level::DEBUG,
         Ok("trace") => tracing::Level::TRACE,
@@ -322,6 +352,6 @@ fn init_logging(config: &Config) -> Option<std::path::PathBuf> {
         .with_ansi(false)
         .with_max_level(level)
         .try_init()
-        .ok()?;
-    Some(path)
+        .map_err(|e| format!("cannot start logging: {e}"))?;
+    Ok(path)
 }

@@ -47,6 +47,12 @@ pub fn spawn(spec: &LocalSpec) -> Result<LocalVm> {
         cmd = cmd.env_remove(name);
     }
     if let Some(dir) = &spec.cwd {
+        if !dir.is_dir() {
+            return Err(Error::Manager(format!(
+                "the working directory {} ([local] cwd) does not exist or is not a directory",
+                dir.display()
+            )));
+        }
         cmd = cmd.current_dir(dir);
     }
     let child = cmd.spawn(pts).map_err(|e| {
