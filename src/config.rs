@@ -61,6 +61,8 @@ pub struct UiConfig {
     pub prefix: Spanned<String>,
     /// Lines of scrollback kept per session.
     pub scrollback: usize,
+    /// Bytes of scrollback kept per session, whatever the lines hold.
+    pub scrollback_bytes: usize,
     /// Capture the mouse (wheel scrolls, clicks select). Shift-drag still selects text
     /// natively in most terminals.
     pub mouse: bool,
@@ -76,6 +78,7 @@ impl Default for UiConfig {
         UiConfig {
             prefix: Spanned::new(0..0, "C-b".to_string()),
             scrollback: 10_000,
+            scrollback_bytes: crate::term::screen::DEFAULT_SCROLLBACK_BYTES,
             mouse: true,
             output_log: false,
             log_dir: None,

@@ -81,6 +81,7 @@ pub struct ManagerConfig {
     pub local_env: Vec<(String, String)>,
     pub local_cwd: Option<PathBuf>,
     pub scrollback: usize,
+    pub scrollback_bytes: usize,
     /// Write each session's raw output to `<log_dir>/<id>.log`.
     pub output_log: bool,
     pub log_dir: PathBuf,
@@ -111,6 +112,7 @@ impl ManagerConfig {
                 .collect(),
             local_cwd: config.local.cwd.as_deref().map(crate::config::expand_home),
             scrollback: config.ui.scrollback,
+            scrollback_bytes: config.ui.scrollback_bytes,
             output_log: config.ui.output_log,
             log_dir: config.log_dir(),
         })
@@ -632,7 +634,10 @@ impl Session {
             None
         };
         Session {
-            screen: Mutex::new(Screen::new(options.size, config.scrollback)),
+            screen: Mutex::new(
+                Screen::new(options.size, config.scrollback)
+                    .with_byte_limit(config.scrollback_bytes),
+            ),
             id,
             kind,
             options,

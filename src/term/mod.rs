@@ -2,6 +2,7 @@
 //! dashboard's keystrokes into the bytes a program expects.
 
 pub mod encode;
+mod osc_guard;
 pub mod screen;
 
 pub use screen::Screen;

@@ -23,6 +23,8 @@ pub struct Screen {
     fast_path: bool,
     /// A program set a scroll region: rows no longer simply scroll off the top.
     scroll_region_seen: bool,
+    /// Bounds OSC strings before the parser collects them.
+    osc: super::osc_guard::OscGuard,
 }
 
 /// What the parser reports back while processing output.
@@ -39,7 +41,16 @@ struct Callbacks {
     history: VecDeque<Box<str>>,
     /// How many rows `history` keeps.
     capacity: usize,
+    /// How many bytes of rows `history` keeps: lines bound ASCII, bytes bound wide,
+    /// coloured text (a CJK row with colours is kilobytes).
+    byte_limit: usize,
+    /// Bytes of the rows in `history`.
+    bytes: usize,
 }
+
+/// Scrollback bytes per session unless configured: with the screen itself, well within
+/// the 4 MiB a session may cost.
+pub const DEFAULT_SCROLLBACK_BYTES: usize = 2 << 20;
 
 impl vt100::Callbacks for Callbacks {
     fn audible_bell(&mut self, _: &mut vt100::Screen) {
@@ -99,10 +110,15 @@ impl Callbacks {
         if self.capacity == 0 {
             return;
         }
-        if self.history.len() == self.capacity {
-            self.history.pop_front();
-        }
+        self.bytes += row.len();
         self.history.push_back(row);
+        while self.history.len() > self.capacity
+            || (self.bytes > self.byte_limit && self.history.len() > 1)
+        {
+            if let Some(old) = self.history.pop_front() {
+                self.bytes -= old.len();
+            }
+        }
     }
 }
 
@@ -111,6 +127,7 @@ impl Screen {
         let (rows, cols) = non_zero(size);
         let callbacks = Callbacks {
             capacity: scrollback,
+            byte_limit: DEFAULT_SCROLLBACK_BYTES,
             ..Callbacks::default()
         };
         Screen {
@@ -118,7 +135,14 @@ impl Screen {
             offset: 0,
             fast_path: true,
             scroll_region_seen: false,
+            osc: Default::default(),
         }
+    }
+
+    /// Bounds the scrollback to `bytes` (besides its line count).
+    pub fn with_byte_limit(mut self, bytes: usize) -> Self {
+        self.parser.callbacks_mut().byte_limit = bytes;
+        self
     }
 
     /// A screen that always uses the parser, to check the fast path against.
@@ -137,10 +161,14 @@ impl Screen {
     /// Processes output bytes. Returns the replies the program asked for (empty almost
     /// always), to be written back to it.
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<u8> {
-        if self.fast_path && !self.try_fast_scroll(bytes) {
-            self.process(bytes);
-        } else if !self.fast_path {
+        // A chunk that starts inside an open sequence is not plain text.
+        let mid_sequence = self.osc.is_open();
+        let bounded = self.osc.filter(bytes);
+        let bytes = bounded.as_deref().unwrap_or(bytes);
+        if !self.fast_path {
             self.parser.process(bytes);
+        } else if mid_sequence || !self.try_fast_scroll(bytes) {
+            self.process(bytes);
         }
         std::mem::take(&mut self.parser.callbacks_mut().replies)
     }
@@ -396,6 +424,50 @@ fn non_zero(size: Size) -> (NonZeroU16, NonZeroU16) {
 
 #[cfg(test)]
 mod tests {
+
+    fn rss_bytes() -> u64 {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+        let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+        pages * 4096
+    }
+
+    /// Wide, coloured rows are bounded by bytes, not only by their count.
+    #[test]
+    fn scrollback_is_bounded_in_bytes() {
+        let limit = 256 * 1024;
+        let mut s = Screen::new(Size::new(24, 80), 10_000).with_byte_limit(limit);
+        let row = "\x1b[38;5;196m漢\x1b[38;5;46m字\x1b[0m".repeat(20) + "\r\n";
+        for _ in 0..5_000 {
+            s.feed(row.as_bytes());
+        }
+        let kept: usize = s.history().map(str::len).sum();
+        assert!(kept <= limit, "{kept} bytes kept");
+        assert!(s.scrollback_len() > 100, "only {} rows", s.scrollback_len());
+        // The newest rows are the ones kept.
+        assert!(s.history().last().unwrap().contains('字'));
+    }
+
+    /// An OSC that never ends costs at most its bounded payload, not a byte per byte.
+    #[test]
+    fn an_unterminated_osc_does_not_grow_memory() {
+        let mut s = Screen::new(Size::new(24, 80), 100);
+        s.feed(b"\x1b]2;");
+        let chunk = vec![b'x'; 64 * 1024];
+        let before = rss_bytes();
+        for _ in 0..3200 {
+            s.feed(&chunk);
+        }
+        // Other tests run beside this one: the margin is wide, the effect it guards
+        // against is 200 MB.
+        let grown = rss_bytes().saturating_sub(before);
+        assert!(
+            grown < 64 << 20,
+            "200 MB of OSC grew memory by {grown} bytes"
+        );
+        s.feed(b"\x07after");
+        assert!(s.title().is_some_and(|t| t.len() <= 200));
+        assert!(s.text().contains("after"));
+    }
     use super::*;
     use proptest::prelude::*;
 
