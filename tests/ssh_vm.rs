@@ -466,3 +466,150 @@ async fn restarting_a_session_whose_pool_vm_is_gone_never_reconnects() {
     );
     assert!(matches!(m.info(&id).unwrap().state, VmState::Failed(_)));
 }
+
+/// bioxen reads known_hosts as OpenSSH's ssh does: for each file below, `ssh -o
+/// StrictHostKeyChecking=yes` and an ssh VM either both connect or both refuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn known_hosts_markers_agree_with_openssh() {
+    use std::process::Command;
+    common::require_program("ssh", "openssh-client");
+    let sshd = Sshd::start("markers");
+    let recorded = std::fs::read_to_string(&sshd.known_hosts).unwrap();
+    let mut fields = recorded.split_whitespace();
+    let (name, algo, key) = (
+        fields.next().unwrap().to_string(),
+        fields.next().unwrap().to_string(),
+        fields.next().unwrap().to_string(),
+    );
+    let other = sshd.dir.join("other_host_key");
+    Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    let other_pub = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let other_key = other_pub.split_whitespace().nth(1).unwrap().to_string();
+    let port = sshd.port;
+    let plain = format!("{name} {algo} {key}");
+    let cases: Vec<(&str, String, bool)> = vec![
+        ("plain", plain.clone(), false),
+        (
+            "with comments",
+            format!("# lab hosts\n\n{plain} lab key\n"),
+            false,
+        ),
+        (
+            "revoked",
+            format!("{plain}\n@revoked {name} {algo} {key}\n"),
+            false,
+        ),
+        (
+            "revoked for all hosts",
+            format!("@revoked * {algo} {key}\n{plain}\n"),
+            false,
+        ),
+        ("negated", format!("*,!{name} {algo} {key}\n"), false),
+        (
+            "negated in both forms",
+            format!("*,!{name},!127.0.0.1 {algo} {key}\n"),
+            false,
+        ),
+        (
+            "recorded without the port",
+            format!("127.0.0.1 {algo} {key}\n"),
+            false,
+        ),
+        (
+            "negated by wildcard",
+            format!("{name},![127.0.0.*]:{port} {algo} {key}\n"),
+            false,
+        ),
+        (
+            "wildcard",
+            format!("[127.0.0.?]:{port} {algo} {key}\n"),
+            false,
+        ),
+        ("hashed", plain.clone(), true),
+        ("changed", format!("{name} {algo} {other_key}\n"), false),
+        (
+            "changed beside the right key",
+            format!("{name} {algo} {other_key}\n{plain}\n"),
+            false,
+        ),
+        (
+            "cert-authority only",
+            format!("@cert-authority {name} {algo} {key}\n"),
+            false,
+        ),
+        (
+            "another host",
+            format!("[127.0.0.2]:{port} {algo} {key}\n"),
+            false,
+        ),
+    ];
+    for (what, text, hash) in cases {
+        let file = sshd.dir.join("markers_known_hosts");
+        std::fs::write(&file, &text).unwrap();
+        if hash {
+            Command::new("ssh-keygen")
+                .args(["-q", "-H", "-f"])
+                .arg(&file)
+                .output()
+                .unwrap();
+            assert!(std::fs::read_to_string(&file).unwrap().starts_with("|1|"));
+        }
+        let openssh = Command::new("ssh")
+            .args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+            ])
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", file.display()))
+            .args([
+                "-o",
+                "GlobalKnownHostsFile=/dev/null",
+                "-o",
+                "CheckHostIP=no",
+            ])
+            .arg("-i")
+            .arg(&sshd.client_key)
+            .args(["-p", &port.to_string()])
+            .arg(format!("{}@127.0.0.1", sshd.user))
+            .arg("true")
+            .output()
+            .unwrap()
+            .status
+            .success();
+        let m = manager_for(
+            &sshd.host_entry("lab", &file, "lua5.4 -i"),
+            Trust::default(),
+        );
+        let ours = m
+            .create_interactive_vm(Some("markers"), VmKind::Ssh, ssh_options("lab"))
+            .await;
+        let connected = ours.is_ok();
+        if connected {
+            m.terminate_vm_session("markers").await.unwrap();
+        }
+        assert_eq!(
+            connected,
+            openssh,
+            "{what}: bioxen {} where ssh {} ({ours:?})\n{text}",
+            if connected { "connected" } else { "refused" },
+            if openssh { "connected" } else { "refused" },
+        );
+        if what.starts_with("revoked") {
+            assert!(format!("{ours:?}").contains("REVOKED"), "{ours:?}");
+        }
+        if what == "cert-authority only" {
+            assert!(
+                format!("{ours:?}").contains("certificate authority"),
+                "{ours:?}"
+            );
+        }
+    }
+}

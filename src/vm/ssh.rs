@@ -21,6 +21,7 @@ use russh::{ChannelMsg, Disconnect};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Size;
+use super::known_hosts::Verdict;
 
 /// Where and how to reach a remote Lua.
 #[derive(Clone)]
@@ -175,14 +176,27 @@ async fn check_host_key(
     trust: &Trust,
 ) -> Result<(), String> {
     let fp = fingerprint(key);
-    match russh::keys::check_known_hosts_path(host, port, key, known_hosts) {
-        Ok(true) => return Ok(()),
-        Ok(false) => {}
-        Err(russh::keys::Error::KeyChanged { line }) => {
-            let line = file_line(known_hosts, line);
+    match super::known_hosts::check(known_hosts, host, port, key) {
+        Ok(Verdict::Known) => return Ok(()),
+        Ok(Verdict::Unknown) => {}
+        Ok(Verdict::Changed { line }) => {
             return Err(format!(
                 "the host key of {host}:{port} has CHANGED (now {fp}); {} line {line} records another. \
                  Someone may be intercepting the connection. If the host was reinstalled, remove that line.",
+                known_hosts.display()
+            ));
+        }
+        Ok(Verdict::Revoked { line }) => {
+            return Err(format!(
+                "the host key {fp} of {host}:{port} is REVOKED ({} line {line}); refusing to connect",
+                known_hosts.display()
+            ));
+        }
+        Ok(Verdict::CertAuthorityOnly { line }) => {
+            return Err(format!(
+                "{host}:{port} is trusted through a certificate authority ({} line {line}), and \
+                 bioxen does not check host certificates; refusing to connect. Add the host's own \
+                 key ({fp}) to use it from bioxen",
                 known_hosts.display()
             ));
         }
@@ -219,25 +233,6 @@ async fn check_host_key(
         key.algorithm(),
         known_hosts.display()
     ))
-}
-
-/// The line of `path` that russh calls `entry`: it numbers entries, skipping comment
-/// lines, and people need the line their editor shows.
-fn file_line(path: &Path, entry: usize) -> usize {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return entry;
-    };
-    let mut seen = 0;
-    for (i, l) in text.lines().enumerate() {
-        if l.starts_with('#') {
-            continue;
-        }
-        seen += 1;
-        if seen == entry {
-            return i + 1;
-        }
-    }
-    entry
 }
 
 /// An authenticated SSH connection. Clones share it.
