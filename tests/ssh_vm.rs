@@ -613,3 +613,59 @@ async fn known_hosts_markers_agree_with_openssh() {
         }
     }
 }
+
+/// Killing an xcpng VM while the pool is still making it answers at once, never
+/// connects, and removes what was made, even on a slow pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_pool_vm_during_creation_cancels_it() {
+    let sshd = Sshd::start("xcpng-cancel");
+    let sim = SimServer::start("127.0.0.1:0".parse().unwrap(), SimOptions::default(), false)
+        .await
+        .unwrap();
+    sim.sim.faults.lock().unwrap().latency = Duration::from_millis(400);
+    let config = format!(
+        "[xcpng]\nurl = \"{}\"\npassword = \"password\"\n\
+         [xcpng.ssh]\nuser = \"{}\"\nport = {}\nidentity = \"{}\"\nknown_hosts = \"{}\"\ncommand = \"lua5.4 -i\"\n",
+        sim.url,
+        sshd.user,
+        sshd.port,
+        sshd.client_key.display(),
+        sshd.known_hosts.display()
+    );
+    let m = manager_for(&config, Trust::default());
+    let creating = {
+        let m = m.clone();
+        tokio::spawn(async move {
+            m.create_interactive_vm(Some("doomed"), VmKind::Xcpng, VmOptions::default())
+                .await
+        })
+    };
+    // Wait until the pool has a clone of the template.
+    assert!(
+        eventually(WAIT, || sim.sim.guest_vm_count() == 1).await,
+        "the VM was never cloned"
+    );
+    let started = std::time::Instant::now();
+    m.kill("doomed").await.unwrap();
+    let result = creating.await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "kill took {:?}",
+        started.elapsed()
+    );
+    let err = result.unwrap_err().to_string();
+    assert!(
+        err.contains("killed while its pool VM was being created"),
+        "{err}"
+    );
+    assert!(!m.info("doomed").unwrap().state.is_alive());
+    assert!(
+        eventually(Duration::from_secs(60), || sim.sim.guest_vm_count() == 0).await,
+        "the half-made VM was left on the pool"
+    );
+    assert!(sshd.connection_pids().is_empty(), "it connected anyway");
+    assert!(
+        !sshd.log().contains("Accepted publickey"),
+        "it connected anyway"
+    );
+}

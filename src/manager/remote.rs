@@ -50,6 +50,13 @@ impl StopSignal {
         self.flag.load(Ordering::SeqCst)
     }
 
+    /// Completes once the stop is raised.
+    pub async fn raised(&self) {
+        while !self.is_raised() {
+            self.notify.notified().await;
+        }
+    }
+
     /// Sleeps `delay`; returns true if the stop was raised meanwhile.
     async fn sleep(&self, delay: Duration) -> bool {
         if self.is_raised() {
@@ -106,9 +113,13 @@ pub(super) async fn start(manager: &Manager, session: &Arc<Session>) -> Result<(
     } else {
         Duration::ZERO
     };
-    let conn = connect_patiently(&target, &manager.inner.config.trust, patience)
-        .await
-        .map_err(|e| Error::session(&session.id, e.to_string()))?;
+    let conn = tokio::select! {
+        conn = connect_patiently(&target, &manager.inner.config.trust, patience) => conn
+            .map_err(|e| Error::session(&session.id, e.to_string()))?,
+        () = session.stop.raised() => {
+            return Err(Error::session(&session.id, "killed while connecting"));
+        }
+    };
     let size = lock(&session.screen).size();
     let pty = conn
         .open_pty(size, &ssh::rocks_env())
@@ -340,15 +351,41 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshT
             ),
             &events,
         );
-        let s = session.clone();
-        let ev = events.clone();
-        let progress = move |step: lifecycle::Step| s.notice(&format!("{step}…"), &ev);
-        let created = lifecycle::create(&client, &spec, &progress)
-            .await
-            .map_err(|e| {
-                session.notice(&e.to_string(), &events);
-                fail(&e)
-            })?;
+        // The creation runs as its own task, so that killing the session answers at
+        // once: the task then stops at its next step and removes what it made, even on
+        // a slow or hanging pool.
+        let task = {
+            let (client, spec, s, ev) = (
+                client.clone(),
+                spec.clone(),
+                session.clone(),
+                events.clone(),
+            );
+            tokio::spawn(async move {
+                let progress = |step: lifecycle::Step| s.notice(&format!("{step}…"), &ev);
+                let cancelled = || s.stop.is_raised();
+                let result =
+                    lifecycle::create_cancellable(&client, &spec, &progress, &cancelled).await;
+                if let Err(e) = &result
+                    && matches!(e.error, crate::xapi::XapiError::Cancelled)
+                {
+                    tracing::info!(vm = %s.id, "creation cancelled at {}; removed what was made", e.step);
+                }
+                result
+            })
+        };
+        let created = tokio::select! {
+            joined = task => joined
+                .map_err(|e| Error::session(&session.id, format!("creating the VM: {e}")))?
+                .map_err(|e| {
+                    session.notice(&e.to_string(), &events);
+                    fail(&e)
+                })?,
+            () = session.stop.raised() => {
+                session.notice("killed: the creation stops and what it made is removed", &events);
+                return Err(Error::session(&session.id, "killed while its pool VM was being created; the half-made VM is removed"));
+            }
+        };
         session.notice(
             &format!("VM {} is up at {}", created.uuid, created.ip),
             &events,

@@ -14,6 +14,8 @@ pub enum XapiError {
     Timeout(String),
     /// bioxen's own configuration for the pool is incomplete.
     Config(String),
+    /// The work was given up because the user asked (a VM killed while being made).
+    Cancelled,
 }
 
 impl XapiError {
@@ -51,6 +53,7 @@ impl fmt::Display for XapiError {
             XapiError::Tls(m) => write!(f, "TLS: {m}"),
             XapiError::Timeout(m) => write!(f, "timed out: {m}"),
             XapiError::Config(m) => write!(f, "{m}"),
+            XapiError::Cancelled => write!(f, "cancelled"),
         }
     }
 }

@@ -87,6 +87,25 @@ pub async fn create(
     spec: &CreateSpec,
     progress: &(dyn Fn(Step) + Send + Sync),
 ) -> Result<CreatedVm, StepError> {
+    create_cancellable(client, spec, progress, &|| false).await
+}
+
+/// Like [`create`], giving up between steps once `cancelled()` holds: what was made so
+/// far is removed, as after a failed step, and the error is [`XapiError::Cancelled`].
+/// A step under way is let finish, so a clone in flight is never left behind unseen.
+pub async fn create_cancellable(
+    client: &XapiClient,
+    spec: &CreateSpec,
+    progress: &(dyn Fn(Step) + Send + Sync),
+    cancelled: &(dyn Fn() -> bool + Send + Sync),
+) -> Result<CreatedVm, StepError> {
+    if cancelled() {
+        return Err(StepError {
+            step: Step::FindTemplate,
+            error: XapiError::Cancelled,
+            cleanup_error: None,
+        });
+    }
     progress(Step::FindTemplate);
     let template = find_template(client, &spec.template)
         .await
@@ -109,7 +128,14 @@ pub async fn create(
             error,
             cleanup_error: None,
         })?;
-    match configure_and_start(client, &vm, spec, progress).await {
+    let step = |s: Step| {
+        if cancelled() {
+            return Err((s, XapiError::Cancelled));
+        }
+        progress(s);
+        Ok(())
+    };
+    match configure_and_start(client, &vm, spec, &step, cancelled).await {
         Ok(created) => Ok(created),
         Err((step, error)) => {
             tracing::warn!(
@@ -131,16 +157,17 @@ async fn configure_and_start(
     client: &XapiClient,
     vm: &str,
     spec: &CreateSpec,
-    progress: &(dyn Fn(Step) + Send + Sync),
+    step: &(dyn Fn(Step) -> Result<(), (Step, XapiError)> + Send + Sync),
+    cancelled: &(dyn Fn() -> bool + Send + Sync),
 ) -> Result<CreatedVm, (Step, XapiError)> {
     let at = |step: Step| move |e: XapiError| (step, e);
-    progress(Step::Provisioning);
+    step(Step::Provisioning)?;
     client
         .call("VM.provision", vec![json!(vm)])
         .await
         .map_err(at(Step::Provisioning))?;
 
-    progress(Step::Configuring);
+    step(Step::Configuring)?;
     let bytes = (spec.memory_mib * 1024 * 1024) as i64;
     // static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max, pinned: valid with or
     // without dynamic memory control.
@@ -177,7 +204,7 @@ async fn configure_and_start(
             .map_err(at(Step::Configuring))?;
     }
 
-    progress(Step::Tagging);
+    step(Step::Tagging)?;
     let created_by = format!("bioxen {}", env!("CARGO_PKG_VERSION"));
     for (key, value) in [
         (TAG_ID, spec.bioxen_id.as_str()),
@@ -197,14 +224,14 @@ async fn configure_and_start(
             .map_err(at(Step::Tagging))?;
     }
 
-    progress(Step::Starting);
+    step(Step::Starting)?;
     client
         .call("VM.start", vec![json!(vm), json!(false), json!(false)])
         .await
         .map_err(at(Step::Starting))?;
 
-    progress(Step::WaitingForIp);
-    let ip = wait_for_ip(client, vm, spec.ip_timeout)
+    step(Step::WaitingForIp)?;
+    let ip = wait_for_ip_unless(client, vm, spec.ip_timeout, cancelled)
         .await
         .map_err(at(Step::WaitingForIp))?;
     let uuid = record
@@ -244,11 +271,25 @@ pub async fn wait_for_ip(
     vm: &str,
     timeout: Duration,
 ) -> Result<String, XapiError> {
+    wait_for_ip_unless(client, vm, timeout, &|| false).await
+}
+
+/// [`wait_for_ip`], giving up with [`XapiError::Cancelled`] once `cancelled()` holds
+/// (checked at least every few seconds).
+async fn wait_for_ip_unless(
+    client: &XapiClient,
+    vm: &str,
+    timeout: Duration,
+    cancelled: &(dyn Fn() -> bool + Send + Sync),
+) -> Result<String, XapiError> {
     let deadline = tokio::time::Instant::now() + timeout;
     let vm_class = format!("vm/{vm}");
     let classes = [vm_class.as_str(), "vm_guest_metrics"];
     let mut token = String::new();
     loop {
+        if cancelled() {
+            return Err(XapiError::Cancelled);
+        }
         let record = client.get_record("VM", vm).await?;
         let power = record
             .get("power_state")
@@ -280,7 +321,7 @@ pub async fn wait_for_ip(
             )));
         }
         let batch = client
-            .event_from(&classes, &token, left.as_secs_f64().min(30.0))
+            .event_from(&classes, &token, left.as_secs_f64().min(5.0))
             .await?;
         token = batch
             .get("token")
