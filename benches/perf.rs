@@ -168,8 +168,8 @@ fn dashboard_pane_size() -> Size {
 
 const FLOOD: &str = "for i = 1, 2e6 do print(i) end";
 
-fn flood_bioxen() -> (f64, bool, i64) {
-    let t = Tmux::start("flood", 120, 40, BIOXEN, None);
+fn flood_bioxen(config: Option<&str>) -> (f64, bool, i64) {
+    let t = Tmux::start("flood", 120, 40, BIOXEN, config);
     t.wait(
         "the dashboard",
         |s| s.contains("No VMs yet"),
@@ -305,7 +305,7 @@ fn floods(rows: &mut Vec<Row>) {
     let (mut ours, mut peer) = (Vec::new(), Vec::new());
     let mut checks = Vec::new();
     for _ in 0..3 {
-        let (s, correct, top) = flood_bioxen();
+        let (s, correct, top) = flood_bioxen(None);
         ours.push(s);
         checks.push((correct, top));
         peer.push(flood_tmux());
@@ -320,6 +320,19 @@ fn floods(rows: &mut Vec<Row>) {
             "median of 3; final screen correct: {correct}; scrollback top line {top} (10,000 lines kept: expect ~{})",
             2_000_000 - 10_000 - dashboard_pane_size().rows as i64 + 1
         ),
+    ));
+    // The output log is written off the reader's path: a flood costs about the same.
+    let (mut logged, mut unlogged) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        logged.push(flood_bioxen(Some("[ui]\noutput_log = true\n")).0);
+        unlogged.push(flood_bioxen(None).0);
+    }
+    rows.push(row(
+        "flood with output_log = true (peer: bioxen without it)",
+        median(logged),
+        median(unlogged),
+        "s",
+        "median of 3; target ratio <= 1.10",
     ));
     let (mut ours, mut peer) = (Vec::new(), Vec::new());
     for _ in 0..3 {

@@ -656,6 +656,7 @@ async fn deeply_nested_requests_are_refused_and_the_simulator_lives_on() {
         "<value><array><data>".repeat(depth),
         "</data></array></value>".repeat(depth)
     );
+    bioxen::xapi::tls::install_default_provider();
     let http = reqwest::Client::new();
     let reply = http
         .post(format!("{}/", s.url))
