@@ -99,6 +99,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the dashboard's keys (as the help shows them), or the key of one action.
+    Keys {
+        /// An action's name, as in [keys.list] / [keys.prefix] (e.g. create, detach).
+        action: Option<String>,
+        /// Where the action is bound: list, or prefix (after the prefix key).
+        #[arg(long, default_value = "list")]
+        mode: String,
+        /// Print the prefix key itself.
+        #[arg(long, conflicts_with = "action")]
+        prefix: bool,
+    },
+    /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff).
+    Man,
 }
 
 fn main() -> ExitCode {
@@ -110,6 +125,27 @@ fn main() -> ExitCode {
         return ExitCode::from(code.clamp(0, 255) as u8);
     }
     let cli = Cli::parse();
+    // These describe bioxen itself and need no configuration.
+    match &cli.command {
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory;
+            let mut command = Cli::command();
+            clap_complete::generate(*shell, &mut command, "bioxen", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Man) => {
+            use clap::CommandFactory;
+            let man = clap_mangen::Man::new(Cli::command());
+            return match man.render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("bioxen man: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -247,6 +283,12 @@ fn main() -> ExitCode {
                 }
             })
         }
+        Some(Command::Completions { .. } | Command::Man) => unreachable!("handled above"),
+        Some(Command::Keys {
+            action,
+            mode,
+            prefix,
+        }) => keys(&config, action.as_deref(), &mode, prefix),
         Some(Command::Ls { json }) => {
             let mut rows = bioxen::cli::ls::rows(&config);
             if config.xcpng.is_some() {
@@ -265,6 +307,50 @@ fn main() -> ExitCode {
                 print!("{}", bioxen::cli::ls::table(&rows));
             }
             ExitCode::SUCCESS
+        }
+    }
+}
+
+/// `bioxen keys`: the live keymap, the one the dashboard dispatches with and its help
+/// shows; scripts ask it for an action's key rather than hard-coding one.
+fn keys(config: &Config, action: Option<&str>, mode: &str, prefix: bool) -> ExitCode {
+    use bioxen::ui::keymap::{Keymap, Mode};
+    let keymap = match Keymap::from_config(config) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("bioxen: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if prefix {
+        println!("{}", keymap.prefix);
+        return ExitCode::SUCCESS;
+    }
+    let Some(action) = action else {
+        for (section, lines) in keymap.help() {
+            println!("{section}");
+            for (key, what) in lines {
+                println!("  {key:<24} {what}");
+            }
+        }
+        return ExitCode::SUCCESS;
+    };
+    let mode = match mode {
+        "list" => Mode::List,
+        "prefix" => Mode::Prefix,
+        other => {
+            eprintln!("bioxen keys: unknown mode '{other}' (list or prefix)");
+            return ExitCode::from(2);
+        }
+    };
+    match keymap.key_of(mode, action) {
+        Some(key) => {
+            println!("{key}");
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!("bioxen keys: no action '{action}' in that mode");
+            ExitCode::FAILURE
         }
     }
 }

@@ -327,6 +327,16 @@ impl Keymap {
             .map(|b| b.action)
     }
 
+    /// The first key of the action named `name` in `mode`, in tmux notation, without the
+    /// prefix (`c`, `d`); `None` when no such action exists there.
+    pub fn key_of(&self, mode: Mode, name: &str) -> Option<String> {
+        let b = self
+            .bindings
+            .iter()
+            .find(|b| b.mode == mode && b.name == name)?;
+        Some(b.keys.first()?.to_string())
+    }
+
     /// The first key of an action, for hints (`c`, `C-b d`).
     pub fn key_for(&self, mode: Mode, action: Action) -> Option<String> {
         let b = self
