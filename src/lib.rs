@@ -6,17 +6,20 @@
 //! all; [`repl`] is the embedded Lua interpreter that local VMs run by default.
 
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod keyspec;
 pub mod lua_literal;
 pub mod manager;
 pub mod private_fs;
+pub mod protocol;
 pub mod registry;
 pub mod repl;
 pub mod rocks;
 pub mod sanitize;
 pub mod secret;
+pub mod server;
 pub mod sim;
 pub mod term;
 pub mod ui;

@@ -20,6 +20,17 @@ struct Cli {
     /// Configuration file (default: ./bioxen.toml, then ~/.config/bioxen/bioxen.toml).
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// The server's socket name: separate servers, as with tmux -L.
+    #[arg(
+        short = 'L',
+        global = true,
+        value_name = "NAME",
+        conflicts_with = "socket"
+    )]
+    name: Option<String>,
+    /// The server's socket path (default: $XDG_RUNTIME_DIR/bioxen/server.sock).
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -110,6 +121,16 @@ enum Command {
         #[arg(long, conflicts_with = "action")]
         prefix: bool,
     },
+    /// Start the server that owns the VMs (started on demand by the commands that need it).
+    Server {
+        /// Serve in this process, for systemd --user units; logs go to stderr.
+        #[arg(long)]
+        foreground: bool,
+    },
+    /// End every VM of the server, and the server.
+    KillServer,
+    /// End a VM of the server and forget it.
+    Kill { vm: String },
     /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
     Completions { shell: clap_complete::Shell },
     /// Print the manual page (roff).
@@ -284,13 +305,37 @@ fn main() -> ExitCode {
             })
         }
         Some(Command::Completions { .. } | Command::Man) => unreachable!("handled above"),
+        Some(Command::Server { foreground }) => {
+            let socket = bioxen::server::socket_path(cli.name.as_deref(), cli.socket.as_deref());
+            server(&config, cli.config.as_deref(), &socket, foreground)
+        }
+        Some(Command::KillServer) => {
+            let socket = bioxen::server::socket_path(cli.name.as_deref(), cli.socket.as_deref());
+            with_client(&socket, |c| async move {
+                c.shutdown_server().await?;
+                Ok(())
+            })
+        }
+        Some(Command::Kill { vm }) => {
+            let socket = bioxen::server::socket_path(cli.name.as_deref(), cli.socket.as_deref());
+            with_client(&socket, |mut c| async move {
+                let state = c.terminate_vm_session(&vm).await?;
+                println!("{vm}: {}", state.label());
+                Ok(())
+            })
+        }
         Some(Command::Keys {
             action,
             mode,
             prefix,
         }) => keys(&config, action.as_deref(), &mode, prefix),
         Some(Command::Ls { json }) => {
-            let mut rows = bioxen::cli::ls::rows(&config);
+            let socket = bioxen::server::socket_path(cli.name.as_deref(), cli.socket.as_deref());
+            let registry = socket
+                .parent()
+                .map(|p| p.to_path_buf())
+                .unwrap_or_else(bioxen::registry::dir);
+            let mut rows = bioxen::cli::ls::rows_in(&config, &registry);
             if config.xcpng.is_some() {
                 let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -350,6 +395,107 @@ fn keys(config: &Config, action: Option<&str>, mode: &str, prefix: bool) -> Exit
         }
         None => {
             eprintln!("bioxen keys: no action '{action}' in that mode");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `bioxen server`: serves in this process with `--foreground`; otherwise makes sure
+/// one runs (starting it detached) and says where.
+fn server(
+    config: &Config,
+    config_path: Option<&std::path::Path>,
+    socket: &std::path::Path,
+    foreground: bool,
+) -> ExitCode {
+    let runtime = match bioxen::runtime() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("bioxen: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if foreground {
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .try_init();
+        let manager_config = match bioxen::ManagerConfig::from_config(config) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("bioxen server: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        return match runtime.block_on(bioxen::server::serve(manager_config, socket)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bioxen server: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let start = match start_options(config, config_path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bioxen server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(bioxen::client::Client::connect_or_start(
+        socket, "server", &start,
+    )) {
+        Ok(c) => {
+            println!(
+                "bioxen server: pid {} on {}",
+                c.server_pid,
+                socket.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bioxen server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// How commands start a server on demand: this binary, this config, logging to
+/// `<log_dir>/server.log`.
+fn start_options(
+    config: &Config,
+    config_path: Option<&std::path::Path>,
+) -> std::io::Result<bioxen::client::StartOptions> {
+    Ok(bioxen::client::StartOptions {
+        exe: std::env::current_exe()?,
+        config: config_path
+            .map(|p| p.to_path_buf())
+            .or_else(|| config.path().map(|p| p.to_path_buf())),
+        log: config.log_dir().join("server.log"),
+    })
+}
+
+/// Runs `f` with a connection to the running server; none running is an error.
+fn with_client<F, Fut>(socket: &std::path::Path, f: F) -> ExitCode
+where
+    F: FnOnce(bioxen::client::Client) -> Fut,
+    Fut: std::future::Future<Output = bioxen::Result<()>>,
+{
+    let runtime = match bioxen::runtime() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("bioxen: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let client = bioxen::client::Client::connect(socket, "cli").await?;
+        f(client).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bioxen: {}", bioxen::sanitize::lines(&e.to_string()));
             ExitCode::FAILURE
         }
     }

@@ -27,7 +27,11 @@ pub fn dir() -> PathBuf {
 
 /// Publishes this process's VMs.
 pub fn publish(vms: &[VmInfo]) -> std::io::Result<()> {
-    let dir = dir();
+    publish_in(&dir(), vms)
+}
+
+/// Publishes this process's VMs in `dir` (a server's socket directory).
+pub fn publish_in(dir: &std::path::Path, vms: &[VmInfo]) -> std::io::Result<()> {
     let entry = Entry {
         pid: std::process::id(),
         vms: vms
@@ -41,7 +45,11 @@ pub fn publish(vms: &[VmInfo]) -> std::io::Result<()> {
 
 /// Removes this process's entry.
 pub fn withdraw() {
-    let _ = std::fs::remove_file(dir().join(format!("{}.json", std::process::id())));
+    withdraw_from(&dir());
+}
+
+pub fn withdraw_from(dir: &std::path::Path) {
+    let _ = std::fs::remove_file(dir.join(format!("{}.json", std::process::id())));
 }
 
 /// The entries of all live bioxen processes.
@@ -49,7 +57,12 @@ pub fn withdraw() {
 /// Only entries this user wrote count: the directory must be private and each file a
 /// regular file of this user's, named for the pid it describes.
 pub fn read_all() -> Vec<Entry> {
-    let dir = dir();
+    read_all_in(&dir())
+}
+
+/// Like [`read_all`], in `dir`.
+pub fn read_all_in(dir: &std::path::Path) -> Vec<Entry> {
+    let dir = dir.to_path_buf();
     if let Err(e) = crate::private_fs::check_private_dir(&dir) {
         if e.kind() != std::io::ErrorKind::NotFound {
             eprintln!("bioxen: {e}");

@@ -50,8 +50,13 @@ pub async fn pool_rows(config: &Config) -> Vec<Value> {
 
 /// Collects everything `ls` shows, as JSON rows.
 pub fn rows(config: &Config) -> Vec<Value> {
+    rows_in(config, &registry::dir())
+}
+
+/// Like [`rows`], reading the registry in `dir` (a server's socket directory).
+pub fn rows_in(config: &Config, dir: &std::path::Path) -> Vec<Value> {
     let mut rows = Vec::new();
-    for entry in registry::read_all() {
+    for entry in registry::read_all_in(dir) {
         for mut vm in entry.vms {
             if let Some(obj) = vm.as_object_mut() {
                 obj.insert("owner_pid".into(), json!(entry.pid));

@@ -142,19 +142,22 @@ impl ManagerConfig {
         env
     }
 
-    /// Variables of bioxen's own environment that a VM must never see: the ones that
-    /// hold pool and host passwords.
+    /// Variables of bioxen's own environment that a VM does not get: the ones that hold
+    /// pool and host passwords, and bioxen's own settings. Everything else a VM
+    /// inherits, as a shell in a tmux pane does: PATH, HOME, LANG, LUA_PATH and the like
+    /// are what a researcher's Lua expects to find.
     pub fn secret_env(&self) -> Vec<String> {
         self.xcpng
             .iter()
             .filter_map(|x| x.password_env.clone())
             .chain(self.ssh_hosts.iter().filter_map(|h| h.password_env.clone()))
+            .chain(["BIOXEN_LOG", "BIOXEN_TEST_PANIC"].map(String::from))
             .collect()
     }
 }
 
 /// A row of `list()`: what the VM list pane and `bioxen ls` show.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct VmInfo {
     pub id: String,
     pub kind: VmKind,

@@ -16,7 +16,7 @@ use std::str::FromStr;
 use crate::error::{Error, Result};
 
 /// Where a VM's Lua runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VmKind {
     /// A Lua interpreter in a pseudo-terminal on this machine.
@@ -61,7 +61,7 @@ impl FromStr for VmKind {
 }
 
 /// The life of a session as the list pane shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "state", content = "detail", rename_all = "lowercase")]
 pub enum VmState {
     Starting,
