@@ -168,8 +168,10 @@ fn dashboard_pane_size() -> Size {
 
 const FLOOD: &str = "for i = 1, 2e6 do print(i) end";
 
-fn flood_bioxen(config: Option<&str>) -> (f64, bool, i64) {
-    let t = Tmux::start("flood", 120, 40, BIOXEN, config);
+/// `tag` names the tmux server: runs back to back need different names, or the next
+/// one can start inside the server the last one is still shutting down.
+fn flood_bioxen(tag: &str, config: Option<&str>) -> (f64, bool, i64) {
+    let t = Tmux::start(tag, 120, 40, BIOXEN, config);
     t.wait(
         "the dashboard",
         |s| s.contains("No VMs yet"),
@@ -305,7 +307,7 @@ fn floods(rows: &mut Vec<Row>) {
     let (mut ours, mut peer) = (Vec::new(), Vec::new());
     let mut checks = Vec::new();
     for _ in 0..3 {
-        let (s, correct, top) = flood_bioxen(None);
+        let (s, correct, top) = flood_bioxen("flood", None);
         ours.push(s);
         checks.push((correct, top));
         peer.push(flood_tmux());
@@ -324,8 +326,8 @@ fn floods(rows: &mut Vec<Row>) {
     // The output log is written off the reader's path: a flood costs about the same.
     let (mut logged, mut unlogged) = (Vec::new(), Vec::new());
     for _ in 0..3 {
-        logged.push(flood_bioxen(Some("[ui]\noutput_log = true\n")).0);
-        unlogged.push(flood_bioxen(None).0);
+        logged.push(flood_bioxen("flood-logged", Some("[ui]\noutput_log = true\n")).0);
+        unlogged.push(flood_bioxen("flood-unlogged", None).0);
     }
     rows.push(row(
         "flood with output_log = true (peer: bioxen without it)",
