@@ -431,6 +431,14 @@ mod tests {
         pages * 4096
     }
 
+    /// A title carries no invisible or reordering characters into the frame and tabs.
+    #[test]
+    fn titles_are_sanitised() {
+        let mut s = Screen::new(Size::new(24, 80), 100);
+        s.feed("\x1b]2;job\u{202E}gnp.exe\u{200B}\u{0301} run\x07".as_bytes());
+        assert_eq!(s.title(), Some("jobgnp.exe run"));
+    }
+
     /// Wide, coloured rows are bounded by bytes, not only by their count.
     #[test]
     fn scrollback_is_bounded_in_bytes() {
