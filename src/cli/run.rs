@@ -83,24 +83,8 @@ pub async fn run(config: &Config, args: RunArgs) -> Result<i32> {
 /// The interpreter as its own process, as if the researcher had typed `lua ...`.
 async fn run_local(config: ManagerConfig, args: &RunArgs) -> Result<i32> {
     let manager = Manager::new(config.clone());
-    for spec in &args.install {
-        let report = manager
-            .install_local_package(spec, &|bytes| {
-                use std::io::Write;
-                let _ = std::io::stderr().write_all(bytes);
-            })
-            .await?;
-        if !report.success {
-            eprintln!(
-                "bioxen run: installing {} failed (luarocks exit {})",
-                spec.label(),
-                report
-                    .exit_code
-                    .map(|c| c.to_string())
-                    .unwrap_or_else(|| "?".into())
-            );
-            return Ok(1);
-        }
+    if !install_first(&manager, None, &args.install).await? {
+        return Ok(1);
     }
     // `-i` in a configured command line makes a REPL of it; a run is never interactive.
     let mut argv: Vec<String> = config
@@ -154,15 +138,22 @@ async fn run_local(config: ManagerConfig, args: &RunArgs) -> Result<i32> {
     })
 }
 
-async fn run_chunks(manager: &Manager, id: &str, args: &RunArgs) -> Result<i32> {
-    for spec in &args.install {
-        // luarocks' own output goes to stderr as it comes, like a progress log.
-        let report = manager
-            .install_package(id, spec, &|bytes| {
-                use std::io::Write;
-                let _ = std::io::stderr().write_all(bytes);
-            })
-            .await?;
+/// Installs the packages asked for, into the VM `vm` or (local runs) the shared tree,
+/// with luarocks' output on stderr as it comes; false (said on stderr) if one failed.
+async fn install_first(
+    manager: &Manager,
+    vm: Option<&str>,
+    specs: &[crate::rocks::PackageSpec],
+) -> Result<bool> {
+    let progress = |bytes: &[u8]| {
+        use std::io::Write;
+        let _ = std::io::stderr().write_all(bytes);
+    };
+    for spec in specs {
+        let report = match vm {
+            Some(id) => manager.install_package(id, spec, &progress).await?,
+            None => manager.install_local_package(spec, &progress).await?,
+        };
         if !report.success {
             eprintln!(
                 "bioxen run: installing {} failed (luarocks exit {})",
@@ -172,8 +163,15 @@ async fn run_chunks(manager: &Manager, id: &str, args: &RunArgs) -> Result<i32> 
                     .map(|c| c.to_string())
                     .unwrap_or_else(|| "?".into())
             );
-            return Ok(1);
+            return Ok(false);
         }
+    }
+    Ok(true)
+}
+
+async fn run_chunks(manager: &Manager, id: &str, args: &RunArgs) -> Result<i32> {
+    if !install_first(manager, Some(id), &args.install).await? {
+        return Ok(1);
     }
     let mut chunks: Vec<(String, &str)> = args
         .exec
