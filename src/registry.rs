@@ -92,7 +92,7 @@ pub fn read_all_in(dir: &std::path::Path) -> Vec<Entry> {
         if entry.pid != pid {
             continue;
         }
-        if process_alive(entry.pid) {
+        if crate::vm::proc_stats::is_mine(entry.pid) {
             entries.push(entry);
         } else {
             let _ = std::fs::remove_file(&path);
@@ -104,10 +104,3 @@ pub fn read_all_in(dir: &std::path::Path) -> Vec<Entry> {
 
 /// More than any real entry: a thousand VMs are about 400 KiB.
 const ENTRY_LIMIT: u64 = 16 << 20;
-
-/// Whether `pid` is a live process of this user's.
-fn process_alive(pid: u32) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    // SAFETY: getuid has no preconditions and cannot fail.
-    std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == unsafe { libc::getuid() })
-}

@@ -178,7 +178,7 @@ impl LocalControl {
     fn signal_group(&self, sig: i32) {
         let group = lock_group(&self.group);
         if let Some(reaped_at) = group.reaped_at
-            && !group_outlived_leader(self.pid, reaped_at)
+            && !super::proc_stats::group_has_member_started_before(self.pid, reaped_at)
         {
             return;
         }
@@ -187,27 +187,6 @@ impl LocalControl {
             libc::kill(-(self.pid as libc::pid_t), sig);
         }
     }
-}
-
-/// Whether process group `pgid` has a member that started before `before` (clock ticks
-/// since boot), i.e. one that was there when the leader was reaped.
-fn group_outlived_leader(pgid: u32, before: u64) -> bool {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
-        .any(|stat| {
-            // Fields after the command name, which may hold spaces and parentheses.
-            let Some((_, rest)) = stat.rsplit_once(')') else {
-                return false;
-            };
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let pgrp = fields.get(2).and_then(|f| f.parse::<u32>().ok());
-            let start = fields.get(19).and_then(|f| f.parse::<u64>().ok());
-            pgrp == Some(pgid) && start.is_some_and(|t| t < before)
-        })
 }
 
 impl Control for LocalControl {

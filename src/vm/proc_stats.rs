@@ -63,10 +63,7 @@ pub fn boot_ticks() -> u64 {
 /// How long a VM's process has been running, if `pid` is still a session leader of
 /// this user's (a VM, not a stranger that was given the same pid).
 pub fn vm_uptime_secs(pid: u32) -> Option<u64> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(format!("/proc/{pid}")).ok()?;
-    // SAFETY: getuid has no preconditions and cannot fail.
-    if meta.uid() != unsafe { libc::getuid() } {
+    if !is_mine(pid) {
         return None;
     }
     let raw = read_stat(pid)?;
@@ -77,10 +74,30 @@ pub fn vm_uptime_secs(pid: u32) -> Option<u64> {
     Some(boot_ticks().saturating_sub(raw.start_ticks) / hz.max(1))
 }
 
+/// Whether `pid` is a live process of this user's.
+pub fn is_mine(pid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: getuid has no preconditions and cannot fail.
+    std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == unsafe { libc::getuid() })
+}
+
+/// Whether process group `pgid` has a live member that started before `before`
+/// (clock ticks since boot).
+pub fn group_has_member_started_before(pgid: u32, before: u64) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(read_stat)
+        .any(|s| s.pgrp == pgid && s.start_ticks < before)
+}
+
 struct RawStat {
     state: char,
     cpu_ticks: u64,
     rss_pages: u64,
+    pgrp: u32,
     session: u32,
     start_ticks: u64,
 }
@@ -104,6 +121,7 @@ fn parse_stat(text: &str) -> Option<RawStat> {
         state,
         cpu_ticks: utime + stime,
         rss_pages,
+        pgrp: fields.get(2)?.parse().ok()?,
         session: fields.get(3)?.parse().ok()?,
         start_ticks: fields.get(19)?.parse().ok()?,
     })
@@ -132,6 +150,7 @@ mod tests {
         assert_eq!(s.state, 'S');
         assert_eq!(s.cpu_ticks, 10);
         assert_eq!(s.rss_pages, 321);
+        assert_eq!(s.pgrp, 1234);
         assert_eq!(s.session, 1234);
         assert_eq!(s.start_ticks, 100);
     }
