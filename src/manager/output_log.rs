@@ -12,6 +12,8 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
+use super::lock;
+
 /// How much unwritten output may wait for a disk that cannot keep up; beyond it the
 /// oldest is dropped and the file says how much.
 const BACKLOG_LIMIT: usize = 64 << 20;
@@ -105,10 +107,6 @@ fn write_loop(shared: &Shared, mut file: File) {
             return;
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
