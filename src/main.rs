@@ -179,6 +179,8 @@ fn main() -> ExitCode {
             eprintln!("bioxen: warning: {w}");
         }
     }
+    // The server commands talk to, and the directory whose registry `ls` reads.
+    let socket = bioxen::server::socket_path(cli.name.as_deref(), cli.socket.as_deref());
     match cli.command {
         None => bioxen::ui::run(config),
         Some(Command::Lua { .. }) => unreachable!("handled before argument parsing"),
@@ -228,12 +230,8 @@ fn main() -> ExitCode {
                 accept_new_host_key,
                 install,
             };
-            let runtime = match bioxen::runtime() {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("bioxen: cannot start: {e}");
-                    return ExitCode::FAILURE;
-                }
+            let Some(runtime) = runtime() else {
+                return ExitCode::FAILURE;
             };
             match runtime.block_on(bioxen::cli::run::run(&config, args)) {
                 Ok(code) => ExitCode::from(code as u8),
@@ -306,31 +304,23 @@ fn main() -> ExitCode {
         }
         Some(Command::Completions { .. } | Command::Man) => unreachable!("handled above"),
         Some(Command::Server { foreground }) => {
-            let socket = bioxen::server::socket_path(cli.name.as_deref(), cli.socket.as_deref());
             server(&config, cli.config.as_deref(), &socket, foreground)
         }
-        Some(Command::KillServer) => {
-            let socket = bioxen::server::socket_path(cli.name.as_deref(), cli.socket.as_deref());
-            with_client(&socket, |c| async move {
-                c.shutdown_server().await?;
-                Ok(())
-            })
-        }
-        Some(Command::Kill { vm }) => {
-            let socket = bioxen::server::socket_path(cli.name.as_deref(), cli.socket.as_deref());
-            with_client(&socket, |mut c| async move {
-                let state = c.terminate_vm_session(&vm).await?;
-                println!("{vm}: {}", state.label());
-                Ok(())
-            })
-        }
+        Some(Command::KillServer) => with_client(&socket, |c| async move {
+            c.shutdown_server().await?;
+            Ok(())
+        }),
+        Some(Command::Kill { vm }) => with_client(&socket, |mut c| async move {
+            let state = c.terminate_vm_session(&vm).await?;
+            println!("{vm}: {}", state.label());
+            Ok(())
+        }),
         Some(Command::Keys {
             action,
             mode,
             prefix,
         }) => keys(&config, action.as_deref(), &mode, prefix),
         Some(Command::Ls { json }) => {
-            let socket = bioxen::server::socket_path(cli.name.as_deref(), cli.socket.as_deref());
             let registry = socket
                 .parent()
                 .map(|p| p.to_path_buf())
@@ -408,12 +398,8 @@ fn server(
     socket: &std::path::Path,
     foreground: bool,
 ) -> ExitCode {
-    let runtime = match bioxen::runtime() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("bioxen: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     if foreground {
         let _ = tracing_subscriber::fmt()
@@ -481,12 +467,8 @@ where
     F: FnOnce(bioxen::client::Client) -> Fut,
     Fut: std::future::Future<Output = bioxen::Result<()>>,
 {
-    let runtime = match bioxen::runtime() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("bioxen: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     let result = runtime.block_on(async {
         let client = bioxen::client::Client::connect(socket, "cli").await?;
@@ -499,4 +481,11 @@ where
             ExitCode::FAILURE
         }
     }
+}
+
+/// The async runtime, or `None` having said why not.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    bioxen::runtime()
+        .map_err(|e| eprintln!("bioxen: cannot start: {e}"))
+        .ok()
 }
