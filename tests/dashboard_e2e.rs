@@ -33,6 +33,23 @@ fn pane_text(screen: &str) -> String {
         .join("\n")
 }
 
+/// Creates a local VM from the list and waits for its Lua prompt in the pane.
+fn create_local_vm(t: &Tmux) {
+    t.keys(&["c"]);
+    t.wait_text("Create a VM");
+    t.keys(&["Enter"]);
+    t.wait_for("a prompt", |s| s.contains(" TERM ") && has_prompt(s));
+}
+
+/// Detaches from the VM, quits, confirms ending the running VMs, and waits for exit 0.
+fn detach_and_quit(t: &Tmux) {
+    t.keys(&["C-b", "d"]);
+    t.keys(&["q"]);
+    t.wait_text("will be terminated");
+    t.keys(&["y"]);
+    t.wait_text("EXITED-0");
+}
+
 /// Whether the pane shows an empty Lua prompt line.
 fn has_prompt(screen: &str) -> bool {
     pane_text(screen).lines().any(|l| l == ">")
@@ -155,10 +172,7 @@ fn three_vms_keep_their_own_history() {
 #[test]
 fn resizing_the_terminal_resizes_the_vm() {
     let t = start("resize", 120, 40);
-    t.keys(&["c"]);
-    t.wait_text("Create a VM");
-    t.keys(&["Enter"]);
-    t.wait_for("a prompt", |s| s.contains(" TERM ") && has_prompt(s));
+    create_local_vm(&t);
     t.resize(80, 24);
     let expected = Areas::new(Rect::new(0, 0, 80, 24), false).pane_size();
     t.wait_for("the smaller layout", |s| {
@@ -194,10 +208,7 @@ fn help_and_prefix_indicator() {
     t.wait_for("help closed", |s| {
         !s.contains("Terminal (after the prefix)")
     });
-    t.keys(&["c"]);
-    t.wait_text("Create a VM");
-    t.keys(&["Enter"]);
-    t.wait_for("a prompt", |s| s.contains(" TERM ") && has_prompt(s));
+    create_local_vm(&t);
     t.keys(&["C-b"]);
     t.wait_text(" PREFIX ");
     // An armed prefix gives up by itself after a second.
@@ -210,20 +221,13 @@ fn help_and_prefix_indicator() {
     t.settle();
     t.keys(&["C-c"]);
     t.wait_text("interrupted!");
-    t.keys(&["C-b", "d"]);
-    t.keys(&["q"]);
-    t.wait_text("will be terminated");
-    t.keys(&["y"]);
-    t.wait_text("EXITED-0");
+    detach_and_quit(&t);
 }
 
 #[test]
 fn scrollback_mode_shows_earlier_output() {
     let t = start("scroll", 120, 40);
-    t.keys(&["c"]);
-    t.wait_text("Create a VM");
-    t.keys(&["Enter"]);
-    t.wait_for("a prompt", |s| s.contains(" TERM ") && has_prompt(s));
+    create_local_vm(&t);
     t.type_text("for i = 1, 300 do print('row ' .. i) end");
     t.keys(&["Enter"]);
     t.wait_for("the last row", |s| {
@@ -281,11 +285,7 @@ fn scrollback_mode_shows_earlier_output() {
     }
     t.keys(&["C-c"]);
     t.wait_text("interrupted!");
-    t.keys(&["C-b", "d"]);
-    t.keys(&["q"]);
-    t.wait_text("will be terminated");
-    t.keys(&["y"]);
-    t.wait_text("EXITED-0");
+    detach_and_quit(&t);
     // A dashboard that has quit is no longer listed.
     let out = std::process::Command::new(bioxen_exe())
         .args(["ls", "--json"])
@@ -349,10 +349,7 @@ fn install_a_package_from_the_dashboard() {
         Some(&config),
     );
     t.wait_text("No VMs yet");
-    t.keys(&["c"]);
-    t.wait_text("Create a VM");
-    t.keys(&["Enter"]);
-    t.wait_for("a prompt", |s| s.contains(" TERM ") && has_prompt(s));
+    create_local_vm(&t);
     t.type_text("x = 42");
     t.keys(&["Enter"]);
     t.keys(&["C-b", "i"]);
@@ -386,11 +383,7 @@ fn install_a_package_from_the_dashboard() {
             .lines()
             .any(|l| l.starts_with("hello, dashboard") && l.ends_with("42"))
     });
-    t.keys(&["C-b", "d"]);
-    t.keys(&["q"]);
-    t.wait_text("will be terminated");
-    t.keys(&["y"]);
-    t.wait_text("EXITED-0");
+    detach_and_quit(&t);
     let _ = std::fs::remove_dir_all(&tree);
 }
 
@@ -409,10 +402,7 @@ fn sigterm_and_sighup_end_vms_and_restore_the_terminal() {
     for signal in [libc::SIGTERM, libc::SIGHUP] {
         let t = start(&format!("sig{signal}"), 120, 40);
         for _ in 0..2 {
-            t.keys(&["c"]);
-            t.wait_text("Create a VM");
-            t.keys(&["Enter"]);
-            t.wait_for("a prompt", |s| s.contains(" TERM ") && has_prompt(s));
+            create_local_vm(&t);
             t.keys(&["C-b", "d"]);
             t.wait_text(" LIST ");
         }
@@ -466,10 +456,7 @@ fn a_panic_restores_the_terminal_and_is_logged() {
 #[test]
 fn rapid_resizes_and_a_one_cell_terminal() {
     let t = start("resizes", 120, 40);
-    t.keys(&["c"]);
-    t.wait_text("Create a VM");
-    t.keys(&["Enter"]);
-    t.wait_for("a prompt", |s| s.contains(" TERM ") && has_prompt(s));
+    create_local_vm(&t);
     for (i, (w, h)) in [
         (80, 24),
         (1, 1),
@@ -514,11 +501,7 @@ fn rapid_resizes_and_a_one_cell_terminal() {
     t.keys(&["C-b", "?"]);
     t.wait_text("Terminal (after the prefix)");
     t.keys(&["Escape"]);
-    t.keys(&["C-b", "d"]);
-    t.keys(&["q"]);
-    t.wait_text("will be terminated");
-    t.keys(&["y"]);
-    t.wait_text("EXITED-0");
+    detach_and_quit(&t);
 }
 
 /// A background task that panics is reported, and when it is the quit itself bioxen
@@ -583,10 +566,7 @@ fn logs_are_private_and_a_broken_log_dir_is_reported() {
         Some("[xcpng]\nurl = \"http://127.0.0.1:9\"\npassword_env = \"BIOXEN_T_SECRET\"\n"),
     );
     t.wait_text("No VMs yet");
-    t.keys(&["c"]);
-    t.wait_text("Create a VM");
-    t.keys(&["Enter"]);
-    t.wait_for("a prompt", |s| s.contains(" TERM ") && has_prompt(s));
+    create_local_vm(&t);
     t.type_text("print('secret=' .. tostring(os.getenv('BIOXEN_T_SECRET')))");
     t.keys(&["Enter"]);
     t.wait_for("the answer", |s| {
@@ -595,11 +575,7 @@ fn logs_are_private_and_a_broken_log_dir_is_reported() {
     let mode = |p: std::path::PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(t.path().join("state/bioxen/bioxen.log")), 0o600);
     assert_eq!(mode(t.path().join("state/bioxen")), 0o700);
-    t.keys(&["C-b", "d"]);
-    t.keys(&["q"]);
-    t.wait_text("will be terminated");
-    t.keys(&["y"]);
-    t.wait_text("EXITED-0");
+    detach_and_quit(&t);
     drop(t);
 
     let t = Tmux::start_with_config(
@@ -619,10 +595,7 @@ fn logs_are_private_and_a_broken_log_dir_is_reported() {
 #[test]
 fn closing_the_terminal_ends_every_vm_process_cleanly() {
     let t = start("closed", 120, 40);
-    t.keys(&["c"]);
-    t.wait_text("Create a VM");
-    t.keys(&["Enter"]);
-    t.wait_for("a prompt", |s| s.contains(" TERM ") && has_prompt(s));
+    create_local_vm(&t);
     t.type_text("os.execute(\"sh -c 'trap \\\"\\\" HUP; exec sleep 300' &\")");
     t.keys(&["Enter"]);
     t.wait_for("a prompt again", |s| {

@@ -7,6 +7,16 @@ use std::time::Duration;
 use bioxen::{Error, VmKind, VmOptions, VmState};
 use common::{WAIT, eventually, manager, process_group_alive};
 
+/// A new local VM with the default interpreter, at its prompt.
+async fn ready_vm(m: &bioxen::Manager) -> String {
+    let id = m
+        .create_interactive_vm(None, VmKind::Local, VmOptions::default())
+        .await
+        .unwrap();
+    m.wait_ready(&id, WAIT).await.unwrap();
+    id
+}
+
 /// The original validation flow: create, set a global, print it, read it back,
 /// terminate, and nothing of the VM is left running.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,11 +67,7 @@ async fn validation_flow_basic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn execute_string_returns_exactly_the_codes_output() {
     let m = manager();
-    let id = m
-        .create_interactive_vm(None, VmKind::Local, VmOptions::default())
-        .await
-        .unwrap();
-    m.wait_ready(&id, WAIT).await.unwrap();
+    let id = ready_vm(&m).await;
 
     let r = m.execute_string(&id, "x = 6 * 7", WAIT).await.unwrap();
     assert_eq!(r.output, "");
@@ -97,11 +103,7 @@ async fn execute_string_returns_exactly_the_codes_output() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_interrupts_a_runaway_loop_and_keeps_state() {
     let m = manager();
-    let id = m
-        .create_interactive_vm(None, VmKind::Local, VmOptions::default())
-        .await
-        .unwrap();
-    m.wait_ready(&id, WAIT).await.unwrap();
+    let id = ready_vm(&m).await;
     m.execute_string(&id, "kept = 'still here'", WAIT)
         .await
         .unwrap();
@@ -236,11 +238,7 @@ async fn errors_are_typed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resize_reaches_the_program() {
     let m = manager();
-    let id = m
-        .create_interactive_vm(None, VmKind::Local, VmOptions::default())
-        .await
-        .unwrap();
-    m.wait_ready(&id, WAIT).await.unwrap();
+    let id = ready_vm(&m).await;
     let r = m
         .execute_string(&id, "io.popen('stty size'):read('a')", WAIT)
         .await
@@ -327,11 +325,7 @@ fn impostor_with_pid(pid: u32) -> std::process::Child {
 async fn stopping_a_dead_vm_never_signals_a_group_that_reused_its_id() {
     for how in ["terminate", "shutdown"] {
         let m = manager();
-        let id = m
-            .create_interactive_vm(None, VmKind::Local, VmOptions::default())
-            .await
-            .unwrap();
-        m.wait_ready(&id, WAIT).await.unwrap();
+        let id = ready_vm(&m).await;
         let pid = m.info(&id).unwrap().pid.unwrap();
         m.send_input(&id, "os.exit(0)\n").unwrap();
         assert!(
@@ -361,11 +355,7 @@ async fn stopping_a_dead_vm_never_signals_a_group_that_reused_its_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_paste_is_refused_with_its_size() {
     let m = manager();
-    let id = m
-        .create_interactive_vm(None, VmKind::Local, VmOptions::default())
-        .await
-        .unwrap();
-    m.wait_ready(&id, WAIT).await.unwrap();
+    let id = ready_vm(&m).await;
     let err = m
         .send_input(&id, vec![b'x'; 20 << 20])
         .unwrap_err()
