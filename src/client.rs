@@ -1,21 +1,65 @@
 //! A connection to `bioxen server`, with the manager's API: scripts and tests use the
 //! server as they used the in-process manager, and their VMs outlive them.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::net::UnixStream;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
 use crate::manager::{ExecResult, VmInfo};
-use crate::protocol::{self, CreateOptions, Hello, Request, Response, Welcome};
+use crate::protocol::{
+    self, Call, CreateOptions, Event, Hello, Incoming, InstallOutcome, Request, Response,
+    ServerMsg, Welcome,
+};
+use crate::vm::ssh::SshAnswer;
 use crate::vm::{VmKind, VmState};
 
+/// A connection to the server. Cheap to clone; clones share the connection, and calls
+/// from several tasks run at once (each reply finds its caller by tag).
+#[derive(Clone)]
 pub struct Client {
-    stream: UnixStream,
+    shared: Arc<Shared>,
     /// The server's process id, from its welcome.
     pub server_pid: u32,
 }
+
+struct Shared {
+    calls: mpsc::UnboundedSender<Call>,
+    waiting: Mutex<HashMap<u64, Waiter>>,
+    next_tag: AtomicU64,
+    /// Where events go once someone asked for them ([`Client::updates`]).
+    updates: Mutex<Option<mpsc::Sender<Update>>>,
+}
+
+enum Waiter {
+    Caller(oneshot::Sender<Response>),
+    /// A call nobody waits for: a failure becomes an [`Update::Failed`].
+    Report,
+}
+
+/// What the server pushes to a client that subscribed or watches sessions.
+#[derive(Debug)]
+pub enum Update {
+    Event(Event),
+    /// Output of a watched session.
+    Output {
+        id: String,
+        bytes: Vec<u8>,
+    },
+    /// A call made with [`Client::notify`] failed.
+    Failed(String),
+    /// The connection ended: the server exited, was killed, or dropped this client.
+    Gone(String),
+}
+
+/// Events that may wait for the client to take them; beyond this the connection stops
+/// reading, and the server, seeing a slow client, catches it up with snapshots later.
+const UPDATE_QUEUE: usize = 256;
 
 /// How to start a server when none is running.
 #[derive(Debug, Clone)]
@@ -26,6 +70,10 @@ pub struct StartOptions {
     pub config: Option<PathBuf>,
     /// Where its output goes.
     pub log: PathBuf,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Client {
@@ -42,17 +90,54 @@ impl Client {
             client: what.to_string(),
         };
         protocol::write_message(&mut stream, &hello).await?;
-        match protocol::read_message::<_, Welcome>(&mut stream).await? {
-            Some(Welcome::Ok { server_pid, .. }) => Ok(Client { stream, server_pid }),
-            Some(Welcome::Refused { reason }) => Err(Error::Manager(format!(
-                "the server on {} refused: {}",
-                socket.display(),
-                crate::sanitize::line(&reason)
-            ))),
-            None => Err(Error::Manager(format!(
-                "the server on {} closed the connection",
-                socket.display()
-            ))),
+        let server_pid = match protocol::read_message::<_, Welcome>(&mut stream).await {
+            Ok(Some(Welcome::Ok { server_pid, .. })) => server_pid,
+            Ok(Some(Welcome::Refused { reason })) => {
+                return Err(Error::Manager(format!(
+                    "the server on {} refused: {}",
+                    socket.display(),
+                    crate::sanitize::line(&reason)
+                )));
+            }
+            Ok(None) => {
+                return Err(Error::Manager(format!(
+                    "the server on {} closed the connection",
+                    socket.display()
+                )));
+            }
+            Err(e) => {
+                return Err(Error::Manager(format!(
+                    "the server on {} answered in a way this bioxen does not understand ({e}); \
+                     it may be another version: bioxen kill-server, then try again",
+                    socket.display()
+                )));
+            }
+        };
+        let (calls, outgoing) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            calls,
+            waiting: Mutex::new(HashMap::new()),
+            next_tag: AtomicU64::new(1),
+            updates: Mutex::new(None),
+        });
+        let (reader, writer) = stream.into_split();
+        tokio::spawn(write_calls(writer, outgoing));
+        tokio::spawn(read_replies(reader, shared.clone()));
+        Ok(Client { shared, server_pid })
+    }
+
+    /// A client connected to nothing: every call fails. For drawing the dashboard in
+    /// tests, where no server is needed.
+    pub fn offline() -> Client {
+        let (calls, _) = mpsc::unbounded_channel();
+        Client {
+            shared: Arc::new(Shared {
+                calls,
+                waiting: Mutex::new(HashMap::new()),
+                next_tag: AtomicU64::new(1),
+                updates: Mutex::new(None),
+            }),
+            server_pid: 0,
         }
     }
 
@@ -82,21 +167,41 @@ impl Client {
         }
     }
 
-    async fn call(&mut self, request: Request) -> Result<Response> {
+    /// The events the server pushes (after [`Client::subscribe`] or
+    /// [`Client::watch`]). Taken once; events that arrive before are dropped.
+    pub fn updates(&self) -> mpsc::Receiver<Update> {
+        let (tx, rx) = mpsc::channel(UPDATE_QUEUE);
+        *lock(&self.shared.updates) = Some(tx);
+        rx
+    }
+
+    fn submit(&self, request: Request, waiter: Waiter) -> Result<()> {
+        let tag = self.shared.next_tag.fetch_add(1, Ordering::Relaxed);
+        lock(&self.shared.waiting).insert(tag, waiter);
+        self.shared
+            .calls
+            .send(Call { tag, request })
+            .map_err(|_| Error::Manager("the connection to the server is closed".into()))
+    }
+
+    /// Sends a call without waiting for its answer; a failure arrives as
+    /// [`Update::Failed`]. For keystrokes and resizes, which must not wait.
+    pub fn notify(&self, request: Request) {
+        let _ = self.submit(request, Waiter::Report);
+    }
+
+    async fn call(&self, request: Request) -> Result<Response> {
         let patience = request.patience();
-        let exchange = async {
-            protocol::write_message(&mut self.stream, &request).await?;
-            protocol::read_message::<_, Response>(&mut self.stream).await
-        };
-        match tokio::time::timeout(patience, exchange).await {
+        let (tx, rx) = oneshot::channel();
+        self.submit(request, Waiter::Caller(tx))?;
+        match tokio::time::timeout(patience, rx).await {
             Err(_) => Err(Error::Manager(format!(
                 "the server did not answer within {}s",
                 patience.as_secs()
             ))),
-            Ok(Err(e)) => Err(e.into()),
-            Ok(Ok(None)) => Err(Error::Manager("the server closed the connection".into())),
-            Ok(Ok(Some(Response::Failed(e)))) => Err(e.into()),
-            Ok(Ok(Some(r))) => Ok(r),
+            Ok(Err(_)) => Err(Error::Manager("the server closed the connection".into())),
+            Ok(Ok(Response::Failed(e))) => Err(e.into()),
+            Ok(Ok(r)) => Ok(r),
         }
     }
 
@@ -105,7 +210,7 @@ impl Client {
     }
 
     pub async fn create_interactive_vm(
-        &mut self,
+        &self,
         id: Option<&str>,
         kind: VmKind,
         options: CreateOptions,
@@ -123,7 +228,7 @@ impl Client {
         }
     }
 
-    pub async fn send_input(&mut self, id: &str, input: impl AsRef<[u8]>) -> Result<()> {
+    pub async fn send_input(&self, id: &str, input: impl AsRef<[u8]>) -> Result<()> {
         self.done(Request::SendInput {
             id: id.into(),
             data: input.as_ref().to_vec(),
@@ -131,16 +236,11 @@ impl Client {
         .await
     }
 
-    pub async fn read_output(&mut self, id: &str) -> Result<String> {
+    pub async fn read_output(&self, id: &str) -> Result<String> {
         self.text(Request::ReadOutput { id: id.into() }).await
     }
 
-    pub async fn read_until(
-        &mut self,
-        id: &str,
-        needle: &str,
-        timeout: Duration,
-    ) -> Result<String> {
+    pub async fn read_until(&self, id: &str, needle: &str, timeout: Duration) -> Result<String> {
         self.text(Request::ReadUntil {
             id: id.into(),
             needle: needle.into(),
@@ -149,7 +249,7 @@ impl Client {
         .await
     }
 
-    pub async fn wait_ready(&mut self, id: &str, timeout: Duration) -> Result<()> {
+    pub async fn wait_ready(&self, id: &str, timeout: Duration) -> Result<()> {
         self.done(Request::WaitReady {
             id: id.into(),
             timeout_ms: timeout.as_millis() as u64,
@@ -158,7 +258,7 @@ impl Client {
     }
 
     pub async fn execute_string(
-        &mut self,
+        &self,
         id: &str,
         code: &str,
         timeout: Duration,
@@ -176,7 +276,7 @@ impl Client {
         }
     }
 
-    pub async fn resize(&mut self, id: &str, rows: u16, cols: u16) -> Result<()> {
+    pub async fn resize(&self, id: &str, rows: u16, cols: u16) -> Result<()> {
         self.done(Request::Resize {
             id: id.into(),
             rows,
@@ -186,54 +286,177 @@ impl Client {
     }
 
     /// Ends the VM's process; the session stays with its last screen.
-    pub async fn kill(&mut self, id: &str) -> Result<VmState> {
+    pub async fn kill(&self, id: &str) -> Result<VmState> {
         self.state(Request::Kill { id: id.into() }).await
     }
 
     /// Ends the VM and forgets it.
-    pub async fn terminate_vm_session(&mut self, id: &str) -> Result<VmState> {
+    pub async fn terminate_vm_session(&self, id: &str) -> Result<VmState> {
         self.state(Request::Terminate { id: id.into() }).await
     }
 
-    pub async fn restart(&mut self, id: &str) -> Result<()> {
+    pub async fn restart(&self, id: &str) -> Result<()> {
         self.done(Request::Restart { id: id.into() }).await
     }
 
-    pub async fn list(&mut self) -> Result<Vec<VmInfo>> {
+    pub async fn list(&self) -> Result<Vec<VmInfo>> {
         match self.call(Request::List).await? {
             Response::Vms { vms } => Ok(vms),
             r => Err(Client::unexpected(r)),
         }
     }
 
-    pub async fn screen_text(&mut self, id: &str) -> Result<String> {
+    pub async fn screen_text(&self, id: &str) -> Result<String> {
         self.text(Request::ScreenText { id: id.into() }).await
     }
 
     /// Ends every VM and the server.
-    pub async fn shutdown_server(mut self) -> Result<()> {
+    pub async fn shutdown_server(self) -> Result<()> {
         self.done(Request::Shutdown).await
     }
 
-    async fn done(&mut self, request: Request) -> Result<()> {
+    /// Starts the event stream: the VM list, states, notices, the pool and questions.
+    pub async fn subscribe(&self) -> Result<()> {
+        self.done(Request::Subscribe).await
+    }
+
+    /// Asks for the session's screen and then its output as [`Update`]s.
+    pub async fn watch(&self, id: &str) -> Result<()> {
+        self.done(Request::Watch { id: id.into() }).await
+    }
+
+    pub async fn unwatch(&self, id: &str) -> Result<()> {
+        self.done(Request::Unwatch { id: id.into() }).await
+    }
+
+    /// Marks the session as typed into (its output is read first).
+    pub async fn attach(&self, id: &str) -> Result<()> {
+        self.done(Request::Attach { id: id.into() }).await
+    }
+
+    pub async fn detach(&self, id: &str) -> Result<()> {
+        self.done(Request::Detach { id: id.into() }).await
+    }
+
+    pub async fn answer(&self, question: u64, answer: SshAnswer) -> Result<()> {
+        self.done(Request::Answer { question, answer }).await
+    }
+
+    /// Starts or stops the session's output log; the log's path when it is now on.
+    pub async fn toggle_output_log(&self, id: &str) -> Result<Option<PathBuf>> {
+        match self.call(Request::ToggleLog { id: id.into() }).await? {
+            Response::LogPath { path } => Ok(path),
+            r => Err(Client::unexpected(r)),
+        }
+    }
+
+    /// Forgets a session whose interpreter has ended.
+    pub async fn remove(&self, id: &str) -> Result<()> {
+        self.done(Request::Remove { id: id.into() }).await
+    }
+
+    /// Closes an `xcpng` session, leaving its pool VM running.
+    pub async fn release(&self, id: &str) -> Result<VmState> {
+        self.state(Request::Release { id: id.into() }).await
+    }
+
+    /// Ends an `xcpng` session and destroys its pool VM.
+    pub async fn kill_and_destroy(&self, id: &str) -> Result<VmState> {
+        self.state(Request::Destroy { id: id.into() }).await
+    }
+
+    /// Installs a package with luarocks into the VM; luarocks' output arrives as
+    /// [`Event::InstallOutput`] updates meanwhile.
+    pub async fn install_package(
+        &self,
+        id: &str,
+        spec: &crate::rocks::PackageSpec,
+    ) -> Result<InstallOutcome> {
+        let request = Request::Install {
+            id: id.into(),
+            name: spec.name().to_string(),
+            version: spec.version().map(str::to_string),
+        };
+        match self.call(request).await? {
+            Response::Installed(outcome) => Ok(outcome),
+            r => Err(Client::unexpected(r)),
+        }
+    }
+
+    /// Ends and forgets every VM.
+    pub async fn end_all(&self) -> Result<()> {
+        self.done(Request::EndAll).await
+    }
+
+    async fn done(&self, request: Request) -> Result<()> {
         match self.call(request).await? {
             Response::Done => Ok(()),
             r => Err(Client::unexpected(r)),
         }
     }
 
-    async fn text(&mut self, request: Request) -> Result<String> {
+    async fn text(&self, request: Request) -> Result<String> {
         match self.call(request).await? {
             Response::Output { text } => Ok(text),
             r => Err(Client::unexpected(r)),
         }
     }
 
-    async fn state(&mut self, request: Request) -> Result<VmState> {
+    async fn state(&self, request: Request) -> Result<VmState> {
         match self.call(request).await? {
             Response::State { state } => Ok(state),
             r => Err(Client::unexpected(r)),
         }
+    }
+}
+
+/// Writes calls in the order they were made.
+async fn write_calls(
+    mut writer: tokio::net::unix::OwnedWriteHalf,
+    mut calls: mpsc::UnboundedReceiver<Call>,
+) {
+    while let Some(call) = calls.recv().await {
+        if protocol::write_message(&mut writer, &call).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Hands each reply to its caller and each event to [`Client::updates`]; when the
+/// connection ends, every waiting caller is told and the updates end with
+/// [`Update::Gone`].
+async fn read_replies(mut reader: tokio::net::unix::OwnedReadHalf, shared: Arc<Shared>) {
+    let reason = loop {
+        let update = match protocol::read_incoming(&mut reader).await {
+            Ok(Some(Incoming::Msg(ServerMsg::Reply { tag, response }))) => {
+                let waiter = lock(&shared.waiting).remove(&tag);
+                match (waiter, response) {
+                    (Some(Waiter::Caller(tx)), r) => {
+                        let _ = tx.send(r);
+                        continue;
+                    }
+                    (Some(Waiter::Report), Response::Failed(e)) => {
+                        Update::Failed(crate::Error::from(e).to_string())
+                    }
+                    _ => continue,
+                }
+            }
+            Ok(Some(Incoming::Msg(ServerMsg::Event(e)))) => Update::Event(e),
+            Ok(Some(Incoming::Output { id, bytes })) => Update::Output { id, bytes },
+            Ok(None) => break "the bioxen server closed the connection".to_string(),
+            Err(e) => break format!("the connection to the bioxen server broke: {e}"),
+        };
+        let updates = lock(&shared.updates).clone();
+        if let Some(tx) = updates {
+            // Waiting here is the back-pressure that tells the server this client is
+            // slow.
+            let _ = tx.send(update).await;
+        }
+    };
+    lock(&shared.waiting).clear();
+    let updates = lock(&shared.updates).take();
+    if let Some(tx) = updates {
+        let _ = tx.send(Update::Gone(reason)).await;
     }
 }
 
@@ -242,7 +465,17 @@ impl Client {
 /// log.
 fn spawn_server(socket: &Path, start: &StartOptions) -> Result<()> {
     use std::os::unix::process::CommandExt;
-    let log = crate::private_fs::open_append(&start.log)?;
+    // A log directory that cannot be used must not stop the server from starting:
+    // its output then goes beside its socket.
+    let log = crate::private_fs::open_append(&start.log).or_else(|e| {
+        let fallback = socket.with_extension("log");
+        tracing::warn!(
+            "{}: {e}; the server logs to {}",
+            start.log.display(),
+            fallback.display()
+        );
+        crate::private_fs::open_append(&fallback)
+    })?;
     let mut cmd = std::process::Command::new(&start.exe);
     if let Some(config) = &start.config {
         cmd.arg("--config").arg(config);

@@ -25,6 +25,7 @@ pub enum Source {
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub ui: UiConfig,
+    pub server: ServerConfig,
     pub local: LocalConfig,
     pub xcpng: Option<XcpngConfig>,
     pub ssh_hosts: Vec<SshHost>,
@@ -43,6 +44,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             ui: UiConfig::default(),
+            server: ServerConfig::default(),
             local: LocalConfig::default(),
             xcpng: None,
             ssh_hosts: Vec::new(),
@@ -83,6 +85,20 @@ impl Default for UiConfig {
             output_log: false,
             log_dir: None,
         }
+    }
+}
+
+/// `[server]`: the background process that owns the VMs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Exit once no VM and no dashboard or command is left (tmux's `exit-empty`).
+    pub exit_empty: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { exit_empty: true }
     }
 }
 

@@ -127,6 +127,8 @@ enum Command {
         #[arg(long)]
         foreground: bool,
     },
+    /// Open the dashboard on the running server, attached to VM if given (as `tmux attach`).
+    Attach { vm: Option<String> },
     /// End every VM of the server, and the server.
     KillServer,
     /// End a VM of the server and forget it.
@@ -182,7 +184,29 @@ fn main() -> ExitCode {
     // The server commands talk to, and the directory whose registry `ls` reads.
     let socket = bioxen::server::socket_path(cli.name.as_deref(), cli.socket.as_deref());
     match cli.command {
-        None => bioxen::ui::run(config),
+        None => {
+            let start = match start_options(&config, cli.config.as_deref()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("bioxen: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let launch = bioxen::ui::Launch {
+                socket,
+                start: Some(start),
+                attach: None,
+            };
+            bioxen::ui::run(config, launch)
+        }
+        Some(Command::Attach { vm }) => bioxen::ui::run(
+            config,
+            bioxen::ui::Launch {
+                socket,
+                start: None,
+                attach: vm,
+            },
+        ),
         Some(Command::Lua { .. }) => unreachable!("handled before argument parsing"),
         Some(Command::Run {
             kind,
@@ -310,7 +334,7 @@ fn main() -> ExitCode {
             c.shutdown_server().await?;
             Ok(())
         }),
-        Some(Command::Kill { vm }) => with_client(&socket, |mut c| async move {
+        Some(Command::Kill { vm }) => with_client(&socket, |c| async move {
             let state = c.terminate_vm_session(&vm).await?;
             println!("{vm}: {}", state.label());
             Ok(())
@@ -413,7 +437,15 @@ fn server(
                 return ExitCode::from(2);
             }
         };
-        return match runtime.block_on(bioxen::server::serve(manager_config, socket)) {
+        let options = bioxen::server::ServerOptions {
+            exit_empty: config.server.exit_empty,
+        };
+        let result = runtime.block_on(bioxen::server::serve(manager_config, options, socket));
+        // A password command still running (a pool login in progress) ends with the
+        // server, and so does any task still blocked on one.
+        bioxen::secret::kill_running();
+        runtime.shutdown_timeout(Duration::from_millis(500));
+        return match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("bioxen server: {e}");

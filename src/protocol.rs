@@ -1,11 +1,19 @@
 //! What crosses the socket between `bioxen server` and its clients: the whole contract
 //! in one file.
 //!
-//! Each message is a 4-byte big-endian length and that many bytes of JSON. A client
-//! opens with [`Hello`] carrying [`VERSION`]; the server answers [`Welcome`] or refuses
-//! a version it does not speak. Then each [`Request`] gets exactly one [`Response`], in
-//! order. JSON keeps the wire readable (`socat` and a hex dump tell what happened) and
-//! the framing bounds every message.
+//! Each frame is a 4-byte big-endian length and that many bytes. A frame whose first
+//! byte is `0x01` carries a session's output as raw bytes (`[0x01][id length][id]
+//! [bytes]`): output is nearly all the traffic, and raw it costs a copy, where any text
+//! encoding would escape every control byte. Every other frame is one JSON message:
+//! control traffic is small, and JSON keeps it readable (`socat` and a hex dump tell
+//! what happened), needs no schema beside these types, and is what `bioxen ls --json`
+//! already speaks. ARCHITECTURE.md weighs the alternatives.
+//!
+//! A client opens with [`Hello`] carrying [`VERSION`]; the server answers [`Welcome`]
+//! or refuses a version it does not speak, naming both. Then the client sends [`Call`]s,
+//! each tagged; the server answers each with a [`ServerMsg::Reply`] carrying the tag
+//! (slow calls such as creating a pool VM do not hold up the others), and pushes
+//! [`Event`]s to clients that subscribed or watch a session.
 
 use std::time::Duration;
 
@@ -13,14 +21,21 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::manager::VmInfo;
-use crate::vm::{Size, VmKind, VmOptions};
+use crate::term::Snapshot;
+use crate::vm::ssh::{SshAnswer, SshQuestion};
+use crate::vm::{Size, VmKind, VmOptions, VmState};
+use crate::xapi::{PoolStatus, PoolVm};
 
 /// Bumped whenever a message changes shape.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
-/// The largest message either side accepts: a paste or an output burst fits many
-/// times over; a corrupt length cannot make anyone allocate gigabytes.
+/// The largest frame either side accepts: a paste, a snapshot with its scrollback or
+/// an output burst fits many times over; a corrupt length cannot make anyone allocate
+/// gigabytes.
 pub const MAX_MESSAGE: usize = 64 << 20;
+
+/// The first byte of an output frame; JSON never starts with it.
+const OUTPUT_FRAME: u8 = 0x01;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Hello {
@@ -47,6 +62,8 @@ pub struct CreateOptions {
     pub template: Option<String>,
     pub memory_mib: Option<u64>,
     pub vcpus: Option<u32>,
+    /// An existing pool VM to open a session on: its reference and IP.
+    pub pool_vm: Option<(String, String)>,
 }
 
 impl CreateOptions {
@@ -63,9 +80,16 @@ impl CreateOptions {
             template: self.template,
             memory_mib: self.memory_mib,
             vcpus: self.vcpus,
-            pool_vm: None,
+            pool_vm: self.pool_vm,
         }
     }
+}
+
+/// A request and the tag its reply will carry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Call {
+    pub tag: u64,
+    pub request: Request,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -122,6 +146,55 @@ pub enum Request {
     },
     /// Ends every VM, then the server.
     Shutdown,
+    /// From now on, send this client [`Event::Vms`] whenever the VM list changes, and
+    /// the pool's state, SSH questions and activity in sessions. Answered at once with
+    /// the current state.
+    Subscribe,
+    /// Send this client the session's screen ([`Event::Screen`]) and from then on its
+    /// output and size changes, until `Unwatch`.
+    Watch {
+        id: String,
+    },
+    Unwatch {
+        id: String,
+    },
+    /// Someone types into the session: its output is read before idle sessions'.
+    Attach {
+        id: String,
+    },
+    Detach {
+        id: String,
+    },
+    /// The answer to [`Event::Question`]; the first client to answer decides.
+    Answer {
+        question: u64,
+        answer: SshAnswer,
+    },
+    /// Starts or stops writing the session's raw output to its log file.
+    ToggleLog {
+        id: String,
+    },
+    /// Forgets a session whose interpreter has ended.
+    Remove {
+        id: String,
+    },
+    /// Closes an `xcpng` session and leaves its pool VM running.
+    Release {
+        id: String,
+    },
+    /// Ends an `xcpng` session and destroys its pool VM, keeping the session's screen.
+    Destroy {
+        id: String,
+    },
+    /// Installs a package with luarocks; its output arrives as [`Event::InstallOutput`].
+    Install {
+        id: String,
+        name: String,
+        version: Option<String>,
+    },
+    /// Ends and forgets every VM; the server stays (or exits, if configured to when
+    /// empty).
+    EndAll,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -141,10 +214,103 @@ pub enum Response {
         vms: Vec<VmInfo>,
     },
     State {
-        state: crate::vm::VmState,
+        state: VmState,
     },
+    LogPath {
+        path: Option<std::path::PathBuf>,
+    },
+    Installed(InstallOutcome),
     /// The request failed, with the error's kind kept, as [`crate::Error`] has it.
     Failed(WireError),
+}
+
+/// How a luarocks installation ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstallOutcome {
+    /// `name` or `name version`.
+    pub package: String,
+    pub success: bool,
+    pub exit_code: Option<i32>,
+    pub output: String,
+}
+
+/// What the server sends: replies to calls, and events nobody asked for one by one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ServerMsg {
+    Reply { tag: u64, response: Response },
+    Event(Event),
+}
+
+/// Pushed to clients that subscribed ([`Request::Subscribe`]) or watch a session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Event {
+    /// Every session, after any was created, removed or changed state, and when their
+    /// CPU or memory figures move.
+    Vms(Vec<VmInfo>),
+    /// A watched session's screen: first after `Watch`, and again whenever this client
+    /// fell too far behind to be sent the bytes it missed.
+    Screen {
+        id: String,
+        snapshot: Snapshot,
+    },
+    /// A watched session's terminal changed size.
+    Resized {
+        id: String,
+        rows: u16,
+        cols: u16,
+    },
+    /// A session this client does not watch printed something.
+    Activity {
+        id: String,
+    },
+    /// A session changed state.
+    State {
+        id: String,
+        state: VmState,
+    },
+    /// Something the user should see (a session's error, a pool that cannot be used).
+    Notice {
+        id: Option<String>,
+        text: String,
+    },
+    Pool(PoolInfo),
+    /// A question for the user (an unknown host key, a key passphrase).
+    Question {
+        id: u64,
+        question: SshQuestion,
+    },
+    /// Answered (by some client) or given up.
+    QuestionClosed {
+        id: u64,
+    },
+    /// luarocks' output for the client's `Install`.
+    InstallOutput {
+        vm: String,
+        #[serde(with = "bytes_as_text")]
+        bytes: Vec<u8>,
+    },
+    /// The server is ending, and why.
+    Closing {
+        reason: String,
+    },
+}
+
+/// The configured pool as the server follows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolInfo {
+    pub status: PoolStatus,
+    pub vms: Vec<PoolVm>,
+    /// A standing warning to keep on screen (unverified TLS).
+    pub warning: Option<String>,
+    /// Set when the pool cannot be used at all (its configuration, its password).
+    pub failed: Option<String>,
+}
+
+/// What a client reads: a message, or output of a watched session.
+#[derive(Debug)]
+pub enum Incoming {
+    Msg(ServerMsg),
+    Output { id: String, bytes: Vec<u8> },
 }
 
 /// [`crate::Error`] across the socket: callers still tell an unknown id from a dead
@@ -234,29 +400,49 @@ mod bytes_as_text {
     }
 }
 
-/// Writes one message.
+fn frame_len(len: usize) -> std::io::Result<[u8; 4]> {
+    if len > MAX_MESSAGE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("a message of {len} bytes is over the limit"),
+        ));
+    }
+    Ok((len as u32).to_be_bytes())
+}
+
+/// Writes one message as JSON.
 pub async fn write_message<W: AsyncWrite + Unpin, T: Serialize>(
     w: &mut W,
     message: &T,
 ) -> std::io::Result<()> {
     let body = serde_json::to_vec(message).map_err(std::io::Error::other)?;
-    if body.len() > MAX_MESSAGE {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("a message of {} bytes is over the limit", body.len()),
-        ));
-    }
     let mut frame = Vec::with_capacity(4 + body.len());
-    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&frame_len(body.len())?);
     frame.extend_from_slice(&body);
     w.write_all(&frame).await?;
     w.flush().await
 }
 
-/// Reads one message; `None` when the other side closed the connection cleanly.
-pub async fn read_message<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(
-    r: &mut R,
-) -> std::io::Result<Option<T>> {
+/// Writes a session's output as one raw frame.
+pub async fn write_output<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    id: &str,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    let id = &id.as_bytes()[..id.len().min(255)];
+    let len = 2 + id.len() + bytes.len();
+    let mut head = Vec::with_capacity(6 + id.len());
+    head.extend_from_slice(&frame_len(len)?);
+    head.push(OUTPUT_FRAME);
+    head.push(id.len() as u8);
+    head.extend_from_slice(id);
+    w.write_all(&head).await?;
+    w.write_all(bytes).await?;
+    w.flush().await
+}
+
+/// Reads one frame's bytes; `None` when the other side closed the connection cleanly.
+async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Option<Vec<u8>>> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -264,22 +450,74 @@ pub async fn read_message<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(
         Err(e) => return Err(e),
     }
     let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_MESSAGE {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("a message of {len} bytes is over the limit"),
-        ));
-    }
+    frame_len(len)?;
     let mut body = vec![0u8; len];
     r.read_exact(&mut body).await?;
-    serde_json::from_slice(&body)
-        .map(Some)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    Ok(Some(body))
+}
+
+fn invalid(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
+}
+
+/// Reads one JSON message; `None` when the other side closed the connection cleanly.
+pub async fn read_message<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(
+    r: &mut R,
+) -> std::io::Result<Option<T>> {
+    let Some(body) = read_frame(r).await? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&body).map(Some).map_err(invalid)
+}
+
+/// Reads what the server sent: a message or an output frame.
+pub async fn read_incoming<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Option<Incoming>> {
+    let Some(mut body) = read_frame(r).await? else {
+        return Ok(None);
+    };
+    if body.first() != Some(&OUTPUT_FRAME) {
+        return serde_json::from_slice(&body)
+            .map(|m| Some(Incoming::Msg(m)))
+            .map_err(invalid);
+    }
+    let id_len = *body
+        .get(1)
+        .ok_or_else(|| invalid("an output frame without an id"))? as usize;
+    let id = body
+        .get(2..2 + id_len)
+        .ok_or_else(|| invalid("an output frame cut short"))?;
+    let id = String::from_utf8(id.to_vec()).map_err(invalid)?;
+    body.drain(..2 + id_len);
+    Ok(Some(Incoming::Output { id, bytes: body }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn output_frames_carry_raw_bytes_beside_messages() {
+        let (mut a, mut b) = tokio::io::duplex(1 << 20);
+        let bytes: Vec<u8> = (0..=255).collect();
+        write_output(&mut a, "lua-1", &bytes).await.unwrap();
+        write_message(
+            &mut a,
+            &ServerMsg::Event(Event::Activity { id: "lua-2".into() }),
+        )
+        .await
+        .unwrap();
+        match read_incoming(&mut b).await.unwrap().unwrap() {
+            Incoming::Output { id, bytes: got } => {
+                assert_eq!(id, "lua-1");
+                assert_eq!(got, bytes);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            read_incoming(&mut b).await.unwrap().unwrap(),
+            Incoming::Msg(ServerMsg::Event(Event::Activity { id })) if id == "lua-2"
+        ));
+    }
 
     #[tokio::test]
     async fn messages_round_trip_and_oversized_lengths_are_refused() {

@@ -41,12 +41,20 @@ fn create_local_vm(t: &Tmux) {
     t.wait_for("a prompt", |s| s.contains(" TERM ") && has_prompt(s));
 }
 
-/// Detaches from the VM, quits, confirms ending the running VMs, and waits for exit 0.
+/// Detaches from the VM, quits choosing to end the running VMs, and waits for exit 0.
 fn detach_and_quit(t: &Tmux) {
     t.keys(&["C-b", "d"]);
+    quit_ending_vms(t, "");
+}
+
+/// Quits from the list, ending the VMs: the dialog first offers to leave them running.
+/// `count` is what the dialog must say ("3 VMs are running"), if anything.
+fn quit_ending_vms(t: &Tmux, count: &str) {
+    t.wait_text(" LIST ");
     t.keys(&["q"]);
-    t.wait_text("will be terminated");
-    t.keys(&["y"]);
+    let s = t.wait_text("can keep running in the bioxen server");
+    assert!(s.contains(count), "{s}");
+    t.keys(&["e"]);
     t.wait_text("EXITED-0");
 }
 
@@ -162,11 +170,7 @@ fn three_vms_keep_their_own_history() {
     assert!(!pane_text(&s).contains("inbeta"), "{s}");
 
     t.keys(&["C-b", "d"]);
-    t.wait_text(" LIST ");
-    t.keys(&["q"]);
-    t.wait_text("3 running local VMs will be terminated");
-    t.keys(&["y"]);
-    t.wait_text("EXITED-0");
+    quit_ending_vms(&t, "3 VMs are running");
 }
 
 #[test]
@@ -192,10 +196,7 @@ fn resizing_the_terminal_resizes_the_vm() {
     let want = format!("size={} {}", zoomed.rows, zoomed.cols);
     t.wait_for(&want, |s| s.lines().any(|l| l.contains(&want)));
     t.keys(&["C-b", "d"]);
-    t.keys(&["q"]);
-    t.wait_text("1 running local VM will be terminated");
-    t.keys(&["y"]);
-    t.wait_text("EXITED-0");
+    quit_ending_vms(&t, "1 VM is running");
 }
 
 #[test]
@@ -317,7 +318,8 @@ fn pool_state_and_tls_warning_show_in_the_tab_bar() {
     let s = t.wait_text("pool: unreachable");
     assert!(s.contains("TLS verification of the pool is OFF"), "{s}");
     assert!(!s.contains("not-shown"), "the password never shows: {s}");
-    let log = std::fs::read_to_string(t.path().join("state/bioxen/bioxen.log")).unwrap();
+    // The server talks to the pool, and logs what went wrong.
+    let log = std::fs::read_to_string(t.path().join("state/bioxen/server.log")).unwrap();
     assert!(log.contains("pool events"), "the failure is logged: {log}");
     assert!(
         !log.contains("not-shown"),
@@ -397,8 +399,10 @@ fn vm_pids(s: &str) -> Vec<u32> {
         .collect()
 }
 
+/// SIGTERM and SIGHUP (the terminal closing) end the dashboard, never the VMs: they
+/// keep running in the server, and the terminal is restored.
 #[test]
-fn sigterm_and_sighup_end_vms_and_restore_the_terminal() {
+fn sigterm_and_sighup_leave_vms_running_and_restore_the_terminal() {
     for signal in [libc::SIGTERM, libc::SIGHUP] {
         let t = start(&format!("sig{signal}"), 120, 40);
         for _ in 0..2 {
@@ -416,15 +420,23 @@ fn sigterm_and_sighup_end_vms_and_restore_the_terminal() {
             !s.contains("VMs ("),
             "the terminal is back on its normal screen:\n{s}"
         );
+        for p in &pids {
+            assert!(
+                std::path::Path::new(&format!("/proc/{p}")).exists(),
+                "VM process {p} outlives the dashboard (signal {signal})"
+            );
+        }
+        let ls = String::from_utf8(t.bioxen(&["ls"]).stdout).unwrap();
+        assert_eq!(ls.matches(" running ").count(), 2, "{ls}");
+        // `bioxen kill-server` ends them.
+        let out = t.bioxen(&["kill-server"]);
+        assert!(out.status.success(), "{out:?}");
         for p in pids {
             let gone = (0..250).any(|_| {
                 std::thread::sleep(std::time::Duration::from_millis(20));
                 !std::path::Path::new(&format!("/proc/{p}")).exists()
             });
-            assert!(
-                gone,
-                "VM process {p} ended with the dashboard (signal {signal})"
-            );
+            assert!(gone, "VM process {p} ended with the server");
         }
     }
 }
@@ -518,7 +530,12 @@ fn a_panicking_quit_task_still_quits() {
         ),
     );
     t.wait_text("No VMs yet");
+    create_local_vm(&t);
+    t.keys(&["C-b", "d"]);
+    t.wait_text(" LIST ");
     t.keys(&["q"]);
+    t.wait_text("can keep running");
+    t.keys(&["e"]);
     t.wait_text("EXITED-");
     let log = std::fs::read_to_string(t.path().join("state/bioxen/bioxen.log")).unwrap();
     assert!(
@@ -590,40 +607,45 @@ fn logs_are_private_and_a_broken_log_dir_is_reported() {
     t.wait_text("EXITED-0");
 }
 
-/// Closing the terminal window under a flooding VM: no panic, and every process of the
-/// VM ends, a child that ignores SIGHUP included.
+/// Closing the terminal window under a flooding VM ends the dashboard, not the VMs:
+/// three VMs keep running, a new dashboard shows them with their scrollback and Lua
+/// state, and `bioxen kill-server` later ends every process of theirs, a child that
+/// ignores SIGHUP included.
 #[test]
-fn closing_the_terminal_ends_every_vm_process_cleanly() {
+fn vms_outlive_a_closed_terminal_and_come_back_intact() {
     let t = start("closed", 120, 40);
-    create_local_vm(&t);
+    for _ in 0..3 {
+        create_local_vm(&t);
+        t.keys(&["C-b", "d"]);
+        t.wait_text(" LIST ");
+    }
+    t.keys(&["Enter"]);
+    t.keys(&["C-b", "0"]);
+    t.wait_for("the first VM", |s| s.contains("╭ lua-1 "));
+    t.type_text("x = 42");
+    t.keys(&["Enter"]);
+    t.type_text("for i = 1, 200 do print('history ' .. i) end");
+    t.keys(&["Enter"]);
+    t.wait_for("the loop's end", |s| {
+        pane_text(s).lines().any(|l| l == "history 200")
+    });
     t.type_text("os.execute(\"sh -c 'trap \\\"\\\" HUP; exec sleep 300' &\")");
     t.keys(&["Enter"]);
     t.wait_for("a prompt again", |s| {
         pane_text(s).lines().filter(|l| *l == ">").count() >= 1
     });
     let dashboard = t.program_pid("bioxen");
-    let s = t.screen();
-    let vm = vm_pids(&s)[0];
-    assert!(
-        (0..500).any(|_| {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            common::group_members(vm) >= 2
-        }),
-        "the background child did not start"
-    );
+    // A second VM floods while the window closes.
+    t.keys(&["C-b", "1"]);
+    t.wait_for("the second VM", |s| s.contains("╭ lua-2 "));
     t.type_text("for i = 1, 1e9 do print(i) end");
     t.keys(&["Enter"]);
-    // The window closes: tmux goes away with the terminal.
-    let log = t.path().join("state/bioxen/bioxen.log");
-    let dir = t.path().to_path_buf();
-    std::mem::forget(t);
-    let _ = std::process::Command::new("tmux")
-        .args([
-            "-L",
-            &format!("bioxen-test-closed-{}", std::process::id()),
-            "kill-server",
-        ])
-        .status();
+    let s = t.wait_for("three running VMs", |s| vm_pids(s).len() == 3);
+    let pids = vm_pids(&s);
+    let vm = pids[0];
+
+    // The window closes: its tmux goes away with the terminal.
+    t.kill_terminal();
     let gone = |pid: u32| !std::path::Path::new(&format!("/proc/{pid}")).exists();
     assert!(
         (0..1500).any(|_| {
@@ -632,14 +654,36 @@ fn closing_the_terminal_ends_every_vm_process_cleanly() {
         }),
         "the dashboard did not exit"
     );
+    let ls = String::from_utf8(t.bioxen(&["ls"]).stdout).unwrap();
+    assert_eq!(ls.matches(" running ").count(), 3, "{ls}");
+    for p in &pids {
+        assert!(!gone(*p), "VM {p} outlived the closed terminal");
+    }
+
+    // A new dashboard shows them as they were.
+    t.restart(&bioxen_exe().display().to_string());
+    let s = t.wait_text("VMs (3)");
+    assert_eq!(vm_pids(&s), pids, "the same VMs: {s}");
+    t.keys(&["Enter"]);
+    t.type_text("print(x)");
+    t.keys(&["Enter"]);
+    t.wait_for("x is still 42", |s| pane_text(s).lines().any(|l| l == "42"));
+    t.keys(&["C-b", "["]);
+    t.keys(&["g"]);
+    t.wait_for("the scrollback from before", |s| {
+        pane_text(s).lines().any(|l| l == "history 1")
+    });
+    t.keys(&["q"]);
+
+    let log = std::fs::read_to_string(t.path().join("state/bioxen/bioxen.log")).unwrap_or_default();
+    assert!(!log.contains("panic"), "{log}");
+    let out = t.bioxen(&["kill-server"]);
+    assert!(out.status.success(), "{out:?}");
     assert!(
         (0..500).any(|_| {
             std::thread::sleep(std::time::Duration::from_millis(20));
             common::group_members(vm) == 0
         }),
-        "processes of the VM survived the closed terminal"
+        "processes of the VM survived kill-server"
     );
-    let log = std::fs::read_to_string(log).unwrap_or_default();
-    assert!(!log.contains("panic"), "{log}");
-    let _ = std::fs::remove_dir_all(dir);
 }

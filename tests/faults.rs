@@ -77,9 +77,7 @@ async fn hostile_output_is_survived_with_bounded_memory() {
             "{name}: the unread output is bounded ({chars} characters)"
         );
         m.with_screen(name, |s| {
-            s.set_scroll_offset(usize::MAX);
-            let _ = s.view().screen().contents();
-            s.set_scroll_offset(0);
+            let _ = s.view(usize::MAX).screen().contents();
         })
         .unwrap();
     }

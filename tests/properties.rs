@@ -80,9 +80,7 @@ proptest! {
             let size = screen.size();
             prop_assert!(size.rows >= 1 && size.cols >= 1);
             prop_assert!(screen.text().lines().count() <= size.rows as usize);
-            screen.set_scroll_offset(usize::MAX);
-            let _ = screen.view().screen().contents();
-            screen.set_scroll_offset(0);
+            let _ = screen.view(usize::MAX).screen().contents();
         }
     }
 

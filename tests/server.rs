@@ -58,7 +58,7 @@ async fn vms_outlive_the_client_that_made_them() {
     let dir = scratch("outlive");
     let socket = dir.join("run/bioxen/server.sock");
     let start = start_options(&dir);
-    let mut first = Client::connect_or_start(&socket, "test", &start)
+    let first = Client::connect_or_start(&socket, "test", &start)
         .await
         .unwrap();
     let _stop = Stop(first.server_pid);
@@ -71,7 +71,7 @@ async fn vms_outlive_the_client_that_made_them() {
     let pid = first.list().await.unwrap()[0].pid.unwrap();
     drop(first);
 
-    let mut second = Client::connect(&socket, "test").await.unwrap();
+    let second = Client::connect(&socket, "test").await.unwrap();
     let r = second.execute_string(&id, "x", WAIT).await.unwrap();
     assert_eq!(r.output, "42\n", "the VM lost its state");
     second
@@ -210,7 +210,7 @@ async fn stale_sockets_are_replaced_and_live_servers_never_shared() {
         String::from_utf8_lossy(&out.stderr).contains("already running"),
         "{out:?}"
     );
-    let mut again = Client::connect(&socket, "test").await.unwrap();
+    let again = Client::connect(&socket, "test").await.unwrap();
     assert_eq!(again.server_pid, client.server_pid);
     assert!(again.list().await.unwrap().is_empty());
 

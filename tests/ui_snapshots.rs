@@ -3,9 +3,10 @@
 
 mod common;
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 
+use bioxen::client::Update;
+use bioxen::protocol::Event;
 use bioxen::term::Screen;
 use bioxen::ui::app::{App, Confirm, CreateForm, Field, Focus, KindChoice, Overlay};
 use bioxen::ui::draw::draw;
@@ -19,7 +20,7 @@ use ratatui::style::{Color, Modifier};
 fn app() -> App {
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     App::new(
-        common::manager(),
+        bioxen::client::Client::offline(),
         Keymap::default(),
         Rect::new(0, 0, 120, 40),
         true,
@@ -84,14 +85,14 @@ fn every_state() -> Vec<VmInfo> {
     ]
 }
 
-fn render(app: &App, screens: &RefCell<HashMap<String, Screen>>) -> Terminal<TestBackend> {
+fn render(app: &App, screens: &HashMap<String, Screen>) -> Terminal<TestBackend> {
     let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
     terminal.draw(|f| draw(f, app, screens)).unwrap();
     terminal
 }
 
-fn no_screens() -> RefCell<HashMap<String, Screen>> {
-    RefCell::new(HashMap::new())
+fn no_screens() -> HashMap<String, Screen> {
+    HashMap::new()
 }
 
 #[tokio::test]
@@ -106,10 +107,10 @@ async fn list_with_vms_in_every_state() {
     app.rows = every_state();
     app.current = Some("crashed".into());
     app.unseen.insert("busy".into());
-    let screens = RefCell::new(HashMap::new());
+    let mut screens = HashMap::new();
     let mut dead = Screen::new(app.areas().pane_size(), 100);
     dead.feed(b"Lua 5.4 (bioxen)\r\n> os.exit(3)\r\n");
-    screens.borrow_mut().insert("crashed".to_string(), dead);
+    screens.insert("crashed".to_string(), dead);
     let t = render(&app, &screens);
     insta::assert_snapshot!(t.backend());
     // States carry their colours.
@@ -184,7 +185,7 @@ async fn terminal_pane_renders_recorded_output() {
     app.focus = Focus::Terminal;
     let mut screen = Screen::new(app.areas().pane_size(), 100);
     screen.feed(RECORDED);
-    let screens = RefCell::new(HashMap::from([("job".to_string(), screen)]));
+    let screens = HashMap::from([("job".to_string(), screen)]);
     let mut t = render(&app, &screens);
     insta::assert_snapshot!(t.backend());
 
@@ -218,7 +219,7 @@ async fn alternate_screen_replaces_and_restores() {
     let mut screen = Screen::new(app.areas().pane_size(), 100);
     screen.feed(b"shell line\r\n");
     screen.feed(b"\x1b[?1049h\x1b[H\x1b[2Jfull-screen program\x1b[?25l");
-    let screens = RefCell::new(HashMap::from([("vim".to_string(), screen)]));
+    let mut screens = HashMap::from([("vim".to_string(), screen)]);
     let t = render(&app, &screens);
     let text = format!("{}", t.backend());
     assert!(
@@ -226,7 +227,6 @@ async fn alternate_screen_replaces_and_restores() {
         "{text}"
     );
     screens
-        .borrow_mut()
         .get_mut("vim")
         .unwrap()
         .feed(b"\x1b[?1049l\x1b[?25h");
@@ -254,7 +254,7 @@ async fn tiny_terminals_do_not_panic() {
 fn app_with_size(w: u16, h: u16) -> App {
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let app = App::new(
-        common::manager(),
+        bioxen::client::Client::offline(),
         Keymap::default(),
         Rect::new(0, 0, w, h),
         true,
@@ -323,8 +323,8 @@ async fn pool_vms_in_the_list_with_details() {
 #[tokio::test]
 async fn unknown_host_key_dialog_and_pool_kill_dialog() {
     let mut app = app();
-    let (reply, _answer) = tokio::sync::oneshot::channel();
-    app.on_prompt(bioxen::vm::ssh::SshPrompt {
+    app.on_update(Update::Event(Event::Question {
+        id: 1,
         question: bioxen::vm::ssh::SshQuestion::UnknownHostKey {
             host: "10.0.0.7".into(),
             port: 22,
@@ -332,8 +332,7 @@ async fn unknown_host_key_dialog_and_pool_kill_dialog() {
             fingerprint: "SHA256:Qm0IBylBbh8LAS/uTpV16TpTT42mfRCpWY/7RZwDoIU".into(),
             known_hosts: "/home/alice/.ssh/known_hosts".into(),
         },
-        reply,
-    });
+    }));
     let t = render(&app, &no_screens());
     insta::assert_snapshot!("unknown_host_key_dialog", t.backend());
     app.prompts.clear();

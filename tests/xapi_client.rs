@@ -384,8 +384,8 @@ async fn tls_trust_is_enforced() {
     // Verification off: works, and is visible as a warning.
     let insecure = client(&s.url, TlsMode::Insecure, PASSWORD);
     insecure.connect().await.unwrap();
-    assert!(bioxen::ui::warnings::tls_warning(insecure.tls_mode()).is_some());
-    assert!(bioxen::ui::warnings::tls_warning(&TlsMode::Verify).is_none());
+    assert!(insecure.tls_mode().warning().is_some());
+    assert!(TlsMode::Verify.warning().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::Session;
+use super::{Live, Session};
 use crate::error::{Error, Result};
 use crate::lua_literal;
 
@@ -51,7 +51,8 @@ pub(super) async fn run(
         }
         tokio::select! {
             chunk = live.recv() => match chunk {
-                Ok(bytes) => seen.extend_from_slice(&bytes),
+                Ok(Live::Output(bytes)) => seen.extend_from_slice(&bytes),
+                Ok(Live::Resized(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     return Err(Error::session(&session.id, format!(
                         "output of the executed code came faster than it could be read ({n} chunks lost)"
@@ -61,8 +62,10 @@ pub(super) async fn run(
             },
             _ = state.wait_for(|s| !s.is_alive()) => {
                 // Take what the process printed before it went.
-                while let Ok(bytes) = live.try_recv() {
-                    seen.extend_from_slice(&bytes);
+                while let Ok(live) = live.try_recv() {
+                    if let Live::Output(bytes) = live {
+                        seen.extend_from_slice(&bytes);
+                    }
                 }
                 if let Some(result) = markers.parse(&seen) {
                     return Ok(result);

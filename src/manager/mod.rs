@@ -59,6 +59,14 @@ pub enum Event {
     Error(Option<String>, String),
 }
 
+/// What a watcher of one session receives, in the order it happened: output bytes,
+/// and size changes (which a mirror of the screen must follow to stay the same).
+#[derive(Debug, Clone)]
+pub enum Live {
+    Output(Arc<[u8]>),
+    Resized(Size),
+}
+
 /// Defaults the manager applies to new sessions, taken from `bioxen.toml`.
 #[derive(Debug, Clone)]
 pub struct ManagerConfig {
@@ -210,8 +218,10 @@ pub struct Session {
     created: SystemTime,
     screen: Mutex<Screen>,
     pending: Mutex<OutputBuffer>,
-    /// Live output for attached readers (`attach`, `execute_string`).
-    live: broadcast::Sender<Arc<[u8]>>,
+    /// Live output for watchers (`watch`, `execute_string`). Sent while the screen
+    /// is locked, so a snapshot taken under that lock is followed by exactly the
+    /// output it does not contain.
+    live: broadcast::Sender<Live>,
     /// Counts output chunks; waiters watch it instead of sleeping.
     seq: watch::Sender<u64>,
     state: watch::Sender<VmState>,
@@ -410,11 +420,21 @@ impl Manager {
         self.read_output(id)
     }
 
-    /// Marks the session attached and returns a receiver of its live output.
-    pub fn attach(&self, id: &str) -> Result<broadcast::Receiver<Arc<[u8]>>> {
+    /// Marks the session attached: someone types into it, so its output is read
+    /// without yielding to other sessions first.
+    pub fn attach(&self, id: &str) -> Result<()> {
         let session = self.get(id)?;
         session.attached.store(true, Ordering::Relaxed);
-        Ok(session.live.subscribe())
+        Ok(())
+    }
+
+    /// The session's screen now, and from then on everything that changes it: a
+    /// viewer that replays the snapshot and then the stream sees the same screen.
+    /// A receiver that falls behind gets `Lagged` and should watch again.
+    pub fn watch(&self, id: &str) -> Result<(crate::term::Snapshot, broadcast::Receiver<Live>)> {
+        let session = self.get(id)?;
+        let screen = lock(&session.screen);
+        Ok((screen.snapshot(), session.live.subscribe()))
     }
 
     pub fn detach(&self, id: &str) -> Result<()> {
@@ -485,6 +505,17 @@ impl Manager {
         let sessions: Vec<_> = lock(&self.inner.sessions).clone();
         let stops = sessions.iter().map(|s| s.stop());
         futures_util::future::join_all(stops).await;
+    }
+
+    /// Ends every session and forgets it (pool VMs keep running, detached, as after
+    /// `release`).
+    pub async fn end_all(&self) {
+        self.shutdown().await;
+        for id in self.ids() {
+            if let Err(e) = self.remove(&id) {
+                tracing::warn!(vm = %id, "not removed: {e}");
+            }
+        }
     }
 
     /// Runs Lua `code` in the VM and returns its output; see [`execute`].
@@ -728,7 +759,13 @@ impl Session {
     }
 
     fn resize(&self, size: Size) {
-        lock(&self.screen).resize(size);
+        {
+            let mut screen = lock(&self.screen);
+            if screen.size() != size {
+                screen.resize(size);
+                let _ = self.live.send(Live::Resized(screen.size()));
+            }
+        }
         if let Some(p) = lock(&self.process).as_ref() {
             let _ = p.writer.send(WriterMsg::Resize(size));
         }
@@ -847,16 +884,20 @@ impl Session {
     /// Takes in output: parses it into the screen, keeps it for `read_output` and the
     /// log, hands it to live readers, and wakes whoever waits for it.
     fn on_output(&self, chunk: &[u8], events: &broadcast::Sender<Event>) {
-        let replies = lock(&self.screen).feed(chunk);
+        let replies = {
+            let mut screen = lock(&self.screen);
+            let replies = screen.feed(chunk);
+            if self.live.receiver_count() > 0 {
+                let _ = self.live.send(Live::Output(Arc::from(chunk)));
+            }
+            replies
+        };
         if !replies.is_empty() {
             let _ = self.send_reply(replies);
         }
         lock(&self.pending).push(chunk);
         if let Some(log) = lock(&self.log).as_ref() {
             log.append(chunk);
-        }
-        if self.live.receiver_count() > 0 {
-            let _ = self.live.send(Arc::from(chunk));
         }
         self.seq.send_modify(|n| *n += 1);
         if !self.dirty.swap(true, Ordering::AcqRel) {

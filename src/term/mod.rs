@@ -5,4 +5,4 @@ pub mod encode;
 mod osc_guard;
 pub mod screen;
 
-pub use screen::Screen;
+pub use screen::{Screen, Snapshot};

@@ -17,8 +17,6 @@ use crate::vm::Size;
 /// A virtual terminal fed with a session's output.
 pub struct Screen {
     parser: vt100::Parser<Callbacks>,
-    /// Lines scrolled back in the view (0 = live).
-    offset: usize,
     /// Whether floods of plain lines may bypass the parser (see `try_fast_scroll`).
     fast_path: bool,
     /// A program set a scroll region: rows no longer simply scroll off the top.
@@ -132,7 +130,6 @@ impl Screen {
         };
         Screen {
             parser: vt100::Parser::new_with_callbacks(rows, cols, 0, callbacks),
-            offset: 0,
             fast_path: true,
             scroll_region_seen: false,
             osc: Default::default(),
@@ -325,20 +322,13 @@ impl Screen {
         self.parser.callbacks().history.len()
     }
 
-    /// How far the view is scrolled back (0 = live).
-    pub fn scroll_offset(&self) -> usize {
-        self.offset
-    }
-
-    /// Scrolls the view to `offset` lines above the live screen (clamped).
-    pub fn set_scroll_offset(&mut self, offset: usize) {
-        self.offset = offset.min(self.scrollback_len());
-    }
-
-    /// The screen as the view shows it: the live screen, or, scrolled back, a screen
-    /// rebuilt from the history rows and the top of the live screen.
-    pub fn view(&self) -> View<'_> {
-        if self.offset == 0 {
+    /// The screen as a viewer scrolled back `offset` lines sees it (clamped to the
+    /// history): the live screen at 0, else a screen rebuilt from the history rows and
+    /// the top of the live screen. The offset is the viewer's, so several viewers of one
+    /// session scroll independently and drawing changes nothing.
+    pub fn view(&self, offset: usize) -> View<'_> {
+        let offset = offset.min(self.scrollback_len());
+        if offset == 0 {
             return View::Live(self.parser.screen());
         }
         let live = self.parser.screen();
@@ -346,8 +336,8 @@ impl Screen {
         let history = &self.parser.callbacks().history;
         let rows_n = rows.get() as usize;
         // The window over history ++ live rows that ends `offset` rows above the bottom.
-        let start = history.len() - self.offset;
-        let from_history = self.offset.min(rows_n);
+        let start = history.len() - offset;
+        let from_history = offset.min(rows_n);
         let mut bytes = Vec::new();
         let mut line = 0;
         for row in history.iter().skip(start).take(from_history) {
@@ -374,6 +364,40 @@ impl Screen {
         View::Scrolled(Box::new(parser))
     }
 
+    /// Everything a new viewer needs to show this screen as it is: taken by the
+    /// server, replayed by [`Screen::from_snapshot`] in a dashboard's mirror.
+    pub fn snapshot(&self) -> Snapshot {
+        let vt = self.parser.screen();
+        let mut state = String::new();
+        if vt.alternate_screen() {
+            state.push_str("\x1b[?1049h");
+        }
+        state.push_str(&vt.state_formatted());
+        let size = self.size();
+        Snapshot {
+            rows: size.rows,
+            cols: size.cols,
+            history: self.history().map(str::to_string).collect(),
+            state,
+            title: self.title().map(str::to_string),
+        }
+    }
+
+    /// A screen showing what `snapshot` showed, keeping up to `scrollback` rows of it.
+    pub fn from_snapshot(snapshot: &Snapshot, scrollback: usize) -> Screen {
+        let mut screen = Screen::new(Size::new(snapshot.rows, snapshot.cols), scrollback)
+            .with_byte_limit(usize::MAX);
+        let callbacks = screen.parser.callbacks_mut();
+        for row in &snapshot.history {
+            callbacks.remember(row.as_str().into());
+        }
+        callbacks.title = snapshot.title.clone();
+        screen.parser.process(snapshot.state.as_bytes());
+        // Replies to queries are the server's to send; a mirror only shows.
+        screen.parser.callbacks_mut().replies.clear();
+        screen
+    }
+
     /// The visible text, rows joined by newlines, trailing blanks trimmed.
     pub fn text(&self) -> String {
         self.parser.screen().contents()
@@ -385,6 +409,18 @@ impl Screen {
         let (row, col) = vt.cursor_position();
         vt.rows(0, col).nth(row as usize).unwrap_or_default()
     }
+}
+
+/// A screen in transit: see [`Screen::snapshot`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Snapshot {
+    pub rows: u16,
+    pub cols: u16,
+    /// Rows scrolled off the top, oldest first, as text with SGR codes.
+    pub history: Vec<String>,
+    /// Escape sequences that redraw the live screen and set its modes.
+    pub state: String,
+    pub title: Option<String>,
 }
 
 /// What the terminal pane draws: the live screen, or a rebuilt scrolled-back one.
@@ -546,6 +582,36 @@ mod tests {
         }
     }
 
+    /// A mirror made from a snapshot shows the same screen, history, cursor, modes and
+    /// title, and follows further output as the original does.
+    #[test]
+    fn a_snapshot_replays_into_the_same_screen() {
+        let mut s = Screen::new(Size::new(6, 30), 100);
+        s.feed(b"\x1b]2;job\x07");
+        for i in 0..20 {
+            s.feed(format!("\x1b[1;3{}mrow {i}\x1b[m\r\n", i % 8).as_bytes());
+        }
+        s.feed(b"\x1b[?2004h\x1b[?1h> x = ");
+        let mut m = Screen::from_snapshot(&s.snapshot(), 100);
+        assert_eq!(m.text(), s.text());
+        assert_eq!(m.title(), Some("job"));
+        assert_eq!(m.vt().cursor_position(), s.vt().cursor_position());
+        assert!(m.vt().bracketed_paste() && m.vt().application_cursor());
+        assert_eq!(
+            m.history().collect::<Vec<_>>(),
+            s.history().collect::<Vec<_>>()
+        );
+        assert_eq!(
+            m.vt().cell(0, 0).unwrap().fgcolor(),
+            s.vt().cell(0, 0).unwrap().fgcolor()
+        );
+        for screen in [&mut s, &mut m] {
+            screen.feed(b"42\r\nmore\r\n");
+        }
+        assert_eq!(m.text(), s.text());
+        assert_eq!(m.view(3).screen().contents(), s.view(3).screen().contents());
+    }
+
     #[test]
     fn answers_cursor_position_and_device_attributes() {
         let mut s = Screen::new(Size::new(10, 20), 0);
@@ -576,9 +642,7 @@ mod tests {
             s.feed(format!("\x1b[31mline\x1b[m {i}\r\n").as_bytes());
         }
         assert_eq!(s.scrollback_len(), 46);
-        s.set_scroll_offset(1000);
-        assert_eq!(s.scroll_offset(), 46, "clamped to the history");
-        let view = s.view();
+        let view = s.view(1000);
         let vt = view.screen();
         assert!(
             vt.contents().starts_with("line 0\nline 1\n"),
@@ -588,11 +652,9 @@ mod tests {
         assert_eq!(vt.cell(0, 0).unwrap().fgcolor(), vt100::Color::Idx(1));
         assert_eq!(vt.cell(0, 5).unwrap().fgcolor(), vt100::Color::Default);
         // Partly scrolled: history on top, the live screen's first rows below.
-        s.set_scroll_offset(2);
-        let text = s.view().screen().contents();
+        let text = s.view(2).screen().contents();
         assert_eq!(text, "line 44\nline 45\nline 46\nline 47\nline 48");
-        s.set_scroll_offset(0);
-        assert!(matches!(s.view(), View::Live(_)));
+        assert!(matches!(s.view(0), View::Live(_)));
     }
 
     #[test]
@@ -608,11 +670,10 @@ mod tests {
         }
         assert_eq!(s.scrollback_len(), 10);
         s.feed(b"\x1b[?1049l");
-        s.set_scroll_offset(10);
         assert!(
-            s.view().screen().contents().starts_with("88\n"),
+            s.view(10).screen().contents().starts_with("88\n"),
             "{}",
-            s.view().screen().contents()
+            s.view(10).screen().contents()
         );
     }
 }

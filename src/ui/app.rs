@@ -1,8 +1,12 @@
 //! The dashboard's state and how input changes it.
 //!
-//! Everything here is synchronous: keys and manager events update the state and mark
-//! it dirty; slow work (creating, killing a VM) runs in tasks that report back through
-//! [`UiMsg`], so the UI never waits on a VM.
+//! Everything here is synchronous: keys and the server's updates change the state and
+//! mark it dirty; calls that take a while (creating, killing a VM) run in supervised
+//! tasks that report back through [`UiMsg`], so the UI never waits on the server.
+//!
+//! The dashboard holds no VM. It keeps the list the server last sent and a mirror of
+//! each screen it shows (a snapshot, then the live bytes), and its own scroll position,
+//! so several dashboards on one server each scroll and select on their own.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -16,10 +20,12 @@ use tokio::task::JoinSet;
 
 use super::keymap::{Action, Keymap, Mode};
 use super::layout::Areas;
-use crate::manager::{Event, Manager, VmInfo};
-use crate::term::encode;
-use crate::vm::ssh::{SshAnswer, SshPrompt, SshQuestion};
-use crate::vm::{Size, VmKind, VmOptions, VmState};
+use crate::client::{Client, Update};
+use crate::manager::VmInfo;
+use crate::protocol::{CreateOptions, Event, InstallOutcome, Request};
+use crate::term::{Screen, encode};
+use crate::vm::ssh::{SshAnswer, SshQuestion};
+use crate::vm::{Size, VmKind, VmState};
 use crate::xapi::{PoolStatus, PoolVm};
 
 /// How long an armed prefix waits for its key.
@@ -149,10 +155,11 @@ impl CreateForm {
     }
 }
 
-/// An SSH question waiting for the user.
+/// An SSH question waiting for the user (asked by the server, answered by whichever
+/// dashboard answers first).
 pub struct Prompt {
+    pub id: u64,
     pub question: SshQuestion,
-    reply: Option<tokio::sync::oneshot::Sender<SshAnswer>>,
     /// What has been typed (a passphrase; never drawn in clear).
     pub input: String,
 }
@@ -171,7 +178,8 @@ pub enum Confirm {
     Remove {
         id: String,
     },
-    /// Local VMs that will be terminated, remote sessions that will be closed.
+    /// Leaving the dashboard with VMs running: leave them in the server (the default)
+    /// or end them. Counts local VMs and remote sessions.
     Quit {
         running: usize,
         remote: usize,
@@ -227,15 +235,25 @@ pub enum UiMsg {
     Created(Result<String, String>),
     Info(String),
     Failed(String),
-    ShutdownDone,
-    InstallOutput(Vec<u8>),
-    InstallDone(Result<crate::rocks::InstallReport, String>),
+    /// Every VM was ended: the dashboard quits.
+    EndedAll,
+    InstallDone(Result<InstallOutcome, String>),
 }
 
 pub struct App {
-    pub manager: Manager,
+    /// The connection to the server that owns the VMs.
+    pub server: Client,
     pub keymap: Keymap,
+    /// The configuration, for what the create dialog says each kind runs.
+    pub config: crate::config::Config,
+    /// The sessions, as the server last listed them (uptimes advanced locally).
     pub rows: Vec<VmInfo>,
+    /// The list as received, and when: uptimes count on from there.
+    received: (Vec<VmInfo>, Instant),
+    /// Mirrors of the screens this dashboard shows, by session.
+    pub mirrors: HashMap<String, Screen>,
+    /// Sessions whose screens the server sends this dashboard.
+    watching: HashSet<String>,
     /// The VM selected in the list and shown in the terminal pane.
     pub current: Option<String>,
     pub focus: Focus,
@@ -256,8 +274,11 @@ pub struct App {
     pub pane_size: Size,
     pub dirty: bool,
     pub quit: bool,
-    /// Set while VMs are being shut down before quitting.
+    /// Set while VMs are being ended before quitting.
     pub quitting: bool,
+    /// Why the dashboard had to stop (the server went away), said after the terminal
+    /// is restored.
+    pub exit_error: Option<String>,
     /// The pool's state for the tab bar, when `[xcpng]` is configured.
     pub pool: Option<PoolView>,
     /// A warning that stays on screen while it holds (unverified TLS).
@@ -278,22 +299,24 @@ pub struct App {
     pub tasks: JoinSet<()>,
     /// What each running task is doing, for the report if it panics.
     task_names: HashMap<tokio::task::Id, &'static str>,
-    /// Publishing the VM list failed last time (said once, not on every change).
-    publish_failed: bool,
 }
 
 impl App {
     pub fn new(
-        manager: Manager,
+        server: Client,
         keymap: Keymap,
         area: Rect,
         mouse: bool,
         tx: UnboundedSender<UiMsg>,
     ) -> App {
         let mut app = App {
-            manager,
+            server,
             keymap,
+            config: crate::config::Config::default(),
             rows: Vec::new(),
+            received: (Vec::new(), Instant::now()),
+            mirrors: HashMap::new(),
+            watching: HashSet::new(),
             current: None,
             focus: Focus::List,
             prefix_since: None,
@@ -310,6 +333,7 @@ impl App {
             dirty: true,
             quit: false,
             quitting: false,
+            exit_error: None,
             pool: None,
             warning: None,
             pool_vms: Vec::new(),
@@ -320,7 +344,6 @@ impl App {
             tx,
             tasks: JoinSet::new(),
             task_names: HashMap::new(),
-            publish_failed: false,
         };
         app.pane_size = app.areas().pane_size();
         app.refresh();
@@ -331,9 +354,15 @@ impl App {
         Areas::new(self.area, self.zoom)
     }
 
-    /// Re-reads the VM list from the manager.
+    /// Takes a new VM list from the server.
+    pub fn set_rows(&mut self, rows: Vec<VmInfo>) {
+        self.received = (rows.clone(), Instant::now());
+        self.rows = rows;
+        self.refresh();
+    }
+
+    /// Keeps the selection, the unseen markers and the mirrors in step with the list.
     pub fn refresh(&mut self) {
-        self.rows = self.manager.list();
         if let Some(id) = &self.current
             && !self.visible().iter().any(|r| r.id() == id)
             && !self.rows.iter().any(|r| &r.id == id)
@@ -348,7 +377,43 @@ impl App {
         }
         self.unseen
             .retain(|id| self.rows.iter().any(|r| &r.id == id));
+        self.sync_watches();
         self.dirty = true;
+    }
+
+    /// Watches exactly the sessions this dashboard shows (the selected one): the
+    /// server sends their screens, and only theirs. A session newly shown takes this
+    /// dashboard's pane size: the latest dashboard to look at a VM sizes it (tmux's
+    /// `window-size latest`).
+    fn sync_watches(&mut self) {
+        let wanted: HashSet<String> = self
+            .current
+            .iter()
+            .filter(|id| self.rows.iter().any(|r| &r.id == *id))
+            .cloned()
+            .collect();
+        for id in self
+            .watching
+            .difference(&wanted)
+            .cloned()
+            .collect::<Vec<_>>()
+        {
+            self.watching.remove(&id);
+            self.mirrors.remove(&id);
+            if self.rows.iter().any(|r| r.id == id) {
+                self.server.notify(Request::Unwatch { id });
+            }
+        }
+        for id in wanted {
+            if self.watching.insert(id.clone()) {
+                self.server.notify(Request::Resize {
+                    id: id.clone(),
+                    rows: self.pane_size.rows,
+                    cols: self.pane_size.cols,
+                });
+                self.server.notify(Request::Watch { id });
+            }
+        }
     }
 
     /// List rows that pass the filter: sessions first, then the pool's bioxen VMs that
@@ -436,7 +501,11 @@ impl App {
         if size != self.pane_size {
             self.pane_size = size;
             for row in &self.rows {
-                let _ = self.manager.resize(&row.id, size);
+                self.server.notify(Request::Resize {
+                    id: row.id.clone(),
+                    rows: size.rows,
+                    cols: size.cols,
+                });
             }
         }
         self.dirty = true;
@@ -568,10 +637,7 @@ impl App {
         let Some(id) = self.current.clone() else {
             return;
         };
-        let max = self
-            .manager
-            .with_screen(&id, |s| s.scrollback_len())
-            .unwrap_or(0);
+        let max = self.mirrors.get(&id).map_or(0, |s| s.scrollback_len());
         let now = self.scroll.unwrap_or(0) as isize;
         let next = (now.saturating_add(delta)).clamp(0, max as isize) as usize;
         self.scroll = Some(next);
@@ -706,6 +772,12 @@ impl App {
                 KeyCode::Esc | KeyCode::Char('n') => {}
                 _ => self.overlay = Some(Overlay::Confirm(Confirm::KillPool { id, alive })),
             },
+            Overlay::Confirm(Confirm::Quit { running, remote }) => match key.code {
+                KeyCode::Enter | KeyCode::Char('l') | KeyCode::Char('L') => self.quit = true,
+                KeyCode::Char('e') | KeyCode::Char('E') => self.end_all_and_quit(),
+                KeyCode::Esc | KeyCode::Char('n') => {}
+                _ => self.overlay = Some(Overlay::Confirm(Confirm::Quit { running, remote })),
+            },
             Overlay::Confirm(confirm) => {
                 let yes = matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y'));
                 let no = matches!(
@@ -754,16 +826,12 @@ impl App {
             let (mode, sgr) = self
                 .current
                 .as_ref()
-                .and_then(|id| {
-                    self.manager
-                        .with_screen(id, |s| {
-                            (
-                                s.vt().mouse_protocol_mode(),
-                                s.vt().mouse_protocol_encoding()
-                                    == vt100::MouseProtocolEncoding::Sgr,
-                            )
-                        })
-                        .ok()
+                .and_then(|id| self.mirrors.get(id))
+                .map(|s| {
+                    (
+                        s.vt().mouse_protocol_mode(),
+                        s.vt().mouse_protocol_encoding() == vt100::MouseProtocolEncoding::Sgr,
+                    )
                 })
                 .unwrap_or((vt100::MouseProtocolMode::None, false));
             let program_wants_mouse =
@@ -817,46 +885,106 @@ impl App {
 
     // ----- events from the manager and from background work ---------------------------
 
-    pub fn on_manager_event(&mut self, event: Event) {
-        match event {
-            Event::Output(id) => {
-                // The event is re-armed when the next frame is drawn (see
-                // `App::rearm_output`): a flooding session costs one event per frame.
-                // Redraw for the shown VM, or when a tab first gets its unseen marker.
-                if self.current.as_ref() == Some(&id) || self.unseen.insert(id) {
-                    self.dirty = true;
-                }
-            }
-            Event::Stats => self.refresh(),
-            Event::Created(_) | Event::Removed(_) => {
-                self.refresh();
-                self.publish();
-            }
-            Event::State(id, state) => {
-                self.refresh();
-                self.publish();
-                match state {
-                    VmState::Exited(_) | VmState::Killed(_) | VmState::Failed(_) => {
-                        self.set_message(format!("{id}: {}", state.label()), Level::Info);
+    /// What the server pushed: the list, screens and their output, states, notices,
+    /// the pool and questions.
+    pub fn on_update(&mut self, update: Update) {
+        match update {
+            Update::Output { id, bytes } => {
+                if let Some(screen) = self.mirrors.get_mut(&id) {
+                    // Queries are the server's to answer; the mirror only shows.
+                    let _ = screen.feed(&bytes);
+                    if self.current.as_ref() == Some(&id) {
+                        self.dirty = true;
                     }
-                    _ => {}
                 }
             }
-            Event::Error(id, msg) => {
-                let text = match id {
-                    Some(id) => format!("{id}: {msg}"),
-                    None => msg,
-                };
-                self.set_message(text, Level::Error);
+            Update::Event(event) => self.on_event(event),
+            Update::Failed(text) => self.set_message(text, Level::Error),
+            Update::Gone(reason) => {
+                if !self.quit {
+                    self.exit_error = Some(reason);
+                    self.quit = true;
+                }
             }
         }
     }
 
-    pub fn on_ui_msg(&mut self, msg: UiMsg) {
-        // Background work may have changed the VMs; installer output does not.
-        if !matches!(msg, UiMsg::InstallOutput(_)) {
-            self.refresh();
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Vms(rows) => self.set_rows(rows),
+            Event::Screen { id, snapshot } => {
+                if self.watching.contains(&id) {
+                    let scrollback = self.config.ui.scrollback;
+                    self.mirrors
+                        .insert(id.clone(), Screen::from_snapshot(&snapshot, scrollback));
+                    self.dirty = true;
+                }
+            }
+            Event::Resized { id, rows, cols } => {
+                if let Some(screen) = self.mirrors.get_mut(&id) {
+                    screen.resize(Size::new(rows, cols));
+                    self.dirty = true;
+                }
+            }
+            Event::Activity { id } => {
+                if self.current.as_ref() != Some(&id) && self.unseen.insert(id) {
+                    self.dirty = true;
+                }
+            }
+            Event::State { id, state } => match state {
+                VmState::Exited(_) | VmState::Killed(_) | VmState::Failed(_) => {
+                    self.set_message(format!("{id}: {}", state.label()), Level::Info);
+                }
+                _ => {}
+            },
+            Event::Notice { id, text } => {
+                let text = match id {
+                    Some(id) => format!("{id}: {text}"),
+                    None => text,
+                };
+                self.set_message(text, Level::Error);
+            }
+            Event::Pool(info) => {
+                self.warning = info.warning.clone();
+                if let Some(failed) = info.failed {
+                    self.pool = None;
+                    self.set_message(failed, Level::Error);
+                } else {
+                    let view = PoolView {
+                        status: info.status,
+                        vms: info.vms.len(),
+                    };
+                    self.on_pool(view, info.vms);
+                }
+                self.dirty = true;
+            }
+            Event::Question { id, question } => {
+                if !self.prompts.iter().any(|p| p.id == id) {
+                    self.prompts.push_back(Prompt {
+                        id,
+                        question,
+                        input: String::new(),
+                    });
+                }
+                self.dirty = true;
+            }
+            Event::QuestionClosed { id } => {
+                self.prompts.retain(|p| p.id != id);
+                self.dirty = true;
+            }
+            Event::InstallOutput { vm, bytes } => {
+                if let Some(Overlay::Progress(p)) = &mut self.overlay
+                    && p.vm == vm
+                {
+                    p.output.push_str(&String::from_utf8_lossy(&bytes));
+                    self.dirty = true;
+                }
+            }
+            Event::Closing { reason } => self.set_message(reason, Level::Error),
         }
+    }
+
+    pub fn on_ui_msg(&mut self, msg: UiMsg) {
         match msg {
             UiMsg::Created(Ok(id)) => {
                 self.select(id.clone());
@@ -865,17 +993,12 @@ impl App {
             }
             UiMsg::Created(Err(e)) | UiMsg::Failed(e) => self.set_message(e, Level::Error),
             UiMsg::Info(text) => self.set_message(text, Level::Info),
-            UiMsg::ShutdownDone => self.quit = true,
-            UiMsg::InstallOutput(bytes) => {
-                if let Some(Overlay::Progress(p)) = &mut self.overlay {
-                    p.output.push_str(&String::from_utf8_lossy(&bytes));
-                }
-            }
+            UiMsg::EndedAll => self.quit = true,
             UiMsg::InstallDone(result) => {
                 let (ok, summary) = match &result {
                     Ok(r) if r.success => (
                         true,
-                        format!("installed {}: require it in the VM now", r.spec.label()),
+                        format!("installed {}: require it in the VM now", r.package),
                     ),
                     Ok(r) => (
                         false,
@@ -897,17 +1020,15 @@ impl App {
         }
     }
 
-    /// Re-arms every session's output event; called right before a frame is drawn, so
-    /// output that arrives while drawing sends a new event and is drawn next frame.
-    pub fn rearm_output(&self) {
-        for row in &self.rows {
-            self.manager.take_dirty(&row.id);
-        }
-    }
-
-    /// Called once a second: redraws only if an uptime label changed.
+    /// Called once a second: uptimes count on from the last list, and the dashboard
+    /// redraws only if an uptime label changed.
     pub fn on_tick(&mut self) {
-        self.rows = self.manager.list();
+        let elapsed = self.received.1.elapsed().as_secs();
+        for (row, base) in self.rows.iter_mut().zip(&self.received.0) {
+            if row.state.is_alive() && row.pid.is_some() {
+                row.uptime_secs = base.uptime_secs + elapsed;
+            }
+        }
         let uptimes: Vec<String> = self
             .rows
             .iter()
@@ -956,23 +1077,6 @@ impl App {
 
     // ----- actions ---------------------------------------------------------------------
 
-    /// Writes the VM list for `bioxen ls`; the first failure is shown, not just logged.
-    fn publish(&mut self) {
-        match crate::registry::publish(&self.rows) {
-            Ok(()) => self.publish_failed = false,
-            Err(e) => {
-                tracing::warn!("cannot publish the VM list for `bioxen ls`: {e}");
-                if !self.publish_failed {
-                    self.publish_failed = true;
-                    self.set_message(
-                        format!("bioxen ls will not see these VMs: {e}"),
-                        Level::Error,
-                    );
-                }
-            }
-        }
-    }
-
     fn move_selection(&mut self, delta: isize) {
         let visible: Vec<String> = self.visible().iter().map(|r| r.id().to_string()).collect();
         if visible.is_empty() {
@@ -990,18 +1094,25 @@ impl App {
     fn select(&mut self, id: String) {
         if self.current.as_ref() != Some(&id) {
             if self.focus == Focus::Terminal
-                && let Some(old) = &self.current
+                && let Some(old) = self.current.clone()
             {
-                let _ = self.manager.detach(old);
+                self.server.notify(Request::Detach { id: old });
             }
             self.scroll = None;
         }
         self.unseen.remove(&id);
-        if self.focus == Focus::Terminal {
-            let _ = self.manager.attach(&id);
+        if self.focus == Focus::Terminal && self.rows.iter().any(|r| r.id == id) {
+            self.server.notify(Request::Attach { id: id.clone() });
         }
         self.current = Some(id);
+        self.sync_watches();
         self.dirty = true;
+    }
+
+    /// Selects a VM and attaches to it, as `bioxen attach VM` opens.
+    pub fn open(&mut self, id: &str) {
+        self.select(id.to_string());
+        self.attach_current();
     }
 
     fn select_tab(&mut self, index: usize) {
@@ -1040,7 +1151,9 @@ impl App {
             );
             return;
         };
-        let _ = self.manager.attach(&id);
+        if self.rows.iter().any(|r| r.id == id) {
+            self.server.notify(Request::Attach { id: id.clone() });
+        }
         self.unseen.remove(&id);
         self.focus = Focus::Terminal;
         self.filter_editing = false;
@@ -1048,8 +1161,10 @@ impl App {
     }
 
     fn detach(&mut self) {
-        if let Some(id) = &self.current {
-            let _ = self.manager.detach(id);
+        if let Some(id) = self.current.clone()
+            && self.rows.iter().any(|r| r.id == id)
+        {
+            self.server.notify(Request::Detach { id });
         }
         self.focus = Focus::List;
         self.scroll = None;
@@ -1064,14 +1179,17 @@ impl App {
         let Some(id) = self.current.clone() else {
             return;
         };
-        match self.manager.toggle_output_log(&id) {
-            Ok(Some(path)) => self.set_message(
-                format!("{id}: logging output to {}", path.display()),
-                Level::Info,
-            ),
-            Ok(None) => self.set_message(format!("{id}: output log off"), Level::Info),
-            Err(e) => self.set_message(format!("{id}: cannot log output: {e}"), Level::Error),
-        }
+        let (server, tx) = (self.server.clone(), self.tx.clone());
+        self.spawn("log", async move {
+            let msg = match server.toggle_output_log(&id).await {
+                Ok(Some(path)) => {
+                    UiMsg::Info(format!("{id}: logging output to {}", path.display()))
+                }
+                Ok(None) => UiMsg::Info(format!("{id}: output log off")),
+                Err(e) => UiMsg::Failed(format!("{id}: cannot log output: {e}")),
+            };
+            let _ = tx.send(msg);
+        });
     }
 
     fn open_create(&mut self) {
@@ -1080,12 +1198,21 @@ impl App {
             kinds: self.kinds.clone(),
             kind: 0,
             name: String::new(),
-            placeholder: self.manager.generate_name(),
+            placeholder: self.free_name(),
             field: Field::Kind,
             template,
             memory: memory.to_string(),
             vcpus: vcpus.to_string(),
         }));
+    }
+
+    /// The first `lua-N` no session is called: the name a VM created without one
+    /// gets in the create dialog.
+    fn free_name(&self) -> String {
+        (1..)
+            .map(|n| format!("lua-{n}"))
+            .find(|name| !self.rows.iter().any(|r| &r.id == name))
+            .unwrap_or_default()
     }
 
     fn create(&mut self, form: CreateForm) {
@@ -1094,9 +1221,10 @@ impl App {
         } else {
             form.name.clone()
         };
-        let mut options = VmOptions {
-            size: self.pane_size,
-            ..VmOptions::default()
+        let mut options = CreateOptions {
+            rows: Some(self.pane_size.rows),
+            cols: Some(self.pane_size.cols),
+            ..CreateOptions::default()
         };
         let kind = match form.choice() {
             KindChoice::Local => VmKind::Local,
@@ -1115,15 +1243,15 @@ impl App {
     }
 
     /// Creates a session in the background; the pane shows its progress meanwhile.
-    fn spawn_create(&mut self, name: String, kind: VmKind, options: VmOptions) {
-        let manager = self.manager.clone();
+    fn spawn_create(&mut self, name: String, kind: VmKind, options: CreateOptions) {
+        let server = self.server.clone();
         let tx = self.tx.clone();
         self.set_message(format!("creating {name}..."), Level::Info);
         // Show the new session (and its progress) as soon as it exists.
         self.current = Some(name.clone());
         self.focus = Focus::Terminal;
         self.spawn("create", async move {
-            let result = manager
+            let result = server
                 .create_interactive_vm(Some(&name), kind, options)
                 .await
                 .map_err(|e| format!("cannot create {name}: {e}"));
@@ -1144,26 +1272,27 @@ impl App {
             );
             return;
         };
-        let options = VmOptions {
-            size: self.pane_size,
+        let options = CreateOptions {
+            rows: Some(self.pane_size.rows),
+            cols: Some(self.pane_size.cols),
             pool_vm: Some((vm.reference.clone(), ip)),
-            ..VmOptions::default()
+            ..CreateOptions::default()
         };
         self.spawn_create(name, VmKind::Xcpng, options);
     }
 
     /// Ends an `xcpng` session, destroying its pool VM or leaving it running.
     fn stop_pool_session(&mut self, id: String, destroy: bool) {
-        let manager = self.manager.clone();
+        let server = self.server.clone();
         let tx = self.tx.clone();
         self.spawn("kill", async move {
             let result = if destroy {
-                manager
+                server
                     .kill_and_destroy(&id)
                     .await
                     .map(|_| format!("{id}: pool VM destroyed"))
             } else {
-                manager.release(&id).await.map(|s| {
+                server.release(&id).await.map(|s| {
                     format!(
                         "{id}: session closed ({}); the VM keeps running, detached (Enter attaches)",
                         s.label()
@@ -1214,15 +1343,12 @@ impl App {
             output: String::new(),
             done: None,
         }));
-        let manager = self.manager.clone();
+        let server = self.server.clone();
         let tx = self.tx.clone();
         let vm = form.vm;
         self.spawn("install", async move {
-            let out = tx.clone();
-            let result = manager
-                .install_package(&vm, &spec, &move |bytes| {
-                    let _ = out.send(UiMsg::InstallOutput(bytes.to_vec()));
-                })
+            let result = server
+                .install_package(&vm, &spec)
                 .await
                 .map_err(|e| format!("cannot install {}: {e}", spec.label()));
             let _ = tx.send(UiMsg::InstallDone(result));
@@ -1230,15 +1356,6 @@ impl App {
     }
 
     // ----- SSH prompts -------------------------------------------------------------
-
-    pub fn on_prompt(&mut self, prompt: SshPrompt) {
-        self.prompts.push_back(Prompt {
-            question: prompt.question,
-            reply: Some(prompt.reply),
-            input: String::new(),
-        });
-        self.dirty = true;
-    }
 
     fn on_prompt_key(&mut self, key: KeyEvent) {
         let Some(prompt) = self.prompts.front_mut() else {
@@ -1269,10 +1386,12 @@ impl App {
             _ => None,
         };
         if let Some(answer) = answer
-            && let Some(mut prompt) = self.prompts.pop_front()
-            && let Some(reply) = prompt.reply.take()
+            && let Some(prompt) = self.prompts.pop_front()
         {
-            let _ = reply.send(answer);
+            self.server.notify(Request::Answer {
+                question: prompt.id,
+                answer,
+            });
         }
     }
 
@@ -1311,10 +1430,10 @@ impl App {
             return;
         }
         let id = info.id.clone();
-        let manager = self.manager.clone();
+        let server = self.server.clone();
         let tx = self.tx.clone();
         self.spawn("restart", async move {
-            let msg = match manager.restart(&id).await {
+            let msg = match server.restart(&id).await {
                 Ok(()) => UiMsg::Info(format!("{id} restarted")),
                 Err(e) => UiMsg::Failed(format!("cannot restart {id}: {e}")),
             };
@@ -1334,7 +1453,7 @@ impl App {
         };
         let (running, remote) = (alive(Some(VmKind::Local)), alive(Some(VmKind::Ssh)));
         if running + remote == 0 {
-            self.begin_quit();
+            self.quit = true;
         } else {
             self.overlay = Some(Overlay::Confirm(Confirm::Quit { running, remote }));
         }
@@ -1369,37 +1488,40 @@ impl App {
             format!("internal error in the {what} task: {text} (see bioxen.log)"),
             Level::Error,
         );
-        if what == "quit" {
+        if what == "end all" {
             self.quit = true;
         }
     }
 
-    /// Terminates every VM in the background, then quits.
-    pub fn begin_quit(&mut self) {
+    /// Ends every VM in the server, then quits.
+    pub fn end_all_and_quit(&mut self) {
         if self.quitting {
             return;
         }
         self.quitting = true;
-        self.set_message("terminating VMs...", Level::Info);
-        let manager = self.manager.clone();
+        self.set_message("ending VMs...", Level::Info);
+        let server = self.server.clone();
         let tx = self.tx.clone();
-        self.spawn("quit", async move {
+        self.spawn("end all", async move {
             // Test hook: the test of a panicking quit sets this.
             if std::env::var("BIOXEN_TEST_PANIC").as_deref() == Ok("quit") {
                 panic!("BIOXEN_TEST_PANIC=quit: a deliberate panic while quitting");
             }
-            manager.shutdown().await;
-            let _ = tx.send(UiMsg::ShutdownDone);
+            let msg = match server.end_all().await {
+                Ok(()) => UiMsg::EndedAll,
+                Err(e) => UiMsg::Failed(format!("cannot end the VMs: {e}")),
+            };
+            let _ = tx.send(msg);
         });
     }
 
     fn confirmed(&mut self, confirm: Confirm) {
         match confirm {
             Confirm::Kill { id, .. } => {
-                let manager = self.manager.clone();
+                let server = self.server.clone();
                 let tx = self.tx.clone();
                 self.spawn("kill", async move {
-                    let msg = match manager.kill(&id).await {
+                    let msg = match server.kill(&id).await {
                         Ok(state) => UiMsg::Info(format!("{id}: {}", state.label())),
                         Err(e) => UiMsg::Failed(format!("cannot kill {id}: {e}")),
                     };
@@ -1409,22 +1531,27 @@ impl App {
             }
             // Answered with d or c in the dialog itself.
             Confirm::KillPool { .. } => {}
-            Confirm::Remove { id } => match self.manager.remove(&id) {
-                Ok(()) => self.set_message(format!("removed {id}"), Level::Info),
-                Err(e) => self.set_message(e.to_string(), Level::Error),
-            },
-            Confirm::Quit { .. } => self.begin_quit(),
+            Confirm::Remove { id } => {
+                let server = self.server.clone();
+                let tx = self.tx.clone();
+                self.spawn("remove", async move {
+                    let msg = match server.remove(&id).await {
+                        Ok(()) => UiMsg::Info(format!("removed {id}")),
+                        Err(e) => UiMsg::Failed(e.to_string()),
+                    };
+                    let _ = tx.send(msg);
+                });
+            }
+            // Answered with Enter, l or e in the dialog itself.
+            Confirm::Quit { .. } => {}
         }
     }
 
     fn current_modes(&self) -> encode::Modes {
         self.current
             .as_ref()
-            .and_then(|id| {
-                self.manager
-                    .with_screen(id, |s| encode::Modes::of(s.vt()))
-                    .ok()
-            })
+            .and_then(|id| self.mirrors.get(id))
+            .map(|s| encode::Modes::of(s.vt()))
             .unwrap_or_default()
     }
 
@@ -1432,25 +1559,31 @@ impl App {
         let Some(id) = self.current.clone() else {
             return;
         };
-        if let Err(e) = self.manager.send_input(&id, bytes) {
-            let hint = match self.current_info() {
-                Some(info) if !info.state.is_alive() => format!(
-                    "{id} is {}: {} {} for the list, then {} restarts it",
-                    info.state.label(),
-                    self.keymap.prefix,
-                    self.keymap
-                        .key_for(Mode::Prefix, Action::Detach)
-                        .unwrap_or_default()
-                        .rsplit(' ')
-                        .next()
-                        .unwrap_or("d"),
-                    self.keymap
-                        .key_for(Mode::List, Action::Restart)
-                        .unwrap_or_default()
-                ),
-                _ => e.to_string(),
-            };
-            self.set_message(hint, Level::Error);
+        let hint = match self.current_info() {
+            Some(info) if !info.state.is_alive() => Some(format!(
+                "{id} is {}: {} {} for the list, then {} restarts it",
+                info.state.label(),
+                self.keymap.prefix,
+                self.keymap
+                    .key_for(Mode::Prefix, Action::Detach)
+                    .unwrap_or_default()
+                    .rsplit(' ')
+                    .next()
+                    .unwrap_or("d"),
+                self.keymap
+                    .key_for(Mode::List, Action::Restart)
+                    .unwrap_or_default()
+            )),
+            Some(_) => None,
+            None => return,
+        };
+        match hint {
+            Some(hint) => self.set_message(hint, Level::Error),
+            // A failure (a session reconnecting) comes back as an update.
+            None => self.server.notify(Request::SendInput {
+                id,
+                data: bytes.to_vec(),
+            }),
         }
     }
 }

@@ -108,21 +108,19 @@ fn create(frame: &mut Frame, app: &App, form: &CreateForm) {
         text(&form.name)
     };
     let runs = match choice {
-        KindChoice::Local if app.manager.config().local_command.is_empty() => {
+        KindChoice::Local if app.config.local.command.trim().is_empty() => {
             "embedded Lua 5.4 (bioxen lua)".to_string()
         }
-        KindChoice::Local => shell_words::join(&app.manager.config().local_command),
+        KindChoice::Local => app.config.local.command.clone(),
         KindChoice::Ssh(host) => app
-            .manager
-            .config()
+            .config
             .ssh_hosts
             .iter()
             .find(|h| &h.name == host)
             .map(|h| format!("{} on {}:{}", h.command, h.host, h.port))
             .unwrap_or_default(),
         KindChoice::Xcpng => app
-            .manager
-            .config()
+            .config
             .xcpng
             .as_ref()
             .map(|x| format!("{} over SSH, on {}", x.ssh.command, x.url))
@@ -379,25 +377,41 @@ fn confirm(frame: &mut Frame, c: &Confirm) {
             "remove",
         ),
         Confirm::Quit { running, remote } => {
-            let plural = |n: usize| if n == 1 { "" } else { "s" };
-            let mut parts = Vec::new();
-            if *running > 0 {
-                parts.push(format!(
-                    "{running} running local VM{} will be terminated",
-                    plural(*running)
-                ));
-            }
-            if *remote > 0 {
-                parts.push(format!(
-                    "{remote} remote session{} will be closed (pool VMs keep running)",
-                    plural(*remote)
-                ));
-            }
-            (
-                "Quit",
-                format!("Quit bioxen? {}.", parts.join("; ")),
-                "quit",
-            )
+            let n = running + remote;
+            let (vms, they) = if n == 1 {
+                ("VM is", "It")
+            } else {
+                ("VMs are", "They")
+            };
+            let lines = vec![
+                Line::from(""),
+                Line::from(format!(
+                    "  {n} {vms} running. {they} can keep running in the bioxen server:"
+                )),
+                Line::from("  `bioxen` or `bioxen attach` shows them again, as they are."),
+                Line::from(""),
+                Line::from(vec![
+                    Span::styled(
+                        "  Enter",
+                        Style::new().fg(Color::Green).add_modifier(Modifier::BOLD),
+                    ),
+                    Span::raw(" leave them running   "),
+                    Span::styled(
+                        "e",
+                        Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+                    ),
+                    Span::raw(format!(" end {}   ", if n == 1 { "it" } else { "them" })),
+                    Span::styled("Esc", Style::new().fg(Color::Gray)),
+                    Span::raw(" cancel"),
+                ]),
+            ];
+            let area = centered(frame.area(), 76, lines.len() as u16 + 2);
+            frame.render_widget(Clear, area);
+            frame.render_widget(
+                Paragraph::new(lines).block(dialog("Quit", Color::Yellow)),
+                area,
+            );
+            return;
         }
     };
     let lines = vec![

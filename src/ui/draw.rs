@@ -1,7 +1,6 @@
 //! Drawing one frame: the tab bar, the VM list, the terminal pane, the status bar and
 //! any dialog on top. Drawing only reads state; it never changes what the app does.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 
 use ratatui::Frame;
@@ -13,26 +12,19 @@ use ratatui::widgets::Paragraph;
 use super::app::{App, Focus, Level};
 use super::keymap::{Action, Mode};
 use super::{dialogs, list_pane, terminal_pane};
-use crate::manager::Manager;
 use crate::term::Screen;
 use crate::vm::VmState;
 use crate::xapi::PoolStatus;
 
-/// Where drawing gets a session's screen from: the manager, or recorded screens in
-/// tests.
+/// Where drawing gets a session's screen from: the dashboard's mirrors, or recorded
+/// screens in tests. Drawing only reads them.
 pub trait Screens {
-    fn with_screen(&self, id: &str, f: &mut dyn FnMut(&mut Screen));
+    fn with_screen(&self, id: &str, f: &mut dyn FnMut(&Screen));
 }
 
-impl Screens for Manager {
-    fn with_screen(&self, id: &str, f: &mut dyn FnMut(&mut Screen)) {
-        let _ = Manager::with_screen(self, id, |s| f(s));
-    }
-}
-
-impl Screens for RefCell<HashMap<String, Screen>> {
-    fn with_screen(&self, id: &str, f: &mut dyn FnMut(&mut Screen)) {
-        if let Some(s) = self.borrow_mut().get_mut(id) {
+impl Screens for HashMap<String, Screen> {
+    fn with_screen(&self, id: &str, f: &mut dyn FnMut(&Screen)) {
+        if let Some(s) = self.get(id) {
             f(s);
         }
     }
@@ -172,7 +164,7 @@ impl TabPiece {
 pub fn tab_at(app: &App, bar_width: u16, x: u16) -> Option<String> {
     let (_, tabs_width) = tab_bar_split(app, bar_width);
     let mut pos = BRAND.len() as u16;
-    for piece in tab_strip(app, &app.manager, tabs_width) {
+    for piece in tab_strip(app, &app.mirrors, tabs_width) {
         let w = piece.width();
         if x >= pos && x < pos + w {
             return match piece {

@@ -1,9 +1,13 @@
-//! The full-screen dashboard.
+//! The full-screen dashboard: a client of `bioxen server`.
 //!
-//! One task owns the terminal. It waits for input, manager events, background results,
-//! a once-a-second tick and signals; updates the [`app::App`]; and draws only when
-//! something changed, at most once per frame (~16 ms), each frame inside synchronized
-//! output so the terminal never shows half a frame. An idle dashboard draws nothing.
+//! One task owns the terminal. It waits for input, the server's updates, background
+//! results, a once-a-second tick and signals; updates the [`app::App`]; and draws only
+//! when something changed, at most once per frame (~16 ms), each frame inside
+//! synchronized output so the terminal never shows half a frame. An idle dashboard
+//! draws nothing.
+//!
+//! The VMs live in the server. Leaving the dashboard (q, closing the window, SIGHUP,
+//! SIGTERM) leaves them running there; `bioxen` or `bioxen attach` shows them again.
 
 pub mod app;
 pub mod dialogs;
@@ -13,9 +17,9 @@ pub mod keymap;
 pub mod layout;
 pub mod list_pane;
 pub mod terminal_pane;
-pub mod warnings;
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -26,10 +30,9 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::broadcast::error::RecvError;
 
+use crate::client::{Client, StartOptions};
 use crate::config::Config;
-use crate::manager::{Manager, ManagerConfig};
 use app::App;
 use keymap::Keymap;
 
@@ -45,8 +48,19 @@ macro_rules! say {
 /// The shortest time between two frames.
 const FRAME: Duration = Duration::from_millis(16);
 
-/// Runs the dashboard until the user quits; restores the terminal in every case.
-pub fn run(config: Config) -> ExitCode {
+/// Which server the dashboard shows, and what it opens on.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub socket: PathBuf,
+    /// How to start a server when none runs; `None` when one must already run
+    /// (`bioxen attach`).
+    pub start: Option<StartOptions>,
+    /// The VM to select and attach to at once.
+    pub attach: Option<String>,
+}
+
+/// Runs the dashboard until the user leaves; restores the terminal in every case.
+pub fn run(config: Config, launch: Launch) -> ExitCode {
     let keymap = match Keymap::from_config(&config) {
         Ok(k) => k,
         Err(e) => {
@@ -70,15 +84,16 @@ pub fn run(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(dashboard(config, keymap));
-    crate::registry::withdraw();
+    let result = runtime.block_on(async {
+        let server = connect(&launch).await?;
+        dashboard(config, keymap, server, launch.attach).await
+    });
     crate::secret::kill_running();
-    // Tasks still reading PTYs of dead VMs must not keep the process alive.
     runtime.shutdown_timeout(Duration::from_millis(200));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            say!("bioxen: {e}");
+            say!("bioxen: {}", crate::sanitize::lines(&e));
             if let Some(p) = log_path {
                 say!("(details in {})", p.display());
             }
@@ -87,25 +102,47 @@ pub fn run(config: Config) -> ExitCode {
     }
 }
 
-async fn dashboard(config: Config, keymap: Keymap) -> std::io::Result<()> {
-    let mut manager_config = ManagerConfig::from_config(&config).map_err(std::io::Error::other)?;
-    // SSH questions (unknown host keys, passphrases) come to the dashboard's dialogs.
-    let (prompt_tx, mut prompts) = tokio::sync::mpsc::unbounded_channel();
-    manager_config.trust.prompt = Some(prompt_tx);
-    let manager = Manager::new(manager_config);
+/// Connects to the server, starting one if allowed and none runs.
+async fn connect(launch: &Launch) -> Result<Client, String> {
+    let result = match &launch.start {
+        Some(start) => Client::connect_or_start(&launch.socket, "dashboard", start).await,
+        None => Client::connect(&launch.socket, "dashboard").await,
+    };
+    let server = result.map_err(|e| e.to_string())?;
+    if let Some(id) = &launch.attach {
+        let vms = server.list().await.map_err(|e| e.to_string())?;
+        if !vms.iter().any(|v| &v.id == id) {
+            let names: Vec<&str> = vms.iter().map(|v| v.id.as_str()).collect();
+            return Err(match names.is_empty() {
+                true => format!("no VM named '{id}': the server has none"),
+                false => format!("no VM named '{id}'; there are: {}", names.join(", ")),
+            });
+        }
+    }
+    Ok(server)
+}
+
+async fn dashboard(
+    config: Config,
+    keymap: Keymap,
+    server: Client,
+    attach: Option<String>,
+) -> Result<(), String> {
+    let mut updates = server.updates();
+    server.subscribe().await.map_err(|e| e.to_string())?;
     let mouse = config.ui.mouse;
-    let _guard = TerminalGuard::enter(mouse)?;
-    let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
-    let size = terminal.size()?;
+    let _guard = TerminalGuard::enter(mouse).map_err(|e| e.to_string())?;
+    let mut terminal =
+        Terminal::new(CrosstermBackend::new(std::io::stdout())).map_err(|e| e.to_string())?;
+    let size = terminal.size().map_err(|e| e.to_string())?;
     let (tx, mut ui_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut app = App::new(
-        manager.clone(),
+        server,
         keymap,
         Rect::new(0, 0, size.width, size.height),
         mouse,
         tx,
     );
-
     app.kinds = std::iter::once(app::KindChoice::Local)
         .chain(
             config
@@ -122,33 +159,39 @@ async fn dashboard(config: Config, keymap: Keymap) -> std::io::Result<()> {
     if let Some(w) = config.warnings.first() {
         app.set_message(format!("warning: {w}"), app::Level::Error);
     }
-    let mut pool_ready = start_pool(&config, &manager, &mut app);
-    let mut pool: Option<std::sync::Arc<crate::manager::Pool>> = None;
-    let mut pool_changes = tokio::sync::watch::channel(0).1;
+    app.config = config;
+    let mut pending_attach = attach;
 
+    // When the terminal closes, crossterm's reader can spin on the hung-up tty inside
+    // one poll and never yield back to this loop. The dashboard holds nothing that
+    // needs saving (the VMs are the server's), so a watchdog on another thread ends
+    // the process if the loop has not ended by itself shortly after SIGHUP.
+    tokio::spawn(async {
+        if let Ok(mut hup) = signal(SignalKind::hangup()) {
+            hup.recv().await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            tracing::info!("SIGHUP: the terminal is gone; leaving the VMs running");
+            std::process::exit(0);
+        }
+    });
     let mut input = EventStream::new();
-    let mut events = manager.subscribe();
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sighup = signal(SignalKind::hangup())?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_draw = Instant::now() - FRAME;
-    // Set when the terminal went away (its window closed): nothing more is drawn, and
-    // the VMs are still shut down properly before bioxen exits.
-    let mut terminal_gone = false;
 
     while !app.quit {
-        let draw_at = (app.dirty && !terminal_gone)
+        let draw_at = app
+            .dirty
             .then(|| tokio::time::Instant::from_std(last_draw + FRAME));
         let prefix_at = app.prefix_deadline().map(tokio::time::Instant::from_std);
         tokio::select! {
             biased;
             _ = sleep_until(draw_at), if draw_at.is_some() => {
-                app.rearm_output();
                 if let Err(e) = render(&mut terminal, &app) {
-                    tracing::warn!("the terminal cannot be written to ({e}); terminating VMs and quitting");
-                    terminal_gone = true;
-                    app.begin_quit();
+                    tracing::info!("the terminal cannot be written to ({e}); leaving the VMs running");
+                    break;
                 }
                 app.dirty = false;
                 last_draw = Instant::now();
@@ -157,96 +200,50 @@ async fn dashboard(config: Config, keymap: Keymap) -> std::io::Result<()> {
                     panic!("BIOXEN_TEST_PANIC is set: a deliberate panic after the first frame");
                 }
             }
-            event = input.next(), if !terminal_gone => match event {
+            event = input.next() => match event {
                 Some(Ok(ev)) => app.on_terminal_event(ev),
                 Some(Err(e)) => {
-                    tracing::warn!("the terminal cannot be read ({e}); terminating VMs and quitting");
-                    terminal_gone = true;
-                    app.begin_quit();
+                    tracing::info!("the terminal cannot be read ({e}); leaving the VMs running");
+                    break;
                 }
-                None => {
-                    terminal_gone = true;
-                    app.begin_quit();
-                }
+                None => break,
             },
             msg = ui_rx.recv() => if let Some(msg) = msg { app.on_ui_msg(msg) },
             Some(done) = app.tasks.join_next_with_id(), if !app.tasks.is_empty() => {
                 app.on_task_done(done.map(|(id, ())| id));
             }
-            prompt = prompts.recv() => if let Some(p) = prompt { app.on_prompt(p) },
-            event = events.recv() => match event {
-                Ok(ev) => app.on_manager_event(ev),
-                Err(RecvError::Lagged(_)) => app.refresh(),
-                Err(RecvError::Closed) => {}
+            update = updates.recv() => match update {
+                Some(u) => {
+                    let first_list = matches!(&u, crate::client::Update::Event(crate::protocol::Event::Vms(_)));
+                    app.on_update(u);
+                    if first_list && let Some(id) = pending_attach.take() {
+                        app.open(&id);
+                    }
+                }
+                None => {
+                    app.exit_error = Some("the connection to the bioxen server ended".into());
+                    break;
+                }
             },
-            ready = async { pool_ready.as_mut().expect("guarded").await }, if pool_ready.is_some() => {
-                pool_ready = None;
-                match ready {
-                    Ok(Ok(p)) => {
-                        pool_changes = p.cache.subscribe();
-                        pool_changes.mark_changed();
-                        pool = Some(p);
-                    }
-                    Ok(Err(e)) => {
-                        app.pool = None;
-                        app.set_message(format!("pool: {e}"), app::Level::Error);
-                    }
-                    // The task panicked; its supervisor has said so.
-                    Err(_) => app.pool = None,
-                }
-            }
-            Ok(()) = pool_changes.changed(), if pool.is_some() => {
-                if let Some(cache) = pool.as_ref().map(|p| &p.cache) {
-                    let vms = cache.vms();
-                    app.on_pool(app::PoolView { status: cache.status(), vms: vms.len() }, vms);
-                }
-            }
             _ = sleep_until(prefix_at), if prefix_at.is_some() => app.expire_prefix(),
             _ = tick.tick() => app.on_tick(),
             _ = sigterm.recv() => {
-                tracing::info!("SIGTERM: terminating VMs and quitting");
-                app.begin_quit();
+                tracing::info!("SIGTERM: leaving the VMs running in the server");
+                break;
             }
             _ = sighup.recv() => {
-                tracing::info!("SIGHUP: terminating VMs and quitting");
-                app.begin_quit();
+                tracing::info!("SIGHUP (the terminal closed): leaving the VMs running in the server");
+                break;
             }
         }
     }
-    // Quitting always goes through begin_quit, which has already shut the VMs down.
-    Ok(())
-}
-
-/// Connects to the configured pool, if any, through the manager's one connection to
-/// it, in the background: a `password_command` may take a while (it has a timeout),
-/// and the dashboard stays usable meanwhile. A pool that cannot be used is a message,
-/// not a reason to stop the dashboard.
-fn start_pool(config: &Config, manager: &Manager, app: &mut App) -> Option<PoolReady> {
-    let xcpng = config.xcpng.as_ref()?;
-    if let Ok(tls) =
-        crate::xapi::tls::TlsMode::from_config(xcpng.tls_verify, &xcpng.tls_fingerprint)
-    {
-        app.warning = warnings::tls_warning(&tls);
+    match app.exit_error.take() {
+        Some(e) => Err(format!(
+            "{e}. Its VMs ended with it if it was killed; see `bioxen ls`."
+        )),
+        None => Ok(()),
     }
-    app.pool = Some(app::PoolView {
-        status: crate::xapi::PoolStatus::Connecting,
-        vms: 0,
-    });
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let manager = manager.clone();
-    app.spawn("pool", async move {
-        let pool = tokio::task::spawn_blocking(move || manager.pool())
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()));
-        let _ = tx.send(pool);
-    });
-    Some(rx)
 }
-
-/// The pool connection on its way, see [`start_pool`].
-type PoolReady =
-    tokio::sync::oneshot::Receiver<Result<std::sync::Arc<crate::manager::Pool>, String>>;
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
@@ -261,7 +258,7 @@ fn render(
 ) -> std::io::Result<()> {
     execute!(std::io::stdout(), ct_terminal::BeginSynchronizedUpdate)?;
     let result = terminal
-        .draw(|frame| draw::draw(frame, app, &app.manager))
+        .draw(|frame| draw::draw(frame, app, &app.mirrors))
         .map(|_| ());
     execute!(std::io::stdout(), ct_terminal::EndSynchronizedUpdate)?;
     result

@@ -61,12 +61,12 @@ pub fn draw(frame: &mut Frame, app: &App, screens: &dyn Screens, outer: Rect, pa
     screens.with_screen(&id, &mut |screen| {
         have_screen = true;
         title = screen.title().map(str::to_string);
-        screen.set_scroll_offset(app.scroll.unwrap_or(0));
+        let offset = app.scroll.unwrap_or(0).min(screen.scrollback_len());
         if app.scroll.is_some() {
-            scroll_info = Some((screen.scroll_offset(), screen.scrollback_len()));
+            scroll_info = Some((offset, screen.scrollback_len()));
         }
         {
-            let view = screen.view();
+            let view = screen.view(offset);
             let vt = view.screen();
             render_cells(vt, pane, frame.buffer_mut());
             if app.scroll.is_none() && focused && !vt.hide_cursor() {
@@ -78,7 +78,6 @@ pub fn draw(frame: &mut Frame, app: &App, screens: &dyn Screens, outer: Rect, pa
                 }
             }
         }
-        screen.set_scroll_offset(0);
     });
     if !have_screen {
         return;

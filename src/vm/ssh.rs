@@ -59,7 +59,7 @@ impl SshTarget {
 }
 
 /// A question for the user while connecting.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SshQuestion {
     UnknownHostKey {
         host: String,
@@ -74,12 +74,24 @@ pub enum SshQuestion {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SshAnswer {
     AcceptOnce,
     AcceptAndRemember,
     Refuse,
     Passphrase(String),
+}
+
+/// A passphrase never reaches a log through `{:?}`.
+impl std::fmt::Debug for SshAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SshAnswer::AcceptOnce => f.write_str("AcceptOnce"),
+            SshAnswer::AcceptAndRemember => f.write_str("AcceptAndRemember"),
+            SshAnswer::Refuse => f.write_str("Refuse"),
+            SshAnswer::Passphrase(_) => f.write_str("Passphrase(<hidden>)"),
+        }
+    }
 }
 
 /// A question and where its answer goes.

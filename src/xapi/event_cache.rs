@@ -28,7 +28,7 @@ const WATCHED: &[(&str, &str)] = &[
 /// How long one `event.from` waits for changes.
 const POLL_SECONDS: f64 = 30.0;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum PoolStatus {
     Connecting,
     Connected,
@@ -40,7 +40,7 @@ pub enum PoolStatus {
 }
 
 /// A VM as the list pane shows it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PoolVm {
     pub reference: String,
     pub uuid: String,

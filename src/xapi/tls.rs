@@ -200,6 +200,18 @@ pub async fn probe_fingerprint(host: &str, port: u16) -> Option<String> {
     }
 }
 
+impl TlsMode {
+    /// Unverified TLS to the pool is a choice the user made; it stays visible.
+    pub fn warning(&self) -> Option<String> {
+        match self {
+            TlsMode::Insecure => {
+                Some("TLS verification of the pool is OFF (tls_verify = false)".into())
+            }
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 pub struct Tmux {
     socket: String,
     pub dir: PathBuf,
+    size: (u16, u16),
 }
 
 impl Tmux {
@@ -34,12 +35,29 @@ impl Tmux {
         if let Some(text) = config {
             std::fs::write(dir.join("bioxen.toml"), text).unwrap();
         }
-        let tmux = Tmux { socket, dir };
+        let tmux = Tmux {
+            socket,
+            dir,
+            size: (cols, rows),
+        };
+        tmux.restart(command);
+        tmux
+    }
+
+    /// Closes the terminal, as closing its window does: the tmux server and everything
+    /// attached to it get SIGHUP. The directory (and any bioxen server) stays.
+    pub fn kill_terminal(&self) {
+        self.run(&["kill-server"]);
+    }
+
+    /// Opens the terminal (again), running `command` in the directory.
+    pub fn restart(&self, command: &str) {
         let env = format!(
             "cd {dir} && XDG_STATE_HOME={dir}/state XDG_CONFIG_HOME={dir}/config XDG_RUNTIME_DIR={dir}/run ",
-            dir = tmux.dir.display()
+            dir = self.dir.display()
         );
-        tmux.run(&[
+        let (cols, rows) = self.size;
+        self.run(&[
             "-f",
             "/dev/null",
             "new-session",
@@ -50,7 +68,6 @@ impl Tmux {
             &rows.to_string(),
             &format!("{env}{command}; echo EXITED-$?; sleep 600"),
         ]);
-        tmux
     }
 
     fn run(&self, args: &[&str]) -> String {
@@ -147,9 +164,33 @@ impl Tmux {
     }
 }
 
+impl Tmux {
+    /// The socket of the bioxen server the dashboards in this terminal use.
+    pub fn server_socket(&self) -> PathBuf {
+        self.dir.join("run/bioxen/server.sock")
+    }
+
+    /// Runs a bioxen command as the dashboards here would (same directories), and
+    /// returns its output.
+    pub fn bioxen(&self, args: &[&str]) -> std::process::Output {
+        Command::new(super::bioxen_exe())
+            .args(args)
+            .current_dir(&self.dir)
+            .env("XDG_STATE_HOME", self.dir.join("state"))
+            .env("XDG_CONFIG_HOME", self.dir.join("config"))
+            .env("XDG_RUNTIME_DIR", self.dir.join("run"))
+            .output()
+            .expect("run bioxen")
+    }
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         self.run(&["kill-server"]);
+        // VMs outlive the dashboard: the server they live in ends with the test.
+        if self.server_socket().exists() {
+            let _ = self.bioxen(&["kill-server"]);
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -1,0 +1,457 @@
+//! One client's connection: its calls, its subscription and the sessions it watches.
+//!
+//! Everything the server sends a client goes through one bounded queue, drained by one
+//! writer task. A client that stops reading (suspended with C-z, on a slow link) fills
+//! its own queue and stalls only the tasks that feed it: sessions broadcast their
+//! output without waiting, so such a client's watchers fall behind, and when it reads
+//! again each is resent a snapshot of the screen instead of the bytes it missed. Its
+//! memory is bounded by the queue; no other client and no session notices.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::UnixStream;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::AbortHandle;
+
+use super::hub::Hub;
+use crate::error::{Error, Result};
+use crate::manager::{Event as ManagerEvent, Live, Manager};
+use crate::protocol::{
+    self, Call, Event, Hello, InstallOutcome, Request, Response, ServerMsg, Welcome,
+};
+
+/// Messages that may wait for a client; with output batches of at most
+/// [`OUTPUT_BATCH`], a stalled client holds a few MiB at most.
+const QUEUE: usize = 64;
+/// Output read from a session in one go is sent as one frame up to this size.
+const OUTPUT_BATCH: usize = 64 * 1024;
+/// A session's activity is reported to a client at most this often.
+const ACTIVITY_EVERY: Duration = Duration::from_millis(500);
+
+enum Out {
+    Msg(ServerMsg),
+    Output { id: String, bytes: Vec<u8> },
+}
+
+type Queue = mpsc::Sender<Out>;
+
+/// Sessions this client watches, with the task forwarding each one's output.
+type Watches = Arc<Mutex<HashMap<String, AbortHandle>>>;
+
+pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
+    let Some(client) = handshake(&mut stream).await? else {
+        return Ok(());
+    };
+    let _counted = hub.client_joined(client == "dashboard");
+    let (mut reader, mut writer) = stream.into_split();
+    let (out, mut queue) = mpsc::channel::<Out>(QUEUE);
+    let writing = tokio::spawn(async move {
+        while let Some(item) = queue.recv().await {
+            let sent = match item {
+                Out::Msg(m) => protocol::write_message(&mut writer, &m).await,
+                Out::Output { id, bytes } => protocol::write_output(&mut writer, &id, &bytes).await,
+            };
+            if sent.is_err() {
+                return;
+            }
+        }
+    });
+    let watches: Watches = Arc::default();
+    let mut pump: Option<AbortHandle> = None;
+    let result = loop {
+        let call = match protocol::read_message::<_, Call>(&mut reader).await {
+            Ok(Some(call)) => call,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(Error::Io(e)),
+        };
+        let Call { tag, request } = call;
+        let reply = move |response| Out::Msg(ServerMsg::Reply { tag, response });
+        let response = match request {
+            Request::Subscribe => {
+                if pump.is_none() {
+                    let task = tokio::spawn(run_pump(hub.clone(), out.clone(), watches.clone()));
+                    pump = Some(task.abort_handle());
+                }
+                Response::Done
+            }
+            Request::Watch { id } => match hub.manager.info(&id) {
+                Ok(_) => {
+                    let task = tokio::spawn(forward(hub.manager.clone(), id.clone(), out.clone()));
+                    if let Some(old) = lock(&watches).insert(id, task.abort_handle()) {
+                        old.abort();
+                    }
+                    Response::Done
+                }
+                Err(e) => Response::Failed(e.into()),
+            },
+            Request::Unwatch { id } => {
+                if let Some(task) = lock(&watches).remove(&id) {
+                    task.abort();
+                }
+                Response::Done
+            }
+            Request::Answer { question, answer } => {
+                if !hub.answer(question, answer) {
+                    tracing::info!(question, "answered after another client did");
+                }
+                Response::Done
+            }
+            Request::Shutdown => {
+                let _ = out.send(reply(Response::Done)).await;
+                hub.stop("a client asked it to (bioxen kill-server)");
+                continue;
+            }
+            request if is_slow(&request) => {
+                // Slow calls answer later; the client's other calls go on meanwhile.
+                let (manager, out) = (hub.manager.clone(), out.clone());
+                tokio::spawn(async move {
+                    let response = handle(&manager, request, &out).await;
+                    let _ = out.send(reply(response)).await;
+                });
+                continue;
+            }
+            request => handle(&hub.manager, request, &out).await,
+        };
+        if out.send(reply(response)).await.is_err() {
+            break Ok(());
+        }
+    };
+    for (_, task) in lock(&watches).drain() {
+        task.abort();
+    }
+    if let Some(p) = pump {
+        p.abort();
+    }
+    writing.abort();
+    result
+}
+
+/// Reads the client's hello and answers it. A client of another user or another
+/// protocol version is told why it is refused (its hello is read first, so the refusal
+/// reaches it instead of a broken pipe); returns what the client says it is, if it may
+/// go on.
+async fn handshake(stream: &mut UnixStream) -> Result<Option<String>> {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let me = unsafe { libc::getuid() };
+    let peer = stream.peer_cred()?;
+    let hello = tokio::time::timeout(
+        Duration::from_secs(10),
+        protocol::read_message::<_, Hello>(stream),
+    )
+    .await;
+    let Ok(hello) = hello else {
+        return Ok(None);
+    };
+    let mut client = String::new();
+    let refuse = if peer.uid() != me {
+        tracing::warn!("refused a client of uid {}", peer.uid());
+        Some(format!(
+            "this bioxen server belongs to uid {me} and serves no one else (you are uid {})",
+            peer.uid()
+        ))
+    } else {
+        match hello? {
+            None => return Ok(None),
+            Some(h) if h.version != protocol::VERSION => Some(format!(
+                "the server speaks protocol {} and the client {}: restart the server (bioxen kill-server) after upgrading",
+                protocol::VERSION,
+                h.version
+            )),
+            Some(h) => {
+                tracing::debug!(client = %crate::sanitize::line(&h.client), "connected");
+                client = h.client;
+                None
+            }
+        }
+    };
+    let welcome = match refuse {
+        Some(reason) => Welcome::Refused { reason },
+        None => Welcome::Ok {
+            version: protocol::VERSION,
+            server_pid: std::process::id(),
+        },
+    };
+    let ok = matches!(welcome, Welcome::Ok { .. });
+    protocol::write_message(stream, &welcome).await?;
+    Ok(ok.then_some(client))
+}
+
+/// Calls that may take long: they run beside the client's other calls.
+fn is_slow(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Create { .. }
+            | Request::ReadUntil { .. }
+            | Request::WaitReady { .. }
+            | Request::Execute { .. }
+            | Request::Kill { .. }
+            | Request::Terminate { .. }
+            | Request::Restart { .. }
+            | Request::Release { .. }
+            | Request::Destroy { .. }
+            | Request::Install { .. }
+            | Request::EndAll
+    )
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Sends a watched session's screen, then its output and size changes as they happen.
+/// Falling behind (the client reads slower than the session prints) loses nothing the
+/// client can see: it is sent the screen afresh.
+async fn forward(manager: Manager, id: String, out: Queue) {
+    let event = |e| Out::Msg(ServerMsg::Event(e));
+    loop {
+        let Ok((snapshot, mut live)) = manager.watch(&id) else {
+            return;
+        };
+        let screen = Event::Screen {
+            id: id.clone(),
+            snapshot,
+        };
+        if out.send(event(screen)).await.is_err() {
+            return;
+        }
+        loop {
+            let first = match live.recv().await {
+                Ok(l) => l,
+                Err(broadcast::error::RecvError::Lagged(_)) => break,
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            // Output that piled up meanwhile goes as one frame.
+            let mut batch = Vec::new();
+            let mut next = Some(first);
+            let mut lagged = false;
+            while let Some(item) = next.take() {
+                match item {
+                    Live::Output(bytes) => batch.extend_from_slice(&bytes),
+                    Live::Resized(size) => {
+                        if !batch.is_empty() {
+                            let bytes = std::mem::take(&mut batch);
+                            if out
+                                .send(Out::Output {
+                                    id: id.clone(),
+                                    bytes,
+                                })
+                                .await
+                                .is_err()
+                            {
+                                return;
+                            }
+                        }
+                        let resized = Event::Resized {
+                            id: id.clone(),
+                            rows: size.rows,
+                            cols: size.cols,
+                        };
+                        if out.send(event(resized)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                if batch.len() < OUTPUT_BATCH {
+                    match live.try_recv() {
+                        Ok(l) => next = Some(l),
+                        Err(broadcast::error::TryRecvError::Lagged(_)) => lagged = true,
+                        Err(_) => {}
+                    }
+                }
+            }
+            if lagged {
+                break;
+            }
+            if !batch.is_empty()
+                && out
+                    .send(Out::Output {
+                        id: id.clone(),
+                        bytes: batch,
+                    })
+                    .await
+                    .is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
+/// A subscribed client's events: the VM list as it changes, states, notices, activity
+/// in sessions it does not watch, the pool, and SSH questions.
+async fn run_pump(hub: Arc<Hub>, out: Queue, watches: Watches) {
+    let manager = &hub.manager;
+    let mut events = manager.subscribe();
+    let mut announced = hub.subscribe();
+    let mut pool = hub.pool();
+    pool.mark_changed();
+    // Output events are sent once until re-armed: re-arm every session's now.
+    for id in manager.ids() {
+        manager.take_dirty(&id);
+    }
+    let send = |e: Event| out.send(Out::Msg(ServerMsg::Event(e)));
+    if send(Event::Vms(manager.list())).await.is_err() {
+        return;
+    }
+    for (id, question) in hub.open_questions() {
+        if send(Event::Question { id, question }).await.is_err() {
+            return;
+        }
+    }
+    let mut last_activity: HashMap<String, Instant> = HashMap::new();
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => match event {
+                Ok(ManagerEvent::Output(id)) => {
+                    manager.take_dirty(&id);
+                    let recent = last_activity
+                        .get(&id)
+                        .is_some_and(|t| t.elapsed() < ACTIVITY_EVERY);
+                    if recent || lock(&watches).contains_key(&id) {
+                        continue;
+                    }
+                    last_activity.insert(id.clone(), Instant::now());
+                    Event::Activity { id }
+                }
+                Ok(ManagerEvent::State(id, state)) => {
+                    if send(Event::Vms(manager.list())).await.is_err() {
+                        return;
+                    }
+                    Event::State { id, state }
+                }
+                Ok(ManagerEvent::Error(id, text)) => Event::Notice { id, text },
+                Ok(ManagerEvent::Created(_) | ManagerEvent::Removed(_) | ManagerEvent::Stats)
+                | Err(broadcast::error::RecvError::Lagged(_)) => Event::Vms(manager.list()),
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            event = announced.recv() => match event {
+                Ok(e) => e,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            Ok(()) = pool.changed() => match pool.borrow_and_update().clone() {
+                Some(p) => Event::Pool(p),
+                None => continue,
+            },
+        };
+        if send(event).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Carries out one call on the manager.
+async fn handle(m: &Manager, request: Request, out: &Queue) -> Response {
+    let ms = Duration::from_millis;
+    let result: Result<Response> = async {
+        Ok(match request {
+            Request::Create { id, kind, options } => Response::Created {
+                id: m
+                    .create_interactive_vm(id.as_deref(), kind, options.into_vm_options())
+                    .await?,
+            },
+            Request::SendInput { id, data } => {
+                m.send_input(&id, data)?;
+                Response::Done
+            }
+            Request::ReadOutput { id } => Response::Output {
+                text: m.read_output(&id)?,
+            },
+            Request::ReadUntil {
+                id,
+                needle,
+                timeout_ms,
+            } => Response::Output {
+                text: m.read_until(&id, &needle, ms(timeout_ms)).await?,
+            },
+            Request::WaitReady { id, timeout_ms } => {
+                m.wait_ready(&id, ms(timeout_ms)).await?;
+                Response::Done
+            }
+            Request::Execute {
+                id,
+                code,
+                timeout_ms,
+            } => {
+                let r = m.execute_string(&id, &code, ms(timeout_ms)).await?;
+                Response::Executed {
+                    output: r.output,
+                    error: r.error,
+                }
+            }
+            Request::Resize { id, rows, cols } => {
+                m.resize(&id, crate::vm::Size::new(rows, cols))?;
+                Response::Done
+            }
+            Request::Kill { id } => Response::State {
+                state: m.kill(&id).await?,
+            },
+            Request::Terminate { id } => Response::State {
+                state: m.terminate_vm_session(&id).await?,
+            },
+            Request::Restart { id } => {
+                m.restart(&id).await?;
+                Response::Done
+            }
+            Request::List => Response::Vms { vms: m.list() },
+            Request::ScreenText { id } => Response::Output {
+                text: m.with_screen(&id, |s| s.text())?,
+            },
+            Request::Attach { id } => {
+                m.attach(&id)?;
+                Response::Done
+            }
+            Request::Detach { id } => {
+                m.detach(&id)?;
+                Response::Done
+            }
+            Request::ToggleLog { id } => Response::LogPath {
+                path: m.toggle_output_log(&id)?,
+            },
+            Request::Remove { id } => {
+                m.remove(&id)?;
+                Response::Done
+            }
+            Request::Release { id } => Response::State {
+                state: m.release(&id).await?,
+            },
+            Request::Destroy { id } => Response::State {
+                state: m.kill_and_destroy(&id).await?,
+            },
+            Request::Install { id, name, version } => {
+                let spec = crate::rocks::PackageSpec::new(&name, version.as_deref())
+                    .map_err(Error::Manager)?;
+                let (vm, out) = (id.clone(), out.clone());
+                let report = m
+                    .install_package(&id, &spec, &move |bytes| {
+                        // Progress only: the report carries the whole output.
+                        let _ = out.try_send(Out::Msg(ServerMsg::Event(Event::InstallOutput {
+                            vm: vm.clone(),
+                            bytes: bytes.to_vec(),
+                        })));
+                    })
+                    .await?;
+                Response::Installed(InstallOutcome {
+                    package: report.spec.label(),
+                    success: report.success,
+                    exit_code: report.exit_code,
+                    output: report.output,
+                })
+            }
+            Request::EndAll => {
+                m.end_all().await;
+                Response::Done
+            }
+            // Handled by the connection itself.
+            Request::Subscribe
+            | Request::Watch { .. }
+            | Request::Unwatch { .. }
+            | Request::Answer { .. }
+            | Request::Shutdown => Response::Done,
+        })
+    }
+    .await;
+    result.unwrap_or_else(|e| Response::Failed(e.into()))
+}
