@@ -23,13 +23,16 @@ use crate::vm::{VmKind, VmState};
 /// from several tasks run at once (each reply finds its caller by tag).
 #[derive(Clone)]
 pub struct Client {
+    /// Calls for the writer task; when the last clone is dropped, the writer ends,
+    /// which closes the connection.
+    calls: mpsc::UnboundedSender<Call>,
     shared: Arc<Shared>,
     /// The server's process id, from its welcome.
     pub server_pid: u32,
 }
 
+/// What the reader task shares with the clients.
 struct Shared {
-    calls: mpsc::UnboundedSender<Call>,
     waiting: Mutex<HashMap<u64, Waiter>>,
     next_tag: AtomicU64,
     /// Where events go once someone asked for them ([`Client::updates`]).
@@ -115,7 +118,6 @@ impl Client {
         };
         let (calls, outgoing) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
-            calls,
             waiting: Mutex::new(HashMap::new()),
             next_tag: AtomicU64::new(1),
             updates: Mutex::new(None),
@@ -123,7 +125,11 @@ impl Client {
         let (reader, writer) = stream.into_split();
         tokio::spawn(write_calls(writer, outgoing));
         tokio::spawn(read_replies(reader, shared.clone()));
-        Ok(Client { shared, server_pid })
+        Ok(Client {
+            calls,
+            shared,
+            server_pid,
+        })
     }
 
     /// A client connected to nothing: every call fails. For drawing the dashboard in
@@ -131,8 +137,8 @@ impl Client {
     pub fn offline() -> Client {
         let (calls, _) = mpsc::unbounded_channel();
         Client {
+            calls,
             shared: Arc::new(Shared {
-                calls,
                 waiting: Mutex::new(HashMap::new()),
                 next_tag: AtomicU64::new(1),
                 updates: Mutex::new(None),
@@ -178,8 +184,7 @@ impl Client {
     fn submit(&self, request: Request, waiter: Waiter) -> Result<()> {
         let tag = self.shared.next_tag.fetch_add(1, Ordering::Relaxed);
         lock(&self.shared.waiting).insert(tag, waiter);
-        self.shared
-            .calls
+        self.calls
             .send(Call { tag, request })
             .map_err(|_| Error::Manager("the connection to the server is closed".into()))
     }

@@ -687,3 +687,97 @@ fn vms_outlive_a_closed_terminal_and_come_back_intact() {
         "processes of the VM survived kill-server"
     );
 }
+
+/// A second terminal whose dashboard uses the server of `first`.
+fn start_beside(first: &Tmux, name: &str, cols: u16, rows: u16) -> Tmux {
+    let command = format!(
+        "XDG_RUNTIME_DIR={dir}/run XDG_STATE_HOME={dir}/state {exe}",
+        dir = first.path().display(),
+        exe = bioxen_exe().display()
+    );
+    Tmux::start(name, cols, rows, &command)
+}
+
+fn server_pid(t: &Tmux) -> i32 {
+    let out = std::process::Command::new("pgrep")
+        .args([
+            "-f",
+            &format!("{} server --foreground", t.server_socket().display()),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no server for {}", t.server_socket().display()))
+}
+
+/// Two dashboards on one server: both see the VM, typing in one shows in the other; a
+/// suspended dashboard stalls neither the other nor the VM, and catches up when it
+/// resumes; a dashboard killed with SIGKILL leaves the VM and the other dashboard be.
+#[test]
+fn two_dashboards_mirror_each_other_and_a_stopped_one_stalls_nothing() {
+    let one = start("mirror1", 120, 40);
+    create_local_vm(&one);
+    one.type_text("print('from' .. 'one')");
+    one.keys(&["Enter"]);
+    one.wait_for("the first answer", |s| {
+        pane_text(s).lines().any(|l| l == "fromone")
+    });
+    let two = start_beside(&one, "mirror2", 120, 40);
+    two.wait_text("VMs (1)");
+    two.keys(&["Enter"]);
+    two.wait_for("the screen typed in the other dashboard", |s| {
+        pane_text(s).lines().any(|l| l == "fromone")
+    });
+    two.type_text("print('from' .. 'two')");
+    two.keys(&["Enter"]);
+    for t in [&one, &two] {
+        t.wait_for("the second answer in both", |s| {
+            pane_text(s).lines().any(|l| l == "fromtwo")
+        });
+    }
+
+    // Suspended (as C-z does), the second dashboard reads nothing.
+    let stopped = two.program_pid("bioxen") as i32;
+    // SAFETY: signals to the dashboard this test started.
+    unsafe { libc::kill(stopped, libc::SIGSTOP) };
+    one.type_text("for i = 1, 1000000 do print('flood ' .. i) end print('flood' .. 'done')");
+    one.keys(&["Enter"]);
+    one.wait_for("the flood's end in the running dashboard", |s| {
+        pane_text(s).lines().any(|l| l == "flooddone")
+    });
+    // SAFETY: as above.
+    unsafe { libc::kill(stopped, libc::SIGCONT) };
+    two.wait_for("the resumed dashboard caught up", |s| {
+        pane_text(s).lines().any(|l| l == "flooddone")
+    });
+
+    // Killed outright, the second dashboard takes nothing with it.
+    // SAFETY: as above.
+    unsafe { libc::kill(stopped, libc::SIGKILL) };
+    two.wait_text("EXITED-");
+    one.type_text("print('still' .. 'here')");
+    one.keys(&["Enter"]);
+    one.wait_for("the VM answers", |s| {
+        pane_text(s).lines().any(|l| l == "stillhere")
+    });
+    detach_and_quit(&one);
+}
+
+/// The server killed with SIGKILL: every dashboard says so, restores the terminal and
+/// exits with an error.
+#[test]
+fn a_killed_server_ends_every_dashboard_cleanly() {
+    let one = start("srvkill1", 100, 30);
+    create_local_vm(&one);
+    let two = start_beside(&one, "srvkill2", 100, 30);
+    two.wait_text("VMs (1)");
+    // SAFETY: kill(2) of the server this test's dashboards started.
+    unsafe { libc::kill(server_pid(&one), libc::SIGKILL) };
+    for t in [&one, &two] {
+        let s = t.wait_text("EXITED-1");
+        assert!(!s.contains("VMs ("), "the terminal is restored:\n{s}");
+        assert!(s.contains("bioxen server"), "it says what happened:\n{s}");
+    }
+}

@@ -234,3 +234,89 @@ async fn stale_sockets_are_replaced_and_live_servers_never_shared() {
         c.shutdown_server().await.unwrap();
     }
 }
+
+/// A client of another protocol version is refused with both versions named; a client
+/// sending garbage or announcing a 1 GB frame is dropped, and the server and its other
+/// clients go on; a client that vanishes leaves the VMs as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_clients_are_dropped_and_the_server_goes_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = scratch("faults");
+    let socket = dir.join("run/bioxen/server.sock");
+    let start = start_options(&dir);
+    let client = Client::connect_or_start(&socket, "test", &start)
+        .await
+        .unwrap();
+    let _stop = Stop(client.server_pid);
+    let id = client
+        .create_interactive_vm(Some("steady"), VmKind::Local, CreateOptions::default())
+        .await
+        .unwrap();
+    client.wait_ready(&id, WAIT).await.unwrap();
+
+    // An older client: refused, told both versions.
+    let mut old = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    let hello = bioxen::protocol::Hello {
+        version: 1,
+        client: "old".into(),
+    };
+    bioxen::protocol::write_message(&mut old, &hello)
+        .await
+        .unwrap();
+    let welcome: bioxen::protocol::Welcome = bioxen::protocol::read_message(&mut old)
+        .await
+        .unwrap()
+        .unwrap();
+    let text = format!("{welcome:?}");
+    assert!(
+        text.contains(&format!("protocol {}", bioxen::protocol::VERSION))
+            && text.contains("client 1"),
+        "{text}"
+    );
+
+    // Garbage after a good hello, and a frame claiming 1 GB: each connection is closed.
+    for bad in [
+        b"\x00\x00\x00\x05{{{{{".to_vec(),
+        (1u32 << 30).to_be_bytes().to_vec(),
+    ] {
+        let mut s = tokio::net::UnixStream::connect(&socket).await.unwrap();
+        let hello = bioxen::protocol::Hello {
+            version: bioxen::protocol::VERSION,
+            client: "bad".into(),
+        };
+        bioxen::protocol::write_message(&mut s, &hello)
+            .await
+            .unwrap();
+        let _: bioxen::protocol::Welcome = bioxen::protocol::read_message(&mut s)
+            .await
+            .unwrap()
+            .unwrap();
+        s.write_all(&bad).await.unwrap();
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(WAIT, s.read_to_end(&mut rest)).await;
+        assert!(
+            closed.is_ok(),
+            "the server did not drop a client sending {bad:?}"
+        );
+    }
+
+    // A client that watches the VM and vanishes without a word, as a killed one does
+    // (the e2e tests kill a real dashboard).
+    let vanishing = Client::connect(&socket, "test").await.unwrap();
+    let _updates = vanishing.updates();
+    vanishing.subscribe().await.unwrap();
+    vanishing.watch(&id).await.unwrap();
+    drop(vanishing);
+
+    // The server and its VM are as they were.
+    let r = client
+        .execute_string(&id, "return 6 * 7", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(r.output.trim(), "42");
+    let other = Client::connect(&socket, "test").await.unwrap();
+    assert_eq!(other.list().await.unwrap().len(), 1);
+    let log = std::fs::read_to_string(dir.join("logs/server.log")).unwrap();
+    assert!(log.contains("client dropped"), "the server logs it: {log}");
+    client.shutdown_server().await.unwrap();
+}
