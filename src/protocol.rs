@@ -410,6 +410,28 @@ fn frame_len(len: usize) -> std::io::Result<[u8; 4]> {
     Ok((len as u32).to_be_bytes())
 }
 
+/// Appends one message, framed, to `out`: for writers that send several frames with
+/// one system call.
+pub fn encode_message<T: Serialize>(out: &mut Vec<u8>, message: &T) -> std::io::Result<()> {
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    serde_json::to_writer(&mut *out, message).map_err(std::io::Error::other)?;
+    let len = frame_len(out.len() - at - 4)?;
+    out[at..at + 4].copy_from_slice(&len);
+    Ok(())
+}
+
+/// Appends a session's output, framed, to `out`.
+pub fn encode_output(out: &mut Vec<u8>, id: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let id = &id.as_bytes()[..id.len().min(255)];
+    out.extend_from_slice(&frame_len(2 + id.len() + bytes.len())?);
+    out.push(OUTPUT_FRAME);
+    out.push(id.len() as u8);
+    out.extend_from_slice(id);
+    out.extend_from_slice(bytes);
+    Ok(())
+}
+
 /// Writes one message as JSON.
 pub async fn write_message<W: AsyncWrite + Unpin, T: Serialize>(
     w: &mut W,

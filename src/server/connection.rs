@@ -27,6 +27,8 @@ use crate::protocol::{
 const QUEUE: usize = 64;
 /// Output read from a session in one go is sent as one frame up to this size.
 const OUTPUT_BATCH: usize = 64 * 1024;
+/// Queued messages are written together up to this many bytes.
+const WRITE_BATCH: usize = 256 * 1024;
 /// A session's activity is reported to a client at most this often.
 const ACTIVITY_EVERY: Duration = Duration::from_millis(500);
 
@@ -48,12 +50,26 @@ pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
     let (mut reader, mut writer) = stream.into_split();
     let (out, mut queue) = mpsc::channel::<Out>(QUEUE);
     let writing = tokio::spawn(async move {
-        while let Some(item) = queue.recv().await {
-            let sent = match item {
-                Out::Msg(m) => protocol::write_message(&mut writer, &m).await,
-                Out::Output { id, bytes } => protocol::write_output(&mut writer, &id, &bytes).await,
-            };
-            if sent.is_err() {
+        use tokio::io::AsyncWriteExt;
+        // Whatever is queued goes out in one write: a flood costs a few large writes,
+        // not one per chunk the session printed.
+        let mut buf = Vec::new();
+        while let Some(first) = queue.recv().await {
+            buf.clear();
+            let mut next = Some(first);
+            while let Some(item) = next.take() {
+                let encoded = match item {
+                    Out::Msg(m) => protocol::encode_message(&mut buf, &m),
+                    Out::Output { id, bytes } => protocol::encode_output(&mut buf, &id, &bytes),
+                };
+                if encoded.is_err() {
+                    return;
+                }
+                if buf.len() < WRITE_BATCH {
+                    next = queue.try_recv().ok();
+                }
+            }
+            if writer.write_all(&buf).await.is_err() {
                 return;
             }
         }
@@ -222,6 +238,9 @@ async fn forward(manager: Manager, id: String, out: Queue) {
                 Err(broadcast::error::RecvError::Lagged(_)) => break,
                 Err(broadcast::error::RecvError::Closed) => return,
             };
+            // Let the session's reader go on first: output that arrives meanwhile
+            // joins this frame, so a flood is sent in large frames.
+            tokio::task::yield_now().await;
             // Output that piled up meanwhile goes as one frame.
             let mut batch = Vec::new();
             let mut next = Some(first);

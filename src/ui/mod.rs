@@ -219,6 +219,14 @@ async fn dashboard(
                     if first_list && let Some(id) = pending_attach.take() {
                         app.open(&id);
                     }
+                    // Take what else has arrived before drawing: under a flood, one
+                    // pass through the loop for many frames.
+                    for _ in 0..64 {
+                        match updates.try_recv() {
+                            Ok(u) => app.on_update(u),
+                            Err(_) => break,
+                        }
+                    }
                 }
                 None => {
                     app.exit_error = Some("the connection to the bioxen server ended".into());
