@@ -1,9 +1,11 @@
 //! bioxen: a terminal dashboard for running several interactive Lua VMs side by side.
 //!
-//! Data flows one way through the modules: [`vm`] backends produce bytes, the
-//! [`manager`] owns the sessions and parses their output into [`term`] screens, and the
-//! [`ui`] draws those screens and turns keys into manager calls. [`config`] feeds them
-//! all; [`repl`] is the embedded Lua interpreter that local VMs run by default.
+//! Data flows one way through the modules: [`vm`] backends produce bytes; the
+//! [`manager`], inside the [`server`], owns the sessions and parses their output into
+//! [`term`] screens; the server sends those screens and their output over the
+//! [`protocol`] to [`client`]s; and the [`ui`], one such client, mirrors the screens it
+//! shows, draws them and turns keys into calls. [`config`] feeds them all; [`repl`] is
+//! the embedded Lua interpreter that local VMs run by default.
 
 pub mod cli;
 pub mod client;

@@ -1,8 +1,8 @@
 //! The manager: the only owner of VM sessions.
 //!
-//! The dashboard, the scripting CLI and the tests all talk to sessions through this one
-//! API and one event stream, so that later the manager can move into a background
-//! server (VMs outliving the dashboard, as in tmux) without touching its callers.
+//! It runs inside `bioxen server` (see [`crate::server`]), which puts this API on a
+//! socket; tests and `bioxen run` also use it in-process. Watchers of a session get a
+//! snapshot of its screen and then every change, in order ([`Manager::watch`]).
 //!
 //! Per session there is one reader task (reads up to 64 KiB, feeds the parser, keeps
 //! the bytes for `read_output`, wakes waiters) and one writer task (keystrokes, pastes,
