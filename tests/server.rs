@@ -51,22 +51,28 @@ fn bioxen(args: &[&str], runtime: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// A server started on demand in a scratch directory, with a local VM at its prompt:
+/// the directory, the socket, a client, the guard that stops the server, the VM's id.
+async fn server_with_vm(name: &str, vm: &str) -> (PathBuf, PathBuf, Client, Stop, String) {
+    let dir = scratch(name);
+    let socket = dir.join("run/bioxen/server.sock");
+    let client = Client::connect_or_start(&socket, "test", &start_options(&dir))
+        .await
+        .unwrap();
+    let stop = Stop(client.server_pid);
+    let id = client
+        .create_interactive_vm(Some(vm), VmKind::Local, CreateOptions::default())
+        .await
+        .unwrap();
+    client.wait_ready(&id, WAIT).await.unwrap();
+    (dir, socket, client, stop, id)
+}
+
 /// The original validation flow through the server: the VM keeps its state after the
 /// client that created it is gone, and a new client finds it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vms_outlive_the_client_that_made_them() {
-    let dir = scratch("outlive");
-    let socket = dir.join("run/bioxen/server.sock");
-    let start = start_options(&dir);
-    let first = Client::connect_or_start(&socket, "test", &start)
-        .await
-        .unwrap();
-    let _stop = Stop(first.server_pid);
-    let id = first
-        .create_interactive_vm(Some("exp"), VmKind::Local, CreateOptions::default())
-        .await
-        .unwrap();
-    first.wait_ready(&id, WAIT).await.unwrap();
+    let (dir, socket, first, _stop, id) = server_with_vm("outlive", "exp").await;
     first.send_input(&id, "x = 42\n").await.unwrap();
     let pid = first.list().await.unwrap()[0].pid.unwrap();
     drop(first);
@@ -241,18 +247,7 @@ async fn stale_sockets_are_replaced_and_live_servers_never_shared() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_clients_are_dropped_and_the_server_goes_on() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let dir = scratch("faults");
-    let socket = dir.join("run/bioxen/server.sock");
-    let start = start_options(&dir);
-    let client = Client::connect_or_start(&socket, "test", &start)
-        .await
-        .unwrap();
-    let _stop = Stop(client.server_pid);
-    let id = client
-        .create_interactive_vm(Some("steady"), VmKind::Local, CreateOptions::default())
-        .await
-        .unwrap();
-    client.wait_ready(&id, WAIT).await.unwrap();
+    let (dir, socket, client, _stop, id) = server_with_vm("faults", "steady").await;
 
     // An older client: refused, told both versions.
     let mut old = tokio::net::UnixStream::connect(&socket).await.unwrap();
