@@ -383,10 +383,15 @@ impl Screen {
         }
     }
 
-    /// A screen showing what `snapshot` showed, keeping up to `scrollback` rows of it.
-    pub fn from_snapshot(snapshot: &Snapshot, scrollback: usize) -> Screen {
+    /// A screen showing what `snapshot` showed, keeping up to `scrollback` rows and
+    /// `scrollback_bytes` bytes of history, as the session's own screen does.
+    pub fn from_snapshot(
+        snapshot: &Snapshot,
+        scrollback: usize,
+        scrollback_bytes: usize,
+    ) -> Screen {
         let mut screen = Screen::new(Size::new(snapshot.rows, snapshot.cols), scrollback)
-            .with_byte_limit(usize::MAX);
+            .with_byte_limit(scrollback_bytes);
         let callbacks = screen.parser.callbacks_mut();
         for row in &snapshot.history {
             callbacks.remember(row.as_str().into());
@@ -592,7 +597,7 @@ mod tests {
             s.feed(format!("\x1b[1;3{}mrow {i}\x1b[m\r\n", i % 8).as_bytes());
         }
         s.feed(b"\x1b[?2004h\x1b[?1h> x = ");
-        let mut m = Screen::from_snapshot(&s.snapshot(), 100);
+        let mut m = Screen::from_snapshot(&s.snapshot(), 100, DEFAULT_SCROLLBACK_BYTES);
         assert_eq!(m.text(), s.text());
         assert_eq!(m.title(), Some("job"));
         assert_eq!(m.vt().cursor_position(), s.vt().cursor_position());

@@ -914,9 +914,10 @@ impl App {
             Event::Vms(rows) => self.set_rows(rows),
             Event::Screen { id, snapshot } => {
                 if self.watching.contains(&id) {
-                    let scrollback = self.config.ui.scrollback;
-                    self.mirrors
-                        .insert(id.clone(), Screen::from_snapshot(&snapshot, scrollback));
+                    let ui = &self.config.ui;
+                    let mirror =
+                        Screen::from_snapshot(&snapshot, ui.scrollback, ui.scrollback_bytes);
+                    self.mirrors.insert(id.clone(), mirror);
                     self.dirty = true;
                 }
             }
