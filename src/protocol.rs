@@ -437,29 +437,9 @@ pub async fn write_message<W: AsyncWrite + Unpin, T: Serialize>(
     w: &mut W,
     message: &T,
 ) -> std::io::Result<()> {
-    let body = serde_json::to_vec(message).map_err(std::io::Error::other)?;
-    let mut frame = Vec::with_capacity(4 + body.len());
-    frame.extend_from_slice(&frame_len(body.len())?);
-    frame.extend_from_slice(&body);
+    let mut frame = Vec::new();
+    encode_message(&mut frame, message)?;
     w.write_all(&frame).await?;
-    w.flush().await
-}
-
-/// Writes a session's output as one raw frame.
-pub async fn write_output<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    id: &str,
-    bytes: &[u8],
-) -> std::io::Result<()> {
-    let id = &id.as_bytes()[..id.len().min(255)];
-    let len = 2 + id.len() + bytes.len();
-    let mut head = Vec::with_capacity(6 + id.len());
-    head.extend_from_slice(&frame_len(len)?);
-    head.push(OUTPUT_FRAME);
-    head.push(id.len() as u8);
-    head.extend_from_slice(id);
-    w.write_all(&head).await?;
-    w.write_all(bytes).await?;
     w.flush().await
 }
 
@@ -521,13 +501,12 @@ mod tests {
     async fn output_frames_carry_raw_bytes_beside_messages() {
         let (mut a, mut b) = tokio::io::duplex(1 << 20);
         let bytes: Vec<u8> = (0..=255).collect();
-        write_output(&mut a, "lua-1", &bytes).await.unwrap();
-        write_message(
-            &mut a,
-            &ServerMsg::Event(Event::Activity { id: "lua-2".into() }),
-        )
-        .await
-        .unwrap();
+        // As the server writes them: several frames in one write.
+        let mut frames = Vec::new();
+        encode_output(&mut frames, "lua-1", &bytes).unwrap();
+        let activity = ServerMsg::Event(Event::Activity { id: "lua-2".into() });
+        encode_message(&mut frames, &activity).unwrap();
+        a.write_all(&frames).await.unwrap();
         match read_incoming(&mut b).await.unwrap().unwrap() {
             Incoming::Output { id, bytes: got } => {
                 assert_eq!(id, "lua-1");

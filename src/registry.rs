@@ -1,7 +1,7 @@
 //! Which bioxen processes are running and what VMs they own, for `bioxen ls`.
 //!
-//! Each dashboard writes its session list to `<runtime dir>/<pid>.json` when it changes
-//! and removes the file when it exits. `ls` reads the files of live processes and
+//! Each server writes its session list to `<pid>.json` beside its socket when it
+//! changes and removes the file when it exits. `ls` reads the files of live processes and
 //! ignores (and cleans up) the ones whose process is gone.
 
 use std::path::PathBuf;
@@ -25,11 +25,6 @@ pub fn dir() -> PathBuf {
     }
 }
 
-/// Publishes this process's VMs.
-pub fn publish(vms: &[VmInfo]) -> std::io::Result<()> {
-    publish_in(&dir(), vms)
-}
-
 /// Publishes this process's VMs in `dir` (a server's socket directory).
 pub fn publish_in(dir: &std::path::Path, vms: &[VmInfo]) -> std::io::Result<()> {
     let entry = Entry {
@@ -43,11 +38,7 @@ pub fn publish_in(dir: &std::path::Path, vms: &[VmInfo]) -> std::io::Result<()> 
     crate::private_fs::write_atomic(&path, &serde_json::to_vec(&entry)?)
 }
 
-/// Removes this process's entry.
-pub fn withdraw() {
-    withdraw_from(&dir());
-}
-
+/// Removes this process's entry from `dir`.
 pub fn withdraw_from(dir: &std::path::Path) {
     let _ = std::fs::remove_file(dir.join(format!("{}.json", std::process::id())));
 }

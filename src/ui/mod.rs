@@ -88,7 +88,6 @@ pub fn run(config: Config, launch: Launch) -> ExitCode {
         let server = connect(&launch).await?;
         dashboard(config, keymap, server, launch.attach).await
     });
-    crate::secret::kill_running();
     runtime.shutdown_timeout(Duration::from_millis(200));
     match result {
         Ok(()) => ExitCode::SUCCESS,
