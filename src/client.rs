@@ -11,6 +11,7 @@ use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
+use crate::lock;
 use crate::manager::{ExecResult, VmInfo};
 use crate::protocol::{
     self, Call, CreateOptions, Event, Hello, Incoming, InstallOutcome, Request, Response,
@@ -73,10 +74,6 @@ pub struct StartOptions {
     pub config: Option<PathBuf>,
     /// Where its output goes.
     pub log: PathBuf,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Client {

@@ -30,6 +30,13 @@ pub mod xapi;
 
 pub use error::{Error, Result};
 
+/// Locks a mutex, carrying on if a panicking thread poisoned it: the data behind
+/// bioxen's locks stays consistent between statements, and one panicked task must not
+/// take every later caller down with it.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The async runtime every bioxen command runs on: two worker threads, as many cores as
 /// the machines it is measured on have; more would only add wake-ups.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {

@@ -52,14 +52,10 @@ impl PasswordSource<'_> {
 /// Process groups of password commands still running.
 static RUNNING: std::sync::Mutex<Vec<libc::pid_t>> = std::sync::Mutex::new(Vec::new());
 
-fn lock_running() -> std::sync::MutexGuard<'static, Vec<libc::pid_t>> {
-    RUNNING.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// Ends the password commands still running, for a process about to exit that will
 /// not wait for them.
 pub fn kill_running() {
-    for group in lock_running().drain(..) {
+    for group in crate::lock(&RUNNING).drain(..) {
         // SAFETY: kill(2) of a process group a password command leads; it is unreaped
         // (its waiter has not returned), so the id is still that group's.
         unsafe { libc::kill(-group, libc::SIGKILL) };
@@ -85,7 +81,7 @@ fn run_with_timeout(
         .spawn()
         .map_err(|e| format!("cannot run: {e}"))?;
     let group = child.id() as libc::pid_t;
-    lock_running().push(group);
+    crate::lock(&RUNNING).push(group);
     let mut stdout = child.stdout.take().expect("piped");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -94,7 +90,7 @@ fn run_with_timeout(
         let _ = tx.send(out);
     });
     let out = rx.recv_timeout(timeout);
-    lock_running().retain(|g| *g != group);
+    crate::lock(&RUNNING).retain(|g| *g != group);
     let out = match out {
         Ok(out) => out,
         Err(_) => {

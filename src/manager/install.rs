@@ -4,8 +4,9 @@ use std::process::Stdio;
 
 use tokio::io::AsyncReadExt;
 
-use super::{Manager, lock};
+use super::Manager;
 use crate::error::{Error, Result};
+use crate::lock;
 use crate::rocks::{self, InstallReport, PackageSpec};
 use crate::vm::VmKind;
 

@@ -18,7 +18,7 @@ mod remote;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::AsyncReadExt;
@@ -30,6 +30,7 @@ use output_log::OutputLog;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::lock;
 use crate::term::Screen;
 use crate::vm::proc_stats::{CpuMeter, ProcStats};
 use crate::vm::{self, Control, Sink, Size, VmKind, VmOptions, VmState};
@@ -1017,10 +1018,4 @@ fn log_path(config: &ManagerConfig, id: &str) -> PathBuf {
 
 fn open_log(path: &std::path::Path) -> Result<OutputLog> {
     Ok(OutputLog::open(path)?)
-}
-
-/// Locks a mutex, carrying on if a panicking thread poisoned it: the data behind these
-/// locks stays consistent between statements.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

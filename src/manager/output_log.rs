@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-use super::lock;
+use crate::lock;
 
 /// How much unwritten output may wait for a disk that cannot keep up; beyond it the
 /// oldest is dropped and the file says how much.

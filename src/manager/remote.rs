@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use super::{Manager, Process, Session, WriterMsg, lock, run_writer};
+use super::{Manager, Process, Session, WriterMsg, run_writer};
 use crate::error::{Error, Result};
+use crate::lock;
 use crate::manager::ExecResult;
 use crate::vm::ssh::{self, ChannelEnd, Connection, PtyReader, PtyWriter, SshError, SshTarget};
 use crate::vm::{Control, VmKind, VmState, signal_number};

@@ -17,6 +17,7 @@ use tokio::task::AbortHandle;
 
 use super::hub::Hub;
 use crate::error::{Error, Result};
+use crate::lock;
 use crate::manager::{Event as ManagerEvent, Live, Manager};
 use crate::protocol::{
     self, Call, Event, Hello, InstallOutcome, Request, Response, ServerMsg, Welcome,
@@ -210,10 +211,6 @@ fn is_slow(request: &Request) -> bool {
             | Request::Install { .. }
             | Request::EndAll
     )
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Sends a watched session's screen, then its output and size changes as they happen.

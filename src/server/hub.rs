@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 
 use super::ServerOptions;
+use crate::lock;
 use crate::manager::{Event as ManagerEvent, Manager};
 use crate::protocol::{Event, PoolInfo};
 use crate::vm::ssh::{SshAnswer, SshPrompt, SshQuestion};
@@ -122,10 +123,6 @@ impl Hub {
             None => false,
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Puts each SSH question to the clients and passes the first answer back; a question

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use super::db::{CLASSES, Db, NULL_REF, Record, parse_token};
 use super::filter;
 use super::records::{self, VmSpec};
+use crate::lock;
 use crate::xapi::wire::XVal;
 
 /// An API result: a value, or xapi's error description `[CODE, params…]`.
@@ -79,10 +80,6 @@ pub struct Sim {
     host: String,
     default_sr: String,
     next_domid: AtomicI64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 const GIB: i64 = 1 << 30;

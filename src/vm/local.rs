@@ -11,6 +11,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::{Control, Sink, Size, VmState};
 use crate::error::{Error, Result};
+use crate::lock;
 
 /// Everything needed to start one local interpreter.
 #[derive(Debug, Clone)]
@@ -96,7 +97,7 @@ pub async fn wait(mut child: tokio::process::Child, control: &LocalControl) -> V
         None => false,
     };
     let status = {
-        let mut group = lock_group(&control.group);
+        let mut group = lock(&control.group);
         let status = if exited {
             child.try_wait().transpose()
         } else {
@@ -112,7 +113,7 @@ pub async fn wait(mut child: tokio::process::Child, control: &LocalControl) -> V
         // No pidfd (an old kernel): reap the ordinary way and note the time at once.
         None => {
             let s = child.wait().await;
-            lock_group(&control.group).reaped_at = Some(super::proc_stats::boot_ticks());
+            lock(&control.group).reaped_at = Some(super::proc_stats::boot_ticks());
             s
         }
     };
@@ -170,13 +171,9 @@ struct Group {
     reaped_at: Option<u64>,
 }
 
-fn lock_group(g: &Mutex<Group>) -> std::sync::MutexGuard<'_, Group> {
-    g.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl LocalControl {
     fn signal_group(&self, sig: i32) {
-        let group = lock_group(&self.group);
+        let group = lock(&self.group);
         if let Some(reaped_at) = group.reaped_at
             && !super::proc_stats::group_has_member_started_before(self.pid, reaped_at)
         {

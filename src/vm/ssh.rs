@@ -168,7 +168,7 @@ impl client::Handler for Client {
         match verdict {
             Ok(()) => Ok(true),
             Err(reason) => {
-                *self.refusal.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+                *crate::lock(&self.refusal) = Some(reason);
                 Ok(false)
             }
         }
@@ -284,7 +284,7 @@ pub async fn connect(target: &SshTarget, trust: &Trust) -> Result<Connection, Ss
         }
         Ok(Ok(h)) => h,
         Ok(Err(e)) => {
-            if let Some(reason) = refusal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            if let Some(reason) = crate::lock(&refusal).take() {
                 return Err(SshError::HostKey(reason));
             }
             return Err(SshError::Connect(format!(

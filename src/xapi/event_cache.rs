@@ -7,7 +7,7 @@
 //! 30 s). The status says what is going on, for the status bar.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value as Json;
@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use super::client::XapiClient;
 use super::error::XapiError;
 use super::lifecycle::{TAG_ID, first_ipv4};
+use crate::lock;
 
 /// Classes kept in the cache (lower-case, as events name them) and their API names.
 const WATCHED: &[(&str, &str)] = &[
@@ -89,10 +90,6 @@ impl Drop for EventCache {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl EventCache {

@@ -131,8 +131,7 @@ impl ServerCertVerifier for CertCheck {
                 hex_pairs(pin)
             ))),
             Check::Record(seen) => {
-                *seen.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(fingerprint(end_entity.as_ref()));
+                *crate::lock(seen) = Some(fingerprint(end_entity.as_ref()));
                 Err(rustls::Error::General("probe only".into()))
             }
         }

@@ -54,12 +54,12 @@ impl Transport {
     }
 
     pub fn base(&self) -> String {
-        self.base.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        crate::lock(&self.base).clone()
     }
 
     /// Points the transport at another host of the pool, same scheme and port.
     pub fn redirect_host(&self, host: &str) -> String {
-        let mut base = self.base.lock().unwrap_or_else(|p| p.into_inner());
+        let mut base = crate::lock(&self.base);
         let (scheme, rest) = base.split_once("://").unwrap_or(("https", &base));
         let port = rest.rsplit_once(':').map(|(_, p)| p.to_string());
         let host = if host.contains(':') && !host.starts_with('[') {
