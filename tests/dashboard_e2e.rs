@@ -247,12 +247,7 @@ fn scrollback_mode_shows_earlier_output() {
         !s.contains(" SCROLL ") && pane_text(s).lines().any(|l| l == "row 300")
     });
     // `bioxen ls` in another shell sees the dashboard's VM.
-    let out = std::process::Command::new(bioxen_exe())
-        .args(["ls", "--json"])
-        .env("XDG_RUNTIME_DIR", t.path().join("run"))
-        .current_dir(t.path())
-        .output()
-        .unwrap();
+    let out = t.bioxen(&["ls", "--json"]);
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows[0]["id"], "lua-1", "{rows}");
     assert_eq!(rows[0]["state"], "running", "{rows}");
@@ -260,12 +255,7 @@ fn scrollback_mode_shows_earlier_output() {
     // Its figures are live, not those of the VM's last change of state: uptime grows,
     // memory is known, and a busy VM shows its CPU.
     let ls = || -> serde_json::Value {
-        let out = std::process::Command::new(bioxen_exe())
-            .args(["ls", "--json"])
-            .env("XDG_RUNTIME_DIR", t.path().join("run"))
-            .current_dir(t.path())
-            .output()
-            .unwrap();
+        let out = t.bioxen(&["ls", "--json"]);
         serde_json::from_slice(&out.stdout).unwrap()
     };
     t.type_text("while true do end");
@@ -288,12 +278,7 @@ fn scrollback_mode_shows_earlier_output() {
     t.wait_text("interrupted!");
     detach_and_quit(&t);
     // A dashboard that has quit is no longer listed.
-    let out = std::process::Command::new(bioxen_exe())
-        .args(["ls", "--json"])
-        .env("XDG_RUNTIME_DIR", t.path().join("run"))
-        .current_dir(t.path())
-        .output()
-        .unwrap();
+    let out = t.bioxen(&["ls", "--json"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
 }
 

@@ -51,6 +51,18 @@ fn bioxen(args: &[&str], runtime: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// Runs a bioxen command against the server on `socket`; it must succeed.
+fn bioxen_ok(socket: &Path, args: &[&str], runtime: &Path) {
+    let mut all = vec!["--socket", socket.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = bioxen(&all, runtime);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A server started on demand in a scratch directory, with a local VM at its prompt:
 /// the directory, the socket, a client, the guard that stops the server, the VM's id.
 async fn server_with_vm(name: &str, vm: &str) -> (PathBuf, PathBuf, Client, Stop, String) {
@@ -98,15 +110,7 @@ async fn vms_outlive_the_client_that_made_them() {
         String::from_utf8_lossy(&ls.stdout).contains("\"exp\""),
         "{ls:?}"
     );
-    let out = bioxen(
-        &["--socket", socket.to_str().unwrap(), "kill", "exp"],
-        &dir.join("run"),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    bioxen_ok(&socket, &["kill", "exp"], &dir.join("run"));
     assert!(
         eventually(WAIT, || !process_group_alive(pid)).await,
         "the VM survived kill"
@@ -121,15 +125,7 @@ async fn vms_outlive_the_client_that_made_them() {
     let pid = second.list().await.unwrap()[0].pid.unwrap();
     let server_pid = second.server_pid;
     drop(second);
-    let out = bioxen(
-        &["--socket", socket.to_str().unwrap(), "kill-server"],
-        &dir.join("run"),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    bioxen_ok(&socket, &["kill-server"], &dir.join("run"));
     assert!(
         eventually(WAIT, || !process_group_alive(pid)).await,
         "a VM outlived kill-server"
