@@ -884,7 +884,15 @@ async fn run_reader(
 impl Session {
     /// Takes in output: parses it into the screen, keeps it for `read_output` and the
     /// log, hands it to live readers, and wakes whoever waits for it.
+    ///
+    /// The log and `read_output` take the chunk before live readers see it: whoever
+    /// acts on a live chunk (as `execute_string` does on its end marker) then finds it
+    /// already logged.
     fn on_output(&self, chunk: &[u8], events: &broadcast::Sender<Event>) {
+        lock(&self.pending).push(chunk);
+        if let Some(log) = lock(&self.log).as_ref() {
+            log.append(chunk);
+        }
         let replies = {
             let mut screen = lock(&self.screen);
             let replies = screen.feed(chunk);
@@ -895,10 +903,6 @@ impl Session {
         };
         if !replies.is_empty() {
             let _ = self.send_reply(replies);
-        }
-        lock(&self.pending).push(chunk);
-        if let Some(log) = lock(&self.log).as_ref() {
-            log.append(chunk);
         }
         self.seq.send_modify(|n| *n += 1);
         if !self.dirty.swap(true, Ordering::AcqRel) {
