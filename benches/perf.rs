@@ -812,6 +812,236 @@ fn xapi(rows: &mut Vec<Row>) {
     });
 }
 
+// ----- 8. reattach ------------------------------------------------------------------
+
+const REATTACH_VMS: usize = 100;
+
+impl Tmux {
+    /// Replaces what runs in the terminal's pane (the old program gets SIGHUP, as when
+    /// a terminal window closes), with the terminal's environment.
+    fn respawn(&self, command: &str) {
+        let env = format!(
+            "cd {d} && XDG_STATE_HOME={d} XDG_RUNTIME_DIR={d} XDG_CONFIG_HOME={d} ",
+            d = self.dir.display()
+        );
+        self.run(&[
+            "respawn-pane",
+            "-k",
+            "-t",
+            "0",
+            &format!("{env}{command}; sleep 600"),
+        ]);
+    }
+}
+
+/// Whether some line reads `last` and the next non-empty one is the Lua prompt.
+fn prompt_follows(lines: &[String], last: &str) -> bool {
+    let non_empty: Vec<&String> = lines.iter().filter(|l| !l.is_empty()).collect();
+    non_empty.windows(2).any(|w| w[0] == last && w[1] == ">")
+}
+
+/// Seconds from starting a client in the terminal's pane to its first frame that shows
+/// `ready`; then the client is closed as a terminal window would be (SIGHUP).
+fn time_to_frame(t: &Tmux, client: &str, ready: impl Fn(&str) -> bool) -> (f64, u32) {
+    let start = Instant::now();
+    t.respawn(client);
+    t.wait("the first complete frame", &ready, Duration::from_millis(2));
+    let secs = start.elapsed().as_secs_f64();
+    let pid = pid_of_dashboard_named(t, client.split_whitespace().next().unwrap());
+    (secs, pid)
+}
+
+fn pid_of_dashboard_named(t: &Tmux, exe: &str) -> u32 {
+    let name = Path::new(exe)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let pane_pid = t
+        .run(&["display-message", "-p", "-t", "0", "#{pane_pid}"])
+        .trim()
+        .to_string();
+    let out = Command::new("pgrep")
+        .args(["-P", &pane_pid, "-x", &name])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn close_client(t: &Tmux) {
+    t.respawn("true");
+    t.wait(
+        "the client to go",
+        |s| !s.contains("10000"),
+        Duration::from_millis(10),
+    );
+}
+
+/// Reattaching to a server that holds 100 VMs with 10,000 lines of scrollback each,
+/// against `tmux attach` to a tmux server with 100 such windows; and what each session
+/// costs in memory, server plus the dashboard's mirror.
+fn reattach(rows: &mut Vec<Row>) {
+    let t = Tmux::start("reattach", 120, 40, "true", None);
+    let socket = t.dir.join("bioxen/server.sock");
+    let mut server = Command::new(BIOXEN)
+        .arg("--socket")
+        .arg(&socket)
+        .args(["server", "--foreground"])
+        .env("XDG_STATE_HOME", &t.dir)
+        .env("XDG_CONFIG_HOME", &t.dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match bioxen::client::Client::connect(&socket, "bench").await {
+                Ok(c) => break c,
+                Err(e) if Instant::now() > deadline => panic!("the bench's server: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    });
+    let server_base = rss_kib(server.id());
+    // A dashboard on an empty server: what it costs without any session.
+    let empty = |s: &str| s.contains("No VMs yet");
+    let (_, pid) = time_to_frame(&t, &format!("{BIOXEN} attach"), empty);
+    let dashboard_base = rss_kib(pid);
+    t.respawn("true");
+    t.wait("the client to go", |s| !empty(s), Duration::from_millis(10));
+
+    let size = dashboard_pane_size();
+    rt.block_on(async {
+        let ids: Vec<String> = (0..REATTACH_VMS).map(|i| format!("vm{i:03}")).collect();
+        for id in &ids {
+            let options = bioxen::protocol::CreateOptions {
+                rows: Some(size.rows),
+                cols: Some(size.cols),
+                ..Default::default()
+            };
+            client
+                .create_interactive_vm(Some(id), VmKind::Local, options)
+                .await
+                .unwrap();
+        }
+        for id in &ids {
+            client
+                .wait_ready(id, Duration::from_secs(120))
+                .await
+                .unwrap();
+            client
+                .send_input(id, "for i = 1, 10000 do print(i) end\r")
+                .await
+                .unwrap();
+        }
+        for id in &ids {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while !client.screen_text(id).await.unwrap().contains("10000\n> ") {
+                assert!(Instant::now() < deadline, "{id} never finished printing");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    });
+    let server_grown = rss_kib(server.id()).saturating_sub(server_base);
+
+    // The first VM's last screen next to the list: the first complete frame.
+    let ready = |s: &str| s.contains("vm000") && prompt_follows(&pane(s), "10000");
+    let mut ours = Vec::new();
+    let mut mirror_kib = 0;
+    for _ in 0..5 {
+        let (secs, pid) = time_to_frame(&t, &format!("{BIOXEN} attach vm000"), ready);
+        ours.push(secs);
+        mirror_kib = rss_kib(pid).saturating_sub(dashboard_base);
+        close_client(&t);
+    }
+
+    // The peer: 100 windows of lua5.4 that printed the same, in a tmux server of its own.
+    let inner = format!("bioxen-bench-inner-{}", std::process::id());
+    let conf = t.dir.join("inner.conf");
+    std::fs::write(&conf, "set -g history-limit 10000\nset -g status off\n").unwrap();
+    let lua = "lua5.4 -e 'for i = 1, 10000 do print(i) end' -i";
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .args(["-L", &inner, "-f"])
+            .arg(&conf)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let (w, h) = (size.cols.to_string(), size.rows.to_string());
+    tmux(&["new-session", "-d", "-x", &w, "-y", &h, lua]);
+    for _ in 1..REATTACH_VMS {
+        tmux(&["new-window", "-t", "0:", lua]);
+    }
+    let inner_pid: u32 =
+        String::from_utf8_lossy(&tmux(&["display-message", "-p", "#{pid}"]).stdout)
+            .trim()
+            .parse()
+            .unwrap();
+    let peer_base_probe = Tmux::start("reattach-empty", 64, 36, "sleep 600", None);
+    let peer_base = rss_kib(peer_base_probe.server_pid());
+    drop(peer_base_probe);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let all = (0..REATTACH_VMS).all(|i| {
+            let out = tmux(&["capture-pane", "-p", "-t", &format!("0:{i}")]);
+            let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(|l| l.trim_end().to_string())
+                .collect();
+            prompt_follows(&lines, "10000")
+        });
+        if all {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the tmux windows never finished");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let peer_grown = rss_kib(inner_pid).saturating_sub(peer_base);
+    let mut peer = Vec::new();
+    for _ in 0..5 {
+        let attach = format!("tmux -L {inner} attach -t 0:0");
+        let (secs, _) = time_to_frame(&t, &attach, |s| prompt_follows(&pane(s), "10000"));
+        peer.push(secs);
+        close_client(&t);
+    }
+    tmux(&["kill-server"]);
+    drop(client);
+    let _ = server.kill();
+    let _ = server.wait();
+
+    rows.push(row(
+        &format!("reattach: first complete frame, {REATTACH_VMS} VMs x 10,000 lines"),
+        median(ours.clone()) * 1000.0,
+        median(peer.clone()) * 1000.0,
+        "ms",
+        &format!(
+            "median of 5 (bioxen max {:.0} ms, tmux max {:.0} ms); target <= 100 ms and <= tmux attach; from starting the client to the frame, polled every 2 ms",
+            percentile(ours, 1.0) * 1000.0,
+            percentile(peer, 1.0) * 1000.0
+        ),
+    ));
+    rows.push(row(
+        "memory: per session, server + mirror",
+        (server_grown as f64 / REATTACH_VMS as f64 + mirror_kib as f64) / 1024.0,
+        peer_grown as f64 / REATTACH_VMS as f64 / 1024.0,
+        "MiB",
+        &format!(
+            "target <= 2; bioxen: server RSS growth / {REATTACH_VMS} + the dashboard's growth over an empty one (its one mirror, counted whole, {mirror_kib} KiB); peer: tmux server RSS growth / {REATTACH_VMS}"
+        ),
+    ));
+}
+
 // ----- 7. scale -----------------------------------------------------------------------
 
 fn scale(rows: &mut Vec<Row>) {
@@ -892,7 +1122,7 @@ fn main() {
     require("lua5.4", "lua5.4");
     assert!(Path::new(BIOXEN).exists());
     let mut rows = Vec::new();
-    let sections: [(&str, Section); 7] = [
+    let sections: [(&str, Section); 8] = [
         ("flood", floods),
         ("parser", parser),
         ("idle", idle),
@@ -900,6 +1130,7 @@ fn main() {
         ("latency", latency),
         ("xapi", xapi),
         ("scale", scale),
+        ("reattach", reattach),
     ];
     for (name, f) in sections {
         if want(name) {

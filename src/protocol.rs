@@ -20,14 +20,14 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::manager::VmInfo;
+pub use crate::manager::VmInfo;
 use crate::term::Snapshot;
 use crate::vm::ssh::{SshAnswer, SshQuestion};
 use crate::vm::{Size, VmKind, VmOptions, VmState};
 use crate::xapi::{PoolStatus, PoolVm};
 
 /// Bumped whenever a message changes shape.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// The largest frame either side accepts: a paste, a snapshot with its scrollback or
 /// an output burst fits many times over; a corrupt length cannot make anyone allocate

@@ -4,5 +4,6 @@
 pub mod encode;
 mod osc_guard;
 pub mod screen;
+mod scrollback;
 
 pub use screen::{Screen, Snapshot};

@@ -9,9 +9,9 @@
 //! Everything outside this file sees [`Screen`] only, so the parser behind it can be
 //! swapped if measurements demand it.
 
-use std::collections::VecDeque;
 use std::num::NonZeroU16;
 
+use super::scrollback::Scrollback;
 use crate::vm::Size;
 
 /// A virtual terminal fed with a session's output.
@@ -36,7 +36,7 @@ struct Callbacks {
     /// Set when the program rang the bell.
     bell: bool,
     /// Rows that scrolled off the top of the main screen, oldest first.
-    history: VecDeque<Box<str>>,
+    history: Scrollback,
     /// How many rows `history` keeps.
     capacity: usize,
     /// How many bytes of rows `history` keeps: lines bound ASCII, bytes bound wide,
@@ -98,23 +98,23 @@ impl vt100::Callbacks for Callbacks {
         // A fresh state per row: every stored row carries all of its own attributes.
         let mut state = vt100::capture::BasicFormattedCaptureState::default();
         let _ = row.write_formatted_basic(&mut line, &mut state);
-        self.remember(line.into_boxed_str());
+        self.remember(&line);
     }
 }
 
 impl Callbacks {
     /// Appends a history row, dropping the oldest beyond the capacity.
-    fn remember(&mut self, row: Box<str>) {
+    fn remember(&mut self, row: &str) {
         if self.capacity == 0 {
             return;
         }
         self.bytes += row.len();
-        self.history.push_back(row);
+        self.history.push(row);
         while self.history.len() > self.capacity
             || (self.bytes > self.byte_limit && self.history.len() > 1)
         {
             if let Some(old) = self.history.pop_front() {
-                self.bytes -= old.len();
+                self.bytes -= old;
             }
         }
     }
@@ -152,7 +152,7 @@ impl Screen {
 
     /// The history rows as stored, oldest first (for tests and exports).
     pub fn history(&self) -> impl Iterator<Item = &str> {
-        self.parser.callbacks().history.iter().map(|r| r.as_ref())
+        self.parser.callbacks().history.iter()
     }
 
     /// Processes output bytes. Returns the replies the program asked for (empty almost
@@ -266,16 +266,16 @@ impl Screen {
             .collect();
         let callbacks = self.parser.callbacks_mut();
         for row in screen_rows {
-            callbacks.remember(row.into_boxed_str());
+            callbacks.remember(&row);
         }
         // ...then the lines that would scroll by unseen, split into rows as wrapping does.
         for line in &lines[..first_kept] {
             let text = &line[..line.len() - 1];
             if text.is_empty() {
-                callbacks.remember("".into());
+                callbacks.remember("");
             }
             for piece in text.chunks(cols) {
-                callbacks.remember(std::str::from_utf8(piece).unwrap_or_default().into());
+                callbacks.remember(std::str::from_utf8(piece).unwrap_or_default());
             }
         }
         // The screen is rebuilt from the lines that stay visible.
@@ -377,7 +377,7 @@ impl Screen {
         Snapshot {
             rows: size.rows,
             cols: size.cols,
-            history: self.history().map(str::to_string).collect(),
+            history: self.parser.callbacks().history.joined(),
             state,
             title: self.title().map(str::to_string),
         }
@@ -393,8 +393,10 @@ impl Screen {
         let mut screen = Screen::new(Size::new(snapshot.rows, snapshot.cols), scrollback)
             .with_byte_limit(scrollback_bytes);
         let callbacks = screen.parser.callbacks_mut();
-        for row in &snapshot.history {
-            callbacks.remember(row.as_str().into());
+        if !snapshot.history.is_empty() {
+            for row in snapshot.history.split('\n') {
+                callbacks.remember(row);
+            }
         }
         callbacks.title = snapshot.title.clone();
         screen.parser.process(snapshot.state.as_bytes());
@@ -421,8 +423,10 @@ impl Screen {
 pub struct Snapshot {
     pub rows: u16,
     pub cols: u16,
-    /// Rows scrolled off the top, oldest first, as text with SGR codes.
-    pub history: Vec<String>,
+    /// Rows scrolled off the top, oldest first, as text with SGR codes, one per line
+    /// (a row never holds a newline). One string rather than a list: a list of 10,000
+    /// strings costs ten times its text to build and to take apart.
+    pub history: String,
     /// Escape sequences that redraw the live screen and set its modes.
     pub state: String,
     pub title: Option<String>,
