@@ -273,6 +273,10 @@ pub struct App {
     /// The size every session's PTY currently has.
     pub pane_size: Size,
     pub dirty: bool,
+    /// The next frame should not wait out the frame interval: a VM's screen has just
+    /// arrived where the pane showed none. Frames are paced to coalesce streams of
+    /// output; a first screen is a one-off, and reattaching is timed by it.
+    pub urgent: bool,
     pub quit: bool,
     /// Set while VMs are being ended before quitting.
     pub quitting: bool,
@@ -331,6 +335,7 @@ impl App {
             area,
             pane_size: Size::default(),
             dirty: true,
+            urgent: false,
             quit: false,
             quitting: false,
             exit_error: None,
@@ -917,7 +922,8 @@ impl App {
                     let ui = &self.config.ui;
                     let mirror =
                         Screen::from_snapshot(&snapshot, ui.scrollback, ui.scrollback_bytes);
-                    self.mirrors.insert(id.clone(), mirror);
+                    let first = self.mirrors.insert(id.clone(), mirror).is_none();
+                    self.urgent |= first && self.current.as_ref() == Some(&id);
                     self.dirty = true;
                 }
             }

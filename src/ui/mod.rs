@@ -33,6 +33,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::client::{Client, StartOptions};
 use crate::config::Config;
+use crate::protocol::VmInfo;
 use app::App;
 use keymap::Keymap;
 
@@ -85,8 +86,9 @@ pub fn run(config: Config, launch: Launch) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let server = connect(&launch).await?;
-        dashboard(config, keymap, server, launch.attach).await
+        let (server, listed) = connect(&launch).await?;
+        let attach = launch.attach.map(|id| (id, listed));
+        dashboard(config, keymap, server, attach).await
     });
     runtime.shutdown_timeout(Duration::from_millis(200));
     match result {
@@ -101,13 +103,15 @@ pub fn run(config: Config, launch: Launch) -> ExitCode {
     }
 }
 
-/// Connects to the server, starting one if allowed and none runs.
-async fn connect(launch: &Launch) -> Result<Client, String> {
+/// Connects to the server, starting one if allowed and none runs; with a VM to attach
+/// to, checks it exists and returns the list that says so.
+async fn connect(launch: &Launch) -> Result<(Client, Vec<VmInfo>), String> {
     let result = match &launch.start {
         Some(start) => Client::connect_or_start(&launch.socket, "dashboard", start).await,
         None => Client::connect(&launch.socket, "dashboard").await,
     };
     let server = result.map_err(|e| e.to_string())?;
+    let mut listed = Vec::new();
     if let Some(id) = &launch.attach {
         let vms = server.list().await.map_err(|e| e.to_string())?;
         if !vms.iter().any(|v| &v.id == id) {
@@ -117,15 +121,16 @@ async fn connect(launch: &Launch) -> Result<Client, String> {
                 false => format!("no VM named '{id}'; there are: {}", names.join(", ")),
             });
         }
+        listed = vms;
     }
-    Ok(server)
+    Ok((server, listed))
 }
 
 async fn dashboard(
     config: Config,
     keymap: Keymap,
     server: Client,
-    attach: Option<String>,
+    attach: Option<(String, Vec<VmInfo>)>,
 ) -> Result<(), String> {
     let mut updates = server.updates();
     server.subscribe().await.map_err(|e| e.to_string())?;
@@ -159,7 +164,12 @@ async fn dashboard(
         app.set_message(format!("warning: {w}"), app::Level::Error);
     }
     app.config = config;
-    let mut pending_attach = attach;
+    // The VM to attach to is watched before the first frame, so its screen comes
+    // with the list instead of a round trip after it.
+    if let Some((id, listed)) = attach {
+        app.set_rows(listed);
+        app.open(&id);
+    }
 
     // When the terminal closes, crossterm's reader can spin on the hung-up tty inside
     // one poll and never yield back to this loop. The dashboard holds nothing that
@@ -181,9 +191,14 @@ async fn dashboard(
     let mut last_draw = Instant::now() - FRAME;
 
     while !app.quit {
-        let draw_at = app
-            .dirty
-            .then(|| tokio::time::Instant::from_std(last_draw + FRAME));
+        let draw_at = app.dirty.then(|| {
+            let at = if app.urgent {
+                last_draw
+            } else {
+                last_draw + FRAME
+            };
+            tokio::time::Instant::from_std(at)
+        });
         let prefix_at = app.prefix_deadline().map(tokio::time::Instant::from_std);
         tokio::select! {
             biased;
@@ -193,6 +208,7 @@ async fn dashboard(
                     break;
                 }
                 app.dirty = false;
+                app.urgent = false;
                 last_draw = Instant::now();
                 // Test hook: the test of terminal restoration on panic sets this.
                 if std::env::var("BIOXEN_TEST_PANIC").as_deref() == Ok("1") {
@@ -213,11 +229,7 @@ async fn dashboard(
             }
             update = updates.recv() => match update {
                 Some(u) => {
-                    let first_list = matches!(&u, crate::client::Update::Event(crate::protocol::Event::Vms(_)));
                     app.on_update(u);
-                    if first_list && let Some(id) = pending_attach.take() {
-                        app.open(&id);
-                    }
                     // Take what else has arrived before drawing: under a flood, one
                     // pass through the loop for many frames.
                     for _ in 0..64 {
