@@ -9,6 +9,7 @@
 
 mod interrupt;
 mod line_editor;
+mod output;
 
 use line_editor::{LineEditor, Read as LineRead};
 
@@ -67,7 +68,8 @@ pub fn main(args: Vec<String>) -> i32 {
             return 1;
         }
     };
-    match Repl::new(&options) {
+    let buffered = output::block_buffer_terminal();
+    match Repl::new(&options, buffered) {
         Ok(repl) => repl.run(&options, &args),
         Err(e) => {
             eprintln!("{PROGNAME}: cannot start Lua: {e}");
@@ -145,7 +147,8 @@ struct Repl {
 }
 
 impl Repl {
-    fn new(options: &Options) -> mlua::Result<Repl> {
+    /// `buffered`: stdout is block-buffered (see [`output`]).
+    fn new(options: &Options, buffered: bool) -> mlua::Result<Repl> {
         // The unsafe constructor loads the debug library and allows C modules
         // (`require "socket"`), as the reference interpreter does.
         // SAFETY: the interpreter is owned by this process alone; running arbitrary
@@ -154,6 +157,14 @@ impl Repl {
         set_module_paths(&lua, options.ignore_env)?;
         let msghandler: Function = lua.load(MSGHANDLER).set_name("=bioxen").call(())?;
         interrupt::install(lua.state());
+        if buffered {
+            lua.load(output::FLUSH_BEFORE_PROGRAMS)
+                .set_name("=bioxen")
+                .exec()?;
+            // SAFETY: `print` follows the C function protocol (see its comment).
+            let print = unsafe { lua.create_c_function(output::print)? };
+            lua.globals().set("print", print)?;
+        }
         Ok(Repl { lua, msghandler })
     }
 
@@ -293,6 +304,7 @@ impl Repl {
         call_args.extend(args);
         let result = {
             let _running = interrupt::Running::start();
+            let _flushing = output::Running::start();
             xpcall.call::<MultiValue>(call_args)
         };
         flush_c_stdio();
