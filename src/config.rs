@@ -307,7 +307,7 @@ impl Config {
         })?;
         config.source = Some(Source::File(path.to_path_buf()));
         config.validate(text, path)?;
-        crate::ui::keymap::Keymap::build(&config, text, path)?;
+        crate::keymap::Keymap::build(&config, text, path)?;
         Ok(config)
     }
 

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod keymap;
 pub mod keyspec;
 pub mod lua_literal;
 pub mod manager;

@@ -373,7 +373,7 @@ fn main() -> ExitCode {
 /// `bioxen keys`: the live keymap, the one the dashboard dispatches with and its help
 /// shows; scripts ask it for an action's key rather than hard-coding one.
 fn keys(config: &Config, action: Option<&str>, mode: &str, prefix: bool) -> ExitCode {
-    use bioxen::ui::keymap::{Keymap, Mode};
+    use bioxen::keymap::{Keymap, Mode};
     let keymap = match Keymap::from_config(config) {
         Ok(k) => k,
         Err(e) => {

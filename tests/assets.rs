@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use bioxen::ui::keymap::{Keymap, Mode};
+use bioxen::keymap::{Keymap, Mode};
 use common::bioxen_exe;
 
 fn repo() -> &'static Path {

@@ -6,11 +6,11 @@ mod common;
 use std::collections::HashMap;
 
 use bioxen::client::Update;
+use bioxen::keymap::Keymap;
 use bioxen::protocol::Event;
 use bioxen::term::Screen;
 use bioxen::ui::app::{App, Confirm, CreateForm, Field, Focus, KindChoice, Overlay};
 use bioxen::ui::draw::draw;
-use bioxen::ui::keymap::Keymap;
 use bioxen::{Size, VmInfo, VmKind, VmState};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;

@@ -2,9 +2,10 @@
 //! the replies a program expects from a terminal.
 //!
 //! The parser keeps no scrollback of its own: vt100 slows down threefold with a large
-//! one. Rows that scroll off the top are kept here instead, each as one compact string
-//! of text and SGR codes, in a bounded ring. A scrolled-back view is rebuilt from those
-//! strings only while someone looks at it, so output floods cost only the parse.
+//! one. Rows that scroll off the top are kept here instead, as text and SGR codes end
+//! to end in one bounded buffer ([`super::scrollback`]). A scrolled-back view is
+//! rebuilt from those rows only while someone looks at it, so output floods cost only
+//! the parse.
 //!
 //! Everything outside this file sees [`Screen`] only, so the parser behind it can be
 //! swapped if measurements demand it.

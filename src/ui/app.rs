@@ -18,9 +18,9 @@ use ratatui::layout::{Position, Rect};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 
-use super::keymap::{Action, Keymap, Mode};
 use super::layout::Areas;
 use crate::client::{Client, Update};
+use crate::keymap::{Action, Keymap, Mode};
 use crate::manager::VmInfo;
 use crate::protocol::{CreateOptions, Event, InstallOutcome, Request};
 use crate::term::{Screen, encode};

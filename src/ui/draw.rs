@@ -10,8 +10,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::app::{App, Focus, Level};
-use super::keymap::{Action, Mode};
 use super::{dialogs, list_pane, terminal_pane};
+use crate::keymap::{Action, Mode};
 use crate::term::Screen;
 use crate::vm::VmState;
 use crate::xapi::PoolStatus;

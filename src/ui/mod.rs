@@ -2,9 +2,9 @@
 //!
 //! One task owns the terminal. It waits for input, the server's updates, background
 //! results, a once-a-second tick and signals; updates the [`app::App`]; and draws only
-//! when something changed, at most once per frame (~16 ms), each frame inside
-//! synchronized output so the terminal never shows half a frame. An idle dashboard
-//! draws nothing.
+//! when something changed, at most once per frame (~16 ms; a VM's first screen is
+//! drawn at once), each frame inside synchronized output so the terminal never shows
+//! half a frame. An idle dashboard draws nothing.
 //!
 //! The VMs live in the server. Leaving the dashboard (q, closing the window, SIGHUP,
 //! SIGTERM) leaves them running there; `bioxen` or `bioxen attach` shows them again.
@@ -13,7 +13,6 @@ pub mod app;
 pub mod dialogs;
 pub mod draw;
 pub mod format;
-pub mod keymap;
 pub mod layout;
 pub mod list_pane;
 pub mod terminal_pane;
@@ -33,9 +32,9 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::client::{Client, StartOptions};
 use crate::config::Config;
+use crate::keymap::Keymap;
 use crate::protocol::VmInfo;
 use app::App;
-use keymap::Keymap;
 
 /// Writes a line to stderr if there is one: once the terminal window is closed,
 /// stderr is gone, and `eprintln!` would panic on the way out.

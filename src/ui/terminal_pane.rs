@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, BorderType, Paragraph};
 
 use super::app::{App, Focus};
 use super::draw::{Screens, state_color, truncate};
-use super::keymap::{Action, Mode};
+use crate::keymap::{Action, Mode};
 
 pub fn draw(frame: &mut Frame, app: &App, screens: &dyn Screens, outer: Rect, pane: Rect) {
     let focused = app.focus == Focus::Terminal && app.overlay.is_none();
