@@ -243,14 +243,13 @@ fn flood_bioxen(tag: &str, config: Option<&str>) -> (f64, bool, i64) {
 }
 
 fn flood_tmux() -> f64 {
+    flood_in_tmux(&format!("{BIOXEN} lua"))
+}
+
+/// The flood typed into `interpreter` in a plain tmux pane the size of the dashboard's.
+fn flood_in_tmux(interpreter: &str) -> f64 {
     let size = dashboard_pane_size();
-    let t = Tmux::start(
-        "floodpeer",
-        size.cols,
-        size.rows,
-        &format!("{BIOXEN} lua"),
-        None,
-    );
+    let t = Tmux::start("floodpeer", size.cols, size.rows, interpreter, None);
     t.wait(
         "a prompt",
         |s| pane(s).iter().any(|l| l == ">"),
@@ -368,6 +367,23 @@ fn floods(rows: &mut Vec<Row>) {
         median(peer),
         "s",
         "median of 3",
+    ));
+}
+
+/// The dashboard against Debian's `lua5.4 -i` in a plain tmux pane: what a researcher
+/// had before bioxen, whose interpreter writes each line as it prints it.
+fn flood_vs_lua(rows: &mut Vec<Row>) {
+    let (mut ours, mut peer) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        ours.push(flood_bioxen("luaflood", None).0);
+        peer.push(flood_in_tmux("lua5.4 -i"));
+    }
+    rows.push(row(
+        "flood: the dashboard against lua5.4 -i in a tmux pane",
+        median(ours),
+        median(peer),
+        "s",
+        "median of 3; target ratio <= 0.3 (issue 16)",
     ));
 }
 
@@ -1122,8 +1138,9 @@ fn main() {
     require("lua5.4", "lua5.4");
     assert!(Path::new(BIOXEN).exists());
     let mut rows = Vec::new();
-    let sections: [(&str, Section); 8] = [
+    let sections: [(&str, Section); 9] = [
         ("flood", floods),
+        ("luaflood", flood_vs_lua),
         ("parser", parser),
         ("idle", idle),
         ("memory", memory),
