@@ -4,7 +4,9 @@
 //! scripting CLI, tests) can react to *what* went wrong rather than parse messages:
 //! an unknown id is [`Error::NotFound`], I/O on a dead or closed session is
 //! [`Error::Session`], a request the manager cannot honour (unknown kind, bad options)
-//! is [`Error::Manager`], and a broken `bioxen.toml` is [`Error::Config`].
+//! is [`Error::Manager`], and a broken `bioxen.toml` is [`Error::Config`]. What the
+//! SSH and XAPI layers report stays typed ([`Error::Ssh`], [`Error::Xapi`],
+//! [`Error::PoolStep`]), so a caller can tell a refused host key from a pool error.
 
 use std::path::PathBuf;
 
@@ -34,6 +36,26 @@ pub enum Error {
         id: String,
         what: String,
         seconds: f64,
+    },
+
+    /// The SSH link to a VM failed: connecting, its host key, logging in, a channel.
+    #[error("session '{id}': {source}")]
+    Ssh {
+        id: String,
+        #[source]
+        source: crate::vm::ssh::SshError,
+    },
+
+    /// The pool failed a call or could not be reached.
+    #[error("pool: {0}")]
+    Xapi(#[from] crate::xapi::XapiError),
+
+    /// Making a pool VM failed at a step (the earlier steps were undone).
+    #[error("session '{id}': {source}")]
+    PoolStep {
+        id: String,
+        #[source]
+        source: Box<crate::xapi::StepError>,
     },
 
     #[error(transparent)]

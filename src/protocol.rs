@@ -20,11 +20,16 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-pub use crate::manager::VmInfo;
 use crate::term::Snapshot;
-use crate::vm::ssh::{SshAnswer, SshQuestion};
-use crate::vm::{Size, VmKind, VmOptions, VmState};
-use crate::xapi::{PoolStatus, PoolVm};
+use crate::vm::VmOptions;
+
+/// The things both sides speak of. Each is defined beside the code that produces it;
+/// clients, the dashboard among them, take them from here, the one contract between
+/// the server and its clients.
+pub use crate::manager::VmInfo;
+pub use crate::vm::ssh::{SshAnswer, SshQuestion};
+pub use crate::vm::{Size, VmKind, VmState, signal_name};
+pub use crate::xapi::{PoolStatus, PoolVm};
 
 /// Bumped whenever a message changes shape.
 pub const VERSION: u32 = 3;
@@ -329,6 +334,13 @@ pub enum WireError {
         what: String,
         seconds: f64,
     },
+    Ssh {
+        id: String,
+        error: crate::vm::ssh::SshError,
+    },
+    Xapi {
+        error: crate::xapi::XapiError,
+    },
     Other {
         message: String,
     },
@@ -340,6 +352,13 @@ impl From<crate::Error> for WireError {
             crate::Error::NotFound(id) => WireError::NotFound { id },
             crate::Error::Session { id, message } => WireError::Session { id, message },
             crate::Error::Timeout { id, what, seconds } => WireError::Timeout { id, what, seconds },
+            crate::Error::Ssh { id, source } => WireError::Ssh { id, error: source },
+            crate::Error::Xapi(error) => WireError::Xapi { error },
+            // A step's error keeps its words; the step itself is the server's to act on.
+            crate::Error::PoolStep { id, source } => WireError::Session {
+                id,
+                message: source.to_string(),
+            },
             other => WireError::Other {
                 message: other.to_string(),
             },
@@ -353,6 +372,8 @@ impl From<WireError> for crate::Error {
             WireError::NotFound { id } => crate::Error::NotFound(id),
             WireError::Session { id, message } => crate::Error::Session { id, message },
             WireError::Timeout { id, what, seconds } => crate::Error::Timeout { id, what, seconds },
+            WireError::Ssh { id, error } => crate::Error::Ssh { id, source: error },
+            WireError::Xapi { error } => crate::Error::Xapi(error),
             WireError::Other { message } => crate::Error::Manager(message),
         }
     }
@@ -495,6 +516,31 @@ pub async fn read_incoming<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<O
 
 #[cfg(test)]
 mod tests {
+    /// What the SSH and XAPI layers report reaches a client with its kind intact.
+    #[test]
+    fn ssh_and_pool_errors_stay_typed_across_the_socket() {
+        let across = |e: crate::Error| -> crate::Error {
+            let json = serde_json::to_string(&WireError::from(e)).unwrap();
+            serde_json::from_str::<WireError>(&json).unwrap().into()
+        };
+        let ssh = across(crate::Error::Ssh {
+            id: "lab".into(),
+            source: crate::vm::ssh::SshError::Auth("no key was accepted".into()),
+        });
+        assert!(
+            matches!(&ssh, crate::Error::Ssh { id, source: crate::vm::ssh::SshError::Auth(m) } if id == "lab" && m == "no key was accepted"),
+            "{ssh:?}"
+        );
+        let pool = across(crate::Error::Xapi(crate::xapi::XapiError::Api {
+            code: "VM_BAD_POWER_STATE".into(),
+            params: vec!["OpaqueRef:1".into()],
+        }));
+        assert!(
+            matches!(&pool, crate::Error::Xapi(e) if e.is("VM_BAD_POWER_STATE")),
+            "{pool:?}"
+        );
+    }
+
     use super::*;
 
     #[tokio::test]

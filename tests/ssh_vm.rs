@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bioxen::config::Config;
 use bioxen::sim::{SimOptions, SimServer};
-use bioxen::vm::ssh::{SshAnswer, SshQuestion, Trust};
+use bioxen::vm::ssh::{SshAnswer, SshError, SshQuestion, Trust};
 use bioxen::{Error, Manager, ManagerConfig, Size, VmKind, VmOptions, VmState};
 use common::sshd::Sshd;
 use common::{WAIT, eventually};
@@ -117,6 +117,10 @@ async fn unknown_and_changed_host_keys_are_refused() {
         .create_interactive_vm(Some("u"), VmKind::Ssh, ssh_options("lab"))
         .await
         .unwrap_err();
+    assert!(
+        matches!(&err, Error::Ssh { id, source: SshError::HostKey(_) } if id == "u"),
+        "a refused host key is an SSH error a caller can match on: {err:?}"
+    );
     let msg = err.to_string();
     assert!(msg.contains(&sshd.fingerprint), "{msg}");
     assert!(msg.contains("refusing"), "{msg}");

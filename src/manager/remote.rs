@@ -116,7 +116,7 @@ pub(super) async fn start(manager: &Manager, session: &Arc<Session>) -> Result<(
     };
     let conn = tokio::select! {
         conn = connect_patiently(&target, &manager.inner.config.trust, patience) => conn
-            .map_err(|e| Error::session(&session.id, e.to_string()))?,
+            .map_err(|source| Error::Ssh { id: session.id.clone(), source })?,
         () = session.stop.raised() => {
             return Err(Error::session(&session.id, "killed while connecting"));
         }
@@ -125,7 +125,10 @@ pub(super) async fn start(manager: &Manager, session: &Arc<Session>) -> Result<(
     let pty = conn
         .open_pty(size, &ssh::rocks_env())
         .await
-        .map_err(|e| Error::session(&session.id, e.to_string()))?;
+        .map_err(|source| Error::Ssh {
+            id: session.id.clone(),
+            source,
+        })?;
     install(manager, session, &conn, pty.1);
     tokio::spawn(supervise(manager.clone(), session.clone(), target, pty.0));
     Ok(())
@@ -297,7 +300,6 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshT
         .ok_or_else(|| Error::Manager("xcpng VMs need an [xcpng] section in bioxen.toml".into()))?;
     let events = manager.inner.events.clone();
     let client = manager.xapi().await?;
-    let fail = |e: &dyn std::fmt::Display| Error::session(&session.id, e.to_string());
     let existing = lock(&session.remote)
         .as_ref()
         .and_then(|r| r.pool_vm.clone());
@@ -328,7 +330,7 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshT
                         ),
                     )
                 }
-                _ => fail(&e),
+                _ => Error::Xapi(e.clone()),
             })?;
         (reference, ip)
     } else {
@@ -378,9 +380,9 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshT
         let created = tokio::select! {
             joined = task => joined
                 .map_err(|e| Error::session(&session.id, format!("creating the VM: {e}")))?
-                .map_err(|e| {
-                    session.notice(&e.to_string(), &events);
-                    fail(&e)
+                .map_err(|source| {
+                    session.notice(&source.to_string(), &events);
+                    Error::PoolStep { id: session.id.clone(), source: Box::new(source) }
                 })?,
             () = session.stop.raised() => {
                 session.notice("killed: the creation stops and what it made is removed", &events);
@@ -477,7 +479,10 @@ pub(super) async fn execute(
                 seconds: timeout.as_secs_f64(),
             });
         }
-        Ok(r) => r.map_err(|e| Error::session(&session.id, e.to_string()))?,
+        Ok(r) => r.map_err(|source| Error::Ssh {
+            id: session.id.clone(),
+            source,
+        })?,
     };
     let text = |b: &[u8]| String::from_utf8_lossy(b).replace("\r\n", "\n");
     let error = match out.status {
@@ -509,9 +514,7 @@ impl Manager {
         if let Some(p) = pool.as_ref() {
             return Ok(p.clone());
         }
-        let client = Arc::new(
-            crate::xapi::XapiClient::from_config(x).map_err(|e| Error::Manager(e.to_string()))?,
-        );
+        let client = Arc::new(crate::xapi::XapiClient::from_config(x)?);
         let cache = crate::xapi::EventCache::start(client.clone());
         let p = Arc::new(super::Pool { client, cache });
         *pool = Some(p.clone());

@@ -109,7 +109,7 @@ pub struct Trust {
     pub accept_new: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SshError {
     /// The host key was refused: unknown (non-interactive), changed, or by the user.
     HostKey(String),

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum XapiError {
     /// The pool answered with an error code and its parameters (XAPI.md §4).
     Api { code: String, params: Vec<String> },

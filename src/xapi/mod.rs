@@ -16,3 +16,4 @@ pub mod wire;
 pub use client::{Login, XapiClient};
 pub use error::XapiError;
 pub use event_cache::{EventCache, PoolStatus, PoolVm};
+pub use lifecycle::StepError;
