@@ -21,12 +21,11 @@ use tokio::task::JoinSet;
 use super::layout::Areas;
 use crate::client::{Client, Update};
 use crate::keymap::{Action, Keymap, Mode};
-use crate::manager::VmInfo;
-use crate::protocol::{CreateOptions, Event, InstallOutcome, Request};
+use crate::protocol::{
+    CreateOptions, Event, InstallOutcome, PoolStatus, PoolVm, Request, Size, SshAnswer,
+    SshQuestion, VmInfo, VmKind, VmState,
+};
 use crate::term::{Screen, encode};
-use crate::vm::ssh::{SshAnswer, SshQuestion};
-use crate::vm::{Size, VmKind, VmState};
-use crate::xapi::{PoolStatus, PoolVm};
 
 /// How long an armed prefix waits for its key.
 pub const PREFIX_TIMEOUT: Duration = Duration::from_secs(1);

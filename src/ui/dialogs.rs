@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
 use super::app::{
     App, Confirm, CreateForm, Field, InstallForm, InstallProgress, KindChoice, Overlay, Prompt,
 };
-use crate::vm::ssh::SshQuestion;
+use crate::protocol::SshQuestion;
 
 pub fn draw(frame: &mut Frame, app: &App) {
     if let Some(p) = app.prompts.front() {

@@ -12,9 +12,8 @@ use ratatui::widgets::Paragraph;
 use super::app::{App, Focus, Level};
 use super::{dialogs, list_pane, terminal_pane};
 use crate::keymap::{Action, Mode};
+use crate::protocol::{PoolStatus, VmState};
 use crate::term::Screen;
-use crate::vm::VmState;
-use crate::xapi::PoolStatus;
 
 /// Where drawing gets a session's screen from: the dashboard's mirrors, or recorded
 /// screens in tests. Drawing only reads them.

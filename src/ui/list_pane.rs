@@ -12,8 +12,7 @@ use ratatui::widgets::Paragraph;
 use super::app::{App, Focus, Row as ListRow};
 use super::draw::state_color;
 use super::format;
-use crate::manager::VmInfo;
-use crate::vm::{VmState, signal_name};
+use crate::protocol::{PoolVm, VmInfo, VmState, signal_name};
 
 /// Columns, dropped from the right end of this order when the pane is narrow.
 #[derive(Clone, Copy, PartialEq)]
@@ -149,7 +148,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
 fn details(app: &App) -> Vec<Line<'static>> {
     let key = Style::new().fg(Color::DarkGray);
     let kv = |k: &str, v: String| vec![Span::styled(format!(" {k} "), key), Span::raw(v)];
-    let pool_line = |vm: &crate::xapi::PoolVm| {
+    let pool_line = |vm: &PoolVm| {
         let mut spans = kv("power", vm.power_state.clone());
         spans.extend(kv("ip", vm.ip.clone().unwrap_or_else(|| "-".into())));
         spans.extend(kv("host", vm.host.clone().unwrap_or_else(|| "-".into())));
@@ -183,7 +182,7 @@ fn details(app: &App) -> Vec<Line<'static>> {
     }
 }
 
-fn pool_cell(col: Col, vm: &crate::xapi::PoolVm) -> Cell<'static> {
+fn pool_cell(col: Col, vm: &PoolVm) -> Cell<'static> {
     let dim = Style::new().fg(Color::DarkGray);
     match col {
         Col::Index => Cell::from("-").style(dim),
