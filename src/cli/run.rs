@@ -88,7 +88,7 @@ async fn run_local(config: ManagerConfig, args: &RunArgs) -> Result<i32> {
     }
     // `-i` in a configured command line makes a REPL of it; a run is never interactive.
     let mut argv: Vec<String> = config
-        .local_argv(&VmOptions::default())
+        .local_argv(None)
         .into_iter()
         .filter(|a| a != "-i")
         .collect();

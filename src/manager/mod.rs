@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::lock;
 use crate::term::Screen;
 use crate::vm::proc_stats::{CpuMeter, ProcStats};
-use crate::vm::{self, Control, Sink, Size, VmKind, VmOptions, VmState};
+use crate::vm::{self, Control, Sink, Size, VmKind, VmOptions, VmSpec, VmState};
 
 /// How long a terminated VM gets to exit after SIGTERM before SIGKILL.
 const TERM_GRACE: Duration = Duration::from_millis(1500);
@@ -128,9 +128,9 @@ impl ManagerConfig {
     }
 
     /// The argv a new local VM runs, honouring an override from the caller.
-    pub fn local_argv(&self, options: &VmOptions) -> Vec<String> {
-        if let Some(cmd) = options.command.as_ref().filter(|c| !c.is_empty()) {
-            return cmd.clone();
+    pub fn local_argv(&self, command: Option<&[String]>) -> Vec<String> {
+        if let Some(cmd) = command.filter(|c| !c.is_empty()) {
+            return cmd.to_vec();
         }
         if !self.local_command.is_empty() {
             return self.local_command.clone();
@@ -215,7 +215,7 @@ pub struct Pool {
 pub struct Session {
     id: String,
     kind: VmKind,
-    options: VmOptions,
+    spec: VmSpec,
     created: SystemTime,
     screen: Mutex<Screen>,
     pending: Mutex<OutputBuffer>,
@@ -309,7 +309,13 @@ impl Manager {
             if sessions.iter().any(|s| s.id == id) {
                 return Err(Error::Manager(format!("a VM named '{id}' already exists")));
             }
-            let session = Arc::new(Session::new(id.clone(), kind, options, &self.inner.config));
+            let spec = VmSpec::new(kind, &options).map_err(Error::Manager)?;
+            let session = Arc::new(Session::new(
+                id.clone(),
+                spec,
+                options.size,
+                &self.inner.config,
+            ));
             sessions.push(session.clone());
             session
         };
@@ -328,8 +334,12 @@ impl Manager {
     /// Starts (or restarts) the interpreter of a session.
     fn start_process(&self, session: &Arc<Session>) -> Result<()> {
         let config = &self.inner.config;
-        let argv = config.local_argv(&session.options);
-        let env = config.local_vm_env(&session.options.env, &session.id);
+        let (command, extra_env) = match &session.spec {
+            VmSpec::Local { command, env } => (command.as_deref(), env.as_slice()),
+            _ => (None, &[][..]),
+        };
+        let argv = config.local_argv(command);
+        let env = config.local_vm_env(extra_env, &session.id);
         let size = lock(&session.screen).size();
         let spec = vm::local::LocalSpec {
             argv: argv.clone(),
@@ -656,7 +666,7 @@ impl Manager {
 }
 
 impl Session {
-    fn new(id: String, kind: VmKind, options: VmOptions, config: &ManagerConfig) -> Self {
+    fn new(id: String, spec: VmSpec, size: Size, config: &ManagerConfig) -> Self {
         let log = if config.output_log {
             match open_log(&log_path(config, &id)) {
                 Ok(f) => Some(f),
@@ -670,12 +680,11 @@ impl Session {
         };
         Session {
             screen: Mutex::new(
-                Screen::new(options.size, config.scrollback)
-                    .with_byte_limit(config.scrollback_bytes),
+                Screen::new(size, config.scrollback).with_byte_limit(config.scrollback_bytes),
             ),
             id,
-            kind,
-            options,
+            kind: spec.kind(),
+            spec,
             created: SystemTime::now(),
             pending: Mutex::new(OutputBuffer::new(PENDING_LIMIT)),
             live: broadcast::channel(256).0,

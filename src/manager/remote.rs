@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::lock;
 use crate::manager::ExecResult;
 use crate::vm::ssh::{self, ChannelEnd, Connection, PtyReader, PtyWriter, SshError, SshTarget};
-use crate::vm::{Control, VmKind, VmState, signal_number};
+use crate::vm::{Control, VmKind, VmSpec, VmState, signal_number};
 use crate::xapi::lifecycle::{self, CreateSpec};
 
 /// The SSH side of a remote session.
@@ -249,13 +249,13 @@ fn ssh_target(manager: &Manager, session: &Session) -> Result<SshTarget> {
         return Ok(r.target.clone());
     }
     let config = &manager.inner.config;
-    let name = session.options.host.as_deref().ok_or_else(|| {
-        Error::Manager("an ssh VM needs a host: the name of an [[ssh_hosts]] entry".into())
-    })?;
+    let VmSpec::Ssh { host: name } = &session.spec else {
+        return Err(Error::Manager(format!("{} is not an ssh VM", session.id)));
+    };
     let host = config
         .ssh_hosts
         .iter()
-        .find(|h| h.name == name)
+        .find(|h| h.name == *name)
         .ok_or_else(|| Error::Manager(format!("no [[ssh_hosts]] entry is named '{name}'")))?;
     let section = format!("[[ssh_hosts]] '{name}'");
     let password = crate::secret::PasswordSource {
@@ -306,7 +306,16 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshT
     // A session that already has a pool VM (attached, restarted, reconnecting) asks the
     // pool where that VM is now: an address remembered from before may since belong to
     // someone else's machine, and the VM may be gone.
-    let known = existing.or_else(|| session.options.pool_vm.clone().map(|(r, _)| r));
+    let VmSpec::Xcpng {
+        template,
+        memory_mib,
+        vcpus,
+        pool_vm,
+    } = &session.spec
+    else {
+        return Err(Error::Manager(format!("{} is not an xcpng VM", session.id)));
+    };
+    let known = existing.or_else(|| pool_vm.clone().map(|(r, _)| r));
     let (reference, ip) = if let Some(reference) = known {
         session.notice("asking the pool for the VM's address", &events);
         let ip = lifecycle::wait_for_ip(&client, &reference, config.xcpng_ip_timeout)
@@ -335,14 +344,10 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshT
         (reference, ip)
     } else {
         let spec = CreateSpec {
-            template: session
-                .options
-                .template
-                .clone()
-                .unwrap_or_else(|| x.template.clone()),
+            template: template.clone().unwrap_or_else(|| x.template.clone()),
             name: session.id.clone(),
-            memory_mib: session.options.memory_mib.unwrap_or(x.memory_mib),
-            vcpus: session.options.vcpus.unwrap_or(x.vcpus),
+            memory_mib: memory_mib.unwrap_or(x.memory_mib),
+            vcpus: vcpus.unwrap_or(x.vcpus),
             bioxen_id: session.id.clone(),
             ip_timeout: config.xcpng_ip_timeout,
         };
