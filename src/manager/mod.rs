@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::AsyncReadExt;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 
 pub use execute::ExecResult;
 use output::OutputBuffer;
@@ -202,6 +202,9 @@ struct Inner {
     /// The pool: one client, one login and one event cache, made on first use and
     /// shared by everything that talks to the pool (sessions, the dashboard, `ls`).
     pool: Mutex<Option<Arc<Pool>>>,
+    /// Woken by any session's output: the process sampler, backed off while nothing
+    /// happens, looks again soon.
+    activity: Arc<Notify>,
 }
 
 /// The configured XCP-ng pool as bioxen follows it.
@@ -236,6 +239,8 @@ pub struct Session {
     remote: Mutex<Option<remote::Remote>>,
     /// Set when the user ends the session: a remote session stops reconnecting.
     stop: remote::StopSignal,
+    /// The manager's, for the sampler: see [`Inner`].
+    activity: Arc<Notify>,
 }
 
 /// The running part of a session; replaced on restart.
@@ -253,7 +258,7 @@ enum WriterMsg {
 
 impl Manager {
     /// Creates a manager. Must be called inside a tokio runtime: it starts the
-    /// once-a-second process sampler.
+    /// process sampler.
     pub fn new(config: ManagerConfig) -> Self {
         let (events, _) = broadcast::channel(1024);
         let manager = Manager {
@@ -263,6 +268,7 @@ impl Manager {
                 events,
                 next_name: AtomicU64::new(1),
                 pool: Mutex::new(None),
+                activity: Arc::new(Notify::new()),
             }),
         };
         tokio::spawn(sample_stats(Arc::downgrade(&manager.inner)));
@@ -315,6 +321,7 @@ impl Manager {
                 spec,
                 options.size,
                 &self.inner.config,
+                self.inner.activity.clone(),
             ));
             sessions.push(session.clone());
             session
@@ -666,7 +673,13 @@ impl Manager {
 }
 
 impl Session {
-    fn new(id: String, spec: VmSpec, size: Size, config: &ManagerConfig) -> Self {
+    fn new(
+        id: String,
+        spec: VmSpec,
+        size: Size,
+        config: &ManagerConfig,
+        activity: Arc<Notify>,
+    ) -> Self {
         let log = if config.output_log {
             match open_log(&log_path(config, &id)) {
                 Ok(f) => Some(f),
@@ -698,6 +711,7 @@ impl Session {
             log: Mutex::new(log),
             remote: Mutex::new(None),
             stop: remote::StopSignal::default(),
+            activity,
         }
     }
 
@@ -914,6 +928,7 @@ impl Session {
             let _ = self.send_reply(replies);
         }
         self.seq.send_modify(|n| *n += 1);
+        self.activity.notify_one();
         if !self.dirty.swap(true, Ordering::AcqRel) {
             let _ = events.send(Event::Output(self.id.clone()));
         }
@@ -960,16 +975,35 @@ async fn run_writer(
     session.queued_input.store(0, Ordering::Relaxed);
 }
 
-/// Samples CPU and memory of live local VMs once a second; stops with the manager.
+/// How often the sampler looks while VMs work, and at most how long it waits while
+/// nothing changes.
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+const SAMPLE_IDLE_MAX: Duration = Duration::from_secs(30);
+
+/// Samples CPU and memory of live local VMs: once a second while any VM uses CPU or
+/// its figures change, backing off to every 30 s while all are idle (idle VMs then
+/// wake the server about never). Output from any VM brings it back to once a second
+/// at once; a new process is sampled on the next look. Stops with the manager.
 async fn sample_stats(inner: std::sync::Weak<Inner>) {
     let mut meters: HashMap<String, (u32, CpuMeter)> = HashMap::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let Some(activity) = inner.upgrade().map(|i| i.activity.clone()) else {
+        return;
+    };
+    let mut every = SAMPLE_EVERY;
     loop {
-        tick.tick().await;
+        let next = tokio::time::Instant::now() + every;
+        let backed_off = every > SAMPLE_EVERY;
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            // Only while backed off: during a flood this would wake once per chunk.
+            () = activity.notified(), if backed_off => {
+                tokio::time::sleep_until(next.min(tokio::time::Instant::now() + SAMPLE_EVERY)).await;
+            }
+        }
         let Some(inner) = inner.upgrade() else { return };
         let sessions: Vec<_> = lock(&inner.sessions).clone();
         let mut changed = false;
+        let mut busy = false;
         let mut seen = Vec::with_capacity(sessions.len());
         for s in &sessions {
             let pid = lock(&s.process).as_ref().and_then(|p| p.control.pid());
@@ -980,8 +1014,11 @@ async fn sample_stats(inner: std::sync::Weak<Inner>) {
             let entry = meters.entry(s.id.clone()).or_default();
             if entry.0 != pid {
                 *entry = (pid, CpuMeter::default());
+                // A first sample has no CPU figure yet: look again soon.
+                busy = true;
             }
             let sample = entry.1.sample(pid);
+            busy |= sample.is_some_and(|s| s.cpu_percent > 0.0);
             let mut stats = lock(&s.stats);
             if display_differs(*stats, sample) {
                 changed = true;
@@ -992,6 +1029,11 @@ async fn sample_stats(inner: std::sync::Weak<Inner>) {
         if changed {
             let _ = inner.events.send(Event::Stats);
         }
+        every = if changed || busy {
+            SAMPLE_EVERY
+        } else {
+            (every * 2).min(SAMPLE_IDLE_MAX)
+        };
     }
 }
 
