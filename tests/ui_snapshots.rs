@@ -403,3 +403,36 @@ async fn the_tab_bar_scrolls_to_keep_the_focused_tab_visible() {
         );
     }
 }
+
+/// The dashboard wakes for uptimes only when a label on screen changes: every second
+/// for a VM up less than a minute, at the next whole minute after that, never for
+/// dead VMs or while the list is hidden.
+#[test]
+fn uptime_labels_wake_the_dashboard_only_when_they_change() {
+    let mut a = app();
+    a.set_rows(vec![info("new", VmState::Running, Some(1), None, None, 5)]);
+    let wait = a
+        .next_tick()
+        .unwrap()
+        .saturating_duration_since(std::time::Instant::now());
+    assert!(wait <= std::time::Duration::from_secs(1), "{wait:?}");
+
+    a.set_rows(vec![
+        info("old", VmState::Running, Some(1), None, None, 125),
+        info("gone", VmState::Exited(0), None, None, None, 3),
+    ]);
+    let wait = a
+        .next_tick()
+        .unwrap()
+        .saturating_duration_since(std::time::Instant::now());
+    assert!(
+        wait > std::time::Duration::from_secs(50) && wait <= std::time::Duration::from_secs(55),
+        "2m05s shows as 2m until 3m, 55 s on: {wait:?}"
+    );
+
+    a.zoom = true;
+    assert_eq!(a.next_tick(), None, "the list is hidden");
+    a.zoom = false;
+    a.set_rows(vec![info("gone", VmState::Exited(0), None, None, None, 3)]);
+    assert_eq!(a.next_tick(), None, "no running VM");
+}

@@ -1026,8 +1026,35 @@ impl App {
         }
     }
 
-    /// Called once a second: uptimes count on from the last list, and the dashboard
-    /// redraws only if an uptime label changed.
+    /// When the next uptime label on screen changes (a label of seconds each second,
+    /// of minutes each minute, ...), if the list shows any running VM: the dashboard
+    /// wakes only then, so an idle dashboard with VMs up for an hour wakes once a
+    /// minute per VM at most.
+    pub fn next_tick(&self) -> Option<Instant> {
+        if self.zoom {
+            return None;
+        }
+        let (base, received) = (&self.received.0, self.received.1);
+        let elapsed = received.elapsed().as_secs();
+        self.rows
+            .iter()
+            .zip(base)
+            .filter(|(row, _)| row.state.is_alive() && row.pid.is_some())
+            .map(|(_, b)| {
+                let now = b.uptime_secs + elapsed;
+                let step = match now {
+                    0..60 => 1,
+                    60..86400 => 60,
+                    _ => 3600,
+                };
+                let next = (now / step + 1) * step;
+                received + Duration::from_secs(next - b.uptime_secs)
+            })
+            .min()
+    }
+
+    /// Uptimes count on from the last list, and the dashboard redraws only if an uptime
+    /// label changed.
     pub fn on_tick(&mut self) {
         let elapsed = self.received.1.elapsed().as_secs();
         for (row, base) in self.rows.iter_mut().zip(&self.received.0) {

@@ -1,7 +1,7 @@
 //! The full-screen dashboard: a client of `bioxen server`.
 //!
 //! One task owns the terminal. It waits for input, the server's updates, background
-//! results, a once-a-second tick and signals; updates the [`app::App`]; and draws only
+//! results, the next change of an uptime label on screen, and signals; updates the [`app::App`]; and draws only
 //! when something changed, at most once per frame (~16 ms; a VM's first screen is
 //! drawn at once), each frame inside synchronized output so the terminal never shows
 //! half a frame. An idle dashboard draws nothing.
@@ -185,8 +185,6 @@ async fn dashboard(
     let mut input = EventStream::new();
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_draw = Instant::now() - FRAME;
 
     while !app.quit {
@@ -199,6 +197,7 @@ async fn dashboard(
             tokio::time::Instant::from_std(at)
         });
         let prefix_at = app.prefix_deadline().map(tokio::time::Instant::from_std);
+        let tick_at = app.next_tick().map(tokio::time::Instant::from_std);
         tokio::select! {
             biased;
             _ = sleep_until(draw_at), if draw_at.is_some() => {
@@ -244,7 +243,7 @@ async fn dashboard(
                 }
             },
             _ = sleep_until(prefix_at), if prefix_at.is_some() => app.expire_prefix(),
-            _ = tick.tick() => app.on_tick(),
+            _ = sleep_until(tick_at), if tick_at.is_some() => app.on_tick(),
             _ = sigterm.recv() => {
                 tracing::info!("SIGTERM: leaving the VMs running in the server");
                 break;
