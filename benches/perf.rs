@@ -567,6 +567,15 @@ fn idle(rows: &mut Vec<Row>) {
     let (c1, s1) = (cpu(), wakes());
     let ours_pct = (c1 - c0) as f64 / 1e9 / 10.0 * 100.0;
     let ours_wake = (s1 - s0) as f64 / 10.0;
+    // Settled: past a minute, uptime labels change once a minute and the process
+    // sampler has backed off.
+    std::thread::sleep(Duration::from_secs(50));
+    let (c2, s2) = (cpu(), wakes());
+    // A whole minute: every uptime label flips once in it, and the sampler looks twice.
+    std::thread::sleep(Duration::from_secs(60));
+    let (c3, s3) = (cpu(), wakes());
+    let settled_pct = (c3 - c2) as f64 / 1e9 / 60.0 * 100.0;
+    let settled_wake = (s3 - s2) as f64 / 60.0;
 
     let peer = Tmux::start("idlepeer", 64, 36, &format!("{BIOXEN} lua"), None);
     for _ in 1..20 {
@@ -587,11 +596,25 @@ fn idle(rows: &mut Vec<Row>) {
         "target < 0.5%; bioxen: server + dashboard; peer: tmux server with 20 windows",
     ));
     rows.push(row(
-        "idle: wake-ups (context switches)",
+        "idle: wake-ups (context switches), the first 10 s",
         ours_wake,
         peer_wake,
         "/s",
-        "all threads of the process",
+        "all threads of the process; uptime labels still count seconds",
+    ));
+    rows.push(row(
+        "idle: CPU over 60 s, a minute after the last VM started",
+        settled_pct,
+        peer_pct,
+        "% of a core",
+        "target < 0.5%",
+    ));
+    rows.push(row(
+        "idle: wake-ups, a minute after the last VM started",
+        settled_wake,
+        peer_wake,
+        "/s",
+        "target <= 0.5/s (issue 16); all threads of server and dashboard",
     ));
 }
 
