@@ -913,8 +913,21 @@ impl Session {
     /// already logged.
     fn on_output(&self, chunk: &[u8], events: &broadcast::Sender<Event>) {
         lock(&self.pending).push(chunk);
-        if let Some(log) = lock(&self.log).as_ref() {
-            log.append(chunk);
+        let log_failed = {
+            let mut log = lock(&self.log);
+            match log.as_ref().map(|l| l.append(chunk)) {
+                Some(Err(why)) => {
+                    *log = None;
+                    Some(why)
+                }
+                _ => None,
+            }
+        };
+        if let Some(why) = log_failed {
+            let _ = events.send(Event::Error(
+                Some(self.id.clone()),
+                format!("the output log stopped: {why}; the VM goes on (L starts a new log)"),
+            ));
         }
         let replies = {
             let mut screen = lock(&self.screen);

@@ -5,6 +5,8 @@
 //! chunk under a lock, and a slow disk stalled the VM's screen. Under a flood the
 //! thread writes what piled up in one call; when output stops it has written
 //! everything within one wake-up, so the file is current whenever the VM is quiet.
+//! When a write fails (a full disk), the log stops and the next append says why, so
+//! the session can tell the user instead of logging into the void.
 
 use std::fs::File;
 use std::io::Write;
@@ -34,6 +36,8 @@ struct Backlog {
     data: Vec<u8>,
     dropped: u64,
     closed: bool,
+    /// Why the file can no longer be written.
+    failed: Option<String>,
 }
 
 impl OutputLog {
@@ -54,9 +58,12 @@ impl OutputLog {
         })
     }
 
-    /// Queues a chunk; never blocks on the disk.
-    pub fn append(&self, chunk: &[u8]) {
+    /// Queues a chunk; never blocks on the disk. Fails once writing has failed.
+    pub fn append(&self, chunk: &[u8]) -> Result<(), String> {
         let mut backlog = lock(&self.shared.state);
+        if let Some(why) = &backlog.failed {
+            return Err(why.clone());
+        }
         let was_empty = backlog.data.is_empty();
         if backlog.data.len() + chunk.len() > BACKLOG_LIMIT {
             backlog.dropped += backlog.data.len() as u64;
@@ -67,6 +74,7 @@ impl OutputLog {
         if was_empty {
             self.shared.wake.notify_one();
         }
+        Ok(())
     }
 }
 
@@ -98,8 +106,9 @@ fn write_loop(shared: &Shared, mut file: File) {
             );
             let _ = file.write_all(note.as_bytes());
         }
-        if file.write_all(&batch).is_err() {
-            tracing::warn!("output log: write failed; logging stops");
+        if let Err(e) = file.write_all(&batch) {
+            tracing::warn!("output log: write failed ({e}); logging stops");
+            lock(&shared.state).failed = Some(e.to_string());
             return;
         }
         batch.clear();
@@ -124,7 +133,7 @@ mod tests {
             let log = OutputLog::open(&path).unwrap();
             for i in 0..20_000 {
                 let line = format!("line {i}\n");
-                log.append(line.as_bytes());
+                log.append(line.as_bytes()).unwrap();
                 expected.extend_from_slice(line.as_bytes());
             }
         }
