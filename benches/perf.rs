@@ -561,21 +561,24 @@ fn idle(rows: &mut Vec<Row>) {
     ];
     let cpu = || pids.iter().map(|p| cpu_ns(*p)).sum::<u64>();
     let wakes = || pids.iter().map(|p| switches(*p)).sum::<u64>();
+    // CPU in % of a core and wake-ups per second over the next `secs` seconds.
+    let measure = |secs: u64| {
+        let (c0, s0) = (cpu(), wakes());
+        std::thread::sleep(Duration::from_secs(secs));
+        let (c1, s1) = (cpu(), wakes());
+        let secs = secs as f64;
+        (
+            (c1 - c0) as f64 / 1e9 / secs * 100.0,
+            (s1 - s0) as f64 / secs,
+        )
+    };
     std::thread::sleep(Duration::from_secs(3));
-    let (c0, s0) = (cpu(), wakes());
-    std::thread::sleep(Duration::from_secs(10));
-    let (c1, s1) = (cpu(), wakes());
-    let ours_pct = (c1 - c0) as f64 / 1e9 / 10.0 * 100.0;
-    let ours_wake = (s1 - s0) as f64 / 10.0;
+    let (ours_pct, ours_wake) = measure(10);
     // Settled: past a minute, uptime labels change once a minute and the process
-    // sampler has backed off.
+    // sampler has backed off. A whole minute: every uptime label flips once in it, and
+    // the sampler looks twice.
     std::thread::sleep(Duration::from_secs(50));
-    let (c2, s2) = (cpu(), wakes());
-    // A whole minute: every uptime label flips once in it, and the sampler looks twice.
-    std::thread::sleep(Duration::from_secs(60));
-    let (c3, s3) = (cpu(), wakes());
-    let settled_pct = (c3 - c2) as f64 / 1e9 / 60.0 * 100.0;
-    let settled_wake = (s3 - s2) as f64 / 60.0;
+    let (settled_pct, settled_wake) = measure(60);
 
     let peer = Tmux::start("idlepeer", 64, 36, &format!("{BIOXEN} lua"), None);
     for _ in 1..20 {
