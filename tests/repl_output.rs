@@ -164,3 +164,33 @@ async fn a_slow_producer_shows_each_line_at_once() {
     );
     m.shutdown().await;
 }
+
+/// Ctrl-C while a chunk waits in `io.read` stops the chunk, as in `lua5.4`, and the
+/// interpreter keeps its state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_ends_a_chunk_waiting_in_io_read() {
+    let m = manager();
+    let id = vm(&m, Vec::new()).await;
+    m.send_input(&id, "x = 42 io.write('name? ') print('got', io.read())\r")
+        .unwrap();
+    let asked = m
+        .wait_screen(&id, WAIT, |s| s.text_before_cursor().ends_with("name? "))
+        .await
+        .unwrap();
+    assert!(asked, "no question:\n{}", transcript(&m, &id));
+    m.send_input(&id, "\x03").unwrap();
+    let stopped = m
+        .wait_screen(&id, WAIT, |s| {
+            s.text().contains("interrupted!") && s.text_before_cursor() == "> "
+        })
+        .await
+        .unwrap();
+    assert!(
+        stopped,
+        "Ctrl-C did not end the read:\n{}",
+        transcript(&m, &id)
+    );
+    let r = m.execute_string(&id, "x", WAIT).await.unwrap();
+    assert_eq!(r.output, "42\n");
+    m.shutdown().await;
+}

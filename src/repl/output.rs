@@ -120,15 +120,12 @@ unsafe extern "C" fn write_stderr(
     }
 }
 
+/// Not retried on EINTR: Ctrl-C during `io.read` must end the read, so the interrupt
+/// hook can stop the chunk, as with C stdio's own stdin.
 unsafe extern "C" fn read_stdin(_: *mut libc::c_void, buf: *mut libc::c_char, n: usize) -> isize {
     flush();
-    loop {
-        // SAFETY: glibc hands over room for `n` bytes at `buf`.
-        let read = unsafe { libc::read(0, buf.cast(), n) };
-        if read >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return read;
-        }
-    }
+    // SAFETY: glibc hands over room for `n` bytes at `buf`.
+    unsafe { libc::read(0, buf.cast(), n) }
 }
 
 /// Lua 5.4's `print` (`luaB_print`) without the `fflush` after each line.
