@@ -13,6 +13,14 @@ use mlua::ffi;
 
 static STATE: AtomicPtr<ffi::lua_State> = AtomicPtr::new(std::ptr::null_mut());
 static RUNNING: AtomicBool = AtomicBool::new(false);
+/// Set by a Ctrl-C that will stop the running chunk, until the chunk ends.
+static PENDING: AtomicBool = AtomicBool::new(false);
+
+/// Whether a Ctrl-C is about to stop the running chunk: a read of stdin must not
+/// start waiting then.
+pub fn pending() -> bool {
+    PENDING.load(Ordering::SeqCst)
+}
 
 /// Installs the SIGINT handler for the interpreter whose main state is `state`.
 pub fn install(state: *mut ffi::lua_State) {
@@ -41,6 +49,7 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         RUNNING.store(false, Ordering::SeqCst);
+        PENDING.store(false, Ordering::SeqCst);
         let state = STATE.load(Ordering::SeqCst);
         if !state.is_null() {
             // A signal that came in after the chunk's last instruction left the hook set;
@@ -54,6 +63,7 @@ impl Drop for Running {
 extern "C" fn on_sigint(_sig: libc::c_int) {
     let state = STATE.load(Ordering::SeqCst);
     if RUNNING.load(Ordering::SeqCst) && !state.is_null() {
+        PENDING.store(true, Ordering::SeqCst);
         let mask = ffi::LUA_MASKCALL | ffi::LUA_MASKRET | ffi::LUA_MASKCOUNT;
         // SAFETY: lua_sethook may be called asynchronously from a signal handler.
         unsafe { ffi::lua_sethook(state, Some(stop), mask, 1) };

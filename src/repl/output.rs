@@ -120,12 +120,44 @@ unsafe extern "C" fn write_stderr(
     }
 }
 
-/// Not retried on EINTR: Ctrl-C during `io.read` must end the read, so the interrupt
-/// hook can stop the chunk, as with C stdio's own stdin.
+/// Ctrl-C must end a chunk waiting here, as it ends one waiting in C stdio's own
+/// stdin: the read gives EINTR back when Ctrl-C stops the chunk. It waits with SIGINT
+/// blocked until `ppoll` unblocks it atomically, so a Ctrl-C that lands just before
+/// the wait still interrupts it instead of being missed.
 unsafe extern "C" fn read_stdin(_: *mut libc::c_void, buf: *mut libc::c_char, n: usize) -> isize {
     flush();
-    // SAFETY: glibc hands over room for `n` bytes at `buf`.
-    unsafe { libc::read(0, buf.cast(), n) }
+    // SAFETY: signal-mask and poll calls on this thread with valid, owned arguments;
+    // glibc hands over room for `n` bytes at `buf`.
+    unsafe {
+        let mut sigint: libc::sigset_t = std::mem::zeroed();
+        let mut before: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut sigint);
+        libc::sigaddset(&mut sigint, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &sigint, &mut before);
+        let ready = loop {
+            if super::interrupt::pending() {
+                *libc::__errno_location() = libc::EINTR;
+                break -1;
+            }
+            let mut fd = libc::pollfd {
+                fd: 0,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ready = libc::ppoll(&mut fd, 1, std::ptr::null(), &before);
+            // Another signal (a resize) goes on waiting; only Ctrl-C ends the read.
+            if ready >= 0 || *libc::__errno_location() != libc::EINTR {
+                break ready;
+            }
+        };
+        let errno = *libc::__errno_location();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &before, std::ptr::null_mut());
+        if ready < 0 {
+            *libc::__errno_location() = errno;
+            return -1;
+        }
+        libc::read(0, buf.cast(), n)
+    }
 }
 
 /// Lua 5.4's `print` (`luaB_print`) without the `fflush` after each line.
@@ -194,9 +226,20 @@ fn flusher() -> &'static Flusher {
             running: Mutex::new(false),
             wake: Condvar::new(),
         }));
-        let _ = std::thread::Builder::new()
-            .name("bioxen-lua-flush".into())
-            .spawn(move || flush_loop(f));
+        // The thread starts with every signal blocked, so Ctrl-C always lands on the
+        // interpreter's thread, where it interrupts a read of stdin.
+        // SAFETY: signal-mask calls on this thread with owned sets; the mask is put
+        // back right after the spawn.
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            let mut before: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut before);
+            let _ = std::thread::Builder::new()
+                .name("bioxen-lua-flush".into())
+                .spawn(move || flush_loop(f));
+            libc::pthread_sigmask(libc::SIG_SETMASK, &before, std::ptr::null_mut());
+        }
         f
     })
 }
