@@ -64,10 +64,7 @@ impl Tmux {
             std::fs::write(dir.join("bioxen.toml"), c).unwrap();
         }
         let t = Tmux { socket, dir };
-        let env = format!(
-            "cd {d} && XDG_STATE_HOME={d} XDG_RUNTIME_DIR={d} XDG_CONFIG_HOME={d} ",
-            d = t.dir.display()
-        );
+        let env = t.env();
         t.run(&[
             "-f",
             "/dev/null",
@@ -81,6 +78,14 @@ impl Tmux {
         ]);
         t.run(&["set-option", "-g", "history-limit", "10000"]);
         t
+    }
+
+    /// The shell prefix that gives a program the terminal's private directories.
+    fn env(&self) -> String {
+        format!(
+            "cd {d} && XDG_STATE_HOME={d} XDG_RUNTIME_DIR={d} XDG_CONFIG_HOME={d} ",
+            d = self.dir.display()
+        )
     }
 
     fn run(&self, args: &[&str]) -> String {
@@ -510,21 +515,9 @@ fn switches(pid: u32) -> u64 {
 }
 
 fn pid_of_dashboard(t: &Tmux) -> u32 {
-    let pane_pid = t
-        .run(&["display-message", "-p", "-t", "0", "#{pane_pid}"])
-        .trim()
-        .to_string();
-    let out = Command::new("pgrep")
-        .args(["-P", &pane_pid, "-x", "bioxen"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
+    let pid = pid_of_dashboard_named(t, BIOXEN);
+    assert!(pid > 0, "no dashboard in the terminal");
+    pid
 }
 
 fn idle(rows: &mut Vec<Row>) {
@@ -862,10 +855,7 @@ impl Tmux {
     /// Replaces what runs in the terminal's pane (the old program gets SIGHUP, as when
     /// a terminal window closes), with the terminal's environment.
     fn respawn(&self, command: &str) {
-        let env = format!(
-            "cd {d} && XDG_STATE_HOME={d} XDG_RUNTIME_DIR={d} XDG_CONFIG_HOME={d} ",
-            d = self.dir.display()
-        );
+        let env = self.env();
         self.run(&[
             "respawn-pane",
             "-k",
