@@ -23,7 +23,7 @@ impl Manager {
         on_output: &(dyn Fn(&[u8]) + Send + Sync),
     ) -> Result<InstallReport> {
         let session = self.get(id)?;
-        if session.kind == VmKind::Local {
+        if session.kind() == VmKind::Local {
             return self.install_local_package(spec, on_output).await;
         }
         let conn = lock(&session.remote)

@@ -217,7 +217,6 @@ pub struct Pool {
 /// VM still shows its last screen and can be restarted in place.
 pub struct Session {
     id: String,
-    kind: VmKind,
     spec: VmSpec,
     created: SystemTime,
     screen: Mutex<Screen>,
@@ -389,7 +388,7 @@ impl Manager {
         if session.state().is_alive() {
             return Err(Error::session(id, "is still running; kill it first"));
         }
-        if session.kind != VmKind::Local {
+        if session.kind() != VmKind::Local {
             session.stop.reset();
             let marker = b"\r\n\x1b[0;2m-- reconnecting --\x1b[0m\r\n";
             lock(&session.screen).feed(marker);
@@ -555,7 +554,7 @@ impl Manager {
         timeout: Duration,
     ) -> Result<ExecResult> {
         let session = self.get(id)?;
-        if session.kind != VmKind::Local {
+        if session.kind() != VmKind::Local {
             return remote::execute(&session, code, chunk_name, timeout).await;
         }
         execute::run(&session, code, chunk_name, timeout).await
@@ -696,7 +695,6 @@ impl Session {
                 Screen::new(size, config.scrollback).with_byte_limit(config.scrollback_bytes),
             ),
             id,
-            kind: spec.kind(),
             spec,
             created: SystemTime::now(),
             pending: Mutex::new(OutputBuffer::new(PENDING_LIMIT)),
@@ -717,6 +715,10 @@ impl Session {
 
     pub fn state(&self) -> VmState {
         self.state.borrow().clone()
+    }
+
+    fn kind(&self) -> VmKind {
+        self.spec.kind()
     }
 
     fn set_state(&self, events: &broadcast::Sender<Event>, state: VmState) {
@@ -847,7 +849,7 @@ impl Session {
         let alive = state.is_alive();
         VmInfo {
             id: self.id.clone(),
-            kind: self.kind,
+            kind: self.kind(),
             command: process
                 .as_ref()
                 .map(|p| p.command.clone())

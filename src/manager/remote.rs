@@ -93,7 +93,7 @@ impl Control for RemoteControl {
 pub(super) async fn start(manager: &Manager, session: &Arc<Session>) -> Result<()> {
     let events = manager.inner.events.clone();
     session.set_state(&events, VmState::Starting);
-    let (target, pool_vm) = match session.kind {
+    let (target, pool_vm) = match session.kind() {
         VmKind::Xcpng => {
             let (target, vm) = xcpng_target(manager, session).await?;
             (target, Some(vm))
@@ -109,7 +109,7 @@ pub(super) async fn start(manager: &Manager, session: &Arc<Session>) -> Result<(
     });
     session.notice(&format!("connecting to {}", target.label()), &events);
     // A freshly booted VM's sshd may need a moment after its IP appears.
-    let patience = if session.kind == VmKind::Xcpng {
+    let patience = if session.kind() == VmKind::Xcpng {
         Duration::from_secs(60)
     } else {
         Duration::ZERO
