@@ -1041,13 +1041,7 @@ impl App {
             .zip(base)
             .filter(|(row, _)| row.state.is_alive() && row.pid.is_some())
             .map(|(_, b)| {
-                let now = b.uptime_secs + elapsed;
-                let step = match now {
-                    0..60 => 1,
-                    60..86400 => 60,
-                    _ => 3600,
-                };
-                let next = (now / step + 1) * step;
+                let next = super::format::uptime_changes_at(b.uptime_secs + elapsed);
                 received + Duration::from_secs(next - b.uptime_secs)
             })
             .min()

@@ -24,6 +24,17 @@ pub fn uptime(secs: u64) -> String {
     }
 }
 
+/// The uptime at which [`uptime`]'s label for `secs` next changes: the dashboard
+/// sleeps until then.
+pub fn uptime_changes_at(secs: u64) -> u64 {
+    let step = match secs {
+        0..60 => 1,
+        60..86400 => 60,
+        _ => 3600,
+    };
+    (secs / step + 1) * step
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,5 +47,16 @@ mod tests {
         assert_eq!(uptime(61), "1m");
         assert_eq!(uptime(3661), "1h01m");
         assert_eq!(uptime(90000), "1d01h");
+    }
+
+    /// The label stays the same up to the change and differs at it.
+    #[test]
+    fn uptime_changes_where_its_label_does() {
+        for secs in (0..200_000).step_by(7) {
+            let at = uptime_changes_at(secs);
+            assert!(at > secs);
+            assert_eq!(uptime(at - 1), uptime(secs), "{secs}");
+            assert_ne!(uptime(at), uptime(secs), "{secs}");
+        }
     }
 }

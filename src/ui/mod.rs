@@ -1,10 +1,10 @@
 //! The full-screen dashboard: a client of `bioxen server`.
 //!
 //! One task owns the terminal. It waits for input, the server's updates, background
-//! results, the next change of an uptime label on screen, and signals; updates the [`app::App`]; and draws only
-//! when something changed, at most once per frame (~16 ms; a VM's first screen is
-//! drawn at once), each frame inside synchronized output so the terminal never shows
-//! half a frame. An idle dashboard draws nothing.
+//! results, the next change of an uptime label on screen, and signals; updates the
+//! [`app::App`]; and draws only when something changed, at most once per frame
+//! (~16 ms; a VM's first screen is drawn at once), each frame inside synchronized
+//! output so the terminal never shows half a frame. An idle dashboard draws nothing.
 //!
 //! The VMs live in the server. Leaving the dashboard (q, closing the window, SIGHUP,
 //! SIGTERM) leaves them running there; `bioxen` or `bioxen attach` shows them again.
