@@ -516,6 +516,9 @@ pub async fn read_incoming<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<O
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::vm::ssh::SshError;
+
     /// What the SSH and XAPI layers report reaches a client with its kind intact.
     #[test]
     fn ssh_and_pool_errors_stay_typed_across_the_socket() {
@@ -525,10 +528,10 @@ mod tests {
         };
         let ssh = across(crate::Error::Ssh {
             id: "lab".into(),
-            source: crate::vm::ssh::SshError::Auth("no key was accepted".into()),
+            source: SshError::Auth("no key was accepted".into()),
         });
         assert!(
-            matches!(&ssh, crate::Error::Ssh { id, source: crate::vm::ssh::SshError::Auth(m) } if id == "lab" && m == "no key was accepted"),
+            matches!(&ssh, crate::Error::Ssh { id, source: SshError::Auth(m) } if id == "lab" && m == "no key was accepted"),
             "{ssh:?}"
         );
         let pool = across(crate::Error::Xapi(crate::xapi::XapiError::Api {
@@ -540,8 +543,6 @@ mod tests {
             "{pool:?}"
         );
     }
-
-    use super::*;
 
     #[tokio::test]
     async fn output_frames_carry_raw_bytes_beside_messages() {

@@ -4,7 +4,7 @@
 mod common;
 
 use bioxen::{Manager, VmKind, VmOptions};
-use common::{WAIT, manager, require_program};
+use common::{WAIT, manager, ready_local_vm, require_program};
 
 /// Inputs a researcher types: expressions, several values, nil, a multi-line function,
 /// runtime and syntax errors, error objects, printing a table, varargs, integer/float.
@@ -38,11 +38,7 @@ async fn transcript(m: &Manager, command: Option<Vec<String>>) -> String {
         size: bioxen::Size::new(120, 100),
         ..VmOptions::default()
     };
-    let id = m
-        .create_interactive_vm(None, VmKind::Local, options)
-        .await
-        .unwrap();
-    m.wait_ready(&id, WAIT).await.unwrap();
+    let id = ready_local_vm(m, options).await;
     for (n, input) in INPUTS.iter().enumerate() {
         m.send_input(&id, format!("{input}\r")).unwrap();
         // Done when the screen holds one more top-level prompt than before.

@@ -6,8 +6,9 @@
 
 mod common;
 
-use bioxen::{Manager, VmKind, VmOptions};
-use common::{WAIT, manager};
+use bioxen::term::Screen;
+use bioxen::{Manager, VmOptions};
+use common::{WAIT, manager, ready_local_vm};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
@@ -58,13 +59,14 @@ fn chunk(ops: &[Op]) -> (String, usize) {
 }
 
 /// History and screen, as the user would scroll through them.
+fn all_text(s: &Screen) -> String {
+    let mut all: Vec<String> = s.history().map(str::to_string).collect();
+    all.push(s.text());
+    all.join("\n")
+}
+
 fn transcript(m: &Manager, id: &str) -> String {
-    m.with_screen(id, |s| {
-        let mut all: Vec<String> = s.history().map(str::to_string).collect();
-        all.push(s.text());
-        all.join("\n")
-    })
-    .unwrap()
+    m.with_screen(id, |s| all_text(s)).unwrap()
 }
 
 async fn vm(m: &Manager, env: Vec<(String, String)>) -> String {
@@ -73,12 +75,7 @@ async fn vm(m: &Manager, env: Vec<(String, String)>) -> String {
         size: bioxen::Size::new(30, 200),
         ..VmOptions::default()
     };
-    let id = m
-        .create_interactive_vm(None, VmKind::Local, options)
-        .await
-        .unwrap();
-    m.wait_ready(&id, WAIT).await.unwrap();
-    id
+    ready_local_vm(m, options).await
 }
 
 /// Types `line`, answers each `io.read` once it is asked, and waits for the prompt.
@@ -95,10 +92,8 @@ async fn run(m: &Manager, id: &str, line: &str, reads: usize, prompts: usize) {
     }
     let done = m
         .wait_screen(id, WAIT, |s| {
-            let text: String =
-                s.history().map(|r| format!("{r}\n")).collect::<String>() + &s.text();
             // Output never holds "> ": each one is a prompt.
-            text.matches("> ").count() >= prompts && s.text_before_cursor().ends_with("> ")
+            all_text(s).matches("> ").count() >= prompts && s.text_before_cursor().ends_with("> ")
         })
         .await
         .unwrap();

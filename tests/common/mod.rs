@@ -69,6 +69,16 @@ pub fn group_members(pgid: u32) -> usize {
 }
 
 /// Polls `cond` until it holds or `timeout` passes.
+/// A local VM made with `options`, at its first prompt.
+pub async fn ready_local_vm(m: &Manager, options: bioxen::VmOptions) -> String {
+    let id = m
+        .create_interactive_vm(None, bioxen::VmKind::Local, options)
+        .await
+        .unwrap();
+    m.wait_ready(&id, WAIT).await.unwrap();
+    id
+}
+
 pub async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + timeout;
     loop {
