@@ -189,3 +189,36 @@ async fn ctrl_c_ends_a_chunk_waiting_in_io_read() {
     assert_eq!(r.output, "42\n");
     m.shutdown().await;
 }
+
+/// A chunk that catches the interrupt and reads stdin again waits for the next line,
+/// rather than finding every later read interrupted too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caught_ctrl_c_leaves_later_reads_waiting() {
+    let m = manager();
+    let id = vm(&m, Vec::new()).await;
+    m.send_input(
+        &id,
+        "n = 0 repeat n = n + 1 io.write('line? ') local ok, v = pcall(function() return io.read() end) until v == 'q' print('reads=' .. n)\r",
+    )
+    .unwrap();
+    // The typed chunk holds the question once too.
+    let asked = |count: usize| move |s: &Screen| all_text(s).matches("line? ").count() > count;
+    assert!(m.wait_screen(&id, WAIT, asked(1)).await.unwrap());
+    m.send_input(&id, "\x03").unwrap();
+    assert!(
+        m.wait_screen(&id, WAIT, asked(2)).await.unwrap(),
+        "no second read after the caught interrupt:\n{}",
+        transcript(&m, &id)
+    );
+    m.send_input(&id, "q\r").unwrap();
+    let done = m
+        .wait_screen(&id, WAIT, |s| s.text().contains("reads=2"))
+        .await
+        .unwrap();
+    assert!(
+        done,
+        "the second read did not wait:\n{}",
+        transcript(&m, &id)
+    );
+    m.shutdown().await;
+}

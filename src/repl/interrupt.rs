@@ -13,7 +13,8 @@ use mlua::ffi;
 
 static STATE: AtomicPtr<ffi::lua_State> = AtomicPtr::new(std::ptr::null_mut());
 static RUNNING: AtomicBool = AtomicBool::new(false);
-/// Set by a Ctrl-C that will stop the running chunk, until the chunk ends.
+/// Set by a Ctrl-C that will stop the running chunk, until the hook raises the error
+/// or the chunk ends.
 static PENDING: AtomicBool = AtomicBool::new(false);
 
 /// Whether a Ctrl-C is about to stop the running chunk: a read of stdin must not
@@ -75,6 +76,8 @@ unsafe extern "C-unwind" fn stop(state: *mut ffi::lua_State, _ar: *mut ffi::lua_
     // to the protected call through C frames only (this function owns nothing).
     unsafe {
         ffi::lua_sethook(state, None, 0, 0);
+        // Delivered: a chunk that catches the error and reads stdin again waits again.
+        PENDING.store(false, Ordering::SeqCst);
         ffi::luaL_error(state, c"interrupted!".as_ptr());
     }
 }
