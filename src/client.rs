@@ -129,21 +129,6 @@ impl Client {
         })
     }
 
-    /// A client connected to nothing: every call fails. For drawing the dashboard in
-    /// tests, where no server is needed.
-    pub fn offline() -> Client {
-        let (calls, _) = mpsc::unbounded_channel();
-        Client {
-            calls,
-            shared: Arc::new(Shared {
-                waiting: Mutex::new(HashMap::new()),
-                next_tag: AtomicU64::new(1),
-                updates: Mutex::new(None),
-            }),
-            server_pid: 0,
-        }
-    }
-
     /// Connects, starting a server first if none answers: detached in its own session,
     /// its output in `start.log`.
     pub async fn connect_or_start(

@@ -57,7 +57,7 @@ pub enum Welcome {
 
 /// What a client may choose when creating a VM; the rest comes from the server's
 /// configuration.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateOptions {
     pub command: Option<Vec<String>>,
     pub rows: Option<u16>,
@@ -97,7 +97,7 @@ pub struct Call {
     pub request: Request,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
     Create {
         id: Option<String>,
@@ -230,7 +230,7 @@ pub enum Response {
 }
 
 /// How a luarocks installation ended.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstallOutcome {
     /// `name` or `name version`.
     pub package: String,

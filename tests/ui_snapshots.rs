@@ -9,7 +9,7 @@ use bioxen::client::Update;
 use bioxen::keymap::Keymap;
 use bioxen::protocol::Event;
 use bioxen::term::Screen;
-use bioxen::ui::app::{App, Confirm, CreateForm, Field, Focus, KindChoice, Overlay};
+use bioxen::ui::app::{App, Confirm, CreateForm, Field, Focus, KindChoice, Msg, Overlay};
 use bioxen::ui::draw::draw;
 use bioxen::{Size, VmInfo, VmKind, VmState};
 use ratatui::Terminal;
@@ -18,14 +18,7 @@ use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier};
 
 fn app() -> App {
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    App::new(
-        bioxen::client::Client::offline(),
-        Keymap::default(),
-        Rect::new(0, 0, 120, 40),
-        true,
-        tx,
-    )
+    App::new(Keymap::default(), Rect::new(0, 0, 120, 40), true)
 }
 
 fn info(
@@ -95,14 +88,14 @@ fn no_screens() -> HashMap<String, Screen> {
     HashMap::new()
 }
 
-#[tokio::test]
-async fn empty_dashboard() {
+#[test]
+fn empty_dashboard() {
     let t = render(&app(), &no_screens());
     insta::assert_snapshot!(t.backend());
 }
 
-#[tokio::test]
-async fn list_with_vms_in_every_state() {
+#[test]
+fn list_with_vms_in_every_state() {
     let mut app = app();
     app.rows = every_state();
     app.current = Some("crashed".into());
@@ -120,16 +113,16 @@ async fn list_with_vms_in_every_state() {
     assert_eq!(cell(24, 8).fg, Color::Red, "killed is red");
 }
 
-#[tokio::test]
-async fn help_overlay_is_generated_from_the_keymap() {
+#[test]
+fn help_overlay_is_generated_from_the_keymap() {
     let mut app = app();
     app.overlay = Some(Overlay::Help { scroll: 0 });
     let t = render(&app, &no_screens());
     insta::assert_snapshot!(t.backend());
 }
 
-#[tokio::test]
-async fn create_dialog() {
+#[test]
+fn create_dialog() {
     let mut app = app();
     app.overlay = Some(Overlay::Create(CreateForm {
         kinds: vec![
@@ -149,8 +142,8 @@ async fn create_dialog() {
     insta::assert_snapshot!(t.backend());
 }
 
-#[tokio::test]
-async fn kill_confirmation() {
+#[test]
+fn kill_confirmation() {
     let mut app = app();
     app.rows = every_state();
     app.current = Some("busy".into());
@@ -170,8 +163,8 @@ const RECORDED: &[u8] = b"\x1b]2;analysis.lua\x07\
 wide: \xe6\xbc\xa2\xe5\xad\x97 | end\r\n\
 \x1b[6;10Hpositioned\x1b[8;3H> ";
 
-#[tokio::test]
-async fn terminal_pane_renders_recorded_output() {
+#[test]
+fn terminal_pane_renders_recorded_output() {
     let mut app = app();
     app.rows = vec![info(
         "job",
@@ -210,8 +203,8 @@ async fn terminal_pane_renders_recorded_output() {
     assert!(title_row.contains("job — analysis.lua"), "{title_row}");
 }
 
-#[tokio::test]
-async fn alternate_screen_replaces_and_restores() {
+#[test]
+fn alternate_screen_replaces_and_restores() {
     let mut app = app();
     app.rows = vec![info("vim", VmState::Running, Some(4300), None, None, 1)];
     app.current = Some("vim".into());
@@ -238,8 +231,8 @@ async fn alternate_screen_replaces_and_restores() {
     );
 }
 
-#[tokio::test]
-async fn tiny_terminals_do_not_panic() {
+#[test]
+fn tiny_terminals_do_not_panic() {
     let app = app();
     for (w, h) in [(1, 1), (2, 3), (10, 2), (80, 1), (1, 80)] {
         let mut a = app_with_size(w, h);
@@ -252,14 +245,7 @@ async fn tiny_terminals_do_not_panic() {
 }
 
 fn app_with_size(w: u16, h: u16) -> App {
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let app = App::new(
-        bioxen::client::Client::offline(),
-        Keymap::default(),
-        Rect::new(0, 0, w, h),
-        true,
-        tx,
-    );
+    let app = App::new(Keymap::default(), Rect::new(0, 0, w, h), true);
     assert!(app.pane_size.rows >= 1 && app.pane_size.cols >= 1);
     let _ = Size::new(0, 0);
     app
@@ -279,8 +265,8 @@ fn pool_vm(name: &str, tag: Option<&str>, power: &str, ip: Option<&str>) -> biox
     }
 }
 
-#[tokio::test]
-async fn pool_vms_in_the_list_with_details() {
+#[test]
+fn pool_vms_in_the_list_with_details() {
     let mut app = app();
     let mut remote = info("gene-fit", VmState::Running, None, None, None, 125);
     remote.kind = VmKind::Xcpng;
@@ -320,10 +306,10 @@ async fn pool_vms_in_the_list_with_details() {
     );
 }
 
-#[tokio::test]
-async fn unknown_host_key_dialog_and_pool_kill_dialog() {
+#[test]
+fn unknown_host_key_dialog_and_pool_kill_dialog() {
     let mut app = app();
-    app.on_update(Update::Event(Event::Question {
+    app.update(Msg::Server(Update::Event(Event::Question {
         id: 1,
         question: bioxen::vm::ssh::SshQuestion::UnknownHostKey {
             host: "10.0.0.7".into(),
@@ -332,7 +318,7 @@ async fn unknown_host_key_dialog_and_pool_kill_dialog() {
             fingerprint: "SHA256:Qm0IBylBbh8LAS/uTpV16TpTT42mfRCpWY/7RZwDoIU".into(),
             known_hosts: "/home/alice/.ssh/known_hosts".into(),
         },
-    }));
+    })));
     let t = render(&app, &no_screens());
     insta::assert_snapshot!("unknown_host_key_dialog", t.backend());
     app.prompts.clear();
@@ -347,8 +333,8 @@ async fn unknown_host_key_dialog_and_pool_kill_dialog() {
 /// With more tabs than fit, the bar scrolls so the focused tab is always drawn in full
 /// and highlighted, with counts of the tabs hidden on each side, and never runs under
 /// the pool's label.
-#[tokio::test]
-async fn the_tab_bar_scrolls_to_keep_the_focused_tab_visible() {
+#[test]
+fn the_tab_bar_scrolls_to_keep_the_focused_tab_visible() {
     let mut app = app();
     app.rows = (0..14)
         .map(|i| {

@@ -1,8 +1,10 @@
 //! The dashboard's state and how input changes it.
 //!
-//! Everything here is synchronous: keys and the server's updates change the state and
-//! mark it dirty; calls that take a while (creating, killing a VM) run in supervised
-//! tasks that report back through [`UiMsg`], so the UI never waits on the server.
+//! Everything here is synchronous and touches nothing outside: [`App::update`] takes a
+//! [`Msg`] (a key, an update from the server, a finished call, a timer), changes the
+//! state, marks it dirty, and returns the [`Effect`]s the change calls for. The loop in
+//! `ui/mod.rs` carries those out, so the UI never waits on the server and tests drive
+//! the app, and read what it asks for, without one.
 //!
 //! The dashboard holds no VM. It keeps the list the server last sent and a mirror of
 //! each screen it shows (a snapshot, then the live bytes), and its own scroll position,
@@ -11,21 +13,19 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use super::effect::{Call, Done, Effect};
+use super::layout::Areas;
+use crate::client::Update;
+use crate::keymap::{Action, Keymap, Mode};
+use crate::protocol::{
+    CreateOptions, Event, PoolStatus, PoolVm, Request, Size, SshAnswer, SshQuestion, VmInfo,
+    VmKind, VmState,
+};
+use crate::term::{Screen, encode};
 use crossterm::event::{
     Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind,
 };
 use ratatui::layout::{Position, Rect};
-use tokio::sync::mpsc::UnboundedSender;
-use tokio::task::JoinSet;
-
-use super::layout::Areas;
-use crate::client::{Client, Update};
-use crate::keymap::{Action, Keymap, Mode};
-use crate::protocol::{
-    CreateOptions, Event, InstallOutcome, PoolStatus, PoolVm, Request, Size, SshAnswer,
-    SshQuestion, VmInfo, VmKind, VmState,
-};
-use crate::term::{Screen, encode};
 
 /// How long an armed prefix waits for its key.
 pub const PREFIX_TIMEOUT: Duration = Duration::from_secs(1);
@@ -228,20 +228,22 @@ pub struct PoolView {
     pub vms: usize,
 }
 
-/// Results of background work.
+/// What can change the dashboard's state.
 #[derive(Debug)]
-pub enum UiMsg {
-    Created(Result<String, String>),
-    Info(String),
-    Failed(String),
-    /// Every VM was ended: the dashboard quits.
-    EndedAll,
-    InstallDone(Result<InstallOutcome, String>),
+pub enum Msg {
+    /// A key, a paste, a mouse event or a resize from the user's terminal.
+    Terminal(TermEvent),
+    /// What the server pushed.
+    Server(Update),
+    /// A call the dashboard made has ended.
+    Done(Done),
+    /// The time [`App::next_tick`] named has come.
+    Tick,
+    /// The time [`App::prefix_deadline`] named has come.
+    PrefixTimeout,
 }
 
 pub struct App {
-    /// The connection to the server that owns the VMs.
-    pub server: Client,
     pub keymap: Keymap,
     /// The configuration, for what the create dialog says each kind runs.
     pub config: crate::config::Config,
@@ -296,24 +298,13 @@ pub struct App {
     pub xcpng_defaults: Option<(String, u64, u32)>,
     /// Labels of the uptime column as last drawn, to redraw only when one changes.
     drawn_uptimes: Vec<String>,
-    tx: UnboundedSender<UiMsg>,
-    /// Work running in the background for the UI (create, kill, install, quit...).
-    /// The main loop polls it, so a task that panics is reported, never lost.
-    pub tasks: JoinSet<()>,
-    /// What each running task is doing, for the report if it panics.
-    task_names: HashMap<tokio::task::Id, &'static str>,
+    /// What the changes since the last [`App::update`] call for.
+    effects: Vec<Effect>,
 }
 
 impl App {
-    pub fn new(
-        server: Client,
-        keymap: Keymap,
-        area: Rect,
-        mouse: bool,
-        tx: UnboundedSender<UiMsg>,
-    ) -> App {
+    pub fn new(keymap: Keymap, area: Rect, mouse: bool) -> App {
         let mut app = App {
-            server,
             keymap,
             config: crate::config::Config::default(),
             rows: Vec::new(),
@@ -345,13 +336,37 @@ impl App {
             kinds: vec![KindChoice::Local],
             xcpng_defaults: None,
             drawn_uptimes: Vec::new(),
-            tx,
-            tasks: JoinSet::new(),
-            task_names: HashMap::new(),
+            effects: Vec::new(),
         };
         app.pane_size = app.areas().pane_size();
         app.refresh();
         app
+    }
+
+    /// Takes one message, and returns what it calls for.
+    pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        match msg {
+            Msg::Terminal(event) => self.on_terminal_event(event),
+            Msg::Server(update) => self.on_update(update),
+            Msg::Done(done) => self.on_done(done),
+            Msg::Tick => self.on_tick(),
+            Msg::PrefixTimeout => self.expire_prefix(),
+        }
+        self.take_effects()
+    }
+
+    /// What the changes made so far call for: those made outside [`App::update`], by
+    /// the setters start-up uses.
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    fn notify(&mut self, request: Request) {
+        self.effects.push(Effect::Notify(request));
+    }
+
+    fn call(&mut self, call: Call) {
+        self.effects.push(Effect::Call(call));
     }
 
     pub fn areas(&self) -> Areas {
@@ -405,17 +420,17 @@ impl App {
             self.watching.remove(&id);
             self.mirrors.remove(&id);
             if self.rows.iter().any(|r| r.id == id) {
-                self.server.notify(Request::Unwatch { id });
+                self.notify(Request::Unwatch { id });
             }
         }
         for id in wanted {
             if self.watching.insert(id.clone()) {
-                self.server.notify(Request::Resize {
+                self.notify(Request::Resize {
                     id: id.clone(),
                     rows: self.pane_size.rows,
                     cols: self.pane_size.cols,
                 });
-                self.server.notify(Request::Watch { id });
+                self.notify(Request::Watch { id });
             }
         }
     }
@@ -483,7 +498,7 @@ impl App {
 
     // ----- events from the terminal ---------------------------------------------------
 
-    pub fn on_terminal_event(&mut self, event: TermEvent) {
+    fn on_terminal_event(&mut self, event: TermEvent) {
         match event {
             TermEvent::Key(key) if key.kind != KeyEventKind::Release => self.on_key(key),
             TermEvent::Paste(text) => self.on_paste(&text),
@@ -505,11 +520,11 @@ impl App {
         if size != self.pane_size {
             self.pane_size = size;
             for row in &self.rows {
-                self.server.notify(Request::Resize {
+                self.effects.push(Effect::Notify(Request::Resize {
                     id: row.id.clone(),
                     rows: size.rows,
                     cols: size.cols,
-                });
+                }));
             }
         }
         self.dirty = true;
@@ -891,7 +906,7 @@ impl App {
 
     /// What the server pushed: the list, screens and their output, states, notices,
     /// the pool and questions.
-    pub fn on_update(&mut self, update: Update) {
+    fn on_update(&mut self, update: Update) {
         match update {
             Update::Output { id, bytes } => {
                 if let Some(screen) = self.mirrors.get_mut(&id) {
@@ -990,17 +1005,28 @@ impl App {
         }
     }
 
-    pub fn on_ui_msg(&mut self, msg: UiMsg) {
-        match msg {
-            UiMsg::Created(Ok(id)) => {
+    fn on_done(&mut self, done: Done) {
+        match done {
+            Done::Created(Ok(id)) => {
                 self.select(id.clone());
                 self.attach_current();
                 self.set_message(format!("created {id}"), Level::Info);
             }
-            UiMsg::Created(Err(e)) | UiMsg::Failed(e) => self.set_message(e, Level::Error),
-            UiMsg::Info(text) => self.set_message(text, Level::Info),
-            UiMsg::EndedAll => self.quit = true,
-            UiMsg::InstallDone(result) => {
+            Done::Created(Err(e)) | Done::Failed(e) => self.set_message(e, Level::Error),
+            Done::Info(text) => self.set_message(text, Level::Info),
+            Done::EndedAll => self.quit = true,
+            // A bug in a task: shown, and if it was the quit itself, bioxen quits
+            // anyway rather than hang.
+            Done::Panicked { what, text } => {
+                self.set_message(
+                    format!("internal error in the {what} task: {text} (see bioxen.log)"),
+                    Level::Error,
+                );
+                if what == Call::EndAll.what() {
+                    self.quit = true;
+                }
+            }
+            Done::InstallDone(result) => {
                 let (ok, summary) = match &result {
                     Ok(r) if r.success => (
                         true,
@@ -1049,7 +1075,7 @@ impl App {
 
     /// Uptimes count on from the last list, and the dashboard redraws only if an uptime
     /// label changed.
-    pub fn on_tick(&mut self) {
+    fn on_tick(&mut self) {
         let elapsed = self.received.1.elapsed().as_secs();
         for (row, base) in self.rows.iter_mut().zip(&self.received.0) {
             if row.state.is_alive() && row.pid.is_some() {
@@ -1088,7 +1114,7 @@ impl App {
     }
 
     /// Cancels an armed prefix whose second has passed.
-    pub fn expire_prefix(&mut self) {
+    fn expire_prefix(&mut self) {
         if self
             .prefix_since
             .is_some_and(|t| t.elapsed() >= PREFIX_TIMEOUT)
@@ -1123,13 +1149,13 @@ impl App {
             if self.focus == Focus::Terminal
                 && let Some(old) = self.current.clone()
             {
-                self.server.notify(Request::Detach { id: old });
+                self.notify(Request::Detach { id: old });
             }
             self.scroll = None;
         }
         self.unseen.remove(&id);
         if self.focus == Focus::Terminal && self.rows.iter().any(|r| r.id == id) {
-            self.server.notify(Request::Attach { id: id.clone() });
+            self.notify(Request::Attach { id: id.clone() });
         }
         self.current = Some(id);
         self.sync_watches();
@@ -1179,7 +1205,7 @@ impl App {
             return;
         };
         if self.rows.iter().any(|r| r.id == id) {
-            self.server.notify(Request::Attach { id: id.clone() });
+            self.notify(Request::Attach { id: id.clone() });
         }
         self.unseen.remove(&id);
         self.focus = Focus::Terminal;
@@ -1191,7 +1217,7 @@ impl App {
         if let Some(id) = self.current.clone()
             && self.rows.iter().any(|r| r.id == id)
         {
-            self.server.notify(Request::Detach { id });
+            self.notify(Request::Detach { id });
         }
         self.focus = Focus::List;
         self.scroll = None;
@@ -1206,17 +1232,7 @@ impl App {
         let Some(id) = self.current.clone() else {
             return;
         };
-        let (server, tx) = (self.server.clone(), self.tx.clone());
-        self.spawn("log", async move {
-            let msg = match server.toggle_output_log(&id).await {
-                Ok(Some(path)) => {
-                    UiMsg::Info(format!("{id}: logging output to {}", path.display()))
-                }
-                Ok(None) => UiMsg::Info(format!("{id}: output log off")),
-                Err(e) => UiMsg::Failed(format!("{id}: cannot log output: {e}")),
-            };
-            let _ = tx.send(msg);
-        });
+        self.call(Call::ToggleLog { id });
     }
 
     fn open_create(&mut self) {
@@ -1271,18 +1287,14 @@ impl App {
 
     /// Creates a session in the background; the pane shows its progress meanwhile.
     fn spawn_create(&mut self, name: String, kind: VmKind, options: CreateOptions) {
-        let server = self.server.clone();
-        let tx = self.tx.clone();
         self.set_message(format!("creating {name}..."), Level::Info);
         // Show the new session (and its progress) as soon as it exists.
         self.current = Some(name.clone());
         self.focus = Focus::Terminal;
-        self.spawn("create", async move {
-            let result = server
-                .create_interactive_vm(Some(&name), kind, options)
-                .await
-                .map_err(|e| format!("cannot create {name}: {e}"));
-            let _ = tx.send(UiMsg::Created(result));
+        self.call(Call::Create {
+            name,
+            kind,
+            options,
         });
     }
 
@@ -1310,26 +1322,9 @@ impl App {
 
     /// Ends an `xcpng` session, destroying its pool VM or leaving it running.
     fn stop_pool_session(&mut self, id: String, destroy: bool) {
-        let server = self.server.clone();
-        let tx = self.tx.clone();
-        self.spawn("kill", async move {
-            let result = if destroy {
-                server
-                    .kill_and_destroy(&id)
-                    .await
-                    .map(|_| format!("{id}: pool VM destroyed"))
-            } else {
-                server.release(&id).await.map(|s| {
-                    format!(
-                        "{id}: session closed ({}); the VM keeps running, detached (Enter attaches)",
-                        s.label()
-                    )
-                })
-            };
-            let _ = tx.send(match result {
-                Ok(text) => UiMsg::Info(text),
-                Err(e) => UiMsg::Failed(format!("{id}: {e}")),
-            });
+        self.call(match destroy {
+            true => Call::Destroy { id },
+            false => Call::Release { id },
         });
         self.focus = Focus::List;
     }
@@ -1370,16 +1365,7 @@ impl App {
             output: String::new(),
             done: None,
         }));
-        let server = self.server.clone();
-        let tx = self.tx.clone();
-        let vm = form.vm;
-        self.spawn("install", async move {
-            let result = server
-                .install_package(&vm, &spec)
-                .await
-                .map_err(|e| format!("cannot install {}: {e}", spec.label()));
-            let _ = tx.send(UiMsg::InstallDone(result));
-        });
+        self.call(Call::Install { vm: form.vm, spec });
     }
 
     // ----- SSH prompts -------------------------------------------------------------
@@ -1415,7 +1401,7 @@ impl App {
         if let Some(answer) = answer
             && let Some(prompt) = self.prompts.pop_front()
         {
-            self.server.notify(Request::Answer {
+            self.notify(Request::Answer {
                 question: prompt.id,
                 answer,
             });
@@ -1457,15 +1443,7 @@ impl App {
             return;
         }
         let id = info.id.clone();
-        let server = self.server.clone();
-        let tx = self.tx.clone();
-        self.spawn("restart", async move {
-            let msg = match server.restart(&id).await {
-                Ok(()) => UiMsg::Info(format!("{id} restarted")),
-                Err(e) => UiMsg::Failed(format!("cannot restart {id}: {e}")),
-            };
-            let _ = tx.send(msg);
-        });
+        self.call(Call::Restart { id });
     }
 
     fn ask_quit(&mut self) {
@@ -1486,89 +1464,25 @@ impl App {
         }
     }
 
-    /// Runs `task` in the background, supervised: see [`App::on_task_done`].
-    pub fn spawn(&mut self, what: &'static str, task: impl Future<Output = ()> + Send + 'static) {
-        let handle = self.tasks.spawn(task);
-        self.task_names.insert(handle.id(), what);
-    }
-
-    /// A background task ended. One that panicked is logged and shown; if it was the
-    /// quit itself, bioxen quits anyway rather than hang.
-    pub fn on_task_done(&mut self, done: Result<tokio::task::Id, tokio::task::JoinError>) {
-        let id = match &done {
-            Ok(id) => *id,
-            Err(e) => e.id(),
-        };
-        let what = self.task_names.remove(&id).unwrap_or("background");
-        let Err(e) = done else { return };
-        if !e.is_panic() {
-            return;
-        }
-        let payload = e.into_panic();
-        let text = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "(no message)".into());
-        tracing::error!(task = what, "background task panicked: {text}");
-        self.set_message(
-            format!("internal error in the {what} task: {text} (see bioxen.log)"),
-            Level::Error,
-        );
-        if what == "end all" {
-            self.quit = true;
-        }
-    }
-
     /// Ends every VM in the server, then quits.
-    pub fn end_all_and_quit(&mut self) {
+    fn end_all_and_quit(&mut self) {
         if self.quitting {
             return;
         }
         self.quitting = true;
         self.set_message("ending VMs...", Level::Info);
-        let server = self.server.clone();
-        let tx = self.tx.clone();
-        self.spawn("end all", async move {
-            // Test hook: the test of a panicking quit sets this.
-            if std::env::var("BIOXEN_TEST_PANIC").as_deref() == Ok("quit") {
-                panic!("BIOXEN_TEST_PANIC=quit: a deliberate panic while quitting");
-            }
-            let msg = match server.end_all().await {
-                Ok(()) => UiMsg::EndedAll,
-                Err(e) => UiMsg::Failed(format!("cannot end the VMs: {e}")),
-            };
-            let _ = tx.send(msg);
-        });
+        self.call(Call::EndAll);
     }
 
     fn confirmed(&mut self, confirm: Confirm) {
         match confirm {
             Confirm::Kill { id, .. } => {
-                let server = self.server.clone();
-                let tx = self.tx.clone();
-                self.spawn("kill", async move {
-                    let msg = match server.kill(&id).await {
-                        Ok(state) => UiMsg::Info(format!("{id}: {}", state.label())),
-                        Err(e) => UiMsg::Failed(format!("cannot kill {id}: {e}")),
-                    };
-                    let _ = tx.send(msg);
-                });
+                self.call(Call::Kill { id });
                 self.focus = Focus::List;
             }
             // Answered with d or c in the dialog itself.
             Confirm::KillPool { .. } => {}
-            Confirm::Remove { id } => {
-                let server = self.server.clone();
-                let tx = self.tx.clone();
-                self.spawn("remove", async move {
-                    let msg = match server.remove(&id).await {
-                        Ok(()) => UiMsg::Info(format!("removed {id}")),
-                        Err(e) => UiMsg::Failed(e.to_string()),
-                    };
-                    let _ = tx.send(msg);
-                });
-            }
+            Confirm::Remove { id } => self.call(Call::Remove { id }),
             // Answered with Enter, l or e in the dialog itself.
             Confirm::Quit { .. } => {}
         }
@@ -1607,7 +1521,7 @@ impl App {
         match hint {
             Some(hint) => self.set_message(hint, Level::Error),
             // A failure (a session reconnecting) comes back as an update.
-            None => self.server.notify(Request::SendInput {
+            None => self.notify(Request::SendInput {
                 id,
                 data: bytes.to_vec(),
             }),

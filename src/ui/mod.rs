@@ -12,6 +12,7 @@
 pub mod app;
 pub mod dialogs;
 pub mod draw;
+pub mod effect;
 pub mod format;
 pub mod layout;
 pub mod list_pane;
@@ -34,7 +35,8 @@ use crate::client::{Client, StartOptions};
 use crate::config::Config;
 use crate::keymap::Keymap;
 use crate::protocol::VmInfo;
-use app::App;
+use app::{App, Msg};
+use effect::Runner;
 
 /// Writes a line to stderr if there is one: once the terminal window is closed,
 /// stderr is gone, and `eprintln!` would panic on the way out.
@@ -138,14 +140,8 @@ async fn dashboard(
     let mut terminal =
         Terminal::new(CrosstermBackend::new(std::io::stdout())).map_err(|e| e.to_string())?;
     let size = terminal.size().map_err(|e| e.to_string())?;
-    let (tx, mut ui_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut app = App::new(
-        server,
-        keymap,
-        Rect::new(0, 0, size.width, size.height),
-        mouse,
-        tx,
-    );
+    let mut app = App::new(keymap, Rect::new(0, 0, size.width, size.height), mouse);
+    let mut runner = Runner::new(server);
     app.kinds = std::iter::once(app::KindChoice::Local)
         .chain(
             config
@@ -169,6 +165,7 @@ async fn dashboard(
         app.set_rows(listed);
         app.open(&id);
     }
+    runner.run(app.take_effects());
 
     // When the terminal closes, crossterm's reader can spin on the hung-up tty inside
     // one poll and never yield back to this loop. The dashboard holds nothing that
@@ -214,25 +211,24 @@ async fn dashboard(
                 }
             }
             event = input.next() => match event {
-                Some(Ok(ev)) => app.on_terminal_event(ev),
+                Some(Ok(ev)) => runner.run(app.update(Msg::Terminal(ev))),
                 Some(Err(e)) => {
                     tracing::info!("the terminal cannot be read ({e}); leaving the VMs running");
                     break;
                 }
                 None => break,
             },
-            msg = ui_rx.recv() => if let Some(msg) = msg { app.on_ui_msg(msg) },
-            Some(done) = app.tasks.join_next_with_id(), if !app.tasks.is_empty() => {
-                app.on_task_done(done.map(|(id, ())| id));
+            Some(done) = runner.next(), if !runner.is_idle() => {
+                runner.run(app.update(Msg::Done(done)));
             }
             update = updates.recv() => match update {
                 Some(u) => {
-                    app.on_update(u);
+                    runner.run(app.update(Msg::Server(u)));
                     // Take what else has arrived before drawing: under a flood, one
                     // pass through the loop for many frames.
                     for _ in 0..64 {
                         match updates.try_recv() {
-                            Ok(u) => app.on_update(u),
+                            Ok(u) => runner.run(app.update(Msg::Server(u))),
                             Err(_) => break,
                         }
                     }
@@ -242,8 +238,10 @@ async fn dashboard(
                     break;
                 }
             },
-            _ = sleep_until(prefix_at), if prefix_at.is_some() => app.expire_prefix(),
-            _ = sleep_until(tick_at), if tick_at.is_some() => app.on_tick(),
+            _ = sleep_until(prefix_at), if prefix_at.is_some() => {
+                runner.run(app.update(Msg::PrefixTimeout));
+            }
+            _ = sleep_until(tick_at), if tick_at.is_some() => runner.run(app.update(Msg::Tick)),
             _ = sigterm.recv() => {
                 tracing::info!("SIGTERM: leaving the VMs running in the server");
                 break;

@@ -1,0 +1,214 @@
+//! What the dashboard asks of the server, and the one place that asks it.
+//!
+//! [`App`](super::app::App) never holds the connection: each change of its state
+//! returns the effects it calls for, and the loop in `ui/mod.rs` hands them to a
+//! [`Runner`]. Requests that need no answer go straight to the socket; calls that take
+//! a while (creating, killing a VM) run as supervised tasks whose outcome comes back to
+//! the app as a [`Done`]. So the app is plain state that tests drive without a server,
+//! and what a key press does to the world is a value a test can read.
+
+use std::collections::HashMap;
+
+use tokio::task::JoinSet;
+
+use crate::client::Client;
+use crate::protocol::{CreateOptions, InstallOutcome, Request, VmKind};
+use crate::rocks::PackageSpec;
+
+/// A consequence of a change in the dashboard's state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Sent without waiting: watching, resizing, typing, answering a question. A
+    /// failure comes back from the server as an update.
+    Notify(Request),
+    /// A call whose outcome the dashboard shows.
+    Call(Call),
+}
+
+/// The calls the dashboard makes and waits on, each in a task of its own.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Call {
+    Create {
+        name: String,
+        kind: VmKind,
+        options: CreateOptions,
+    },
+    Kill {
+        id: String,
+    },
+    /// Forgets an ended session.
+    Remove {
+        id: String,
+    },
+    Restart {
+        id: String,
+    },
+    ToggleLog {
+        id: String,
+    },
+    /// Closes an `xcpng` session and leaves its pool VM running.
+    Release {
+        id: String,
+    },
+    /// Closes an `xcpng` session and destroys its pool VM.
+    Destroy {
+        id: String,
+    },
+    Install {
+        vm: String,
+        spec: PackageSpec,
+    },
+    /// Ends every VM in the server; the dashboard quits when it has.
+    EndAll,
+}
+
+/// How a call ended, as the dashboard reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Done {
+    Created(Result<String, String>),
+    Info(String),
+    Failed(String),
+    /// Every VM was ended: the dashboard quits.
+    EndedAll,
+    InstallDone(Result<InstallOutcome, String>),
+    /// The task doing `what` panicked: a bug, reported rather than lost.
+    Panicked {
+        what: &'static str,
+        text: String,
+    },
+}
+
+impl Call {
+    /// What the call is doing, for the report if its task panics.
+    pub fn what(&self) -> &'static str {
+        match self {
+            Call::Create { .. } => "create",
+            Call::Kill { .. } | Call::Release { .. } | Call::Destroy { .. } => "kill",
+            Call::Remove { .. } => "remove",
+            Call::Restart { .. } => "restart",
+            Call::ToggleLog { .. } => "log",
+            Call::Install { .. } => "install",
+            Call::EndAll => "end all",
+        }
+    }
+
+    async fn run(self, server: Client) -> Done {
+        match self {
+            Call::Create {
+                name,
+                kind,
+                options,
+            } => Done::Created(
+                server
+                    .create_interactive_vm(Some(&name), kind, options)
+                    .await
+                    .map_err(|e| format!("cannot create {name}: {e}")),
+            ),
+            Call::Kill { id } => match server.kill(&id).await {
+                Ok(state) => Done::Info(format!("{id}: {}", state.label())),
+                Err(e) => Done::Failed(format!("cannot kill {id}: {e}")),
+            },
+            Call::Remove { id } => match server.remove(&id).await {
+                Ok(()) => Done::Info(format!("removed {id}")),
+                Err(e) => Done::Failed(e.to_string()),
+            },
+            Call::Restart { id } => match server.restart(&id).await {
+                Ok(()) => Done::Info(format!("{id} restarted")),
+                Err(e) => Done::Failed(format!("cannot restart {id}: {e}")),
+            },
+            Call::ToggleLog { id } => match server.toggle_output_log(&id).await {
+                Ok(Some(path)) => Done::Info(format!("{id}: logging output to {}", path.display())),
+                Ok(None) => Done::Info(format!("{id}: output log off")),
+                Err(e) => Done::Failed(format!("{id}: cannot log output: {e}")),
+            },
+            Call::Release { id } => match server.release(&id).await {
+                Ok(state) => Done::Info(format!(
+                    "{id}: session closed ({}); the VM keeps running, detached (Enter attaches)",
+                    state.label()
+                )),
+                Err(e) => Done::Failed(format!("{id}: {e}")),
+            },
+            Call::Destroy { id } => match server.kill_and_destroy(&id).await {
+                Ok(_) => Done::Info(format!("{id}: pool VM destroyed")),
+                Err(e) => Done::Failed(format!("{id}: {e}")),
+            },
+            Call::Install { vm, spec } => Done::InstallDone(
+                server
+                    .install_package(&vm, &spec)
+                    .await
+                    .map_err(|e| format!("cannot install {}: {e}", spec.label())),
+            ),
+            Call::EndAll => {
+                // Test hook: the test of a panicking quit sets this.
+                if std::env::var("BIOXEN_TEST_PANIC").as_deref() == Ok("quit") {
+                    panic!("BIOXEN_TEST_PANIC=quit: a deliberate panic while quitting");
+                }
+                match server.end_all().await {
+                    Ok(()) => Done::EndedAll,
+                    Err(e) => Done::Failed(format!("cannot end the VMs: {e}")),
+                }
+            }
+        }
+    }
+}
+
+/// Carries out effects against the server, supervising the calls.
+pub struct Runner {
+    server: Client,
+    tasks: JoinSet<Done>,
+    /// What each running task is doing, for the report if it panics.
+    names: HashMap<tokio::task::Id, &'static str>,
+}
+
+impl Runner {
+    pub fn new(server: Client) -> Runner {
+        Runner {
+            server,
+            tasks: JoinSet::new(),
+            names: HashMap::new(),
+        }
+    }
+
+    pub fn run(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Notify(request) => self.server.notify(request),
+                Effect::Call(call) => {
+                    let what = call.what();
+                    let handle = self.tasks.spawn(call.run(self.server.clone()));
+                    self.names.insert(handle.id(), what);
+                }
+            }
+        }
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// The next call to end, with its outcome; a cancelled task yields nothing.
+    pub async fn next(&mut self) -> Option<Done> {
+        loop {
+            let done = self.tasks.join_next_with_id().await?;
+            let id = match &done {
+                Ok((id, _)) => *id,
+                Err(e) => e.id(),
+            };
+            let what = self.names.remove(&id).unwrap_or("background");
+            match done {
+                Ok((_, done)) => return Some(done),
+                Err(e) if e.is_panic() => {
+                    let payload = e.into_panic();
+                    let text = payload
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| payload.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "(no message)".into());
+                    tracing::error!(task = what, "background task panicked: {text}");
+                    return Some(Done::Panicked { what, text });
+                }
+                Err(_) => continue,
+            }
+        }
+    }
+}

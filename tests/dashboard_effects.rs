@@ -1,0 +1,225 @@
+//! What the dashboard asks of the server when the user acts: keys and server updates
+//! go into the app, and the requests and calls it returns are compared with what the
+//! user meant. No server runs; the end-to-end tests show the server carrying them out.
+
+use bioxen::client::Update;
+use bioxen::keymap::Keymap;
+use bioxen::protocol::{Event, Request};
+use bioxen::ui::app::{App, Focus, Msg};
+use bioxen::ui::effect::{Call, Done, Effect};
+use bioxen::{VmInfo, VmKind, VmState};
+use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+use ratatui::layout::Rect;
+
+fn vm(id: &str, state: VmState) -> VmInfo {
+    VmInfo {
+        id: id.into(),
+        kind: VmKind::Local,
+        state,
+        command: "bioxen lua".into(),
+        pid: Some(100),
+        cpu_percent: None,
+        rss_bytes: None,
+        uptime_secs: 5,
+        attached: false,
+        created_unix: 0,
+        remote: None,
+        pool_vm: None,
+    }
+}
+
+/// A dashboard that has received the list `vms`, and the effects that caused.
+fn dashboard(vms: Vec<VmInfo>) -> (App, Vec<Effect>) {
+    let mut app = App::new(Keymap::default(), Rect::new(0, 0, 100, 30), true);
+    let effects = app.update(Msg::Server(Update::Event(Event::Vms(vms))));
+    (app, effects)
+}
+
+fn key(app: &mut App, code: KeyCode) -> Vec<Effect> {
+    app.update(Msg::Terminal(TermEvent::Key(KeyEvent::new(
+        code,
+        KeyModifiers::NONE,
+    ))))
+}
+
+fn ctrl(app: &mut App, c: char) -> Vec<Effect> {
+    app.update(Msg::Terminal(TermEvent::Key(KeyEvent::new(
+        KeyCode::Char(c),
+        KeyModifiers::CONTROL,
+    ))))
+}
+
+fn notify(r: Request) -> Effect {
+    Effect::Notify(r)
+}
+
+#[test]
+fn the_selected_vm_is_watched_at_the_pane_size_and_only_it() {
+    let (mut app, effects) = dashboard(vec![vm("a", VmState::Running), vm("b", VmState::Running)]);
+    let size = app.pane_size;
+    assert_eq!(
+        effects,
+        vec![
+            notify(Request::Resize {
+                id: "a".into(),
+                rows: size.rows,
+                cols: size.cols
+            }),
+            notify(Request::Watch { id: "a".into() }),
+        ],
+        "the first VM is selected and its screen asked for, at this pane's size"
+    );
+    assert_eq!(
+        key(&mut app, KeyCode::Down),
+        vec![
+            notify(Request::Unwatch { id: "a".into() }),
+            notify(Request::Resize {
+                id: "b".into(),
+                rows: size.rows,
+                cols: size.cols
+            }),
+            notify(Request::Watch { id: "b".into() }),
+        ],
+        "moving down stops a's screen and asks for b's"
+    );
+}
+
+#[test]
+fn attaching_sends_typing_to_the_vm_and_detaching_stops_it() {
+    let (mut app, _) = dashboard(vec![vm("a", VmState::Running)]);
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![notify(Request::Attach { id: "a".into() })]
+    );
+    assert_eq!(app.focus, Focus::Terminal);
+    assert_eq!(
+        key(&mut app, KeyCode::Char('x')),
+        vec![notify(Request::SendInput {
+            id: "a".into(),
+            data: b"x".to_vec()
+        })],
+        "a key in the pane is the VM's, even one the list binds (x kills there)"
+    );
+    assert_eq!(
+        ctrl(&mut app, 'b'),
+        vec![],
+        "the prefix alone sends nothing"
+    );
+    assert_eq!(
+        key(&mut app, KeyCode::Char('d')),
+        vec![notify(Request::Detach { id: "a".into() })]
+    );
+    assert_eq!(app.focus, Focus::List);
+    assert_eq!(
+        key(&mut app, KeyCode::Char('j')),
+        vec![],
+        "in the list, keys are the dashboard's"
+    );
+}
+
+#[test]
+fn typing_into_an_ended_vm_says_how_to_restart_it_and_sends_nothing() {
+    let (mut app, _) = dashboard(vec![vm("a", VmState::Exited(3))]);
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(key(&mut app, KeyCode::Char('1')), vec![]);
+    let (text, _) = app.message.clone().expect("a message");
+    assert!(text.contains("restarts it"), "{text}");
+    assert_eq!(
+        key(&mut app, KeyCode::Esc),
+        vec![],
+        "nothing goes to an ended VM"
+    );
+}
+
+#[test]
+fn kill_asks_first_and_only_yes_kills() {
+    let (mut app, _) = dashboard(vec![vm("a", VmState::Running)]);
+    assert_eq!(key(&mut app, KeyCode::Char('x')), vec![]);
+    assert!(app.overlay.is_some(), "a confirmation is shown");
+    assert_eq!(key(&mut app, KeyCode::Char('n')), vec![]);
+    assert!(app.overlay.is_none());
+    key(&mut app, KeyCode::Char('x'));
+    assert_eq!(
+        key(&mut app, KeyCode::Char('y')),
+        vec![Effect::Call(Call::Kill { id: "a".into() })]
+    );
+    app.update(Msg::Done(Done::Info("a: killed by SIGTERM".into())));
+    assert_eq!(
+        app.message.as_ref().map(|m| m.0.as_str()),
+        Some("a: killed by SIGTERM"),
+        "how the call ended is shown"
+    );
+}
+
+#[test]
+fn quitting_leaves_vms_running_unless_asked_to_end_them() {
+    let (mut app, _) = dashboard(vec![vm("a", VmState::Running)]);
+    key(&mut app, KeyCode::Char('q'));
+    assert!(!app.quit, "running VMs: the dashboard asks first");
+    assert_eq!(key(&mut app, KeyCode::Enter), vec![], "leave: nothing ends");
+    assert!(app.quit);
+
+    let (mut app, _) = dashboard(vec![vm("a", VmState::Running)]);
+    key(&mut app, KeyCode::Char('q'));
+    assert_eq!(
+        key(&mut app, KeyCode::Char('e')),
+        vec![Effect::Call(Call::EndAll)]
+    );
+    assert!(!app.quit, "the dashboard waits for the VMs to end");
+    app.update(Msg::Done(Done::EndedAll));
+    assert!(app.quit);
+}
+
+#[test]
+fn a_quit_whose_task_panics_still_quits_and_says_why() {
+    let (mut app, _) = dashboard(vec![vm("a", VmState::Running)]);
+    key(&mut app, KeyCode::Char('q'));
+    key(&mut app, KeyCode::Char('e'));
+    app.update(Msg::Done(Done::Panicked {
+        what: Call::EndAll.what(),
+        text: "boom".into(),
+    }));
+    assert!(
+        app.quit,
+        "a panicking quit must not leave the dashboard hanging"
+    );
+    let (text, _) = app.message.clone().unwrap();
+    assert!(text.contains("boom") && text.contains("end all"), "{text}");
+}
+
+#[test]
+fn a_resized_terminal_resizes_every_vm_once() {
+    let (mut app, _) = dashboard(vec![vm("a", VmState::Running), vm("b", VmState::Running)]);
+    let effects = app.update(Msg::Terminal(TermEvent::Resize(140, 50)));
+    let size = app.pane_size;
+    assert_eq!(
+        effects,
+        ["a", "b"]
+            .iter()
+            .map(|id| notify(Request::Resize {
+                id: id.to_string(),
+                rows: size.rows,
+                cols: size.cols
+            }))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        app.update(Msg::Terminal(TermEvent::Resize(140, 50))),
+        vec![],
+        "the same size again changes nothing"
+    );
+}
+
+#[test]
+fn a_pasted_text_goes_to_the_vm_in_one_request() {
+    let (mut app, _) = dashboard(vec![vm("a", VmState::Running)]);
+    key(&mut app, KeyCode::Enter);
+    let effects = app.update(Msg::Terminal(TermEvent::Paste("x = 1\ny = 2".into())));
+    assert_eq!(effects.len(), 1, "{effects:?}");
+    let Effect::Notify(Request::SendInput { id, data }) = &effects[0] else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(id, "a");
+    let text = String::from_utf8_lossy(data);
+    assert!(text.contains("x = 1") && text.contains("y = 2"), "{text:?}");
+}
