@@ -32,7 +32,7 @@ pub use crate::vm::{Size, VmKind, VmState, signal_name};
 pub use crate::xapi::{PoolStatus, PoolVm};
 
 /// Bumped whenever a message changes shape.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 /// The largest frame either side accepts: a paste, a snapshot with its scrollback or
 /// an output burst fits many times over; a corrupt length cannot make anyone allocate

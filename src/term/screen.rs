@@ -379,6 +379,7 @@ impl Screen {
             rows: size.rows,
             cols: size.cols,
             history: self.parser.callbacks().history.joined(),
+            primary: vt.alternate_screen().then(|| primary_state(vt)),
             state,
             title: self.title().map(str::to_string),
         }
@@ -400,6 +401,9 @@ impl Screen {
             }
         }
         callbacks.title = snapshot.title.clone();
+        if let Some(primary) = &snapshot.primary {
+            screen.parser.process(primary.as_bytes());
+        }
         screen.parser.process(snapshot.state.as_bytes());
         // Replies to queries are the server's to send; a mirror only shows.
         screen.parser.callbacks_mut().replies.clear();
@@ -419,6 +423,18 @@ impl Screen {
     }
 }
 
+/// The normal screen behind the alternate one, as escape sequences that redraw it and
+/// put its cursor back: what a full-screen program (an editor, `less`) returns to when
+/// it ends. vt100 draws only the screen in use, so a copy of the screen leaves the
+/// alternate one, as the program will.
+fn primary_state(vt: &vt100::Screen) -> String {
+    let (rows, cols) = vt.size();
+    let mut copy = vt100::Parser::new(rows, cols, 0);
+    *copy.screen_mut() = vt.clone();
+    copy.process(b"\x1b[?1049l");
+    copy.screen().state_formatted()
+}
+
 /// A screen in transit: see [`Screen::snapshot`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
@@ -428,6 +444,9 @@ pub struct Snapshot {
     /// (a row never holds a newline). One string rather than a list: a list of 10,000
     /// strings costs ten times its text to build and to take apart.
     pub history: String,
+    /// While a full-screen program runs: the normal screen behind it, replayed
+    /// first, so the mirror shows what the program leaves behind when it ends.
+    pub primary: Option<String>,
     /// Escape sequences that redraw the live screen and set its modes.
     pub state: String,
     pub title: Option<String>,
@@ -620,6 +639,28 @@ mod tests {
         }
         assert_eq!(m.text(), s.text());
         assert_eq!(m.view(3).screen().contents(), s.view(3).screen().contents());
+    }
+
+    /// Attached while a full-screen program runs, a mirror shows the normal screen
+    /// and its cursor again when the program ends, as the session's own screen does.
+    #[test]
+    fn a_snapshot_keeps_the_screen_behind_a_full_screen_program() {
+        let mut s = Screen::new(Size::new(6, 30), 100);
+        s.feed(b"\x1b[32mkept line\x1b[m\r\n> x = 4");
+        s.feed(b"\x1b[?1049h\x1b[H\x1b[2Jeditor\x1b[3;5H");
+        let mut m = Screen::from_snapshot(&s.snapshot(), 100, DEFAULT_SCROLLBACK_BYTES);
+        assert_eq!(m.text(), "editor");
+        assert_eq!(m.vt().cursor_position(), (2, 4));
+        assert!(m.vt().alternate_screen());
+        for screen in [&mut s, &mut m] {
+            screen.feed(b"\x1b[?1049l2");
+        }
+        assert_eq!(s.text(), "kept line\n> x = 42");
+        assert_eq!(m.text(), s.text());
+        assert_eq!(m.vt().cursor_position(), s.vt().cursor_position());
+        assert_eq!(m.vt().contents_formatted(), s.vt().contents_formatted());
+        let snap = s.snapshot();
+        assert_eq!(snap.primary, None, "no full-screen program, nothing behind");
     }
 
     #[test]
