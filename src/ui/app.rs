@@ -435,6 +435,13 @@ impl App {
         }
     }
 
+    /// Whether the pane shows a VM whose screen the server has not sent yet.
+    pub fn awaiting_screen(&self) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|id| self.watching.contains(id) && !self.mirrors.contains_key(id))
+    }
+
     /// List rows that pass the filter: sessions first, then the pool's bioxen VMs that
     /// have no session here (detached).
     pub fn visible(&self) -> Vec<Row<'_>> {

@@ -24,11 +24,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crossterm::event::EventStream;
-use crossterm::{event as ct_event, execute, terminal as ct_terminal};
+use crossterm::{event as ct_event, execute, queue, terminal as ct_terminal};
 use futures_util::StreamExt;
-use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
+use ratatui::{Terminal, TerminalOptions, Viewport};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::client::{Client, StartOptions};
@@ -47,8 +47,13 @@ macro_rules! say {
     }};
 }
 
+/// What the server pushes to the dashboard.
+type Updates = tokio::sync::mpsc::Receiver<crate::client::Update>;
+
 /// The shortest time between two frames.
 const FRAME: Duration = Duration::from_millis(16);
+/// How long the first frame waits for the screen of the VM it shows.
+const FIRST_SCREEN_WAIT: Duration = Duration::from_millis(100);
 
 /// Which server the dashboard shows, and what it opens on.
 #[derive(Debug, Clone)]
@@ -87,9 +92,9 @@ pub fn run(config: Config, launch: Launch) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let (server, listed) = connect(&launch).await?;
+        let (server, updates, listed) = connect(&launch).await?;
         let attach = launch.attach.map(|id| (id, listed));
-        dashboard(config, keymap, server, attach).await
+        dashboard(config, keymap, server, updates, attach).await
     });
     runtime.shutdown_timeout(Duration::from_millis(200));
     match result {
@@ -104,17 +109,27 @@ pub fn run(config: Config, launch: Launch) -> ExitCode {
     }
 }
 
-/// Connects to the server, starting one if allowed and none runs; with a VM to attach
-/// to, checks it exists and returns the list that says so.
-async fn connect(launch: &Launch) -> Result<(Client, Vec<VmInfo>), String> {
+/// Connects to the server, starting one if allowed and none runs, and subscribes to
+/// its events; with a VM to attach to, checks it exists and returns the list that
+/// says so. The list and the subscription are asked for together: one round trip.
+async fn connect(launch: &Launch) -> Result<(Client, Updates, Vec<VmInfo>), String> {
     let result = match &launch.start {
         Some(start) => Client::connect_or_start(&launch.socket, "dashboard", start).await,
         None => Client::connect(&launch.socket, "dashboard").await,
     };
     let server = result.map_err(|e| e.to_string())?;
-    let mut listed = Vec::new();
-    if let Some(id) = &launch.attach {
-        let vms = server.list().await.map_err(|e| e.to_string())?;
+    let updates = server.updates();
+    let (listed, subscribed) = match &launch.attach {
+        Some(_) => {
+            let (listed, subscribed) = tokio::join!(server.list(), server.subscribe());
+            (Some(listed), subscribed)
+        }
+        None => (None, server.subscribe().await),
+    };
+    subscribed.map_err(|e| e.to_string())?;
+    let mut vms = Vec::new();
+    if let (Some(id), Some(listed)) = (&launch.attach, listed) {
+        vms = listed.map_err(|e| e.to_string())?;
         if !vms.iter().any(|v| &v.id == id) {
             let names: Vec<&str> = vms.iter().map(|v| v.id.as_str()).collect();
             return Err(match names.is_empty() {
@@ -122,25 +137,32 @@ async fn connect(launch: &Launch) -> Result<(Client, Vec<VmInfo>), String> {
                 false => format!("no VM named '{id}'; there are: {}", names.join(", ")),
             });
         }
-        listed = vms;
     }
-    Ok((server, listed))
+    Ok((server, updates, vms))
 }
 
 async fn dashboard(
     config: Config,
     keymap: Keymap,
     server: Client,
+    mut updates: Updates,
     attach: Option<(String, Vec<VmInfo>)>,
 ) -> Result<(), String> {
-    let mut updates = server.updates();
-    server.subscribe().await.map_err(|e| e.to_string())?;
     let mouse = config.ui.mouse;
     let _guard = TerminalGuard::enter(mouse).map_err(|e| e.to_string())?;
-    let mut terminal =
-        Terminal::new(CrosstermBackend::new(std::io::stdout())).map_err(|e| e.to_string())?;
-    let size = terminal.size().map_err(|e| e.to_string())?;
-    let mut app = App::new(keymap, Rect::new(0, 0, size.width, size.height), mouse);
+    let (width, height) = ct_terminal::size().map_err(|e| e.to_string())?;
+    let size = Rect::new(0, 0, width, height);
+    // A fixed viewport: the dashboard learns its size from resize events, so no frame
+    // opens /dev/tty to ask it.
+    let frames = FrameWriter::default();
+    let mut terminal = Terminal::with_options(
+        CrosstermBackend::new(frames.clone()),
+        TerminalOptions {
+            viewport: Viewport::Fixed(size),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let mut app = App::new(keymap, size, mouse);
     let mut runner = Runner::new(server);
     app.kinds = std::iter::once(app::KindChoice::Local)
         .chain(
@@ -183,14 +205,22 @@ async fn dashboard(
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut last_draw = Instant::now() - FRAME;
+    // The first frame waits (a little) for the shown VM's screen, so the pane opens
+    // with it instead of flashing empty first.
+    let mut first_frame = Some(Instant::now() + FIRST_SCREEN_WAIT);
 
     while !app.quit {
         let draw_at = app.dirty.then(|| {
-            let at = if app.urgent {
+            let mut at = if app.urgent {
                 last_draw
             } else {
                 last_draw + FRAME
             };
+            if let Some(wait) = first_frame
+                && app.awaiting_screen()
+            {
+                at = at.max(wait);
+            }
             tokio::time::Instant::from_std(at)
         });
         let prefix_at = app.prefix_deadline().map(tokio::time::Instant::from_std);
@@ -198,12 +228,13 @@ async fn dashboard(
         tokio::select! {
             biased;
             _ = sleep_until(draw_at), if draw_at.is_some() => {
-                if let Err(e) = render(&mut terminal, &app) {
+                if let Err(e) = render(&mut terminal, &frames, &app) {
                     tracing::info!("the terminal cannot be written to ({e}); leaving the VMs running");
                     break;
                 }
                 app.dirty = false;
                 app.urgent = false;
+                first_frame = None;
                 last_draw = Instant::now();
                 // Test hook: the test of terminal restoration on panic sets this.
                 if std::env::var("BIOXEN_TEST_PANIC").as_deref() == Ok("1") {
@@ -267,16 +298,50 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
+/// Draws a frame and sends it to the terminal in one write, inside synchronized output.
 fn render(
-    terminal: &mut Terminal<CrosstermBackend<std::io::Stdout>>,
+    terminal: &mut Terminal<CrosstermBackend<FrameWriter>>,
+    frames: &FrameWriter,
     app: &App,
 ) -> std::io::Result<()> {
-    execute!(std::io::stdout(), ct_terminal::BeginSynchronizedUpdate)?;
-    let result = terminal
-        .draw(|frame| draw::draw(frame, app, &app.mirrors))
-        .map(|_| ());
-    execute!(std::io::stdout(), ct_terminal::EndSynchronizedUpdate)?;
-    result
+    if terminal.get_frame().area() != app.area {
+        terminal.resize(app.area)?;
+    }
+    queue!(terminal.backend_mut(), ct_terminal::BeginSynchronizedUpdate)?;
+    terminal.draw(|frame| draw::draw(frame, app, &app.mirrors))?;
+    queue!(terminal.backend_mut(), ct_terminal::EndSynchronizedUpdate)?;
+    frames.send()
+}
+
+/// Collects a frame's bytes, which ratatui and crossterm write in many small pieces
+/// and flush more than once, and sends them at the end in one write: one wake-up of
+/// the terminal per frame, not one per kilobyte.
+/// The backend holds one handle and the loop another, to send.
+#[derive(Default, Clone)]
+struct FrameWriter {
+    frame: std::rc::Rc<std::cell::RefCell<Vec<u8>>>,
+}
+
+impl FrameWriter {
+    fn send(&self) -> std::io::Result<()> {
+        let mut frame = self.frame.borrow_mut();
+        let mut out = std::io::stdout().lock();
+        let sent = out.write_all(&frame).and_then(|()| out.flush());
+        frame.clear();
+        sent
+    }
+}
+
+impl Write for FrameWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.frame.borrow_mut().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    /// The frame goes out whole, in [`FrameWriter::send`].
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Raw mode and the alternate screen for as long as it lives.
