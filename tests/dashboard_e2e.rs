@@ -766,3 +766,77 @@ fn a_killed_server_ends_every_dashboard_cleanly() {
         assert!(s.contains("bioxen server"), "it says what happened:\n{s}");
     }
 }
+
+/// Lines of the screen that are exactly `text` in one of the grid's tiles, counted
+/// across the whole capture (tiles are separated by `│`).
+fn tile_lines(screen: &str, text: &str) -> usize {
+    screen
+        .lines()
+        .flat_map(|l| l.split('│'))
+        .filter(|cell| cell.trim_end() == text)
+        .count()
+}
+
+#[test]
+fn a_grid_shows_four_vms_at_once_and_broadcast_types_into_them() {
+    let t = start("grid", 160, 48);
+    for i in 0..4 {
+        if i == 0 {
+            t.keys(&["c"]);
+        } else {
+            t.keys(&["C-b", "c"]);
+        }
+        t.wait_text("Create a VM");
+        t.keys(&["Enter"]);
+        let tab = format!("{i}:lua-{}", i + 1);
+        t.wait_for("the new VM's prompt", |s| {
+            s.contains(&tab) && s.contains(" TERM ") && has_prompt(s)
+        });
+    }
+    t.keys(&["C-b", "d"]);
+    t.wait_text(" LIST ");
+    t.keys(&["*", "g"]);
+    t.wait_for("a grid of 4 tiles", |s| {
+        s.contains("4:grid(4)") && (1..=4).all(|i| s.contains(&format!(" lua-{i}  running")))
+    });
+    // Into each tile in turn: 0 1 / 2 3, moved between with the prefix and arrows.
+    for (i, arrow) in [
+        (0, None),
+        (1, Some("Right")),
+        (3, Some("Down")),
+        (2, Some("Left")),
+    ] {
+        if let Some(arrow) = arrow {
+            t.keys(&["C-b", arrow]);
+        }
+        t.type_text(&format!("print('mark' .. {i})"));
+        t.keys(&["Enter"]);
+        t.wait_for("the tile's output", |s| {
+            tile_lines(s, &format!("mark{i}")) == 1
+        });
+    }
+    let s = t.screen();
+    for i in 0..4 {
+        assert_eq!(tile_lines(&s, &format!("mark{i}")), 1, "mark{i} once:\n{s}");
+    }
+
+    t.keys(&["C-b", "b"]);
+    t.wait_text("BROADCAST  typing goes to 4 VMs");
+    t.type_text("x = 7 print('x=' .. x)");
+    t.keys(&["Enter"]);
+    t.wait_for("x = 7 in every tile", |s| tile_lines(s, "x=7") == 4);
+
+    // The focused tile (2) leaves the broadcast; typing from tile 0 reaches 3 VMs.
+    t.keys(&["C-b", "e"]);
+    t.keys(&["C-b", "Up"]);
+    t.wait_text("typing goes to 3 VMs");
+    t.type_text("print('y' .. 'y')");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("yy in three tiles", |s| tile_lines(s, "yy") == 3);
+    assert!(s.contains("⊘ not broadcast"), "{s}");
+
+    t.keys(&["C-b", "b"]);
+    t.wait_for("the banner gone", |s| !s.contains("BROADCAST"));
+    t.keys(&["C-b", "d"]);
+    quit_ending_vms(&t, "4 VMs are running");
+}

@@ -223,3 +223,174 @@ fn a_pasted_text_goes_to_the_vm_in_one_request() {
     let text = String::from_utf8_lossy(data);
     assert!(text.contains("x = 1") && text.contains("y = 2"), "{text:?}");
 }
+
+fn resizes(effects: &[Effect]) -> Vec<(String, u16, u16)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Notify(Request::Resize { id, rows, cols }) => Some((id.clone(), *rows, *cols)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn sent_to(effects: &[Effect]) -> Vec<String> {
+    let mut ids: Vec<String> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Notify(Request::SendInput { id, .. }) => Some(id.clone()),
+            _ => None,
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn prefix(app: &mut App, code: KeyCode) -> Vec<Effect> {
+    ctrl(app, 'b');
+    key(app, code)
+}
+
+#[test]
+fn a_grid_of_marked_vms_watches_each_at_its_tile_size() {
+    let (mut app, _) = dashboard(vec![
+        vm("a", VmState::Running),
+        vm("b", VmState::Running),
+        vm("c", VmState::Running),
+    ]);
+    let pane = app.pane_size;
+    key(&mut app, KeyCode::Char(' '));
+    assert_eq!(app.current.as_deref(), Some("b"), "marking moves down");
+    key(&mut app, KeyCode::Char(' '));
+    let effects = key(&mut app, KeyCode::Char('g'));
+    assert_eq!(app.grid, Some(0));
+    assert_eq!(
+        app.grids[0].vms,
+        vec!["a", "b"],
+        "the marked VMs, in list order"
+    );
+    assert!(app.marked.is_empty(), "marks are used up");
+    let tiles = app.tiles();
+    assert_eq!(tiles.len(), 2);
+    let sized = resizes(&effects);
+    for t in &tiles {
+        let id = &app.grids[0].vms[t.index];
+        let size = t.size();
+        assert!(
+            sized.contains(&(id.clone(), size.rows, size.cols)),
+            "{id} is sized to its tile {size:?}: {sized:?}"
+        );
+        assert!(
+            effects.contains(&notify(Request::Watch { id: id.clone() })),
+            "{effects:?}"
+        );
+    }
+    assert!(
+        !effects.contains(&notify(Request::Watch { id: "c".into() })),
+        "an unmarked VM is not shown"
+    );
+    // Leaving the grid gives the tiles' VMs the pane's size back.
+    let effects = prefix(&mut app, KeyCode::Char('d'));
+    assert_eq!(app.grid, None);
+    assert_eq!(app.focus, Focus::List);
+    let sized = resizes(&effects);
+    for id in ["a", "b"] {
+        assert!(
+            sized.contains(&(id.to_string(), pane.rows, pane.cols)),
+            "{id} back to {pane:?}: {sized:?}"
+        );
+    }
+    // The grid is still a tab after the VMs' tabs.
+    key(&mut app, KeyCode::Char('3'));
+    assert_eq!(app.grid, Some(0), "tab 3 is the grid");
+}
+
+#[test]
+fn broadcast_types_into_every_tile_but_the_excluded_ones() {
+    let (mut app, _) = dashboard(vec![
+        vm("a", VmState::Running),
+        vm("b", VmState::Running),
+        vm("c", VmState::Running),
+        vm("d", VmState::Exited(0)),
+    ]);
+    key(&mut app, KeyCode::Char('*'));
+    key(&mut app, KeyCode::Char('g'));
+    assert_eq!(
+        app.grids[0].vms.len(),
+        4,
+        "* marks every VM, ended ones too"
+    );
+    assert_eq!(sent_to(&key(&mut app, KeyCode::Char('x'))), vec!["a"]);
+    prefix(&mut app, KeyCode::Char('b'));
+    assert_eq!(
+        sent_to(&key(&mut app, KeyCode::Char('x'))),
+        vec!["a", "b", "c"],
+        "every running tile"
+    );
+    let pasted = app.update(Msg::Terminal(TermEvent::Paste("x = 7\n".into())));
+    assert_eq!(sent_to(&pasted), vec!["a", "b", "c"], "pastes too");
+    // Leave b out: typing from a still goes to a and c.
+    prefix(&mut app, KeyCode::Right);
+    assert_eq!(app.current.as_deref(), Some("b"));
+    prefix(&mut app, KeyCode::Char('e'));
+    assert_eq!(
+        sent_to(&key(&mut app, KeyCode::Char('y'))),
+        vec!["b"],
+        "typing in the excluded tile goes to it alone"
+    );
+    prefix(&mut app, KeyCode::Left);
+    assert_eq!(sent_to(&key(&mut app, KeyCode::Char('y'))), vec!["a", "c"]);
+    prefix(&mut app, KeyCode::Char('b'));
+    assert_eq!(sent_to(&key(&mut app, KeyCode::Char('y'))), vec!["a"]);
+}
+
+#[test]
+fn zoom_and_layouts_resize_the_tiles_vms() {
+    let vms: Vec<VmInfo> = (0..4)
+        .map(|i| vm(&format!("vm{i}"), VmState::Running))
+        .collect();
+    let (mut app, _) = dashboard(vms);
+    key(&mut app, KeyCode::Char('g'));
+    assert_eq!(app.grids[0].vms.len(), 4, "none marked: the running VMs");
+    let body = app.areas().pane;
+    let effects = prefix(&mut app, KeyCode::Char('z'));
+    let sized = resizes(&effects);
+    assert!(
+        sized.contains(&("vm0".to_string(), body.height - 1, body.width)),
+        "the zoomed tile's VM gets the whole grid: {sized:?}"
+    );
+    assert!(
+        effects.contains(&notify(Request::Unwatch { id: "vm1".into() })),
+        "hidden tiles are not watched"
+    );
+    prefix(&mut app, KeyCode::Char('z'));
+    let effects = prefix(&mut app, KeyCode::Char(' '));
+    assert_eq!(
+        app.grids[0].layout,
+        bioxen::ui::grid::Layout::EvenHorizontal
+    );
+    let sized = resizes(&effects);
+    assert_eq!(
+        sized.len(),
+        4,
+        "side by side: every tile changes: {sized:?}"
+    );
+    assert!(sized.iter().all(|(_, rows, _)| *rows == body.height - 1));
+}
+
+#[test]
+fn a_click_on_a_tile_moves_the_keys_there() {
+    let (mut app, _) = dashboard(vec![vm("a", VmState::Running), vm("b", VmState::Running)]);
+    key(&mut app, KeyCode::Char('g'));
+    let b = app.tiles()[1];
+    let click = crossterm::event::MouseEvent {
+        kind: crossterm::event::MouseEventKind::Down(crossterm::event::MouseButton::Left),
+        column: b.body.x + 2,
+        row: b.body.y + 2,
+        modifiers: KeyModifiers::NONE,
+    };
+    let effects = app.update(Msg::Terminal(TermEvent::Mouse(click)));
+    assert_eq!(app.current.as_deref(), Some("b"));
+    assert!(effects.contains(&notify(Request::Attach { id: "b".into() })));
+    assert_eq!(sent_to(&key(&mut app, KeyCode::Char('x'))), vec!["b"]);
+}

@@ -9,8 +9,9 @@ use bioxen::client::Update;
 use bioxen::keymap::Keymap;
 use bioxen::protocol::Event;
 use bioxen::term::Screen;
-use bioxen::ui::app::{App, Confirm, CreateForm, Field, Focus, KindChoice, Msg, Overlay};
+use bioxen::ui::app::{App, Confirm, CreateForm, Field, Focus, KindChoice, Msg, Overlay, TabId};
 use bioxen::ui::draw::draw;
+use bioxen::ui::grid::Layout;
 use bioxen::{Size, VmInfo, VmKind, VmState};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -383,8 +384,8 @@ fn the_tab_bar_scrolls_to_keep_the_focused_tab_visible() {
         // A click on the drawn tab selects that tab.
         let click = x + 2;
         assert_eq!(
-            bioxen::ui::draw::tab_at(&app, 120, click).as_deref(),
-            Some(id.as_str()),
+            bioxen::ui::draw::tab_at(&app, 120, click),
+            Some(TabId::Vm(id.to_string())),
             "{bar:?}"
         );
     }
@@ -421,4 +422,85 @@ fn uptime_labels_wake_the_dashboard_only_when_they_change() {
     a.zoom = false;
     a.set_rows(vec![info("gone", VmState::Exited(0), None, None, None, 3)]);
     assert_eq!(a.next_tick(), None, "no running VM");
+}
+
+/// A dashboard of `w`x`h` showing a grid of `n` VMs in `layout`, each screen holding a
+/// few lines of its own, the second VM ended and the third with unseen output.
+fn grid_frame(w: u16, h: u16, n: usize, layout: Layout) -> Terminal<TestBackend> {
+    let mut app = app_with_size(w, h);
+    let rows: Vec<VmInfo> = (0..n)
+        .map(|i| {
+            let state = if i == 1 {
+                VmState::Exited(3)
+            } else {
+                VmState::Running
+            };
+            info(
+                &format!("vm{i:02}"),
+                state,
+                Some(4000 + i as u32),
+                None,
+                None,
+                60,
+            )
+        })
+        .collect();
+    app.update(Msg::Server(Update::Event(Event::Vms(rows))));
+    app.update(Msg::Terminal(crossterm::event::Event::Key(
+        crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::Char('*'),
+            crossterm::event::KeyModifiers::NONE,
+        ),
+    )));
+    app.update(Msg::Terminal(crossterm::event::Event::Key(
+        crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::Char('g'),
+            crossterm::event::KeyModifiers::NONE,
+        ),
+    )));
+    app.grids[0].layout = layout;
+    app.unseen.insert("vm02".into());
+    let mut screens = HashMap::new();
+    for t in app.tiles() {
+        let id = app.grids[0].vms[t.index].clone();
+        let size = t.size();
+        let mut s = Screen::new(size, 100);
+        s.feed(format!("> for i = 1, 3 do print('{id}', i) end\r\n").as_bytes());
+        for i in 1..=3 {
+            s.feed(format!("{id}\t{i}\r\n").as_bytes());
+        }
+        s.feed(b"> ");
+        screens.insert(id, s);
+    }
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal.draw(|f| draw(f, &app, &screens)).unwrap();
+    terminal
+}
+
+#[test]
+fn grid_layouts_at_80x24_and_200x60() {
+    for (w, h, n) in [(80, 24, 4), (200, 60, 16)] {
+        for layout in [
+            Layout::Tiled,
+            Layout::EvenHorizontal,
+            Layout::EvenVertical,
+            Layout::MainStack,
+        ] {
+            let t = grid_frame(w, h, n, layout);
+            let name = format!("grid_{}_{w}x{h}", layout.label().replace('+', "_"));
+            insta::assert_snapshot!(name, t.backend());
+        }
+    }
+}
+
+#[test]
+fn a_big_grid_at_80x24_shows_one_page_at_a_time() {
+    let mut t = grid_frame(80, 24, 16, Layout::Tiled);
+    insta::assert_snapshot!("grid_paged_80x24", t.backend());
+    let text = format!("{:?}", t.backend_mut().buffer());
+    assert!(text.contains(" 1/2 "), "the page indicator");
+    assert!(
+        text.contains("vm08") && !text.contains("vm09"),
+        "9 tiles a page"
+    );
 }

@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::effect::{Call, Done, Effect};
+use super::grid::Grid;
 use super::layout::Areas;
 use crate::client::Update;
 use crate::keymap::{Action, Keymap, Mode};
@@ -228,6 +229,13 @@ pub struct PoolView {
     pub vms: usize,
 }
 
+/// A tab: one VM, or a grid of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TabId {
+    Vm(String),
+    Grid(usize),
+}
+
 /// What can change the dashboard's state.
 #[derive(Debug)]
 pub enum Msg {
@@ -255,6 +263,14 @@ pub struct App {
     pub mirrors: HashMap<String, Screen>,
     /// Sessions whose screens the server sends this dashboard.
     watching: HashSet<String>,
+    /// The size this dashboard last gave each session.
+    sizes: HashMap<String, Size>,
+    /// Grid tabs, after the VMs' tabs.
+    pub grids: Vec<Grid>,
+    /// The grid shown, if a grid tab is selected; its focused tile is `current`.
+    pub grid: Option<usize>,
+    /// VMs marked in the list for the next grid.
+    pub marked: HashSet<String>,
     /// The VM selected in the list and shown in the terminal pane.
     pub current: Option<String>,
     pub focus: Focus,
@@ -311,6 +327,10 @@ impl App {
             received: (Vec::new(), Instant::now()),
             mirrors: HashMap::new(),
             watching: HashSet::new(),
+            sizes: HashMap::new(),
+            grids: Vec::new(),
+            grid: None,
+            marked: HashSet::new(),
             current: None,
             focus: Focus::List,
             prefix_since: None,
@@ -370,7 +390,22 @@ impl App {
     }
 
     pub fn areas(&self) -> Areas {
-        Areas::new(self.area, self.zoom)
+        match self.grid {
+            Some(_) => Areas::grid(self.area),
+            None => Areas::new(self.area, self.zoom),
+        }
+    }
+
+    /// The grid shown, if any.
+    pub fn shown_grid(&self) -> Option<&Grid> {
+        self.grids.get(self.grid?)
+    }
+
+    /// The tiles of the grid shown, where they are drawn.
+    pub fn tiles(&self) -> Vec<super::grid::Tile> {
+        self.shown_grid()
+            .map(|g| g.tiles(self.areas().pane))
+            .unwrap_or_default()
     }
 
     /// Takes a new VM list from the server.
@@ -380,9 +415,11 @@ impl App {
         self.refresh();
     }
 
-    /// Keeps the selection, the unseen markers and the mirrors in step with the list.
+    /// Keeps the selection, the grids, the marks and the mirrors in step with the list.
     pub fn refresh(&mut self) {
-        if let Some(id) = &self.current
+        self.prune_grids();
+        if self.grid.is_none()
+            && let Some(id) = &self.current
             && !self.visible().iter().any(|r| r.id() == id)
             && !self.rows.iter().any(|r| &r.id == id)
         {
@@ -394,44 +431,108 @@ impl App {
                 self.focus = Focus::List;
             }
         }
-        self.unseen
-            .retain(|id| self.rows.iter().any(|r| &r.id == id));
-        self.sync_watches();
+        let rows = &self.rows;
+        self.unseen.retain(|id| rows.iter().any(|r| &r.id == id));
+        self.marked.retain(|id| rows.iter().any(|r| &r.id == id));
+        self.sync_view(false);
         self.dirty = true;
     }
 
-    /// Watches exactly the sessions this dashboard shows (the selected one): the
-    /// server sends their screens, and only theirs. A session newly shown takes this
-    /// dashboard's pane size: the latest dashboard to look at a VM sizes it (tmux's
-    /// `window-size latest`).
-    fn sync_watches(&mut self) {
-        let wanted: HashSet<String> = self
-            .current
+    /// Grids keep only VMs that still exist, and a grid left empty closes.
+    fn prune_grids(&mut self) {
+        let rows = &self.rows;
+        let exists = |id: &String| rows.iter().any(|r| &r.id == id);
+        for g in &mut self.grids {
+            let focused = g.focused().map(str::to_string);
+            g.vms.retain(exists);
+            g.excluded.retain(exists);
+            g.focus = focused
+                .and_then(|f| g.vms.iter().position(|v| *v == f))
+                .unwrap_or(g.focus.min(g.vms.len().saturating_sub(1)));
+        }
+        let shown = self.grid.take();
+        let mut kept = 0;
+        for (i, g) in std::mem::take(&mut self.grids).into_iter().enumerate() {
+            if g.vms.is_empty() {
+                continue;
+            }
+            if shown == Some(i) {
+                self.grid = Some(kept);
+            }
+            self.grids.push(g);
+            kept += 1;
+        }
+        if shown.is_some() && self.grid.is_none() {
+            self.focus = Focus::List;
+        }
+        if let Some(id) = self.shown_grid().and_then(Grid::focused) {
+            self.current = Some(id.to_string());
+        }
+    }
+
+    /// Watches exactly the sessions this dashboard shows (the selected one, or the
+    /// tiles of the grid shown) and sizes them: the server sends their screens, and
+    /// only theirs. A session newly shown takes its pane's or tile's size: the latest
+    /// dashboard to look at a VM sizes it (tmux's `window-size latest`). A session this
+    /// dashboard sized for a tile goes back to the pane's size when the tile goes; with
+    /// `all` (the window or the list changed size), every session does.
+    fn sync_view(&mut self, all: bool) {
+        let pane = Areas::new(self.area, self.zoom).pane_size();
+        self.pane_size = pane;
+        let mut shown: HashMap<String, Size> = HashMap::new();
+        match self.shown_grid() {
+            Some(g) => {
+                for t in g.tiles(self.areas().pane) {
+                    shown.insert(g.vms[t.index].clone(), t.size());
+                }
+            }
+            None => {
+                if let Some(id) = &self.current {
+                    shown.insert(id.clone(), pane);
+                }
+            }
+        }
+        shown.retain(|id, _| self.rows.iter().any(|r| &r.id == id));
+        let gone: Vec<String> = self
+            .watching
             .iter()
-            .filter(|id| self.rows.iter().any(|r| &r.id == *id))
+            .filter(|id| !shown.contains_key(*id))
             .cloned()
             .collect();
-        for id in self
-            .watching
-            .difference(&wanted)
-            .cloned()
-            .collect::<Vec<_>>()
-        {
+        for id in gone {
             self.watching.remove(&id);
             self.mirrors.remove(&id);
             if self.rows.iter().any(|r| r.id == id) {
                 self.notify(Request::Unwatch { id });
             }
         }
-        for id in wanted {
-            if self.watching.insert(id.clone()) {
-                self.notify(Request::Resize {
-                    id: id.clone(),
-                    rows: self.pane_size.rows,
-                    cols: self.pane_size.cols,
-                });
-                self.notify(Request::Watch { id });
+        let mut new: Vec<String> = shown
+            .keys()
+            .filter(|id| !self.watching.contains(*id))
+            .cloned()
+            .collect();
+        new.sort();
+        for id in &new {
+            self.sizes.remove(id);
+        }
+        for row in &self.rows {
+            let want = shown.get(&row.id).copied().unwrap_or(pane);
+            let sent = self.sizes.get(&row.id).copied();
+            let due = all || sent.is_some() || shown.contains_key(&row.id);
+            if due && sent != Some(want) {
+                self.effects.push(Effect::Notify(Request::Resize {
+                    id: row.id.clone(),
+                    rows: want.rows,
+                    cols: want.cols,
+                }));
+                self.sizes.insert(row.id.clone(), want);
             }
+        }
+        let rows = &self.rows;
+        self.sizes.retain(|id, _| rows.iter().any(|r| &r.id == id));
+        for id in new {
+            self.watching.insert(id.clone());
+            self.notify(Request::Watch { id });
         }
     }
 
@@ -523,17 +624,7 @@ impl App {
     /// Gives every session the terminal pane's size, so switching tabs never shows a
     /// screen laid out for another size.
     fn apply_pane_size(&mut self) {
-        let size = self.areas().pane_size();
-        if size != self.pane_size {
-            self.pane_size = size;
-            for row in &self.rows {
-                self.effects.push(Effect::Notify(Request::Resize {
-                    id: row.id.clone(),
-                    rows: size.rows,
-                    cols: size.cols,
-                }));
-            }
-        }
+        self.sync_view(true);
         self.dirty = true;
     }
 
@@ -577,6 +668,9 @@ impl App {
             Some(Action::Zoom) => self.toggle_zoom(),
             Some(Action::Help) => self.overlay = Some(Overlay::Help { scroll: 0 }),
             Some(Action::Quit) => self.ask_quit(),
+            Some(Action::Mark) => self.toggle_mark(),
+            Some(Action::MarkAll) => self.mark_all(),
+            Some(Action::Grid) => self.open_grid(),
             _ => {
                 if let Some(d) = Keymap::digit(&key) {
                     self.select_tab(d);
@@ -619,7 +713,23 @@ impl App {
             Some(Action::NextTab) => self.cycle_tab(1),
             Some(Action::PrevTab) => self.cycle_tab(-1),
             Some(Action::Scrollback) => self.enter_scroll(0),
+            Some(Action::Zoom) if self.grid.is_some() => {
+                self.with_grid(|g, _| g.zoomed = !g.zoomed);
+            }
             Some(Action::Zoom) => self.toggle_zoom(),
+            Some(Action::Grid) => self.open_grid(),
+            Some(Action::FocusLeft) => self.step_tile(-1, 0),
+            Some(Action::FocusRight) => self.step_tile(1, 0),
+            Some(Action::FocusUp) => self.step_tile(0, -1),
+            Some(Action::FocusDown) => self.step_tile(0, 1),
+            Some(Action::Layout) => self.with_grid(|g, _| g.layout = g.layout.next()),
+            Some(Action::Broadcast) => self.with_grid(|g, _| g.broadcast = !g.broadcast),
+            Some(Action::Exclude) => self.with_grid(|g, id| {
+                if !g.excluded.remove(id) {
+                    g.excluded.insert(id.to_string());
+                }
+            }),
+            Some(Action::CloseGrid) => self.close_grid(),
             Some(Action::ToggleLog) => self.toggle_log(),
             Some(Action::Install) => self.open_install(),
             Some(Action::Help) => self.overlay = Some(Overlay::Help { scroll: 0 }),
@@ -846,9 +956,25 @@ impl App {
         if self.overlay.is_some() {
             return;
         }
-        if areas.pane.contains(at) {
-            let col = m.column - areas.pane.x;
-            let row = m.row - areas.pane.y;
+        // In a grid, a click on another tile moves the keys there; the focused tile
+        // takes the mouse as a single pane does.
+        let mut pane = areas.pane;
+        if self.grid.is_some() && areas.pane.contains(at) {
+            let focus = self.shown_grid().map_or(0, |g| g.focus);
+            match self.tiles().into_iter().find(|t| t.area().contains(at)) {
+                Some(t) if t.index != focus => {
+                    if let MouseEventKind::Down(_) = m.kind {
+                        self.focus_tile(t.index);
+                    }
+                    return;
+                }
+                Some(t) if t.body.contains(at) => pane = t.body,
+                _ => return,
+            }
+        }
+        if pane.contains(at) {
+            let col = m.column - pane.x;
+            let row = m.row - pane.y;
             let (mode, sgr) = self
                 .current
                 .as_ref()
@@ -864,7 +990,7 @@ impl App {
                 mode != vt100::MouseProtocolMode::None && self.focus == Focus::Terminal;
             if program_wants_mouse && self.scroll.is_none() {
                 if let Some(bytes) = encode::mouse(&m, col, row, sgr) {
-                    self.send(&bytes);
+                    self.send_to_current(&bytes);
                 }
                 return;
             }
@@ -901,8 +1027,8 @@ impl App {
                 self.dirty = true;
             } else if areas.tabs.contains(at) {
                 let hit = super::draw::tab_at(self, areas.tabs.width, m.column - areas.tabs.x);
-                if let Some(id) = hit {
-                    self.select(id);
+                if let Some(tab) = hit {
+                    self.select_tab_id(tab);
                     self.dirty = true;
                 }
             }
@@ -917,11 +1043,10 @@ impl App {
         match update {
             Update::Output { id, bytes } => {
                 if let Some(screen) = self.mirrors.get_mut(&id) {
-                    // Queries are the server's to answer; the mirror only shows.
+                    // Queries are the server's to answer; the mirror only shows. Only
+                    // shown screens are mirrored, so any output changes the frame.
                     let _ = screen.feed(&bytes);
-                    if self.current.as_ref() == Some(&id) {
-                        self.dirty = true;
-                    }
+                    self.dirty = true;
                 }
             }
             Update::Event(event) => self.on_event(event),
@@ -955,7 +1080,7 @@ impl App {
                 }
             }
             Event::Activity { id } => {
-                if self.current.as_ref() != Some(&id) && self.unseen.insert(id) {
+                if !self.watching.contains(&id) && self.unseen.insert(id) {
                     self.dirty = true;
                 }
             }
@@ -1152,7 +1277,8 @@ impl App {
     }
 
     fn select(&mut self, id: String) {
-        if self.current.as_ref() != Some(&id) {
+        let from_grid = self.grid.take().is_some();
+        if self.current.as_ref() != Some(&id) || from_grid {
             if self.focus == Focus::Terminal
                 && let Some(old) = self.current.clone()
             {
@@ -1165,7 +1291,7 @@ impl App {
             self.notify(Request::Attach { id: id.clone() });
         }
         self.current = Some(id);
-        self.sync_watches();
+        self.sync_view(false);
         self.dirty = true;
     }
 
@@ -1175,23 +1301,204 @@ impl App {
         self.attach_current();
     }
 
+    /// Tabs are the VMs, then the grids.
     fn select_tab(&mut self, index: usize) {
-        if let Some(id) = self.rows.get(index).map(|r| r.id.clone()) {
-            self.select(id);
+        match self.rows.get(index).map(|r| r.id.clone()) {
+            Some(id) => self.select(id),
+            None => self.show_grid(index - self.rows.len()),
+        }
+    }
+
+    /// The tab shown.
+    pub fn current_tab(&self) -> Option<TabId> {
+        match self.grid {
+            Some(g) => Some(TabId::Grid(g)),
+            None => self.current.clone().map(TabId::Vm),
+        }
+    }
+
+    pub fn select_tab_id(&mut self, tab: TabId) {
+        match tab {
+            TabId::Vm(id) => self.select(id),
+            TabId::Grid(i) => self.show_grid(i),
         }
     }
 
     fn cycle_tab(&mut self, delta: isize) {
-        if self.rows.is_empty() {
+        let n = (self.rows.len() + self.grids.len()) as isize;
+        if n == 0 {
             return;
         }
-        let pos = self
-            .current
-            .as_ref()
-            .and_then(|c| self.rows.iter().position(|r| &r.id == c))
-            .unwrap_or(0) as isize;
-        let n = self.rows.len() as isize;
+        let pos = match self.grid {
+            Some(g) => self.rows.len() + g,
+            None => self
+                .current
+                .as_ref()
+                .and_then(|c| self.rows.iter().position(|r| &r.id == c))
+                .unwrap_or(0),
+        } as isize;
         self.select_tab(((pos + delta).rem_euclid(n)) as usize);
+    }
+
+    // ----- grids -----------------------------------------------------------------------
+
+    fn toggle_mark(&mut self) {
+        if let Some(info) = self.current_info() {
+            let id = info.id.clone();
+            if !self.marked.remove(&id) {
+                self.marked.insert(id);
+            }
+        }
+        self.move_selection(1);
+    }
+
+    /// Marks every session the list shows; if all are marked already, unmarks them.
+    fn mark_all(&mut self) {
+        let shown: Vec<String> = self
+            .visible()
+            .iter()
+            .filter_map(|r| match r {
+                Row::Session(info) => Some(info.id.clone()),
+                Row::Pool(_) => None,
+            })
+            .collect();
+        if shown.iter().all(|id| self.marked.contains(id)) {
+            for id in &shown {
+                self.marked.remove(id);
+            }
+        } else {
+            self.marked.extend(shown);
+        }
+    }
+
+    /// Opens a grid of the marked VMs, or of the running ones when none is marked;
+    /// the same VMs again select the grid that shows them.
+    fn open_grid(&mut self) {
+        let marked: Vec<String> = self
+            .rows
+            .iter()
+            .filter(|r| self.marked.contains(&r.id))
+            .map(|r| r.id.clone())
+            .collect();
+        let vms = if marked.is_empty() {
+            self.rows
+                .iter()
+                .filter(|r| r.state.is_alive())
+                .map(|r| r.id.clone())
+                .collect()
+        } else {
+            marked
+        };
+        if vms.is_empty() {
+            let mark = self
+                .keymap
+                .key_for(Mode::List, Action::Mark)
+                .unwrap_or_default();
+            self.set_message(
+                format!("no running VM for a grid: mark VMs with {mark} in the list"),
+                Level::Info,
+            );
+            return;
+        }
+        self.marked.clear();
+        let index = match self.grids.iter().position(|g| g.vms == vms) {
+            Some(i) => i,
+            None => {
+                let mut grid = Grid::new(vms);
+                if let Some(at) = self
+                    .current
+                    .as_ref()
+                    .and_then(|c| grid.vms.iter().position(|v| v == c))
+                {
+                    grid.focus = at;
+                }
+                self.grids.push(grid);
+                self.grids.len() - 1
+            }
+        };
+        self.show_grid(index);
+    }
+
+    fn show_grid(&mut self, index: usize) {
+        let Some(id) = self
+            .grids
+            .get(index)
+            .and_then(Grid::focused)
+            .map(str::to_string)
+        else {
+            return;
+        };
+        if self.focus == Focus::Terminal
+            && let Some(old) = self.current.clone()
+            && old != id
+            && self.rows.iter().any(|r| r.id == old)
+        {
+            self.notify(Request::Detach { id: old });
+        }
+        self.grid = Some(index);
+        self.current = Some(id.clone());
+        self.scroll = None;
+        self.focus = Focus::Terminal;
+        self.filter_editing = false;
+        self.unseen.remove(&id);
+        self.notify(Request::Attach { id });
+        self.sync_view(false);
+        self.dirty = true;
+    }
+
+    /// Moves the keys to another tile of the grid shown.
+    pub fn focus_tile(&mut self, index: usize) {
+        let Some(g) = self.grid.and_then(|g| self.grids.get_mut(g)) else {
+            return;
+        };
+        if index >= g.vms.len() || index == g.focus {
+            return;
+        }
+        let old = g.vms[g.focus].clone();
+        g.focus = index;
+        let id = g.vms[index].clone();
+        self.notify(Request::Detach { id: old });
+        self.notify(Request::Attach { id: id.clone() });
+        self.current = Some(id.clone());
+        self.scroll = None;
+        self.unseen.remove(&id);
+        self.sync_view(false);
+        self.dirty = true;
+    }
+
+    fn step_tile(&mut self, dx: i32, dy: i32) {
+        if let Some(g) = self.shown_grid() {
+            let to = g.step(self.areas().pane, dx, dy);
+            self.focus_tile(to);
+        }
+    }
+
+    /// Changes the grid shown, given its focused VM; outside a grid, says how to open one.
+    fn with_grid(&mut self, change: impl FnOnce(&mut Grid, &str)) {
+        let Some(g) = self.grid.and_then(|g| self.grids.get_mut(g)) else {
+            let key = self
+                .keymap
+                .key_for(Mode::List, Action::Grid)
+                .unwrap_or_default();
+            return self.set_message(
+                format!("not in a grid: {key} in the list opens one"),
+                Level::Info,
+            );
+        };
+        let id = g.focused().unwrap_or_default().to_string();
+        change(g, &id);
+        self.sync_view(false);
+        self.dirty = true;
+    }
+
+    /// Closes the grid shown; its VMs keep running, and the focused one stays shown.
+    fn close_grid(&mut self) {
+        let Some(index) = self.grid.take() else {
+            return self.with_grid(|_, _| {});
+        };
+        self.grids.remove(index);
+        self.sync_view(false);
+        self.dirty = true;
     }
 
     fn attach_current(&mut self) {
@@ -1228,6 +1535,9 @@ impl App {
         }
         self.focus = Focus::List;
         self.scroll = None;
+        if self.grid.take().is_some() {
+            self.sync_view(false);
+        }
     }
 
     fn toggle_zoom(&mut self) {
@@ -1495,6 +1805,23 @@ impl App {
         }
     }
 
+    /// Where typing goes while the grid shown broadcasts: every running tile but the
+    /// excluded ones. Typing in an excluded tile goes to it alone.
+    pub fn broadcast_targets(&self) -> Option<Vec<String>> {
+        let g = self.shown_grid().filter(|g| g.broadcast)?;
+        if g.focused().is_some_and(|id| g.excluded.contains(id)) {
+            return None;
+        }
+        Some(
+            g.vms
+                .iter()
+                .filter(|id| !g.excluded.contains(*id))
+                .filter(|id| self.rows.iter().any(|r| &r.id == *id && r.state.is_alive()))
+                .cloned()
+                .collect(),
+        )
+    }
+
     fn current_modes(&self) -> encode::Modes {
         self.current
             .as_ref()
@@ -1503,7 +1830,23 @@ impl App {
             .unwrap_or_default()
     }
 
+    /// Sends typing (keys, pastes) to the VM shown, or to every tile of a grid that
+    /// broadcasts.
     fn send(&mut self, bytes: &[u8]) {
+        match self.broadcast_targets() {
+            Some(targets) => {
+                for id in targets {
+                    self.notify(Request::SendInput {
+                        id,
+                        data: bytes.to_vec(),
+                    });
+                }
+            }
+            None => self.send_to_current(bytes),
+        }
+    }
+
+    fn send_to_current(&mut self, bytes: &[u8]) {
         let Some(id) = self.current.clone() else {
             return;
         };

@@ -9,8 +9,8 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::app::{App, Focus, Level};
-use super::{dialogs, list_pane, terminal_pane};
+use super::app::{App, Focus, Level, TabId};
+use super::{dialogs, grid_pane, list_pane, terminal_pane};
 use crate::keymap::{Action, Mode};
 use crate::protocol::{PoolStatus, VmState};
 use crate::term::Screen;
@@ -35,7 +35,10 @@ pub fn draw(frame: &mut Frame, app: &App, screens: &dyn Screens) {
     if let Some(list) = areas.list {
         list_pane::draw(frame, app, list);
     }
-    terminal_pane::draw(frame, app, screens, areas.frame, areas.pane);
+    match app.shown_grid() {
+        Some(grid) => grid_pane::draw(frame, app, grid, screens, areas.pane),
+        None => terminal_pane::draw(frame, app, screens, areas.frame, areas.pane),
+    }
     draw_status(frame, app, areas.status);
     dialogs::draw(frame, app);
 }
@@ -50,26 +53,36 @@ pub fn state_color(state: &VmState) -> Color {
     }
 }
 
-/// The tab labels in order, with the VM each one selects.
-pub fn tab_labels(app: &App, screens: &dyn Screens) -> Vec<(String, String)> {
-    app.rows
-        .iter()
-        .enumerate()
-        .map(|(i, row)| {
-            let mut title = None;
-            screens.with_screen(&row.id, &mut |s| title = s.title().map(str::to_string));
-            let unseen = if app.unseen.contains(&row.id) {
-                "+"
-            } else {
-                ""
-            };
-            let label = match title {
-                Some(t) => format!(" {i}:{}{unseen} [{}] ", row.id, truncate(&t, 24)),
-                None => format!(" {i}:{}{unseen} ", row.id),
-            };
-            (label, row.id.clone())
-        })
-        .collect()
+/// The tab labels in order, with the VM or grid each one selects.
+pub fn tab_labels(app: &App, screens: &dyn Screens) -> Vec<(String, TabId)> {
+    let vms = app.rows.iter().enumerate().map(|(i, row)| {
+        let mut title = None;
+        screens.with_screen(&row.id, &mut |s| title = s.title().map(str::to_string));
+        let unseen = if app.unseen.contains(&row.id) {
+            "+"
+        } else {
+            ""
+        };
+        let label = match title {
+            Some(t) => format!(" {i}:{}{unseen} [{}] ", row.id, truncate(&t, 24)),
+            None => format!(" {i}:{}{unseen} ", row.id),
+        };
+        (label, TabId::Vm(row.id.clone()))
+    });
+    let grids = app.grids.iter().enumerate().map(|(g, grid)| {
+        let i = app.rows.len() + g;
+        let unseen = if grid.vms.iter().any(|id| app.unseen.contains(id)) {
+            "+"
+        } else {
+            ""
+        };
+        let cast = if grid.broadcast { " »" } else { "" };
+        (
+            format!(" {i}:grid({}){unseen}{cast} ", grid.vms.len()),
+            TabId::Grid(g),
+        )
+    });
+    vms.chain(grids).collect()
 }
 
 /// One piece of the tab bar after scrolling: a tab, or a marker for tabs that did not
@@ -78,7 +91,7 @@ pub fn tab_labels(app: &App, screens: &dyn Screens) -> Vec<(String, String)> {
 pub enum TabPiece {
     Tab {
         label: String,
-        id: String,
+        id: TabId,
     },
     /// `«3 ` or ` 2»`: how many tabs are hidden on that side.
     Hidden {
@@ -94,9 +107,10 @@ pub fn tab_strip(app: &App, screens: &dyn Screens, width: u16) -> Vec<TabPiece> 
     let widths: Vec<usize> = tabs.iter().map(|(l, _)| l.chars().count()).collect();
     let width = usize::from(width);
     let n = tabs.len();
+    let shown = app.current_tab();
     let current = tabs
         .iter()
-        .position(|(_, id)| app.current.as_ref() == Some(id))
+        .position(|(_, id)| shown.as_ref() == Some(id))
         .unwrap_or(0);
     let marker = |hidden: usize, left: bool| {
         if hidden == 0 {
@@ -159,8 +173,8 @@ impl TabPiece {
     }
 }
 
-/// The VM whose tab is at column `x` of the tab bar.
-pub fn tab_at(app: &App, bar_width: u16, x: u16) -> Option<String> {
+/// The tab at column `x` of the tab bar.
+pub fn tab_at(app: &App, bar_width: u16, x: u16) -> Option<TabId> {
     let (_, tabs_width) = tab_bar_split(app, bar_width);
     let mut pos = BRAND.len() as u16;
     for piece in tab_strip(app, &app.mirrors, tabs_width) {
@@ -216,15 +230,23 @@ fn draw_tabs(frame: &mut Frame, app: &App, screens: &dyn Screens, area: Rect) {
             .add_modifier(Modifier::BOLD),
     )];
     let (right, tabs_width) = tab_bar_split(app, area.width);
+    let shown = app.current_tab();
     for piece in tab_strip(app, screens, tabs_width) {
         match piece {
             TabPiece::Tab { label, id } => {
-                let state = app.rows.iter().find(|r| r.id == id).map(|r| &r.state);
-                let mut style = bar.fg(state.map(state_color).unwrap_or(Color::Gray));
-                if app.current.as_ref() == Some(&id) {
+                let mut style = match &id {
+                    TabId::Vm(vm) => {
+                        let state = app.rows.iter().find(|r| &r.id == vm).map(|r| &r.state);
+                        let style = bar.fg(state.map(state_color).unwrap_or(Color::Gray));
+                        match app.unseen.contains(vm) {
+                            true => style.add_modifier(Modifier::BOLD),
+                            false => style,
+                        }
+                    }
+                    TabId::Grid(_) => bar.fg(Color::Cyan),
+                };
+                if shown.as_ref() == Some(&id) {
                     style = style.add_modifier(Modifier::REVERSED | Modifier::BOLD);
-                } else if app.unseen.contains(&id) {
-                    style = style.add_modifier(Modifier::BOLD);
                 }
                 spans.push(Span::styled(label, style));
             }
@@ -242,6 +264,26 @@ fn draw_tabs(frame: &mut Frame, app: &App, screens: &dyn Screens, area: Rect) {
 }
 
 fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
+    // While a grid broadcasts, the status bar says so, whatever else is going on.
+    if let Some(targets) = app.broadcast_targets() {
+        let key = |action| app.keymap.key_for(Mode::Prefix, action).unwrap_or_default();
+        let text = format!(
+            " BROADCAST  typing goes to {} VMs  ·  {} stops  ·  {} leaves this tile out ",
+            targets.len(),
+            key(Action::Broadcast),
+            key(Action::Exclude),
+        );
+        frame.render_widget(
+            Paragraph::new(truncate(&text, area.width as usize)).style(
+                Style::new()
+                    .fg(Color::White)
+                    .bg(Color::Red)
+                    .add_modifier(Modifier::BOLD),
+            ),
+            area,
+        );
+        return;
+    }
     let (tag, tag_style) = mode_tag(app);
     let hints = hints(app);
     let mut spans = vec![
@@ -327,6 +369,14 @@ fn hints(app: &App) -> String {
                 hint(Mode::List, Action::Filter, "filter"),
                 hint(Mode::List, Action::Help, "help"),
                 hint(Mode::List, Action::Quit, "quit"),
+            ],
+            Focus::Terminal if app.grid.is_some() => vec![
+                hint(Mode::Prefix, Action::Detach, "detach"),
+                Some(format!("{} ←↑↓→ tiles", km.prefix)),
+                hint(Mode::Prefix, Action::Zoom, "zoom"),
+                hint(Mode::Prefix, Action::Layout, "layout"),
+                hint(Mode::Prefix, Action::Broadcast, "broadcast"),
+                hint(Mode::Prefix, Action::Help, "help"),
             ],
             Focus::Terminal => vec![
                 hint(Mode::Prefix, Action::Detach, "detach"),

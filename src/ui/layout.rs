@@ -51,6 +51,17 @@ impl Areas {
         }
     }
 
+    /// A grid tab's areas: no list, and the grid (the pane) fills the body without a
+    /// frame; its tiles draw their own headers.
+    pub fn grid(area: Rect) -> Areas {
+        let a = Areas::new(area, true);
+        Areas {
+            frame: a.frame,
+            pane: a.frame,
+            ..a
+        }
+    }
+
     /// The size sessions get: the pane, but never less than [`MIN_PANE`].
     ///
     /// A VM's output is laid out at its terminal's width and scrolls at its height;

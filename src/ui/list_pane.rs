@@ -206,7 +206,14 @@ fn cell<'a>(col: Col, info: &'a VmInfo, index: usize, app: &App) -> Cell<'a> {
             if app.unseen.contains(&info.id) {
                 name.push('+');
             }
-            Cell::from(name)
+            // Marked for the next grid.
+            match app.marked.contains(&info.id) {
+                true => Cell::from(ratatui::text::Line::from(vec![
+                    ratatui::text::Span::styled("● ", Style::new().fg(Color::Yellow)),
+                    ratatui::text::Span::raw(name),
+                ])),
+                false => Cell::from(name),
+            }
         }
         Col::Kind => Cell::from(info.kind.as_str()),
         Col::State => {

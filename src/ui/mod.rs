@@ -14,6 +14,8 @@ pub mod dialogs;
 pub mod draw;
 pub mod effect;
 pub mod format;
+pub mod grid;
+pub mod grid_pane;
 pub mod layout;
 pub mod list_pane;
 pub mod terminal_pane;
