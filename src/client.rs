@@ -330,6 +330,16 @@ impl Client {
     }
 
     /// Starts or stops the session's output log; the log's path when it is now on.
+    /// Sets the seconds of silence after which a VM raises an alert; 0 is off.
+    pub async fn set_silence(&self, id: &str, secs: u64) -> Result<()> {
+        self.call(Request::SetSilence {
+            id: id.into(),
+            secs,
+        })
+        .await
+        .map(|_| ())
+    }
+
     pub async fn toggle_output_log(&self, id: &str) -> Result<Option<PathBuf>> {
         match self.call(Request::ToggleLog { id: id.into() }).await? {
             Response::LogPath { path } => Ok(path),

@@ -73,6 +73,53 @@ pub struct UiConfig {
     /// Directory for output logs and the dashboard's own log; default
     /// `$XDG_STATE_HOME/bioxen` (`~/.local/state/bioxen`).
     pub log_dir: Option<String>,
+    /// Seconds without output, while not at its prompt, after which a VM raises a
+    /// silence alert (tmux's `monitor-silence`); 0 is off. `C-b M` sets it per VM.
+    pub silence: u64,
+    /// Alerts also sent to the user's own terminal as desktop notifications (OSC 9):
+    /// `true` for all, or a list of `bell`, `exit`, `silence`, `idle`, `note`.
+    pub notify: NotifySetting,
+    /// Show the running VMs' overall progress in the user's terminal tab (OSC 9;4).
+    pub progress: bool,
+}
+
+/// `[ui] notify`: `true`, `false`, or the kinds of alert to forward.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum NotifySetting {
+    All(bool),
+    Only(Vec<AlertKind>),
+}
+
+impl Default for NotifySetting {
+    fn default() -> Self {
+        NotifySetting::All(false)
+    }
+}
+
+impl NotifySetting {
+    pub fn includes(&self, kind: AlertKind) -> bool {
+        match self {
+            NotifySetting::All(all) => *all,
+            NotifySetting::Only(kinds) => kinds.contains(&kind),
+        }
+    }
+}
+
+/// The kinds of alert a VM raises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertKind {
+    /// The VM rang the bell.
+    Bell,
+    /// The VM ended.
+    Exit,
+    /// The VM printed nothing for `[ui] silence` seconds while busy.
+    Silence,
+    /// The interpreter came back to its prompt.
+    Idle,
+    /// The VM sent a notification (`bioxen.notify`, OSC 9 or OSC 777).
+    Note,
 }
 
 impl Default for UiConfig {
@@ -84,6 +131,9 @@ impl Default for UiConfig {
             mouse: true,
             output_log: false,
             log_dir: None,
+            silence: 0,
+            notify: NotifySetting::default(),
+            progress: true,
         }
     }
 }

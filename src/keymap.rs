@@ -50,6 +50,7 @@ pub enum Action {
     Broadcast,
     Exclude,
     CloseGrid,
+    Silence,
 }
 
 /// `(mode, action, config name, default keys, description)`.
@@ -246,6 +247,13 @@ const DEFAULTS: &[(Mode, Action, &str, &[&str], &str)] = &[
         "close_grid",
         &["&"],
         "grid: close the grid (its VMs keep running)",
+    ),
+    (
+        Mode::Prefix,
+        Action::Silence,
+        "silence",
+        &["M"],
+        "silence alert for this VM: off, 10 s, 30 s, 1 min, 5 min",
     ),
     (
         Mode::Prefix,
@@ -536,7 +544,7 @@ mod tests {
     #[test]
     fn overrides_apply_to_dispatch_and_help() {
         let map = Keymap::from_config(&cfg(
-            "[ui]\nprefix = \"C-a\"\n[keys.list]\ncreate = [\"n\", \"Insert\"]\n[keys.prefix]\nnext_tab = \"Right\"\n",
+            "[ui]\nprefix = \"C-a\"\n[keys.list]\ncreate = [\"n\", \"Insert\"]\n[keys.prefix]\nnext_tab = \"Tab\"\n",
         ))
         .unwrap();
         assert_eq!(map.prefix, KeySpec::ctrl('a'));
@@ -544,15 +552,15 @@ mod tests {
         assert_eq!(map.action(Mode::List, &n), Some(Action::Create));
         let c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::NONE);
         assert_eq!(map.action(Mode::List, &c), None);
-        let right = KeyEvent::new(KeyCode::Right, KeyModifiers::NONE);
-        assert_eq!(map.action(Mode::Prefix, &right), Some(Action::NextTab));
+        let tab = KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE);
+        assert_eq!(map.action(Mode::Prefix, &tab), Some(Action::NextTab));
         let help = map.help();
         assert!(
             help[0]
                 .1
                 .contains(&("n / Insert".into(), "create a VM".into()))
         );
-        assert!(help[1].1.iter().any(|(k, _)| k == "C-a Right"));
+        assert!(help[1].1.iter().any(|(k, _)| k == "C-a Tab"));
         assert_eq!(map.key_for(Mode::Prefix, Action::Detach).unwrap(), "C-a d");
     }
 

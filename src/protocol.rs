@@ -26,13 +26,13 @@ use crate::vm::VmOptions;
 /// The things both sides speak of. Each is defined beside the code that produces it;
 /// clients, the dashboard among them, take them from here, the one contract between
 /// the server and its clients.
-pub use crate::manager::VmInfo;
+pub use crate::manager::{Alert, Busy, Progress, ProgressState, VmInfo};
 pub use crate::vm::ssh::{SshAnswer, SshQuestion};
 pub use crate::vm::{Size, VmKind, VmState, signal_name};
 pub use crate::xapi::{PoolStatus, PoolVm};
 
 /// Bumped whenever a message changes shape.
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 
 /// The largest frame either side accepts: a paste, a snapshot with its scrollback or
 /// an output burst fits many times over; a corrupt length cannot make anyone allocate
@@ -179,6 +179,11 @@ pub enum Request {
     ToggleLog {
         id: String,
     },
+    /// Seconds without output after which the session raises a silence alert; 0 is off.
+    SetSilence {
+        id: String,
+        secs: u64,
+    },
     /// Forgets a session whose interpreter has ended.
     Remove {
         id: String,
@@ -267,6 +272,12 @@ pub enum Event {
     /// A session this client does not watch printed something.
     Activity {
         id: String,
+    },
+    /// A session asks for attention: a bell, a notification, back at its prompt,
+    /// silent too long.
+    Alert {
+        id: String,
+        alert: Alert,
     },
     /// A session changed state.
     State {

@@ -88,7 +88,7 @@ fn create_type_detach_kill_quit() {
         s.contains(" LIST ")
             && s.lines().any(|l| {
                 l.contains("lua-1")
-                    && l.contains("running")
+                    && alive(l)
                     && l.split_whitespace()
                         .any(|w| w.parse::<u32>().is_ok_and(|n| n > 1))
             })
@@ -374,9 +374,17 @@ fn install_a_package_from_the_dashboard() {
     let _ = std::fs::remove_dir_all(&tree);
 }
 
+/// Whether a list line shows a running VM: `running`, or `busy`/`idle` when its
+/// interpreter marks its prompts.
+fn alive(line: &str) -> bool {
+    [" running ", " busy ", " idle "]
+        .iter()
+        .any(|state| line.contains(state))
+}
+
 fn vm_pids(s: &str) -> Vec<u32> {
     s.lines()
-        .filter(|l| l.contains(" running "))
+        .filter(|l| alive(l))
         .filter_map(|l| {
             l.split_whitespace()
                 .find_map(|w| w.parse::<u32>().ok().filter(|n| *n > 100))
@@ -797,7 +805,7 @@ fn a_grid_shows_four_vms_at_once_and_broadcast_types_into_them() {
     t.wait_text(" LIST ");
     t.keys(&["*", "g"]);
     t.wait_for("a grid of 4 tiles", |s| {
-        s.contains("4:grid(4)") && (1..=4).all(|i| s.contains(&format!(" lua-{i}  running")))
+        s.contains("4:grid(4)") && (1..=4).all(|i| s.contains(&format!(" lua-{i}  idle")))
     });
     // Into each tile in turn: 0 1 / 2 3, moved between with the prefix and arrows.
     for (i, arrow) in [
@@ -820,6 +828,14 @@ fn a_grid_shows_four_vms_at_once_and_broadcast_types_into_them() {
         assert_eq!(tile_lines(&s, &format!("mark{i}")), 1, "mark{i} once:\n{s}");
     }
 
+    // Progress shows in the tile's header.
+    t.type_text("bioxen.progress(42, 'epoch ' .. 3)");
+    t.keys(&["Enter"]);
+    t.wait_for("42 % in tile 2's header", |s| {
+        s.lines()
+            .any(|l| l.contains(" lua-3  idle") && l.contains("42% epoch 3"))
+    });
+
     t.keys(&["C-b", "b"]);
     t.wait_text("BROADCAST  typing goes to 4 VMs");
     t.type_text("x = 7 print('x=' .. x)");
@@ -839,4 +855,118 @@ fn a_grid_shows_four_vms_at_once_and_broadcast_types_into_them() {
     t.wait_for("the banner gone", |s| !s.contains("BROADCAST"));
     t.keys(&["C-b", "d"]);
     quit_ending_vms(&t, "4 VMs are running");
+}
+
+/// The list's line for a VM (left of the terminal pane).
+fn list_line(screen: &str, vm: &str) -> String {
+    // The name may carry marks: `lua-1+~`.
+    let names = |l: &str| {
+        l.split_whitespace().any(|w| {
+            w.strip_prefix(vm)
+                .is_some_and(|marks| marks.chars().all(|c| !c.is_alphanumeric() && c != '-'))
+        })
+    };
+    screen
+        .lines()
+        .filter(|l| l.starts_with('│'))
+        .map(|l| l.split("││").next().unwrap_or(l))
+        .find(|l| names(l))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn progress_busy_idle_and_silence_show_in_the_list() {
+    let t = Tmux::start_with_config(
+        "alerts",
+        160,
+        40,
+        &bioxen_exe().display().to_string(),
+        Some("[ui]\nsilence = 2\n"),
+    );
+    t.wait_text("No VMs yet");
+    create_local_vm(&t);
+    t.keys(&["C-b", "c"]);
+    t.wait_text("Create a VM");
+    t.keys(&["Enter"]);
+    t.wait_for("lua-2's prompt", |s| s.contains("1:lua-2") && has_prompt(s));
+
+    // Progress with a label: a bar and 42 % in the list, the label as its status.
+    t.type_text("bioxen.progress(42, 'epoch ' .. 3)");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("42 % in lua-2's row", |s| {
+        list_line(s, "lua-2").contains("42%")
+    });
+    assert!(s.contains("PROGRESS"), "{s}");
+    t.wait_text("status epoch 3");
+
+    // Busy while a chunk runs, idle once the prompt is back.
+    t.type_text("local t0 = os.time() repeat until os.time() - t0 >= 2");
+    t.keys(&["Enter"]);
+    t.wait_for("lua-2 busy", |s| list_line(s, "lua-2").contains(" busy "));
+    t.wait_for("lua-2 idle", |s| list_line(s, "lua-2").contains(" idle "));
+
+    // Silence: lua-1 sleeps without output while another VM is shown; after 2 s it
+    // is marked `~` and the status bar says so.
+    t.keys(&["C-b", "0"]);
+    t.wait_for("lua-1 shown", |s| s.contains("╭ lua-1"));
+    t.type_text("os.execute('sleep 5')");
+    t.keys(&["Enter"]);
+    t.wait_for("lua-1 busy", |s| list_line(s, "lua-1").contains(" busy "));
+    t.keys(&["C-b", "1"]);
+    let s = t.wait_for("a silence alert for lua-1", |s| {
+        list_line(s, "lua-1").contains('~')
+    });
+    assert!(
+        s.contains("lua-1: no output for 2 s"),
+        "{}",
+        s.lines().last().unwrap_or("")
+    );
+    assert!(!list_line(&s, "lua-2").contains('~'), "{s}");
+    // Back at its prompt after the sleep, unseen: marked done.
+    t.wait_for("lua-1 done", |s| list_line(s, "lua-1").contains('✓'));
+    t.keys(&["C-b", "0"]);
+    t.wait_for("marks cleared once seen", |s| {
+        let l = list_line(s, "lua-1");
+        !l.contains('~') && !l.contains('✓')
+    });
+    t.keys(&["C-b", "d"]);
+    quit_ending_vms(&t, "2 VMs are running");
+}
+
+#[test]
+fn lua5_4_vms_say_busy_and_idle_and_load_the_bioxen_module() {
+    common::require_program("lua5.4", "lua5.4");
+    let t = Tmux::start_with_config(
+        "lua54",
+        140,
+        40,
+        &bioxen_exe().display().to_string(),
+        Some("[local]\ncommand = \"lua5.4\"\n"),
+    );
+    t.wait_text("No VMs yet");
+    create_local_vm(&t);
+    t.wait_for("lua5.4's banner", |s| {
+        s.contains("Lua 5.4") && !s.contains("(bioxen)")
+    });
+    t.wait_for("idle at the prompt", |s| {
+        list_line(s, "lua-1").contains(" idle ")
+    });
+    t.type_text("local t0 = os.time() repeat until os.time() - t0 >= 2");
+    t.keys(&["Enter"]);
+    t.wait_for("busy while it runs", |s| {
+        list_line(s, "lua-1").contains(" busy ")
+    });
+    t.wait_for("idle again", |s| list_line(s, "lua-1").contains(" idle "));
+    t.type_text("require('bioxen').progress(7)");
+    t.keys(&["Enter"]);
+    t.wait_for("7 % in the list", |s| {
+        list_line(s, "lua-1").contains("  7%")
+    });
+    // The prompt mark takes no room on the line: typing lines up as without it.
+    t.type_text("x = 1");
+    let s = t.wait_text("> x = 1");
+    assert!(pane_text(&s).lines().any(|l| l == "> x = 1"), "{s}");
+    t.keys(&["Enter"]);
+    detach_and_quit(&t);
 }

@@ -25,6 +25,11 @@ fn vm(id: &str, state: VmState) -> VmInfo {
         created_unix: 0,
         remote: None,
         pool_vm: None,
+        busy: None,
+        progress: None,
+        progress_seq: 0,
+        status: None,
+        silence_secs: 0,
     }
 }
 
@@ -393,4 +398,88 @@ fn a_click_on_a_tile_moves_the_keys_there() {
     assert_eq!(app.current.as_deref(), Some("b"));
     assert!(effects.contains(&notify(Request::Attach { id: "b".into() })));
     assert_eq!(sent_to(&key(&mut app, KeyCode::Char('x'))), vec!["b"]);
+}
+
+#[test]
+fn chosen_alerts_go_to_the_desktop_and_mark_unseen_vms() {
+    use bioxen::config::{AlertKind, NotifySetting};
+    use bioxen::protocol::Alert;
+    let (mut app, _) = dashboard(vec![vm("a", VmState::Running), vm("b", VmState::Running)]);
+    app.config.ui.notify = NotifySetting::Only(vec![AlertKind::Bell, AlertKind::Exit]);
+    let alert = |app: &mut App, id: &str, alert| {
+        app.update(Msg::Server(Update::Event(Event::Alert {
+            id: id.into(),
+            alert,
+        })))
+    };
+    assert_eq!(
+        alert(&mut app, "b", Alert::Bell),
+        vec![Effect::Desktop("b: bell".into())]
+    );
+    assert_eq!(
+        alert(&mut app, "b", Alert::Idle),
+        vec![],
+        "idle is not chosen"
+    );
+    assert_eq!(
+        app.marks["b"].flags(),
+        "!✓",
+        "b is not the VM shown: marked"
+    );
+    alert(&mut app, "a", Alert::Bell);
+    assert!(!app.marks.contains_key("a"), "the VM shown is not marked");
+    let effects = app.update(Msg::Server(Update::Event(Event::State {
+        id: "b".into(),
+        state: VmState::Exited(3),
+    })));
+    assert!(
+        effects.contains(&Effect::Desktop("b: exited(3)".into())),
+        "{effects:?}"
+    );
+    key(&mut app, KeyCode::Down);
+    assert!(
+        !app.marks.contains_key("b"),
+        "looking at b clears its marks"
+    );
+    let text = bioxen::ui::effect::desktop_notification("4;1;50\x07\x1b]0;x");
+    assert_eq!(
+        text, "\x1b]9;bioxen: 4;1;50]0;x\x07",
+        "nothing ends or redirects the OSC"
+    );
+}
+
+#[test]
+fn overall_progress_goes_to_the_users_terminal_when_it_changes() {
+    use bioxen::protocol::{Progress, ProgressState};
+    let with = |id: &str, percent: u8, seq: u64| VmInfo {
+        progress: Some(Progress {
+            state: ProgressState::Normal,
+            percent,
+        }),
+        progress_seq: seq,
+        ..vm(id, VmState::Running)
+    };
+    let (mut app, effects) = dashboard(vec![with("a", 20, 1), with("b", 60, 1)]);
+    let normal = |percent| {
+        Effect::OuterProgress(Some(Progress {
+            state: ProgressState::Normal,
+            percent,
+        }))
+    };
+    assert!(effects.contains(&normal(40)), "the mean: {effects:?}");
+    let effects = app.update(Msg::Server(Update::Event(Event::Vms(vec![
+        with("a", 20, 1),
+        with("b", 60, 2),
+    ]))));
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::OuterProgress(_))),
+        "unchanged: nothing sent"
+    );
+    let effects = app.update(Msg::Server(Update::Event(Event::Vms(vec![
+        vm("a", VmState::Exited(0)),
+        with("b", 60, 2),
+    ]))));
+    assert!(effects.contains(&normal(60)), "{effects:?}");
 }

@@ -43,6 +43,11 @@ fn info(
         created_unix: 0,
         remote: None,
         pool_vm: None,
+        busy: None,
+        progress: None,
+        progress_seq: 0,
+        status: None,
+        silence_secs: 0,
     }
 }
 

@@ -16,7 +16,7 @@ mod output_log;
 mod remote;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -32,6 +32,8 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::lock;
 use crate::term::Screen;
+use crate::term::signals::Said;
+pub use crate::term::signals::{Busy, Progress, ProgressState};
 use crate::vm::proc_stats::{CpuMeter, ProcStats};
 use crate::vm::{self, Control, Sink, Size, VmKind, VmOptions, VmSpec, VmState};
 
@@ -58,6 +60,21 @@ pub enum Event {
     Removed(String),
     /// Something went wrong that the user should see (in the status bar).
     Error(Option<String>, String),
+    /// A session asks for attention: see [`Alert`].
+    Alert(String, Alert),
+}
+
+/// Why a session asks for attention.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Alert {
+    /// It rang the bell.
+    Bell,
+    /// It sent a notification (OSC 9 or OSC 777).
+    Note(String),
+    /// Its interpreter came back to the prompt after running something.
+    Idle,
+    /// It printed nothing for this many seconds while not at its prompt.
+    Silence(u64),
 }
 
 /// What a watcher of one session receives, in the order it happened: output bytes,
@@ -94,6 +111,8 @@ pub struct ManagerConfig {
     /// Write each session's raw output to `<log_dir>/<id>.log`.
     pub output_log: bool,
     pub log_dir: PathBuf,
+    /// Seconds of silence (while not at the prompt) before a silence alert; 0 is off.
+    pub silence_secs: u64,
 }
 
 impl ManagerConfig {
@@ -124,6 +143,7 @@ impl ManagerConfig {
             scrollback_bytes: config.ui.scrollback_bytes,
             output_log: config.ui.output_log,
             log_dir: config.log_dir(),
+            silence_secs: config.ui.silence,
         })
     }
 
@@ -149,6 +169,12 @@ impl ManagerConfig {
         env.extend(rocks);
         env.push(("BIOXEN_VM".into(), id.to_string()));
         env
+    }
+
+    /// Whether `argv` runs bioxen's own REPL, which marks its prompts itself and has
+    /// the `bioxen` module built in.
+    pub fn is_embedded(&self, argv: &[String]) -> bool {
+        argv.len() >= 2 && Path::new(&argv[0]) == self.self_exe && argv[1] == "lua"
     }
 
     /// Variables of bioxen's own environment that a VM does not get: the ones that hold
@@ -185,6 +211,23 @@ pub struct VmInfo {
     pub remote: Option<String>,
     /// The pool VM (`OpaqueRef:…`) an `xcpng` session runs on.
     pub pool_vm: Option<String>,
+    /// At its prompt or running something, when the interpreter marks its prompts
+    /// (OSC 133: the embedded REPL, and `lua -i` through `_PROMPT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub busy: Option<Busy>,
+    /// How far along the VM says it is (OSC 9;4); gone when it exits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+    /// Counts progress reports: a report repeating the last one is still news to a
+    /// dashboard that times progress out when the VM stops reporting.
+    #[serde(default)]
+    pub progress_seq: u64,
+    /// The VM's latest status line (`bioxen.status`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Seconds without output after which the VM raises a silence alert; 0 is off.
+    #[serde(default)]
+    pub silence_secs: u64,
 }
 
 /// The owner of all sessions. Cheap to clone; clones share the sessions.
@@ -240,7 +283,28 @@ pub struct Session {
     stop: remote::StopSignal,
     /// The manager's, for the sampler: see [`Inner`].
     activity: Arc<Notify>,
+    /// What the program said about itself.
+    signals: Mutex<SessionSignals>,
+    /// Seconds without output before a silence alert; 0 is off.
+    silence: watch::Sender<u64>,
 }
+
+/// What a session's program said about itself, and when the list last told clients.
+#[derive(Default)]
+struct SessionSignals {
+    busy: Option<Busy>,
+    progress: Option<Progress>,
+    progress_seq: u64,
+    status: Option<String>,
+    /// When a change was last published.
+    published: Option<Instant>,
+    /// A change not yet published: the sampler publishes it.
+    pending: bool,
+}
+
+/// Progress and status reports are published at most this often per session: a loop
+/// reporting on every step costs one list per 100 ms, not one per step.
+const SIGNALS_EVERY: Duration = Duration::from_millis(100);
 
 /// The running part of a session; replaced on restart.
 struct Process {
@@ -325,6 +389,10 @@ impl Manager {
             sessions.push(session.clone());
             session
         };
+        tokio::spawn(watch_silence(
+            Arc::downgrade(&session),
+            self.inner.events.clone(),
+        ));
         let _ = self.inner.events.send(Event::Created(id.clone()));
         let started = match kind {
             VmKind::Local => self.start_process(&session),
@@ -345,7 +413,11 @@ impl Manager {
             _ => (None, &[][..]),
         };
         let argv = config.local_argv(command);
-        let env = config.local_vm_env(extra_env, &session.id);
+        let mut env = config.local_vm_env(extra_env, &session.id);
+        if !config.is_embedded(&argv) {
+            env.extend(marked_prompts(&argv, &env));
+            install_lua_module(&config.rocks_tree);
+        }
         let size = lock(&session.screen).size();
         let spec = vm::local::LocalSpec {
             argv: argv.clone(),
@@ -406,7 +478,21 @@ impl Manager {
     /// Sends text (or any bytes) to a session's input, as if typed.
     pub fn send_input(&self, id: &str, input: impl AsRef<[u8]>) -> Result<()> {
         let session = self.get(id)?;
-        session.send(input.as_ref())
+        let input = input.as_ref();
+        session.send(input)?;
+        // Enter at the prompt starts something: busy until the prompt comes back. An
+        // interpreter that marks only its prompts (`lua -i` through `_PROMPT`) says
+        // no more than that.
+        if input.iter().any(|b| matches!(b, b'\r' | b'\n')) {
+            let mut sig = lock(&session.signals);
+            if sig.busy == Some(Busy::Idle) {
+                sig.busy = Some(Busy::Busy);
+                sig.published = Some(Instant::now());
+                drop(sig);
+                let _ = self.inner.events.send(Event::Stats);
+            }
+        }
+        Ok(())
     }
 
     /// Everything the session printed since the last call (at most 1 MiB; older bytes
@@ -627,6 +713,13 @@ impl Manager {
             .collect()
     }
 
+    /// Sets the seconds of silence after which a session raises an alert; 0 is off.
+    pub fn set_silence(&self, id: &str, secs: u64) -> Result<()> {
+        self.get(id)?.silence.send_replace(secs);
+        let _ = self.inner.events.send(Event::Stats);
+        Ok(())
+    }
+
     pub fn info(&self, id: &str) -> Result<VmInfo> {
         Ok(self.get(id)?.info())
     }
@@ -710,6 +803,8 @@ impl Session {
             remote: Mutex::new(None),
             stop: remote::StopSignal::default(),
             activity,
+            signals: Mutex::new(SessionSignals::default()),
+            silence: watch::channel(config.silence_secs).0,
         }
     }
 
@@ -847,6 +942,7 @@ impl Session {
         let state = self.state();
         let stats = *lock(&self.stats);
         let alive = state.is_alive();
+        let signals = lock(&self.signals);
         VmInfo {
             id: self.id.clone(),
             kind: self.kind(),
@@ -870,6 +966,11 @@ impl Session {
                 .unwrap_or(0),
             remote,
             pool_vm,
+            busy: signals.busy.filter(|_| alive),
+            progress: signals.progress.filter(|_| alive),
+            progress_seq: signals.progress_seq,
+            status: signals.status.clone(),
+            silence_secs: *self.silence.borrow(),
             state,
         }
     }
@@ -931,14 +1032,17 @@ impl Session {
                 format!("the output log stopped: {why}; the VM goes on (L starts a new log)"),
             ));
         }
-        let replies = {
+        let (replies, said) = {
             let mut screen = lock(&self.screen);
             let replies = screen.feed(chunk);
             if self.live.receiver_count() > 0 {
                 let _ = self.live.send(Live::Output(Arc::from(chunk)));
             }
-            replies
+            (replies, screen.take_said())
         };
+        if !said.is_empty() {
+            self.take_signals(said, events);
+        }
         if !replies.is_empty() {
             let _ = self.send_reply(replies);
         }
@@ -947,6 +1051,69 @@ impl Session {
         if !self.dirty.swap(true, Ordering::AcqRel) {
             let _ = events.send(Event::Output(self.id.clone()));
         }
+    }
+
+    /// Follows what the program said: a prompt (busy or idle) is published at once,
+    /// progress and status at most every [`SIGNALS_EVERY`]; bells and notifications
+    /// become alerts.
+    fn take_signals(&self, said: Said, events: &broadcast::Sender<Event>) {
+        let mut alerts: Vec<Alert> = Vec::new();
+        if said.bell {
+            alerts.push(Alert::Bell);
+        }
+        alerts.extend(said.notes.into_iter().map(Alert::Note));
+        let publish = {
+            let mut sig = lock(&self.signals);
+            let mut now = false;
+            let mut later = false;
+            if let Some(busy) = said.busy
+                && sig.busy != Some(busy)
+            {
+                if busy == Busy::Idle && sig.busy == Some(Busy::Busy) {
+                    alerts.push(Alert::Idle);
+                }
+                sig.busy = Some(busy);
+                now = true;
+            }
+            if let Some(progress) = said.progress {
+                sig.progress = progress;
+                sig.progress_seq += 1;
+                later = true;
+            }
+            if let Some(status) = said.status {
+                let status = (!status.is_empty()).then_some(status);
+                later |= sig.status != status;
+                sig.status = status;
+            }
+            if later && !now {
+                match sig.published {
+                    Some(t) if t.elapsed() < SIGNALS_EVERY => sig.pending = true,
+                    _ => now = true,
+                }
+            }
+            if now {
+                sig.published = Some(Instant::now());
+                sig.pending = false;
+            }
+            now
+        };
+        for alert in alerts {
+            let _ = events.send(Event::Alert(self.id.clone(), alert));
+        }
+        if publish {
+            let _ = events.send(Event::Stats);
+        }
+    }
+
+    /// Publishes a throttled change of progress or status, if one waits.
+    fn flush_signals(&self) -> bool {
+        let mut sig = lock(&self.signals);
+        let due = sig.pending && sig.published.is_none_or(|t| t.elapsed() >= SIGNALS_EVERY);
+        if due {
+            sig.pending = false;
+            sig.published = Some(Instant::now());
+        }
+        due
     }
 
     /// A line from bioxen itself in the session's pane (dimmed), for progress and for
@@ -999,6 +1166,103 @@ const SAMPLE_IDLE_MAX: Duration = Duration::from_secs(30);
 /// its figures change, backing off to every 30 s while all are idle (idle VMs then
 /// wake the server about never). Output from any VM brings it back to once a second
 /// at once; a new process is sampled on the next look. Stops with the manager.
+/// For a Lua interpreter other than bioxen's (`lua5.4`, `lua`): a `LUA_INIT_5_4` that
+/// makes its prompts carry the OSC 133 prompt mark, so the list can say busy or idle.
+/// `lua.c` prints `_PROMPT` and `_PROMPT2` through readline, which `\1`..`\2` tell
+/// to leave the mark out of the prompt's width. A `LUA_INIT_5_4` or `LUA_INIT` of the
+/// user's still runs, after.
+fn marked_prompts(argv: &[String], env: &[(String, String)]) -> Vec<(String, String)> {
+    let program = argv
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !program.starts_with("lua")
+        || program.starts_with("luarocks")
+        || program.starts_with("luajit")
+    {
+        return Vec::new();
+    }
+    let theirs = ["LUA_INIT_5_4", "LUA_INIT"].iter().find_map(|var| {
+        env.iter()
+            .rev()
+            .find(|(k, _)| k == var)
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var(var).ok())
+    });
+    let mark = r"'\1\27]133;A\7\2'";
+    let mut init = format!("_PROMPT = {mark} .. '> ' _PROMPT2 = {mark} .. '>> '");
+    let mut vars = Vec::new();
+    if let Some(theirs) = theirs {
+        init.push_str(
+            " local i = os.getenv('BIOXEN_LUA_INIT') \
+             if i:sub(1, 1) == '@' then dofile(i:sub(2)) else assert(load(i, '=LUA_INIT'))() end",
+        );
+        vars.push(("BIOXEN_LUA_INIT".to_string(), theirs));
+    }
+    vars.push(("LUA_INIT_5_4".to_string(), init));
+    vars
+}
+
+/// Puts the `bioxen` Lua module in the rocks tree that local VMs' `LUA_PATH` holds,
+/// so `require "bioxen"` works in `lua5.4` as in the embedded REPL.
+fn install_lua_module(tree: &Path) {
+    let path = tree.join("share/lua/5.4/bioxen.lua");
+    let module = crate::repl::BIOXEN_MODULE;
+    if std::fs::read_to_string(&path).is_ok_and(|m| m == module) {
+        return;
+    }
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(&path, module));
+    if let Err(e) = written {
+        tracing::warn!(
+            "cannot put the bioxen Lua module at {}: {e}",
+            path.display()
+        );
+    }
+}
+
+/// Raises a silence alert when the session, running and not at its prompt, prints
+/// nothing for its silence time; once, until it prints again (tmux's
+/// `monitor-silence`). Sleeps while the alert is off.
+async fn watch_silence(session: std::sync::Weak<Session>, events: broadcast::Sender<Event>) {
+    let Some((mut output, mut setting)) = session
+        .upgrade()
+        .map(|s| (s.seq.subscribe(), s.silence.subscribe()))
+    else {
+        return;
+    };
+    loop {
+        let secs = *setting.borrow_and_update();
+        if secs == 0 {
+            if setting.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        output.borrow_and_update();
+        tokio::select! {
+            changed = output.changed() => if changed.is_err() { return },
+            changed = setting.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(Duration::from_secs(secs)) => {
+                let Some(s) = session.upgrade() else { return };
+                let idle = lock(&s.signals).busy == Some(Busy::Idle);
+                if s.state().is_alive() && !idle {
+                    let _ = events.send(Event::Alert(s.id.clone(), Alert::Silence(secs)));
+                }
+                drop(s);
+                // Once per silence: wait for output (or a new setting) first.
+                tokio::select! {
+                    changed = output.changed() => if changed.is_err() { return },
+                    changed = setting.changed() => if changed.is_err() { return },
+                }
+            }
+        }
+    }
+}
+
 async fn sample_stats(inner: std::sync::Weak<Inner>) {
     let mut meters: HashMap<String, (u32, CpuMeter)> = HashMap::new();
     let Some(activity) = inner.upgrade().map(|i| i.activity.clone()) else {
@@ -1041,6 +1305,9 @@ async fn sample_stats(inner: std::sync::Weak<Inner>) {
             *stats = sample;
         }
         meters.retain(|id, _| seen.contains(id));
+        for s in &sessions {
+            changed |= s.flush_signals();
+        }
         if changed {
             let _ = inner.events.send(Event::Stats);
         }

@@ -155,6 +155,7 @@ impl Repl {
         // code is its purpose.
         let lua = unsafe { Lua::unsafe_new() };
         set_module_paths(&lua, options.ignore_env)?;
+        preload_bioxen_module(&lua)?;
         let msghandler: Function = lua.load(MSGHANDLER).set_name("=bioxen").call(())?;
         interrupt::install(lua.state());
         if buffered {
@@ -342,11 +343,12 @@ impl Repl {
                 ReadOutcome::Cancelled => continue,
                 ReadOutcome::Eof => break,
             };
-            match chunk {
-                Ok(f) => match self.docall(f, MultiValue::new()) {
-                    Ok(values) => self.print_values(values),
-                    Err(msg) => print_error(&msg),
-                },
+            let Ok(f) = chunk.map_err(|msg| print_error(&msg)) else {
+                continue;
+            };
+            mark_prompt(b'C');
+            match self.docall(f, MultiValue::new()) {
+                Ok(values) => self.print_values(values),
                 Err(msg) => print_error(&msg),
             }
         }
@@ -389,6 +391,9 @@ impl Repl {
     fn read_line(&self, editor: &mut LineEditor, first: bool) -> Option<Result<String, ()>> {
         let prompt = self.prompt(first);
         flush_c_stdio();
+        if first {
+            mark_prompt(b'A');
+        }
         match editor.read_line(&prompt) {
             LineRead::Line(line) => Some(Ok(line)),
             LineRead::Interrupted => Some(Err(())),
@@ -495,6 +500,36 @@ fn flush_c_stdio() {
         libc::fflush(std::ptr::null_mut());
     }
     let _ = std::io::stdout().flush();
+}
+
+/// Tells the terminal where the interpreter is (OSC 133, semantic prompts): `A` as the
+/// prompt is drawn, `C` as a chunk starts running. Terminals that know the sequence
+/// read busy and idle from it (bioxen's list does); others ignore it. Only on a
+/// terminal: piped output stays exactly `lua`'s.
+fn mark_prompt(mark: u8) {
+    let mut out = std::io::stdout();
+    if out.is_terminal() {
+        let _ = out
+            .write_all(&[0x1b, b']', b'1', b'3', b'3', b';', mark, 0x07])
+            .and_then(|()| out.flush());
+    }
+}
+
+/// The `bioxen` Lua module (progress, status, notifications), shipped with bioxen.
+pub const BIOXEN_MODULE: &str = include_str!("../../assets/lua/bioxen.lua");
+
+/// Makes `require "bioxen"` load the shipped module, and `bioxen` a global.
+fn preload_bioxen_module(lua: &Lua) -> mlua::Result<()> {
+    let loader = lua
+        .load(BIOXEN_MODULE)
+        .set_name("=bioxen")
+        .into_function()?;
+    let package: mlua::Table = lua.globals().get("package")?;
+    let preload: mlua::Table = package.get("preload")?;
+    preload.set("bioxen", loader)?;
+    let require: Function = lua.globals().get("require")?;
+    let module: Value = require.call("bioxen")?;
+    lua.globals().set("bioxen", module)
 }
 
 /// Module search paths: the Debian layout (so `lua-*` packages load), plus

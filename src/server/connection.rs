@@ -338,6 +338,7 @@ async fn run_pump(hub: Arc<Hub>, out: Queue, watches: Watches) {
                     Event::State { id, state }
                 }
                 Ok(ManagerEvent::Error(id, text)) => Event::Notice { id, text },
+                Ok(ManagerEvent::Alert(id, alert)) => Event::Alert { id, alert },
                 Ok(ManagerEvent::Created(_) | ManagerEvent::Removed(_) | ManagerEvent::Stats)
                 | Err(broadcast::error::RecvError::Lagged(_)) => Event::Vms(manager.list()),
                 Err(broadcast::error::RecvError::Closed) => return,
@@ -426,6 +427,10 @@ async fn handle(m: &Manager, request: Request, out: &Queue) -> Response {
             Request::ToggleLog { id } => Response::LogPath {
                 path: m.toggle_output_log(&id)?,
             },
+            Request::SetSilence { id, secs } => {
+                m.set_silence(&id, secs)?;
+                Response::Done
+            }
             Request::Remove { id } => {
                 m.remove(&id)?;
                 Response::Done

@@ -5,5 +5,6 @@ pub mod encode;
 mod osc_guard;
 pub mod screen;
 mod scrollback;
+pub mod signals;
 
 pub use screen::{Screen, Snapshot};

@@ -17,10 +17,11 @@ use super::effect::{Call, Done, Effect};
 use super::grid::Grid;
 use super::layout::Areas;
 use crate::client::Update;
+use crate::config::AlertKind;
 use crate::keymap::{Action, Keymap, Mode};
 use crate::protocol::{
-    CreateOptions, Event, PoolStatus, PoolVm, Request, Size, SshAnswer, SshQuestion, VmInfo,
-    VmKind, VmState,
+    Alert, CreateOptions, Event, PoolStatus, PoolVm, Progress, ProgressState, Request, Size,
+    SshAnswer, SshQuestion, VmInfo, VmKind, VmState,
 };
 use crate::term::{Screen, encode};
 use crossterm::event::{
@@ -229,6 +230,37 @@ pub struct PoolView {
     pub vms: usize,
 }
 
+/// How long a VM's progress shows after its last report: terminals time progress
+/// out likewise, so a VM that stopped reporting does not look stuck at 42 %.
+pub const PROGRESS_STALE: Duration = Duration::from_secs(15);
+
+/// Alerts a VM raised that the user has not looked at yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Marks {
+    pub bell: bool,
+    pub silence: bool,
+    /// Back at its prompt after running something.
+    pub idle: bool,
+    pub exit: bool,
+}
+
+impl Marks {
+    /// Flags as tmux shows them beside window names (`!` bell, `~` silence), with `✓`
+    /// for back at the prompt and `✖` for ended.
+    pub fn flags(&self) -> String {
+        [
+            (self.bell, '!'),
+            (self.silence, '~'),
+            (self.idle, '✓'),
+            (self.exit, '✖'),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, c)| *c)
+        .collect()
+    }
+}
+
 /// A tab: one VM, or a grid of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TabId {
@@ -271,6 +303,15 @@ pub struct App {
     pub grid: Option<usize>,
     /// VMs marked in the list for the next grid.
     pub marked: HashSet<String>,
+    /// Alerts of VMs the user has not looked at since.
+    pub marks: HashMap<String, Marks>,
+    /// When each VM's progress last came (its report count, and when it changed): a
+    /// report older than [`PROGRESS_STALE`] is no longer shown.
+    progress_seen: HashMap<String, (u64, Instant)>,
+    /// The overall progress last sent to the user's terminal.
+    outer_progress: Option<Progress>,
+    /// Each row's progress as last drawn, to redraw when one goes stale.
+    drawn_progress: Vec<Option<Progress>>,
     /// The VM selected in the list and shown in the terminal pane.
     pub current: Option<String>,
     pub focus: Focus,
@@ -331,6 +372,10 @@ impl App {
             grids: Vec::new(),
             grid: None,
             marked: HashSet::new(),
+            marks: HashMap::new(),
+            progress_seen: HashMap::new(),
+            outer_progress: None,
+            drawn_progress: Vec::new(),
             current: None,
             focus: Focus::List,
             prefix_since: None,
@@ -411,8 +456,106 @@ impl App {
     /// Takes a new VM list from the server.
     pub fn set_rows(&mut self, rows: Vec<VmInfo>) {
         self.received = (rows.clone(), Instant::now());
+        for row in &rows {
+            match row.progress {
+                Some(_) => {
+                    let seen = self.progress_seen.get(&row.id).map(|s| s.0);
+                    if seen != Some(row.progress_seq) {
+                        self.progress_seen
+                            .insert(row.id.clone(), (row.progress_seq, Instant::now()));
+                    }
+                }
+                None => {
+                    self.progress_seen.remove(&row.id);
+                }
+            }
+        }
         self.rows = rows;
         self.refresh();
+        self.report_progress();
+    }
+
+    /// A VM's progress as the dashboard shows it: its last report, unless stale.
+    pub fn progress(&self, info: &VmInfo) -> Option<Progress> {
+        let (_, at) = self.progress_seen.get(&info.id)?;
+        info.progress.filter(|_| at.elapsed() < PROGRESS_STALE)
+    }
+
+    /// The running VMs' progress taken together, for the user's terminal tab: the mean
+    /// of their percentages, in error if one is, paused if one is.
+    pub fn overall_progress(&self) -> Option<Progress> {
+        let all: Vec<Progress> = self
+            .rows
+            .iter()
+            .filter(|r| r.state.is_alive())
+            .filter_map(|r| self.progress(r))
+            .collect();
+        let has = |s: ProgressState| all.iter().any(|p| p.state == s);
+        let counted: Vec<u32> = all
+            .iter()
+            .filter(|p| p.state != ProgressState::Indeterminate)
+            .map(|p| u32::from(p.percent))
+            .collect();
+        let state = if all.is_empty() {
+            return None;
+        } else if has(ProgressState::Error) {
+            ProgressState::Error
+        } else if has(ProgressState::Paused) {
+            ProgressState::Paused
+        } else if counted.is_empty() {
+            ProgressState::Indeterminate
+        } else {
+            ProgressState::Normal
+        };
+        let percent = match counted.len() {
+            0 => 0,
+            n => (counted.iter().sum::<u32>() / n as u32) as u8,
+        };
+        Some(Progress { state, percent })
+    }
+
+    /// Sends the overall progress to the user's terminal when it changed.
+    fn report_progress(&mut self) {
+        if !self.config.ui.progress {
+            return;
+        }
+        let now = self.overall_progress();
+        if now != self.outer_progress {
+            self.outer_progress = now;
+            self.effects.push(Effect::OuterProgress(now));
+        }
+    }
+
+    /// An alert from a VM: marked unless it is the one in front of the user, said in
+    /// the status bar when it carries words, and forwarded to the user's terminal if
+    /// `[ui] notify` asks for it.
+    fn on_alert(&mut self, id: String, alert: Alert) {
+        let (kind, text) = match &alert {
+            Alert::Bell => (AlertKind::Bell, format!("{id}: bell")),
+            Alert::Note(note) => (AlertKind::Note, format!("{id}: {note}")),
+            Alert::Idle => (AlertKind::Idle, format!("{id}: back at its prompt")),
+            Alert::Silence(secs) => (AlertKind::Silence, format!("{id}: no output for {secs} s")),
+        };
+        if self.current.as_ref() != Some(&id) {
+            let marks = self.marks.entry(id.clone()).or_default();
+            match alert {
+                Alert::Bell => marks.bell = true,
+                Alert::Idle => marks.idle = true,
+                Alert::Silence(_) => marks.silence = true,
+                Alert::Note(_) => {}
+            }
+        }
+        if matches!(kind, AlertKind::Note | AlertKind::Silence) {
+            self.set_message(text.clone(), Level::Info);
+        }
+        self.forward(kind, text);
+        self.dirty = true;
+    }
+
+    fn forward(&mut self, kind: AlertKind, text: String) {
+        if self.config.ui.notify.includes(kind) {
+            self.effects.push(Effect::Desktop(text));
+        }
     }
 
     /// Keeps the selection, the grids, the marks and the mirrors in step with the list.
@@ -433,6 +576,7 @@ impl App {
         }
         let rows = &self.rows;
         self.unseen.retain(|id| rows.iter().any(|r| &r.id == id));
+        self.marks.retain(|id, _| rows.iter().any(|r| &r.id == id));
         self.marked.retain(|id| rows.iter().any(|r| &r.id == id));
         self.sync_view(false);
         self.dirty = true;
@@ -730,6 +874,7 @@ impl App {
                 }
             }),
             Some(Action::CloseGrid) => self.close_grid(),
+            Some(Action::Silence) => self.cycle_silence(),
             Some(Action::ToggleLog) => self.toggle_log(),
             Some(Action::Install) => self.open_install(),
             Some(Action::Help) => self.overlay = Some(Overlay::Help { scroll: 0 }),
@@ -1086,10 +1231,16 @@ impl App {
             }
             Event::State { id, state } => match state {
                 VmState::Exited(_) | VmState::Killed(_) | VmState::Failed(_) => {
-                    self.set_message(format!("{id}: {}", state.label()), Level::Info);
+                    let text = format!("{id}: {}", state.label());
+                    self.set_message(text.clone(), Level::Info);
+                    if self.current.as_ref() != Some(&id) {
+                        self.marks.entry(id).or_default().exit = true;
+                    }
+                    self.forward(AlertKind::Exit, text);
                 }
                 _ => {}
             },
+            Event::Alert { id, alert } => self.on_alert(id, alert),
             Event::Notice { id, text } => {
                 let text = match id {
                     Some(id) => format!("{id}: {text}"),
@@ -1189,8 +1340,15 @@ impl App {
     /// wakes only then, so an idle dashboard with VMs up for an hour wakes once a
     /// minute per VM at most.
     pub fn next_tick(&self) -> Option<Instant> {
-        if self.zoom {
-            return None;
+        // A progress report going stale changes the frame and the user's tab.
+        let stale = self
+            .progress_seen
+            .values()
+            .map(|(_, at)| *at + PROGRESS_STALE)
+            .filter(|at| *at > Instant::now())
+            .min();
+        if self.zoom || self.grid.is_some() {
+            return stale;
         }
         let (base, received) = (&self.received.0, self.received.1);
         let elapsed = received.elapsed().as_secs();
@@ -1202,6 +1360,7 @@ impl App {
                 let next = super::format::uptime_changes_at(b.uptime_secs + elapsed);
                 received + Duration::from_secs(next - b.uptime_secs)
             })
+            .chain(stale)
             .min()
     }
 
@@ -1223,6 +1382,12 @@ impl App {
             self.drawn_uptimes = uptimes;
             self.dirty = true;
         }
+        let progress: Vec<Option<Progress>> = self.rows.iter().map(|r| self.progress(r)).collect();
+        if progress != self.drawn_progress {
+            self.drawn_progress = progress;
+            self.dirty = true;
+        }
+        self.report_progress();
     }
 
     /// The pool's cache changed: redraw only if what the tab bar shows changed.
@@ -1287,6 +1452,7 @@ impl App {
             self.scroll = None;
         }
         self.unseen.remove(&id);
+        self.marks.remove(&id);
         if self.focus == Focus::Terminal && self.rows.iter().any(|r| r.id == id) {
             self.notify(Request::Attach { id: id.clone() });
         }
@@ -1441,6 +1607,7 @@ impl App {
         self.focus = Focus::Terminal;
         self.filter_editing = false;
         self.unseen.remove(&id);
+        self.marks.remove(&id);
         self.notify(Request::Attach { id });
         self.sync_view(false);
         self.dirty = true;
@@ -1462,6 +1629,7 @@ impl App {
         self.current = Some(id.clone());
         self.scroll = None;
         self.unseen.remove(&id);
+        self.marks.remove(&id);
         self.sync_view(false);
         self.dirty = true;
     }
@@ -1522,6 +1690,7 @@ impl App {
             self.notify(Request::Attach { id: id.clone() });
         }
         self.unseen.remove(&id);
+        self.marks.remove(&id);
         self.focus = Focus::Terminal;
         self.filter_editing = false;
         self.dirty = true;
@@ -1820,6 +1989,26 @@ impl App {
                 .cloned()
                 .collect(),
         )
+    }
+
+    /// Steps the shown VM's silence alert through off, 10 s, 30 s, 1 min and 5 min.
+    fn cycle_silence(&mut self) {
+        const STEPS: [u64; 5] = [0, 10, 30, 60, 300];
+        let Some(info) = self.current_info() else {
+            return;
+        };
+        let id = info.id.clone();
+        let at = STEPS.iter().position(|s| *s == info.silence_secs);
+        let secs = STEPS[at.map_or(1, |i| (i + 1) % STEPS.len())];
+        self.notify(Request::SetSilence {
+            id: id.clone(),
+            secs,
+        });
+        let text = match secs {
+            0 => format!("{id}: no silence alert"),
+            s => format!("{id}: alert after {s} s without output (while not at its prompt)"),
+        };
+        self.set_message(text, Level::Info);
     }
 
     fn current_modes(&self) -> encode::Modes {

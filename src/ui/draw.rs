@@ -58,11 +58,17 @@ pub fn tab_labels(app: &App, screens: &dyn Screens) -> Vec<(String, TabId)> {
     let vms = app.rows.iter().enumerate().map(|(i, row)| {
         let mut title = None;
         screens.with_screen(&row.id, &mut |s| title = s.title().map(str::to_string));
-        let unseen = if app.unseen.contains(&row.id) {
-            "+"
+        let mut unseen = if app.unseen.contains(&row.id) {
+            "+".to_string()
         } else {
-            ""
+            String::new()
         };
+        if let Some(marks) = app.marks.get(&row.id) {
+            unseen.push_str(&marks.flags());
+        }
+        if let Some(p) = app.progress(row) {
+            unseen.push(super::format::progress_cell(p));
+        }
         let label = match title {
             Some(t) => format!(" {i}:{}{unseen} [{}] ", row.id, truncate(&t, 24)),
             None => format!(" {i}:{}{unseen} ", row.id),

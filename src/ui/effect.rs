@@ -1,4 +1,5 @@
-//! What the dashboard asks of the server, and the one place that asks it.
+//! What the dashboard asks of the server and of the user's terminal beyond drawing,
+//! and the one place that asks it.
 //!
 //! [`App`](super::app::App) never holds the connection: each change of its state
 //! returns the effects it calls for, and the loop in `ui/mod.rs` hands them to a
@@ -12,7 +13,7 @@ use std::collections::HashMap;
 use tokio::task::JoinSet;
 
 use crate::client::Client;
-use crate::protocol::{CreateOptions, InstallOutcome, Request, VmKind};
+use crate::protocol::{CreateOptions, InstallOutcome, Progress, ProgressState, Request, VmKind};
 use crate::rocks::PackageSpec;
 
 /// A consequence of a change in the dashboard's state.
@@ -23,6 +24,11 @@ pub enum Effect {
     Notify(Request),
     /// A call whose outcome the dashboard shows.
     Call(Call),
+    /// A desktop notification through the user's terminal (OSC 9).
+    Desktop(String),
+    /// The running VMs' overall progress for the user's terminal tab (OSC 9;4);
+    /// `None` clears it.
+    OuterProgress(Option<Progress>),
 }
 
 /// The calls the dashboard makes and waits on, each in a task of its own.
@@ -152,6 +158,44 @@ impl Call {
     }
 }
 
+/// OSC 9 with text that can neither end the sequence early nor be read as OSC 9;4.
+pub fn desktop_notification(text: &str) -> String {
+    let text: String = crate::sanitize::line(text)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    format!("\x1b]9;bioxen: {text}\x07")
+}
+
+/// OSC 9;4: state 1 normal, 2 error, 3 indeterminate, 4 paused; 0 clears.
+pub fn progress_report(progress: Option<Progress>) -> String {
+    match progress {
+        None => "\x1b]9;4;0;0\x07".to_string(),
+        Some(p) => {
+            let state = match p.state {
+                ProgressState::Normal => 1,
+                ProgressState::Error => 2,
+                ProgressState::Indeterminate => 3,
+                ProgressState::Paused => 4,
+            };
+            format!("\x1b]9;4;{state};{}\x07", p.percent)
+        }
+    }
+}
+
+/// Whether the user's terminal shows progress from this dashboard, to clear on exit.
+pub static PROGRESS_SHOWN: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Writes to the user's terminal between frames; a terminal that is gone is the main
+/// loop's to notice.
+fn to_terminal(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 /// Carries out effects against the server, supervising the calls.
 pub struct Runner {
     server: Client,
@@ -177,6 +221,11 @@ impl Runner {
                     let what = call.what();
                     let handle = self.tasks.spawn(call.run(self.server.clone()));
                     self.names.insert(handle.id(), what);
+                }
+                Effect::Desktop(text) => to_terminal(&desktop_notification(&text)),
+                Effect::OuterProgress(p) => {
+                    PROGRESS_SHOWN.store(p.is_some(), std::sync::atomic::Ordering::Relaxed);
+                    to_terminal(&progress_report(p));
                 }
             }
         }

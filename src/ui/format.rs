@@ -1,5 +1,7 @@
 //! How numbers look in the list pane and `bioxen ls`.
 
+use crate::protocol::{Busy, Progress, ProgressState, VmInfo, VmState};
+
 /// `812K`, `23.4M`, `1.2G`.
 pub fn bytes(n: u64) -> String {
     const K: f64 = 1024.0;
@@ -58,5 +60,63 @@ mod tests {
             assert_eq!(uptime(at - 1), uptime(secs), "{secs}");
             assert_ne!(uptime(at), uptime(secs), "{secs}");
         }
+    }
+}
+
+/// A progress bar `width` cells wide, in eighths of a cell, and the percentage:
+/// `██▌   42%`. Indeterminate progress has no figure: `·····  ?`.
+pub fn progress(p: Progress, width: usize) -> String {
+    let figure = match p.state {
+        ProgressState::Indeterminate => return format!("{}   ?", "·".repeat(width)),
+        _ => format!("{:>3}%", p.percent),
+    };
+    let eighths = usize::from(p.percent.min(100)) * width * 8 / 100;
+    let mut bar = "█".repeat(eighths / 8);
+    if eighths % 8 > 0 {
+        bar.push([' ', '▏', '▎', '▍', '▌', '▋', '▊', '▉'][eighths % 8]);
+    }
+    let pad = width - bar.chars().count();
+    format!("{bar}{} {figure}", " ".repeat(pad))
+}
+
+/// One cell for a tab: a block as high as the progress (`▁` to `█`), `·` when
+/// indeterminate.
+pub fn progress_cell(p: Progress) -> char {
+    match p.state {
+        ProgressState::Indeterminate => '·',
+        _ => ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'][usize::from(p.percent.min(100)) * 7 / 100],
+    }
+}
+
+/// How a running VM's state reads in the list: `busy` or `idle` when its interpreter
+/// marks its prompts, else the state itself.
+pub fn state(info: &VmInfo) -> String {
+    match (&info.state, info.busy) {
+        (VmState::Running, Some(Busy::Busy)) => "busy".into(),
+        (VmState::Running, Some(Busy::Idle)) => "idle".into(),
+        (state, _) => super::list_pane::short_state(state),
+    }
+}
+
+#[cfg(test)]
+mod progress_tests {
+    use super::*;
+
+    #[test]
+    fn bars_fill_in_eighths() {
+        let p = |percent| Progress {
+            state: ProgressState::Normal,
+            percent,
+        };
+        assert_eq!(progress(p(0), 4), "       0%");
+        assert_eq!(progress(p(42), 4), "█▋    42%");
+        assert_eq!(progress(p(100), 4), "████ 100%");
+        let unknown = Progress {
+            state: ProgressState::Indeterminate,
+            percent: 0,
+        };
+        assert_eq!(progress(unknown, 3), "···   ?");
+        assert_eq!(progress_cell(p(0)), '▁');
+        assert_eq!(progress_cell(p(100)), '█');
     }
 }

@@ -45,12 +45,34 @@ fn draw_tile(
     let mut spans = vec![Span::styled(format!(" {id} "), name_style)];
     if let Some(info) = info {
         spans.push(Span::styled(
-            format!(" {}", super::list_pane::short_state(&info.state)),
+            format!(" {}", super::format::state(info)),
             Style::new().fg(state_color(&info.state)),
         ));
     }
+    let mut flags = String::new();
     if app.unseen.contains(id) {
-        spans.push(Span::styled(" +", Style::new().fg(Color::Yellow)));
+        flags.push('+');
+    }
+    if let Some(marks) = app.marks.get(id) {
+        flags.push_str(&marks.flags());
+    }
+    if !flags.is_empty() {
+        spans.push(Span::styled(
+            format!(" {flags}"),
+            Style::new().fg(Color::Yellow),
+        ));
+    }
+    if let Some(p) = info.and_then(|i| app.progress(i)) {
+        spans.push(Span::styled(
+            format!(" {}", super::format::progress(p, 5)),
+            super::list_pane::progress_style(p),
+        ));
+    }
+    if let Some(status) = info.and_then(|i| i.status.as_ref()) {
+        spans.push(Span::styled(
+            format!(" {status}"),
+            Style::new().fg(Color::Gray),
+        ));
     }
     if grid.broadcast {
         let (mark, color) = match grid.excluded.contains(id) {

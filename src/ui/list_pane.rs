@@ -21,17 +21,19 @@ enum Col {
     Name,
     Kind,
     State,
+    Progress,
     Pid,
     Cpu,
     Mem,
     Up,
 }
 
-const COLUMNS: [(Col, &str, u16); 8] = [
+const COLUMNS: [(Col, &str, u16); 9] = [
     (Col::Index, "#", 2),
     (Col::Name, "NAME", 8),
     (Col::Kind, "KIND", 5),
     (Col::State, "STATE", 12),
+    (Col::Progress, "PROGRESS", 9),
     (Col::Pid, "PID", 7),
     (Col::Cpu, "CPU%", 5),
     (Col::Mem, "MEM", 6),
@@ -40,7 +42,14 @@ const COLUMNS: [(Col, &str, u16); 8] = [
 
 /// Which columns to drop first when space runs out (KIND goes first anyway when every
 /// VM is of the same kind: then it says nothing).
-const DROP_ORDER: [Col; 4] = [Col::Up, Col::Kind, Col::Mem, Col::Cpu];
+const DROP_ORDER: [Col; 6] = [
+    Col::Up,
+    Col::Kind,
+    Col::Mem,
+    Col::Cpu,
+    Col::Pid,
+    Col::Progress,
+];
 
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let focused = app.focus == Focus::List && app.overlay.is_none();
@@ -65,6 +74,10 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let inner_width = area.width.saturating_sub(2);
     let mut cols: Vec<(Col, &str, u16)> = COLUMNS.to_vec();
     let one_kind = app.rows.windows(2).all(|w| w[0].kind == w[1].kind);
+    // PROGRESS only while some VM reports progress.
+    if !app.rows.iter().any(|r| app.progress(r).is_some()) {
+        cols.retain(|c| c.0 != Col::Progress);
+    }
     let order = std::iter::once(Col::Kind)
         .filter(|_| one_kind)
         .chain(DROP_ORDER);
@@ -169,6 +182,9 @@ fn details(app: &App) -> Vec<Line<'static>> {
             if let Some(vm) = app.pool_vm_of(info) {
                 out.push(pool_line(vm));
             }
+            if let Some(status) = &info.status {
+                out.push(Line::from(kv("status", status.clone())));
+            }
             out
         }
         Some(ListRow::Pool(vm)) => vec![
@@ -182,6 +198,16 @@ fn details(app: &App) -> Vec<Line<'static>> {
     }
 }
 
+/// Progress in colour: red in error, yellow paused.
+pub fn progress_style(p: crate::protocol::Progress) -> Style {
+    use crate::protocol::ProgressState;
+    Style::new().fg(match p.state {
+        ProgressState::Error => Color::Red,
+        ProgressState::Paused => Color::Yellow,
+        _ => Color::Cyan,
+    })
+}
+
 fn pool_cell(col: Col, vm: &PoolVm) -> Cell<'static> {
     let dim = Style::new().fg(Color::DarkGray);
     match col {
@@ -189,6 +215,7 @@ fn pool_cell(col: Col, vm: &PoolVm) -> Cell<'static> {
         Col::Name => Cell::from(vm.bioxen_id.clone().unwrap_or_else(|| vm.name.clone())),
         Col::Kind => Cell::from("xcpng"),
         Col::State => Cell::from("detached").style(Style::new().fg(Color::Blue)),
+        Col::Progress => Cell::from(""),
         Col::Pid => Cell::from("-"),
         Col::Cpu => Cell::from("-"),
         Col::Mem => Cell::from(format::bytes(vm.memory_bytes.max(0) as u64)),
@@ -206,6 +233,9 @@ fn cell<'a>(col: Col, info: &'a VmInfo, index: usize, app: &App) -> Cell<'a> {
             if app.unseen.contains(&info.id) {
                 name.push('+');
             }
+            if let Some(marks) = app.marks.get(&info.id) {
+                name.push_str(&marks.flags());
+            }
             // Marked for the next grid.
             match app.marked.contains(&info.id) {
                 true => Cell::from(ratatui::text::Line::from(vec![
@@ -217,8 +247,12 @@ fn cell<'a>(col: Col, info: &'a VmInfo, index: usize, app: &App) -> Cell<'a> {
         }
         Col::Kind => Cell::from(info.kind.as_str()),
         Col::State => {
-            Cell::from(short_state(&info.state)).style(Style::new().fg(state_color(&info.state)))
+            Cell::from(format::state(info)).style(Style::new().fg(state_color(&info.state)))
         }
+        Col::Progress => match app.progress(info) {
+            Some(p) => Cell::from(format::progress(p, 4)).style(progress_style(p)),
+            None => Cell::from(""),
+        },
         Col::Pid => Cell::from(
             info.pid
                 .filter(|_| alive)

@@ -375,6 +375,9 @@ impl Drop for TerminalGuard {
 /// Puts the terminal back as it was: safe to call more than once, and from a panic.
 pub fn restore_terminal() {
     let mut out = std::io::stdout();
+    if effect::PROGRESS_SHOWN.swap(false, std::sync::atomic::Ordering::Relaxed) {
+        let _ = out.write_all(effect::progress_report(None).as_bytes());
+    }
     let _ = execute!(
         out,
         ct_event::DisableMouseCapture,

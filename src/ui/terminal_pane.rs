@@ -103,6 +103,21 @@ pub fn draw(frame: &mut Frame, app: &App, screens: &dyn Screens, outer: Rect, pa
             ))
             .right_aligned(),
         );
+    } else if info.state.is_alive()
+        && let Some(p) = app.progress(info)
+    {
+        // How far along, and what the VM last said about itself.
+        let mut text = format!(" {} ", super::format::progress(p, 8));
+        if let Some(status) = &info.status {
+            text.push_str(&truncate(
+                status,
+                (outer.width as usize / 2).saturating_sub(16),
+            ));
+            text.push(' ');
+        }
+        block = block.title(
+            Line::from(Span::styled(text, super::list_pane::progress_style(p))).right_aligned(),
+        );
     } else if !info.state.is_alive() {
         block = block.title(
             Line::from(Span::styled(

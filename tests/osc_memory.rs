@@ -1,0 +1,33 @@
+//! An OSC that never ends must not grow memory. Measured as the process's resident
+//! size, so it runs alone in its own test binary: other tests' allocations in the same
+//! process would be counted too.
+
+use bioxen::Size;
+use bioxen::term::Screen;
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+/// An OSC that never ends costs at most its bounded payload, not a byte per byte.
+#[test]
+fn an_unterminated_osc_does_not_grow_memory() {
+    let mut s = Screen::new(Size::new(24, 80), 100);
+    s.feed(b"\x1b]2;");
+    let chunk = vec![b'x'; 64 * 1024];
+    let before = rss_bytes();
+    for _ in 0..3200 {
+        s.feed(&chunk);
+    }
+    // The effect this guards against is 200 MB.
+    let grown = rss_bytes().saturating_sub(before);
+    assert!(
+        grown < 64 << 20,
+        "200 MB of OSC grew memory by {grown} bytes"
+    );
+    s.feed(b"\x07after");
+    assert!(s.title().is_some_and(|t| t.len() <= 200));
+    assert!(s.text().contains("after"));
+}
