@@ -483,3 +483,41 @@ fn overall_progress_goes_to_the_users_terminal_when_it_changes() {
     ]))));
     assert!(effects.contains(&normal(60)), "{effects:?}");
 }
+
+#[test]
+fn scrolled_back_the_view_stays_put_while_output_flows_and_keys_stay_out_of_the_vm() {
+    use bioxen::term::Screen;
+    let (mut app, _) = dashboard(vec![vm("a", VmState::Running)]);
+    key(&mut app, KeyCode::Enter);
+    let size = app.pane_size;
+    let mut screen = Screen::new(size, 1000);
+    for i in 0..200 {
+        screen.feed(format!("line {i}\r\n").as_bytes());
+    }
+    app.mirrors.insert("a".into(), screen);
+    prefix(&mut app, KeyCode::Char('['));
+    key(&mut app, KeyCode::PageUp);
+    let top = |app: &App| {
+        let s = &app.mirrors["a"];
+        s.view(app.scroll.unwrap()).screen().contents()
+    };
+    let before = top(&app);
+    assert!(before.contains("line 1"), "{before}");
+    let output: Vec<u8> = (200..260)
+        .flat_map(|i| format!("line {i}\r\n").into_bytes())
+        .collect();
+    app.update(Msg::Server(Update::Output {
+        id: "a".into(),
+        bytes: output.into(),
+    }));
+    assert_eq!(top(&app), before, "the same lines, though 60 arrived");
+    assert_eq!(
+        key(&mut app, KeyCode::Char('x')),
+        vec![],
+        "a key in scroll mode is not the VM's"
+    );
+    assert!(app.scroll.is_some(), "and does not leave scroll mode");
+    key(&mut app, KeyCode::Char('q'));
+    assert!(app.scroll.is_none());
+    assert_eq!(sent_to(&key(&mut app, KeyCode::Char('x'))), vec!["a"]);
+}

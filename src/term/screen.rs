@@ -45,6 +45,9 @@ struct Callbacks {
     byte_limit: usize,
     /// Bytes of the rows in `history`.
     bytes: usize,
+    /// Rows ever added to `history`, dropped ones included: a viewer scrolled back
+    /// keeps its place by how many arrived since.
+    scrolled: u64,
 }
 
 /// Scrollback bytes per session unless configured: with the screen itself, well within
@@ -113,6 +116,7 @@ impl Callbacks {
         if self.capacity == 0 {
             return;
         }
+        self.scrolled += 1;
         self.bytes += row.len();
         self.history.push(row);
         while self.history.len() > self.capacity
@@ -323,6 +327,11 @@ impl Screen {
     }
 
     /// Lines above the visible screen that can be scrolled back to.
+    /// How many rows have ever scrolled into the history (see `Callbacks::scrolled`).
+    pub fn rows_scrolled(&self) -> u64 {
+        self.parser.callbacks().scrolled
+    }
+
     pub fn scrollback_len(&self) -> usize {
         self.parser.callbacks().history.len()
     }

@@ -318,6 +318,9 @@ pub struct App {
     pub prefix_since: Option<Instant>,
     /// Lines scrolled back in the terminal pane; `None` is the live view.
     pub scroll: Option<usize>,
+    /// The shown screen's [`Screen::rows_scrolled`] when `scroll` was last set: rows
+    /// arriving later move the offset with them, so the view stays put.
+    scroll_base: u64,
     pub overlay: Option<Overlay>,
     pub filter: String,
     pub filter_editing: bool,
@@ -380,6 +383,7 @@ impl App {
             focus: Focus::List,
             prefix_since: None,
             scroll: None,
+            scroll_base: 0,
             overlay: None,
             filter: String::new(),
             filter_editing: false,
@@ -829,11 +833,11 @@ impl App {
                 return self.on_prefix_key(key);
             }
         }
-        if self.scroll.is_some() && self.on_scroll_key(&key) {
-            return;
-        }
         if self.keymap.prefix.matches(&key) {
             self.prefix_since = Some(Instant::now());
+            return;
+        }
+        if self.scroll.is_some() && self.on_scroll_key(&key) {
             return;
         }
         self.scroll = None;
@@ -889,7 +893,8 @@ impl App {
         }
     }
 
-    /// Keys in scrollback mode; returns false for keys that leave it and go to the VM.
+    /// Keys in scrollback mode. Only q and Esc leave it; other keys do nothing, and
+    /// never reach the VM.
     fn on_scroll_key(&mut self, key: &KeyEvent) -> bool {
         let page = self.pane_size.rows.saturating_sub(1).max(1) as isize;
         let delta = match key.code {
@@ -903,7 +908,7 @@ impl App {
                 self.scroll = None;
                 return true;
             }
-            _ => return false,
+            _ => return true,
         };
         self.scroll_by(delta);
         true
@@ -919,6 +924,7 @@ impl App {
             return;
         };
         let max = self.mirrors.get(&id).map_or(0, |s| s.scrollback_len());
+        self.scroll_base = self.mirrors.get(&id).map_or(0, |s| s.rows_scrolled());
         let now = self.scroll.unwrap_or(0) as isize;
         let next = (now.saturating_add(delta)).clamp(0, max as isize) as usize;
         self.scroll = Some(next);
@@ -1191,6 +1197,16 @@ impl App {
                     // Queries are the server's to answer; the mirror only shows. Only
                     // shown screens are mirrored, so any output changes the frame.
                     let _ = screen.feed(&bytes);
+                    if self.current.as_ref() == Some(&id)
+                        && let Some(offset) = self.scroll
+                    {
+                        // Scrolled back: the view stays on the same lines while new
+                        // ones arrive below.
+                        let now = screen.rows_scrolled();
+                        let arrived = now.saturating_sub(self.scroll_base) as usize;
+                        self.scroll = Some((offset + arrived).min(screen.scrollback_len()));
+                        self.scroll_base = now;
+                    }
                     self.dirty = true;
                 }
             }
