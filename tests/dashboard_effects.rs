@@ -508,7 +508,7 @@ fn scrolled_back_the_view_stays_put_while_output_flows_and_keys_stay_out_of_the_
         .collect();
     app.update(Msg::Server(Update::Output {
         id: "a".into(),
-        bytes: output.into(),
+        bytes: output,
     }));
     assert_eq!(top(&app), before, "the same lines, though 60 arrived");
     assert_eq!(
