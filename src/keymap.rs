@@ -89,7 +89,7 @@ const DEFAULTS: &[(Mode, Action, &str, &[&str], &str)] = &[
         Action::Restart,
         "restart",
         &["r"],
-        "restart an exited VM",
+        "restart the VM (a running one after asking)",
     ),
     (
         Mode::List,

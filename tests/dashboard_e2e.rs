@@ -970,3 +970,29 @@ fn lua5_4_vms_say_busy_and_idle_and_load_the_bioxen_module() {
     t.keys(&["Enter"]);
     detach_and_quit(&t);
 }
+
+#[test]
+fn restarting_a_running_vm_asks_then_starts_a_fresh_interpreter() {
+    let t = start("restart", 140, 40);
+    create_local_vm(&t);
+    t.type_text("x = 42");
+    t.keys(&["Enter"]);
+    t.keys(&["C-b", "d"]);
+    t.wait_text(" LIST ");
+    t.keys(&["r"]);
+    t.wait_text("It is running: its interpreter state is lost");
+    t.keys(&["y"]);
+    t.wait_text("lua-1 restarted");
+    t.keys(&["Enter"]);
+    t.wait_for("the new prompt", |s| {
+        pane_text(s).contains("-- restarted --") && s.contains(" TERM ") && has_prompt(s)
+    });
+    t.type_text("print('x is', x)");
+    t.keys(&["Enter"]);
+    t.wait_for("a fresh interpreter", |s| {
+        pane_text(s)
+            .lines()
+            .any(|l| l.split_whitespace().eq(["x", "is", "nil"]))
+    });
+    detach_and_quit(&t);
+}

@@ -462,14 +462,15 @@ impl Manager {
         }
         if session.kind() != VmKind::Local {
             session.stop.reset();
+            // As output, so the dashboards' mirrors show it as the server's screen does.
             let marker = b"\r\n\x1b[0;2m-- reconnecting --\x1b[0m\r\n";
-            lock(&session.screen).feed(marker);
+            session.on_output(marker, &self.inner.events);
             return remote::start(self, &session).await.inspect_err(|e| {
                 session.set_state(&self.inner.events, VmState::Failed(e.to_string()));
             });
         }
         let marker = b"\r\n\x1b[0;2m-- restarted --\x1b[0m\r\n";
-        lock(&session.screen).feed(marker);
+        session.on_output(marker, &self.inner.events);
         self.start_process(&session).inspect_err(|e| {
             session.set_state(&self.inner.events, VmState::Failed(e.to_string()));
         })

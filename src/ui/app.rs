@@ -179,6 +179,10 @@ pub enum Confirm {
     Remove {
         id: String,
     },
+    /// Restart a VM that is still running: end it first.
+    Restart {
+        id: String,
+    },
     /// Leaving the dashboard with VMs running: leave them in the server (the default)
     /// or end them. Counts local VMs and remote sessions.
     Quit {
@@ -1936,16 +1940,16 @@ impl App {
         let Some(info) = self.current_info() else {
             return;
         };
-        if info.state.is_alive() {
-            let id = info.id.clone();
-            self.set_message(
-                format!("{id} is running; kill it first to restart"),
-                Level::Info,
-            );
-            return;
-        }
         let id = info.id.clone();
-        self.call(Call::Restart { id });
+        match (info.state.is_alive(), info.kind) {
+            (false, _) => self.call(Call::Restart { id, running: false }),
+            // A pool VM's session ends through the pool dialog, which asks about the VM.
+            (true, VmKind::Xcpng) => self.set_message(
+                format!("{id} is running on the pool; kill it first to restart"),
+                Level::Info,
+            ),
+            (true, _) => self.overlay = Some(Overlay::Confirm(Confirm::Restart { id })),
+        }
     }
 
     fn ask_quit(&mut self) {
@@ -1985,6 +1989,7 @@ impl App {
             // Answered with d or c in the dialog itself.
             Confirm::KillPool { .. } => {}
             Confirm::Remove { id } => self.call(Call::Remove { id }),
+            Confirm::Restart { id } => self.call(Call::Restart { id, running: true }),
             // Answered with Enter, l or e in the dialog itself.
             Confirm::Quit { .. } => {}
         }

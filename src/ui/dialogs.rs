@@ -371,6 +371,11 @@ fn confirm(frame: &mut Frame, c: &Confirm) {
             );
             return;
         }
+        Confirm::Restart { id } => (
+            "Restart",
+            format!("Restart VM {id}? It is running: its interpreter state is lost."),
+            "restart",
+        ),
         Confirm::Remove { id } => (
             "Remove",
             format!("Remove {id} and its last screen from the list?"),

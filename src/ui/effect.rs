@@ -46,8 +46,10 @@ pub enum Call {
     Remove {
         id: String,
     },
+    /// Starts an ended VM again; a running one (`running`) is ended first.
     Restart {
         id: String,
+        running: bool,
     },
     ToggleLog {
         id: String,
@@ -118,10 +120,15 @@ impl Call {
                 Ok(()) => Done::Info(format!("removed {id}")),
                 Err(e) => Done::Failed(e.to_string()),
             },
-            Call::Restart { id } => match server.restart(&id).await {
-                Ok(()) => Done::Info(format!("{id} restarted")),
-                Err(e) => Done::Failed(format!("cannot restart {id}: {e}")),
-            },
+            Call::Restart { id, running } => {
+                if running && let Err(e) = server.kill(&id).await {
+                    return Done::Failed(format!("cannot restart {id}: {e}"));
+                }
+                match server.restart(&id).await {
+                    Ok(()) => Done::Info(format!("{id} restarted")),
+                    Err(e) => Done::Failed(format!("cannot restart {id}: {e}")),
+                }
+            }
             Call::ToggleLog { id } => match server.toggle_output_log(&id).await {
                 Ok(Some(path)) => Done::Info(format!("{id}: logging output to {}", path.display())),
                 Ok(None) => Done::Info(format!("{id}: output log off")),
