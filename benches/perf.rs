@@ -1074,6 +1074,187 @@ fn reattach(rows: &mut Vec<Row>) {
     ));
 }
 
+// ----- grid ---------------------------------------------------------------------------
+
+const GRID_VMS: usize = 16;
+const GRID_FLOODS: usize = 4;
+/// Each flooding VM prints for this long: the measurement window, the echo test and
+/// the ramp fit inside it.
+const GRID_FLOOD: &str = "local t0 = os.time() while os.time() - t0 < 14 do print('flood', os.clock()) end";
+
+/// Write system calls of a process so far: a frame is one write, so their rate over a
+/// window is the frame rate (bioxen sends each frame in one write; tmux's client
+/// writes what its server sends it).
+fn writes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|l| l.strip_prefix("syscw: ").and_then(|v| v.trim().parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// What one run of the grid measurement found.
+struct GridRun {
+    /// CPU of the client (dashboard or tmux client) and of the server, in % of a core.
+    client_cpu: f64,
+    server_cpu: f64,
+    /// Writes to the terminal per second, by whichever process draws.
+    fps: f64,
+    echo_ms: Vec<f64>,
+}
+
+/// Measures a terminal showing 16 panes with 4 floods: CPU and frame rate over 5 s,
+/// then keystroke-to-screen time in the quiet focused pane. `flood(i)` starts a flood
+/// in pane `i` (1 to 4).
+fn measure_grid(
+    t: &Tmux,
+    client: u32,
+    server: u32,
+    drawer: u32,
+    flood: impl Fn(usize),
+) -> GridRun {
+    for i in 1..=GRID_FLOODS {
+        flood(i);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let window = Duration::from_secs(5);
+    let (c0, s0, w0) = (cpu_ns(client), cpu_ns(server), writes(drawer));
+    std::thread::sleep(window);
+    let (c1, s1, w1) = (cpu_ns(client), cpu_ns(server), writes(drawer));
+    let pct = |ns: u64| ns as f64 / window.as_nanos() as f64 * 100.0;
+    let mut echo_ms = Vec::new();
+    let mut typed = String::new();
+    for i in 0..30 {
+        let c = char::from(b'a' + (i % 26) as u8);
+        typed.push(c);
+        let want = format!("> {typed}");
+        let start = Instant::now();
+        t.text(&c.to_string());
+        t.wait("the echo", |s| s.contains(&want), Duration::from_millis(1));
+        echo_ms.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    GridRun {
+        client_cpu: pct(c1 - c0),
+        server_cpu: pct(s1 - s0),
+        fps: (w1 - w0) as f64 / window.as_secs_f64(),
+        echo_ms,
+    }
+}
+
+/// A dashboard showing a grid of 16 VMs, 4 of them flooding, against a tmux client
+/// showing 16 panes (tiled) of the same interpreter with the same 4 floods.
+fn grid(rows: &mut Vec<Row>) {
+    let t = Tmux::start("grid", 200, 60, BIOXEN, None);
+    t.wait("the dashboard", |s| s.contains("No VMs yet"), Duration::from_millis(20));
+    let socket = t.dir.join("bioxen/server.sock");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = rt.block_on(async {
+        let client = bioxen::client::Client::connect(&socket, "bench").await.unwrap();
+        for i in 0..GRID_VMS {
+            let id = format!("g{i:02}");
+            client
+                .create_interactive_vm(Some(&id), VmKind::Local, Default::default())
+                .await
+                .unwrap();
+            client.wait_ready(&id, Duration::from_secs(60)).await.unwrap();
+        }
+        client
+    });
+    t.wait("16 VMs", |s| s.contains("VMs (16)"), Duration::from_millis(20));
+    t.keys(&["*"]);
+    t.keys(&["g"]);
+    t.wait(
+        "the grid",
+        |s| s.contains("grid(16)") && (0..GRID_VMS).all(|i| s.contains(&format!(" g{i:02} "))),
+        Duration::from_millis(20),
+    );
+    let dashboard = pid_of_dashboard(&t);
+    let server = t.bioxen_server_pid().expect("the bioxen server");
+    let ours = measure_grid(&t, dashboard, server, dashboard, |i| {
+        let id = format!("g{i:02}");
+        rt.block_on(client.send_input(&id, format!("{GRID_FLOOD}\r"))).unwrap();
+    });
+    drop(client);
+    drop(t);
+
+    // The peer: 16 panes of the same interpreter in one tmux window, tiled.
+    let t = Tmux::start("grid-peer", 200, 60, "true", None);
+    let inner = format!("bioxen-bench-grid-inner-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .args(["-L", &inner, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let repl = format!("{BIOXEN} lua");
+    tmux(&["new-session", "-d", "-x", "200", "-y", "59", &repl]);
+    tmux(&["set-option", "-g", "status", "off"]);
+    for _ in 1..GRID_VMS {
+        tmux(&["split-window", "-t", "0:0", &repl]);
+        tmux(&["select-layout", "-t", "0:0", "tiled"]);
+    }
+    tmux(&["select-pane", "-t", "0:0.0"]);
+    let inner_pid: u32 = String::from_utf8_lossy(&tmux(&["display-message", "-p", "#{pid}"]).stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    t.respawn(&format!("tmux -L {inner} attach"));
+    t.wait(
+        "16 prompts",
+        |s| s.matches("> ").count() >= GRID_VMS || s.lines().filter(|l| l.contains('>')).count() >= 4,
+        Duration::from_millis(20),
+    );
+    // tmux names its processes "tmux: client": ask the inner server for its client.
+    let tmux_client: u32 = String::from_utf8_lossy(&tmux(&["list-clients", "-F", "#{client_pid}"]).stdout)
+        .trim()
+        .parse()
+        .expect("the inner tmux client");
+    // tmux's server writes to the client's terminal itself.
+    let peer = measure_grid(&t, tmux_client, inner_pid, inner_pid, |i| {
+        tmux(&["send-keys", "-t", &format!("0:0.{i}"), "-l", GRID_FLOOD]);
+        tmux(&["send-keys", "-t", &format!("0:0.{i}"), "Enter"]);
+    });
+    tmux(&["kill-server"]);
+    drop(t);
+
+    let note = "16 VMs of the embedded REPL, 4 printing flat out for the window; 200x60";
+    rows.push(row(
+        "grid, 4 of 16 flooding: CPU, server + client",
+        ours.client_cpu + ours.server_cpu,
+        peer.client_cpu + peer.server_cpu,
+        "% of a core",
+        &format!(
+            "{note}; bioxen: dashboard {:.0} (target < 100) + server {:.0}; tmux: client {:.0} + server {:.0} (its server draws)",
+            ours.client_cpu, ours.server_cpu, peer.client_cpu, peer.server_cpu
+        ),
+    ));
+    rows.push(row(
+        "grid, 4 of 16 flooding: frames",
+        ours.fps,
+        peer.fps,
+        "per s",
+        "target <= 60; write calls to the terminal over 5 s (the dashboard's; tmux's server's)",
+    ));
+    rows.push(row(
+        "grid, 4 of 16 flooding: echo in a quiet tile",
+        median(ours.echo_ms.clone()),
+        median(peer.echo_ms.clone()),
+        "ms",
+        &format!(
+            "median of 30 (p95 {:.1} vs {:.1}); target < 16; from send-keys to the capture showing it, polled every 1 ms",
+            percentile(ours.echo_ms, 0.95),
+            percentile(peer.echo_ms, 0.95)
+        ),
+    ));
+}
+
 // ----- 7. scale -----------------------------------------------------------------------
 
 fn scale(rows: &mut Vec<Row>) {
@@ -1154,7 +1335,7 @@ fn main() {
     require("lua5.4", "lua5.4");
     assert!(Path::new(BIOXEN).exists());
     let mut rows = Vec::new();
-    let sections: [(&str, Section); 9] = [
+    let sections: [(&str, Section); 10] = [
         ("flood", floods),
         ("luaflood", flood_vs_lua),
         ("parser", parser),
@@ -1164,6 +1345,7 @@ fn main() {
         ("xapi", xapi),
         ("scale", scale),
         ("reattach", reattach),
+        ("grid", grid),
     ];
     for (name, f) in sections {
         if want(name) {
