@@ -1080,7 +1080,8 @@ const GRID_VMS: usize = 16;
 const GRID_FLOODS: usize = 4;
 /// Each flooding VM prints for this long: the measurement window, the echo test and
 /// the ramp fit inside it.
-const GRID_FLOOD: &str = "local t0 = os.time() while os.time() - t0 < 14 do print('flood', os.clock()) end";
+const GRID_FLOOD: &str =
+    "local t0 = os.time() while os.time() - t0 < 14 do print('flood', os.clock()) end";
 
 /// Write system calls of a process so far: a frame is one write, so their rate over a
 /// window is the frame rate (bioxen sends each frame in one write; tmux's client
@@ -1089,8 +1090,10 @@ fn writes(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/io"))
         .ok()
         .and_then(|io| {
-            io.lines()
-                .find_map(|l| l.strip_prefix("syscw: ").and_then(|v| v.trim().parse().ok()))
+            io.lines().find_map(|l| {
+                l.strip_prefix("syscw: ")
+                    .and_then(|v| v.trim().parse().ok())
+            })
         })
         .unwrap_or(0)
 }
@@ -1108,13 +1111,7 @@ struct GridRun {
 /// Measures a terminal showing 16 panes with 4 floods: CPU and frame rate over 5 s,
 /// then keystroke-to-screen time in the quiet focused pane. `flood(i)` starts a flood
 /// in pane `i` (1 to 4).
-fn measure_grid(
-    t: &Tmux,
-    client: u32,
-    server: u32,
-    drawer: u32,
-    flood: impl Fn(usize),
-) -> GridRun {
+fn measure_grid(t: &Tmux, client: u32, server: u32, drawer: u32, flood: impl Fn(usize)) -> GridRun {
     for i in 1..=GRID_FLOODS {
         flood(i);
     }
@@ -1147,7 +1144,11 @@ fn measure_grid(
 /// showing 16 panes (tiled) of the same interpreter with the same 4 floods.
 fn grid(rows: &mut Vec<Row>) {
     let t = Tmux::start("grid", 200, 60, BIOXEN, None);
-    t.wait("the dashboard", |s| s.contains("No VMs yet"), Duration::from_millis(20));
+    t.wait(
+        "the dashboard",
+        |s| s.contains("No VMs yet"),
+        Duration::from_millis(20),
+    );
     let socket = t.dir.join("bioxen/server.sock");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -1155,18 +1156,27 @@ fn grid(rows: &mut Vec<Row>) {
         .build()
         .unwrap();
     let client = rt.block_on(async {
-        let client = bioxen::client::Client::connect(&socket, "bench").await.unwrap();
+        let client = bioxen::client::Client::connect(&socket, "bench")
+            .await
+            .unwrap();
         for i in 0..GRID_VMS {
             let id = format!("g{i:02}");
             client
                 .create_interactive_vm(Some(&id), VmKind::Local, Default::default())
                 .await
                 .unwrap();
-            client.wait_ready(&id, Duration::from_secs(60)).await.unwrap();
+            client
+                .wait_ready(&id, Duration::from_secs(60))
+                .await
+                .unwrap();
         }
         client
     });
-    t.wait("16 VMs", |s| s.contains("VMs (16)"), Duration::from_millis(20));
+    t.wait(
+        "16 VMs",
+        |s| s.contains("VMs (16)"),
+        Duration::from_millis(20),
+    );
     t.keys(&["*"]);
     t.keys(&["g"]);
     t.wait(
@@ -1178,7 +1188,8 @@ fn grid(rows: &mut Vec<Row>) {
     let server = t.bioxen_server_pid().expect("the bioxen server");
     let ours = measure_grid(&t, dashboard, server, dashboard, |i| {
         let id = format!("g{i:02}");
-        rt.block_on(client.send_input(&id, format!("{GRID_FLOOD}\r"))).unwrap();
+        rt.block_on(client.send_input(&id, format!("{GRID_FLOOD}\r")))
+            .unwrap();
     });
     drop(client);
     drop(t);
@@ -1201,21 +1212,26 @@ fn grid(rows: &mut Vec<Row>) {
         tmux(&["select-layout", "-t", "0:0", "tiled"]);
     }
     tmux(&["select-pane", "-t", "0:0.0"]);
-    let inner_pid: u32 = String::from_utf8_lossy(&tmux(&["display-message", "-p", "#{pid}"]).stdout)
-        .trim()
-        .parse()
-        .unwrap();
+    let inner_pid: u32 =
+        String::from_utf8_lossy(&tmux(&["display-message", "-p", "#{pid}"]).stdout)
+            .trim()
+            .parse()
+            .unwrap();
     t.respawn(&format!("tmux -L {inner} attach"));
     t.wait(
         "16 prompts",
-        |s| s.matches("> ").count() >= GRID_VMS || s.lines().filter(|l| l.contains('>')).count() >= 4,
+        |s| {
+            s.matches("> ").count() >= GRID_VMS
+                || s.lines().filter(|l| l.contains('>')).count() >= 4
+        },
         Duration::from_millis(20),
     );
     // tmux names its processes "tmux: client": ask the inner server for its client.
-    let tmux_client: u32 = String::from_utf8_lossy(&tmux(&["list-clients", "-F", "#{client_pid}"]).stdout)
-        .trim()
-        .parse()
-        .expect("the inner tmux client");
+    let tmux_client: u32 =
+        String::from_utf8_lossy(&tmux(&["list-clients", "-F", "#{client_pid}"]).stdout)
+            .trim()
+            .parse()
+            .expect("the inner tmux client");
     // tmux's server writes to the client's terminal itself.
     let peer = measure_grid(&t, tmux_client, inner_pid, inner_pid, |i| {
         tmux(&["send-keys", "-t", &format!("0:0.{i}"), "-l", GRID_FLOOD]);
@@ -1236,7 +1252,7 @@ fn grid(rows: &mut Vec<Row>) {
         ),
     ));
     rows.push(row(
-        "grid, 4 of 16 flooding: frames",
+        "grid, 4 of 16 flooding: frames, at most",
         ours.fps,
         peer.fps,
         "per s",

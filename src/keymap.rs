@@ -51,6 +51,7 @@ pub enum Action {
     Exclude,
     CloseGrid,
     Silence,
+    Choose,
 }
 
 /// `(mode, action, config name, default keys, description)`.
@@ -254,6 +255,13 @@ const DEFAULTS: &[(Mode, Action, &str, &[&str], &str)] = &[
         "silence",
         &["M"],
         "silence alert for this VM: off, 10 s, 30 s, 1 min, 5 min",
+    ),
+    (
+        Mode::Prefix,
+        Action::Choose,
+        "choose",
+        &["w"],
+        "choose a VM or grid from a list (type to filter)",
     ),
     (
         Mode::Prefix,

@@ -521,3 +521,39 @@ fn scrolled_back_the_view_stays_put_while_output_flows_and_keys_stay_out_of_the_
     assert!(app.scroll.is_none());
     assert_eq!(sent_to(&key(&mut app, KeyCode::Char('x'))), vec!["a"]);
 }
+
+#[test]
+fn the_chooser_lists_vms_and_grids_and_filters_as_you_type() {
+    use bioxen::ui::app::{Overlay, TabId};
+    let (mut app, _) = dashboard(vec![
+        vm("alpha", VmState::Running),
+        vm("beta", VmState::Running),
+        vm("gamma", VmState::Exited(1)),
+    ]);
+    key(&mut app, KeyCode::Enter);
+    prefix(&mut app, KeyCode::Char('g'));
+    assert_eq!(app.grid, Some(0), "a grid of the running VMs");
+    prefix(&mut app, KeyCode::Char('w'));
+    let Some(Overlay::Chooser(c)) = &app.overlay else {
+        panic!("{:?}", app.overlay)
+    };
+    assert_eq!(
+        app.chooser_items(&c.filter)[c.selected].0,
+        TabId::Grid(0),
+        "opens on the tab shown"
+    );
+    assert_eq!(app.chooser_items("").len(), 4, "3 VMs and a grid");
+    for c in "exited".chars() {
+        key(&mut app, KeyCode::Char(c));
+    }
+    let items = app.chooser_items("exited");
+    assert_eq!(items.len(), 1, "{items:?}");
+    let effects = key(&mut app, KeyCode::Enter);
+    assert!(app.overlay.is_none());
+    assert_eq!(app.grid, None);
+    assert_eq!(app.current.as_deref(), Some("gamma"));
+    assert!(
+        effects.contains(&notify(Request::Watch { id: "gamma".into() })),
+        "{effects:?}"
+    );
+}

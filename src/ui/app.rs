@@ -51,6 +51,16 @@ pub enum Overlay {
     Progress(InstallProgress),
     Create(CreateForm),
     Confirm(Confirm),
+    /// Every tab in a list to pick from, as tmux's choose-tree.
+    Chooser(Chooser),
+}
+
+/// The tab chooser: typing filters, the arrows move, Enter shows the choice.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Chooser {
+    pub filter: String,
+    /// Index into [`App::chooser_items`].
+    pub selected: usize,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -883,6 +893,15 @@ impl App {
             }),
             Some(Action::CloseGrid) => self.close_grid(),
             Some(Action::Silence) => self.cycle_silence(),
+            Some(Action::Choose) => {
+                let selected = self
+                    .current_tab()
+                    .and_then(|tab| self.chooser_items("").iter().position(|(t, _)| *t == tab));
+                self.overlay = Some(Overlay::Chooser(Chooser {
+                    filter: String::new(),
+                    selected: selected.unwrap_or(0),
+                }));
+            }
             Some(Action::ToggleLog) => self.toggle_log(),
             Some(Action::Install) => self.open_install(),
             Some(Action::Help) => self.overlay = Some(Overlay::Help { scroll: 0 }),
@@ -1050,6 +1069,7 @@ impl App {
                 }
                 self.overlay = Some(Overlay::Install(form));
             }
+            Overlay::Chooser(chooser) => self.on_chooser_key(chooser, key),
             Overlay::Progress(p) => {
                 // Esc hides a running install (it goes on, a message says how it ended);
                 // any key closes a finished one.
@@ -2010,6 +2030,66 @@ impl App {
                 .cloned()
                 .collect(),
         )
+    }
+
+    /// The tabs the chooser lists for `filter` (case-insensitive, on the label), with
+    /// their labels.
+    pub fn chooser_items(&self, filter: &str) -> Vec<(TabId, String)> {
+        let filter = filter.to_lowercase();
+        let vms = self.rows.iter().map(|r| {
+            let mut label = format!(
+                "{:<16} {:<6} {:<12}",
+                r.id,
+                r.kind.as_str(),
+                super::format::state(r)
+            );
+            if let Some(p) = self.progress(r) {
+                label.push_str(&format!(" {}", super::format::progress(p, 5)));
+            }
+            if let Some(status) = &r.status {
+                label.push_str(&format!("  {status}"));
+            }
+            (TabId::Vm(r.id.clone()), label)
+        });
+        let grids = self.grids.iter().enumerate().map(|(i, g)| {
+            (
+                TabId::Grid(i),
+                format!("grid({:<2})         {}", g.vms.len(), g.vms.join(" ")),
+            )
+        });
+        vms.chain(grids)
+            .filter(|(_, label)| filter.is_empty() || label.to_lowercase().contains(&filter))
+            .collect()
+    }
+
+    fn on_chooser_key(&mut self, mut chooser: Chooser, key: KeyEvent) {
+        let items = self.chooser_items(&chooser.filter);
+        match key.code {
+            KeyCode::Esc => return,
+            KeyCode::Enter => {
+                match items.get(chooser.selected).cloned() {
+                    Some((TabId::Vm(id), _)) if self.focus == Focus::Terminal => self.select(id),
+                    Some((TabId::Vm(id), _)) => self.open(&id),
+                    Some((TabId::Grid(i), _)) => self.show_grid(i),
+                    None => {}
+                }
+                return;
+            }
+            KeyCode::Up => chooser.selected = chooser.selected.saturating_sub(1),
+            KeyCode::Down => {
+                chooser.selected = (chooser.selected + 1).min(items.len().saturating_sub(1))
+            }
+            KeyCode::Backspace => {
+                chooser.filter.pop();
+                chooser.selected = 0;
+            }
+            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+                chooser.filter.push(c);
+                chooser.selected = 0;
+            }
+            _ => {}
+        }
+        self.overlay = Some(Overlay::Chooser(chooser));
     }
 
     /// Steps the shown VM's silence alert through off, 10 s, 30 s, 1 min and 5 min.

@@ -22,7 +22,50 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Some(Overlay::Install(form)) => install(frame, form),
         Some(Overlay::Progress(p)) => progress(frame, p),
         Some(Overlay::Confirm(c)) => confirm(frame, c),
+        Some(Overlay::Chooser(c)) => chooser(frame, app, c),
     }
+}
+
+/// Every VM and grid, filtered by what was typed, the selected one highlighted.
+fn chooser(frame: &mut Frame, app: &App, c: &super::app::Chooser) {
+    let items = app.chooser_items(&c.filter);
+    let area = centered(frame.area(), 90, (items.len() as u16 + 4).clamp(6, 30));
+    frame.render_widget(Clear, area);
+    let block = dialog("Choose a VM or grid", Color::Cyan).title_bottom(Line::from(format!(
+        " /{}▏  ↑/↓ move  Enter show  Esc close ",
+        c.filter
+    )));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let rows = inner.height as usize;
+    let first = c.selected.saturating_sub(rows.saturating_sub(1));
+    let lines: Vec<Line> = items
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(rows)
+        .map(|(i, (_, label))| {
+            let text = format!(" {label}");
+            match i == c.selected {
+                true => Line::from(Span::styled(
+                    text,
+                    Style::new()
+                        .bg(Color::Indexed(238))
+                        .add_modifier(Modifier::BOLD),
+                )),
+                false => Line::from(text),
+            }
+        })
+        .collect();
+    let lines = if lines.is_empty() {
+        vec![Line::from(Span::styled(
+            " nothing matches",
+            Style::new().fg(Color::DarkGray),
+        ))]
+    } else {
+        lines
+    };
+    frame.render_widget(Paragraph::new(lines), inner);
 }
 
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
