@@ -506,6 +506,10 @@ impl Keymap {
                 "in scrollback: move; q or Esc leaves".into(),
             ),
             (
+                "/ ? n N".into(),
+                "in scrollback: search down, up, again, back".into(),
+            ),
+            (
                 "mouse wheel".into(),
                 "scrolls back (or goes to programs that ask)".into(),
             ),

@@ -557,3 +557,58 @@ fn the_chooser_lists_vms_and_grids_and_filters_as_you_type() {
         "{effects:?}"
     );
 }
+
+#[test]
+fn search_in_scrollback_finds_up_and_down_and_again() {
+    use bioxen::term::Screen;
+    let (mut app, _) = dashboard(vec![vm("a", VmState::Running)]);
+    key(&mut app, KeyCode::Enter);
+    let mut screen = Screen::new(app.pane_size, 1000);
+    for i in 0..300 {
+        let text = match i {
+            40 | 120 => format!("epoch {i}: Loss 0.5"),
+            _ => format!("line {i}"),
+        };
+        screen.feed(format!("{text}\r\n").as_bytes());
+    }
+    app.mirrors.insert("a".into(), screen);
+    let top_line = |app: &App| {
+        let s = &app.mirrors["a"];
+        s.view(app.scroll.unwrap_or(0))
+            .screen()
+            .contents()
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    prefix(&mut app, KeyCode::Char('['));
+    for c in "?loss".chars() {
+        assert_eq!(key(&mut app, KeyCode::Char(c)), vec![], "typed, not sent");
+    }
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        top_line(&app),
+        "epoch 120: Loss 0.5",
+        "the nearest match above"
+    );
+    key(&mut app, KeyCode::Char('n'));
+    assert_eq!(top_line(&app), "epoch 40: Loss 0.5", "n: further up");
+    key(&mut app, KeyCode::Char('N'));
+    assert_eq!(top_line(&app), "epoch 120: Loss 0.5", "N: back down");
+    for c in "/Loss".chars() {
+        key(&mut app, KeyCode::Char(c));
+    }
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        top_line(&app),
+        "epoch 40: Loss 0.5",
+        "down from 120 wraps to 40"
+    );
+    for c in "/nowhere".chars() {
+        key(&mut app, KeyCode::Char(c));
+    }
+    key(&mut app, KeyCode::Enter);
+    assert!(app.search.as_ref().unwrap().missed);
+    assert_eq!(top_line(&app), "epoch 40: Loss 0.5", "a miss stays put");
+}

@@ -327,6 +327,54 @@ impl Screen {
     }
 
     /// Lines above the visible screen that can be scrolled back to.
+    /// The line numbers [`Screen::find`] uses: the oldest history row kept, and where
+    /// the live screen starts. Rows are numbered from the first that ever scrolled into
+    /// the history, so a number stays with its row as new rows arrive and old ones go.
+    pub fn line_numbers(&self) -> (u64, u64) {
+        let scrolled = self.rows_scrolled();
+        (scrolled - self.scrollback_len() as u64, scrolled)
+    }
+
+    /// The next line after `from` (or from the end, searching up, or the start) holding
+    /// `query`, going up (`backward`) or down, wrapping around: its number and the
+    /// column of the match. Case is ignored unless the query has capitals.
+    pub fn find(&self, query: &str, from: Option<u64>, backward: bool) -> Option<(u64, usize)> {
+        if query.is_empty() {
+            return None;
+        }
+        let (first, _) = self.line_numbers();
+        let live = self.parser.screen();
+        let cols = live.size().1.get();
+        let mut lines: Vec<String> = self.history().map(plain_row).collect();
+        lines.extend(live.rows(0, cols).map(|r| r.trim_end().to_string()));
+        let n = lines.len();
+        let fold = !query.chars().any(char::is_uppercase);
+        let query = if fold {
+            query.to_lowercase()
+        } else {
+            query.to_string()
+        };
+        let start = match from {
+            Some(at) => (at.saturating_sub(first) as usize).min(n.saturating_sub(1)),
+            None if backward => n,
+            None => n - 1,
+        };
+        (1..=n).find_map(|step| {
+            let i = if backward {
+                (start + n - step % n) % n
+            } else {
+                (start + step) % n
+            };
+            let line = if fold {
+                lines[i].to_lowercase()
+            } else {
+                lines[i].clone()
+            };
+            line.find(&query)
+                .map(|byte| (first + i as u64, line[..byte].chars().count()))
+        })
+    }
+
     /// How many rows have ever scrolled into the history (see `Callbacks::scrolled`).
     pub fn rows_scrolled(&self) -> u64 {
         self.parser.callbacks().scrolled
@@ -448,6 +496,31 @@ fn primary_state(vt: &vt100::Screen) -> String {
     copy.screen().state_formatted()
 }
 
+/// A stored history row as the text it shows: SGR codes dropped, cursor-forward (how
+/// formatted rows skip blank cells) turned back into spaces.
+fn plain_row(row: &str) -> String {
+    let mut out = String::new();
+    let mut chars = row.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            let mut params = String::new();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    if c == 'C' {
+                        let n: usize = params.trim_start_matches('[').parse().unwrap_or(1);
+                        out.push_str(&" ".repeat(n));
+                    }
+                    break;
+                }
+                params.push(c);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out.trim_end().to_string()
+}
+
 /// A screen in transit: see [`Screen::snapshot`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
@@ -530,31 +603,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// A stored row as the text it shows: SGR codes dropped, cursor-forward (how
-    /// formatted rows skip blank cells) turned back into spaces.
-    fn plain(row: &str) -> String {
-        let mut out = String::new();
-        let mut chars = row.chars();
-        while let Some(c) = chars.next() {
-            if c == '\x1b' {
-                let mut params = String::new();
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        if c == 'C' {
-                            let n: usize = params.trim_start_matches('[').parse().unwrap_or(1);
-                            out.push_str(&" ".repeat(n));
-                        }
-                        break;
-                    }
-                    params.push(c);
-                }
-            } else {
-                out.push(c);
-            }
-        }
-        out.trim_end().to_string()
-    }
-
     /// Random output: plain lines mostly, sometimes colours, stray CRs, long lines.
     fn output() -> impl Strategy<Value = Vec<u8>> {
         let line = prop_oneof![
@@ -591,8 +639,8 @@ mod tests {
             }
             prop_assert_eq!(fast.text(), slow.text());
             prop_assert_eq!(fast.vt().cursor_position(), slow.vt().cursor_position());
-            let f: Vec<String> = fast.history().map(plain).collect();
-            let s: Vec<String> = slow.history().map(plain).collect();
+            let f: Vec<String> = fast.history().map(plain_row).collect();
+            let s: Vec<String> = slow.history().map(plain_row).collect();
             prop_assert_eq!(f, s);
         }
     }

@@ -55,6 +55,19 @@ pub enum Overlay {
     Chooser(Chooser),
 }
 
+/// A search in the scrollback of the VM shown (`/` down, `?` up, `n` and `N` again).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Search {
+    pub query: String,
+    /// The query is being typed.
+    pub editing: bool,
+    pub backward: bool,
+    /// The line (see [`Screen::line_numbers`]) and column of the last match.
+    pub found: Option<(u64, usize)>,
+    /// The last search found nothing.
+    pub missed: bool,
+}
+
 /// The tab chooser: typing filters, the arrows move, Enter shows the choice.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Chooser {
@@ -332,6 +345,8 @@ pub struct App {
     pub prefix_since: Option<Instant>,
     /// Lines scrolled back in the terminal pane; `None` is the live view.
     pub scroll: Option<usize>,
+    /// A search in scrollback: what, which way, and the line last found.
+    pub search: Option<Search>,
     /// The shown screen's [`Screen::rows_scrolled`] when `scroll` was last set: rows
     /// arriving later move the offset with them, so the view stays put.
     scroll_base: u64,
@@ -398,6 +413,7 @@ impl App {
             prefix_since: None,
             scroll: None,
             scroll_base: 0,
+            search: None,
             overlay: None,
             filter: String::new(),
             filter_editing: false,
@@ -919,6 +935,41 @@ impl App {
     /// Keys in scrollback mode. Only q and Esc leave it; other keys do nothing, and
     /// never reach the VM.
     fn on_scroll_key(&mut self, key: &KeyEvent) -> bool {
+        if let Some(search) = self.search.as_mut().filter(|s| s.editing) {
+            match key.code {
+                KeyCode::Esc => self.search = None,
+                KeyCode::Enter => {
+                    search.editing = false;
+                    let backward = search.backward;
+                    self.search_again(backward);
+                }
+                KeyCode::Backspace => {
+                    search.query.pop();
+                }
+                KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+                    search.query.push(c)
+                }
+                _ => {}
+            }
+            return true;
+        }
+        match key.code {
+            KeyCode::Char(c @ ('/' | '?')) => {
+                self.search = Some(Search {
+                    editing: true,
+                    backward: c == '?',
+                    ..Search::default()
+                });
+                return true;
+            }
+            KeyCode::Char(c @ ('n' | 'N')) => {
+                if let Some(backward) = self.search.as_ref().map(|s| s.backward) {
+                    self.search_again(backward == (c == 'n'));
+                }
+                return true;
+            }
+            _ => {}
+        }
         let page = self.pane_size.rows.saturating_sub(1).max(1) as isize;
         let delta = match key.code {
             KeyCode::PageUp => page,
@@ -929,12 +980,43 @@ impl App {
             KeyCode::End | KeyCode::Char('G') => isize::MIN / 2,
             KeyCode::Char('q') | KeyCode::Esc => {
                 self.scroll = None;
+                self.search = None;
                 return true;
             }
             _ => return true,
         };
         self.scroll_by(delta);
         true
+    }
+
+    /// Finds the query again, from the last match or from the top of the view, and
+    /// scrolls so the line found is at the top (or on the live screen).
+    fn search_again(&mut self, backward: bool) {
+        let (Some(id), Some(search)) = (self.current.clone(), self.search.clone()) else {
+            return;
+        };
+        let Some(screen) = self.mirrors.get(&id) else {
+            return;
+        };
+        let (first, live) = screen.line_numbers();
+        let offset = self.scroll.unwrap_or(0).min(screen.scrollback_len()) as u64;
+        let top = live - offset;
+        let from = search.found.map(|(line, _)| line).unwrap_or(top);
+        let found = screen.find(&search.query, Some(from.max(first)), backward);
+        let scroll = found.map(|(line, _)| live.saturating_sub(line) as usize);
+        let base = screen.rows_scrolled();
+        if let Some(s) = self.search.as_mut() {
+            s.backward = search.backward;
+            s.missed = found.is_none();
+            if found.is_some() {
+                s.found = found;
+            }
+        }
+        if let Some(scroll) = scroll {
+            self.scroll = Some(scroll);
+            self.scroll_base = base;
+        }
+        self.dirty = true;
     }
 
     fn enter_scroll(&mut self, by: isize) {

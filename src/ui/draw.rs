@@ -359,9 +359,23 @@ fn hints(app: &App) -> String {
             Some("Enter keep".into()),
             Some("Esc clear".into()),
         ]
-    } else if app.scroll.is_some() {
+    } else if let Some(search) = app.search.as_ref().filter(|s| s.editing) {
+        let mark = if search.backward { '?' } else { '/' };
         vec![
+            Some(format!("{mark}{}▏", search.query)),
+            Some("Enter find".into()),
+            Some("Esc cancel".into()),
+        ]
+    } else if app.scroll.is_some() {
+        let found = app.search.as_ref().map(|s| match s.missed {
+            true => format!("not found: {}", s.query),
+            false => format!("found: {}", s.query),
+        });
+        vec![
+            found,
             Some("PgUp/PgDn/↑/↓ scroll".into()),
+            Some("/ ? search".into()),
+            Some("n/N again".into()),
             Some("g/G top/bottom".into()),
             Some("q leave".into()),
         ]

@@ -69,6 +69,25 @@ pub fn draw(frame: &mut Frame, app: &App, screens: &dyn Screens, outer: Rect, pa
             let view = screen.view(offset);
             let vt = view.screen();
             render_cells(vt, pane, frame.buffer_mut());
+            if let Some(search) = app.search.as_ref()
+                && app.scroll.is_some()
+                && let Some((line, col)) = search.found
+            {
+                // The match, marked where it is on screen.
+                let top = screen.line_numbers().1 - offset as u64;
+                let len = search.query.chars().count();
+                if let Some(row) = line
+                    .checked_sub(top)
+                    .filter(|r| *r < u64::from(pane.height))
+                {
+                    let y = pane.y + row as u16;
+                    for x in (col..col + len).filter(|x| *x < usize::from(pane.width)) {
+                        if let Some(cell) = frame.buffer_mut().cell_mut((pane.x + x as u16, y)) {
+                            cell.set_style(Style::new().fg(Color::Black).bg(Color::Yellow));
+                        }
+                    }
+                }
+            }
             if app.scroll.is_none() && focused && !vt.hide_cursor() {
                 let (row, col) = vt.cursor_position();
                 // Shown around the cursor when the pane is smaller than the screen.
