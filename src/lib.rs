@@ -7,6 +7,7 @@
 //! shows, draws them and turns keys into calls. [`config`] feeds them all; [`repl`] is
 //! the embedded Lua interpreter that local VMs run by default.
 
+pub mod base64;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -115,7 +115,11 @@ impl Signals {
             }
             [b"1337", var, ..] => {
                 if let Some(value) = var.strip_prefix(b"SetUserVar=bioxen_status=") {
-                    let text = base64_decode(value).map(|v| clean(&v)).unwrap_or_default();
+                    let text = std::str::from_utf8(value)
+                        .ok()
+                        .and_then(crate::base64::decode)
+                        .map(|v| clean(&v))
+                        .unwrap_or_default();
                     self.said.status = Some(text);
                 }
             }
@@ -144,30 +148,6 @@ fn clean(bytes: &[u8]) -> String {
         .collect::<String>()
         .trim()
         .to_string()
-}
-
-fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
-    let value = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let text: Vec<u8> = text.iter().copied().filter(|c| *c != b'=').collect();
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    for chunk in text.chunks(4) {
-        let mut n = 0u32;
-        for (i, c) in chunk.iter().enumerate() {
-            n |= value(*c)? << (18 - 6 * i);
-        }
-        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        out.extend_from_slice(&bytes[..chunk.len().saturating_sub(1)]);
-    }
-    Some(out)
 }
 
 #[cfg(test)]
