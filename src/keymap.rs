@@ -510,6 +510,10 @@ impl Keymap {
                 "in scrollback: search down, up, again, back".into(),
             ),
             (
+                "v, then y".into(),
+                "in scrollback: select lines, copy them (OSC 52)".into(),
+            ),
+            (
                 "mouse wheel".into(),
                 "scrolls back (or goes to programs that ask)".into(),
             ),

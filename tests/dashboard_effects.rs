@@ -612,3 +612,42 @@ fn search_in_scrollback_finds_up_and_down_and_again() {
     assert!(app.search.as_ref().unwrap().missed);
     assert_eq!(top_line(&app), "epoch 40: Loss 0.5", "a miss stays put");
 }
+
+#[test]
+fn lines_selected_in_scrollback_are_copied_through_the_terminal() {
+    use bioxen::term::Screen;
+    let (mut app, _) = dashboard(vec![vm("a", VmState::Running)]);
+    key(&mut app, KeyCode::Enter);
+    let mut screen = Screen::new(app.pane_size, 1000);
+    for i in 0..100 {
+        screen.feed(format!("\x1b[3{}mrow {i}\x1b[m\r\n", i % 8).as_bytes());
+    }
+    app.mirrors.insert("a".into(), screen);
+    prefix(&mut app, KeyCode::Char('['));
+    for c in "?row 42".chars() {
+        key(&mut app, KeyCode::Char(c));
+    }
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char('v'));
+    key(&mut app, KeyCode::Char('j'));
+    assert_eq!(
+        key(&mut app, KeyCode::Char('j')),
+        vec![],
+        "selecting sends nothing"
+    );
+    let effects = key(&mut app, KeyCode::Char('y'));
+    assert_eq!(
+        effects,
+        vec![Effect::Clipboard("row 42\nrow 43\nrow 44".into())],
+        "three lines, without their colours"
+    );
+    assert!(
+        app.selection.is_none() && app.scroll.is_some(),
+        "back to scrolling"
+    );
+    assert!(
+        app.message.as_ref().unwrap().0.contains("copied 3 lines"),
+        "{:?}",
+        app.message
+    );
+}

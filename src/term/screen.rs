@@ -375,6 +375,25 @@ impl Screen {
         })
     }
 
+    /// The text of lines `from` to `to` (numbered as [`Screen::line_numbers`] says,
+    /// both included, in either order), one per line, without colours or trailing
+    /// blanks: what a copy of them holds.
+    pub fn text_of_lines(&self, from: u64, to: u64) -> String {
+        let (first, _) = self.line_numbers();
+        let (from, to) = (from.min(to), from.max(to));
+        let live = self.parser.screen();
+        let cols = live.size().1.get();
+        self.history()
+            .map(plain_row)
+            .chain(live.rows(0, cols).map(|r| r.trim_end().to_string()))
+            .enumerate()
+            .map(|(i, line)| (first + i as u64, line))
+            .filter(|(n, _)| (from..=to).contains(n))
+            .map(|(_, line)| line)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// How many rows have ever scrolled into the history (see `Callbacks::scrolled`).
     pub fn rows_scrolled(&self) -> u64 {
         self.parser.callbacks().scrolled

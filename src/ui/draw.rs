@@ -366,6 +366,12 @@ fn hints(app: &App) -> String {
             Some("Enter find".into()),
             Some("Esc cancel".into()),
         ]
+    } else if app.selection.is_some() {
+        vec![
+            Some("↑/↓/PgUp/PgDn select lines".into()),
+            Some("y/Enter copy".into()),
+            Some("Esc cancel".into()),
+        ]
     } else if app.scroll.is_some() {
         let found = app.search.as_ref().map(|s| match s.missed {
             true => format!("not found: {}", s.query),
@@ -376,6 +382,7 @@ fn hints(app: &App) -> String {
             Some("PgUp/PgDn/↑/↓ scroll".into()),
             Some("/ ? search".into()),
             Some("n/N again".into()),
+            Some("v select".into()),
             Some("g/G top/bottom".into()),
             Some("q leave".into()),
         ]

@@ -29,6 +29,8 @@ pub enum Effect {
     /// The running VMs' overall progress for the user's terminal tab (OSC 9;4);
     /// `None` clears it.
     OuterProgress(Option<Progress>),
+    /// Text for the system clipboard, through the user's terminal (OSC 52).
+    Clipboard(String),
 }
 
 /// The calls the dashboard makes and waits on, each in a task of its own.
@@ -230,6 +232,10 @@ impl Runner {
                     self.names.insert(handle.id(), what);
                 }
                 Effect::Desktop(text) => to_terminal(&desktop_notification(&text)),
+                Effect::Clipboard(text) => to_terminal(&format!(
+                    "\x1b]52;c;{}\x07",
+                    crate::base64::encode(text.as_bytes())
+                )),
                 Effect::OuterProgress(p) => {
                     PROGRESS_SHOWN.store(p.is_some(), std::sync::atomic::Ordering::Relaxed);
                     to_terminal(&progress_report(p));

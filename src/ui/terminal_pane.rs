@@ -69,6 +69,21 @@ pub fn draw(frame: &mut Frame, app: &App, screens: &dyn Screens, outer: Rect, pa
             let view = screen.view(offset);
             let vt = view.screen();
             render_cells(vt, pane, frame.buffer_mut());
+            if let Some((anchor, at)) = app.selection
+                && app.scroll.is_some()
+            {
+                // The lines selected for copying.
+                let top = screen.line_numbers().1 - offset as u64;
+                let (from, to) = (anchor.min(at), anchor.max(at));
+                for row in 0..pane.height {
+                    if (from..=to).contains(&(top + u64::from(row))) {
+                        let line = Rect::new(pane.x, pane.y + row, pane.width, 1);
+                        frame
+                            .buffer_mut()
+                            .set_style(line, Style::new().bg(Color::Indexed(24)));
+                    }
+                }
+            }
             if let Some(search) = app.search.as_ref()
                 && app.scroll.is_some()
                 && let Some((line, col)) = search.found
