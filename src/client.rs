@@ -330,6 +330,16 @@ impl Client {
     }
 
     /// Starts or stops the session's output log; the log's path when it is now on.
+    /// Gives a VM a new name.
+    pub async fn rename(&self, id: &str, new: &str) -> Result<()> {
+        self.call(Request::Rename {
+            id: id.into(),
+            new: new.into(),
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// Sets the seconds of silence after which a VM raises an alert; 0 is off.
     pub async fn set_silence(&self, id: &str, secs: u64) -> Result<()> {
         self.call(Request::SetSilence {

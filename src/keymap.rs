@@ -52,6 +52,7 @@ pub enum Action {
     CloseGrid,
     Silence,
     Choose,
+    Rename,
 }
 
 /// `(mode, action, config name, default keys, description)`.
@@ -140,6 +141,13 @@ const DEFAULTS: &[(Mode, Action, &str, &[&str], &str)] = &[
         "grid",
         &["g"],
         "grid of the marked VMs (none marked: the running ones)",
+    ),
+    (
+        Mode::List,
+        Action::Rename,
+        "rename",
+        &["R"],
+        "rename the VM",
     ),
     (Mode::List, Action::Help, "help", &["?"], "show this help"),
     (Mode::List, Action::Quit, "quit", &["q"], "quit bioxen"),
@@ -255,6 +263,13 @@ const DEFAULTS: &[(Mode, Action, &str, &[&str], &str)] = &[
         "silence",
         &["M"],
         "silence alert for this VM: off, 10 s, 30 s, 1 min, 5 min",
+    ),
+    (
+        Mode::Prefix,
+        Action::Rename,
+        "rename",
+        &[","],
+        "rename this VM",
     ),
     (
         Mode::Prefix,

@@ -133,6 +133,8 @@ enum Command {
     KillServer,
     /// End a VM of the server and forget it.
     Kill { vm: String },
+    /// Give a VM of the server a new name (as tmux's rename-window).
+    Rename { vm: String, new: String },
     /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
     Completions { shell: clap_complete::Shell },
     /// Print the manual page (roff).
@@ -337,6 +339,11 @@ fn main() -> ExitCode {
         Some(Command::Kill { vm }) => with_client(&socket, |c| async move {
             let state = c.terminate_vm_session(&vm).await?;
             println!("{vm}: {}", state.label());
+            Ok(())
+        }),
+        Some(Command::Rename { vm, new }) => with_client(&socket, |c| async move {
+            c.rename(&vm, &new).await?;
+            println!("{vm} is now {new}");
             Ok(())
         }),
         Some(Command::Keys {

@@ -179,6 +179,11 @@ pub enum Request {
     ToggleLog {
         id: String,
     },
+    /// Gives a session a new name.
+    Rename {
+        id: String,
+        new: String,
+    },
     /// Seconds without output after which the session raises a silence alert; 0 is off.
     SetSilence {
         id: String,
@@ -272,6 +277,11 @@ pub enum Event {
     /// A session this client does not watch printed something.
     Activity {
         id: String,
+    },
+    /// A session has a new name; the list that follows uses it.
+    Renamed {
+        old: String,
+        new: String,
     },
     /// A session asks for attention: a bell, a notification, back at its prompt,
     /// silent too long.

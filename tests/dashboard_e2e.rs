@@ -991,3 +991,38 @@ fn restarting_a_running_vm_asks_then_starts_a_fresh_interpreter() {
     });
     detach_and_quit(&t);
 }
+
+#[test]
+fn a_renamed_vm_keeps_its_tile_screen_and_typing() {
+    let t = start("rename", 140, 40);
+    create_local_vm(&t);
+    t.type_text("x = 41 + 1");
+    t.keys(&["Enter"]);
+    t.keys(&["C-b", "g"]);
+    t.wait_text("1:grid(1)");
+    t.keys(&["C-b", ","]);
+    t.wait_text("Rename lua-1");
+    for _ in 0.."lua-1".len() {
+        t.keys(&["BSpace"]);
+    }
+    t.type_text("train");
+    t.keys(&["Enter"]);
+    let s = t.wait_text("renamed lua-1 to train");
+    assert!(s.contains("0:train") && s.contains(" train "), "{s}");
+    assert!(s.contains("> x = 41 + 1"), "the screen stays: {s}");
+    t.type_text("print(x)");
+    t.keys(&["Enter"]);
+    t.wait_for("typing reaches it under its new name", |s| {
+        s.lines().any(|l| l.trim_end() == "42")
+    });
+    let ls = String::from_utf8_lossy(&t.bioxen(&["ls"]).stdout).to_string();
+    assert!(ls.contains("train") && !ls.contains("lua-1"), "{ls}");
+    let out = t.bioxen(&["rename", "train", "eval"]);
+    assert!(out.status.success(), "{out:?}");
+    t.wait_for(
+        "the dashboard follows a rename from the command line",
+        |s| s.contains("0:eval") && s.contains(" eval "),
+    );
+    t.keys(&["C-b", "d"]);
+    quit_ending_vms(&t, "1 VM is running");
+}

@@ -62,6 +62,8 @@ pub enum Event {
     Error(Option<String>, String),
     /// A session asks for attention: see [`Alert`].
     Alert(String, Alert),
+    /// A session was renamed: the old name, the new one.
+    Renamed(String, String),
 }
 
 /// Why a session asks for attention.
@@ -259,7 +261,8 @@ pub struct Pool {
 /// One VM session. Its screen, output buffer and history outlive its process, so a dead
 /// VM still shows its last screen and can be restarted in place.
 pub struct Session {
-    id: String,
+    /// The session's name; changed only by [`Manager::rename`].
+    id: std::sync::RwLock<String>,
     spec: VmSpec,
     created: SystemTime,
     screen: Mutex<Screen>,
@@ -375,7 +378,7 @@ impl Manager {
         };
         let session = {
             let mut sessions = lock(&self.inner.sessions);
-            if sessions.iter().any(|s| s.id == id) {
+            if sessions.iter().any(|s| s.id() == id) {
                 return Err(Error::Manager(format!("a VM named '{id}' already exists")));
             }
             let spec = VmSpec::new(kind, &options).map_err(Error::Manager)?;
@@ -413,7 +416,7 @@ impl Manager {
             _ => (None, &[][..]),
         };
         let argv = config.local_argv(command);
-        let mut env = config.local_vm_env(extra_env, &session.id);
+        let mut env = config.local_vm_env(extra_env, &session.id());
         if !config.is_embedded(&argv) {
             env.extend(marked_prompts(&argv, &env));
             install_lua_module(&config.rocks_tree);
@@ -585,7 +588,7 @@ impl Manager {
         let mut sessions = lock(&self.inner.sessions);
         let pos = sessions
             .iter()
-            .position(|s| s.id == id)
+            .position(|s| s.id() == id)
             .ok_or_else(|| Error::NotFound(id.into()))?;
         if sessions[pos].state().is_alive() {
             return Err(Error::session(id, "is still running; kill it first"));
@@ -708,10 +711,36 @@ impl Manager {
     }
 
     pub fn ids(&self) -> Vec<String> {
-        lock(&self.inner.sessions)
-            .iter()
-            .map(|s| s.id.clone())
-            .collect()
+        lock(&self.inner.sessions).iter().map(|s| s.id()).collect()
+    }
+
+    /// Gives a session a new name, as tmux's rename-window: commands, tabs and grids
+    /// follow it. An `xcpng` session keeps its name, which its pool VM is tagged with.
+    /// Its output log, if on, goes on in the file named after the old name.
+    pub fn rename(&self, id: &str, new: &str) -> Result<()> {
+        validate_id(new)?;
+        {
+            let sessions = lock(&self.inner.sessions);
+            if sessions.iter().any(|s| s.id() == new) {
+                return Err(Error::Manager(format!("a VM named '{new}' already exists")));
+            }
+            let session = sessions
+                .iter()
+                .find(|s| s.id() == id)
+                .ok_or_else(|| Error::Manager(format!("no VM named '{id}'")))?;
+            if session.kind() == VmKind::Xcpng {
+                return Err(Error::session(
+                    id,
+                    "runs on a pool VM tagged with its name; it keeps it",
+                ));
+            }
+            *session.id.write().unwrap_or_else(|e| e.into_inner()) = new.to_string();
+        }
+        let _ = self
+            .inner
+            .events
+            .send(Event::Renamed(id.to_string(), new.to_string()));
+        Ok(())
     }
 
     /// Sets the seconds of silence after which a session raises an alert; 0 is off.
@@ -756,7 +785,7 @@ impl Manager {
     fn find(&self, id: &str) -> Option<Arc<Session>> {
         lock(&self.inner.sessions)
             .iter()
-            .find(|s| s.id == id)
+            .find(|s| s.id() == id)
             .cloned()
     }
 
@@ -788,7 +817,7 @@ impl Session {
             screen: Mutex::new(
                 Screen::new(size, config.scrollback).with_byte_limit(config.scrollback_bytes),
             ),
-            id,
+            id: std::sync::RwLock::new(id),
             spec,
             created: SystemTime::now(),
             pending: Mutex::new(OutputBuffer::new(PENDING_LIMIT)),
@@ -813,6 +842,10 @@ impl Session {
         self.state.borrow().clone()
     }
 
+    pub fn id(&self) -> String {
+        self.id.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     fn kind(&self) -> VmKind {
         self.spec.kind()
     }
@@ -827,8 +860,8 @@ impl Session {
             }
         });
         if changed {
-            tracing::info!(vm = %self.id, state = %state.label(), "state");
-            let _ = events.send(Event::State(self.id.clone(), state));
+            tracing::info!(vm = %self.id(), state = %state.label(), "state");
+            let _ = events.send(Event::State(self.id(), state));
             // Wake anyone waiting on output too: a dead session answers no prompt.
             self.seq.send_modify(|n| *n += 1);
         }
@@ -837,20 +870,20 @@ impl Session {
     fn send(&self, input: &[u8]) -> Result<()> {
         if let VmState::Reconnecting(n) = self.state() {
             return Err(Error::session(
-                &self.id,
+                self.id(),
                 format!("is reconnecting (attempt {n}); input waits until it is back"),
             ));
         }
         if !self.state().is_alive() {
             return Err(Error::session(
-                &self.id,
+                self.id(),
                 format!("is not running ({})", self.state().label()),
             ));
         }
         let writer = lock(&self.process)
             .as_ref()
             .map(|p| p.writer.clone())
-            .ok_or_else(|| Error::session(&self.id, "has no process"))?;
+            .ok_or_else(|| Error::session(self.id(), "has no process"))?;
         let queued = self.queued_input.load(Ordering::Relaxed);
         if queued + input.len() > INPUT_LIMIT {
             let size = crate::ui::format::bytes;
@@ -869,13 +902,13 @@ impl Session {
                     size(INPUT_LIMIT as u64)
                 )
             };
-            return Err(Error::session(&self.id, why));
+            return Err(Error::session(self.id(), why));
         }
         for piece in input.chunks(INPUT_PIECE) {
             self.queued_input.fetch_add(piece.len(), Ordering::Relaxed);
             writer
                 .send(WriterMsg::Data(piece.to_vec()))
-                .map_err(|_| Error::session(&self.id, "input is closed"))?;
+                .map_err(|_| Error::session(self.id(), "input is closed"))?;
         }
         Ok(())
     }
@@ -945,7 +978,7 @@ impl Session {
         let alive = state.is_alive();
         let signals = lock(&self.signals);
         VmInfo {
-            id: self.id.clone(),
+            id: self.id(),
             kind: self.kind(),
             command: process
                 .as_ref()
@@ -997,10 +1030,7 @@ async fn run_reader(
             Err(e) if e.raw_os_error() == Some(libc::EIO) => break,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                let _ = events.send(Event::Error(
-                    Some(session.id.clone()),
-                    format!("output: {e}"),
-                ));
+                let _ = events.send(Event::Error(Some(session.id()), format!("output: {e}")));
                 break;
             }
         };
@@ -1029,7 +1059,7 @@ impl Session {
         };
         if let Some(why) = log_failed {
             let _ = events.send(Event::Error(
-                Some(self.id.clone()),
+                Some(self.id()),
                 format!("the output log stopped: {why}; the VM goes on (L starts a new log)"),
             ));
         }
@@ -1050,7 +1080,7 @@ impl Session {
         self.seq.send_modify(|n| *n += 1);
         self.activity.notify_one();
         if !self.dirty.swap(true, Ordering::AcqRel) {
-            let _ = events.send(Event::Output(self.id.clone()));
+            let _ = events.send(Event::Output(self.id()));
         }
     }
 
@@ -1099,7 +1129,7 @@ impl Session {
             now
         };
         for alert in alerts {
-            let _ = events.send(Event::Alert(self.id.clone(), alert));
+            let _ = events.send(Event::Alert(self.id(), alert));
         }
         if publish {
             let _ = events.send(Event::Stats);
@@ -1251,7 +1281,7 @@ async fn watch_silence(session: std::sync::Weak<Session>, events: broadcast::Sen
                 let Some(s) = session.upgrade() else { return };
                 let idle = lock(&s.signals).busy == Some(Busy::Idle);
                 if s.state().is_alive() && !idle {
-                    let _ = events.send(Event::Alert(s.id.clone(), Alert::Silence(secs)));
+                    let _ = events.send(Event::Alert(s.id(), Alert::Silence(secs)));
                 }
                 drop(s);
                 // Once per silence: wait for output (or a new setting) first.
@@ -1290,8 +1320,8 @@ async fn sample_stats(inner: std::sync::Weak<Inner>) {
             let Some(pid) = pid.filter(|_| s.state().is_alive()) else {
                 continue;
             };
-            seen.push(s.id.clone());
-            let entry = meters.entry(s.id.clone()).or_default();
+            seen.push(s.id());
+            let entry = meters.entry(s.id()).or_default();
             if entry.0 != pid {
                 *entry = (pid, CpuMeter::default());
                 // A first sample has no CPU figure yet: look again soon.

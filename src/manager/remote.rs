@@ -116,9 +116,9 @@ pub(super) async fn start(manager: &Manager, session: &Arc<Session>) -> Result<(
     };
     let conn = tokio::select! {
         conn = connect_patiently(&target, &manager.inner.config.trust, patience) => conn
-            .map_err(|source| Error::Ssh { id: session.id.clone(), source })?,
+            .map_err(|source| Error::Ssh { id: session.id(), source })?,
         () = session.stop.raised() => {
-            return Err(Error::session(&session.id, "killed while connecting"));
+            return Err(Error::session(session.id(), "killed while connecting"));
         }
     };
     let size = lock(&session.screen).size();
@@ -126,7 +126,7 @@ pub(super) async fn start(manager: &Manager, session: &Arc<Session>) -> Result<(
         .open_pty(size, &ssh::rocks_env())
         .await
         .map_err(|source| Error::Ssh {
-            id: session.id.clone(),
+            id: session.id(),
             source,
         })?;
     install(manager, session, &conn, pty.1);
@@ -200,7 +200,7 @@ async fn supervise(manager: Manager, session: Arc<Session>, target: SshTarget, r
                         ),
                         &events,
                     );
-                    tracing::warn!(vm = %session.id, "connection to {} lost", target.label());
+                    tracing::warn!(vm = %session.id(), "connection to {} lost", target.label());
                 }
             }
         }
@@ -220,7 +220,7 @@ async fn supervise(manager: Manager, session: Arc<Session>, target: SshTarget, r
                     session.notice(&e.to_string(), &events);
                     return session.set_state(&events, VmState::Failed(e.to_string()));
                 }
-                Err(e) => tracing::info!(vm = %session.id, "reconnect {attempt} failed: {e}"),
+                Err(e) => tracing::info!(vm = %session.id(), "reconnect {attempt} failed: {e}"),
             }
         };
         let size = lock(&session.screen).size();
@@ -238,7 +238,7 @@ async fn supervise(manager: Manager, session: Arc<Session>, target: SshTarget, r
                 attempt = 0;
                 reader = Some(r);
             }
-            Err(e) => tracing::info!(vm = %session.id, "reconnected but cannot start Lua: {e}"),
+            Err(e) => tracing::info!(vm = %session.id(), "reconnected but cannot start Lua: {e}"),
         }
     }
 }
@@ -250,7 +250,7 @@ fn ssh_target(manager: &Manager, session: &Session) -> Result<SshTarget> {
     }
     let config = &manager.inner.config;
     let VmSpec::Ssh { host: name } = &session.spec else {
-        return Err(Error::Manager(format!("{} is not an ssh VM", session.id)));
+        return Err(Error::Manager(format!("{} is not an ssh VM", session.id())));
     };
     let host = config
         .ssh_hosts
@@ -313,7 +313,10 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshT
         pool_vm,
     } = &session.spec
     else {
-        return Err(Error::Manager(format!("{} is not an xcpng VM", session.id)));
+        return Err(Error::Manager(format!(
+            "{} is not an xcpng VM",
+            session.id()
+        )));
     };
     let known = existing.or_else(|| pool_vm.clone().map(|(r, _)| r));
     let (reference, ip) = if let Some(reference) = known {
@@ -323,7 +326,7 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshT
             .map_err(|e| match &e {
                 crate::xapi::XapiError::Api { code, .. } if code == "HANDLE_INVALID" => {
                     Error::session(
-                        &session.id,
+                        session.id(),
                         format!(
                             "its pool VM {reference} no longer exists on the pool; \
                              create a new VM instead"
@@ -332,7 +335,7 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshT
                 }
                 crate::xapi::XapiError::Api { code, params } if code == "VM_BAD_POWER_STATE" => {
                     Error::session(
-                        &session.id,
+                        session.id(),
                         format!(
                             "its pool VM is {}; start it on the pool, or create a new VM",
                             params.get(2).map(String::as_str).unwrap_or("not running")
@@ -345,10 +348,10 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshT
     } else {
         let spec = CreateSpec {
             template: template.clone().unwrap_or_else(|| x.template.clone()),
-            name: session.id.clone(),
+            name: session.id(),
             memory_mib: memory_mib.unwrap_or(x.memory_mib),
             vcpus: vcpus.unwrap_or(x.vcpus),
-            bioxen_id: session.id.clone(),
+            bioxen_id: session.id(),
             ip_timeout: config.xcpng_ip_timeout,
         };
         session.notice(
@@ -377,21 +380,21 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshT
                 if let Err(e) = &result
                     && matches!(e.error, crate::xapi::XapiError::Cancelled)
                 {
-                    tracing::info!(vm = %s.id, "creation cancelled at {}; removed what was made", e.step);
+                    tracing::info!(vm = %s.id(), "creation cancelled at {}; removed what was made", e.step);
                 }
                 result
             })
         };
         let created = tokio::select! {
             joined = task => joined
-                .map_err(|e| Error::session(&session.id, format!("creating the VM: {e}")))?
+                .map_err(|e| Error::session(session.id(), format!("creating the VM: {e}")))?
                 .map_err(|source| {
                     session.notice(&source.to_string(), &events);
-                    Error::PoolStep { id: session.id.clone(), source: Box::new(source) }
+                    Error::PoolStep { id: session.id(), source: Box::new(source) }
                 })?,
             () = session.stop.raised() => {
                 session.notice("killed: the creation stops and what it made is removed", &events);
-                return Err(Error::session(&session.id, "killed while its pool VM was being created; the half-made VM is removed"));
+                return Err(Error::session(session.id(), "killed while its pool VM was being created; the half-made VM is removed"));
             }
         };
         session.notice(
@@ -422,7 +425,7 @@ pub(super) async fn destroy_pool_vm(manager: &Manager, session: &Session) -> Res
     };
     let client = manager.xapi().await?;
     let fail = |e: crate::xapi::XapiError| {
-        Error::session(&session.id, format!("destroying its pool VM: {e}"))
+        Error::session(session.id(), format!("destroying its pool VM: {e}"))
     };
     lifecycle::stop(&client, &vm, Duration::from_secs(30))
         .await
@@ -461,11 +464,11 @@ pub(super) async fn execute(
         let remote = lock(&session.remote);
         let r = remote
             .as_ref()
-            .ok_or_else(|| Error::session(&session.id, "is not connected"))?;
+            .ok_or_else(|| Error::session(session.id(), "is not connected"))?;
         let conn = r
             .conn
             .clone()
-            .ok_or_else(|| Error::session(&session.id, "is not connected"))?;
+            .ok_or_else(|| Error::session(session.id(), "is not connected"))?;
         (conn, r.target.command.clone())
     };
     let words =
@@ -479,13 +482,13 @@ pub(super) async fn execute(
     let out = match tokio::time::timeout(timeout, run).await {
         Err(_) => {
             return Err(Error::Timeout {
-                id: session.id.clone(),
+                id: session.id(),
                 what: "waiting for remote code to finish".into(),
                 seconds: timeout.as_secs_f64(),
             });
         }
         Ok(r) => r.map_err(|source| Error::Ssh {
-            id: session.id.clone(),
+            id: session.id(),
             source,
         })?,
     };

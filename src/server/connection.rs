@@ -339,6 +339,20 @@ async fn run_pump(hub: Arc<Hub>, out: Queue, watches: Watches) {
                 }
                 Ok(ManagerEvent::Error(id, text)) => Event::Notice { id, text },
                 Ok(ManagerEvent::Alert(id, alert)) => Event::Alert { id, alert },
+                Ok(ManagerEvent::Renamed(old, new)) => {
+                    // A watched session's output goes on under its new name.
+                    let watched = lock(&watches).remove(&old);
+                    if let Some(task) = watched {
+                        task.abort();
+                        let task =
+                            tokio::spawn(forward(manager.clone(), new.clone(), out.clone()));
+                        lock(&watches).insert(new.clone(), task.abort_handle());
+                    }
+                    if send(Event::Renamed { old, new }).await.is_err() {
+                        return;
+                    }
+                    Event::Vms(manager.list())
+                }
                 Ok(ManagerEvent::Created(_) | ManagerEvent::Removed(_) | ManagerEvent::Stats)
                 | Err(broadcast::error::RecvError::Lagged(_)) => Event::Vms(manager.list()),
                 Err(broadcast::error::RecvError::Closed) => return,
@@ -427,6 +441,10 @@ async fn handle(m: &Manager, request: Request, out: &Queue) -> Response {
             Request::ToggleLog { id } => Response::LogPath {
                 path: m.toggle_output_log(&id)?,
             },
+            Request::Rename { id, new } => {
+                m.rename(&id, &new)?;
+                Response::Done
+            }
             Request::SetSilence { id, secs } => {
                 m.set_silence(&id, secs)?;
                 Response::Done

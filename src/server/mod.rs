@@ -151,7 +151,12 @@ async fn publish_for_ls(manager: Manager, dir: PathBuf) {
     let _ = crate::registry::publish_in(&dir, &manager.list());
     loop {
         match events.recv().await {
-            Ok(ManagerEvent::Created(_) | ManagerEvent::State(..) | ManagerEvent::Removed(_))
+            Ok(
+                ManagerEvent::Created(_)
+                | ManagerEvent::State(..)
+                | ManagerEvent::Removed(_)
+                | ManagerEvent::Renamed(..),
+            )
             | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                 if let Err(e) = crate::registry::publish_in(&dir, &manager.list()) {
                     tracing::warn!("cannot publish the VM list for `bioxen ls`: {e}");

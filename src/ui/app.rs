@@ -53,6 +53,11 @@ pub enum Overlay {
     Confirm(Confirm),
     /// Every tab in a list to pick from, as tmux's choose-tree.
     Chooser(Chooser),
+    /// A new name for a VM.
+    Rename {
+        id: String,
+        name: String,
+    },
 }
 
 /// A search in the scrollback of the VM shown (`/` down, `?` up, `n` and `N` again).
@@ -851,6 +856,7 @@ impl App {
             Some(Action::Help) => self.overlay = Some(Overlay::Help { scroll: 0 }),
             Some(Action::Quit) => self.ask_quit(),
             Some(Action::Mark) => self.toggle_mark(),
+            Some(Action::Rename) => self.open_rename(),
             Some(Action::MarkAll) => self.mark_all(),
             Some(Action::Grid) => self.open_grid(),
             _ => {
@@ -913,6 +919,7 @@ impl App {
             }),
             Some(Action::CloseGrid) => self.close_grid(),
             Some(Action::Silence) => self.cycle_silence(),
+            Some(Action::Rename) => self.open_rename(),
             Some(Action::Choose) => {
                 let selected = self
                     .current_tab()
@@ -1243,6 +1250,26 @@ impl App {
                 self.overlay = Some(Overlay::Install(form));
             }
             Overlay::Chooser(chooser) => self.on_chooser_key(chooser, key),
+            Overlay::Rename { id, mut name } => match key.code {
+                KeyCode::Esc => {}
+                KeyCode::Enter if !name.is_empty() && name != id => {
+                    self.call(Call::Rename { id, new: name });
+                }
+                KeyCode::Enter => {}
+                KeyCode::Backspace => {
+                    name.pop();
+                    self.overlay = Some(Overlay::Rename { id, name });
+                }
+                KeyCode::Char(c)
+                    if !key.modifiers.contains(KeyModifiers::CONTROL)
+                        && (c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                        && name.len() < 64 =>
+                {
+                    name.push(c);
+                    self.overlay = Some(Overlay::Rename { id, name });
+                }
+                _ => self.overlay = Some(Overlay::Rename { id, name }),
+            },
             Overlay::Progress(p) => {
                 // Esc hides a running install (it goes on, a message says how it ended);
                 // any key closes a finished one.
@@ -1454,6 +1481,7 @@ impl App {
                 _ => {}
             },
             Event::Alert { id, alert } => self.on_alert(id, alert),
+            Event::Renamed { old, new } => self.on_renamed(old, new),
             Event::Notice { id, text } => {
                 let text = match id {
                     Some(id) => format!("{id}: {text}"),
@@ -2263,6 +2291,51 @@ impl App {
             _ => {}
         }
         self.overlay = Some(Overlay::Chooser(chooser));
+    }
+
+    fn open_rename(&mut self) {
+        if let Some(info) = self.current_info() {
+            self.overlay = Some(Overlay::Rename {
+                id: info.id.clone(),
+                name: info.id.clone(),
+            });
+        }
+    }
+
+    /// A VM has a new name: everything this dashboard keeps by name follows it.
+    fn on_renamed(&mut self, old: String, new: String) {
+        let swap = |id: &mut String| {
+            if *id == old {
+                *id = new.clone();
+            }
+        };
+        if let Some(id) = self.current.as_mut() {
+            swap(id);
+        }
+        for g in &mut self.grids {
+            g.vms.iter_mut().for_each(swap);
+            if g.excluded.remove(&old) {
+                g.excluded.insert(new.clone());
+            }
+        }
+        for set in [&mut self.watching, &mut self.marked, &mut self.unseen] {
+            if set.remove(&old) {
+                set.insert(new.clone());
+            }
+        }
+        if let Some(m) = self.mirrors.remove(&old) {
+            self.mirrors.insert(new.clone(), m);
+        }
+        if let Some(s) = self.sizes.remove(&old) {
+            self.sizes.insert(new.clone(), s);
+        }
+        if let Some(m) = self.marks.remove(&old) {
+            self.marks.insert(new.clone(), m);
+        }
+        if let Some(p) = self.progress_seen.remove(&old) {
+            self.progress_seen.insert(new, p);
+        }
+        self.dirty = true;
     }
 
     /// Steps the shown VM's silence alert through off, 10 s, 30 s, 1 min and 5 min.

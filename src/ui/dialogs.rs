@@ -23,7 +23,32 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Some(Overlay::Progress(p)) => progress(frame, p),
         Some(Overlay::Confirm(c)) => confirm(frame, c),
         Some(Overlay::Chooser(c)) => chooser(frame, app, c),
+        Some(Overlay::Rename { id, name }) => rename(frame, id, name),
     }
+}
+
+fn rename(frame: &mut Frame, id: &str, name: &str) {
+    let area = centered(frame.area(), 60, 7);
+    frame.render_widget(Clear, area);
+    let lines = vec![
+        Line::from(""),
+        Line::from(vec![
+            Span::styled(
+                "  New name  ",
+                Style::new().fg(Color::Black).bg(Color::Green),
+            ),
+            Span::raw(format!(" {name}▏")),
+        ]),
+        Line::from(""),
+        Line::from(Span::styled(
+            "  letters, digits, - _ .   Enter rename · Esc cancel",
+            Style::new().fg(Color::DarkGray),
+        )),
+    ];
+    frame.render_widget(
+        Paragraph::new(lines).block(dialog(&format!("Rename {id}"), Color::Cyan)),
+        area,
+    );
 }
 
 /// Every VM and grid, filtered by what was typed, the selected one highlighted.

@@ -70,6 +70,10 @@ pub enum Call {
     },
     /// Ends every VM in the server; the dashboard quits when it has.
     EndAll,
+    Rename {
+        id: String,
+        new: String,
+    },
 }
 
 /// How a call ended, as the dashboard reports it.
@@ -99,6 +103,7 @@ impl Call {
             Call::ToggleLog { .. } => "log",
             Call::Install { .. } => "install",
             Call::EndAll => "end all",
+            Call::Rename { .. } => "rename",
         }
     }
 
@@ -146,6 +151,10 @@ impl Call {
             Call::Destroy { id } => match server.kill_and_destroy(&id).await {
                 Ok(_) => Done::Info(format!("{id}: pool VM destroyed")),
                 Err(e) => Done::Failed(format!("{id}: {e}")),
+            },
+            Call::Rename { id, new } => match server.rename(&id, &new).await {
+                Ok(()) => Done::Info(format!("renamed {id} to {new}")),
+                Err(e) => Done::Failed(format!("cannot rename {id}: {e}")),
             },
             Call::Install { vm, spec } => Done::InstallDone(
                 server
