@@ -32,7 +32,10 @@ pub use crate::vm::{Size, VmKind, VmState, signal_name};
 pub use crate::xapi::{PoolStatus, PoolVm};
 
 /// Bumped whenever a message changes shape.
-pub const VERSION: u32 = 5;
+pub const VERSION: u32 = 6;
+
+/// How often a glanced-at session's screen is sent at most: 30 frames a second.
+pub const GLANCE_EVERY: std::time::Duration = std::time::Duration::from_millis(33);
 
 /// The largest frame either side accepts: a paste, a snapshot with its scrollback or
 /// an output burst fits many times over; a corrupt length cannot make anyone allocate
@@ -158,6 +161,12 @@ pub enum Request {
     /// Send this client the session's screen ([`Event::Screen`]) and from then on its
     /// output and size changes, until `Unwatch`.
     Watch {
+        id: String,
+    },
+    /// Send this client the session's visible screen, without history, whenever it
+    /// changed, at most every [`GLANCE_EVERY`], until `Unwatch`: for a tile the user
+    /// looks at but does not type into, which needs the screen, not every byte.
+    Glance {
         id: String,
     },
     Unwatch {

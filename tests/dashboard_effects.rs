@@ -285,15 +285,34 @@ fn a_grid_of_marked_vms_watches_each_at_its_tile_size() {
             sized.contains(&(id.clone(), size.rows, size.cols)),
             "{id} is sized to its tile {size:?}: {sized:?}"
         );
-        assert!(
-            effects.contains(&notify(Request::Watch { id: id.clone() })),
-            "{effects:?}"
-        );
+        // The focused tile gets every byte; the others a glance at the screen.
+        let watch = match t.index == app.grids[0].focus {
+            true => Request::Watch { id: id.clone() },
+            false => Request::Glance { id: id.clone() },
+        };
+        assert!(effects.contains(&notify(watch)), "{effects:?}");
     }
     assert!(
-        !effects.contains(&notify(Request::Watch { id: "c".into() })),
+        effects.contains(&notify(Request::Unwatch { id: "c".into() })),
         "an unmarked VM is not shown"
     );
+    // Moving the keys to the other tile swaps how the two are watched.
+    let effects = prefix(&mut app, KeyCode::Right);
+    assert!(
+        effects.contains(&notify(Request::Watch { id: "b".into() })),
+        "{effects:?}"
+    );
+    assert!(
+        effects.contains(&notify(Request::Glance { id: "a".into() })),
+        "{effects:?}"
+    );
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::Notify(Request::Unwatch { .. }))),
+        "no tile goes blank in between: {effects:?}"
+    );
+    prefix(&mut app, KeyCode::Left);
     // Leaving the grid gives the tiles' VMs the pane's size back.
     let effects = prefix(&mut app, KeyCode::Char('d'));
     assert_eq!(app.grid, None);

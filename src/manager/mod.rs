@@ -544,6 +544,16 @@ impl Manager {
         Ok((screen.snapshot(), session.live.subscribe()))
     }
 
+    /// The session's visible screen without its history, and a counter of its output
+    /// to wait on for the next change.
+    pub fn glance(&self, id: &str) -> Result<(crate::term::Snapshot, watch::Receiver<u64>)> {
+        let session = self.get(id)?;
+        let mut seq = session.seq.subscribe();
+        seq.borrow_and_update();
+        let snapshot = lock(&session.screen).snapshot_without_history();
+        Ok((snapshot, seq))
+    }
+
     pub fn detach(&self, id: &str) -> Result<()> {
         let session = self.get(id)?;
         session.attached.store(false, Ordering::Relaxed);

@@ -103,6 +103,16 @@ pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
                 }
                 Err(e) => Response::Failed(e.into()),
             },
+            Request::Glance { id } => match hub.manager.info(&id) {
+                Ok(_) => {
+                    let task = tokio::spawn(glance(hub.manager.clone(), id.clone(), out.clone()));
+                    if let Some(old) = lock(&watches).insert(id, task.abort_handle()) {
+                        old.abort();
+                    }
+                    Response::Done
+                }
+                Err(e) => Response::Failed(e.into()),
+            },
             Request::Unwatch { id } => {
                 if let Some(task) = lock(&watches).remove(&id) {
                     task.abort();
@@ -216,6 +226,28 @@ fn is_slow(request: &Request) -> bool {
 /// Sends a watched session's screen, then its output and size changes as they happen.
 /// Falling behind (the client reads slower than the session prints) loses nothing the
 /// client can see: it is sent the screen afresh.
+/// A glanced-at session: its screen each time it changed, at most every
+/// [`protocol::GLANCE_EVERY`]. A flood costs the client one small screen a frame,
+/// not every byte.
+async fn glance(manager: Manager, id: String, out: Queue) {
+    loop {
+        let Ok((snapshot, mut changed)) = manager.glance(&id) else {
+            return;
+        };
+        let screen = Event::Screen {
+            id: id.clone(),
+            snapshot,
+        };
+        if out.send(Out::Msg(ServerMsg::Event(screen))).await.is_err() {
+            return;
+        }
+        if changed.changed().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(protocol::GLANCE_EVERY).await;
+    }
+}
+
 async fn forward(manager: Manager, id: String, out: Queue) {
     let event = |e| Out::Msg(ServerMsg::Event(e));
     loop {
@@ -486,6 +518,7 @@ async fn handle(m: &Manager, request: Request, out: &Queue) -> Response {
             // Handled by the connection itself.
             Request::Subscribe
             | Request::Watch { .. }
+            | Request::Glance { .. }
             | Request::Unwatch { .. }
             | Request::Answer { .. }
             | Request::Shutdown => Response::Done,

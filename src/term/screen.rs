@@ -465,6 +465,26 @@ impl Screen {
         }
     }
 
+    /// The snapshot without the history: what a glance at the screen needs.
+    pub fn snapshot_without_history(&self) -> Snapshot {
+        let callbacks = self.parser.callbacks();
+        let vt = self.parser.screen();
+        let mut state = String::new();
+        if vt.alternate_screen() {
+            state.push_str("\x1b[?1049h");
+        }
+        state.push_str(&vt.state_formatted());
+        let size = self.size();
+        Snapshot {
+            rows: size.rows,
+            cols: size.cols,
+            history: String::new(),
+            primary: None,
+            state,
+            title: callbacks.title.clone(),
+        }
+    }
+
     /// A screen showing what `snapshot` showed, keeping up to `scrollback` rows and
     /// `scrollback_bytes` bytes of history, as the session's own screen does.
     pub fn from_snapshot(

@@ -326,7 +326,9 @@ pub struct App {
     /// Mirrors of the screens this dashboard shows, by session.
     pub mirrors: HashMap<String, Screen>,
     /// Sessions whose screens the server sends this dashboard.
-    watching: HashSet<String>,
+    /// With whether the server sends every byte (the VM keys go to) or, for the other
+    /// tiles of a grid, a glance at the screen each frame.
+    watching: HashMap<String, bool>,
     /// The size this dashboard last gave each session.
     sizes: HashMap<String, Size>,
     /// Grid tabs, after the VMs' tabs.
@@ -407,7 +409,7 @@ impl App {
             rows: Vec::new(),
             received: (Vec::new(), Instant::now()),
             mirrors: HashMap::new(),
-            watching: HashSet::new(),
+            watching: HashMap::new(),
             sizes: HashMap::new(),
             grids: Vec::new(),
             grid: None,
@@ -682,7 +684,7 @@ impl App {
         shown.retain(|id, _| self.rows.iter().any(|r| &r.id == id));
         let gone: Vec<String> = self
             .watching
-            .iter()
+            .keys()
             .filter(|id| !shown.contains_key(*id))
             .cloned()
             .collect();
@@ -693,12 +695,12 @@ impl App {
                 self.notify(Request::Unwatch { id });
             }
         }
-        let mut new: Vec<String> = shown
+        // A session newly shown is sized by this dashboard again (`latest`).
+        let new: Vec<String> = shown
             .keys()
-            .filter(|id| !self.watching.contains(*id))
+            .filter(|id| !self.watching.contains_key(*id))
             .cloned()
             .collect();
-        new.sort();
         for id in &new {
             self.sizes.remove(id);
         }
@@ -717,9 +719,19 @@ impl App {
         }
         let rows = &self.rows;
         self.sizes.retain(|id, _| rows.iter().any(|r| &r.id == id));
-        for id in new {
-            self.watching.insert(id.clone());
-            self.notify(Request::Watch { id });
+        // Every byte for the VM keys go to (its screen must be exact for typing and
+        // scrollback); the other tiles of a grid a glance each frame.
+        let (in_grid, current) = (self.grid.is_some(), self.current.clone());
+        let mut ids: Vec<String> = shown.keys().cloned().collect();
+        ids.sort();
+        for id in ids {
+            let want = !in_grid || current.as_ref() == Some(&id);
+            if self.watching.insert(id.clone(), want) != Some(want) {
+                self.notify(match want {
+                    true => Request::Watch { id },
+                    false => Request::Glance { id },
+                });
+            }
         }
     }
 
@@ -727,7 +739,7 @@ impl App {
     pub fn awaiting_screen(&self) -> bool {
         self.current
             .as_ref()
-            .is_some_and(|id| self.watching.contains(id) && !self.mirrors.contains_key(id))
+            .is_some_and(|id| self.watching.contains_key(id) && !self.mirrors.contains_key(id))
     }
 
     /// List rows that pass the filter: sessions first, then the pool's bioxen VMs that
@@ -1449,7 +1461,7 @@ impl App {
         match event {
             Event::Vms(rows) => self.set_rows(rows),
             Event::Screen { id, snapshot } => {
-                if self.watching.contains(&id) {
+                if self.watching.contains_key(&id) {
                     let ui = &self.config.ui;
                     let mirror =
                         Screen::from_snapshot(&snapshot, ui.scrollback, ui.scrollback_bytes);
@@ -1465,7 +1477,7 @@ impl App {
                 }
             }
             Event::Activity { id } => {
-                if !self.watching.contains(&id) && self.unseen.insert(id) {
+                if !self.watching.contains_key(&id) && self.unseen.insert(id) {
                     self.dirty = true;
                 }
             }
@@ -2318,7 +2330,10 @@ impl App {
                 g.excluded.insert(new.clone());
             }
         }
-        for set in [&mut self.watching, &mut self.marked, &mut self.unseen] {
+        if let Some(full) = self.watching.remove(&old) {
+            self.watching.insert(new.clone(), full);
+        }
+        for set in [&mut self.marked, &mut self.unseen] {
             if set.remove(&old) {
                 set.insert(new.clone());
             }

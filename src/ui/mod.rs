@@ -237,6 +237,8 @@ async fn dashboard(
                 app.dirty = false;
                 app.urgent = false;
                 first_frame = None;
+                // Counted by the grid benchmark (BIOXEN_LOG=trace).
+                tracing::trace!("frame");
                 last_draw = Instant::now();
                 // Test hook: the test of terminal restoration on panic sets this.
                 if std::env::var("BIOXEN_TEST_PANIC").as_deref() == Ok("1") {
