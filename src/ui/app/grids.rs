@@ -1,0 +1,227 @@
+//! Grids: tabs of several VMs, marking VMs for them, and typing into all tiles at once.
+
+use super::*;
+
+impl App {
+    /// The grid shown, if any.
+    pub fn shown_grid(&self) -> Option<&Grid> {
+        self.grids.get(self.grid?)
+    }
+
+    /// The tiles of the grid shown, where they are drawn.
+    pub fn tiles(&self) -> Vec<crate::ui::grid::Tile> {
+        self.shown_grid()
+            .map(|g| g.tiles(self.areas().pane))
+            .unwrap_or_default()
+    }
+
+    /// Grids keep only VMs that still exist, and a grid left empty closes.
+    pub(super) fn prune_grids(&mut self) {
+        let rows = &self.rows;
+        let exists = |id: &String| rows.iter().any(|r| &r.id == id);
+        for g in &mut self.grids {
+            let focused = g.focused().map(str::to_string);
+            g.vms.retain(exists);
+            g.excluded.retain(exists);
+            g.focus = focused
+                .and_then(|f| g.vms.iter().position(|v| *v == f))
+                .unwrap_or(g.focus.min(g.vms.len().saturating_sub(1)));
+        }
+        let shown = self.grid.take();
+        let mut kept = 0;
+        for (i, g) in std::mem::take(&mut self.grids).into_iter().enumerate() {
+            if g.vms.is_empty() {
+                continue;
+            }
+            if shown == Some(i) {
+                self.grid = Some(kept);
+            }
+            self.grids.push(g);
+            kept += 1;
+        }
+        if shown.is_some() && self.grid.is_none() {
+            self.focus = Focus::List;
+        }
+        if let Some(id) = self.shown_grid().and_then(Grid::focused) {
+            self.current = Some(id.to_string());
+        }
+    }
+
+    pub(super) fn toggle_mark(&mut self) {
+        if let Some(info) = self.current_info() {
+            let id = info.id.clone();
+            if !self.marked.remove(&id) {
+                self.marked.insert(id);
+            }
+        }
+        self.move_selection(1);
+    }
+
+    /// Marks every session the list shows; if all are marked already, unmarks them.
+    pub(super) fn mark_all(&mut self) {
+        let shown: Vec<String> = self
+            .visible()
+            .iter()
+            .filter_map(|r| match r {
+                Row::Session(info) => Some(info.id.clone()),
+                Row::Pool(_) => None,
+            })
+            .collect();
+        if shown.iter().all(|id| self.marked.contains(id)) {
+            for id in &shown {
+                self.marked.remove(id);
+            }
+        } else {
+            self.marked.extend(shown);
+        }
+    }
+
+    /// Opens a grid of the marked VMs, or of the running ones when none is marked;
+    /// the same VMs again select the grid that shows them.
+    pub(super) fn open_grid(&mut self) {
+        let marked: Vec<String> = self
+            .rows
+            .iter()
+            .filter(|r| self.marked.contains(&r.id))
+            .map(|r| r.id.clone())
+            .collect();
+        let vms = if marked.is_empty() {
+            self.rows
+                .iter()
+                .filter(|r| r.state.is_alive())
+                .map(|r| r.id.clone())
+                .collect()
+        } else {
+            marked
+        };
+        if vms.is_empty() {
+            let mark = self
+                .keymap
+                .key_for(Mode::List, Action::Mark)
+                .unwrap_or_default();
+            self.set_message(
+                format!("no running VM for a grid: mark VMs with {mark} in the list"),
+                Level::Info,
+            );
+            return;
+        }
+        self.marked.clear();
+        let index = match self.grids.iter().position(|g| g.vms == vms) {
+            Some(i) => i,
+            None => {
+                let mut grid = Grid::new(vms);
+                if let Some(at) = self
+                    .current
+                    .as_ref()
+                    .and_then(|c| grid.vms.iter().position(|v| v == c))
+                {
+                    grid.focus = at;
+                }
+                self.grids.push(grid);
+                self.grids.len() - 1
+            }
+        };
+        self.show_grid(index);
+    }
+
+    pub(super) fn show_grid(&mut self, index: usize) {
+        let Some(id) = self
+            .grids
+            .get(index)
+            .and_then(Grid::focused)
+            .map(str::to_string)
+        else {
+            return;
+        };
+        if self.focus == Focus::Terminal
+            && let Some(old) = self.current.clone()
+            && old != id
+            && self.rows.iter().any(|r| r.id == old)
+        {
+            self.notify(Request::Detach { id: old });
+        }
+        self.grid = Some(index);
+        self.current = Some(id.clone());
+        self.scroll = None;
+        self.focus = Focus::Terminal;
+        self.filter_editing = false;
+        self.unseen.remove(&id);
+        self.marks.remove(&id);
+        self.notify(Request::Attach { id });
+        self.sync_view(false);
+        self.dirty = true;
+    }
+
+    /// Moves the keys to another tile of the grid shown.
+    pub fn focus_tile(&mut self, index: usize) {
+        let Some(g) = self.grid.and_then(|g| self.grids.get_mut(g)) else {
+            return;
+        };
+        if index >= g.vms.len() || index == g.focus {
+            return;
+        }
+        let old = g.vms[g.focus].clone();
+        g.focus = index;
+        let id = g.vms[index].clone();
+        self.notify(Request::Detach { id: old });
+        self.notify(Request::Attach { id: id.clone() });
+        self.current = Some(id.clone());
+        self.scroll = None;
+        self.unseen.remove(&id);
+        self.marks.remove(&id);
+        self.sync_view(false);
+        self.dirty = true;
+    }
+
+    pub(super) fn step_tile(&mut self, dx: i32, dy: i32) {
+        if let Some(g) = self.shown_grid() {
+            let to = g.step(self.areas().pane, dx, dy);
+            self.focus_tile(to);
+        }
+    }
+
+    /// Changes the grid shown, given its focused VM; outside a grid, says how to open one.
+    pub(super) fn with_grid(&mut self, change: impl FnOnce(&mut Grid, &str)) {
+        let Some(g) = self.grid.and_then(|g| self.grids.get_mut(g)) else {
+            let key = self
+                .keymap
+                .key_for(Mode::List, Action::Grid)
+                .unwrap_or_default();
+            return self.set_message(
+                format!("not in a grid: {key} in the list opens one"),
+                Level::Info,
+            );
+        };
+        let id = g.focused().unwrap_or_default().to_string();
+        change(g, &id);
+        self.sync_view(false);
+        self.dirty = true;
+    }
+
+    /// Closes the grid shown; its VMs keep running, and the focused one stays shown.
+    pub(super) fn close_grid(&mut self) {
+        let Some(index) = self.grid.take() else {
+            return self.with_grid(|_, _| {});
+        };
+        self.grids.remove(index);
+        self.sync_view(false);
+        self.dirty = true;
+    }
+
+    /// Where typing goes while the grid shown broadcasts: every running tile but the
+    /// excluded ones. Typing in an excluded tile goes to it alone.
+    pub fn broadcast_targets(&self) -> Option<Vec<String>> {
+        let g = self.shown_grid().filter(|g| g.broadcast)?;
+        if g.focused().is_some_and(|id| g.excluded.contains(id)) {
+            return None;
+        }
+        Some(
+            g.vms
+                .iter()
+                .filter(|id| !g.excluded.contains(*id))
+                .filter(|id| self.rows.iter().any(|r| &r.id == *id && r.state.is_alive()))
+                .cloned()
+                .collect(),
+        )
+    }
+}

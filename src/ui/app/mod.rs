@@ -1,0 +1,1192 @@
+//! The dashboard's state and how input changes it.
+//!
+//! Everything here is synchronous and touches nothing outside: [`App::update`] takes a
+//! [`Msg`] (a key, an update from the server, a finished call, a timer), changes the
+//! state, marks it dirty, and returns the [`Effect`]s the change calls for. The loop in
+//! `ui/mod.rs` carries those out, so the UI never waits on the server and tests drive
+//! the app, and read what it asks for, without one.
+//!
+//! The dashboard holds no VM. It keeps the list the server last sent and a mirror of
+//! each screen it shows (a snapshot, then the live bytes), and its own scroll position,
+//! so several dashboards on one server each scroll and select on their own.
+//!
+//! This file holds the state, the dispatch of keys and updates, and the list; the
+//! parts with state of their own are beside it: `grids`, `scrollback` (scroll, search,
+//! copy), `alerts` (progress and marks), `tabs` (the tab order, chooser, rename) and
+//! `dialogs` (the forms and confirmations).
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use super::effect::{Call, Done, Effect};
+use super::grid::Grid;
+use super::layout::Areas;
+use crate::client::Update;
+use crate::config::AlertKind;
+use crate::keymap::{Action, Keymap, Mode};
+use crate::protocol::{
+    Alert, CreateOptions, Event, PoolStatus, PoolVm, Progress, ProgressState, Request, Size,
+    SshAnswer, SshQuestion, VmInfo, VmKind, VmState,
+};
+use crate::term::{Screen, encode};
+use crossterm::event::{
+    Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind,
+};
+use ratatui::layout::{Position, Rect};
+
+mod alerts;
+mod dialogs;
+mod grids;
+mod scrollback;
+mod tabs;
+
+pub use alerts::{Marks, PROGRESS_STALE};
+pub use dialogs::{Confirm, CreateForm, Field, InstallForm, InstallProgress, KindChoice, Prompt};
+pub use scrollback::Search;
+pub use tabs::Chooser;
+
+/// How long an armed prefix waits for its key.
+pub const PREFIX_TIMEOUT: Duration = Duration::from_secs(1);
+/// Lines one mouse-wheel step scrolls.
+const WHEEL_LINES: usize = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    List,
+    Terminal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Overlay {
+    Help {
+        scroll: u16,
+    },
+    /// Asking for a package to install into the current VM.
+    Install(InstallForm),
+    /// luarocks' output while it installs, and how it ended.
+    Progress(InstallProgress),
+    Create(CreateForm),
+    Confirm(Confirm),
+    /// Every tab in a list to pick from, as tmux's choose-tree.
+    Chooser(Chooser),
+    /// A new name for a VM.
+    Rename {
+        id: String,
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Error,
+}
+
+/// A row of the VM list: a session, or a pool VM without one.
+#[derive(Debug, Clone, Copy)]
+pub enum Row<'a> {
+    Session(&'a VmInfo),
+    Pool(&'a PoolVm),
+}
+
+impl Row<'_> {
+    pub fn id(&self) -> &str {
+        match self {
+            Row::Session(i) => &i.id,
+            Row::Pool(vm) => vm.bioxen_id.as_deref().unwrap_or(&vm.name),
+        }
+    }
+
+    pub fn kind(&self) -> VmKind {
+        match self {
+            Row::Session(i) => i.kind,
+            Row::Pool(_) => VmKind::Xcpng,
+        }
+    }
+
+    pub fn state_label(&self) -> String {
+        match self {
+            Row::Session(i) => i.state.label(),
+            Row::Pool(vm) => format!("detached {}", vm.power_state.to_lowercase()),
+        }
+    }
+}
+
+/// What the tab bar says about the pool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolView {
+    pub status: PoolStatus,
+    pub vms: usize,
+}
+
+/// A tab: one VM, or a grid of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TabId {
+    Vm(String),
+    Grid(usize),
+}
+
+/// What can change the dashboard's state.
+#[derive(Debug)]
+pub enum Msg {
+    /// A key, a paste, a mouse event or a resize from the user's terminal.
+    Terminal(TermEvent),
+    /// What the server pushed.
+    Server(Update),
+    /// A call the dashboard made has ended.
+    Done(Done),
+    /// The time [`App::next_tick`] named has come.
+    Tick,
+    /// The time [`App::prefix_deadline`] named has come.
+    PrefixTimeout,
+}
+
+pub struct App {
+    pub keymap: Keymap,
+    /// The configuration, for what the create dialog says each kind runs.
+    pub config: crate::config::Config,
+    /// The sessions, as the server last listed them (uptimes advanced locally).
+    pub rows: Vec<VmInfo>,
+    /// The list as received, and when: uptimes count on from there.
+    received: (Vec<VmInfo>, Instant),
+    /// Mirrors of the screens this dashboard shows, by session.
+    pub mirrors: HashMap<String, Screen>,
+    /// Sessions whose screens the server sends this dashboard.
+    /// With whether the server sends every byte (the VM keys go to) or, for the other
+    /// tiles of a grid, a glance at the screen each frame.
+    watching: HashMap<String, bool>,
+    /// The size this dashboard last gave each session.
+    sizes: HashMap<String, Size>,
+    /// Grid tabs, after the VMs' tabs.
+    pub grids: Vec<Grid>,
+    /// The grid shown, if a grid tab is selected; its focused tile is `current`.
+    pub grid: Option<usize>,
+    /// VMs marked in the list for the next grid.
+    pub marked: HashSet<String>,
+    /// Alerts of VMs the user has not looked at since.
+    pub marks: HashMap<String, Marks>,
+    /// When each VM's progress last came (its report count, and when it changed): a
+    /// report older than [`PROGRESS_STALE`] is no longer shown.
+    progress_seen: HashMap<String, (u64, Instant)>,
+    /// The overall progress last sent to the user's terminal.
+    outer_progress: Option<Progress>,
+    /// Each row's progress as last drawn, to redraw when one goes stale.
+    drawn_progress: Vec<Option<Progress>>,
+    /// The VM selected in the list and shown in the terminal pane.
+    pub current: Option<String>,
+    pub focus: Focus,
+    pub prefix_since: Option<Instant>,
+    /// Lines scrolled back in the terminal pane; `None` is the live view.
+    pub scroll: Option<usize>,
+    /// A search in scrollback: what, which way, and the line last found.
+    pub search: Option<Search>,
+    /// Lines being selected in scrollback for copying: where the selection started and
+    /// the line it reaches now (numbered as [`Screen::line_numbers`] says).
+    pub selection: Option<(u64, u64)>,
+    /// The shown screen's [`Screen::rows_scrolled`] when `scroll` was last set: rows
+    /// arriving later move the offset with them, so the view stays put.
+    scroll_base: u64,
+    pub overlay: Option<Overlay>,
+    pub filter: String,
+    pub filter_editing: bool,
+    pub zoom: bool,
+    pub mouse: bool,
+    pub message: Option<(String, Level)>,
+    /// VMs with output the user has not looked at.
+    pub unseen: HashSet<String>,
+    /// The whole terminal.
+    pub area: Rect,
+    /// The size every session's PTY currently has.
+    pub pane_size: Size,
+    pub dirty: bool,
+    /// The next frame should not wait out the frame interval: a VM's screen has just
+    /// arrived where the pane showed none. Frames are paced to coalesce streams of
+    /// output; a first screen is a one-off, and reattaching is timed by it.
+    pub urgent: bool,
+    pub quit: bool,
+    /// Set while VMs are being ended before quitting.
+    pub quitting: bool,
+    /// Why the dashboard had to stop (the server went away), said after the terminal
+    /// is restored.
+    pub exit_error: Option<String>,
+    /// The pool's state for the tab bar, when `[xcpng]` is configured.
+    pub pool: Option<PoolView>,
+    /// A warning that stays on screen while it holds (unverified TLS).
+    pub warning: Option<String>,
+    /// The pool's VMs, from the event cache.
+    pub pool_vms: Vec<PoolVm>,
+    /// Questions from SSH connections (host keys, passphrases), oldest first.
+    pub prompts: std::collections::VecDeque<Prompt>,
+    /// Kinds the create dialog offers.
+    pub kinds: Vec<KindChoice>,
+    /// Defaults for new `xcpng` VMs: template, memory MiB, vCPUs.
+    pub xcpng_defaults: Option<(String, u64, u32)>,
+    /// Labels of the uptime column as last drawn, to redraw only when one changes.
+    drawn_uptimes: Vec<String>,
+    /// What the changes since the last [`App::update`] call for.
+    effects: Vec<Effect>,
+}
+
+impl App {
+    pub fn new(keymap: Keymap, area: Rect, mouse: bool) -> App {
+        let mut app = App {
+            keymap,
+            config: crate::config::Config::default(),
+            rows: Vec::new(),
+            received: (Vec::new(), Instant::now()),
+            mirrors: HashMap::new(),
+            watching: HashMap::new(),
+            sizes: HashMap::new(),
+            grids: Vec::new(),
+            grid: None,
+            marked: HashSet::new(),
+            marks: HashMap::new(),
+            progress_seen: HashMap::new(),
+            outer_progress: None,
+            drawn_progress: Vec::new(),
+            current: None,
+            focus: Focus::List,
+            prefix_since: None,
+            scroll: None,
+            scroll_base: 0,
+            search: None,
+            selection: None,
+            overlay: None,
+            filter: String::new(),
+            filter_editing: false,
+            zoom: false,
+            mouse,
+            message: None,
+            unseen: HashSet::new(),
+            area,
+            pane_size: Size::default(),
+            dirty: true,
+            urgent: false,
+            quit: false,
+            quitting: false,
+            exit_error: None,
+            pool: None,
+            warning: None,
+            pool_vms: Vec::new(),
+            prompts: std::collections::VecDeque::new(),
+            kinds: vec![KindChoice::Local],
+            xcpng_defaults: None,
+            drawn_uptimes: Vec::new(),
+            effects: Vec::new(),
+        };
+        app.pane_size = app.areas().pane_size();
+        app.refresh();
+        app
+    }
+
+    /// Takes one message, and returns what it calls for.
+    pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        match msg {
+            Msg::Terminal(event) => self.on_terminal_event(event),
+            Msg::Server(update) => self.on_update(update),
+            Msg::Done(done) => self.on_done(done),
+            Msg::Tick => self.on_tick(),
+            Msg::PrefixTimeout => self.expire_prefix(),
+        }
+        self.take_effects()
+    }
+
+    /// What the changes made so far call for: those made outside [`App::update`], by
+    /// the setters start-up uses.
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    fn notify(&mut self, request: Request) {
+        self.effects.push(Effect::Notify(request));
+    }
+
+    fn call(&mut self, call: Call) {
+        self.effects.push(Effect::Call(call));
+    }
+
+    pub fn areas(&self) -> Areas {
+        match self.grid {
+            Some(_) => Areas::grid(self.area),
+            None => Areas::new(self.area, self.zoom),
+        }
+    }
+
+    /// Takes a new VM list from the server.
+    pub fn set_rows(&mut self, rows: Vec<VmInfo>) {
+        self.received = (rows.clone(), Instant::now());
+        for row in &rows {
+            match row.progress {
+                Some(_) => {
+                    let seen = self.progress_seen.get(&row.id).map(|s| s.0);
+                    if seen != Some(row.progress_seq) {
+                        self.progress_seen
+                            .insert(row.id.clone(), (row.progress_seq, Instant::now()));
+                    }
+                }
+                None => {
+                    self.progress_seen.remove(&row.id);
+                }
+            }
+        }
+        self.rows = rows;
+        self.refresh();
+        self.report_progress();
+    }
+
+    /// Keeps the selection, the grids, the marks and the mirrors in step with the list.
+    pub fn refresh(&mut self) {
+        self.prune_grids();
+        if self.grid.is_none()
+            && let Some(id) = &self.current
+            && !self.visible().iter().any(|r| r.id() == id)
+            && !self.rows.iter().any(|r| &r.id == id)
+        {
+            self.current = None;
+        }
+        if self.current.is_none() {
+            self.current = self.visible().first().map(|r| r.id().to_string());
+            if self.current.is_none() {
+                self.focus = Focus::List;
+            }
+        }
+        let rows = &self.rows;
+        self.unseen.retain(|id| rows.iter().any(|r| &r.id == id));
+        self.marks.retain(|id, _| rows.iter().any(|r| &r.id == id));
+        self.marked.retain(|id| rows.iter().any(|r| &r.id == id));
+        self.sync_view(false);
+        self.dirty = true;
+    }
+
+    /// Watches exactly the sessions this dashboard shows (the selected one, or the
+    /// tiles of the grid shown) and sizes them: the server sends their screens, and
+    /// only theirs. A session newly shown takes its pane's or tile's size: the latest
+    /// dashboard to look at a VM sizes it (tmux's `window-size latest`). A session this
+    /// dashboard sized for a tile goes back to the pane's size when the tile goes; with
+    /// `all` (the window or the list changed size), every session does.
+    fn sync_view(&mut self, all: bool) {
+        let pane = Areas::new(self.area, self.zoom).pane_size();
+        self.pane_size = pane;
+        let mut shown: HashMap<String, Size> = HashMap::new();
+        match self.shown_grid() {
+            Some(g) => {
+                for t in g.tiles(self.areas().pane) {
+                    shown.insert(g.vms[t.index].clone(), t.size());
+                }
+            }
+            None => {
+                if let Some(id) = &self.current {
+                    shown.insert(id.clone(), pane);
+                }
+            }
+        }
+        shown.retain(|id, _| self.rows.iter().any(|r| &r.id == id));
+        let gone: Vec<String> = self
+            .watching
+            .keys()
+            .filter(|id| !shown.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in gone {
+            self.watching.remove(&id);
+            self.mirrors.remove(&id);
+            if self.rows.iter().any(|r| r.id == id) {
+                self.notify(Request::Unwatch { id });
+            }
+        }
+        // A session newly shown is sized by this dashboard again (`latest`).
+        let new: Vec<String> = shown
+            .keys()
+            .filter(|id| !self.watching.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in &new {
+            self.sizes.remove(id);
+        }
+        for row in &self.rows {
+            let want = shown.get(&row.id).copied().unwrap_or(pane);
+            let sent = self.sizes.get(&row.id).copied();
+            let due = all || sent.is_some() || shown.contains_key(&row.id);
+            if due && sent != Some(want) {
+                self.effects.push(Effect::Notify(Request::Resize {
+                    id: row.id.clone(),
+                    rows: want.rows,
+                    cols: want.cols,
+                }));
+                self.sizes.insert(row.id.clone(), want);
+            }
+        }
+        let rows = &self.rows;
+        self.sizes.retain(|id, _| rows.iter().any(|r| &r.id == id));
+        // Every byte for the VM keys go to (its screen must be exact for typing and
+        // scrollback); the other tiles of a grid a glance each frame.
+        let (in_grid, current) = (self.grid.is_some(), self.current.clone());
+        let mut ids: Vec<String> = shown.keys().cloned().collect();
+        ids.sort();
+        for id in ids {
+            let want = !in_grid || current.as_ref() == Some(&id);
+            if self.watching.insert(id.clone(), want) != Some(want) {
+                self.notify(match want {
+                    true => Request::Watch { id },
+                    false => Request::Glance { id },
+                });
+            }
+        }
+    }
+
+    /// Whether the pane shows a VM whose screen the server has not sent yet.
+    pub fn awaiting_screen(&self) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|id| self.watching.contains_key(id) && !self.mirrors.contains_key(id))
+    }
+
+    /// List rows that pass the filter: sessions first, then the pool's bioxen VMs that
+    /// have no session here (detached).
+    pub fn visible(&self) -> Vec<Row<'_>> {
+        let f = self.filter.to_lowercase();
+        let sessions = self.rows.iter().map(Row::Session);
+        let detached = self.detached_pool_vms().into_iter().map(Row::Pool);
+        sessions
+            .chain(detached)
+            .filter(|r| {
+                f.is_empty()
+                    || r.id().to_lowercase().contains(&f)
+                    || r.kind().as_str().contains(&f)
+                    || r.state_label().contains(&f)
+            })
+            .collect()
+    }
+
+    /// Pool VMs tagged by bioxen with no session in this dashboard.
+    pub fn detached_pool_vms(&self) -> Vec<&PoolVm> {
+        self.pool_vms
+            .iter()
+            .filter(|vm| vm.bioxen_id.is_some())
+            .filter(|vm| {
+                !self
+                    .rows
+                    .iter()
+                    .any(|r| r.pool_vm.as_deref() == Some(vm.reference.as_str()))
+            })
+            .filter(|vm| {
+                !self
+                    .rows
+                    .iter()
+                    .any(|r| Some(&r.id) == vm.bioxen_id.as_ref())
+            })
+            .collect()
+    }
+
+    /// The pool's view of an `xcpng` session's VM.
+    pub fn pool_vm_of(&self, info: &VmInfo) -> Option<&PoolVm> {
+        let reference = info.pool_vm.as_ref()?;
+        self.pool_vms.iter().find(|vm| &vm.reference == reference)
+    }
+
+    /// The selected row, whatever it is.
+    pub fn current_row(&self) -> Option<Row<'_>> {
+        let id = self.current.as_ref()?;
+        self.visible().into_iter().find(|r| r.id() == id)
+    }
+
+    pub fn current_info(&self) -> Option<&VmInfo> {
+        let id = self.current.as_ref()?;
+        self.rows.iter().find(|r| &r.id == id)
+    }
+
+    /// Shows a message in the status bar. It may quote a pool's or a VM's words, so it
+    /// is made safe for the terminal first.
+    pub fn set_message(&mut self, text: impl Into<String>, level: Level) {
+        self.message = Some((crate::sanitize::line(&text.into()), level));
+        self.dirty = true;
+    }
+
+    // ----- events from the terminal ---------------------------------------------------
+
+    fn on_terminal_event(&mut self, event: TermEvent) {
+        match event {
+            TermEvent::Key(key) if key.kind != KeyEventKind::Release => self.on_key(key),
+            TermEvent::Paste(text) => self.on_paste(&text),
+            TermEvent::Mouse(m) => self.on_mouse(m),
+            TermEvent::Resize(w, h) => self.on_resize(w, h),
+            TermEvent::FocusGained | TermEvent::FocusLost | TermEvent::Key(_) => {}
+        }
+    }
+
+    pub fn on_resize(&mut self, width: u16, height: u16) {
+        self.area = Rect::new(0, 0, width, height);
+        self.apply_pane_size();
+    }
+
+    /// Gives every session the terminal pane's size, so switching tabs never shows a
+    /// screen laid out for another size.
+    fn apply_pane_size(&mut self) {
+        self.sync_view(true);
+        self.dirty = true;
+    }
+
+    pub fn on_key(&mut self, key: KeyEvent) {
+        self.dirty = true;
+        if !self.prompts.is_empty() {
+            return self.on_prompt_key(key);
+        }
+        if self.overlay.is_some() {
+            return self.on_overlay_key(key);
+        }
+        if self.filter_editing {
+            return self.on_filter_key(key);
+        }
+        match self.focus {
+            Focus::List => self.on_list_key(key),
+            Focus::Terminal => self.on_terminal_key(key),
+        }
+    }
+
+    fn on_list_key(&mut self, key: KeyEvent) {
+        if key.code == KeyCode::Esc {
+            self.message = None;
+            if !self.filter.is_empty() {
+                self.filter.clear();
+            }
+            return;
+        }
+        match self.keymap.action(Mode::List, &key) {
+            Some(Action::Up) => self.move_selection(-1),
+            Some(Action::Down) => self.move_selection(1),
+            Some(Action::Attach) => self.attach_current(),
+            Some(Action::Create) => self.open_create(),
+            Some(Action::Kill) => self.ask_kill(),
+            Some(Action::Restart) => self.restart_current(),
+            Some(Action::Filter) => {
+                self.filter_editing = true;
+            }
+            Some(Action::ToggleLog) => self.toggle_log(),
+            Some(Action::Install) => self.open_install(),
+            Some(Action::Zoom) => self.toggle_zoom(),
+            Some(Action::Help) => self.overlay = Some(Overlay::Help { scroll: 0 }),
+            Some(Action::Quit) => self.ask_quit(),
+            Some(Action::Mark) => self.toggle_mark(),
+            Some(Action::Rename) => self.open_rename(),
+            Some(Action::MarkAll) => self.mark_all(),
+            Some(Action::Grid) => self.open_grid(),
+            _ => {
+                if let Some(d) = Keymap::digit(&key) {
+                    self.select_tab(d);
+                }
+            }
+        }
+    }
+
+    fn on_terminal_key(&mut self, key: KeyEvent) {
+        if let Some(since) = self.prefix_since.take() {
+            if since.elapsed() <= PREFIX_TIMEOUT {
+                return self.on_prefix_key(key);
+            }
+        }
+        if self.keymap.prefix.matches(&key) {
+            self.prefix_since = Some(Instant::now());
+            return;
+        }
+        if self.scroll.is_some() && self.on_scroll_key(&key) {
+            return;
+        }
+        self.scroll = None;
+        let modes = self.current_modes();
+        if let Some(bytes) = encode::key(&key, modes) {
+            self.send(&bytes);
+        }
+    }
+
+    fn on_prefix_key(&mut self, key: KeyEvent) {
+        if key.code == KeyCode::Esc {
+            return;
+        }
+        if let Some(d) = Keymap::digit(&key) {
+            return self.select_tab(d);
+        }
+        match self.keymap.action(Mode::Prefix, &key) {
+            Some(Action::Detach) => self.detach(),
+            Some(Action::Create) => self.open_create(),
+            Some(Action::Kill) => self.ask_kill(),
+            Some(Action::NextTab) => self.cycle_tab(1),
+            Some(Action::PrevTab) => self.cycle_tab(-1),
+            Some(Action::Scrollback) => self.enter_scroll(0),
+            Some(Action::Zoom) if self.grid.is_some() => {
+                self.with_grid(|g, _| g.zoomed = !g.zoomed);
+            }
+            Some(Action::Zoom) => self.toggle_zoom(),
+            Some(Action::Grid) => self.open_grid(),
+            Some(Action::FocusLeft) => self.step_tile(-1, 0),
+            Some(Action::FocusRight) => self.step_tile(1, 0),
+            Some(Action::FocusUp) => self.step_tile(0, -1),
+            Some(Action::FocusDown) => self.step_tile(0, 1),
+            Some(Action::Layout) => self.with_grid(|g, _| g.layout = g.layout.next()),
+            Some(Action::Broadcast) => self.with_grid(|g, _| g.broadcast = !g.broadcast),
+            Some(Action::Exclude) => self.with_grid(|g, id| {
+                if !g.excluded.remove(id) {
+                    g.excluded.insert(id.to_string());
+                }
+            }),
+            Some(Action::CloseGrid) => self.close_grid(),
+            Some(Action::Silence) => self.cycle_silence(),
+            Some(Action::Rename) => self.open_rename(),
+            Some(Action::Choose) => {
+                let selected = self
+                    .current_tab()
+                    .and_then(|tab| self.chooser_items("").iter().position(|(t, _)| *t == tab));
+                self.overlay = Some(Overlay::Chooser(Chooser {
+                    filter: String::new(),
+                    selected: selected.unwrap_or(0),
+                }));
+            }
+            Some(Action::ToggleLog) => self.toggle_log(),
+            Some(Action::Install) => self.open_install(),
+            Some(Action::Help) => self.overlay = Some(Overlay::Help { scroll: 0 }),
+            Some(Action::SendPrefix) => {
+                let modes = self.current_modes();
+                let prefix = KeyEvent::new(self.keymap.prefix.code, self.keymap.prefix.mods);
+                if let Some(bytes) = encode::key(&prefix, modes) {
+                    self.send(&bytes);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_filter_key(&mut self, key: KeyEvent) {
+        match key.code {
+            KeyCode::Esc => {
+                self.filter.clear();
+                self.filter_editing = false;
+            }
+            KeyCode::Enter => self.filter_editing = false,
+            KeyCode::Backspace => {
+                self.filter.pop();
+            }
+            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+                self.filter.push(c)
+            }
+            _ => {}
+        }
+        // Keep the selection on a visible row.
+        let visible: Vec<String> = self.visible().iter().map(|r| r.id().to_string()).collect();
+        if self.current.as_ref().is_none_or(|c| !visible.contains(c)) {
+            self.current = visible.first().cloned();
+        }
+    }
+
+    fn on_paste(&mut self, text: &str) {
+        self.dirty = true;
+        if let Some(Overlay::Create(form)) = &mut self.overlay {
+            form.name.extend(
+                text.chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')),
+            );
+            form.name.truncate(64);
+            return;
+        }
+        if self.filter_editing {
+            self.filter.push_str(text.lines().next().unwrap_or(""));
+            return;
+        }
+        if self.focus == Focus::Terminal && self.overlay.is_none() {
+            self.scroll = None;
+            let bytes = encode::paste(text, self.current_modes());
+            self.send(&bytes);
+        }
+    }
+
+    fn on_mouse(&mut self, m: MouseEvent) {
+        let areas = self.areas();
+        let at = Position::new(m.column, m.row);
+        if self.overlay.is_some() {
+            return;
+        }
+        // In a grid, a click on another tile moves the keys there; the focused tile
+        // takes the mouse as a single pane does.
+        let mut pane = areas.pane;
+        if self.grid.is_some() && areas.pane.contains(at) {
+            let focus = self.shown_grid().map_or(0, |g| g.focus);
+            match self.tiles().into_iter().find(|t| t.area().contains(at)) {
+                Some(t) if t.index != focus => {
+                    if let MouseEventKind::Down(_) = m.kind {
+                        self.focus_tile(t.index);
+                    }
+                    return;
+                }
+                Some(t) if t.body.contains(at) => pane = t.body,
+                _ => return,
+            }
+        }
+        if pane.contains(at) {
+            let col = m.column - pane.x;
+            let row = m.row - pane.y;
+            let (mode, sgr) = self
+                .current
+                .as_ref()
+                .and_then(|id| self.mirrors.get(id))
+                .map(|s| {
+                    (
+                        s.vt().mouse_protocol_mode(),
+                        s.vt().mouse_protocol_encoding() == vt100::MouseProtocolEncoding::Sgr,
+                    )
+                })
+                .unwrap_or((vt100::MouseProtocolMode::None, false));
+            let program_wants_mouse =
+                mode != vt100::MouseProtocolMode::None && self.focus == Focus::Terminal;
+            if program_wants_mouse && self.scroll.is_none() {
+                if let Some(bytes) = encode::mouse(&m, col, row, sgr) {
+                    self.send_to_current(&bytes);
+                }
+                return;
+            }
+            match m.kind {
+                MouseEventKind::ScrollUp => {
+                    if self.scroll.is_none() {
+                        self.enter_scroll(WHEEL_LINES as isize);
+                    } else {
+                        self.scroll_by(WHEEL_LINES as isize);
+                    }
+                }
+                MouseEventKind::ScrollDown if self.scroll.is_some() => {
+                    self.scroll_by(-(WHEEL_LINES as isize));
+                    if self.scroll == Some(0) {
+                        self.scroll = None;
+                    }
+                }
+                MouseEventKind::Down(_) if self.focus == Focus::List => self.attach_current(),
+                _ => {}
+            }
+            return;
+        }
+        if let MouseEventKind::Down(_) = m.kind {
+            if let Some(list) = areas.list
+                && list.contains(at)
+            {
+                // Row 0 is the border, row 1 the header.
+                let index = (m.row - list.y).checked_sub(2).map(usize::from);
+                let id = index.and_then(|i| self.visible().get(i).map(|r| r.id().to_string()));
+                if let Some(id) = id {
+                    self.select(id);
+                    self.focus = Focus::List;
+                }
+                self.dirty = true;
+            } else if areas.tabs.contains(at) {
+                let hit = super::draw::tab_at(self, areas.tabs.width, m.column - areas.tabs.x);
+                if let Some(tab) = hit {
+                    self.select_tab_id(tab);
+                    self.dirty = true;
+                }
+            }
+        }
+    }
+
+    // ----- events from the manager and from background work ---------------------------
+
+    /// What the server pushed: the list, screens and their output, states, notices,
+    /// the pool and questions.
+    fn on_update(&mut self, update: Update) {
+        match update {
+            Update::Output { id, bytes } => {
+                if let Some(screen) = self.mirrors.get_mut(&id) {
+                    // Queries are the server's to answer; the mirror only shows. Only
+                    // shown screens are mirrored, so any output changes the frame.
+                    let _ = screen.feed(&bytes);
+                    if self.current.as_ref() == Some(&id)
+                        && let Some(offset) = self.scroll
+                    {
+                        // Scrolled back: the view stays on the same lines while new
+                        // ones arrive below.
+                        let now = screen.rows_scrolled();
+                        let arrived = now.saturating_sub(self.scroll_base) as usize;
+                        self.scroll = Some((offset + arrived).min(screen.scrollback_len()));
+                        self.scroll_base = now;
+                    }
+                    self.dirty = true;
+                }
+            }
+            Update::Event(event) => self.on_event(event),
+            Update::Failed(text) => self.set_message(text, Level::Error),
+            Update::Gone(reason) => {
+                if !self.quit {
+                    self.exit_error = Some(reason);
+                    self.quit = true;
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Vms(rows) => self.set_rows(rows),
+            Event::Screen { id, snapshot } => {
+                if self.watching.contains_key(&id) {
+                    let ui = &self.config.ui;
+                    let mirror =
+                        Screen::from_snapshot(&snapshot, ui.scrollback, ui.scrollback_bytes);
+                    let first = self.mirrors.insert(id.clone(), mirror).is_none();
+                    self.urgent |= first && self.current.as_ref() == Some(&id);
+                    self.dirty = true;
+                }
+            }
+            Event::Resized { id, rows, cols } => {
+                if let Some(screen) = self.mirrors.get_mut(&id) {
+                    screen.resize(Size::new(rows, cols));
+                    self.dirty = true;
+                }
+            }
+            Event::Activity { id } => {
+                if !self.watching.contains_key(&id) && self.unseen.insert(id) {
+                    self.dirty = true;
+                }
+            }
+            Event::State { id, state } => match state {
+                VmState::Exited(_) | VmState::Killed(_) | VmState::Failed(_) => {
+                    let text = format!("{id}: {}", state.label());
+                    self.set_message(text.clone(), Level::Info);
+                    if self.current.as_ref() != Some(&id) {
+                        self.marks.entry(id).or_default().exit = true;
+                    }
+                    self.forward(AlertKind::Exit, text);
+                }
+                _ => {}
+            },
+            Event::Alert { id, alert } => self.on_alert(id, alert),
+            Event::Renamed { old, new } => self.on_renamed(old, new),
+            Event::Notice { id, text } => {
+                let text = match id {
+                    Some(id) => format!("{id}: {text}"),
+                    None => text,
+                };
+                self.set_message(text, Level::Error);
+            }
+            Event::Pool(info) => {
+                self.warning = info.warning.clone();
+                if let Some(failed) = info.failed {
+                    self.pool = None;
+                    self.set_message(failed, Level::Error);
+                } else {
+                    let view = PoolView {
+                        status: info.status,
+                        vms: info.vms.len(),
+                    };
+                    self.on_pool(view, info.vms);
+                }
+                self.dirty = true;
+            }
+            Event::Question { id, question } => {
+                if !self.prompts.iter().any(|p| p.id == id) {
+                    self.prompts.push_back(Prompt {
+                        id,
+                        question,
+                        input: String::new(),
+                    });
+                }
+                self.dirty = true;
+            }
+            Event::QuestionClosed { id } => {
+                self.prompts.retain(|p| p.id != id);
+                self.dirty = true;
+            }
+            Event::InstallOutput { vm, bytes } => {
+                if let Some(Overlay::Progress(p)) = &mut self.overlay
+                    && p.vm == vm
+                {
+                    p.output.push_str(&String::from_utf8_lossy(&bytes));
+                    self.dirty = true;
+                }
+            }
+            Event::Closing { reason } => self.set_message(reason, Level::Error),
+        }
+    }
+
+    fn on_done(&mut self, done: Done) {
+        match done {
+            Done::Created(Ok(id)) => {
+                self.select(id.clone());
+                self.attach_current();
+                self.set_message(format!("created {id}"), Level::Info);
+            }
+            Done::Created(Err(e)) | Done::Failed(e) => self.set_message(e, Level::Error),
+            Done::Info(text) => self.set_message(text, Level::Info),
+            Done::EndedAll => self.quit = true,
+            // A bug in a task: shown, and if it was the quit itself, bioxen quits
+            // anyway rather than hang.
+            Done::Panicked { what, text } => {
+                self.set_message(
+                    format!("internal error in the {what} task: {text} (see bioxen.log)"),
+                    Level::Error,
+                );
+                if what == Call::EndAll.what() {
+                    self.quit = true;
+                }
+            }
+            Done::InstallDone(result) => {
+                let (ok, summary) = match &result {
+                    Ok(r) if r.success => (
+                        true,
+                        format!("installed {}: require it in the VM now", r.package),
+                    ),
+                    Ok(r) => (
+                        false,
+                        format!(
+                            "luarocks failed (exit {}): {}",
+                            r.exit_code
+                                .map(|c| c.to_string())
+                                .unwrap_or_else(|| "?".into()),
+                            crate::rocks::last_lines(&r.output, 1)
+                        ),
+                    ),
+                    Err(e) => (false, e.clone()),
+                };
+                if let Some(Overlay::Progress(p)) = &mut self.overlay {
+                    p.done = Some((ok, summary.clone()));
+                }
+                self.set_message(summary, if ok { Level::Info } else { Level::Error });
+            }
+        }
+    }
+
+    /// When the next uptime label on screen changes (a label of seconds each second,
+    /// of minutes each minute, ...), if the list shows any running VM: the dashboard
+    /// wakes only then, so an idle dashboard with VMs up for an hour wakes once a
+    /// minute per VM at most.
+    pub fn next_tick(&self) -> Option<Instant> {
+        // A progress report going stale changes the frame and the user's tab.
+        let stale = self
+            .progress_seen
+            .values()
+            .map(|(_, at)| *at + PROGRESS_STALE)
+            .filter(|at| *at > Instant::now())
+            .min();
+        if self.zoom || self.grid.is_some() {
+            return stale;
+        }
+        let (base, received) = (&self.received.0, self.received.1);
+        let elapsed = received.elapsed().as_secs();
+        self.rows
+            .iter()
+            .zip(base)
+            .filter(|(row, _)| row.state.is_alive() && row.pid.is_some())
+            .map(|(_, b)| {
+                let next = super::format::uptime_changes_at(b.uptime_secs + elapsed);
+                received + Duration::from_secs(next - b.uptime_secs)
+            })
+            .chain(stale)
+            .min()
+    }
+
+    /// Uptimes count on from the last list, and the dashboard redraws only if an uptime
+    /// label changed.
+    fn on_tick(&mut self) {
+        let elapsed = self.received.1.elapsed().as_secs();
+        for (row, base) in self.rows.iter_mut().zip(&self.received.0) {
+            if row.state.is_alive() && row.pid.is_some() {
+                row.uptime_secs = base.uptime_secs + elapsed;
+            }
+        }
+        let uptimes: Vec<String> = self
+            .rows
+            .iter()
+            .map(|r| super::format::uptime(r.uptime_secs))
+            .collect();
+        if uptimes != self.drawn_uptimes {
+            self.drawn_uptimes = uptimes;
+            self.dirty = true;
+        }
+        let progress: Vec<Option<Progress>> = self.rows.iter().map(|r| self.progress(r)).collect();
+        if progress != self.drawn_progress {
+            self.drawn_progress = progress;
+            self.dirty = true;
+        }
+        self.report_progress();
+    }
+
+    /// The pool's cache changed: redraw only if what the tab bar shows changed.
+    pub fn on_pool(&mut self, view: PoolView, vms: Vec<PoolVm>) {
+        let vms: Vec<PoolVm> = vms.iter().map(PoolVm::for_display).collect();
+        if self.pool_vms != vms {
+            self.pool_vms = vms;
+            self.dirty = true;
+            // Pool VMs arrive after start-up: select one if nothing is selected yet.
+            if self.current.is_none() {
+                self.current = self.visible().first().map(|r| r.id().to_string());
+            }
+        }
+        if self.pool.as_ref() != Some(&view) {
+            if let PoolStatus::Retrying { error, .. } = &view.status {
+                self.set_message(format!("pool: {error} (retrying)"), Level::Error);
+            }
+            self.pool = Some(view);
+            self.dirty = true;
+        }
+    }
+
+    /// Cancels an armed prefix whose second has passed.
+    fn expire_prefix(&mut self) {
+        if self
+            .prefix_since
+            .is_some_and(|t| t.elapsed() >= PREFIX_TIMEOUT)
+        {
+            self.prefix_since = None;
+            self.dirty = true;
+        }
+    }
+
+    pub fn prefix_deadline(&self) -> Option<Instant> {
+        self.prefix_since.map(|t| t + PREFIX_TIMEOUT)
+    }
+
+    // ----- actions ---------------------------------------------------------------------
+
+    fn move_selection(&mut self, delta: isize) {
+        let visible: Vec<String> = self.visible().iter().map(|r| r.id().to_string()).collect();
+        if visible.is_empty() {
+            return;
+        }
+        let pos = self
+            .current
+            .as_ref()
+            .and_then(|c| visible.iter().position(|v| v == c))
+            .unwrap_or(0) as isize;
+        let next = (pos + delta).clamp(0, visible.len() as isize - 1) as usize;
+        self.select(visible[next].clone());
+    }
+
+    fn select(&mut self, id: String) {
+        let from_grid = self.grid.take().is_some();
+        if self.current.as_ref() != Some(&id) || from_grid {
+            if self.focus == Focus::Terminal
+                && let Some(old) = self.current.clone()
+            {
+                self.notify(Request::Detach { id: old });
+            }
+            self.scroll = None;
+        }
+        self.unseen.remove(&id);
+        self.marks.remove(&id);
+        if self.focus == Focus::Terminal && self.rows.iter().any(|r| r.id == id) {
+            self.notify(Request::Attach { id: id.clone() });
+        }
+        self.current = Some(id);
+        self.sync_view(false);
+        self.dirty = true;
+    }
+
+    /// Selects a VM and attaches to it, as `bioxen attach VM` opens.
+    pub fn open(&mut self, id: &str) {
+        self.select(id.to_string());
+        self.attach_current();
+    }
+
+    fn attach_current(&mut self) {
+        if let Some(Row::Pool(vm)) = self.current_row() {
+            let vm = vm.clone();
+            return self.attach_pool_vm(vm);
+        }
+        let Some(id) = self.current.clone() else {
+            self.set_message(
+                format!(
+                    "no VM yet: {} creates one",
+                    self.keymap
+                        .key_for(Mode::List, Action::Create)
+                        .unwrap_or_default()
+                ),
+                Level::Info,
+            );
+            return;
+        };
+        if self.rows.iter().any(|r| r.id == id) {
+            self.notify(Request::Attach { id: id.clone() });
+        }
+        self.unseen.remove(&id);
+        self.marks.remove(&id);
+        self.focus = Focus::Terminal;
+        self.filter_editing = false;
+        self.dirty = true;
+    }
+
+    fn detach(&mut self) {
+        if let Some(id) = self.current.clone()
+            && self.rows.iter().any(|r| r.id == id)
+        {
+            self.notify(Request::Detach { id });
+        }
+        self.focus = Focus::List;
+        self.scroll = None;
+        if self.grid.take().is_some() {
+            self.sync_view(false);
+        }
+    }
+
+    fn toggle_zoom(&mut self) {
+        self.zoom = !self.zoom;
+        self.apply_pane_size();
+    }
+
+    fn toggle_log(&mut self) {
+        let Some(id) = self.current.clone() else {
+            return;
+        };
+        self.call(Call::ToggleLog { id });
+    }
+
+    // ----- typing into VMs ----------------------------------------------------------------
+
+    fn current_modes(&self) -> encode::Modes {
+        self.current
+            .as_ref()
+            .and_then(|id| self.mirrors.get(id))
+            .map(|s| encode::Modes::of(s.vt()))
+            .unwrap_or_default()
+    }
+
+    /// Sends typing (keys, pastes) to the VM shown, or to every tile of a grid that
+    /// broadcasts.
+    fn send(&mut self, bytes: &[u8]) {
+        match self.broadcast_targets() {
+            Some(targets) => {
+                for id in targets {
+                    self.notify(Request::SendInput {
+                        id,
+                        data: bytes.to_vec(),
+                    });
+                }
+            }
+            None => self.send_to_current(bytes),
+        }
+    }
+
+    fn send_to_current(&mut self, bytes: &[u8]) {
+        let Some(id) = self.current.clone() else {
+            return;
+        };
+        let hint = match self.current_info() {
+            Some(info) if !info.state.is_alive() => Some(format!(
+                "{id} is {}: {} {} for the list, then {} restarts it",
+                info.state.label(),
+                self.keymap.prefix,
+                self.keymap
+                    .key_for(Mode::Prefix, Action::Detach)
+                    .unwrap_or_default()
+                    .rsplit(' ')
+                    .next()
+                    .unwrap_or("d"),
+                self.keymap
+                    .key_for(Mode::List, Action::Restart)
+                    .unwrap_or_default()
+            )),
+            Some(_) => None,
+            None => return,
+        };
+        match hint {
+            Some(hint) => self.set_message(hint, Level::Error),
+            // A failure (a session reconnecting) comes back as an update.
+            None => self.notify(Request::SendInput {
+                id,
+                data: bytes.to_vec(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Scroll mode: moving through a VM's history, searching it, and selecting lines to copy.
+
+use super::*;
+
+/// A search in the scrollback of the VM shown (`/` down, `?` up, `n` and `N` again).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Search {
+    pub query: String,
+    /// The query is being typed.
+    pub editing: bool,
+    pub backward: bool,
+    /// The line (see [`Screen::line_numbers`]) and column of the last match.
+    pub found: Option<(u64, usize)>,
+    /// The last search found nothing.
+    pub missed: bool,
+}
+
+impl App {
+    /// Keys in scrollback mode. Only q and Esc leave it; other keys do nothing, and
+    /// never reach the VM.
+    pub(super) fn on_scroll_key(&mut self, key: &KeyEvent) -> bool {
+        if let Some(search) = self.search.as_mut().filter(|s| s.editing) {
+            match key.code {
+                KeyCode::Esc => self.search = None,
+                KeyCode::Enter => {
+                    search.editing = false;
+                    let backward = search.backward;
+                    self.search_again(backward);
+                }
+                KeyCode::Backspace => {
+                    search.query.pop();
+                }
+                KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+                    search.query.push(c)
+                }
+                _ => {}
+            }
+            return true;
+        }
+        if self.selection.is_some() {
+            self.on_selection_key(key);
+            return true;
+        }
+        match key.code {
+            KeyCode::Char('v' | 'V') => {
+                self.start_selection();
+                return true;
+            }
+            KeyCode::Char(c @ ('/' | '?')) => {
+                self.search = Some(Search {
+                    editing: true,
+                    backward: c == '?',
+                    ..Search::default()
+                });
+                return true;
+            }
+            KeyCode::Char(c @ ('n' | 'N')) => {
+                if let Some(backward) = self.search.as_ref().map(|s| s.backward) {
+                    self.search_again(backward == (c == 'n'));
+                }
+                return true;
+            }
+            _ => {}
+        }
+        let page = self.pane_size.rows.saturating_sub(1).max(1) as isize;
+        let delta = match key.code {
+            KeyCode::PageUp => page,
+            KeyCode::PageDown => -page,
+            KeyCode::Up | KeyCode::Char('k') => 1,
+            KeyCode::Down | KeyCode::Char('j') => -1,
+            KeyCode::Home | KeyCode::Char('g') => isize::MAX / 2,
+            KeyCode::End | KeyCode::Char('G') => isize::MIN / 2,
+            KeyCode::Char('q') | KeyCode::Esc => {
+                self.scroll = None;
+                self.search = None;
+                self.selection = None;
+                return true;
+            }
+            _ => return true,
+        };
+        self.scroll_by(delta);
+        true
+    }
+
+    /// Starts selecting lines at the last match of a search, or at the view's last line
+    /// with text.
+    pub(super) fn start_selection(&mut self) {
+        let Some(screen) = self.current.as_ref().and_then(|id| self.mirrors.get(id)) else {
+            return;
+        };
+        let (_, live) = screen.line_numbers();
+        let offset = self.scroll.unwrap_or(0).min(screen.scrollback_len()) as u64;
+        let top = live - offset;
+        let rows = u64::from(screen.size().rows);
+        let bottom = (top..top + rows)
+            .rev()
+            .find(|line| !screen.text_of_lines(*line, *line).is_empty())
+            .unwrap_or(top);
+        let at = match self.search.as_ref().and_then(|s| s.found) {
+            Some((line, _)) if (top..top + rows).contains(&line) => line,
+            _ => bottom,
+        };
+        self.selection = Some((at, at));
+        self.dirty = true;
+    }
+
+    /// Keys while selecting: up and down extend the selection (scrolling as it leaves
+    /// the view), y or Enter copies it to the clipboard, Esc drops it.
+    pub(super) fn on_selection_key(&mut self, key: &KeyEvent) {
+        let Some((anchor, at)) = self.selection else {
+            return;
+        };
+        let Some(id) = self.current.clone() else {
+            return;
+        };
+        let Some(screen) = self.mirrors.get(&id) else {
+            return;
+        };
+        let (first, live) = screen.line_numbers();
+        let last = live + u64::from(screen.size().rows) - 1;
+        let step = |n: i64| (at as i64 + n).clamp(first as i64, last as i64) as u64;
+        let page = i64::from(self.pane_size.rows.saturating_sub(1).max(1));
+        let to = match key.code {
+            KeyCode::Up | KeyCode::Char('k') => step(-1),
+            KeyCode::Down | KeyCode::Char('j') => step(1),
+            KeyCode::PageUp => step(-page),
+            KeyCode::PageDown => step(page),
+            KeyCode::Char('y') | KeyCode::Enter => {
+                let text = screen.text_of_lines(anchor, at);
+                let lines = anchor.abs_diff(at) + 1;
+                self.effects.push(Effect::Clipboard(text));
+                self.selection = None;
+                let s = if lines == 1 { "" } else { "s" };
+                return self.set_message(
+                    format!("copied {lines} line{s} to the clipboard (through your terminal)"),
+                    Level::Info,
+                );
+            }
+            KeyCode::Esc | KeyCode::Char('q') => {
+                self.selection = None;
+                self.dirty = true;
+                return;
+            }
+            _ => return,
+        };
+        // Keep the line reached in view.
+        let offset = self.scroll.unwrap_or(0) as u64;
+        let top = live - offset.min(live - first);
+        let rows = u64::from(self.pane_size.rows);
+        let offset = if to < top {
+            live - to
+        } else if to >= top + rows {
+            (live + rows).saturating_sub(to + 1)
+        } else {
+            offset
+        };
+        self.scroll = Some(offset as usize);
+        self.scroll_base = screen.rows_scrolled();
+        self.selection = Some((anchor, to));
+        self.dirty = true;
+    }
+
+    /// Finds the query again, from the last match or from the top of the view, and
+    /// scrolls so the line found is at the top (or on the live screen).
+    pub(super) fn search_again(&mut self, backward: bool) {
+        let (Some(id), Some(search)) = (self.current.clone(), self.search.clone()) else {
+            return;
+        };
+        let Some(screen) = self.mirrors.get(&id) else {
+            return;
+        };
+        let (first, live) = screen.line_numbers();
+        let offset = self.scroll.unwrap_or(0).min(screen.scrollback_len()) as u64;
+        let top = live - offset;
+        let from = search.found.map(|(line, _)| line).unwrap_or(top);
+        let found = screen.find(&search.query, Some(from.max(first)), backward);
+        let scroll = found.map(|(line, _)| live.saturating_sub(line) as usize);
+        let base = screen.rows_scrolled();
+        if let Some(s) = self.search.as_mut() {
+            s.backward = search.backward;
+            s.missed = found.is_none();
+            if found.is_some() {
+                s.found = found;
+            }
+        }
+        if let Some(scroll) = scroll {
+            self.scroll = Some(scroll);
+            self.scroll_base = base;
+        }
+        self.dirty = true;
+    }
+
+    pub(super) fn enter_scroll(&mut self, by: isize) {
+        self.scroll = Some(0);
+        self.scroll_by(by);
+    }
+
+    pub(super) fn scroll_by(&mut self, delta: isize) {
+        let Some(id) = self.current.clone() else {
+            return;
+        };
+        let max = self.mirrors.get(&id).map_or(0, |s| s.scrollback_len());
+        self.scroll_base = self.mirrors.get(&id).map_or(0, |s| s.rows_scrolled());
+        let now = self.scroll.unwrap_or(0) as isize;
+        let next = (now.saturating_add(delta)).clamp(0, max as isize) as usize;
+        self.scroll = Some(next);
+        self.dirty = true;
+    }
+}

@@ -1,0 +1,160 @@
+//! Tabs: VMs then grids, moving between them, the chooser that lists them, renaming.
+
+use super::*;
+
+/// The tab chooser: typing filters, the arrows move, Enter shows the choice.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Chooser {
+    pub filter: String,
+    /// Index into [`App::chooser_items`].
+    pub selected: usize,
+}
+
+impl App {
+    /// Tabs are the VMs, then the grids.
+    pub(super) fn select_tab(&mut self, index: usize) {
+        match self.rows.get(index).map(|r| r.id.clone()) {
+            Some(id) => self.select(id),
+            None => self.show_grid(index - self.rows.len()),
+        }
+    }
+
+    /// The tab shown.
+    pub fn current_tab(&self) -> Option<TabId> {
+        match self.grid {
+            Some(g) => Some(TabId::Grid(g)),
+            None => self.current.clone().map(TabId::Vm),
+        }
+    }
+
+    pub fn select_tab_id(&mut self, tab: TabId) {
+        match tab {
+            TabId::Vm(id) => self.select(id),
+            TabId::Grid(i) => self.show_grid(i),
+        }
+    }
+
+    pub(super) fn cycle_tab(&mut self, delta: isize) {
+        let n = (self.rows.len() + self.grids.len()) as isize;
+        if n == 0 {
+            return;
+        }
+        let pos = match self.grid {
+            Some(g) => self.rows.len() + g,
+            None => self
+                .current
+                .as_ref()
+                .and_then(|c| self.rows.iter().position(|r| &r.id == c))
+                .unwrap_or(0),
+        } as isize;
+        self.select_tab(((pos + delta).rem_euclid(n)) as usize);
+    }
+
+    /// The tabs the chooser lists for `filter` (case-insensitive, on the label), with
+    /// their labels.
+    pub fn chooser_items(&self, filter: &str) -> Vec<(TabId, String)> {
+        let filter = filter.to_lowercase();
+        let vms = self.rows.iter().map(|r| {
+            let mut label = format!(
+                "{:<16} {:<6} {:<12}",
+                r.id,
+                r.kind.as_str(),
+                crate::ui::format::state(r)
+            );
+            if let Some(p) = self.progress(r) {
+                label.push_str(&format!(" {}", crate::ui::format::progress(p, 5)));
+            }
+            if let Some(status) = &r.status {
+                label.push_str(&format!("  {status}"));
+            }
+            (TabId::Vm(r.id.clone()), label)
+        });
+        let grids = self.grids.iter().enumerate().map(|(i, g)| {
+            (
+                TabId::Grid(i),
+                format!("grid({:<2})         {}", g.vms.len(), g.vms.join(" ")),
+            )
+        });
+        vms.chain(grids)
+            .filter(|(_, label)| filter.is_empty() || label.to_lowercase().contains(&filter))
+            .collect()
+    }
+
+    pub(super) fn on_chooser_key(&mut self, mut chooser: Chooser, key: KeyEvent) {
+        let items = self.chooser_items(&chooser.filter);
+        match key.code {
+            KeyCode::Esc => return,
+            KeyCode::Enter => {
+                match items.get(chooser.selected).cloned() {
+                    Some((TabId::Vm(id), _)) if self.focus == Focus::Terminal => self.select(id),
+                    Some((TabId::Vm(id), _)) => self.open(&id),
+                    Some((TabId::Grid(i), _)) => self.show_grid(i),
+                    None => {}
+                }
+                return;
+            }
+            KeyCode::Up => chooser.selected = chooser.selected.saturating_sub(1),
+            KeyCode::Down => {
+                chooser.selected = (chooser.selected + 1).min(items.len().saturating_sub(1))
+            }
+            KeyCode::Backspace => {
+                chooser.filter.pop();
+                chooser.selected = 0;
+            }
+            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+                chooser.filter.push(c);
+                chooser.selected = 0;
+            }
+            _ => {}
+        }
+        self.overlay = Some(Overlay::Chooser(chooser));
+    }
+
+    pub(super) fn open_rename(&mut self) {
+        if let Some(info) = self.current_info() {
+            self.overlay = Some(Overlay::Rename {
+                id: info.id.clone(),
+                name: info.id.clone(),
+            });
+        }
+    }
+
+    /// A VM has a new name: everything this dashboard keeps by name follows it.
+    pub(super) fn on_renamed(&mut self, old: String, new: String) {
+        let swap = |id: &mut String| {
+            if *id == old {
+                *id = new.clone();
+            }
+        };
+        if let Some(id) = self.current.as_mut() {
+            swap(id);
+        }
+        for g in &mut self.grids {
+            g.vms.iter_mut().for_each(swap);
+            if g.excluded.remove(&old) {
+                g.excluded.insert(new.clone());
+            }
+        }
+        if let Some(full) = self.watching.remove(&old) {
+            self.watching.insert(new.clone(), full);
+        }
+        for set in [&mut self.marked, &mut self.unseen] {
+            if set.remove(&old) {
+                set.insert(new.clone());
+            }
+        }
+        if let Some(m) = self.mirrors.remove(&old) {
+            self.mirrors.insert(new.clone(), m);
+        }
+        if let Some(s) = self.sizes.remove(&old) {
+            self.sizes.insert(new.clone(), s);
+        }
+        if let Some(m) = self.marks.remove(&old) {
+            self.marks.insert(new.clone(), m);
+        }
+        if let Some(p) = self.progress_seen.remove(&old) {
+            self.progress_seen.insert(new, p);
+        }
+        self.dirty = true;
+    }
+}
