@@ -93,26 +93,14 @@ pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
                 }
                 Response::Done
             }
-            Request::Watch { id } => match hub.manager.info(&id) {
-                Ok(_) => {
-                    let task = tokio::spawn(forward(hub.manager.clone(), id.clone(), out.clone()));
-                    if let Some(old) = lock(&watches).insert(id, task.abort_handle()) {
-                        old.abort();
-                    }
-                    Response::Done
-                }
-                Err(e) => Response::Failed(e.into()),
-            },
-            Request::Glance { id } => match hub.manager.info(&id) {
-                Ok(_) => {
-                    let task = tokio::spawn(glance(hub.manager.clone(), id.clone(), out.clone()));
-                    if let Some(old) = lock(&watches).insert(id, task.abort_handle()) {
-                        old.abort();
-                    }
-                    Response::Done
-                }
-                Err(e) => Response::Failed(e.into()),
-            },
+            Request::Watch { id } => {
+                let task = forward(hub.manager.clone(), id.clone(), out.clone());
+                start_watch(&hub.manager, &watches, id, task)
+            }
+            Request::Glance { id } => {
+                let task = glance(hub.manager.clone(), id.clone(), out.clone());
+                start_watch(&hub.manager, &watches, id, task)
+            }
             Request::Unwatch { id } => {
                 if let Some(task) = lock(&watches).remove(&id) {
                     task.abort();
@@ -226,6 +214,24 @@ fn is_slow(request: &Request) -> bool {
 /// Sends a watched session's screen, then its output and size changes as they happen.
 /// Falling behind (the client reads slower than the session prints) loses nothing the
 /// client can see: it is sent the screen afresh.
+/// Starts sending this client a session (`task`: its bytes, or glances), in place of
+/// whatever was sent of it before.
+fn start_watch(
+    manager: &Manager,
+    watches: &Watches,
+    id: String,
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Response {
+    if let Err(e) = manager.info(&id) {
+        return Response::Failed(e.into());
+    }
+    let task = tokio::spawn(task);
+    if let Some(old) = lock(watches).insert(id, task.abort_handle()) {
+        old.abort();
+    }
+    Response::Done
+}
+
 /// A glanced-at session: its screen each time it changed, at most every
 /// [`protocol::GLANCE_EVERY`]. A flood costs the client one small screen a frame,
 /// not every byte.

@@ -449,23 +449,15 @@ impl Screen {
     /// server, replayed by [`Screen::from_snapshot`] in a dashboard's mirror.
     pub fn snapshot(&self) -> Snapshot {
         let vt = self.parser.screen();
-        let mut state = String::new();
-        if vt.alternate_screen() {
-            state.push_str("\x1b[?1049h");
-        }
-        state.push_str(&vt.state_formatted());
-        let size = self.size();
         Snapshot {
-            rows: size.rows,
-            cols: size.cols,
             history: self.parser.callbacks().history.joined(),
             primary: vt.alternate_screen().then(|| primary_state(vt)),
-            state,
-            title: self.title().map(str::to_string),
+            ..self.snapshot_without_history()
         }
     }
 
-    /// The snapshot without the history: what a glance at the screen needs.
+    /// The visible screen alone, without the history or the screen behind a
+    /// full-screen program: what a glance at it needs.
     pub fn snapshot_without_history(&self) -> Snapshot {
         let callbacks = self.parser.callbacks();
         let vt = self.parser.screen();
