@@ -335,6 +335,24 @@ impl Screen {
         (scrolled - self.scrollback_len() as u64, scrolled)
     }
 
+    /// The number of the line at the top of the view scrolled back `offset` lines.
+    pub fn top_line(&self, offset: usize) -> u64 {
+        self.rows_scrolled() - offset.min(self.scrollback_len()) as u64
+    }
+
+    /// Every line from the `skip`th on (history, then the live screen) as the text it
+    /// shows; only the lines taken are converted.
+    fn plain_lines(&self, skip: usize) -> impl Iterator<Item = String> + '_ {
+        let live = self.parser.screen();
+        let cols = live.size().1.get();
+        let kept = self.scrollback_len();
+        self.history().skip(skip).map(plain_row).chain(
+            live.rows(0, cols)
+                .skip(skip.saturating_sub(kept))
+                .map(|r| r.trim_end().to_string()),
+        )
+    }
+
     /// The next line after `from` (or from the end, searching up, or the start) holding
     /// `query`, going up (`backward`) or down, wrapping around: its number and the
     /// column of the match. Case is ignored unless the query has capitals.
@@ -343,10 +361,7 @@ impl Screen {
             return None;
         }
         let (first, _) = self.line_numbers();
-        let live = self.parser.screen();
-        let cols = live.size().1.get();
-        let mut lines: Vec<String> = self.history().map(plain_row).collect();
-        lines.extend(live.rows(0, cols).map(|r| r.trim_end().to_string()));
+        let lines: Vec<String> = self.plain_lines(0).collect();
         let n = lines.len();
         let fold = !query.chars().any(char::is_uppercase);
         let query = if fold {
@@ -380,16 +395,12 @@ impl Screen {
     /// blanks: what a copy of them holds.
     pub fn text_of_lines(&self, from: u64, to: u64) -> String {
         let (first, _) = self.line_numbers();
-        let (from, to) = (from.min(to), from.max(to));
-        let live = self.parser.screen();
-        let cols = live.size().1.get();
-        self.history()
-            .map(plain_row)
-            .chain(live.rows(0, cols).map(|r| r.trim_end().to_string()))
-            .enumerate()
-            .map(|(i, line)| (first + i as u64, line))
-            .filter(|(n, _)| (from..=to).contains(n))
-            .map(|(_, line)| line)
+        let (from, to) = (from.min(to).max(first), from.max(to));
+        if to < from {
+            return String::new();
+        }
+        self.plain_lines((from - first) as usize)
+            .take((to - from + 1) as usize)
             .collect::<Vec<_>>()
             .join("\n")
     }

@@ -73,7 +73,7 @@ pub fn draw(frame: &mut Frame, app: &App, screens: &dyn Screens, outer: Rect, pa
                 && app.scroll.is_some()
             {
                 // The lines selected for copying.
-                let top = screen.line_numbers().1 - offset as u64;
+                let top = screen.top_line(offset);
                 let (from, to) = (anchor.min(at), anchor.max(at));
                 for row in 0..pane.height {
                     if (from..=to).contains(&(top + u64::from(row))) {
@@ -89,7 +89,7 @@ pub fn draw(frame: &mut Frame, app: &App, screens: &dyn Screens, outer: Rect, pa
                 && let Some((line, col)) = search.found
             {
                 // The match, marked where it is on screen.
-                let top = screen.line_numbers().1 - offset as u64;
+                let top = screen.top_line(offset);
                 let len = search.query.chars().count();
                 if let Some(row) = line
                     .checked_sub(top)

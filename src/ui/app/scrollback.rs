@@ -88,9 +88,7 @@ impl App {
         let Some(screen) = self.current.as_ref().and_then(|id| self.mirrors.get(id)) else {
             return;
         };
-        let (_, live) = screen.line_numbers();
-        let offset = self.scroll.unwrap_or(0).min(screen.scrollback_len()) as u64;
-        let top = live - offset;
+        let top = screen.top_line(self.scroll.unwrap_or(0));
         let rows = u64::from(screen.size().rows);
         let bottom = (top..top + rows)
             .rev()
@@ -145,7 +143,7 @@ impl App {
         };
         // Keep the line reached in view.
         let offset = self.scroll.unwrap_or(0) as u64;
-        let top = live - offset.min(live - first);
+        let top = screen.top_line(offset as usize);
         let rows = u64::from(self.pane_size.rows);
         let offset = if to < top {
             live - to
@@ -170,14 +168,12 @@ impl App {
             return;
         };
         let (first, live) = screen.line_numbers();
-        let offset = self.scroll.unwrap_or(0).min(screen.scrollback_len()) as u64;
-        let top = live - offset;
+        let top = screen.top_line(self.scroll.unwrap_or(0));
         let from = search.found.map(|(line, _)| line).unwrap_or(top);
         let found = screen.find(&search.query, Some(from.max(first)), backward);
         let scroll = found.map(|(line, _)| live.saturating_sub(line) as usize);
         let base = screen.rows_scrolled();
         if let Some(s) = self.search.as_mut() {
-            s.backward = search.backward;
             s.missed = found.is_none();
             if found.is_some() {
                 s.found = found;
