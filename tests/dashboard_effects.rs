@@ -2,34 +2,21 @@
 //! go into the app, and the requests and calls it returns are compared with what the
 //! user meant. No server runs; the end-to-end tests show the server carrying them out.
 
+mod common;
+
 use bioxen::client::Update;
 use bioxen::keymap::Keymap;
 use bioxen::protocol::{Event, Request};
 use bioxen::ui::app::{App, Focus, Msg};
 use bioxen::ui::effect::{Call, Done, Effect};
-use bioxen::{VmInfo, VmKind, VmState};
+use bioxen::{VmInfo, VmState};
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::Rect;
 
 fn vm(id: &str, state: VmState) -> VmInfo {
     VmInfo {
-        id: id.into(),
-        kind: VmKind::Local,
-        state,
-        command: "bioxen lua".into(),
-        pid: Some(100),
-        cpu_percent: None,
-        rss_bytes: None,
         uptime_secs: 5,
-        attached: false,
-        created_unix: 0,
-        remote: None,
-        pool_vm: None,
-        busy: None,
-        progress: None,
-        progress_seq: 0,
-        status: None,
-        silence_secs: 0,
+        ..common::vm_info(id, state, Some(100))
     }
 }
 

@@ -31,23 +31,10 @@ fn info(
     up: u64,
 ) -> VmInfo {
     VmInfo {
-        id: id.into(),
-        kind: VmKind::Local,
-        state,
-        command: "bioxen lua".into(),
-        pid,
         cpu_percent: cpu,
         rss_bytes: rss,
         uptime_secs: up,
-        attached: false,
-        created_unix: 0,
-        remote: None,
-        pool_vm: None,
-        busy: None,
-        progress: None,
-        progress_seq: 0,
-        status: None,
-        silence_secs: 0,
+        ..common::vm_info(id, state, pid)
     }
 }
 

@@ -91,3 +91,27 @@ pub async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bo
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A row of the VM list as the server sends it: a local VM with nothing reported
+/// beyond its state and pid. Tests set what they look at on top.
+pub fn vm_info(id: &str, state: bioxen::VmState, pid: Option<u32>) -> bioxen::VmInfo {
+    bioxen::VmInfo {
+        id: id.into(),
+        kind: bioxen::VmKind::Local,
+        state,
+        command: "bioxen lua".into(),
+        pid,
+        cpu_percent: None,
+        rss_bytes: None,
+        uptime_secs: 0,
+        attached: false,
+        created_unix: 0,
+        remote: None,
+        pool_vm: None,
+        busy: None,
+        progress: None,
+        progress_seq: 0,
+        status: None,
+        silence_secs: 0,
+    }
+}
