@@ -47,6 +47,16 @@ fn text_row(what: &str, bioxen: String, peer: String, note: &str) -> Row {
     }
 }
 
+/// The runtime a section drives the manager or a client with: two workers, as the
+/// machine has two cores.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 // ----- a private tmux server --------------------------------------------------------
 
 struct Tmux {
@@ -635,11 +645,7 @@ fn manager_config() -> ManagerConfig {
 /// Runs in a child process (a fresh heap): n VMs that each printed 10,000 lines;
 /// prints this process's RSS growth in KiB.
 fn memory_child(n: usize) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let m = Manager::new(manager_config());
         let base = rss_kib(std::process::id());
@@ -748,11 +754,7 @@ async fn echo_latencies(m: &Manager, id: &str, samples: usize) -> Vec<f64> {
 }
 
 fn latency(rows: &mut Vec<Row>) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let m = Manager::new(manager_config());
         let lua54 = VmOptions {
@@ -791,11 +793,7 @@ fn latency(rows: &mut Vec<Row>) {
 // ----- 6. XAPI ------------------------------------------------------------------------
 
 fn xapi(rows: &mut Vec<Row>) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let server = bioxen::sim::SimServer::start("127.0.0.1:0".parse().unwrap(), Default::default(), false)
             .await
@@ -929,11 +927,7 @@ fn reattach(rows: &mut Vec<Row>) {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let client = rt.block_on(async {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -1165,11 +1159,7 @@ fn grid(rows: &mut Vec<Row>) {
         Duration::from_millis(20),
     );
     let socket = t.dir.join("bioxen/server.sock");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let client = rt.block_on(async {
         let client = bioxen::client::Client::connect(&socket, "bench")
             .await
@@ -1301,11 +1291,7 @@ fn grid(rows: &mut Vec<Row>) {
 // ----- 7. scale -----------------------------------------------------------------------
 
 fn scale(rows: &mut Vec<Row>) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let m = Manager::new(manager_config());
         let start = Instant::now();
