@@ -378,7 +378,7 @@ impl Manager {
         };
         let session = {
             let mut sessions = lock(&self.inner.sessions);
-            if sessions.iter().any(|s| s.id() == id) {
+            if sessions.iter().any(|s| s.is_named(&id)) {
                 return Err(Error::Manager(format!("a VM named '{id}' already exists")));
             }
             let spec = VmSpec::new(kind, &options).map_err(Error::Manager)?;
@@ -598,7 +598,7 @@ impl Manager {
         let mut sessions = lock(&self.inner.sessions);
         let pos = sessions
             .iter()
-            .position(|s| s.id() == id)
+            .position(|s| s.is_named(id))
             .ok_or_else(|| Error::NotFound(id.into()))?;
         if sessions[pos].state().is_alive() {
             return Err(Error::session(id, "is still running; kill it first"));
@@ -731,12 +731,12 @@ impl Manager {
         validate_id(new)?;
         {
             let sessions = lock(&self.inner.sessions);
-            if sessions.iter().any(|s| s.id() == new) {
+            if sessions.iter().any(|s| s.is_named(new)) {
                 return Err(Error::Manager(format!("a VM named '{new}' already exists")));
             }
             let session = sessions
                 .iter()
-                .find(|s| s.id() == id)
+                .find(|s| s.is_named(id))
                 .ok_or_else(|| Error::Manager(format!("no VM named '{id}'")))?;
             if session.kind() == VmKind::Xcpng {
                 return Err(Error::session(
@@ -795,7 +795,7 @@ impl Manager {
     fn find(&self, id: &str) -> Option<Arc<Session>> {
         lock(&self.inner.sessions)
             .iter()
-            .find(|s| s.id() == id)
+            .find(|s| s.is_named(id))
             .cloned()
     }
 
@@ -854,6 +854,12 @@ impl Session {
 
     pub fn id(&self) -> String {
         self.id.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether the session is called `name`: the lookup every call by name makes,
+    /// without copying the name.
+    fn is_named(&self, name: &str) -> bool {
+        *self.id.read().unwrap_or_else(|e| e.into_inner()) == name
     }
 
     fn kind(&self) -> VmKind {
