@@ -2,9 +2,11 @@
 //! dashboard's keystrokes into the bytes a program expects.
 
 pub mod encode;
+mod escapes;
 mod osc_guard;
 pub mod screen;
 mod scrollback;
 pub mod signals;
 
+pub use escapes::dec_special_graphics;
 pub use screen::{Screen, Snapshot};

@@ -20,10 +20,13 @@ pub struct Screen {
     parser: vt100::Parser<Callbacks>,
     /// Whether floods of plain lines may bypass the parser (see `try_fast_scroll`).
     fast_path: bool,
-    /// A program set a scroll region: rows no longer simply scroll off the top.
-    scroll_region_seen: bool,
     /// Bounds OSC strings before the parser collects them.
     osc: super::osc_guard::OscGuard,
+    /// What vt100 leaves undone: character sets, insert mode, tab stops.
+    escapes: super::escapes::Escapes,
+    /// Chunks that took the fast path, for tests that must know it ran.
+    #[cfg(test)]
+    fast_chunks: usize,
 }
 
 /// What the parser reports back while processing output.
@@ -140,8 +143,10 @@ impl Screen {
         Screen {
             parser: vt100::Parser::new_with_callbacks(rows, cols, 0, callbacks),
             fast_path: true,
-            scroll_region_seen: false,
             osc: Default::default(),
+            escapes: Default::default(),
+            #[cfg(test)]
+            fast_chunks: 0,
         }
     }
 
@@ -172,19 +177,16 @@ impl Screen {
         let bounded = self.osc.filter(bytes);
         let bytes = bounded.as_deref().unwrap_or(bytes);
         if !self.fast_path {
-            self.parser.process(bytes);
+            self.escapes.feed(bytes, &mut self.parser);
         } else if mid_sequence || !self.try_fast_scroll(bytes) {
             self.process(bytes);
         }
         std::mem::take(&mut self.parser.callbacks_mut().replies)
     }
 
-    /// The parser, watching for a scroll region (which the fast path cannot follow).
+    /// The parser, with what it leaves undone filled in.
     fn process(&mut self, bytes: &[u8]) {
-        if !self.scroll_region_seen && sets_scroll_region(bytes) {
-            self.scroll_region_seen = true;
-        }
-        self.parser.process(bytes);
+        self.escapes.feed(bytes, &mut self.parser);
     }
 
     /// Output floods (`seq`, a loop of `print`) are lines of plain text that scroll by
@@ -201,7 +203,8 @@ impl Screen {
             (r.get() as usize, c.get() as usize)
         };
         if bytes.len() < 8 * rows
-            || self.scroll_region_seen
+            || !self.escapes.passes_text()
+            || self.escapes.scroll_region_seen()
             || self.parser.callbacks().capacity == 0
         {
             return false;
@@ -286,6 +289,10 @@ impl Screen {
             for piece in text.chunks(cols) {
                 callbacks.remember(std::str::from_utf8(piece).unwrap_or_default());
             }
+        }
+        #[cfg(test)]
+        {
+            self.fast_chunks += 1;
         }
         // The screen is rebuilt from the lines that stay visible.
         self.parser.process(b"\x1b[H\x1b[2J");
@@ -472,12 +479,18 @@ impl Screen {
     pub fn snapshot_without_history(&self) -> Snapshot {
         let callbacks = self.parser.callbacks();
         let vt = self.parser.screen();
+        let size = self.size();
+        // Tab stops are set by moving the cursor, so before the screen is drawn (and
+        // after entering the alternate screen, whose cursor is redrawn); the character
+        // sets and insert mode would change the drawing, so after.
+        let (before, after) = self.escapes.state_formatted(size.cols);
         let mut state = String::new();
         if vt.alternate_screen() {
             state.push_str("\x1b[?1049h");
         }
+        state.push_str(&before);
         state.push_str(&vt.state_formatted());
-        let size = self.size();
+        state.push_str(&after);
         Snapshot {
             rows: size.rows,
             cols: size.cols,
@@ -505,9 +518,11 @@ impl Screen {
         }
         callbacks.title = snapshot.title.clone();
         if let Some(primary) = &snapshot.primary {
-            screen.parser.process(primary.as_bytes());
+            screen.escapes.feed(primary.as_bytes(), &mut screen.parser);
         }
-        screen.parser.process(snapshot.state.as_bytes());
+        screen
+            .escapes
+            .feed(snapshot.state.as_bytes(), &mut screen.parser);
         // Replies to queries are the server's to send; a mirror only shows.
         screen.parser.callbacks_mut().replies.clear();
         screen
@@ -595,19 +610,6 @@ impl View<'_> {
     }
 }
 
-/// Whether `bytes` holds a DECSTBM (`CSI top ; bottom r`), which sets a scroll region.
-fn sets_scroll_region(bytes: &[u8]) -> bool {
-    bytes.windows(2).enumerate().any(|(i, w)| {
-        w == b"\x1b[" && {
-            let tail = &bytes[i + 2..];
-            let end = tail
-                .iter()
-                .position(|b| !(b.is_ascii_digit() || *b == b';'));
-            matches!(end.map(|e| tail[e]), Some(b'r'))
-        }
-    })
-}
-
 fn non_zero(size: Size) -> (NonZeroU16, NonZeroU16) {
     (
         NonZeroU16::new(size.rows).unwrap_or(NonZeroU16::MIN),
@@ -653,9 +655,32 @@ mod tests {
             1 => "[a-z]{1,10}".prop_map(|s| format!("\x1b[31m{s}\x1b[m\r\n")),
             1 => "[a-z]{1,10}".prop_map(|s| format!("{s}\r{s}\r\n")),
             1 => "[a-z]{0,10}".prop_map(|s| format!("{s}\n")),
+            // What vt100 leaves to bioxen: character sets left designated or shifted,
+            // insert mode, autowrap off, tab stops, the alignment pattern, column mode.
+            1 => "[_-~]{0,10}".prop_map(|s| format!("\x1b(0{s}\r\n")),
+            1 => "[a-z]{0,10}".prop_map(|s| format!("\x1b(B{s}\x1b)0\x0e{s}\r\n")),
+            1 => "[a-z]{0,10}".prop_map(|s| format!("\x0f{s}\x1b[4h{s}\r\n")),
+            1 => "[a-z]{0,100}".prop_map(|s| format!("\x1b[4l\x1b[?7l{s}\r\n")),
+            1 => "[a-z]{0,10}".prop_map(|s| format!("\x1b[?7h\x1b[3g{s}\x1bH\t{s}\r\n")),
+            1 => Just("\x1b#8\x1b[?3l\x1bc".to_string()),
         ];
         proptest::collection::vec(line, 0..300).prop_map(|ls| ls.concat().into_bytes())
     }
+
+    /// Modes in which plain text is not drawn as it is: a line-drawing set in G0 or
+    /// shifted in through G1, insert mode, autowrap off, tab stops, a scroll region;
+    /// and none.
+    const MODES: &[&str] = &[
+        "",
+        "\x1b(0",
+        "\x1b)0\x0e",
+        "\x1b(A",
+        "\x1b[4h",
+        "\x1b[?7l",
+        "\x1b[3g\x1bH",
+        "\x1b(0\x1b(B",
+        "\x1b[1;2r",
+    ];
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
@@ -668,6 +693,8 @@ mod tests {
             cols in 4u16..90,
             cuts in proptest::collection::vec(1usize..4000, 0..6),
             cap in 0usize..500,
+            mode in proptest::sample::select(MODES),
+            flood in proptest::collection::vec("[ -~]{0,40}", 0..200),
         ) {
             let size = Size::new(rows, cols);
             let mut fast = Screen::new(size, cap);
@@ -679,11 +706,80 @@ mod tests {
                 slow.feed(&data[pos..end]);
                 pos = end;
             }
+            // A flood in one chunk, after a mode that changes how text is drawn.
+            let flood = flood.iter().map(|l| format!("{l}\r\n")).collect::<String>();
+            for chunk in [mode.as_bytes(), flood.as_bytes()] {
+                fast.feed(chunk);
+                slow.feed(chunk);
+            }
             prop_assert_eq!(fast.text(), slow.text());
             prop_assert_eq!(fast.vt().cursor_position(), slow.vt().cursor_position());
             let f: Vec<String> = fast.history().map(plain_row).collect();
             let s: Vec<String> = slow.history().map(plain_row).collect();
             prop_assert_eq!(f, s);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(100))]
+
+        /// A mirror made from a snapshot at any point goes on showing what the
+        /// session's screen shows, whatever modes the output left set.
+        #[test]
+        fn a_mirror_made_anywhere_keeps_up(
+            data in output(),
+            cut in 0usize..8000,
+        ) {
+            let size = Size::new(6, 30);
+            let mut s = Screen::new(size, 50);
+            let cut = cut.min(data.len());
+            s.feed(&data[..cut]);
+            let mut m = Screen::from_snapshot(&s.snapshot(), 50, DEFAULT_SCROLLBACK_BYTES);
+            s.feed(&data[cut..]);
+            m.feed(&data[cut..]);
+            prop_assert_eq!(m.text(), s.text());
+            prop_assert_eq!(m.vt().cursor_position(), s.vt().cursor_position());
+        }
+    }
+
+    /// A dashboard can attach between two reads that split an escape sequence: the
+    /// sequence's end must not show up in its mirror as text.
+    #[test]
+    fn a_mirror_made_mid_sequence_finishes_it() {
+        for (head, tail) in [
+            ("red\x1b[3", "2mgreen"),
+            ("red\x1b", "[?25l\x1b[32mgreen"),
+            ("red\x1b]2;ti", "tle\x07\x1b[32mgreen"),
+            ("red\x1b(", "0q\x1b(B\x1b[32mgreen"),
+        ] {
+            let mut s = Screen::new(Size::new(3, 20), 10);
+            s.feed(head.as_bytes());
+            let mut m = Screen::from_snapshot(&s.snapshot(), 10, DEFAULT_SCROLLBACK_BYTES);
+            for screen in [&mut s, &mut m] {
+                screen.feed(tail.as_bytes());
+                assert!(screen.text().ends_with("green"), "{:?}", screen.text());
+                assert_eq!(
+                    screen.vt().cell(0, 4).unwrap().fgcolor(),
+                    vt100::Color::Idx(2)
+                );
+            }
+            assert_eq!(m.text(), s.text());
+        }
+    }
+
+    /// DEC line drawing shows as box drawing on the screen, in the history, and in a
+    /// mirror made while the line-drawing set was in use.
+    #[test]
+    fn line_drawing_is_drawn_everywhere() {
+        let mut s = Screen::new(Size::new(3, 20), 100);
+        s.feed(b"\x1b(0lqqk\r\nx");
+        let mut m = Screen::from_snapshot(&s.snapshot(), 100, DEFAULT_SCROLLBACK_BYTES);
+        for screen in [&mut s, &mut m] {
+            screen.feed(b"  x\r\nmqqj\x1b(B\r\nq\r\n\r\n");
+            assert_eq!(screen.text(), "q");
+            let history: Vec<String> = screen.history().map(plain_row).collect();
+            assert_eq!(history, ["┌──┐", "│  │", "└──┘"]);
+            assert_eq!(screen.view(3).screen().contents(), "┌──┐\n│  │\n└──┘");
         }
     }
 
