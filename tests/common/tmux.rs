@@ -96,6 +96,48 @@ impl Tmux {
         self.run(&["capture-pane", "-p", "-t", "0"])
     }
 
+    /// The screen as the pane draws it: like [`Tmux::screen`], with the cells a
+    /// program wrote in DEC line drawing shown as the lines they are (tmux keeps them
+    /// as the ASCII letters and translates only when it draws).
+    pub fn screen_drawn(&self) -> String {
+        let raw = self.run(&["capture-pane", "-p", "-e", "-t", "0"]);
+        let mut out = String::new();
+        let mut graphics = false;
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\x0e' => graphics = true,
+                '\x0f' => graphics = false,
+                // Colours and attributes: not part of the text.
+                '\x1b' => {
+                    for c in chars.by_ref() {
+                        if c.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                }
+                c if graphics && c.is_ascii() => {
+                    out.push(bioxen::term::dec_special_graphics(c as u8).unwrap_or(c))
+                }
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    /// The cursor in the pane: (row, column), from 0.
+    pub fn cursor(&self) -> (u16, u16) {
+        let out = self.run(&[
+            "display-message",
+            "-p",
+            "-t",
+            "0",
+            "#{cursor_y} #{cursor_x}",
+        ]);
+        let mut n = out.split_whitespace().map(|n| n.parse().expect("a number"));
+        (n.next().expect("a row"), n.next().expect("a column"))
+    }
+
     pub fn resize(&self, cols: u16, rows: u16) {
         self.run(&[
             "resize-window",
