@@ -211,7 +211,7 @@ impl Screen {
         }
         if !bytes
             .iter()
-            .all(|&b| (0x20..0x7f).contains(&b) || b == b'\r' || b == b'\n')
+            .all(|&b| (0x20..0x7f).contains(&b) || b == b'\r' || b == b'\n' || b == b'\t')
         {
             return false;
         }
@@ -232,6 +232,14 @@ impl Screen {
         if !plain {
             return false;
         }
+        // Each complete line as the cells it fills (tabs as the blanks they skip).
+        let Some(texts) = lines
+            .iter()
+            .map(|l| expand_tabs(&l[..l.len() - 1], cols))
+            .collect::<Option<Vec<_>>>()
+        else {
+            return false;
+        };
         let row_count = |l: &[u8]| l.len().div_ceil(cols).max(1);
         self.process(&bytes[..=first_nl]);
         let vt = self.parser.screen();
@@ -256,7 +264,7 @@ impl Screen {
         let mut kept_rows = 0;
         let mut first_kept = lines.len();
         while first_kept > 0 {
-            let r = row_count(&lines[first_kept - 1][..lines[first_kept - 1].len() - 1]);
+            let r = row_count(&texts[first_kept - 1]);
             if kept_rows + r > rows - 1 {
                 break;
             }
@@ -281,8 +289,7 @@ impl Screen {
             callbacks.remember(&row);
         }
         // ...then the lines that would scroll by unseen, split into rows as wrapping does.
-        for line in &lines[..first_kept] {
-            let text = &line[..line.len() - 1];
+        for text in &texts[..first_kept] {
             if text.is_empty() {
                 callbacks.remember("");
             }
@@ -541,6 +548,24 @@ impl Screen {
     }
 }
 
+/// A line of text with its tabs turned into the blanks they skip (stops every eight
+/// columns, the parser's own), or `None` when a line with tabs reaches the last column:
+/// there a tab stops short instead of wrapping, which plain text cannot say.
+fn expand_tabs(text: &[u8], cols: usize) -> Option<std::borrow::Cow<'_, [u8]>> {
+    if !text.contains(&b'\t') {
+        return Some(text.into());
+    }
+    let mut out = Vec::with_capacity(text.len() + 8);
+    for &b in text {
+        if b == b'\t' {
+            out.resize((out.len() / 8 + 1) * 8, b' ');
+        } else {
+            out.push(b);
+        }
+    }
+    (out.len() < cols).then_some(out.into())
+}
+
 /// The normal screen behind the alternate one, as escape sequences that redraw it and
 /// put its cursor back: what a full-screen program (an editor, `less`) returns to when
 /// it ends. vt100 draws only the screen in use, so a copy of the screen leaves the
@@ -654,6 +679,7 @@ mod tests {
             1 => "[ -~]{60,200}".prop_map(|s| format!("{s}\r\n")),
             1 => "[a-z]{1,10}".prop_map(|s| format!("\x1b[31m{s}\x1b[m\r\n")),
             1 => "[a-z]{1,10}".prop_map(|s| format!("{s}\r{s}\r\n")),
+            2 => "[a-z\t]{0,30}".prop_map(|s| format!("> {s}\r\n")),
             1 => "[a-z]{0,10}".prop_map(|s| format!("{s}\n")),
             // What vt100 leaves to bioxen: character sets left designated or shifted,
             // insert mode, autowrap off, tab stops, the alignment pattern, column mode.
@@ -694,7 +720,7 @@ mod tests {
             cuts in proptest::collection::vec(1usize..4000, 0..6),
             cap in 0usize..500,
             mode in proptest::sample::select(MODES),
-            flood in proptest::collection::vec("[ -~]{0,40}", 0..200),
+            flood in proptest::collection::vec("[ -~\t]{0,40}", 0..200),
         ) {
             let size = Size::new(rows, cols);
             let mut fast = Screen::new(size, cap);
@@ -722,6 +748,30 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(100))]
+
+        /// REPL-like floods, whose results are tab-separated, take the fast path and
+        /// leave what the parser leaves.
+        #[test]
+        fn tabbed_floods_take_the_fast_path(
+            rows in 2u16..30,
+            cols in 20u16..90,
+            flood in proptest::collection::vec("[a-z ]{0,5}\t[a-z]{0,5}\t?|> [ -~]{0,15}", 50..300),
+        ) {
+            let size = Size::new(rows, cols);
+            let mut fast = Screen::new(size, 1000);
+            let mut slow = Screen::without_fast_path(size, 1000);
+            let flood = flood.iter().map(|l| format!("{l}\r\n")).collect::<String>();
+            for chunk in ["\r\n".repeat(rows as usize).as_bytes(), flood.as_bytes()] {
+                fast.feed(chunk);
+                slow.feed(chunk);
+            }
+            prop_assert_eq!(fast.fast_chunks, 1);
+            prop_assert_eq!(fast.text(), slow.text());
+            prop_assert_eq!(fast.vt().cursor_position(), slow.vt().cursor_position());
+            let f: Vec<String> = fast.history().map(plain_row).collect();
+            let s: Vec<String> = slow.history().map(plain_row).collect();
+            prop_assert_eq!(f, s);
+        }
 
         /// A mirror made from a snapshot at any point goes on showing what the
         /// session's screen shows, whatever modes the output left set.
