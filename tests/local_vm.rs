@@ -68,6 +68,7 @@ async fn validation_flow_basic() {
 async fn execute_string_returns_exactly_the_codes_output() {
     let m = manager();
     let id = ready_vm(&m).await;
+    common::shares_state_between_calls(&m, &id).await;
 
     let r = m.execute_string(&id, "x = 6 * 7", WAIT).await.unwrap();
     assert_eq!(r.output, "");

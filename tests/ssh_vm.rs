@@ -73,29 +73,20 @@ async fn ssh_kind_runs_lua_and_follows_window_changes() {
         .unwrap();
     m.read_until(&id, "size=30 100", WAIT).await.unwrap();
 
-    // Non-interactive work goes through its own exec channel, not the REPL.
+    // execute_string runs in the interpreter the user types into, as on a local VM:
+    // it sees what was typed, and what it sets stays.
     m.wait_ready(&id, WAIT).await.unwrap();
-    let before = m.with_screen(&id, |s| s.text()).unwrap();
     let r = m
-        .execute_string(&id, "6 * 7, 'from exec'", WAIT)
+        .execute_string(&id, "x, 6 * 7, 'from the REPL'", WAIT)
         .await
         .unwrap();
-    assert_eq!(r.output, "42\tfrom exec\n");
+    assert_eq!(r.output, "42\t42\tfrom the REPL\n");
+    common::shares_state_between_calls(&m, &id).await;
     let r = m
         .execute_string(&id, "error('remote boom')", WAIT)
         .await
         .unwrap();
     assert!(r.error.as_deref().unwrap().contains("remote boom"), "{r:?}");
-    let r = m.execute_string(&id, "x", WAIT).await.unwrap();
-    assert_eq!(
-        r.output, "nil\n",
-        "exec channels do not share the REPL's state"
-    );
-    assert_eq!(
-        m.with_screen(&id, |s| s.text()).unwrap(),
-        before,
-        "nothing was typed into the REPL"
-    );
 
     m.terminate_vm_session(&id).await.unwrap();
     assert!(
@@ -311,6 +302,8 @@ async fn xcpng_validation_flow() {
         "progress shows in the pane: {out}"
     );
     assert!(out.contains("[bioxen] waiting for an IP address"), "{out}");
+    m.wait_ready(&id, WAIT).await.unwrap();
+    common::shares_state_between_calls(&m, &id).await;
     m.terminate_vm_session(&id).await.unwrap();
     assert_eq!(sim.sim.guest_vm_count(), 0, "the VM is gone from the pool");
     assert!(

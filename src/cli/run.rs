@@ -4,7 +4,8 @@
 //! A local VM is the interpreter itself, run with the VM's environment (rocks paths,
 //! `BIOXEN_VM`) and this terminal's stdin, stdout and stderr: output, errors,
 //! tracebacks, `arg`, `io.read` and `os.exit` codes are exactly the interpreter's.
-//! Remote kinds run each chunk in an exec channel on the host.
+//! Remote kinds run each chunk in the interactive interpreter of a VM made for the run,
+//! as `execute_string` does.
 
 use std::time::Duration;
 

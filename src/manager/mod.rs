@@ -635,7 +635,9 @@ impl Manager {
         }
     }
 
-    /// Runs Lua `code` in the VM and returns its output; see [`execute`].
+    /// Runs Lua `code` in the VM's interpreter, the one the user types into, and
+    /// returns its output; see [`execute`]. On every kind, so state set by one call
+    /// (or typed by the user) is there for the next.
     pub async fn execute_string(
         &self,
         id: &str,
@@ -654,9 +656,6 @@ impl Manager {
         timeout: Duration,
     ) -> Result<ExecResult> {
         let session = self.get(id)?;
-        if session.kind() != VmKind::Local {
-            return remote::execute(&session, code, chunk_name, timeout).await;
-        }
         execute::run(&session, code, chunk_name, timeout).await
     }
 

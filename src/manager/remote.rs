@@ -16,7 +16,6 @@ use tokio::sync::Notify;
 use super::{Manager, Process, Session, WriterMsg, run_writer};
 use crate::error::{Error, Result};
 use crate::lock;
-use crate::manager::ExecResult;
 use crate::vm::ssh::{self, ChannelEnd, Connection, PtyReader, PtyWriter, SshError, SshTarget};
 use crate::vm::{Control, VmKind, VmSpec, VmState, signal_number};
 use crate::xapi::lifecycle::{self, CreateSpec};
@@ -439,73 +438,6 @@ pub(super) async fn destroy_pool_vm(manager: &Manager, session: &Session) -> Res
         &manager.inner.events,
     );
     Ok(())
-}
-
-/// Lua run in a fresh remote interpreter on its own exec channel: reads the chunk from
-/// stdin, evaluates it as the REPL would (expression first), prints the results.
-const DRIVER: &str = r#"local code = io.read("a")
-local name = CHUNK_NAME
-local f, err = load("return " .. code, name)
-if not f then f, err = load(code, name) end
-if not f then io.stderr:write(err, "\n") os.exit(1) end
-local r = table.pack(xpcall(f, debug.traceback))
-if not r[1] then io.stderr:write(tostring(r[2]), "\n") os.exit(1) end
-if r.n > 1 then print(table.unpack(r, 2, r.n)) end"#;
-
-/// Runs `code` on the session's host in its own exec channel, never typed into the
-/// user's REPL. Remote chunks do not share the interactive interpreter's state.
-pub(super) async fn execute(
-    session: &Session,
-    code: &str,
-    chunk_name: &str,
-    timeout: Duration,
-) -> Result<ExecResult> {
-    let (conn, command) = {
-        let remote = lock(&session.remote);
-        let r = remote
-            .as_ref()
-            .ok_or_else(|| Error::session(session.id(), "is not connected"))?;
-        let conn = r
-            .conn
-            .clone()
-            .ok_or_else(|| Error::session(session.id(), "is not connected"))?;
-        (conn, r.target.command.clone())
-    };
-    let words =
-        shell_words::split(&command).map_err(|e| Error::Manager(format!("ssh command: {e}")))?;
-    let program = words.first().cloned().unwrap_or_else(|| "lua5.4".into());
-    let driver = DRIVER.replace("CHUNK_NAME", &crate::lua_literal::quote(chunk_name));
-    let argv = [program.as_str(), "-e", driver.as_str()];
-    let mut ignore = |_: &[u8]| {};
-    let env = ssh::rocks_env();
-    let run = conn.exec_streaming(&env, &argv, code.as_bytes(), &mut ignore);
-    let out = match tokio::time::timeout(timeout, run).await {
-        Err(_) => {
-            return Err(Error::Timeout {
-                id: session.id(),
-                what: "waiting for remote code to finish".into(),
-                seconds: timeout.as_secs_f64(),
-            });
-        }
-        Ok(r) => r.map_err(|source| Error::Ssh {
-            id: session.id(),
-            source,
-        })?,
-    };
-    let text = |b: &[u8]| String::from_utf8_lossy(b).replace("\r\n", "\n");
-    let error = match out.status {
-        Some(0) => None,
-        Some(127) => Some(format!(
-            "{program} is not installed on {}: {}",
-            conn.target().host,
-            text(&out.stderr).trim()
-        )),
-        _ => Some(text(&out.stderr)),
-    };
-    Ok(ExecResult {
-        output: text(&out.stdout),
-        error,
-    })
 }
 
 impl Manager {

@@ -6,10 +6,10 @@
 //! user with its SHA256 fingerprint (accept once, accept and remember, refuse); without
 //! a user to ask it is refused, with the fingerprint in the error.
 //!
-//! The interactive REPL runs in a PTY channel; everything non-interactive (executing a
-//! chunk, installing a package) runs in its own exec channel with its input on stdin,
-//! so nothing is ever typed into the user's REPL and no user text passes through the
-//! remote shell.
+//! The interactive REPL runs in a PTY channel, and `execute_string` types its chunk
+//! there as on a local VM, so both share one interpreter's state. Installing a package
+//! runs in its own exec channel with each argument quoted as one word, so no user text
+//! passes through the remote shell.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -68,7 +68,6 @@ pub fn group_members(pgid: u32) -> usize {
         .count()
 }
 
-/// Polls `cond` until it holds or `timeout` passes.
 /// A local VM made with `options`, at its first prompt.
 pub async fn ready_local_vm(m: &Manager, options: bioxen::VmOptions) -> String {
     let id = m
@@ -79,6 +78,7 @@ pub async fn ready_local_vm(m: &Manager, options: bioxen::VmOptions) -> String {
     id
 }
 
+/// Polls `cond` until it holds or `timeout` passes.
 pub async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + timeout;
     loop {
@@ -114,4 +114,13 @@ pub fn vm_info(id: &str, state: bioxen::VmState, pid: Option<u32>) -> bioxen::Vm
         status: None,
         silence_secs: 0,
     }
+}
+
+/// The seeds' interactive flow on any kind: state set by one `execute_string` is seen
+/// by the next, and its output is exactly the code's.
+pub async fn shares_state_between_calls(m: &Manager, id: &str) {
+    let r = m.execute_string(id, "y = 42", WAIT).await.unwrap();
+    assert_eq!((r.output.as_str(), r.ok()), ("", true), "{r:?}");
+    let r = m.execute_string(id, "print(y)", WAIT).await.unwrap();
+    assert_eq!(r.output, "42\n", "{id}: the second call sees the first's y");
 }
