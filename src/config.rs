@@ -207,6 +207,9 @@ pub struct XcpngSsh {
     pub identity: Option<String>,
     pub known_hosts: Option<String>,
     pub command: String,
+    /// How long to keep trying the guest's sshd once its IP shows, in seconds: a
+    /// guest's sshd starts a little after its network.
+    pub wait_secs: u64,
 }
 
 impl Default for XcpngSsh {
@@ -217,6 +220,7 @@ impl Default for XcpngSsh {
             identity: None,
             known_hosts: None,
             command: default_remote_lua(),
+            wait_secs: 60,
         }
     }
 }

@@ -311,6 +311,7 @@ fn every_config_key_is_checked() {
             "xcpng.pasword",
         ),
         ("[xcpng.ssh]\nport = 70000\n", 2, "xcpng.ssh.port"),
+        ("[xcpng.ssh]\nwait_secs = -1\n", 2, "xcpng.ssh.wait_secs"),
         (
             "[[ssh_hosts]]\nname = \"a\"\nhost = \"h\"\nport = \"22\"\n",
             4,

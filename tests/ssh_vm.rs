@@ -312,6 +312,69 @@ async fn xcpng_validation_flow() {
     );
 }
 
+/// A pool VM whose guest never answers SSH: the pane counts the attempts and the time
+/// left on one line, the failure says what to check, and the progress lines before it
+/// are single-spaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_guest_counts_its_attempts_and_says_what_to_check() {
+    let sshd = Sshd::start("xcpng-nossh");
+    let sim = SimServer::start("127.0.0.1:0".parse().unwrap(), SimOptions::default(), false)
+        .await
+        .unwrap();
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = format!(
+        "[xcpng]\nurl = \"{}\"\npassword = \"password\"\n\
+         [xcpng.ssh]\nuser = \"{}\"\nport = {closed}\nidentity = \"{}\"\nknown_hosts = \"{}\"\nwait_secs = 3\n",
+        sim.url,
+        sshd.user,
+        sshd.client_key.display(),
+        sshd.known_hosts.display()
+    );
+    let m = manager_for(&config, Trust::default());
+    let err = m
+        .create_interactive_vm(Some("far"), VmKind::Xcpng, VmOptions::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    for what in [
+        "no SSH after",
+        "[xcpng.ssh] port",
+        &format!("({closed})"),
+        "sshd",
+        "firewall",
+    ] {
+        assert!(err.contains(what), "{what:?} missing from: {err}");
+    }
+    let screen = m.with_screen("far", |s| s.text()).unwrap();
+    assert!(
+        screen.contains("attempt ") && screen.contains(" s left"),
+        "{screen}"
+    );
+    assert_eq!(
+        screen.matches("waiting for sshd").count(),
+        1,
+        "the waiting line is replaced, not repeated:\n{screen}"
+    );
+    assert!(screen.contains("Connection refused"), "{screen}");
+    let lines: Vec<&str> = screen.lines().collect();
+    assert!(
+        lines
+            .windows(2)
+            .all(|w| !(w[0].is_empty() && w[1].starts_with("[bioxen]"))),
+        "no blank line between progress lines:\n{screen}"
+    );
+    assert!(matches!(m.info("far").unwrap().state, VmState::Failed(_)));
+    // The pool VM it made stays until the user decides; terminating removes it.
+    assert_eq!(sim.sim.guest_vm_count(), 1);
+    m.terminate_vm_session("far").await.unwrap();
+    assert_eq!(sim.sim.guest_vm_count(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_command_on_remote_kinds() {
     let sshd = Sshd::start("run");

@@ -496,3 +496,40 @@ fn a_big_grid_at_80x24_shows_one_page_at_a_time() {
         "9 tiles a page"
     );
 }
+
+/// A pool VM whose SSH never came up: the reason and what to check are read whole,
+/// wrapped at the bottom of its last screen, at 80x24.
+#[test]
+fn a_long_failure_wraps_in_the_pane() {
+    let mut app = app_with_size(80, 24);
+    let reason = "ssh: root@10.0.0.7:22: Connection refused (os error 111); no SSH after \
+                  61 attempts in 60 s. Check that [xcpng.ssh] port (22) is the port the \
+                  guest's sshd listens on, that sshd runs on the guest, and that no \
+                  firewall blocks the port";
+    app.rows = vec![info(
+        "pool-1",
+        VmState::Failed(reason.into()),
+        None,
+        None,
+        None,
+        0,
+    )];
+    app.current = Some("pool-1".into());
+    let mut screen = Screen::new(app.areas().pane_size(), 100);
+    screen.feed(b"[bioxen] connecting to root@10.0.0.7:22\r\n");
+    let screens = HashMap::from([("pool-1".to_string(), screen)]);
+    let mut t = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    t.draw(|f| draw(f, &app, &screens)).unwrap();
+    insta::assert_snapshot!(t.backend());
+    let text: String = t
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(text.contains("no firewall blocks the port"), "{text}");
+}

@@ -1164,8 +1164,25 @@ impl Session {
 
     /// A line from bioxen itself in the session's pane (dimmed), for progress and for
     /// what happened to the connection.
+    /// A line from bioxen in the session's pane, on a line of its own: one line
+    /// down only when the cursor is not already at a line's start, so notices in a
+    /// row are single-spaced.
     fn notice(&self, text: &str, events: &broadcast::Sender<Event>) {
-        let line = format!("\r\n\x1b[0;2m[bioxen] {text}\x1b[0m\r\n");
+        let fresh_line = lock(&self.screen).vt().cursor_position().1 == 0;
+        let line = format!(
+            "{}\x1b[0;2m[bioxen] {text}\x1b[0m\r\n",
+            if fresh_line { "" } else { "\r\n" }
+        );
+        self.on_output(line.as_bytes(), events);
+    }
+
+    /// A line from bioxen that the next one replaces (a count going up), until a
+    /// notice follows it. Cut to the pane's width: a wrapped line could not be
+    /// replaced.
+    fn progress(&self, text: &str, events: &broadcast::Sender<Event>) {
+        let cols = lock(&self.screen).size().cols as usize;
+        let text = crate::ui::draw::truncate(&format!("[bioxen] {text}"), cols.saturating_sub(1));
+        let line = format!("\r\x1b[0;2m{text}\x1b[0m\x1b[K");
         self.on_output(line.as_bytes(), events);
     }
 

@@ -108,13 +108,22 @@ pub(super) async fn start(manager: &Manager, session: &Arc<Session>) -> Result<(
     });
     session.notice(&format!("connecting to {}", target.label()), &events);
     // A freshly booted VM's sshd may need a moment after its IP appears.
-    let patience = if session.kind() == VmKind::Xcpng {
-        Duration::from_secs(60)
-    } else {
-        Duration::ZERO
+    let patience = match (&manager.inner.config.xcpng, session.kind()) {
+        (Some(x), VmKind::Xcpng) => Duration::from_secs(x.ssh.wait_secs),
+        _ => Duration::ZERO,
     };
+    let waiting = |attempt: u32, left: Duration, why: &str| {
+        session.progress(
+            &format!(
+                "waiting for sshd: attempt {attempt}, {} s left ({why})",
+                left.as_secs()
+            ),
+            &events,
+        );
+    };
+    let trust = &manager.inner.config.trust;
     let conn = tokio::select! {
-        conn = connect_patiently(&target, &manager.inner.config.trust, patience) => conn
+        conn = connect_patiently(&target, trust, patience, waiting) => conn
             .map_err(|source| Error::Ssh { id: session.id(), source })?,
         () = session.stop.raised() => {
             return Err(Error::session(session.id(), "killed while connecting"));
@@ -133,17 +142,36 @@ pub(super) async fn start(manager: &Manager, session: &Arc<Session>) -> Result<(
     Ok(())
 }
 
+/// Connects, retrying for `patience` while nothing answers (a guest's sshd starts a
+/// little after its IP shows), and telling `waiting` about each failed attempt. When
+/// the patience runs out the error says what to check.
 async fn connect_patiently(
     target: &SshTarget,
     trust: &ssh::Trust,
     patience: Duration,
+    waiting: impl Fn(u32, Duration, &str),
 ) -> Result<Connection, SshError> {
-    let deadline = Instant::now() + patience;
+    let start = Instant::now();
+    let deadline = start + patience;
+    let mut attempt = 0;
     loop {
+        attempt += 1;
         match ssh::connect(target, trust).await {
             Err(SshError::Connect(m)) if Instant::now() < deadline => {
                 tracing::debug!("waiting for sshd on {}: {m}", target.label());
+                // The reason alone: the line before names the target.
+                let reason = m.rsplit(": ").next().unwrap_or(&m);
+                waiting(attempt, deadline - Instant::now(), reason);
                 tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(SshError::Connect(m)) if attempt > 1 => {
+                return Err(SshError::Connect(format!(
+                    "{m}; no SSH after {attempt} attempts in {} s. Check that [xcpng.ssh] \
+                     port ({}) is the port the guest's sshd listens on, that sshd runs on \
+                     the guest, and that no firewall blocks the port",
+                    start.elapsed().as_secs(),
+                    target.port
+                )));
             }
             other => return other,
         }

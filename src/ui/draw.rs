@@ -417,6 +417,46 @@ fn hints(app: &App) -> String {
     parts.into_iter().flatten().collect::<Vec<_>>().join("  ")
 }
 
+/// `text` in lines of at most `width` columns, broken at spaces where it can be (a
+/// word longer than a line is cut).
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    use unicode_width::UnicodeWidthStr;
+    let width = width.max(1);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        let mut word = word.to_string();
+        loop {
+            let room = width.saturating_sub(line.width() + usize::from(!line.is_empty()));
+            if word.width() <= room {
+                if !line.is_empty() {
+                    line.push(' ');
+                }
+                line.push_str(&word);
+                break;
+            }
+            if line.is_empty() {
+                // Too long for any line: cut it.
+                let mut cut = String::new();
+                for c in word.chars() {
+                    if (cut.clone() + &c.to_string()).width() > width {
+                        break;
+                    }
+                    cut.push(c);
+                }
+                word = word[cut.len()..].to_string();
+                lines.push(cut);
+            } else {
+                lines.push(std::mem::take(&mut line));
+            }
+        }
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 pub fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         text.to_string()

@@ -6,7 +6,7 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Alignment, Position, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Paragraph};
+use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 
 use super::app::{App, Focus};
 use super::draw::{Screens, state_color, truncate};
@@ -153,9 +153,11 @@ pub fn draw(frame: &mut Frame, app: &App, screens: &dyn Screens, outer: Rect, pa
             Line::from(Span::styled(text, super::list_pane::progress_style(p))).right_aligned(),
         );
     } else if !info.state.is_alive() {
+        // Short: a long reason is read whole at the bottom of the pane.
+        let label = truncate(&info.state.label(), (outer.width as usize / 3).max(8));
         block = block.title(
             Line::from(Span::styled(
-                format!(" {} ", info.state.label()),
+                format!(" {label} "),
                 Style::new()
                     .fg(state_color(&info.state))
                     .add_modifier(Modifier::BOLD),
@@ -176,14 +178,23 @@ pub fn draw(frame: &mut Frame, app: &App, screens: &dyn Screens, outer: Rect, pa
             .key_for(Mode::List, Action::Kill)
             .unwrap_or_default();
         let text = format!(
-            " {} — in the list: {restart} restarts, {kill} removes ",
+            "{} — in the list: {restart} restarts, {kill} removes",
             info.state.label()
         );
-        let line = Rect::new(pane.x, pane.y + pane.height - 1, pane.width, 1);
+        // Wrapped, so a long reason (an SSH failure and what to check) is read whole,
+        // on at most half the pane.
+        let lines = super::draw::wrap(&text, (pane.width as usize).saturating_sub(2));
+        let height = (lines.len() as u16).min((pane.height / 2).max(1));
+        let area = Rect::new(pane.x, pane.y + pane.height - height, pane.width, height);
+        let lines: Vec<Line> = lines
+            .into_iter()
+            .take(height as usize)
+            .map(|l| Line::from(format!(" {l}")))
+            .collect();
+        frame.render_widget(Clear, area);
         frame.render_widget(
-            Paragraph::new(truncate(&text, pane.width as usize))
-                .style(Style::new().fg(Color::Black).bg(state_color(&info.state))),
-            line,
+            Paragraph::new(lines).style(Style::new().fg(Color::Black).bg(state_color(&info.state))),
+            area,
         );
     }
     if let Some(pos) = cursor {
