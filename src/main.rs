@@ -103,6 +103,22 @@ enum Command {
         /// Add this many plain halted VMs (for scale tests).
         #[arg(long, default_value_t = 0)]
         vms: usize,
+        /// Make the next call of METHOD fail with an XAPI error, e.g. `VM.clone=SR_FULL`
+        /// or `VM.start=VM_BAD_POWER_STATE,OpaqueRef:x,halted,running` (repeatable).
+        #[arg(long = "fail", value_name = "METHOD=CODE[,PARAM...]", value_parser = parse_fail)]
+        fail: Vec<(String, Vec<String>)>,
+        /// Close the connection of the next N requests without answering.
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        drop_next: u32,
+        /// Answer the next N requests with HTTP 500.
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        http500_next: u32,
+        /// Answer the next N requests with a body that is neither XML nor JSON.
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        garbage_next: u32,
+        /// Milliseconds every `event.from` waits before answering.
+        #[arg(long, default_value_t = 0)]
+        event_delay_ms: u64,
     },
     /// List the VMs of running dashboards and the configured hosts.
     Ls {
@@ -139,6 +155,18 @@ enum Command {
     Completions { shell: clap_complete::Shell },
     /// Print the manual page (roff).
     Man,
+}
+
+/// `METHOD=CODE[,PARAM...]` for `bioxen sim --fail`.
+fn parse_fail(text: &str) -> Result<(String, Vec<String>), String> {
+    let (method, error) = text
+        .split_once('=')
+        .ok_or("expected METHOD=CODE[,PARAM...], e.g. VM.clone=SR_FULL")?;
+    let description: Vec<String> = error.split(',').map(str::to_string).collect();
+    if method.is_empty() || description[0].is_empty() {
+        return Err("expected METHOD=CODE[,PARAM...], e.g. VM.clone=SR_FULL".into());
+    }
+    Ok((method.to_string(), description))
 }
 
 fn main() -> ExitCode {
@@ -280,7 +308,26 @@ fn main() -> ExitCode {
             member_of,
             latency_ms,
             vms,
+            fail,
+            drop_next,
+            http500_next,
+            garbage_next,
+            event_delay_ms,
         }) => {
+            let faults = bioxen::sim::Faults {
+                latency: Duration::from_millis(latency_ms),
+                drop_next,
+                http500_next,
+                garbage_next,
+                fail_method: fail,
+                event_delay: Duration::from_millis(event_delay_ms),
+            };
+            // The default password is the simulator's, known to all; one from a
+            // variable is the user's and is never shown.
+            let password_line = match &password_env {
+                Some(var) => format!("password_env = \"{var}\""),
+                None => "password = \"password\"".to_string(),
+            };
             let password = match password_env {
                 Some(var) => match std::env::var(&var) {
                     Ok(p) => p,
@@ -307,11 +354,23 @@ fn main() -> ExitCode {
             runtime.block_on(async move {
                 match bioxen::sim::SimServer::start(listen, options, tls).await {
                     Ok(server) => {
-                        server.sim.faults.lock().map(|mut f| f.latency = Duration::from_millis(latency_ms)).ok();
+                        let armed = faults.describe();
+                        if let Ok(mut f) = server.sim.faults.lock() {
+                            *f = faults;
+                        }
                         server.sim.add_bulk_vms(vms);
                         println!("bioxen sim: listening on {}", server.url);
                         if let Some(fp) = &server.fingerprint {
                             println!("bioxen sim: certificate {fp}");
+                        }
+                        for fault in armed {
+                            println!("bioxen sim: fault armed: {fault}");
+                        }
+                        let user = &server.sim.options.username;
+                        println!("bioxen sim: for bioxen.toml:");
+                        println!("[xcpng]\nurl = \"{}\"\nusername = \"{user}\"\n{password_line}", server.url);
+                        if let Some(fp) = &server.fingerprint {
+                            println!("tls_fingerprint = \"{fp}\"");
                         }
                         if !listen.ip().is_loopback() {
                             eprintln!("bioxen sim: warning: listening on {}, reachable from other machines", listen.ip());

@@ -270,6 +270,66 @@ fn sim_prints_its_url_and_certificate() {
     );
 }
 
+/// `bioxen sim` says which faults its flags armed and prints an `[xcpng]` section
+/// that works as it is; an armed failure shows where a researcher would meet it.
+#[test]
+fn sim_prints_a_working_config_and_arms_faults_from_its_flags() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempdir();
+    let mut child = Command::new(bioxen_exe())
+        .args([
+            "sim",
+            "--fail",
+            "VM.clone=SR_FULL",
+            "--event-delay-ms",
+            "20",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut said = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.starts_with("password");
+        said.push(line);
+        if done {
+            break;
+        }
+    }
+    let text = said.join("\n");
+    assert!(
+        text.contains("fault armed: the next VM.clone fails with SR_FULL")
+            && text.contains("fault armed: event.from answers 20 ms late"),
+        "{text}"
+    );
+    let section = &text[text.find("[xcpng]").expect("an [xcpng] section")..];
+    let config = dir.join("bioxen.toml");
+    std::fs::write(&config, format!("{section}\n")).unwrap();
+    let bioxen = |args: &[&str]| {
+        Command::new(bioxen_exe())
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("XDG_RUNTIME_DIR", dir.join("run"))
+            .env("XDG_STATE_HOME", dir.join("state"))
+            .output()
+            .unwrap()
+    };
+    let ls = bioxen(&["ls"]);
+    let run = bioxen(&["run", "--kind", "xcpng", "-e", "print(1)"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    let ls_err = String::from_utf8_lossy(&ls.stderr);
+    assert!(
+        ls.status.success() && !ls_err.contains("bioxen ls: pool"),
+        "the printed section logs in: {ls_err}"
+    );
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{err}");
+    assert!(err.contains("cloning failed: XAPI error SR_FULL"), "{err}");
+}
+
 /// Every key, given a value of the wrong kind: the error names the file, the line and
 /// the key, and bioxen exits with 2.
 #[test]

@@ -69,6 +69,38 @@ pub struct Faults {
     pub garbage_next: u32,
     /// The next call of a method fails with this error description.
     pub fail_method: Vec<(String, Vec<String>)>,
+    /// Added before every `event.from` answer: a pool slow to report changes.
+    pub event_delay: Duration,
+}
+
+impl Faults {
+    /// What is armed, in words, for `bioxen sim` to say at start.
+    pub fn describe(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .fail_method
+            .iter()
+            .map(|(m, d)| format!("the next {m} fails with {}", d.join(" ")))
+            .collect();
+        for (n, what) in [
+            (self.drop_next, "have their connection closed unanswered"),
+            (self.http500_next, "get HTTP 500"),
+            (self.garbage_next, "get a body that is neither XML nor JSON"),
+        ] {
+            if n > 0 {
+                out.push(format!("the next {n} request(s) {what}"));
+            }
+        }
+        if !self.latency.is_zero() {
+            out.push(format!("every answer {} ms late", self.latency.as_millis()));
+        }
+        if !self.event_delay.is_zero() {
+            out.push(format!(
+                "event.from answers {} ms late",
+                self.event_delay.as_millis()
+            ));
+        }
+        out
+    }
 }
 
 pub struct Sim {
@@ -394,6 +426,10 @@ impl Sim {
     // ----- events ----------------------------------------------------------------------
 
     async fn event_from(&self, method: &str, args: &[XVal]) -> Reply {
+        let delay = lock(&self.faults).event_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let [classes, token, timeout] = arity::<3>(method, args)?;
         let classes: Vec<String> = classes
             .as_array()

@@ -232,13 +232,25 @@ impl Screen {
         if !plain {
             return false;
         }
-        // Each complete line as the cells it fills (tabs as the blanks they skip).
-        let Some(texts) = lines
-            .iter()
-            .map(|l| expand_tabs(&l[..l.len() - 1], cols))
-            .collect::<Option<Vec<_>>>()
-        else {
-            return false;
+        // With tabs, each complete line as the cells it fills (tabs as the blanks they
+        // skip); worked out only for chunks that have tabs at all.
+        let expanded = if memchr::memchr(b'\t', rest).is_some() {
+            let Some(texts) = lines
+                .iter()
+                .map(|l| expand_tabs(&l[..l.len() - 1], cols))
+                .collect::<Option<Vec<_>>>()
+            else {
+                return false;
+            };
+            Some(texts)
+        } else {
+            None
+        };
+        let text = |i: usize| -> &[u8] {
+            match &expanded {
+                Some(texts) => &texts[i],
+                None => &lines[i][..lines[i].len() - 1],
+            }
         };
         let row_count = |l: &[u8]| l.len().div_ceil(cols).max(1);
         self.process(&bytes[..=first_nl]);
@@ -264,7 +276,7 @@ impl Screen {
         let mut kept_rows = 0;
         let mut first_kept = lines.len();
         while first_kept > 0 {
-            let r = row_count(&texts[first_kept - 1]);
+            let r = row_count(text(first_kept - 1));
             if kept_rows + r > rows - 1 {
                 break;
             }
@@ -289,7 +301,7 @@ impl Screen {
             callbacks.remember(&row);
         }
         // ...then the lines that would scroll by unseen, split into rows as wrapping does.
-        for text in &texts[..first_kept] {
+        for text in (0..first_kept).map(text) {
             if text.is_empty() {
                 callbacks.remember("");
             }
