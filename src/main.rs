@@ -97,6 +97,11 @@ enum Command {
         /// Act as a pool member: logins answer HOST_IS_SLAVE naming this master address.
         #[arg(long, value_name = "ADDRESS")]
         member_of: Option<String>,
+        /// As a member: the master's certificate fingerprint, sent with HOST_IS_SLAVE to
+        /// a login that asks for it (so a client that pinned the member can pin the
+        /// master).
+        #[arg(long, value_name = "SHA256", requires = "member_of")]
+        master_thumbprint: Option<String>,
         /// Milliseconds of latency added to every request.
         #[arg(long, default_value_t = 0)]
         latency_ms: u64,
@@ -306,6 +311,7 @@ fn main() -> ExitCode {
             guest_ip,
             tls,
             member_of,
+            master_thumbprint,
             latency_ms,
             vms,
             fail,
@@ -344,6 +350,8 @@ fn main() -> ExitCode {
                 boot_delay: Duration::from_millis(boot_delay_ms),
                 guest_ip,
                 member_of,
+                master_thumbprint: master_thumbprint
+                    .map(|t| t.trim_start_matches("sha256:").to_string()),
                 host_address: listen.ip().to_string(),
                 ..Default::default()
             };

@@ -322,6 +322,51 @@ async fn pool_member_redirects_to_its_master() {
     assert!(!vms.is_empty());
 }
 
+/// With the member's certificate pinned, the master's (another self-signed one) is
+/// pinned from the thumbprint the member sends with HOST_IS_SLAVE; a member that names
+/// none leaves the old pin, and the master is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_member_hands_its_pin_over_to_the_master() {
+    // A master and a member on one port at two loopback addresses, each with its own
+    // self-signed certificate; the member names its master's when `names` says so.
+    let pair = |member: &'static str, master: &'static str, names: bool| async move {
+        let m = SimServer::start(format!("{master}:0").parse().unwrap(), options(), true)
+            .await
+            .unwrap();
+        let fp = m.fingerprint.clone().unwrap();
+        let options = SimOptions {
+            member_of: Some(master.into()),
+            master_thumbprint: names.then(|| fp.trim_start_matches("sha256:").into()),
+            ..options()
+        };
+        let at = format!("{member}:{}", m.addr.port()).parse().unwrap();
+        let s = SimServer::start(at, options, true)
+            .await
+            .expect("the master's port free on the member's address too");
+        assert_ne!(s.fingerprint, m.fingerprint, "two certificates");
+        (m, s)
+    };
+    let (master, member) = pair("127.0.0.1", "127.0.0.2", true).await;
+    let member_pin = parse_fingerprint(member.fingerprint.as_deref().unwrap()).unwrap();
+    let c = client(&member.url, TlsMode::Pinned(member_pin), PASSWORD);
+    c.connect().await.unwrap();
+    assert_eq!(c.url(), format!("https://127.0.0.2:{}", master.addr.port()));
+    assert_eq!(
+        c.tls_mode(),
+        TlsMode::Pinned(parse_fingerprint(master.fingerprint.as_deref().unwrap()).unwrap()),
+        "the master's certificate is pinned now"
+    );
+    assert!(!c.get_all_records("VM").await.unwrap().is_empty());
+
+    // A member that does not name its master: the pin stays the member's, so the
+    // master's other certificate is refused.
+    let (_master, member) = pair("127.0.0.3", "127.0.0.4", false).await;
+    let member_pin = parse_fingerprint(member.fingerprint.as_deref().unwrap()).unwrap();
+    let c = client(&member.url, TlsMode::Pinned(member_pin), PASSWORD);
+    let err = c.connect().await.unwrap_err();
+    assert!(matches!(err, XapiError::Tls(_)), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_is_reported_not_retried() {
     let s = sim(false).await;

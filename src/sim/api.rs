@@ -36,6 +36,10 @@ pub struct SimOptions {
     /// When set, this server is a pool member: logins fail with `HOST_IS_SLAVE` naming
     /// this master address.
     pub member_of: Option<String>,
+    /// For a member: the master's certificate fingerprint (upper-case hex pairs joined
+    /// by `:`), sent with `HOST_IS_SLAVE` to a login that asks for it with
+    /// `x-xenapi-request-host-certificate-thumbprint` (XAPI.md §4).
+    pub master_thumbprint: Option<String>,
     /// The host's management address, as `HOST_IS_SLAVE` would name it.
     pub host_address: String,
     /// How long a failed login waits before answering (xapi waits 5 s).
@@ -50,6 +54,7 @@ impl Default for SimOptions {
             boot_delay: Duration::from_millis(300),
             guest_ip: "127.0.0.1".into(),
             member_of: None,
+            master_thumbprint: None,
             host_address: "127.0.0.1".into(),
             auth_failure_delay: Duration::ZERO,
         }

@@ -22,6 +22,11 @@ struct Response {
     body: String,
 }
 
+/// The header a client sends to learn the master's certificate with `HOST_IS_SLAVE`,
+/// and the one that carries it back.
+const THUMBPRINT_REQUEST: &str = "x-xenapi-request-host-certificate-thumbprint";
+const THUMBPRINT_RESPONSE: &str = "x-xenapi-response-host-certificate-thumbprint";
+
 impl Response {
     fn malformed(what: &str) -> Response {
         Response {
@@ -128,7 +133,19 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
                 xmlrpc(&sim, &body).await
             }
         };
-        if write_response(stream.get_mut(), &response).await.is_err() || close {
+        // A member answers every login (and every call) with HOST_IS_SLAVE; asked for
+        // it, it names its master's certificate, as xapi does.
+        let thumbprint = match (header(&headers, THUMBPRINT_REQUEST), &sim.options) {
+            (Some(want), o) if o.member_of.is_some() && want.ends_with(":master") => {
+                o.master_thumbprint.as_deref()
+            }
+            _ => None,
+        };
+        if write_response(stream.get_mut(), &response, thumbprint)
+            .await
+            .is_err()
+            || close
+        {
             return;
         }
     }
@@ -191,7 +208,11 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-async fn write_response<W: AsyncWrite + Unpin>(w: &mut W, r: &Response) -> std::io::Result<()> {
+async fn write_response<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    r: &Response,
+    thumbprint: Option<&str>,
+) -> std::io::Result<()> {
     let reason = if r.status == 200 {
         "OK"
     } else {
@@ -204,6 +225,14 @@ async fn write_response<W: AsyncWrite + Unpin>(w: &mut W, r: &Response) -> std::
         r.content_type,
         r.body.len()
     );
+    let head = match thumbprint {
+        Some(t) => head.replacen(
+            "\r\n\r\n",
+            &format!("\r\n{THUMBPRINT_RESPONSE}: {t}\r\n\r\n"),
+            1,
+        ),
+        None => head,
+    };
     w.write_all(head.as_bytes()).await?;
     w.write_all(r.body.as_bytes()).await?;
     w.flush().await

@@ -300,14 +300,23 @@ impl Screen {
         for row in screen_rows {
             callbacks.remember(&row);
         }
-        // ...then the lines that would scroll by unseen, split into rows as wrapping does.
-        for text in (0..first_kept).map(text) {
+        // ...then the lines that would scroll by unseen, split into rows as wrapping does
+        // (the choice of texts made once, not per line: floods have millions).
+        let remember_line = |callbacks: &mut Callbacks, text: &[u8]| {
             if text.is_empty() {
                 callbacks.remember("");
             }
             for piece in text.chunks(cols) {
                 callbacks.remember(std::str::from_utf8(piece).unwrap_or_default());
             }
+        };
+        match &expanded {
+            Some(texts) => texts[..first_kept]
+                .iter()
+                .for_each(|t| remember_line(callbacks, t)),
+            None => lines[..first_kept]
+                .iter()
+                .for_each(|l| remember_line(callbacks, &l[..l.len() - 1])),
         }
         #[cfg(test)]
         {

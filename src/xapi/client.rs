@@ -104,7 +104,8 @@ impl XapiClient {
         self.transport.base()
     }
 
-    pub fn tls_mode(&self) -> &TlsMode {
+    /// How the pool's certificate is trusted now (a pin may follow the master).
+    pub fn tls_mode(&self) -> TlsMode {
         self.transport.tls_mode()
     }
 

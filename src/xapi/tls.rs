@@ -41,7 +41,7 @@ pub fn fingerprint(cert: &[u8]) -> String {
     format!("sha256:{}", hex_pairs(digest.as_ref()))
 }
 
-fn hex_pairs(bytes: &[u8]) -> String {
+pub fn hex_pairs(bytes: &[u8]) -> String {
     bytes
         .iter()
         .map(|b| format!("{b:02X}"))

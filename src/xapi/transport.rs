@@ -14,42 +14,55 @@ use super::tls::{self, TlsMode};
 /// XAPI answer (a pool's whole VM table is a few MiB), far below what hurts.
 pub const DEFAULT_REPLY_LIMIT: usize = 64 << 20;
 
+/// Asks a pool member to name its master's certificate along with `HOST_IS_SLAVE`,
+/// and the header it does so in (XAPI.md §4).
+const THUMBPRINT_REQUEST: &str = "x-xenapi-request-host-certificate-thumbprint";
+const THUMBPRINT_RESPONSE: &str = "x-xenapi-response-host-certificate-thumbprint";
+
 pub struct Transport {
-    http: reqwest::Client,
+    /// Rebuilt when a pinned member hands over to its master (see `redirect_host`).
+    http: Mutex<reqwest::Client>,
     /// Replies larger than this are refused while they arrive.
     reply_limit: AtomicU64,
     /// `https://host:port`; changes when a pool member redirects to its master.
     base: Mutex<String>,
     next_id: AtomicU64,
-    tls: TlsMode,
+    tls: Mutex<TlsMode>,
+    /// The master's certificate as a pinned pool member named it, for the redirect.
+    master_pin: Mutex<Option<[u8; 32]>>,
+}
+
+/// An HTTP client that trusts what `tls_mode` says.
+fn http_client(tls_mode: &TlsMode) -> Result<reqwest::Client, XapiError> {
+    tls::install_default_provider();
+    let builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        // A pool has no business redirecting a login elsewhere: the request body
+        // carries the password. Redirects are reported, never followed.
+        .redirect(reqwest::redirect::Policy::none());
+    let builder = match tls_mode {
+        TlsMode::Verify => builder.tls_backend_rustls(),
+        TlsMode::Pinned(pin) => builder.tls_backend_preconfigured(tls::pinned_config(*pin)),
+        TlsMode::Insecure => builder
+            .tls_backend_rustls()
+            .tls_danger_accept_invalid_certs(true),
+    };
+    builder
+        .build()
+        .map_err(|e| XapiError::Config(format!("cannot set up HTTPS: {e}")))
 }
 
 impl Transport {
     pub fn new(base: &str, tls_mode: TlsMode) -> Result<Transport, XapiError> {
-        tls::install_default_provider();
-        let builder = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
-            // A pool has no business redirecting a login elsewhere: the request body
-            // carries the password. Redirects are reported, never followed.
-            .redirect(reqwest::redirect::Policy::none());
-        let builder = match &tls_mode {
-            TlsMode::Verify => builder.tls_backend_rustls(),
-            TlsMode::Pinned(pin) => builder.tls_backend_preconfigured(tls::pinned_config(*pin)),
-            TlsMode::Insecure => builder
-                .tls_backend_rustls()
-                .tls_danger_accept_invalid_certs(true),
-        };
-        let http = builder
-            .build()
-            .map_err(|e| XapiError::Config(format!("cannot set up HTTPS: {e}")))?;
         Ok(Transport {
-            http,
+            http: Mutex::new(http_client(&tls_mode)?),
             reply_limit: AtomicU64::new(DEFAULT_REPLY_LIMIT as u64),
             base: Mutex::new(base.trim_end_matches('/').to_string()),
             next_id: AtomicU64::new(1),
-            tls: tls_mode,
+            tls: Mutex::new(tls_mode),
+            master_pin: Mutex::new(None),
         })
     }
 
@@ -57,8 +70,26 @@ impl Transport {
         crate::lock(&self.base).clone()
     }
 
-    /// Points the transport at another host of the pool, same scheme and port.
+    /// Points the transport at another host of the pool, same scheme and port. Under a
+    /// pinned certificate, the new host must show the certificate the member named
+    /// (the member's pinned certificate vouches for it); without one named, the old
+    /// pin stays and a master with another certificate is refused.
     pub fn redirect_host(&self, host: &str) -> String {
+        let named = crate::lock(&self.master_pin).take();
+        let pinned = matches!(*crate::lock(&self.tls), TlsMode::Pinned(_));
+        if let (true, Some(pin)) = (pinned, named) {
+            match http_client(&TlsMode::Pinned(pin)) {
+                Ok(client) => {
+                    *crate::lock(&self.http) = client;
+                    *crate::lock(&self.tls) = TlsMode::Pinned(pin);
+                    tracing::info!(
+                        "pinned the pool master's certificate {}, as the member named it",
+                        format!("sha256:{}", tls::hex_pairs(&pin))
+                    );
+                }
+                Err(e) => tracing::warn!("cannot pin the pool master's certificate: {e}"),
+            }
+        }
         let mut base = crate::lock(&self.base);
         let (scheme, rest) = base.split_once("://").unwrap_or(("https", &base));
         let port = rest.rsplit_once(':').map(|(_, p)| p.to_string());
@@ -74,8 +105,8 @@ impl Transport {
         base.clone()
     }
 
-    pub fn tls_mode(&self) -> &TlsMode {
-        &self.tls
+    pub fn tls_mode(&self) -> TlsMode {
+        crate::lock(&self.tls).clone()
     }
 
     pub fn set_reply_limit(&self, bytes: usize) {
@@ -92,13 +123,15 @@ impl Transport {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = json!({"jsonrpc": "2.0", "method": method, "params": params, "id": id});
         let url = format!("{}/jsonrpc", self.base());
-        let request = self
-            .http
+        let http = crate::lock(&self.http).clone();
+        let mut request = http
             .post(&url)
             .header("content-type", "application/json")
-            .header("accept", "application/json")
-            .body(body.to_string())
-            .send();
+            .header("accept", "application/json");
+        if method == "session.login_with_password" {
+            request = request.header(THUMBPRINT_REQUEST, "sha-256:master");
+        }
+        let request = request.body(body.to_string()).send();
         let response = match tokio::time::timeout(timeout, request).await {
             Err(_) => {
                 return Err(XapiError::Timeout(format!(
@@ -110,6 +143,16 @@ impl Transport {
             Ok(Ok(r)) => r,
         };
         let status = response.status();
+        // A member telling us its master's certificate: kept for the redirect, and
+        // used only if ours is pinned (see `redirect_host`).
+        if let Some(named) = response
+            .headers()
+            .get(THUMBPRINT_RESPONSE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| tls::parse_fingerprint(v).ok())
+        {
+            *crate::lock(&self.master_pin) = Some(named);
+        }
         let content_type = response
             .headers()
             .get("content-type")
@@ -180,7 +223,7 @@ impl Transport {
         if !tls_problem {
             return XapiError::Transport(format!("{}: {chain}", self.base()));
         }
-        if let TlsMode::Pinned(_) = self.tls {
+        if let TlsMode::Pinned(_) = self.tls_mode() {
             return XapiError::Tls(chain);
         }
         let base = self.base();
