@@ -209,10 +209,7 @@ impl Screen {
         {
             return false;
         }
-        if !bytes
-            .iter()
-            .all(|&b| (0x20..0x7f).contains(&b) || b == b'\r' || b == b'\n' || b == b'\t')
-        {
+        if !bytes.iter().all(|&b| PLAIN[b as usize]) {
             return false;
         }
         // Finish the line the cursor is on the normal way.
@@ -568,6 +565,21 @@ impl Screen {
         vt.rows(0, col).nth(row as usize).unwrap_or_default()
     }
 }
+
+/// The bytes a chunk may hold to be a flood of plain lines: printable ASCII, tabs and
+/// line breaks. A table, since every byte of a flood is looked up here.
+static PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0x20;
+    while b < 0x7f {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'\t' as usize] = true;
+    t[b'\r' as usize] = true;
+    t[b'\n' as usize] = true;
+    t
+};
 
 /// A line of text with its tabs turned into the blanks they skip (stops every eight
 /// columns, the parser's own), or `None` when a line with tabs reaches the last column:
