@@ -44,6 +44,8 @@ pub struct SimOptions {
     pub host_address: String,
     /// How long a failed login waits before answering (xapi waits 5 s).
     pub auth_failure_delay: Duration,
+    /// When set, started VMs answer SSH at addresses of their own (see `guest`).
+    pub guests: Option<Arc<super::guest::GuestConfig>>,
 }
 
 impl Default for SimOptions {
@@ -57,6 +59,7 @@ impl Default for SimOptions {
             master_thumbprint: None,
             host_address: "127.0.0.1".into(),
             auth_failure_delay: Duration::ZERO,
+            guests: None,
         }
     }
 }
@@ -117,6 +120,10 @@ pub struct Sim {
     host: String,
     default_sr: String,
     next_domid: AtomicI64,
+    /// The SSH servers of running guests, by VM reference; dropped when a VM halts.
+    guests: Mutex<HashMap<String, super::guest::Guest>>,
+    /// The last byte of the next guest's loopback address.
+    next_guest: std::sync::atomic::AtomicU8,
 }
 
 const GIB: i64 = 1 << 30;
@@ -161,6 +168,8 @@ impl Sim {
             host,
             default_sr: sr,
             next_domid: AtomicI64::new(1),
+            guests: Mutex::new(HashMap::new()),
+            next_guest: std::sync::atomic::AtomicU8::new(2),
         };
         {
             let mut db = lock(&sim.db);
@@ -252,10 +261,53 @@ impl Sim {
             let Some(vm) = db.find("VM", "name_label", name).into_iter().next() else {
                 return false;
             };
-            db.modify("VM", &vm, |r| {
+            let changed = db.modify("VM", &vm, |r| {
                 r.insert("power_state".into(), XVal::str(state));
-            })
+            });
+            if state != "Running" {
+                self.stop_guest(&vm);
+            }
+            changed
         })
+    }
+
+    /// Starts the SSH server of `vm`'s guest at the next loopback address and returns
+    /// that address (the simulator's `guest_ip` if it cannot listen).
+    async fn start_guest(&self, vm: &str, config: Arc<super::guest::GuestConfig>) -> String {
+        let n = self
+            .next_guest
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(if n >= 254 { 2 } else { n + 1 })
+            })
+            .unwrap_or(2);
+        let ip = std::net::Ipv4Addr::new(127, 0, 0, n);
+        match super::guest::Guest::start(ip.into(), config).await {
+            Ok(guest) => {
+                tracing::info!("guest {vm}: SSH at {} ({})", guest.addr, guest.fingerprint);
+                lock(&self.guests).insert(vm.to_string(), guest);
+                ip.to_string()
+            }
+            Err(e) => {
+                tracing::warn!("guest {vm}: cannot listen for SSH at {ip}: {e}");
+                self.options.guest_ip.clone()
+            }
+        }
+    }
+
+    /// Stops `vm`'s guest SSH server, closing its connections.
+    fn stop_guest(&self, vm: &str) {
+        lock(&self.guests).remove(vm);
+    }
+
+    /// The SSH address and host key of a running VM's guest, by name.
+    pub fn guest_ssh(&self, name: &str) -> Option<(std::net::SocketAddr, russh::keys::PublicKey)> {
+        let vm = lock(&self.db)
+            .find("VM", "name_label", name)
+            .into_iter()
+            .next()?;
+        lock(&self.guests)
+            .get(&vm)
+            .map(|g| (g.addr, g.host_key.clone()))
     }
 
     /// Creates `n` plain halted VMs named `bulk-<i>`, for scale tests.
@@ -759,8 +811,11 @@ impl Sim {
         let sim = Arc::clone(self);
         tokio::spawn(async move {
             tokio::time::sleep(sim.options.boot_delay).await;
-            let ip = sim.options.guest_ip.clone();
-            sim.write(|db| {
+            let ip = match &sim.options.guests {
+                Some(config) => sim.start_guest(&vm, config.clone()).await,
+                None => sim.options.guest_ip.clone(),
+            };
+            let booted = sim.write(|db| {
                 let still_booted = db.field("VM", &vm, "domid").and_then(XVal::as_int)
                     == Some(domid)
                     && db.str_field("VM", &vm, "power_state") == "Running";
@@ -770,7 +825,12 @@ impl Sim {
                         r.insert("guest_metrics".into(), XVal::Str(gm));
                     });
                 }
+                still_booted
             });
+            // Halted while its SSH server started: no guest to answer.
+            if !booted {
+                sim.stop_guest(&vm);
+            }
         });
         Ok(XVal::str(""))
     }
@@ -824,6 +884,7 @@ impl Sim {
             remove_ref(db, "host", &host, "resident_VMs", &vm);
             Ok(XVal::str(""))
         })
+        .inspect(|_| self.stop_guest(&vm))
     }
 
     fn vm_destroy(&self, method: &str, args: &[XVal]) -> Reply {

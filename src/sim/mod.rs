@@ -9,6 +9,7 @@
 pub mod api;
 pub mod db;
 pub mod filter;
+pub mod guest;
 pub mod records;
 pub mod server;
 

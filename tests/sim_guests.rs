@@ -1,0 +1,166 @@
+//! The simulator's guests answer SSH as real guests would: their own addresses and
+//! host keys, the trusted keys only, a REPL in a PTY, exec channels with stdout,
+//! stderr and exit codes, and nothing once their VM halts.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use bioxen::config::Config;
+use bioxen::sim::guest::GuestConfig;
+use bioxen::sim::{SimOptions, SimServer};
+use bioxen::vm::ssh::{self, SshError, SshTarget, Trust};
+use bioxen::{Manager, ManagerConfig, VmKind, VmOptions};
+use common::WAIT;
+
+/// A directory with a client key pair, and a stand-in interpreter that only the
+/// guests' fallback directory has.
+fn workdir(name: &str) -> PathBuf {
+    common::require_program("ssh-keygen", "openssh-client");
+    let dir = std::env::temp_dir().join(format!("bioxen-guests-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("fallback")).unwrap();
+    for key in ["client_key", "stranger_key"] {
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", key, "-f"])
+            .arg(dir.join(key))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    let shim = dir.join("fallback/guest-only-lua");
+    std::fs::write(
+        &shim,
+        format!(
+            "#!/bin/sh\nexec {} lua \"$@\"\n",
+            common::bioxen_exe().display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn pool(dir: &Path, port: u16) -> SimServer {
+    let mut guests = GuestConfig::with_keys_from(port, &[dir.join("client_key.pub")]).unwrap();
+    // Only the stand-in is there, under a name no machine has.
+    guests.fallback_path = Some(dir.join("fallback"));
+    let options = SimOptions {
+        boot_delay: std::time::Duration::from_millis(50),
+        guests: Some(Arc::new(guests)),
+        ..SimOptions::default()
+    };
+    SimServer::start("127.0.0.1:0".parse().unwrap(), options, false)
+        .await
+        .unwrap()
+}
+
+fn manager(dir: &Path, sim: &SimServer, port: u16, command: &str) -> Manager {
+    let text = format!(
+        "[xcpng]\nurl = \"{}\"\npassword = \"password\"\n\
+         [xcpng.ssh]\nport = {port}\nidentity = \"{}\"\nknown_hosts = \"{}\"\ncommand = \"{command}\"\nwait_secs = 10\n",
+        sim.url,
+        dir.join("client_key").display(),
+        dir.join("known_hosts").display()
+    );
+    let path = dir.join("bioxen.toml");
+    std::fs::write(&path, text).unwrap();
+    let config = Config::load(Some(&path)).unwrap();
+    let mut mc = ManagerConfig::from_config(&config).unwrap();
+    mc.self_exe = common::bioxen_exe();
+    // The first connection to each new guest: its key is learnt, as `ssh` with
+    // StrictHostKeyChecking=accept-new does.
+    mc.trust = Trust {
+        prompt: None,
+        accept_new: true,
+    };
+    Manager::new(mc)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_vm_is_reached_over_ssh_at_its_own_address() {
+    let dir = workdir("flow");
+    let port = free_port();
+    let sim = pool(&dir, port).await;
+    let m = manager(&dir, &sim, port, "guest-only-lua -i");
+    let id = m
+        .create_interactive_vm(Some("far"), VmKind::Xcpng, VmOptions::default())
+        .await
+        .unwrap();
+    m.wait_ready(&id, WAIT).await.unwrap();
+    // Its own loopback address, and the host key it showed is the one learnt.
+    let info = m.info(&id).unwrap();
+    let remote = info.remote.clone().unwrap();
+    let (addr, host_key) = sim.sim.guest_ssh(&id).expect("a running guest");
+    assert_ne!(addr.ip().to_string(), "127.0.0.1");
+    assert!(remote.ends_with(&addr.to_string()), "{remote} vs {addr}");
+    let known = std::fs::read_to_string(dir.join("known_hosts")).unwrap();
+    assert!(
+        known.contains(
+            &host_key
+                .to_openssh()
+                .unwrap()
+                .split(' ')
+                .nth(1)
+                .unwrap()
+                .to_string()
+        ),
+        "{known}"
+    );
+    // The REPL behind it is bioxen's own, found through the fallback directory.
+    common::shares_state_between_calls(&m, &id).await;
+    let r = m.execute_string(&id, "_VERSION", WAIT).await.unwrap();
+    assert_eq!(r.output, "Lua 5.4\n");
+
+    // Exec channels: stdout, stderr and the exit code apart, input on stdin.
+    let target = SshTarget {
+        host: addr.ip().to_string(),
+        port,
+        user: "researcher".into(),
+        identity: Some(dir.join("client_key")),
+        known_hosts: dir.join("known_hosts"),
+        password: None,
+        command: String::new(),
+    };
+    let conn = ssh::connect(&target, &Trust::default()).await.unwrap();
+    let out = conn
+        .exec(
+            &["sh", "-c", "cat; echo to-err >&2; exit 3"],
+            b"from stdin\n",
+        )
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from stdin\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "to-err\n");
+    assert_eq!(out.status, Some(3));
+
+    // A key the guest was not told to trust is refused.
+    let stranger = SshTarget {
+        identity: Some(dir.join("stranger_key")),
+        ..target.clone()
+    };
+    let err = ssh::connect(&stranger, &Trust::default())
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, SshError::Auth(_)), "{err:?}");
+
+    // The VM halts with the session: its guest answers no more.
+    m.terminate_vm_session(&id).await.unwrap();
+    assert!(sim.sim.guest_ssh(&id).is_none());
+    assert!(
+        common::eventually(WAIT, || std::net::TcpStream::connect(addr).is_err()).await,
+        "the halted guest still listens"
+    );
+}
