@@ -74,6 +74,9 @@ enum Command {
         #[arg(long, value_name = "NAME[@VERSION]")]
         install: Vec<String>,
     },
+    /// Try the XCP-ng flow with nothing set up: a simulated pool whose guests answer
+    /// SSH, and the dashboard configured for it (nothing of yours is read or written).
+    Demo,
     /// Run an XAPI simulator (a fake XCP-ng pool) for tests and demos.
     Sim {
         /// Address to listen on; loopback unless told otherwise.
@@ -88,9 +91,17 @@ enum Command {
         /// Milliseconds from VM start until the guest reports its IP.
         #[arg(long, default_value_t = 300)]
         boot_delay_ms: u64,
-        /// The IPv4 address started VMs report.
-        #[arg(long, default_value = "127.0.0.1")]
-        guest_ip: String,
+        /// The IPv4 address started VMs report, for guests served by an SSH server of
+        /// your own there. Without it, each VM answers SSH itself at its own loopback
+        /// address (127.0.0.2, 127.0.0.3, ...).
+        #[arg(long, value_name = "IPV4")]
+        guest_ip: Option<String>,
+        /// The port the simulated guests answer SSH on.
+        #[arg(long, default_value_t = 2222, value_name = "PORT")]
+        ssh_port: u16,
+        /// Public keys the guests accept (repeatable; default: ~/.ssh/*.pub).
+        #[arg(long, value_name = "FILE")]
+        authorized_keys: Vec<PathBuf>,
         /// Serve HTTPS with a generated self-signed certificate (its fingerprint is printed).
         #[arg(long)]
         tls: bool,
@@ -162,6 +173,43 @@ enum Command {
     Man,
 }
 
+/// The simulated guests' SSH: the keys to accept (the user's own by default), and
+/// stand-ins for `lua5.4` in a directory of this process's, removed at exit.
+fn sim_guests(
+    port: u16,
+    keys: Vec<PathBuf>,
+) -> Result<std::sync::Arc<bioxen::sim::guest::GuestConfig>, String> {
+    let keys = if keys.is_empty() {
+        let ssh_dir = std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".ssh"))
+            .unwrap_or_default();
+        std::fs::read_dir(&ssh_dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "pub"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        keys
+    };
+    let config = bioxen::sim::guest::GuestConfig::with_keys_from(port, &keys)
+        .map_err(|e| format!("reading the keys to accept: {e}"))?;
+    if config.authorized.is_empty() {
+        eprintln!(
+            "bioxen sim: warning: the guests accept no key (none in ~/.ssh/*.pub); \
+             give one with --authorized-keys FILE"
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("bioxen-sim-{}", std::process::id()));
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    config
+        .with_fallback_lua(&dir, &exe)
+        .map(std::sync::Arc::new)
+        .map_err(|e| format!("{}: {e}", dir.display()))
+}
+
 /// `METHOD=CODE[,PARAM...]` for `bioxen sim --fail`.
 fn parse_fail(text: &str) -> Result<(String, Vec<String>), String> {
     let (method, error) = text
@@ -191,6 +239,7 @@ fn main() -> ExitCode {
             clap_complete::generate(*shell, &mut command, "bioxen", &mut std::io::stdout());
             return ExitCode::SUCCESS;
         }
+        Some(Command::Demo) => return bioxen::cli::demo::run(),
         Some(Command::Man) => {
             use clap::CommandFactory;
             let man = clap_mangen::Man::new(Cli::command());
@@ -231,6 +280,7 @@ fn main() -> ExitCode {
                 socket,
                 start: Some(start),
                 attach: None,
+                vms_end_on_quit: false,
             };
             bioxen::ui::run(config, launch)
         }
@@ -240,6 +290,7 @@ fn main() -> ExitCode {
                 socket,
                 start: None,
                 attach: vm,
+                vms_end_on_quit: false,
             },
         ),
         Some(Command::Lua { .. }) => unreachable!("handled before argument parsing"),
@@ -309,6 +360,8 @@ fn main() -> ExitCode {
             password_env,
             boot_delay_ms,
             guest_ip,
+            ssh_port,
+            authorized_keys,
             tls,
             member_of,
             master_thumbprint,
@@ -344,11 +397,22 @@ fn main() -> ExitCode {
                 },
                 None => "password".to_string(),
             };
+            let guests = match &guest_ip {
+                Some(_) => None,
+                None => match sim_guests(ssh_port, authorized_keys) {
+                    Ok(g) => Some(g),
+                    Err(e) => {
+                        eprintln!("bioxen sim: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
             let options = bioxen::sim::SimOptions {
                 username: user,
                 password,
                 boot_delay: Duration::from_millis(boot_delay_ms),
-                guest_ip,
+                guest_ip: guest_ip.unwrap_or_else(|| "127.0.0.1".into()),
+                guests: guests.clone(),
                 member_of,
                 master_thumbprint: master_thumbprint
                     .map(|t| t.trim_start_matches("sha256:").to_string()),
@@ -374,11 +438,21 @@ fn main() -> ExitCode {
                         for fault in armed {
                             println!("bioxen sim: fault armed: {fault}");
                         }
+                        if let Some(g) = &guests {
+                            println!(
+                                "bioxen sim: guests answer SSH on port {} at 127.0.0.2 and up, for {} key(s)",
+                                g.port,
+                                g.authorized.len()
+                            );
+                        }
                         let user = &server.sim.options.username;
                         println!("bioxen sim: for bioxen.toml:");
                         println!("[xcpng]\nurl = \"{}\"\nusername = \"{user}\"\n{password_line}", server.url);
                         if let Some(fp) = &server.fingerprint {
                             println!("tls_fingerprint = \"{fp}\"");
+                        }
+                        if let Some(g) = &guests {
+                            println!("[xcpng.ssh]\nport = {}", g.port);
                         }
                         if !listen.ip().is_loopback() {
                             eprintln!("bioxen sim: warning: listening on {}, reachable from other machines", listen.ip());
@@ -386,6 +460,9 @@ fn main() -> ExitCode {
                         use std::io::Write;
                         let _ = std::io::stdout().flush();
                         let _ = tokio::signal::ctrl_c().await;
+                        if let Some(dir) = guests.as_ref().and_then(|g| g.fallback_path.as_ref()) {
+                            let _ = std::fs::remove_dir_all(dir);
+                        }
                         ExitCode::SUCCESS
                     }
                     Err(e) => {
@@ -395,7 +472,9 @@ fn main() -> ExitCode {
                 }
             })
         }
-        Some(Command::Completions { .. } | Command::Man) => unreachable!("handled above"),
+        Some(Command::Completions { .. } | Command::Man | Command::Demo) => {
+            unreachable!("handled above")
+        }
         Some(Command::Server { foreground }) => {
             server(&config, cli.config.as_deref(), &socket, foreground)
         }

@@ -1,4 +1,5 @@
-//! The subcommands besides the dashboard: `run` and `ls`.
+//! The subcommands besides the dashboard: `run`, `ls` and `demo`.
 
+pub mod demo;
 pub mod ls;
 pub mod run;

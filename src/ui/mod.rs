@@ -66,6 +66,8 @@ pub struct Launch {
     pub start: Option<StartOptions>,
     /// The VM to select and attach to at once.
     pub attach: Option<String>,
+    /// Quitting ends the VMs without asking (`bioxen demo`, whose pool ends with it).
+    pub vms_end_on_quit: bool,
 }
 
 /// Runs the dashboard until the user leaves; restores the terminal in every case.
@@ -95,8 +97,9 @@ pub fn run(config: Config, launch: Launch) -> ExitCode {
     };
     let result = runtime.block_on(async {
         let (server, updates, listed) = connect(&launch).await?;
+        let vms_end_on_quit = launch.vms_end_on_quit;
         let attach = launch.attach.map(|id| (id, listed));
-        dashboard(config, keymap, server, updates, attach).await
+        dashboard(config, keymap, server, updates, attach, vms_end_on_quit).await
     });
     runtime.shutdown_timeout(Duration::from_millis(200));
     match result {
@@ -149,6 +152,7 @@ async fn dashboard(
     server: Client,
     mut updates: Updates,
     attach: Option<(String, Vec<VmInfo>)>,
+    vms_end_on_quit: bool,
 ) -> Result<(), String> {
     let mouse = config.ui.mouse;
     let _guard = TerminalGuard::enter(mouse).map_err(|e| e.to_string())?;
@@ -165,6 +169,7 @@ async fn dashboard(
     )
     .map_err(|e| e.to_string())?;
     let mut app = App::new(keymap, size, mouse);
+    app.vms_end_on_quit = vms_end_on_quit;
     let mut runner = Runner::new(server);
     app.kinds = std::iter::once(app::KindChoice::Local)
         .chain(

@@ -512,6 +512,8 @@ impl App {
         let (running, remote) = (alive(Some(VmKind::Local)), alive(Some(VmKind::Ssh)));
         if running + remote == 0 {
             self.quit = true;
+        } else if self.vms_end_on_quit {
+            self.end_all_and_quit();
         } else {
             self.overlay = Some(Overlay::Confirm(Confirm::Quit { running, remote }));
         }

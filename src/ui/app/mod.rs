@@ -206,6 +206,8 @@ pub struct App {
     pub quit: bool,
     /// Set while VMs are being ended before quitting.
     pub quitting: bool,
+    /// Quitting ends the VMs without asking whether to leave them running.
+    pub vms_end_on_quit: bool,
     /// Why the dashboard had to stop (the server went away), said after the terminal
     /// is restored.
     pub exit_error: Option<String>,
@@ -264,6 +266,7 @@ impl App {
             urgent: false,
             quit: false,
             quitting: false,
+            vms_end_on_quit: false,
             exit_error: None,
             pool: None,
             warning: None,
