@@ -92,7 +92,7 @@ fn completions_and_the_man_page_cover_every_command() {
         assert!(out.status.success());
         let text = String::from_utf8(out.stdout).unwrap();
         assert!(text.contains(marker), "{shell}: {text}");
-        for command in ["run", "ls", "sim", "keys", "completions", "man"] {
+        for command in ["run", "ls", "sim", "demo", "keys", "completions", "man"] {
             assert!(text.contains(command), "{shell} completion lacks {command}");
         }
     }
