@@ -210,6 +210,8 @@ pub struct XcpngSsh {
     /// How long to keep trying the guest's sshd once its IP shows, in seconds: a
     /// guest's sshd starts a little after its network.
     pub wait_secs: u64,
+    /// Run the interpreter under tmux, dtach or abduco when the guest has one.
+    pub hold: bool,
 }
 
 impl Default for XcpngSsh {
@@ -221,6 +223,7 @@ impl Default for XcpngSsh {
             known_hosts: None,
             command: default_remote_lua(),
             wait_secs: 60,
+            hold: true,
         }
     }
 }
@@ -241,6 +244,9 @@ pub struct SshHost {
     pub password_command: Option<String>,
     #[serde(default = "default_remote_lua")]
     pub command: String,
+    /// Run the interpreter under tmux, dtach or abduco when the host has one.
+    #[serde(default = "default_true")]
+    pub hold: bool,
 }
 
 /// Key overrides: action name → key (or list of keys), per mode.

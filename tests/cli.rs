@@ -372,6 +372,12 @@ fn every_config_key_is_checked() {
         ),
         ("[xcpng.ssh]\nport = 70000\n", 2, "xcpng.ssh.port"),
         ("[xcpng.ssh]\nwait_secs = -1\n", 2, "xcpng.ssh.wait_secs"),
+        ("[xcpng.ssh]\nhold = \"yes\"\n", 2, "xcpng.ssh.hold"),
+        (
+            "[[ssh_hosts]]\nname = \"a\"\nhost = \"h\"\nhold = 1\n",
+            4,
+            "ssh_hosts.hold",
+        ),
         (
             "[[ssh_hosts]]\nname = \"a\"\nhost = \"h\"\nport = \"22\"\n",
             4,

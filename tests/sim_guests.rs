@@ -132,6 +132,7 @@ async fn a_pool_vm_is_reached_over_ssh_at_its_own_address() {
         known_hosts: dir.join("known_hosts"),
         password: None,
         command: String::new(),
+        hold: false,
     };
     let conn = ssh::connect(&target, &Trust::default()).await.unwrap();
     let out = conn

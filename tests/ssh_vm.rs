@@ -200,8 +200,12 @@ async fn unknown_host_key_is_asked_and_remembered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_link_reconnects_with_a_new_interpreter() {
     let mut sshd = Sshd::start("reconnect");
+    // No holder: the state goes with the link, and bioxen says so.
     let m = manager_for(
-        &sshd.host_entry("lab", &sshd.known_hosts, "lua5.4 -i"),
+        &format!(
+            "{}hold = false\n",
+            sshd.host_entry("lab", &sshd.known_hosts, "lua5.4 -i")
+        ),
         Trust::default(),
     );
     let id = m
@@ -266,6 +270,83 @@ async fn a_dropped_link_reconnects_with_a_new_interpreter() {
         m.send_input(&id, "1\n"),
         Err(Error::Session { .. })
     ));
+}
+
+/// With dtach on the host, the interpreter outlives a dropped link: a loop that set
+/// `x` goes on printing through the outage and after the reconnect, and `x` is still
+/// there once it is interrupted. Ending the VM ends the held interpreter too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_interpreter_survives_a_dropped_link() {
+    common::require_program("dtach", "dtach");
+    let sshd = Sshd::start("held");
+    let m = manager_for(
+        &sshd.host_entry("lab", &sshd.known_hosts, "lua5.4 -i"),
+        Trust::default(),
+    );
+    let id = m
+        .create_interactive_vm(Some("held"), VmKind::Ssh, ssh_options("lab"))
+        .await
+        .unwrap();
+    m.read_until(&id, "runs under dtach", WAIT).await.unwrap();
+    m.wait_ready(&id, WAIT).await.unwrap();
+    m.send_input(
+        &id,
+        // os.execute's sleep takes the Ctrl-C below (the interpreter ignores SIGINT
+        // while it waits, as system() does), and the loop stops when it fails.
+        "x = 42 for i = 1, 100000 do print('tick', i) if not os.execute('sleep 0.05') then break end end\n",
+    )
+    .unwrap();
+    m.read_until(&id, "tick\t5\r\n", WAIT).await.unwrap();
+    let last_tick = |m: &Manager| -> u32 {
+        m.with_screen(&id, |s| s.text())
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("tick")?.trim().parse().ok())
+            .max()
+            .unwrap_or(0)
+    };
+    let before = last_tick(&m);
+
+    let mut events = m.subscribe();
+    sshd.drop_connections();
+    let mut saw_reconnecting = false;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while let Ok(Ok(ev)) = tokio::time::timeout_at(deadline, events.recv()).await {
+        match ev {
+            bioxen::Event::State(_, VmState::Reconnecting(_)) => saw_reconnecting = true,
+            bioxen::Event::State(_, VmState::Running) if saw_reconnecting => break,
+            _ => {}
+        }
+    }
+    assert!(saw_reconnecting, "the session showed reconnecting");
+    m.read_until(&id, "the same Lua session goes on", WAIT)
+        .await
+        .unwrap();
+    // The loop never stopped: its count goes on past where it was.
+    assert!(
+        eventually(WAIT, || last_tick(&m) > before + 10).await,
+        "the loop's output did not continue after the reconnect (last tick {})",
+        last_tick(&m)
+    );
+    m.send_input(&id, "\x03").unwrap();
+    m.wait_ready(&id, WAIT).await.unwrap();
+    m.send_input(&id, "print('x is', x)\n").unwrap();
+    m.read_until(&id, "x is\t42", WAIT).await.unwrap();
+
+    // Ending the VM ends the interpreter dtach held.
+    let held_processes = || {
+        let out = std::process::Command::new("pgrep")
+            .args(["-f", "bioxen-held-"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    assert!(held_processes() > 0, "dtach holds the interpreter");
+    m.terminate_vm_session(&id).await.unwrap();
+    assert!(
+        eventually(WAIT, || held_processes() == 0).await,
+        "the held interpreter outlived its VM"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 use super::{Manager, Process, Session, WriterMsg, run_writer};
 use crate::error::{Error, Result};
 use crate::lock;
+use crate::vm::holder::Held;
 use crate::vm::ssh::{self, ChannelEnd, Connection, PtyReader, PtyWriter, SshError, SshTarget};
 use crate::vm::{Control, VmKind, VmSpec, VmState, signal_number};
 use crate::xapi::lifecycle::{self, CreateSpec};
@@ -27,6 +28,19 @@ pub(super) struct Remote {
     pub pool_vm: Option<String>,
     /// The live connection, for exec channels.
     pub conn: Option<Connection>,
+    /// The session holder the interpreter runs under, if the host has one.
+    pub held: Option<Held>,
+}
+
+/// What dtach writes first when it attaches: home and clear the screen.
+const DTACH_CLEAR: &[u8] = b"\x1b[H\x1b[J";
+
+/// What the PTY channel runs: the interpreter, under its holder if it has one.
+fn pty_command(target: &SshTarget, held: Option<&Held>) -> String {
+    match held {
+        Some(h) => h.command(&target.command),
+        None => target.command.clone(),
+    }
 }
 
 /// Raised when the user ends a session; wakes a supervisor waiting to reconnect.
@@ -69,8 +83,12 @@ impl StopSignal {
     }
 }
 
-/// Closes the SSH connection, which ends the remote interpreter (the server hangs it up).
-struct RemoteControl(ssh::SshControl);
+/// Closes the SSH connection, which ends the remote interpreter (the server hangs it
+/// up), after ending its held session, which would outlive the link.
+struct RemoteControl {
+    conn: Connection,
+    held: Option<Held>,
+}
 
 impl Control for RemoteControl {
     fn pid(&self) -> Option<u32> {
@@ -78,8 +96,22 @@ impl Control for RemoteControl {
     }
 
     fn terminate(&self) {
-        let c = self.0.clone();
-        tokio::spawn(async move { c.disconnect().await });
+        let conn = self.conn.clone();
+        let held = self.held.clone();
+        tokio::spawn(async move {
+            if let Some(h) = held {
+                let end = h.end_command();
+                let ended = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    conn.exec(&["sh", "-c", &end], b""),
+                )
+                .await;
+                if !matches!(ended, Ok(Ok(_))) {
+                    tracing::warn!("could not end the held session {}", h.name);
+                }
+            }
+            conn.control().disconnect().await
+        });
     }
 
     fn kill(&self) {
@@ -105,6 +137,7 @@ pub(super) async fn start(manager: &Manager, session: &Arc<Session>) -> Result<(
         target: target.clone(),
         pool_vm,
         conn: None,
+        held: None,
     });
     session.notice(&format!("connecting to {}", target.label()), &events);
     // A freshly booted VM's sshd may need a moment after its IP appears.
@@ -129,16 +162,48 @@ pub(super) async fn start(manager: &Manager, session: &Arc<Session>) -> Result<(
             return Err(Error::session(session.id(), "killed while connecting"));
         }
     };
+    let held = if target.hold {
+        let found = Held::find(&conn, &session.id()).await;
+        session.notice(
+            &match found {
+                Some(_) => format!(
+                    "the interpreter runs under dtach on {}: it lives on if the link drops",
+                    target.host
+                ),
+                None => format!(
+                    "no dtach on {}: a dropped link will lose the interpreter's state",
+                    target.host
+                ),
+            },
+            &events,
+        );
+        found
+    } else {
+        None
+    };
+    if let Some(r) = lock(&session.remote).as_mut() {
+        r.held = held.clone();
+    }
     let size = lock(&session.screen).size();
     let pty = conn
-        .open_pty(size, &ssh::rocks_env())
+        .open_pty(
+            size,
+            &ssh::rocks_env(),
+            &pty_command(&target, held.as_ref()),
+        )
         .await
         .map_err(|source| Error::Ssh {
             id: session.id(),
             source,
         })?;
     install(manager, session, &conn, pty.1);
-    tokio::spawn(supervise(manager.clone(), session.clone(), target, pty.0));
+    tokio::spawn(supervise(
+        manager.clone(),
+        session.clone(),
+        target,
+        held,
+        pty.0,
+    ));
     Ok(())
 }
 
@@ -183,7 +248,10 @@ fn install(manager: &Manager, session: &Arc<Session>, conn: &Connection, writer:
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<WriterMsg>();
     *lock(&session.process) = Some(Process {
         writer: tx,
-        control: Arc::new(RemoteControl(conn.control())),
+        control: Arc::new(RemoteControl {
+            conn: conn.clone(),
+            held: lock(&session.remote).as_ref().and_then(|r| r.held.clone()),
+        }),
         started: Instant::now(),
         command: format!("{} on {}", conn.target().command, conn.target().label()),
     });
@@ -195,15 +263,29 @@ fn install(manager: &Manager, session: &Arc<Session>, conn: &Connection, writer:
     session.set_state(&manager.inner.events, VmState::Running);
 }
 
-async fn supervise(manager: Manager, session: Arc<Session>, target: SshTarget, reader: PtyReader) {
+async fn supervise(
+    manager: Manager,
+    session: Arc<Session>,
+    target: SshTarget,
+    held: Option<Held>,
+    reader: PtyReader,
+) {
     let events = manager.inner.events.clone();
     let trust = manager.inner.config.trust.clone();
     let mut reader = Some(reader);
     let mut attempt = 0u32;
     loop {
         if let Some(mut r) = reader.take() {
+            // dtach clears the screen when it attaches; what the pane showed (the pool
+            // flow, the reconnect notice, the interpreter's output) stays instead.
+            let mut first = held.is_some();
             while let Some(chunk) = r.next().await {
-                session.on_output(&chunk, &events);
+                let chunk = match chunk.strip_prefix(DTACH_CLEAR) {
+                    Some(rest) if first => rest,
+                    _ => &chunk[..],
+                };
+                first = false;
+                session.on_output(chunk, &events);
             }
             match r.end() {
                 ChannelEnd::Exited(code) => {
@@ -251,13 +333,18 @@ async fn supervise(manager: Manager, session: Arc<Session>, target: SshTarget, r
             }
         };
         let size = lock(&session.screen).size();
-        match conn.open_pty(size, &ssh::rocks_env()).await {
+        let command = pty_command(&target, held.as_ref());
+        match conn.open_pty(size, &ssh::rocks_env(), &command).await {
             Ok((r, w)) => {
                 install(&manager, &session, &conn, w);
+                let what = match &held {
+                    Some(_) => "the same Lua session goes on (held by dtach)".to_string(),
+                    None => "this is a NEW Lua session, the previous interpreter state was lost"
+                        .to_string(),
+                };
                 session.notice(
                     &format!(
-                        "reconnected to {} after {attempt} attempt(s): this is a NEW Lua session, \
-                         the previous interpreter state was lost",
+                        "reconnected to {} after {attempt} attempt(s): {what}",
                         target.label()
                     ),
                     &events,
@@ -302,6 +389,7 @@ fn ssh_target(manager: &Manager, session: &Session) -> Result<SshTarget> {
         known_hosts: known_hosts(host.known_hosts.as_deref()),
         password,
         command: host.command.clone(),
+        hold: host.hold,
     })
 }
 
@@ -438,6 +526,7 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshT
         known_hosts: known_hosts(x.ssh.known_hosts.as_deref()),
         password: None,
         command: x.ssh.command.clone(),
+        hold: x.ssh.hold,
     };
     Ok((target, reference))
 }

@@ -4,6 +4,7 @@
 //! output), a [`Sink`] to write keystrokes and resizes to, and a [`Control`] to stop it.
 //! The manager and everything above it never know which kind they talk to.
 
+pub mod holder;
 pub mod known_hosts;
 pub mod local;
 pub mod proc_stats;

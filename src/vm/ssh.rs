@@ -35,6 +35,9 @@ pub struct SshTarget {
     pub password: Option<String>,
     /// The interpreter's command line, run by the remote user's shell.
     pub command: String,
+    /// Run the interpreter under a session holder (tmux, dtach, abduco) when the host
+    /// has one, so it survives a dropped link.
+    pub hold: bool,
 }
 
 impl std::fmt::Debug for SshTarget {
@@ -491,10 +494,12 @@ impl Connection {
 
     /// Starts the configured interpreter in a PTY of `size`, with `env` (bioxen's own
     /// assignments, see [`rocks_env`]) before it.
+    /// Runs `command` (by the remote shell, after `env`) in a PTY channel.
     pub async fn open_pty(
         &self,
         size: Size,
         env: &str,
+        command: &str,
     ) -> Result<(PtyReader, PtyWriter), SshError> {
         let err = |e: russh::Error| SshError::Channel(format!("{}: {e}", self.target.label()));
         let channel = self.handle.channel_open_session().await.map_err(err)?;
@@ -510,7 +515,7 @@ impl Connection {
             )
             .await
             .map_err(err)?;
-        let command = format!("{env}{}", self.target.command);
+        let command = format!("{env}{command}");
         channel.exec(true, command.as_bytes()).await.map_err(err)?;
         let (read, write) = channel.split();
         Ok((PtyReader { read, end: None }, PtyWriter { write }))

@@ -79,6 +79,9 @@ impl Sshd {
         sshd
     }
 
+    /// `SetEnv TMPDIR`: interpreters held by dtach keep their sockets in this server's
+    /// directory, so the server's end ends them too (see `Drop`).
+    ///
     /// `SetEnv SHLVL=5`: bash sources the account's ~/.bashrc when sshd starts it, unless
     /// it is a nested shell. The tests log in as the developer's own account, whose
     /// startup files are not what is tested and can hang a session (a stale
@@ -90,7 +93,7 @@ impl Sshd {
              AuthorizedKeysFile {d}/authorized_keys\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
              KbdInteractiveAuthentication no\nUsePAM no\nPermitRootLogin prohibit-password\nStrictModes no\n\
              LogLevel VERBOSE\n\
-             SetEnv SHLVL=5\n",
+             SetEnv SHLVL=5 TMPDIR={d}\n",
             port = self.port,
             d = d.display()
         );
@@ -177,6 +180,11 @@ impl Sshd {
 impl Drop for Sshd {
     fn drop(&mut self) {
         self.stop();
+        // Interpreters held by dtach outlive connections, as they should; not tests.
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(format!("dtach -A {}/", self.dir.display()))
+            .status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
