@@ -38,6 +38,23 @@ async fn pool_with_guests_at(sshd: &Sshd) -> (SimServer, String) {
     (sim, config)
 }
 
+/// Kills the server side of every connection, then waits until the session has
+/// shown `reconnecting` and is running again.
+async fn cut_the_link_and_wait_for_the_reconnect(m: &Manager, sshd: &Sshd) {
+    let mut events = m.subscribe();
+    sshd.drop_connections();
+    let mut saw_reconnecting = false;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while let Ok(Ok(ev)) = tokio::time::timeout_at(deadline, events.recv()).await {
+        match ev {
+            bioxen::Event::State(_, VmState::Reconnecting(_)) => saw_reconnecting = true,
+            bioxen::Event::State(_, VmState::Running) if saw_reconnecting => return,
+            _ => {}
+        }
+    }
+    panic!("the session never came back (reconnecting seen: {saw_reconnecting})");
+}
+
 fn ssh_options(host: &str) -> VmOptions {
     VmOptions {
         host: Some(host.into()),
@@ -216,18 +233,7 @@ async fn a_dropped_link_reconnects_with_a_new_interpreter() {
     m.send_input(&id, "print('before', x)\n").unwrap();
     m.read_until(&id, "before\t42", WAIT).await.unwrap();
 
-    let mut events = m.subscribe();
-    sshd.drop_connections();
-    let mut saw_reconnecting = false;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while let Ok(Ok(ev)) = tokio::time::timeout_at(deadline, events.recv()).await {
-        match ev {
-            bioxen::Event::State(_, VmState::Reconnecting(_)) => saw_reconnecting = true,
-            bioxen::Event::State(_, VmState::Running) if saw_reconnecting => break,
-            _ => {}
-        }
-    }
-    assert!(saw_reconnecting, "the session showed reconnecting");
+    cut_the_link_and_wait_for_the_reconnect(&m, &sshd).await;
     assert_eq!(m.info(&id).unwrap().state, VmState::Running);
     let out = m
         .read_until(&id, "previous interpreter state was lost", WAIT)
@@ -307,18 +313,7 @@ async fn a_held_interpreter_survives_a_dropped_link() {
     };
     let before = last_tick(&m);
 
-    let mut events = m.subscribe();
-    sshd.drop_connections();
-    let mut saw_reconnecting = false;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while let Ok(Ok(ev)) = tokio::time::timeout_at(deadline, events.recv()).await {
-        match ev {
-            bioxen::Event::State(_, VmState::Reconnecting(_)) => saw_reconnecting = true,
-            bioxen::Event::State(_, VmState::Running) if saw_reconnecting => break,
-            _ => {}
-        }
-    }
-    assert!(saw_reconnecting, "the session showed reconnecting");
+    cut_the_link_and_wait_for_the_reconnect(&m, &sshd).await;
     m.read_until(&id, "the same Lua session goes on", WAIT)
         .await
         .unwrap();

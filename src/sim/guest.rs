@@ -391,7 +391,7 @@ async fn serve_pty(
         mut reader,
         mut sink,
         control: _control,
-        mut child,
+        child,
     } = vm;
     let writer = tokio::spawn(async move {
         while let Some(input) = rx.recv().await {
@@ -412,14 +412,7 @@ async fn serve_pty(
             break;
         }
     }
-    let code = child
-        .wait()
-        .await
-        .ok()
-        .and_then(|s| s.code())
-        .unwrap_or(255);
-    writer.abort();
-    finish(&handle, channel, code as u32).await;
+    finish(&handle, channel, child, writer).await;
 }
 
 /// A program on pipes: stdout as data, stderr as extended data, the channel's input
@@ -470,6 +463,16 @@ async fn serve_pipes(
     let err = pump(child.stderr.take().map(|s| Box::new(s) as _), Some(1));
     let _ = out.await;
     let _ = err.await;
+    finish(&handle, channel, child, writer).await;
+}
+
+/// Once its output is all sent: the program's exit status, then the channel's end.
+async fn finish(
+    handle: &russh::server::Handle,
+    channel: ChannelId,
+    mut child: tokio::process::Child,
+    writer: tokio::task::JoinHandle<()>,
+) {
     let code = child
         .wait()
         .await
@@ -477,11 +480,7 @@ async fn serve_pipes(
         .and_then(|s| s.code())
         .unwrap_or(255);
     writer.abort();
-    finish(&handle, channel, code as u32).await;
-}
-
-async fn finish(handle: &russh::server::Handle, channel: ChannelId, code: u32) {
-    let _ = handle.exit_status_request(channel, code).await;
+    let _ = handle.exit_status_request(channel, code as u32).await;
     let _ = handle.eof(channel).await;
     let _ = handle.close(channel).await;
 }
