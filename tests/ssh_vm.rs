@@ -328,18 +328,35 @@ async fn a_held_interpreter_survives_a_dropped_link() {
     m.send_input(&id, "print('x is', x)\n").unwrap();
     m.read_until(&id, "x is\t42", WAIT).await.unwrap();
 
-    // Ending the VM ends the interpreter dtach held.
-    let held_processes = || {
+    // The interpreter's own exit status comes through dtach, and dtach's end message
+    // does not show.
+    m.send_input(&id, "os.exit(3)\n").unwrap();
+    assert!(
+        eventually(WAIT, || m.info(&id).unwrap().state == VmState::Exited(3)).await,
+        "{:?}: {:?}",
+        m.info(&id).unwrap().state,
+        m.read_output(&id)
+    );
+    let screen = m.with_screen(&id, |s| s.text()).unwrap();
+    assert!(!screen.contains("dtach terminating"), "{screen}");
+
+    // Ending a VM ends the interpreter dtach holds for it.
+    let held_processes = |name: &str| {
         let out = std::process::Command::new("pgrep")
-            .args(["-f", "bioxen-held-"])
+            .args(["-f", &format!("bioxen-{name}-")])
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).lines().count()
     };
-    assert!(held_processes() > 0, "dtach holds the interpreter");
+    let id = m
+        .create_interactive_vm(Some("ended"), VmKind::Ssh, ssh_options("lab"))
+        .await
+        .unwrap();
+    m.wait_ready(&id, WAIT).await.unwrap();
+    assert!(held_processes("ended") > 0, "dtach holds the interpreter");
     m.terminate_vm_session(&id).await.unwrap();
     assert!(
-        eventually(WAIT, || held_processes() == 0).await,
+        eventually(WAIT, || held_processes("ended") == 0).await,
         "the held interpreter outlived its VM"
     );
 }

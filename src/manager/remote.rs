@@ -32,9 +32,6 @@ pub(super) struct Remote {
     pub held: Option<Held>,
 }
 
-/// What dtach writes first when it attaches: home and clear the screen.
-const DTACH_CLEAR: &[u8] = b"\x1b[H\x1b[J";
-
 /// What the PTY channel runs: the interpreter, under its holder if it has one.
 fn pty_command(target: &SshTarget, held: Option<&Held>) -> String {
     match held {
@@ -276,20 +273,24 @@ async fn supervise(
     let mut attempt = 0u32;
     loop {
         if let Some(mut r) = reader.take() {
-            // dtach clears the screen when it attaches; what the pane showed (the pool
-            // flow, the reconnect notice, the interpreter's output) stays instead.
-            let mut first = held.is_some();
+            // dtach clears the screen when it attaches (what the pane showed stays
+            // instead), says when it ends, and hides the interpreter's exit status.
+            let mut first = true;
+            let mut held_exit = None;
             while let Some(chunk) = r.next().await {
-                let chunk = match chunk.strip_prefix(DTACH_CLEAR) {
-                    Some(rest) if first => rest,
-                    _ => &chunk[..],
-                };
+                if held.is_some() {
+                    let (chunk, code) = Held::take_exit(&chunk, first);
+                    held_exit = held_exit.or(code);
+                    session.on_output(&chunk, &events);
+                } else {
+                    session.on_output(&chunk, &events);
+                }
                 first = false;
-                session.on_output(chunk, &events);
             }
             match r.end() {
                 ChannelEnd::Exited(code) => {
-                    return session.set_state(&events, VmState::Exited(code as i32));
+                    let code = held_exit.unwrap_or(code as i32);
+                    return session.set_state(&events, VmState::Exited(code));
                 }
                 ChannelEnd::Signal(name) => {
                     return session.set_state(&events, VmState::Killed(signal_number(&name)));

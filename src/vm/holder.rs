@@ -17,6 +17,17 @@
 
 use super::ssh::Connection;
 
+/// What dtach writes when it attaches: home and clear the screen.
+const DTACH_CLEAR: &[u8] = b"\x1b[H\x1b[J";
+/// What dtach writes when the held program has ended.
+const DTACH_EOF: &[u8] = b"[EOF - dtach terminating]";
+/// The start of the interpreter's exit status, as the held shell writes it.
+const EXIT_MARK: &[u8] = b"\x1b]777;bioxen-exit;";
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 /// An interpreter held by dtach on the remote host, under a name of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held {
@@ -53,13 +64,45 @@ impl Held {
     }
 
     /// The command line that starts `command` (run by the remote shell, as without a
-    /// holder) under dtach, or attaches to it when it runs already.
+    /// holder) under dtach, or attaches to it when it runs already. dtach's own exit
+    /// status is 0 whatever the interpreter's, so the interpreter's is written out as
+    /// an OSC string the reader takes back out ([`Held::take_exit`]).
     pub fn command(&self, command: &str) -> String {
+        // The shell outlives the Ctrl-C meant for the interpreter (a trap, not an
+        // ignored signal, which the interpreter would inherit).
+        let inner = format!(
+            "trap : INT QUIT\n{command}\ncode=$?; printf '\\033]777;bioxen-exit;%s\\007' \"$code\"; exit \"$code\""
+        );
         format!(
             "dtach -A \"${{TMPDIR:-/tmp}}/{}.sock\" -E -z -r winch sh -c {}",
             self.name,
-            shell_words::quote(command)
+            shell_words::quote(&inner)
         )
+    }
+
+    /// Takes what dtach adds out of a chunk of the held session's output: its
+    /// clear-screen on attach (`first`), its end message, and the interpreter's exit
+    /// status, which is returned.
+    pub fn take_exit(chunk: &[u8], first: bool) -> (Vec<u8>, Option<i32>) {
+        let mut out = chunk
+            .strip_prefix(DTACH_CLEAR)
+            .filter(|_| first)
+            .unwrap_or(chunk)
+            .to_vec();
+        let mut code = None;
+        if let Some(at) = find(&out, EXIT_MARK) {
+            let rest = &out[at + EXIT_MARK.len()..];
+            if let Some(end) = rest.iter().position(|&b| b == 0x07) {
+                code = std::str::from_utf8(&rest[..end])
+                    .ok()
+                    .and_then(|c| c.parse().ok());
+                out.drain(at..at + EXIT_MARK.len() + end + 1);
+            }
+        }
+        if let Some(at) = find(&out, DTACH_EOF) {
+            out.drain(at..at + DTACH_EOF.len());
+        }
+        (out, code)
     }
 
     /// The command that ends the held interpreter, when the user ends the VM: its
@@ -75,6 +118,20 @@ impl Held {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dtach_additions_are_taken_out_and_the_exit_status_kept() {
+        let (out, code) = Held::take_exit(b"\x1b[H\x1b[JLua 5.4\r\n> ", true);
+        assert_eq!((out.as_slice(), code), (&b"Lua 5.4\r\n> "[..], None));
+        // Only dtach's first clear goes; a program's own stays.
+        let (out, _) = Held::take_exit(b"\x1b[H\x1b[Jx", false);
+        assert_eq!(out, b"\x1b[H\x1b[Jx");
+        let (out, code) = Held::take_exit(
+            b"bye\r\n\x1b]777;bioxen-exit;3\x07\r\n[EOF - dtach terminating]\r\n",
+            false,
+        );
+        assert_eq!((out.as_slice(), code), (&b"bye\r\n\r\n\r\n"[..], Some(3)));
+    }
 
     #[test]
     fn names_are_safe_words() {
@@ -103,6 +160,10 @@ mod tests {
             cmd.starts_with("dtach -A \"${TMPDIR:-/tmp}/bioxen-a-1.sock\""),
             "{cmd}"
         );
-        assert!(cmd.ends_with("sh -c 'X='\\''a b'\\'' lua5.4 -i'"), "{cmd}");
+        assert!(
+            cmd.contains("sh -c 'trap : INT QUIT\nX='\\''a b'\\'' lua5.4 -i\ncode=$?;"),
+            "{cmd}"
+        );
+        assert!(cmd.ends_with("exit \"$code\"'"), "{cmd}");
     }
 }
