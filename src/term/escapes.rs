@@ -172,6 +172,35 @@ pub struct Escapes {
     tabs: Option<TabStops>,
     /// A program set a scroll region (DECSTBM) since the last reset.
     scroll_region_seen: bool,
+    /// The scroll region and origin mode of the normal screen (0) and the alternate
+    /// one (1): vt100 keeps them, but leaves them out of what it redraws a screen
+    /// with, so a mirror would scroll the whole screen where the program set a region.
+    grids: [GridModes; 2],
+    /// The alternate screen is in use.
+    alternate: bool,
+    /// Where in the chunk being fed the escape sequence now read began (0 when it
+    /// began in an earlier chunk, all of which the parser has had).
+    seq_start: usize,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct GridModes {
+    /// Top and bottom rows, from 1, when not the whole screen.
+    region: Option<(u16, u16)>,
+    /// Origin mode (DECOM): rows count from the region's top.
+    origin: bool,
+    /// What DECSC saved: vt100 keeps it but does not redraw it.
+    saved: Option<SavedCursor>,
+}
+
+/// A cursor saved with DECSC: where it was (from 0, absolute), its rendition, and
+/// origin mode.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct SavedCursor {
+    row: u16,
+    col: u16,
+    attrs: String,
+    origin: bool,
 }
 
 impl Escapes {
@@ -202,6 +231,7 @@ impl Escapes {
             from: 0,
             parser,
         };
+        self.seq_start = 0;
         let mut i = 0;
         while i < bytes.len() {
             if self.passes_text() {
@@ -233,6 +263,7 @@ impl Escapes {
             ESC => {
                 self.abort_utf8(out, end - 1);
                 self.state = State::Escape { intermediate: None };
+                self.seq_start = end - 1;
                 return;
             }
             0x18 | 0x1a => {
@@ -431,12 +462,17 @@ impl Escapes {
                 s.push_str(&attrs);
                 out.emit(s.as_bytes());
             }
-            (None, b'7') => self.saved = Some((self.sets, self.shifted)),
+            (None, b'7') => {
+                self.saved = Some((self.sets, self.shifted));
+                out.flush(end);
+                self.save_cursor(out.parser.screen());
+            }
             (None, b'8') => {
                 if let Some((sets, shifted)) = self.saved {
                     self.sets = sets;
                     self.shifted = shifted;
                 }
+                self.restore_origin();
             }
             (None, b'c') => *self = Escapes::default(),
             // IND and NEL, which vt100 skips: a line feed, and a new line.
@@ -471,6 +507,23 @@ impl Escapes {
                         3 => {
                             out.flush(end);
                             out.emit(b"\x1b[r\x1b[H\x1b[2J");
+                            self.grid().region = None;
+                        }
+                        6 => self.grid().origin = b == b'h',
+                        47 => self.alternate = b == b'h',
+                        1049 => {
+                            if b == b'h' && !self.alternate {
+                                // The cursor is saved (as it is before this sequence),
+                                // then the alternate screen is cleared and used.
+                                out.flush(self.seq_start);
+                                self.save_cursor(out.parser.screen());
+                                self.grids[1] = GridModes::default();
+                            }
+                            self.alternate = b == b'h';
+                            if b == b'l' {
+                                // The cursor saved on the way in comes back.
+                                self.restore_origin();
+                            }
                         }
                         7 => self.no_wrap = b == b'l',
                         _ => {}
@@ -481,6 +534,17 @@ impl Escapes {
             // (vt100 always goes to the region's top).
             (None, None, b'r') => {
                 self.scroll_region_seen = true;
+                // As vt100 takes it: defaults, clamped; a region that is no region
+                // (or the whole screen) means none.
+                let rows = out.parser.screen().size().0.get();
+                let p = csi.params();
+                let top = p[0].max(1);
+                let bottom = match p.get(1).copied().unwrap_or(0) {
+                    0 => rows,
+                    b => b.min(rows),
+                };
+                self.grid().region =
+                    (top < bottom && (top, bottom) != (1, rows)).then_some((top, bottom));
                 out.flush(end);
                 out.emit(b"\x1b[H");
             }
@@ -513,6 +577,89 @@ impl Escapes {
         }
     }
 
+    /// The normal screen's scroll region and origin mode, with `vt` showing that
+    /// screen: replayed with it while a full-screen program has the alternate one.
+    pub fn normal_screen_formatted(&self, vt: &vt100::Screen) -> String {
+        self.grid_formatted(0, vt)
+    }
+
+    /// Sets screen `grid`'s scroll region and origin mode, then puts `vt`'s cursor
+    /// back where it was (both moved it).
+    fn grid_formatted(&self, grid: usize, vt: &vt100::Screen) -> String {
+        let mut out = String::new();
+        let grid = &self.grids[grid];
+        if grid.region.is_none() && !grid.origin && grid.saved.is_none() {
+            return out;
+        }
+        let (rows, cols) = (vt.size().0.get(), vt.size().1.get());
+        let (top, bottom) = grid.region.unwrap_or((1, rows));
+        if grid.region.is_some() {
+            let _ = write!(out, "\x1b[{top};{bottom}r");
+        }
+        // A cursor at (row, col), absolute, with origin mode as given.
+        let place = |out: &mut String, origin: bool, row: u16, col: u16| {
+            out.push_str(if origin { "\x1b[?6h" } else { "\x1b[?6l" });
+            let row = if origin {
+                row.saturating_sub(top - 1)
+            } else {
+                row
+            };
+            let _ = write!(out, "\x1b[{};{}H", row + 1, col.min(cols - 1) + 1);
+        };
+        if let Some(saved) = &grid.saved {
+            place(&mut out, saved.origin, saved.row, saved.col);
+            out.push_str(&saved.attrs);
+            // DECSC saves the character sets too.
+            if let Some((sets, shifted)) = self.saved {
+                out.push_str(&sets_formatted(sets, shifted, true));
+            }
+            out.push_str("\x1b7");
+            // Plain ASCII again: placing the cursor below may redraw a cell.
+            out.push_str(&sets_formatted([Charset::Ascii; 2], false, true));
+        }
+        if grid.origin {
+            let (row, col) = vt.cursor_position();
+            place(&mut out, true, row, col);
+        } else {
+            // vt100's own placing keeps a cursor waiting past the last column there.
+            out.push_str("\x1b[?6l");
+            out.push_str(&vt.cursor_state_formatted());
+        }
+        out.push_str(&vt.attributes_formatted());
+        out
+    }
+
+    /// Notes what DECSC saves of the screen in use, as `vt` shows it now.
+    fn save_cursor(&mut self, vt: &vt100::Screen) {
+        let (row, col) = vt.cursor_position();
+        let attrs = vt.attributes_formatted();
+        let grid = self.grid();
+        grid.saved = Some(SavedCursor {
+            row,
+            col,
+            attrs,
+            origin: grid.origin,
+        });
+    }
+
+    /// DECRC: origin mode comes back with the cursor (vt100 restores the rest).
+    fn restore_origin(&mut self) {
+        let grid = self.grid();
+        grid.origin = grid.saved.as_ref().is_some_and(|s| s.origin);
+    }
+
+    /// The modes of the screen in use.
+    fn grid(&mut self) -> &mut GridModes {
+        &mut self.grids[usize::from(self.alternate)]
+    }
+
+    /// The terminal changed size: vt100 resets both screens' scroll regions.
+    pub fn resized(&mut self) {
+        for grid in &mut self.grids {
+            grid.region = None;
+        }
+    }
+
     fn tab_stops(&mut self) -> &mut TabStops {
         self.tabs.get_or_insert(TabStops {
             set: Vec::new(),
@@ -525,7 +672,12 @@ impl Escapes {
     /// cursor), and what goes after (sets and insert mode, which would change the
     /// contents drawn, then the start of a sequence the output is in the middle of, so
     /// that its end, still to come, is not taken for text).
-    pub fn state_formatted(&self, cols: u16) -> (String, String) {
+    ///
+    /// The scroll region and origin mode of the screen in use go first in the second
+    /// part: setting them moves the cursor, which is then put back (`vt` is the screen
+    /// the state is taken with).
+    pub fn state_formatted(&self, vt: &vt100::Screen) -> (String, String) {
+        let cols = vt.size().1.get();
         let mut before = String::new();
         if let Some(tabs) = &self.tabs {
             before.push_str("\x1b[3g");
@@ -533,15 +685,10 @@ impl Escapes {
                 let _ = write!(before, "\x1b[1;{}H\x1bH", col + 1);
             }
         }
-        let mut after = String::new();
-        for (g, set) in [b'(', b')'].into_iter().zip(self.sets) {
-            if set != Charset::Ascii {
-                after.push_str(&set.designation(g));
-            }
-        }
-        if self.shifted {
-            after.push('\x0e');
-        }
+        let mut after = self.grid_formatted(usize::from(self.alternate), vt);
+        // After a saved cursor's sets (see `grid_formatted`), all of them.
+        let all = self.saved.is_some();
+        after.push_str(&sets_formatted(self.sets, self.shifted, all));
         if self.insert {
             after.push_str("\x1b[4h");
         }
@@ -571,6 +718,23 @@ impl Escapes {
         }
         (before, after)
     }
+}
+
+/// Designations of G0 and G1 and the shift: only what differs from the default
+/// unless `all`.
+fn sets_formatted(sets: [Charset; 2], shifted: bool, all: bool) -> String {
+    let mut out = String::new();
+    for (g, set) in [b'(', b')'].into_iter().zip(sets) {
+        if all || set != Charset::Ascii {
+            out.push_str(&set.designation(g));
+        }
+    }
+    if shifted {
+        out.push('\x0e');
+    } else if all {
+        out.push('\x0f');
+    }
+    out
 }
 
 /// The length of a CSI's parameters and final byte, when they are all in `rest` and
@@ -761,7 +925,7 @@ mod tests {
             b"\x1b[3g\x1b[1;6H\x1bH\x1b)0\x0e\x1b[4h\x1b[?7l\x1b[2;1H",
             &mut parser,
         );
-        let (before, after) = escapes.state_formatted(20);
+        let (before, after) = escapes.state_formatted(parser.screen());
         let mut copy = small();
         let mut fresh = Escapes::default();
         let state = format!("{before}{}{after}", parser.screen().state_formatted());

@@ -335,6 +335,7 @@ impl Screen {
         let (cur_rows, cur_cols) = self.parser.screen().size();
         if (cur_rows, cur_cols) != (rows, cols) {
             self.parser.set_size(rows, cols);
+            self.escapes.resized();
         }
     }
 
@@ -494,7 +495,9 @@ impl Screen {
         let vt = self.parser.screen();
         Snapshot {
             history: self.parser.callbacks().history.joined(),
-            primary: vt.alternate_screen().then(|| primary_state(vt)),
+            primary: vt
+                .alternate_screen()
+                .then(|| primary_state(vt, &self.escapes)),
             ..self.snapshot_without_history()
         }
     }
@@ -508,7 +511,7 @@ impl Screen {
         // Tab stops are set by moving the cursor, so before the screen is drawn (and
         // after entering the alternate screen, whose cursor is redrawn); the character
         // sets and insert mode would change the drawing, so after.
-        let (before, after) = self.escapes.state_formatted(size.cols);
+        let (before, after) = self.escapes.state_formatted(vt);
         let mut state = String::new();
         if vt.alternate_screen() {
             state.push_str("\x1b[?1049h");
@@ -603,12 +606,12 @@ fn expand_tabs(text: &[u8], cols: usize) -> Option<std::borrow::Cow<'_, [u8]>> {
 /// put its cursor back: what a full-screen program (an editor, `less`) returns to when
 /// it ends. vt100 draws only the screen in use, so a copy of the screen leaves the
 /// alternate one, as the program will.
-fn primary_state(vt: &vt100::Screen) -> String {
+fn primary_state(vt: &vt100::Screen, escapes: &super::escapes::Escapes) -> String {
     let (rows, cols) = vt.size();
     let mut copy = vt100::Parser::new(rows, cols, 0);
     *copy.screen_mut() = vt.clone();
     copy.process(b"\x1b[?1049l");
-    copy.screen().state_formatted()
+    copy.screen().state_formatted() + &escapes.normal_screen_formatted(copy.screen())
 }
 
 /// A stored history row as the text it shows: SGR codes dropped, cursor-forward (how
@@ -722,6 +725,12 @@ mod tests {
             1 => "[a-z]{0,100}".prop_map(|s| format!("\x1b[4l\x1b[?7l{s}\r\n")),
             1 => "[a-z]{0,10}".prop_map(|s| format!("\x1b[?7h\x1b[3g{s}\x1bH\t{s}\r\n")),
             1 => Just("\x1b#8\x1b[?3l\x1bc".to_string()),
+            // Scroll regions, origin mode and the alternate screen, with the cursor
+            // moved inside them.
+            1 => "[a-z]{0,10}".prop_map(|s| format!("\x1b[2;4r\x1b[?6h\x1b[2;1H{s}\r\n{s}")),
+            1 => "[a-z]{0,10}".prop_map(|s| format!("\x1b[?6l\x1b[r{s}\x1b[3;2H")),
+            1 => "[a-z]{0,10}".prop_map(|s| format!("\x1b[?1049h\x1b[1;3r\x1b[3;1H{s}\n{s}\n")),
+            1 => Just("\x1b[?1049l\x1b7\x1b[?6h\x1b8".to_string()),
         ];
         proptest::collection::vec(line, 0..300).prop_map(|ls| ls.concat().into_bytes())
     }
@@ -848,6 +857,22 @@ mod tests {
             }
             assert_eq!(m.text(), s.text());
         }
+    }
+
+    /// A dashboard attaching while a program scrolls a region (a pager's body under a
+    /// fixed header) sees the header stay, as the session's own screen does; the
+    /// cursor saved with DECSC comes back in it too.
+    #[test]
+    fn a_mirror_keeps_the_scroll_region_origin_mode_and_saved_cursor() {
+        let mut s = Screen::new(Size::new(5, 20), 10);
+        s.feed(b"header\x1b[2;5r\x1b[?6h\x1b[2;3Hsaved\x1b7\x1b[4;1Hbody 1\r\nbody 2");
+        let mut m = Screen::from_snapshot(&s.snapshot(), 10, DEFAULT_SCROLLBACK_BYTES);
+        for screen in [&mut s, &mut m] {
+            screen.feed(b"\r\nbody 3\r\nbody 4\x1b8X");
+        }
+        assert_eq!(s.text(), "header\nbody 1\nbody 2 X\nbody 3\nbody 4");
+        assert_eq!(m.text(), s.text());
+        assert_eq!(m.vt().cursor_position(), s.vt().cursor_position());
     }
 
     /// DEC line drawing shows as box drawing on the screen, in the history, and in a
