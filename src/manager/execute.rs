@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use memchr::memmem;
+
 use super::{Live, Session};
 use crate::error::{Error, Result};
 use crate::lua_literal;
@@ -103,10 +105,10 @@ impl Markers {
     }
 
     fn parse(&self, seen: &[u8]) -> Option<ExecResult> {
-        let s = find(seen, &self.start)? + self.start.len();
-        let e = s + find(&seen[s..], &self.end)?;
+        let s = memmem::find(seen, &self.start)? + self.start.len();
+        let e = s + memmem::find(&seen[s..], &self.end)?;
         let z_from = e + self.end.len();
-        let z = z_from + find(&seen[z_from..], &self.done)?;
+        let z = z_from + memmem::find(&seen[z_from..], &self.done)?;
         let output = normalize(&seen[s..e]);
         let error = normalize(&seen[z_from..z]);
         Some(ExecResult {
@@ -114,10 +116,6 @@ impl Markers {
             error: (!error.is_empty()).then_some(error),
         })
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn normalize(bytes: &[u8]) -> String {
@@ -161,7 +159,7 @@ mod tests {
     fn echo_of_the_line_is_not_a_marker() {
         let line = wrap("print(1)", "=x", "n1");
         let m = Markers::new("n1");
-        assert!(find(line.as_bytes(), &m.start).is_none());
+        assert!(memmem::find(line.as_bytes(), &m.start).is_none());
         assert!(m.parse(line.as_bytes()).is_none());
     }
 

@@ -15,6 +15,10 @@
 //!
 //! Without dtach, a reconnect starts a new interpreter and says the state was lost.
 
+use std::borrow::Cow;
+
+use memchr::memmem;
+
 use super::ssh::Connection;
 
 /// What dtach writes when it attaches: home and clear the screen.
@@ -23,10 +27,6 @@ const DTACH_CLEAR: &[u8] = b"\x1b[H\x1b[J";
 const DTACH_EOF: &[u8] = b"[EOF - dtach terminating]";
 /// The start of the interpreter's exit status, as the held shell writes it.
 const EXIT_MARK: &[u8] = b"\x1b]777;bioxen-exit;";
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
 
 /// An interpreter held by dtach on the remote host, under a name of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,24 +83,26 @@ impl Held {
     /// Takes what dtach adds out of a chunk of the held session's output: its
     /// clear-screen on attach (`first`), its end message, and the interpreter's exit
     /// status, which is returned.
-    pub fn take_exit(chunk: &[u8], first: bool) -> (Vec<u8>, Option<i32>) {
-        let mut out = chunk
-            .strip_prefix(DTACH_CLEAR)
-            .filter(|_| first)
-            .unwrap_or(chunk)
-            .to_vec();
+    ///
+    /// Every chunk of a held session passes here, so it is searched, not copied,
+    /// unless dtach added something.
+    pub fn take_exit(chunk: &[u8], first: bool) -> (Cow<'_, [u8]>, Option<i32>) {
+        let mut out = Cow::Borrowed(match chunk.strip_prefix(DTACH_CLEAR) {
+            Some(rest) if first => rest,
+            _ => chunk,
+        });
         let mut code = None;
-        if let Some(at) = find(&out, EXIT_MARK) {
-            let rest = &out[at + EXIT_MARK.len()..];
-            if let Some(end) = rest.iter().position(|&b| b == 0x07) {
-                code = std::str::from_utf8(&rest[..end])
+        if let Some(at) = memmem::find(&out, EXIT_MARK) {
+            let from = at + EXIT_MARK.len();
+            if let Some(len) = memchr::memchr(0x07, &out[from..]) {
+                code = std::str::from_utf8(&out[from..from + len])
                     .ok()
                     .and_then(|c| c.parse().ok());
-                out.drain(at..at + EXIT_MARK.len() + end + 1);
+                out.to_mut().drain(at..from + len + 1);
             }
         }
-        if let Some(at) = find(&out, DTACH_EOF) {
-            out.drain(at..at + DTACH_EOF.len());
+        if let Some(at) = memmem::find(&out, DTACH_EOF) {
+            out.to_mut().drain(at..at + DTACH_EOF.len());
         }
         (out, code)
     }
@@ -122,15 +124,15 @@ mod tests {
     #[test]
     fn dtach_additions_are_taken_out_and_the_exit_status_kept() {
         let (out, code) = Held::take_exit(b"\x1b[H\x1b[JLua 5.4\r\n> ", true);
-        assert_eq!((out.as_slice(), code), (&b"Lua 5.4\r\n> "[..], None));
+        assert_eq!((&*out, code), (&b"Lua 5.4\r\n> "[..], None));
         // Only dtach's first clear goes; a program's own stays.
         let (out, _) = Held::take_exit(b"\x1b[H\x1b[Jx", false);
-        assert_eq!(out, b"\x1b[H\x1b[Jx");
+        assert_eq!(&*out, b"\x1b[H\x1b[Jx");
         let (out, code) = Held::take_exit(
             b"bye\r\n\x1b]777;bioxen-exit;3\x07\r\n[EOF - dtach terminating]\r\n",
             false,
         );
-        assert_eq!((out.as_slice(), code), (&b"bye\r\n\r\n\r\n"[..], Some(3)));
+        assert_eq!((&*out, code), (&b"bye\r\n\r\n\r\n"[..], Some(3)));
     }
 
     #[test]
