@@ -129,19 +129,8 @@ fn end_server(socket: &Path) {
 
 /// A fresh Ed25519 key pair for the demo's SSH, as `key` and `key.pub`.
 fn write_key(dir: &Path) -> Result<PathBuf, String> {
-    use ring::rand::SecureRandom;
-    use russh::keys::PrivateKey;
     use russh::keys::ssh_key::LineEnding;
-    use russh::keys::ssh_key::private::{Ed25519Keypair, KeypairData};
-    let mut seed = [0u8; 32];
-    ring::rand::SystemRandom::new()
-        .fill(&mut seed)
-        .map_err(|_| "no random numbers".to_string())?;
-    let key = PrivateKey::new(
-        KeypairData::from(Ed25519Keypair::from_seed(&seed)),
-        "bioxen-demo",
-    )
-    .map_err(|e| e.to_string())?;
+    let key = crate::sim::guest::random_key("bioxen-demo").map_err(|e| e.to_string())?;
     let private = key.to_openssh(LineEnding::LF).map_err(|e| e.to_string())?;
     let public = key.public_key().to_openssh().map_err(|e| e.to_string())?;
     let path = dir.join("key");

@@ -283,7 +283,8 @@ impl Sim {
         let ip = std::net::Ipv4Addr::new(127, 0, 0, n);
         match super::guest::Guest::start(ip.into(), config).await {
             Ok(guest) => {
-                tracing::info!("guest {vm}: SSH at {} ({})", guest.addr, guest.fingerprint);
+                let fingerprint = guest.host_key.fingerprint(russh::keys::HashAlg::Sha256);
+                tracing::info!("guest {vm}: SSH at {} ({fingerprint})", guest.addr);
                 lock(&self.guests).insert(vm.to_string(), guest);
                 ip.to_string()
             }

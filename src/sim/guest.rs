@@ -80,8 +80,6 @@ impl GuestConfig {
 /// One guest's SSH server; it stops when dropped.
 pub struct Guest {
     pub addr: SocketAddr,
-    /// `SHA256:…`, as ssh-keygen prints it.
-    pub fingerprint: String,
     /// The host key, as a known_hosts line would hold it.
     pub host_key: PublicKey,
     shutdown: russh::server::RunningServerHandle,
@@ -96,11 +94,8 @@ impl Drop for Guest {
 impl Guest {
     /// Starts a guest's SSH server at `ip`.
     pub async fn start(ip: IpAddr, config: Arc<GuestConfig>) -> std::io::Result<Guest> {
-        let key = random_host_key()?;
+        let key = random_key("guest")?;
         let host_key = key.public_key().clone();
-        let fingerprint = host_key
-            .fingerprint(russh::keys::HashAlg::Sha256)
-            .to_string();
         let server_config = Arc::new(russh::server::Config {
             keys: vec![key],
             auth_rejection_time: std::time::Duration::from_millis(100),
@@ -131,22 +126,22 @@ impl Guest {
             .map_err(|_| std::io::Error::other("the guest's SSH server did not start"))?;
         Ok(Guest {
             addr,
-            fingerprint,
             host_key,
             shutdown,
         })
     }
 }
 
-/// A fresh Ed25519 host key, from the system's random source.
-fn random_host_key() -> std::io::Result<PrivateKey> {
+/// A fresh Ed25519 key, from the system's random source: a guest's host key, or
+/// the demo's own.
+pub fn random_key(comment: &str) -> std::io::Result<PrivateKey> {
     use ring::rand::SecureRandom;
     use russh::keys::ssh_key::private::{Ed25519Keypair, KeypairData};
     let mut seed = [0u8; 32];
     ring::rand::SystemRandom::new()
         .fill(&mut seed)
         .map_err(|_| std::io::Error::other("no random numbers"))?;
-    PrivateKey::new(KeypairData::from(Ed25519Keypair::from_seed(&seed)), "guest")
+    PrivateKey::new(KeypairData::from(Ed25519Keypair::from_seed(&seed)), comment)
         .map_err(std::io::Error::other)
 }
 
@@ -239,11 +234,7 @@ impl russh::server::Handler for Connection {
         _modes: &[(russh::Pty, u32)],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let size = Size::new(
-            rows.min(u16::MAX as u32) as u16,
-            cols.min(u16::MAX as u32) as u16,
-        );
-        self.channels.entry(channel).or_default().pty = Some(size);
+        self.channels.entry(channel).or_default().pty = Some(size(cols, rows));
         session.channel_success(channel)?;
         Ok(())
     }
@@ -257,12 +248,8 @@ impl russh::server::Handler for Connection {
         _pix_height: u32,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let size = Size::new(
-            rows.min(u16::MAX as u32) as u16,
-            cols.min(u16::MAX as u32) as u16,
-        );
         if let Some(input) = self.channels.get(&channel).and_then(|c| c.input.as_ref()) {
-            let _ = input.send(Input::Resize(size));
+            let _ = input.send(Input::Resize(size(cols, rows)));
         }
         Ok(())
     }
@@ -307,6 +294,12 @@ impl russh::server::Handler for Connection {
         }
         Ok(())
     }
+}
+
+/// A terminal size as SSH gives it, in u32 columns and rows.
+fn size(cols: u32, rows: u32) -> Size {
+    let clamp = |n: u32| n.min(u32::from(u16::MAX)) as u16;
+    Size::new(clamp(rows), clamp(cols))
 }
 
 impl Connection {
@@ -388,7 +381,7 @@ async fn serve_pty(
     channel: ChannelId,
 ) {
     let crate::vm::local::LocalVm {
-        mut reader,
+        reader,
         mut sink,
         control: _control,
         child,
@@ -405,13 +398,8 @@ async fn serve_pty(
             }
         }
     });
-    let mut buf = vec![0u8; 16 * 1024];
-    // Read until the terminal closes (EIO once the program and its children are gone).
-    while let Ok(n) = reader.read(&mut buf).await {
-        if n == 0 || handle.data(channel, buf[..n].to_vec()).await.is_err() {
-            break;
-        }
-    }
+    // Until the terminal closes (EIO once the program and its children are gone).
+    let _ = forward(reader, handle.clone(), channel, None).await;
     finish(&handle, channel, child, writer).await;
 }
 
@@ -439,31 +427,44 @@ async fn serve_pipes(
             }
         }
     });
-    let pump = |stream: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>, ext: Option<u32>| {
-        let handle = handle.clone();
-        tokio::spawn(async move {
-            let Some(mut stream) = stream else { return };
-            let mut buf = vec![0u8; 16 * 1024];
-            while let Ok(n) = stream.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                let data = buf[..n].to_vec();
-                let sent = match ext {
-                    None => handle.data(channel, data).await.is_ok(),
-                    Some(code) => handle.extended_data(channel, code, data).await.is_ok(),
-                };
-                if !sent {
-                    break;
-                }
-            }
-        })
-    };
-    let out = pump(child.stdout.take().map(|s| Box::new(s) as _), None);
-    let err = pump(child.stderr.take().map(|s| Box::new(s) as _), Some(1));
-    let _ = out.await;
-    let _ = err.await;
+    let out = child
+        .stdout
+        .take()
+        .map(|s| forward(s, handle.clone(), channel, None));
+    let err = child
+        .stderr
+        .take()
+        .map(|s| forward(s, handle.clone(), channel, Some(1)));
+    for pump in [out, err].into_iter().flatten() {
+        let _ = pump.await;
+    }
     finish(&handle, channel, child, writer).await;
+}
+
+/// Sends what `stream` gives to the channel, as data or as extended data `ext`
+/// (1: stderr), until it ends or the channel does.
+fn forward(
+    mut stream: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    handle: russh::server::Handle,
+    channel: ChannelId,
+    ext: Option<u32>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        while let Ok(n) = stream.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            let data = buf[..n].to_vec();
+            let sent = match ext {
+                None => handle.data(channel, data).await.is_ok(),
+                Some(code) => handle.extended_data(channel, code, data).await.is_ok(),
+            };
+            if !sent {
+                break;
+            }
+        }
+    })
 }
 
 /// Once its output is all sent: the program's exit status, then the channel's end.
