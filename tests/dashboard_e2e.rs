@@ -285,11 +285,7 @@ fn scrollback_mode_shows_earlier_output() {
 #[test]
 fn pool_state_and_tls_warning_show_in_the_tab_bar() {
     // A pool that does not answer: the dashboard says so and keeps working.
-    let free_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let free_port = common::free_port();
     let config = format!(
         "[xcpng]\nurl = \"https://127.0.0.1:{free_port}\"\npassword_env = \"BIOXEN_XAPI_PASSWORD\"\ntls_verify = false\n"
     );

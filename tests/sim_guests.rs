@@ -44,14 +44,6 @@ fn workdir(name: &str) -> PathBuf {
     dir
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn pool(dir: &Path, port: u16) -> SimServer {
     let mut guests = GuestConfig::with_keys_from(port, &[dir.join("client_key.pub")]).unwrap();
     // Only the stand-in is there, under a name no machine has.
@@ -91,7 +83,7 @@ fn manager(dir: &Path, sim: &SimServer, port: u16, command: &str) -> Manager {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_vm_is_reached_over_ssh_at_its_own_address() {
     let dir = workdir("flow");
-    let port = free_port();
+    let port = common::free_port();
     let sim = pool(&dir, port).await;
     let m = manager(&dir, &sim, port, "guest-only-lua -i");
     let id = m

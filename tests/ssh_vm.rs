@@ -415,11 +415,7 @@ async fn an_unreachable_guest_counts_its_attempts_and_says_what_to_check() {
         .await
         .unwrap();
     // A port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = common::free_port();
     let config = format!(
         "[xcpng]\nurl = \"{}\"\npassword = \"password\"\n\
          [xcpng.ssh]\nuser = \"{}\"\nport = {closed}\nidentity = \"{}\"\nknown_hosts = \"{}\"\nwait_secs = 3\n",

@@ -78,6 +78,16 @@ pub async fn ready_local_vm(m: &Manager, options: bioxen::VmOptions) -> String {
     id
 }
 
+/// A loopback port nothing listens on (now): for a server to start on, or for a
+/// connection that must be refused.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Polls `cond` until it holds or `timeout` passes.
 pub async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + timeout;

@@ -52,11 +52,7 @@ impl Sshd {
         }
         std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys")).unwrap();
         let user = run(Command::new("id").arg("-un")).trim().to_string();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         let host_pub = std::fs::read_to_string(dir.join("host_key.pub")).unwrap();
         let known_hosts = dir.join("known_hosts");
         let mut fields = host_pub.split_whitespace();
