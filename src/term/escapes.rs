@@ -577,14 +577,15 @@ impl Escapes {
         }
     }
 
-    /// The normal screen's scroll region and origin mode, with `vt` showing that
-    /// screen: replayed with it while a full-screen program has the alternate one.
+    /// The normal screen's scroll region, origin mode and saved cursor, with `vt`
+    /// showing that screen: replayed with it while a full-screen program has the
+    /// alternate one.
     pub fn normal_screen_formatted(&self, vt: &vt100::Screen) -> String {
         self.grid_formatted(0, vt)
     }
 
-    /// Sets screen `grid`'s scroll region and origin mode, then puts `vt`'s cursor
-    /// back where it was (both moved it).
+    /// Sets screen `grid`'s scroll region and origin mode and its DECSC-saved cursor,
+    /// then puts `vt`'s cursor back where it was (all of them moved it).
     fn grid_formatted(&self, grid: usize, vt: &vt100::Screen) -> String {
         let mut out = String::new();
         let grid = &self.grids[grid];

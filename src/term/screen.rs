@@ -359,7 +359,6 @@ impl Screen {
         self.parser.callbacks_mut().signals.take()
     }
 
-    /// Lines above the visible screen that can be scrolled back to.
     /// The line numbers [`Screen::find`] uses: the oldest history row kept, and where
     /// the live screen starts. Rows are numbered from the first that ever scrolled into
     /// the history, so a number stays with its row as new rows arrive and old ones go.
@@ -443,6 +442,7 @@ impl Screen {
         self.parser.callbacks().scrolled
     }
 
+    /// Lines above the visible screen that can be scrolled back to.
     pub fn scrollback_len(&self) -> usize {
         self.parser.callbacks().history.len()
     }
