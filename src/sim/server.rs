@@ -218,21 +218,17 @@ async fn write_response<W: AsyncWrite + Unpin>(
     } else {
         "Internal Server Error"
     };
+    let thumbprint = thumbprint
+        .map(|t| format!("{THUMBPRINT_RESPONSE}: {t}\r\n"))
+        .unwrap_or_default();
     let head = format!(
         "HTTP/1.1 {} {reason}\r\ncontent-type: {}\r\ncontent-length: {}\r\n\
-         access-control-allow-origin: *\r\naccess-control-allow-headers: X-Requested-With\r\n\r\n",
+         access-control-allow-origin: *\r\naccess-control-allow-headers: X-Requested-With\r\n\
+         {thumbprint}\r\n",
         r.status,
         r.content_type,
         r.body.len()
     );
-    let head = match thumbprint {
-        Some(t) => head.replacen(
-            "\r\n\r\n",
-            &format!("\r\n{THUMBPRINT_RESPONSE}: {t}\r\n\r\n"),
-            1,
-        ),
-        None => head,
-    };
     w.write_all(head.as_bytes()).await?;
     w.write_all(r.body.as_bytes()).await?;
     w.flush().await
