@@ -65,6 +65,27 @@ pub enum Update {
 /// reading, and the server, seeing a slow client, catches it up with snapshots later.
 const UPDATE_QUEUE: usize = 256;
 
+/// Refuses a server that runs as another user (SO_PEERCRED), naming the socket.
+fn check_peer_is_me(stream: &UnixStream, socket: &Path) -> Result<()> {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let me = unsafe { libc::getuid() };
+    let peer = stream.peer_cred().map_err(|e| {
+        Error::Manager(format!(
+            "not connecting to {}: cannot tell who serves it ({e})",
+            socket.display()
+        ))
+    })?;
+    if peer.uid() != me {
+        return Err(Error::Untrusted(format!(
+            "not connecting to {}: it is served by uid {}, not by you (uid {me}); \
+             someone else may have put it there",
+            socket.display(),
+            peer.uid()
+        )));
+    }
+    Ok(())
+}
+
 /// How to start a server when none is running.
 #[derive(Debug, Clone)]
 pub struct StartOptions {
@@ -78,19 +99,39 @@ pub struct StartOptions {
 
 impl Client {
     /// Connects to the server on `socket`.
+    ///
+    /// Before a word is sent, the socket's directory must be this user's and closed to
+    /// others, and the process listening must run as this user: a socket squatted in a
+    /// shared fallback directory (`/tmp/bioxen-UID`, made first by someone else) would
+    /// otherwise receive every key typed into the dashboard.
     pub async fn connect(socket: &Path, what: &str) -> Result<Client> {
+        if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
+            match crate::private_fs::check_owned_and_closed(dir) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(Error::Untrusted(format!(
+                        "not connecting to {}: {e}",
+                        socket.display()
+                    )));
+                }
+                Ok(()) => {}
+            }
+        }
         let mut stream = UnixStream::connect(socket).await.map_err(|e| {
             Error::Manager(format!(
-                "no bioxen server on {} ({e}); `bioxen server` starts one",
+                "no bioxen server on {} ({e}); `bioxen` starts one",
                 socket.display()
             ))
         })?;
+        check_peer_is_me(&stream, socket)?;
         let hello = Hello {
             version: protocol::VERSION,
             client: what.to_string(),
         };
         protocol::write_message(&mut stream, &hello).await?;
-        let server_pid = match protocol::read_message::<_, Welcome>(&mut stream).await {
+        let welcome =
+            protocol::read_message_within::<_, Welcome>(&mut stream, protocol::HELLO_LIMIT).await;
+        let server_pid = match welcome {
             Ok(Some(Welcome::Ok { server_pid, .. })) => server_pid,
             Ok(Some(Welcome::Refused { reason })) => {
                 return Err(Error::Manager(format!(
@@ -136,14 +177,17 @@ impl Client {
         what: &str,
         start: &StartOptions,
     ) -> Result<Client> {
-        if let Ok(c) = Client::connect(socket, what).await {
-            return Ok(c);
+        match Client::connect(socket, what).await {
+            Ok(c) => return Ok(c),
+            Err(e @ Error::Untrusted(_)) => return Err(e),
+            Err(_) => {}
         }
         spawn_server(socket, start)?;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             match Client::connect(socket, what).await {
                 Ok(c) => return Ok(c),
+                Err(e @ Error::Untrusted(_)) => return Err(e),
                 Err(e) if Instant::now() > deadline => {
                     return Err(Error::Manager(format!(
                         "started a server, but it does not answer: {e} (its log: {})",

@@ -26,6 +26,11 @@ pub enum Error {
     #[error("{0}")]
     Manager(String),
 
+    /// The server's socket is not to be trusted: its directory is not this user's
+    /// alone, or another user serves it. Never retried, and never started over.
+    #[error("{0}")]
+    Untrusted(String),
+
     /// `bioxen.toml` could not be read or is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),

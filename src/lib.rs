@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod keymap;
 pub mod keyspec;
+pub mod log_sink;
 pub mod lua_literal;
 pub mod manager;
 pub mod private_fs;

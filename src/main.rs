@@ -579,10 +579,11 @@ fn server(
         return ExitCode::FAILURE;
     };
     if foreground {
-        let _ = tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
-            .with_ansi(false)
-            .try_init();
+        // Its stderr is its log (start.log, or a terminal): a full disk or a closed
+        // terminal stops the log, never the server.
+        let sink =
+            bioxen::log_sink::LogSink::new(std::io::stderr(), "the server's log (its stderr)");
+        let _ = bioxen::log_sink::install(sink, tracing::Level::INFO);
         let manager_config = match bioxen::ManagerConfig::from_config(config) {
             Ok(c) => c,
             Err(e) => {

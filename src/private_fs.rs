@@ -34,8 +34,19 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
     }
 }
 
+/// Checks, changing nothing, that `dir` is a real directory of this user's that no one
+/// else may enter: what a client asks of the directory of a socket it is about to
+/// trust. (The server, which owns the directory, tightens it instead.)
+pub fn check_owned_and_closed(dir: &Path) -> Result<()> {
+    check_private_dir_with(dir, false)
+}
+
 /// Refuses a directory that another user could read or change.
 pub fn check_private_dir(dir: &Path) -> Result<()> {
+    check_private_dir_with(dir, true)
+}
+
+fn check_private_dir_with(dir: &Path, tighten: bool) -> Result<()> {
     let meta = std::fs::symlink_metadata(dir)?;
     let refuse = |why: String| {
         Err(Error::new(
@@ -62,6 +73,9 @@ pub fn check_private_dir(dir: &Path) -> Result<()> {
         return refuse(format!(
             "others can write to it (mode {mode:o}); make it 0700 or remove it"
         ));
+    }
+    if mode & 0o077 != 0 && !tighten {
+        return refuse(format!("others can enter it (mode {mode:o}, not 0700)"));
     }
     if mode & 0o077 != 0 {
         // Ours and not writable by others, but readable: tighten it.

@@ -41,6 +41,8 @@ pub const GLANCE_EVERY: std::time::Duration = std::time::Duration::from_millis(3
 /// an output burst fits many times over; a corrupt length cannot make anyone allocate
 /// gigabytes.
 pub const MAX_MESSAGE: usize = 64 << 20;
+/// The most a hello (or a welcome) may take: read before the peer is trusted.
+pub const HELLO_LIMIT: usize = 4096;
 
 /// The first byte of an output frame; JSON never starts with it.
 const OUTPUT_FRAME: u8 = 0x01;
@@ -75,12 +77,13 @@ pub struct CreateOptions {
 }
 
 impl CreateOptions {
-    pub fn into_vm_options(self) -> VmOptions {
+    /// The options as the manager takes them; refused when the size is out of bounds.
+    pub fn into_vm_options(self) -> Result<VmOptions, String> {
         let mut size = Size::default();
         if let (Some(rows), Some(cols)) = (self.rows, self.cols) {
-            size = Size::new(rows, cols);
+            size = Size::checked(rows, cols)?;
         }
-        VmOptions {
+        Ok(VmOptions {
             command: self.command,
             size,
             env: self.env,
@@ -89,7 +92,7 @@ impl CreateOptions {
             memory_mib: self.memory_mib,
             vcpus: self.vcpus,
             pool_vm: self.pool_vm,
-        }
+        })
     }
 }
 
@@ -494,8 +497,12 @@ pub async fn write_message<W: AsyncWrite + Unpin, T: Serialize>(
     w.flush().await
 }
 
-/// Reads one frame's bytes; `None` when the other side closed the connection cleanly.
-async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Option<Vec<u8>>> {
+/// Reads a frame's 4-byte length; `None` when the other side closed the connection
+/// cleanly. A length past `limit` is refused before anything is allocated.
+pub async fn read_frame_len<R: AsyncRead + Unpin>(
+    r: &mut R,
+    limit: usize,
+) -> std::io::Result<Option<usize>> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -503,10 +510,48 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Option<V
         Err(e) => return Err(e),
     }
     let len = u32::from_be_bytes(len) as usize;
-    frame_len(len)?;
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).await?;
-    Ok(Some(body))
+    if len > limit.min(MAX_MESSAGE) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "a message of {len} bytes is over the limit of {}",
+                limit.min(MAX_MESSAGE)
+            ),
+        ));
+    }
+    Ok(Some(len))
+}
+
+/// Reads a frame's body of `len` bytes. Memory grows with the bytes that arrive, not
+/// with the length announced: a peer that announces 64 MiB and sends nothing more
+/// holds a few KiB.
+pub async fn read_frame_body<R: AsyncRead + Unpin>(
+    r: &mut R,
+    len: usize,
+) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::with_capacity(len.min(64 * 1024));
+    let read = (&mut *r).take(len as u64).read_to_end(&mut body).await?;
+    if read < len {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(body)
+}
+
+/// Reads one frame's bytes, of at most `limit`; `None` when the other side closed the
+/// connection cleanly.
+async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    limit: usize,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let Some(len) = read_frame_len(r, limit).await? else {
+        return Ok(None);
+    };
+    read_frame_body(r, len).await.map(Some)
+}
+
+/// One JSON message from a frame's body.
+pub fn decode_message<T: for<'de> Deserialize<'de>>(body: &[u8]) -> std::io::Result<T> {
+    serde_json::from_slice(body).map_err(invalid)
 }
 
 fn invalid(e: impl std::fmt::Display) -> std::io::Error {
@@ -517,15 +562,24 @@ fn invalid(e: impl std::fmt::Display) -> std::io::Error {
 pub async fn read_message<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(
     r: &mut R,
 ) -> std::io::Result<Option<T>> {
-    let Some(body) = read_frame(r).await? else {
+    read_message_within(r, MAX_MESSAGE).await
+}
+
+/// Reads one JSON message of at most `limit` bytes: a hello, before the peer is known,
+/// is held to [`HELLO_LIMIT`].
+pub async fn read_message_within<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(
+    r: &mut R,
+    limit: usize,
+) -> std::io::Result<Option<T>> {
+    let Some(body) = read_frame(r, limit).await? else {
         return Ok(None);
     };
-    serde_json::from_slice(&body).map(Some).map_err(invalid)
+    decode_message(&body).map(Some)
 }
 
 /// Reads what the server sent: a message or an output frame.
 pub async fn read_incoming<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Option<Incoming>> {
-    let Some(mut body) = read_frame(r).await? else {
+    let Some(mut body) = read_frame(r, MAX_MESSAGE).await? else {
         return Ok(None);
     };
     if body.first() != Some(&OUTPUT_FRAME) {

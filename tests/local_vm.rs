@@ -420,3 +420,58 @@ async fn output_logs_are_private_and_never_follow_symlinks() {
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A program that floods terminal queries (`ESC [ c`) and never reads its input gets
+/// its answers dropped past a bound, with one notice, instead of the server holding
+/// them without end; what the user types still gets through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_to_a_program_that_never_reads_are_bounded() {
+    let m = manager();
+    let mut events = m.subscribe();
+    let id = ready_vm(&m).await;
+    // Each query is answered with a device-attributes reply; 4 MB of queries asks for
+    // more answers than the bound holds.
+    m.send_input(
+        &id,
+        "for i = 1, 400 do io.write(string.rep('\\27[c', 3500)) io.flush() end \
+         while true do end\r",
+    )
+    .unwrap();
+    let said = tokio::time::timeout(WAIT, async {
+        loop {
+            match events.recv().await {
+                Ok(bioxen::Event::Error(Some(vm), text)) if vm == id => return text,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("events ended: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("no notice that answers were dropped");
+    assert!(
+        said.contains("does not read its input") && said.contains("dropped"),
+        "{said}"
+    );
+    // The user can still type: the answers took only their share of the bound.
+    m.send_input(&id, "typed").unwrap();
+    m.kill(&id).await.unwrap();
+}
+
+/// A pasted line of megabytes costs the embedded REPL's editor time in proportion to
+/// its length: 8 MB took minutes when each batch of keys re-compared the whole line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pasted_line_of_megabytes_takes_linear_time() {
+    let m = manager();
+    let id = ready_vm(&m).await;
+    let started = std::time::Instant::now();
+    m.send_input(&id, format!("x = '{}'\r", "a".repeat(8 << 20)))
+        .unwrap();
+    m.send_input(&id, "print('length', #x)\r").unwrap();
+    let out = m
+        .read_until(&id, "length\t8388608", Duration::from_secs(60))
+        .await;
+    let took = started.elapsed();
+    assert!(out.is_ok(), "{out:?} after {took:?}");
+    assert!(took < Duration::from_secs(20), "an 8 MB line took {took:?}");
+    m.kill(&id).await.unwrap();
+}

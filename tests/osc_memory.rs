@@ -31,3 +31,34 @@ fn an_unterminated_osc_does_not_grow_memory() {
     assert!(s.title().is_some_and(|t| t.len() <= 200));
     assert!(s.text().contains("after"));
 }
+
+/// A mirror made from a snapshot taken in the middle of an endless OSC (a dashboard
+/// attaching, or catching up after it fell behind) keeps the bound: the rest of the
+/// string does not grow it.
+#[test]
+fn a_mirror_made_inside_an_endless_osc_stays_bounded() {
+    let chunk = vec![b'A'; 64 * 1024];
+    for opener in [&b"\x1b]0;"[..], b"\x1b]8;;"] {
+        let mut server = Screen::new(Size::new(24, 80), 100);
+        server.feed(b"before\r\n");
+        server.feed(opener);
+        server.feed(&chunk);
+        let mut mirror = Screen::from_snapshot(&server.snapshot(), 100, 1 << 20);
+        let before = rss_bytes();
+        for _ in 0..1600 {
+            server.feed(&chunk);
+            mirror.feed(&chunk);
+        }
+        // 100 MB went by; unbounded, the mirror holds all of it.
+        let grown = rss_bytes().saturating_sub(before);
+        assert!(
+            grown < 32 << 20,
+            "100 MB of OSC grew the mirror by {grown} bytes"
+        );
+        for s in [&mut server, &mut mirror] {
+            s.feed(b"\x07after");
+            assert!(s.text().contains("after"), "{}", s.text());
+        }
+        assert_eq!(server.text(), mirror.text());
+    }
+}

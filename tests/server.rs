@@ -167,6 +167,7 @@ async fn the_socket_is_private_and_other_users_are_refused() {
     ] {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
     }
+    // Another user's bioxen refuses the directory before it says a word to the server.
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(bioxen_exe())
@@ -176,8 +177,149 @@ async fn the_socket_is_private_and_other_users_are_refused() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("serves no one else"), "{err}");
+    assert!(
+        err.contains("not connecting to") && err.contains("belongs to uid 0"),
+        "{err}"
+    );
+    // And a client of another uid that ignores that, speaking the protocol by hand, is
+    // refused by the server, which reads nothing it sends.
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(["/usr/bin/python3", "-c", PEER_SAYS_HELLO])
+        .arg(&socket)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("serves no one else"),
+        "{said} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     client.shutdown_server().await.unwrap();
+}
+
+/// Connects to the socket in argv[1], sends a hello and prints the answer.
+const PEER_SAYS_HELLO: &str = r#"
+import json, socket, struct, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+hello = json.dumps({"version": 0, "client": "stranger"}).encode()
+s.sendall(struct.pack(">I", len(hello)) + hello)
+n = struct.unpack(">I", s.recv(4))[0]
+data = b""
+while len(data) < n:
+    data += s.recv(n - len(data))
+print(data.decode())
+"#;
+
+/// A socket another user put in the runtime directory is never spoken to: not when the
+/// directory is theirs, and not when the process listening runs as someone else. What
+/// the user types would otherwise go to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_squatted_socket_is_refused_before_a_word_is_sent() {
+    use std::os::unix::fs::PermissionsExt;
+    common::require_program("setpriv", "util-linux");
+    // SAFETY: getuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::getuid() },
+        0,
+        "this test plays another user, as root"
+    );
+    let dir = scratch("squat");
+    // A directory made by uid 65534, open to all, as a squatter would leave it.
+    let theirs = dir.join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    // Ours, 0700, but the socket in it bound by a process that then became uid 65534.
+    let ours = dir.join("ours");
+    bioxen::private_fs::create_private_dir(&ours).unwrap();
+    // Where the squatters, as uid 65534, note that they listen and what they heard.
+    let notes = dir.join("notes");
+    std::fs::create_dir(&notes).unwrap();
+    std::fs::set_permissions(&notes, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut squatters = Vec::new();
+    let places = [
+        (theirs.join("server.sock"), true),
+        (ours.join("server.sock"), false),
+    ];
+    for (n, (socket, become_other_first)) in places.into_iter().enumerate() {
+        let ready = notes.join(format!("{n}.heard"));
+        let child = Command::new("/usr/bin/python3")
+            .args(["-c", SQUATTER])
+            .arg(&socket)
+            .arg(&ready)
+            .arg(if become_other_first {
+                "before"
+            } else {
+                "after"
+            })
+            .spawn()
+            .unwrap();
+        squatters.push(Kill(child));
+        assert!(
+            eventually(WAIT, || ready.exists()).await,
+            "the squatter did not start"
+        );
+        let err = match Client::connect(&socket, "test").await {
+            Ok(_) => panic!("connected to a squatted socket at {}", socket.display()),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains(socket.to_str().unwrap()),
+            "names the path: {err}"
+        );
+        assert!(err.contains("uid 65534"), "{err}");
+        // Not started over either: a server of our own would only be refused there too.
+        let start = start_options(&dir);
+        let err = Client::connect_or_start(&socket, "test", &start)
+            .await
+            .err()
+            .expect("connect_or_start trusted a squatted socket")
+            .to_string();
+        assert!(err.contains("not connecting to"), "{err}");
+        // The squatter heard nothing: it writes what it received to the ready file.
+        let heard = std::fs::read(&ready).unwrap();
+        assert!(heard.is_empty(), "the squatter heard {heard:?}");
+    }
+}
+
+/// Listens on argv[1] as uid 65534 (setuid before binding, or after binding and before
+/// listening: SO_PEERCRED reports who listened), then records what clients send.
+const SQUATTER: &str = r#"
+import os, socket, sys
+path, ready, when = sys.argv[1], sys.argv[2], sys.argv[3]
+if when == "before":
+    os.setgid(65534); os.setuid(65534)
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+os.chmod(path, 0o777)
+if when == "after":
+    os.setgid(65534); os.setuid(65534)
+s.listen(8)
+open(ready, "ab").close()
+while True:
+    c, _ = s.accept()
+    c.settimeout(2)
+    try:
+        data = c.recv(4096)
+    except OSError:
+        data = b""
+    if data:
+        with open(ready, "ab") as f:
+            f.write(data)
+    c.close()
+"#;
+
+/// Ends a helper process when the test ends.
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// A socket left by a dead server is replaced; a live server is never displaced, and
@@ -310,4 +452,247 @@ async fn bad_clients_are_dropped_and_the_server_goes_on() {
     let log = std::fs::read_to_string(dir.join("logs/server.log")).unwrap();
     assert!(log.contains("client dropped"), "the server logs it: {log}");
     client.shutdown_server().await.unwrap();
+}
+
+/// The server's resident memory, from /proc.
+fn rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+/// A raw connection that has said hello.
+async fn greeted(socket: &Path) -> tokio::net::UnixStream {
+    let mut s = tokio::net::UnixStream::connect(socket).await.unwrap();
+    let hello = bioxen::protocol::Hello {
+        version: bioxen::protocol::VERSION,
+        client: "raw".into(),
+    };
+    bioxen::protocol::write_message(&mut s, &hello)
+        .await
+        .unwrap();
+    let _: bioxen::protocol::Welcome = bioxen::protocol::read_message(&mut s)
+        .await
+        .unwrap()
+        .unwrap();
+    s
+}
+
+/// Terminal sizes past 1000x1000 are refused where they enter, with the size and the
+/// bound named; one such request once took the server and every VM with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_terminals_are_refused_and_the_server_goes_on() {
+    let (_dir, _socket, client, _stop, id) = server_with_vm("sizes", "sized").await;
+    let before = rss_of(client.server_pid);
+    let err = client
+        .resize(&id, 65535, 65535)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("65535x65535") && err.contains("1000x1000"),
+        "{err}"
+    );
+    let options = CreateOptions {
+        rows: Some(24),
+        cols: Some(3000),
+        ..CreateOptions::default()
+    };
+    let err = client
+        .create_interactive_vm(Some("huge"), VmKind::Local, options)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("24x3000") && err.contains("too large"),
+        "{err}"
+    );
+    client.resize(&id, 1000, 1000).await.unwrap();
+    let r = client
+        .execute_string(&id, "return 6 * 7", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(r.output.trim(), "42");
+    let grown = rss_of(client.server_pid).saturating_sub(before);
+    assert!(grown < 100 << 20, "the server grew by {grown} bytes");
+    assert_eq!(
+        client.list().await.unwrap().len(),
+        1,
+        "no VM 'huge' was made"
+    );
+    client.shutdown_server().await.unwrap();
+}
+
+/// Frames cost what was sent, not what was announced; before the hello only a few KiB
+/// are read; and all connections together hold a bounded amount, however many send
+/// large frames at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_are_bounded_before_the_hello_and_in_total() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_dir, socket, client, _stop, id) = server_with_vm("frames", "framed").await;
+    let pid = client.server_pid;
+
+    // A hello announced at 1 MiB is refused without being read.
+    let mut s = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    s.write_all(&(1u32 << 20).to_be_bytes()).await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(WAIT, s.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the server waited for a 1 MiB hello");
+
+    // Eight connections each send all but the last byte of a 48 MiB frame: 384 MiB
+    // in all if the server read every one.
+    const FRAME: usize = 48 << 20;
+    let base = rss_of(pid);
+    let written = Arc::new(AtomicU64::new(0));
+    let finished = Arc::new(AtomicUsize::new(0));
+    let mut senders = Vec::new();
+    for _ in 0..8 {
+        let mut s = greeted(&socket).await;
+        let (written, finished) = (written.clone(), finished.clone());
+        senders.push(tokio::spawn(async move {
+            s.write_all(&(FRAME as u32).to_be_bytes()).await.unwrap();
+            let piece = vec![b' '; 1 << 20];
+            let mut left = FRAME - 1;
+            while left > 0 {
+                let n = left.min(piece.len());
+                if s.write_all(&piece[..n]).await.is_err() {
+                    return s;
+                }
+                written.fetch_add(n as u64, Ordering::Relaxed);
+                left -= n;
+            }
+            finished.fetch_add(1, Ordering::Relaxed);
+            s
+        }));
+    }
+    // Wait until the writing settles: every sender done, or no progress for a second.
+    let mut last = (0, std::time::Instant::now());
+    let settled = eventually(WAIT * 2, || {
+        let now = written.load(Ordering::Relaxed);
+        if now != last.0 {
+            last = (now, std::time::Instant::now());
+        }
+        finished.load(Ordering::Relaxed) == 8
+            || last.1.elapsed() > std::time::Duration::from_secs(1)
+    })
+    .await;
+    assert!(settled);
+    let held = rss_of(pid).saturating_sub(base);
+    assert!(
+        held < 300 << 20,
+        "8 pending 48 MiB frames hold {} MiB in the server",
+        held >> 20
+    );
+    for s in senders {
+        s.abort();
+    }
+    // The server goes on.
+    let r = client
+        .execute_string(&id, "return 6 * 7", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(r.output.trim(), "42");
+    client.shutdown_server().await.unwrap();
+}
+
+/// Calls that wait (here for output that never comes) are bounded per connection and
+/// end with it, and their timeouts are clamped: 20,000 of them, half with the longest
+/// timeout there is, leave the server as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_calls_are_bounded_and_end_with_their_connection() {
+    use tokio::io::AsyncWriteExt;
+    let (_dir, socket, client, _stop, id) = server_with_vm("calls", "waited").await;
+    let pid = client.server_pid;
+    let base = rss_of(pid);
+    let mut s = greeted(&socket).await;
+    let mut frames = Vec::new();
+    for tag in 0..20_000u64 {
+        let call = bioxen::protocol::Call {
+            tag,
+            request: bioxen::protocol::Request::ReadUntil {
+                id: id.clone(),
+                needle: "never printed".into(),
+                timeout_ms: if tag % 2 == 0 { u64::MAX } else { 3_600_000 },
+            },
+        };
+        bioxen::protocol::encode_message(&mut frames, &call).unwrap();
+    }
+    // The server stops reading once a connection has its fill of calls running, so
+    // this write may never finish: it is given a few seconds.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.write_all(&frames)).await;
+    let held = rss_of(pid).saturating_sub(base);
+    assert!(held < 64 << 20, "pending calls hold {} MiB", held >> 20);
+    drop(s);
+    // A fresh client is answered at once, and the VM is as it was.
+    let other = Client::connect(&socket, "test").await.unwrap();
+    let r = other
+        .execute_string(&id, "return 6 * 7", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(r.output.trim(), "42");
+    client.shutdown_server().await.unwrap();
+}
+
+/// A server whose log cannot be written (stderr on a full disk) serves as usual and
+/// exits cleanly, instead of panicking on its first log line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_whose_log_is_full_serves_and_exits_cleanly() {
+    let dir = scratch("fulllog");
+    let socket = dir.join("run/bioxen/server.sock");
+    let start = start_options(&dir);
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let mut server = Command::new(bioxen_exe())
+        .args(["--config", start.config.as_ref().unwrap().to_str().unwrap()])
+        .args([
+            "--socket",
+            socket.to_str().unwrap(),
+            "server",
+            "--foreground",
+        ])
+        .stderr(full)
+        .spawn()
+        .unwrap();
+    let _stop = Stop(server.id());
+    let mut client = None;
+    let connected = eventually(WAIT, || {
+        if let Ok(Some(status)) = server.try_wait() {
+            panic!("the server ended: {status}");
+        }
+        socket.exists()
+    })
+    .await;
+    assert!(connected, "the server never listened");
+    for _ in 0..100 {
+        if let Ok(c) = Client::connect(&socket, "test").await {
+            client = Some(c);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let client = client.expect("no connection to the server");
+    let id = client
+        .create_interactive_vm(Some("logless"), VmKind::Local, CreateOptions::default())
+        .await
+        .unwrap();
+    client.wait_ready(&id, WAIT).await.unwrap();
+    let r = client
+        .execute_string(&id, "return 6 * 7", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(r.output.trim(), "42");
+    client.shutdown_server().await.unwrap();
+    let status = tokio::task::spawn_blocking(move || server.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "the server exited with {status}");
 }

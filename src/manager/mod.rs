@@ -43,6 +43,10 @@ const TERM_GRACE: Duration = Duration::from_millis(1500);
 const PENDING_LIMIT: usize = 1024 * 1024;
 /// Bytes of input that may wait for a session that is not reading.
 const INPUT_LIMIT: usize = 16 * 1024 * 1024;
+/// Answers to terminal queries are queued only while less than this waits in all: a
+/// program that asks without reading fills at most this share of [`INPUT_LIMIT`], and
+/// what the user types still fits.
+const REPLY_LIMIT: usize = 1024 * 1024;
 /// Input is written in pieces of at most this size, so a large paste never holds the
 /// writer for long and interleaves fairly with resizes.
 const INPUT_PIECE: usize = 4096;
@@ -279,6 +283,9 @@ pub struct Session {
     attached: AtomicBool,
     dirty: AtomicBool,
     queued_input: AtomicUsize,
+    /// Set while answers to the program's terminal queries are being dropped because
+    /// it does not read its input; the user is told once per such spell.
+    replies_dropped: AtomicBool,
     log: Mutex<Option<OutputLog>>,
     /// The SSH side of a remote session.
     remote: Mutex<Option<remote::Remote>>,
@@ -511,10 +518,14 @@ impl Manager {
     /// returns it (consuming it like `read_output`).
     pub async fn read_until(&self, id: &str, needle: &str, timeout: Duration) -> Result<String> {
         let session = self.get(id)?;
+        // Each look starts where the last ended: the bytes are searched about once.
+        let since = std::sync::atomic::AtomicU64::new(0);
         let found = session
             .wait_for(timeout, |s| {
-                let pending = lock(&s.pending);
-                pending.contains(needle.as_bytes())
+                let (found, next) = lock(&s.pending)
+                    .contains_since(needle.as_bytes(), since.load(Ordering::Relaxed));
+                since.store(next, Ordering::Relaxed);
+                found
             })
             .await;
         if !found {
@@ -838,6 +849,7 @@ impl Session {
             attached: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
             queued_input: AtomicUsize::new(0),
+            replies_dropped: AtomicBool::new(false),
             log: Mutex::new(log),
             remote: Mutex::new(None),
             stop: remote::StopSignal::default(),
@@ -1090,7 +1102,7 @@ impl Session {
             self.take_signals(said, events);
         }
         if !replies.is_empty() {
-            let _ = self.send_reply(replies);
+            self.send_reply(replies, events);
         }
         self.seq.send_modify(|n| *n += 1);
         self.activity.notify_one();
@@ -1186,12 +1198,34 @@ impl Session {
         self.on_output(line.as_bytes(), events);
     }
 
-    /// Queues an answer to a terminal query; bypasses the input limit (it is tiny).
-    fn send_reply(&self, reply: Vec<u8>) -> Option<()> {
+    /// Queues an answer to a terminal query. Answers count against the input bound
+    /// like typed input: a program that asks (`ESC [ c`) without ever reading would
+    /// otherwise pile its answers up in the server without end. Past the bound they are
+    /// dropped, and the user is told once until the program reads again.
+    fn send_reply(&self, reply: Vec<u8>, events: &broadcast::Sender<Event>) {
         let process = lock(&self.process);
-        let writer = &process.as_ref()?.writer;
+        let Some(writer) = process.as_ref().map(|p| &p.writer) else {
+            return;
+        };
+        let queued = self.queued_input.load(Ordering::Relaxed);
+        if queued + reply.len() > REPLY_LIMIT {
+            if !self.replies_dropped.swap(true, Ordering::Relaxed) {
+                let _ = events.send(Event::Error(
+                    Some(self.id()),
+                    format!(
+                        "does not read its input ({} waiting): answers to its terminal \
+                         queries are dropped until it does",
+                        crate::ui::format::bytes(queued as u64)
+                    ),
+                ));
+            }
+            return;
+        }
+        if queued == 0 {
+            self.replies_dropped.store(false, Ordering::Relaxed);
+        }
         self.queued_input.fetch_add(reply.len(), Ordering::Relaxed);
-        writer.send(WriterMsg::Data(reply)).ok()
+        let _ = writer.send(WriterMsg::Data(reply));
     }
 }
 

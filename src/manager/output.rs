@@ -8,6 +8,9 @@ pub struct OutputBuffer {
     data: VecDeque<u8>,
     limit: usize,
     dropped: u64,
+    /// Every byte ever pushed, counted: the offset just past the buffer's last byte,
+    /// so a searcher can remember how far it has looked.
+    end: u64,
 }
 
 impl OutputBuffer {
@@ -16,11 +19,13 @@ impl OutputBuffer {
             data: VecDeque::new(),
             limit,
             dropped: 0,
+            end: 0,
         }
     }
 
     /// Appends output, dropping the oldest bytes beyond the limit.
     pub fn push(&mut self, bytes: &[u8]) {
+        self.end += bytes.len() as u64;
         let bytes = if bytes.len() > self.limit {
             self.dropped += (bytes.len() - self.limit) as u64;
             &bytes[bytes.len() - self.limit..]
@@ -35,12 +40,35 @@ impl OutputBuffer {
         self.data.extend(bytes);
     }
 
+    #[cfg(test)]
     pub fn contains(&self, needle: &[u8]) -> bool {
+        self.contains_since(needle, 0).0
+    }
+
+    /// Whether `needle` is in the buffer, looking only at what came after offset
+    /// `since` (as returned by the previous look, 0 at first): a waiter that looks on
+    /// every chunk then reads each byte about once, however much piles up before the
+    /// match. Returns where the next look may start.
+    pub fn contains_since(&self, needle: &[u8], since: u64) -> (bool, u64) {
+        let next = self
+            .end
+            .saturating_sub(needle.len().saturating_sub(1) as u64);
         if needle.is_empty() {
-            return true;
+            return (true, next);
         }
+        let start = self.end - self.data.len() as u64;
+        let skip = since.saturating_sub(start).min(self.data.len() as u64) as usize;
         let (a, b) = self.data.as_slices();
-        let found = |s: &[u8]| s.windows(needle.len()).any(|w| w == needle);
+        let (a, b) = if skip <= a.len() {
+            (&a[skip..], b)
+        } else {
+            (&a[a.len()..], &b[skip - a.len()..])
+        };
+        (Self::find(a, b, needle), next.max(since))
+    }
+
+    fn find(a: &[u8], b: &[u8], needle: &[u8]) -> bool {
+        let found = |s: &[u8]| memchr::memmem::find(s, needle).is_some();
         if found(a) || found(b) {
             return true;
         }
@@ -90,5 +118,27 @@ mod tests {
         assert!(b.contains(b"cdef"));
         assert!(b.contains(b"gh"));
         assert!(!b.contains(b"ab"));
+    }
+
+    #[test]
+    fn a_look_since_the_last_finds_matches_across_pushes_and_takes() {
+        let mut b = OutputBuffer::new(64);
+        let (found, since) = b.contains_since(b"needle", 0);
+        assert!(!found);
+        b.push(b"a nee");
+        let (found, since) = b.contains_since(b"needle", since);
+        assert!(!found);
+        b.push(b"dle here");
+        let (found, since) = b.contains_since(b"needle", since);
+        assert!(found, "a match split between two pushes");
+        let _ = b.take();
+        b.push(b"more");
+        assert!(
+            !b.contains_since(b"needle", since).0,
+            "taken output is not found again"
+        );
+        // Looking from the start again sees everything that is still buffered.
+        b.push(b" needle");
+        assert!(b.contains_since(b"needle", 0).0);
     }
 }

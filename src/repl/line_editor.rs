@@ -38,6 +38,15 @@ pub struct LineEditor {
     closed: bool,
 }
 
+/// The line as last drawn: its length in characters, its display width, and whether
+/// the cursor was at its end.
+#[derive(Clone, Copy)]
+struct Drawn {
+    len: usize,
+    width: usize,
+    cursor_at_end: bool,
+}
+
 /// Editing state of the line being read.
 struct Line {
     prompt: String,
@@ -45,8 +54,14 @@ struct Line {
     cursor: usize,
     /// The rows above the cursor that the drawn line occupies.
     cursor_row: usize,
-    /// What is on the screen: text and cursor, for the append-only fast path.
-    drawn: Option<(Vec<char>, usize)>,
+    /// What is on the screen, for the append-only fast path; `None` when it must be
+    /// drawn whole.
+    drawn: Option<Drawn>,
+    /// How many leading characters are unchanged since the line was last drawn. With
+    /// it the fast path knows that only text was added at the end without comparing
+    /// (or copying) the whole line on each batch of keys: a pasted line of megabytes
+    /// then costs time in proportion to its length, not to its length squared.
+    unchanged: usize,
     history_pos: usize,
     /// The line being edited when history browsing started.
     saved: Option<Vec<char>>,
@@ -107,7 +122,12 @@ impl LineEditor {
             text: Vec::new(),
             cursor: 0,
             cursor_row: 0,
-            drawn: Some((Vec::new(), 0)),
+            drawn: Some(Drawn {
+                len: 0,
+                width: 0,
+                cursor_at_end: true,
+            }),
+            unchanged: 0,
             history_pos: self.history.len(),
             saved: None,
             search: None,
@@ -136,6 +156,7 @@ impl LineEditor {
         }
         match key {
             Key::Char(c) => {
+                line.changed_from(line.cursor);
                 line.text.insert(line.cursor, c);
                 line.cursor += 1;
             }
@@ -147,9 +168,11 @@ impl LineEditor {
             }
             Key::Backspace if line.cursor > 0 => {
                 line.cursor -= 1;
+                line.changed_from(line.cursor);
                 line.text.remove(line.cursor);
             }
             Key::Delete if line.cursor < line.text.len() => {
+                line.changed_from(line.cursor);
                 line.text.remove(line.cursor);
             }
             Key::Left => line.cursor = line.cursor.saturating_sub(1),
@@ -158,13 +181,18 @@ impl LineEditor {
             Key::End => line.cursor = line.text.len(),
             Key::WordLeft => line.cursor = word_start(&line.text, line.cursor),
             Key::WordRight => line.cursor = word_end(&line.text, line.cursor),
-            Key::KillEnd => line.text.truncate(line.cursor),
+            Key::KillEnd => {
+                line.changed_from(line.cursor);
+                line.text.truncate(line.cursor);
+            }
             Key::KillStart => {
+                line.changed_from(0);
                 line.text.drain(..line.cursor);
                 line.cursor = 0;
             }
             Key::KillWord => {
                 let start = word_start(&line.text, line.cursor);
+                line.changed_from(start);
                 line.text.drain(start..line.cursor);
                 line.cursor = start;
             }
@@ -199,6 +227,7 @@ impl LineEditor {
                 return Some(Read::Eof);
             }
             Key::EndOfInput if line.cursor < line.text.len() => {
+                line.changed_from(line.cursor);
                 line.text.remove(line.cursor);
             }
             Key::Search => {
@@ -401,8 +430,14 @@ impl LineEditor {
 
 impl Line {
     fn set_text(&mut self, text: Vec<char>) {
+        self.changed_from(0);
         self.cursor = text.len();
         self.text = text;
+    }
+
+    /// Notes an edit at character `at`: what follows it may differ from the screen.
+    fn changed_from(&mut self, at: usize) {
+        self.unchanged = self.unchanged.min(at);
     }
 
     fn shown_prompt(&self) -> String {
@@ -416,16 +451,19 @@ impl Line {
     /// redraws the whole line otherwise.
     fn draw(&mut self, out: &mut impl Write) {
         let cols = terminal_width();
-        if let Some((drawn, drawn_cursor)) = &self.drawn
-            && *drawn_cursor == drawn.len()
+        let width;
+        if let Some(drawn) = self.drawn
+            && drawn.cursor_at_end
             && self.cursor == self.text.len()
-            && self.text.starts_with(drawn)
+            && self.unchanged >= drawn.len
+            && self.text.len() >= drawn.len
         {
-            let added: String = self.text[drawn.len()..].iter().collect();
+            let added: String = self.text[drawn.len..].iter().collect();
             let _ = out.write_all(added.as_bytes());
-            let width = self.prompt.width() + self.text_width(self.text.len());
-            self.cursor_row = wrap_row(width, cols);
-            if width > 0 && width % cols == 0 {
+            width = drawn.width + added.width();
+            let end = self.prompt.width() + width;
+            self.cursor_row = wrap_row(end, cols);
+            if end > 0 && end % cols == 0 {
                 // Leave the cursor on the next row, not in the pending-wrap column.
                 let _ = out.write_all(b" \r");
             }
@@ -436,7 +474,8 @@ impl Line {
             }
             let text: String = self.text.iter().collect();
             let _ = write!(out, "\r{prompt}{text}\x1b[J");
-            let end = prompt.width() + self.text_width(self.text.len());
+            width = text.width();
+            let end = prompt.width() + width;
             if end > 0 && end % cols == 0 {
                 let _ = out.write_all(b" \r");
             }
@@ -452,7 +491,13 @@ impl Line {
             }
             self.cursor_row = row;
         }
-        self.drawn = Some((self.text.clone(), self.cursor));
+        // In search mode the prompt differs, and the next draw is whole anyway.
+        self.drawn = Some(Drawn {
+            len: self.text.len(),
+            width,
+            cursor_at_end: self.cursor == self.text.len(),
+        });
+        self.unchanged = self.text.len();
         let _ = out.flush();
     }
 

@@ -77,13 +77,15 @@ pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
     });
     let watches: Watches = Arc::default();
     let mut pump: Option<AbortHandle> = None;
+    let mut slow = SlowCalls::default();
     let result = loop {
-        let call = match protocol::read_message::<_, Call>(&mut reader).await {
+        let call = match read_call(&mut reader).await {
             Ok(Some(call)) => call,
             Ok(None) => break Ok(()),
             Err(e) => break Err(Error::Io(e)),
         };
-        let Call { tag, request } = call;
+        let Call { tag, mut request } = call;
+        clamp_waits(&mut request);
         let reply = move |response| Out::Msg(ServerMsg::Reply { tag, response });
         let response = match request {
             Request::Subscribe => {
@@ -121,10 +123,15 @@ pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
             request if is_slow(&request) => {
                 // Slow calls answer later; the client's other calls go on meanwhile.
                 let (manager, out) = (hub.manager.clone(), out.clone());
-                tokio::spawn(async move {
+                let wait = matches!(
+                    request,
+                    Request::ReadUntil { .. } | Request::WaitReady { .. } | Request::Execute { .. }
+                );
+                slow.spawn(wait, async move {
                     let response = handle(&manager, request, &out).await;
                     let _ = out.send(reply(response)).await;
-                });
+                })
+                .await;
                 continue;
             }
             request => handle(&hub.manager, request, &out).await,
@@ -136,6 +143,8 @@ pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
     for (_, task) in lock(&watches).drain() {
         task.abort();
     }
+    // Nobody is left to hear their answers.
+    slow.abort_all();
     if let Some(p) = pump {
         p.abort();
     }
@@ -143,54 +152,145 @@ pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
     result
 }
 
-/// Reads the client's hello and answers it. A client of another user or another
-/// protocol version is told why it is refused (its hello is read first, so the refusal
-/// reaches it instead of a broken pipe); returns what the client says it is, if it may
-/// go on.
+/// Reads the client's hello and answers it; returns what the client says it is, if it
+/// may go on. A client of another user is refused before a byte of it is read: its
+/// words cost the server nothing. A client of another protocol version is told both
+/// versions. The hello itself is held to [`protocol::HELLO_LIMIT`].
 async fn handshake(stream: &mut UnixStream) -> Result<Option<String>> {
     // SAFETY: getuid has no preconditions and cannot fail.
     let me = unsafe { libc::getuid() };
     let peer = stream.peer_cred()?;
+    if peer.uid() != me {
+        tracing::warn!("refused a client of uid {}", peer.uid());
+        let reason = format!(
+            "this bioxen server belongs to uid {me} and serves no one else (you are uid {})",
+            peer.uid()
+        );
+        protocol::write_message(stream, &Welcome::Refused { reason }).await?;
+        return Ok(None);
+    }
     let hello = tokio::time::timeout(
         Duration::from_secs(10),
-        protocol::read_message::<_, Hello>(stream),
+        protocol::read_message_within::<_, Hello>(stream, protocol::HELLO_LIMIT),
     )
     .await;
     let Ok(hello) = hello else {
         return Ok(None);
     };
-    let mut client = String::new();
-    let refuse = if peer.uid() != me {
-        tracing::warn!("refused a client of uid {}", peer.uid());
-        Some(format!(
-            "this bioxen server belongs to uid {me} and serves no one else (you are uid {})",
-            peer.uid()
-        ))
-    } else {
-        match hello? {
-            None => return Ok(None),
-            Some(h) if h.version != protocol::VERSION => Some(format!(
-                "the server speaks protocol {} and the client {}: restart the server (bioxen kill-server) after upgrading",
-                protocol::VERSION,
-                h.version
-            )),
-            Some(h) => {
-                tracing::debug!(client = %crate::sanitize::line(&h.client), "connected");
-                client = h.client;
-                None
-            }
+    let (welcome, client) = match hello? {
+        None => return Ok(None),
+        Some(h) if h.version != protocol::VERSION => (
+            Welcome::Refused {
+                reason: format!(
+                    "the server speaks protocol {} and the client {}: restart the server (bioxen kill-server) after upgrading",
+                    protocol::VERSION,
+                    h.version
+                ),
+            },
+            None,
+        ),
+        Some(h) => {
+            tracing::debug!(client = %crate::sanitize::line(&h.client), "connected");
+            let welcome = Welcome::Ok {
+                version: protocol::VERSION,
+                server_pid: std::process::id(),
+            };
+            (welcome, Some(h.client))
         }
     };
-    let welcome = match refuse {
-        Some(reason) => Welcome::Refused { reason },
-        None => Welcome::Ok {
-            version: protocol::VERSION,
-            server_pid: std::process::id(),
-        },
-    };
-    let ok = matches!(welcome, Welcome::Ok { .. });
     protocol::write_message(stream, &welcome).await?;
-    Ok(ok.then_some(client))
+    Ok(client)
+}
+
+/// What every connection's frames being read may hold at once, in KiB. A frame is
+/// read only once its size fits (frames of up to [`FREE_FRAME`] always do), so sixteen
+/// clients each sending 64 MiB wait their turn instead of taking a gigabyte.
+static FRAME_BUDGET_KIB: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(256 * 1024);
+/// Frames this small (keys, resizes, most calls) are read without asking the budget.
+const FREE_FRAME: usize = 64 * 1024;
+/// Slow calls one connection may have running; past this the connection reads no
+/// further calls until one ends.
+const CALLS_IN_FLIGHT: usize = 256;
+/// The longest a client may ask the server to wait for output, a prompt or a chunk.
+const LONGEST_WAIT_MS: u64 = 24 * 3600 * 1000;
+
+/// Reads the next call, holding its bytes against [`FRAME_BUDGET_KIB`] while they are
+/// read and decoded.
+async fn read_call(
+    reader: &mut (impl tokio::io::AsyncRead + Unpin),
+) -> std::io::Result<Option<Call>> {
+    let Some(len) = protocol::read_frame_len(reader, protocol::MAX_MESSAGE).await? else {
+        return Ok(None);
+    };
+    let _held = if len > FREE_FRAME {
+        let kib = u32::try_from(len.div_ceil(1024)).unwrap_or(u32::MAX);
+        Some(
+            FRAME_BUDGET_KIB
+                .acquire_many(kib)
+                .await
+                .map_err(std::io::Error::other)?,
+        )
+    } else {
+        None
+    };
+    let body = protocol::read_frame_body(reader, len).await?;
+    protocol::decode_message(&body).map(Some)
+}
+
+/// Caps the waits a call asks for at [`LONGEST_WAIT_MS`].
+fn clamp_waits(request: &mut Request) {
+    if let Request::ReadUntil { timeout_ms, .. }
+    | Request::WaitReady { timeout_ms, .. }
+    | Request::Execute { timeout_ms, .. } = request
+    {
+        *timeout_ms = (*timeout_ms).min(LONGEST_WAIT_MS);
+    }
+}
+
+/// The slow calls of one connection, at most [`CALLS_IN_FLIGHT`] at once. Waits (for
+/// output, a prompt, a chunk's end) end with the connection, since nobody is left to
+/// hear them; work that changes something (a create, a kill, a destroy) runs to its
+/// end, or a pool VM half made would be left behind.
+#[derive(Default)]
+struct SlowCalls {
+    running: Arc<Mutex<HashMap<u64, AbortHandle>>>,
+    next: u64,
+    slots: Option<Arc<tokio::sync::Semaphore>>,
+}
+
+impl SlowCalls {
+    /// Runs `call` beside the connection, once fewer than [`CALLS_IN_FLIGHT`] run.
+    async fn spawn(
+        &mut self,
+        ends_with_connection: bool,
+        call: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let slots = self
+            .slots
+            .get_or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(CALLS_IN_FLIGHT)))
+            .clone();
+        let Ok(slot) = slots.acquire_owned().await else {
+            return;
+        };
+        self.next += 1;
+        let (key, running) = (self.next, self.running.clone());
+        // Held until the task has registered itself, so it cannot remove itself first.
+        let mut map = lock(&self.running);
+        let task = tokio::spawn(async move {
+            call.await;
+            lock(&running).remove(&key);
+            drop(slot);
+        });
+        if ends_with_connection {
+            map.insert(key, task.abort_handle());
+        }
+    }
+
+    fn abort_all(&self) {
+        for (_, task) in lock(&self.running).drain() {
+            task.abort();
+        }
+    }
 }
 
 /// Calls that may take long: they run beside the client's other calls.
@@ -418,7 +518,11 @@ async fn handle(m: &Manager, request: Request, out: &Queue) -> Response {
         Ok(match request {
             Request::Create { id, kind, options } => Response::Created {
                 id: m
-                    .create_interactive_vm(id.as_deref(), kind, options.into_vm_options())
+                    .create_interactive_vm(
+                        id.as_deref(),
+                        kind,
+                        options.into_vm_options().map_err(Error::Manager)?,
+                    )
                     .await?,
             },
             Request::SendInput { id, data } => {
@@ -451,7 +555,8 @@ async fn handle(m: &Manager, request: Request, out: &Queue) -> Response {
                 }
             }
             Request::Resize { id, rows, cols } => {
-                m.resize(&id, crate::vm::Size::new(rows, cols))?;
+                let size = crate::vm::Size::checked(rows, cols).map_err(Error::Manager)?;
+                m.resize(&id, size)?;
                 Response::Done
             }
             Request::Kill { id } => Response::State {

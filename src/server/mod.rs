@@ -110,6 +110,16 @@ pub async fn serve(mut config: ManagerConfig, options: ServerOptions, socket: &P
     tokio::spawn(hub::relay_questions(hub.clone(), prompts));
     tokio::spawn(hub::follow_pool(hub.clone()));
     tokio::spawn(hub::exit_when_empty(hub.clone()));
+    tokio::spawn({
+        let hub = hub.clone();
+        async move {
+            let why = crate::log_sink::stopped().await;
+            hub.announce(Event::Notice {
+                id: None,
+                text: why.to_string(),
+            });
+        }
+    });
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     // The terminal that started the server may close: that is no reason to stop.

@@ -184,6 +184,16 @@ impl Screen {
         std::mem::take(&mut self.parser.callbacks_mut().replies)
     }
 
+    /// Replays a snapshot's escapes. They pass the OSC bound like output does: a
+    /// snapshot taken while a program was in the middle of an endless OSC ends inside
+    /// it, and the bound must know, or everything after it would reach the parser
+    /// uncut and grow the mirror a byte per byte.
+    fn replay(&mut self, bytes: &[u8]) {
+        let bounded = self.osc.filter(bytes);
+        let bytes = bounded.as_deref().unwrap_or(bytes);
+        self.escapes.feed(bytes, &mut self.parser);
+    }
+
     /// The parser, with what it leaves undone filled in.
     fn process(&mut self, bytes: &[u8]) {
         self.escapes.feed(bytes, &mut self.parser);
@@ -329,7 +339,8 @@ impl Screen {
         true
     }
 
-    /// Resizes the terminal; sizes of zero are treated as one.
+    /// Resizes the terminal; sizes of zero are treated as one, and sizes past
+    /// [`Size::MAX`] as the maximum.
     pub fn resize(&mut self, size: Size) {
         let (rows, cols) = non_zero(size);
         let (cur_rows, cur_cols) = self.parser.screen().size();
@@ -546,11 +557,9 @@ impl Screen {
         }
         callbacks.title = snapshot.title.clone();
         if let Some(primary) = &snapshot.primary {
-            screen.escapes.feed(primary.as_bytes(), &mut screen.parser);
+            screen.replay(primary.as_bytes());
         }
-        screen
-            .escapes
-            .feed(snapshot.state.as_bytes(), &mut screen.parser);
+        screen.replay(snapshot.state.as_bytes());
         // Replies to queries are the server's to send; a mirror only shows.
         screen.parser.callbacks_mut().replies.clear();
         screen
@@ -671,11 +680,11 @@ impl View<'_> {
     }
 }
 
+/// The size the parser gets: at least 1x1, and never past [`Size::MAX`], whatever a
+/// caller (or a snapshot from a server) built the `Size` with.
 fn non_zero(size: Size) -> (NonZeroU16, NonZeroU16) {
-    (
-        NonZeroU16::new(size.rows).unwrap_or(NonZeroU16::MIN),
-        NonZeroU16::new(size.cols).unwrap_or(NonZeroU16::MIN),
-    )
+    let side = |n: u16| NonZeroU16::new(n.min(Size::MAX)).unwrap_or(NonZeroU16::MIN);
+    (side(size.rows), side(size.cols))
 }
 
 #[cfg(test)]

@@ -197,17 +197,20 @@ async fn dashboard(
     runner.run(app.take_effects());
 
     // When the terminal closes, crossterm's reader can spin on the hung-up tty inside
-    // one poll and never yield back to this loop. The dashboard holds nothing that
-    // needs saving (the VMs are the server's), so a watchdog on another thread ends
-    // the process if the loop has not ended by itself shortly after SIGHUP.
-    tokio::spawn(async {
-        if let Ok(mut hup) = signal(SignalKind::hangup()) {
-            hup.recv().await;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            tracing::info!("SIGHUP: the terminal is gone; leaving the VMs running");
-            std::process::exit(0);
-        }
-    });
+    // one poll and never yield back to this loop, and a log on a full disk must not
+    // hold it either. The dashboard holds nothing that needs saving (the VMs are the
+    // server's), so a watchdog on another thread ends the process if the loop has not
+    // ended by itself shortly after SIGHUP or SIGTERM. It logs nothing first: the log
+    // may be what is stuck.
+    for kind in [SignalKind::hangup(), SignalKind::terminate()] {
+        tokio::spawn(async move {
+            if let Ok(mut sig) = signal(kind) {
+                sig.recv().await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                std::process::exit(0);
+            }
+        });
+    }
     let mut input = EventStream::new();
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
@@ -216,7 +219,12 @@ async fn dashboard(
     // with it instead of flashing empty first.
     let mut first_frame = Some(Instant::now() + FIRST_SCREEN_WAIT);
 
+    let mut log_failure_told = false;
     while !app.quit {
+        if !log_failure_told && let Some(why) = crate::log_sink::failure() {
+            log_failure_told = true;
+            app.set_message(format!("warning: {why}"), app::Level::Error);
+        }
         let draw_at = app.dirty.then(|| {
             let mut at = if app.urgent {
                 last_draw
@@ -436,11 +444,7 @@ fn init_logging(config: &Config) -> Result<std::path::PathBuf, String> {
         Ok("trace") => tracing::Level::TRACE,
         _ => tracing::Level::INFO,
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::sync::Mutex::new(file))
-        .with_ansi(false)
-        .with_max_level(level)
-        .try_init()
-        .map_err(|e| format!("cannot start logging: {e}"))?;
+    let what = format!("the dashboard's log {}", path.display());
+    crate::log_sink::install(crate::log_sink::LogSink::new(file, what), level)?;
     Ok(path)
 }

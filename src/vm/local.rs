@@ -201,7 +201,7 @@ impl Control for LocalControl {
 }
 
 fn pty_size(size: Size) -> pty_process::Size {
-    pty_process::Size::new(size.rows.max(1), size.cols.max(1))
+    pty_process::Size::new(size.rows.clamp(1, Size::MAX), size.cols.clamp(1, Size::MAX))
 }
 
 fn pty_error(e: pty_process::Error) -> Error {

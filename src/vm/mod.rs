@@ -137,8 +137,7 @@ pub fn signal_number(name: &str) -> i32 {
     }
 }
 
-/// A terminal size in character cells. Zero is never passed on: PTYs and parsers get
-/// at least 1x1.
+/// A terminal size in character cells, between 1x1 and [`Size::MAX`] on each side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Size {
     pub rows: u16,
@@ -146,11 +145,30 @@ pub struct Size {
 }
 
 impl Size {
+    /// The most rows or columns a terminal may have. A screen costs memory in
+    /// proportion to rows × columns (3000x3000 is about 290 MB), so a size from a client
+    /// or a window report past this is refused or cut, never allocated.
+    pub const MAX: u16 = 1000;
+
+    /// A size made to fit: zero becomes 1 and anything past [`Size::MAX`] becomes the
+    /// maximum. For sizes bioxen computes itself (a pane, a tile, a window report).
     pub fn new(rows: u16, cols: u16) -> Self {
         Size {
-            rows: rows.max(1),
-            cols: cols.max(1),
+            rows: rows.clamp(1, Size::MAX),
+            cols: cols.clamp(1, Size::MAX),
         }
+    }
+
+    /// A size a client asked for: refused when either side is past [`Size::MAX`],
+    /// so an oversized request gets an error instead of a quietly different size.
+    pub fn checked(rows: u16, cols: u16) -> Result<Size, String> {
+        if rows > Size::MAX || cols > Size::MAX {
+            return Err(format!(
+                "a terminal of {rows}x{cols} is too large: at most {max}x{max}",
+                max = Size::MAX
+            ));
+        }
+        Ok(Size::new(rows, cols))
     }
 }
 
