@@ -459,7 +459,9 @@ fn main() -> ExitCode {
                         }
                         use std::io::Write;
                         let _ = std::io::stdout().flush();
-                        let _ = tokio::signal::ctrl_c().await;
+                        bioxen::cli::wait_for_stop_signal().await;
+                        // A guest's programs end with it, as a halted VM's do.
+                        server.sim.stop_guests();
                         if let Some(dir) = guests.as_ref().and_then(|g| g.fallback_path.as_ref()) {
                             let _ = std::fs::remove_dir_all(dir);
                         }

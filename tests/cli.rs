@@ -53,10 +53,60 @@ fn run_prints_output_and_succeeds() {
 fn run_behaves_like_lua() {
     common::require_program("lua5.4", "lua5.4");
     let dir = tempdir();
+    compare_with_lua(&dir, &["run"]);
+}
+
+/// The same table run on a host over SSH (OpenSSH's sshd on loopback): the host's
+/// `lua5.4`, on an exec channel, is the run.
+#[test]
+fn run_over_ssh_behaves_like_lua() {
+    let sshd = common::sshd::Sshd::start("runlua");
+    let dir = tempdir();
+    let config = dir.join("bioxen.toml");
+    std::fs::write(
+        &config,
+        sshd.host_entry("lab", &sshd.known_hosts, "lua5.4 -i"),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    compare_with_lua(
+        &dir,
+        &["--config", config, "run", "--kind", "ssh", "--host", "lab"],
+    );
+}
+
+/// The same table run on a pool VM of the simulator, made and destroyed for each run.
+#[test]
+fn run_on_a_pool_vm_behaves_like_lua() {
+    let dir = tempdir();
+    let sim = Sim::start(&dir, &[]);
+    let config = sim.config.to_str().unwrap().to_string();
+    compare_with_lua(
+        &dir,
+        &[
+            "--config",
+            &config,
+            "run",
+            "--kind",
+            "xcpng",
+            "--accept-new-host-key",
+        ],
+    );
+    assert!(
+        sim.pool_vms(&dir).is_empty(),
+        "runs left VMs: {:?}",
+        sim.pool_vms(&dir)
+    );
+}
+
+/// Runs every case with `lua5.4` and with `bioxen PRE...` in `dir`, and compares.
+fn compare_with_lua(dir: &std::path::Path, pre: &[&str]) {
+    common::require_program("lua5.4", "lua5.4");
+    // Scripts are named relative to the directory both run in, so that `arg[0]` and
+    // tracebacks name them alike here and on a remote host.
     let script = |name: &str, body: &str| {
-        let path = dir.join(name);
-        std::fs::write(&path, body).unwrap();
-        path.to_str().unwrap().to_string()
+        std::fs::write(dir.join(name), body).unwrap();
+        name.to_string()
     };
     let args_lua = script(
         "args.lua",
@@ -76,7 +126,7 @@ fn run_behaves_like_lua() {
         "local function f(n) if n == 0 then error({code = 3}) end f(n - 1) end\nf(3)\n",
     );
     let syntax = script("syntax.lua", "print('never'\n");
-    let missing = format!("{}/missing.lua", dir.display());
+    let missing = "missing.lua".to_string();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["-e", "io.write('x')"], ""),
         (vec!["-e", "print(1, nil, 'two')"], ""),
@@ -100,6 +150,7 @@ fn run_behaves_like_lua() {
             "",
         ),
         (vec!["-e", "print(io.read('n'), io.read('l'))"], "42 rest\n"),
+        (vec!["-e", "print(io.read('a'))"], "data\n"),
         (vec![&args_lua, "x", "y"], ""),
         (vec![&args_lua, "-e", "--", "-x"], ""),
         (vec!["-e", "print('first')", &args_lua], ""),
@@ -117,9 +168,9 @@ fn run_behaves_like_lua() {
         let mut child = Command::new(program)
             .args(pre)
             .args(args)
-            .current_dir(&dir)
-            .env("XDG_CONFIG_HOME", &dir)
-            .env("XDG_RUNTIME_DIR", &dir)
+            .current_dir(dir)
+            .env("XDG_CONFIG_HOME", dir)
+            .env("XDG_RUNTIME_DIR", dir)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -145,14 +196,247 @@ fn run_behaves_like_lua() {
     let ours_name = format!("{} lua: ", exe.display());
     for (args, stdin) in &cases {
         let (lo, le, lc) = run("lua5.4", &[], args, stdin);
-        let (bo, be, bc) = run(exe.to_str().unwrap(), &["run"], args, stdin);
+        let (bo, be, bc) = run(exe.to_str().unwrap(), pre, args, stdin);
         let be = unnamed(be, &ours_name);
         let be = unnamed(be, "bioxen lua: ");
+        let be = unnamed(be, "bioxen run: ");
+        let be = unnamed(be, "lua5.4: ");
         let le = unnamed(le, "lua5.4: ");
-        assert_eq!(bo, lo, "stdout of {args:?}");
-        assert_eq!(be, le, "stderr of {args:?}");
-        assert_eq!(bc, lc, "exit code of {args:?}");
+        assert_eq!(bo, lo, "stdout of {args:?} with {pre:?}");
+        assert_eq!(be, le, "stderr of {args:?} with {pre:?}");
+        assert_eq!(bc, lc, "exit code of {args:?} with {pre:?}");
     }
+}
+
+/// `bioxen sim` as a process, with guests that trust a key of the test's own, and a
+/// configuration that reaches it.
+struct Sim {
+    child: std::process::Child,
+    config: std::path::PathBuf,
+}
+
+impl Sim {
+    fn start(dir: &std::path::Path, extra: &[&str]) -> Sim {
+        use std::io::{BufRead, BufReader};
+        common::require_program("ssh-keygen", "openssh-client");
+        let key = dir.join("client_key");
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let port = common::free_port().to_string();
+        let mut child = Command::new(bioxen_exe())
+            .args([
+                "sim",
+                "--boot-delay-ms",
+                "20",
+                "--ssh-port",
+                &port,
+                "--authorized-keys",
+            ])
+            .arg(key.with_extension("pub"))
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut said = Vec::new();
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            let done = line.starts_with("port = ");
+            said.push(line);
+            if done {
+                break;
+            }
+        }
+        let text = said.join("\n");
+        let section = &text[text.find("[xcpng]").expect("an [xcpng] section")..];
+        let config = dir.join("bioxen.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "{section}\nidentity = \"{}\"\nknown_hosts = \"{}\"\ncommand = \"lua5.4 -i\"\n",
+                key.display(),
+                dir.join("known_hosts").display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+        Sim { child, config }
+    }
+
+    /// `bioxen ls` rows of the pool's bioxen VMs.
+    fn pool_vms(&self, dir: &std::path::Path) -> Vec<String> {
+        let out = Command::new(bioxen_exe())
+            .arg("--config")
+            .arg(&self.config)
+            .arg("ls")
+            .env("XDG_RUNTIME_DIR", dir.join("run"))
+            .env("XDG_STATE_HOME", dir.join("state"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("xcpng"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Ends the simulator as a user does (SIGINT) and waits for it.
+    fn stop(mut self) -> std::process::ExitStatus {
+        // SAFETY: kill(2) of the simulator this test started.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        // SAFETY: as in `stop`; it may be gone already.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let _ = self.child.wait();
+    }
+}
+
+/// A remote run ended by SIGINT, SIGTERM or SIGHUP, or by a closed pipe, takes its
+/// pool VM with it and exits as `lua` would have died of it; and the simulator, when it
+/// ends, ends what its guests ran, even a program that left its process group.
+#[test]
+fn an_interrupted_pool_run_leaves_nothing_behind() {
+    let dir = tempdir();
+    let sim = Sim::start(&dir, &[]);
+    std::fs::write(dir.join("r.lua"), "print(io.read('a'))\n").unwrap();
+    let config = sim.config.to_str().unwrap().to_string();
+    let bioxen = |args: &[&str]| {
+        let mut cmd = Command::new(bioxen_exe());
+        cmd.args([
+            "--config",
+            &config,
+            "run",
+            "--kind",
+            "xcpng",
+            "--accept-new-host-key",
+        ])
+        .args(args)
+        .current_dir(&dir)
+        .env("XDG_RUNTIME_DIR", dir.join("run"))
+        .env("XDG_STATE_HOME", dir.join("state"));
+        cmd
+    };
+    for (signal, code) in [
+        (libc::SIGINT, 130),
+        (libc::SIGTERM, 143),
+        (libc::SIGHUP, 129),
+    ] {
+        // Its stdin never ends: the run waits in io.read until the signal.
+        let mut run = bioxen(&["r.lua"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until the pool VM exists and is running, then interrupt.
+        let deadline = std::time::Instant::now() + common::WAIT;
+        while !sim
+            .pool_vms(&dir)
+            .iter()
+            .any(|r| r.contains("run-") && r.contains("running"))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the run's VM never ran"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        // SAFETY: kill(2) of the run this test started.
+        unsafe { libc::kill(run.id() as i32, signal) };
+        let status = run.wait().unwrap();
+        assert_eq!(status.code(), Some(code), "after signal {signal}");
+        assert!(
+            sim.pool_vms(&dir).is_empty(),
+            "left: {:?}",
+            sim.pool_vms(&dir)
+        );
+    }
+    // A closed pipe: `| head -c 0`, as a shell gives it.
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "'{}' --config '{config}' run --kind xcpng --accept-new-host-key -e \
+             'for i = 1, 1e6 do print(i) end' | head -c 0; echo \"${{PIPESTATUS[0]}}\"",
+            bioxen_exe().display()
+        ))
+        .current_dir(&dir)
+        .env("XDG_RUNTIME_DIR", dir.join("run"))
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout), "141\n", "{}", text(&out.stderr));
+    assert!(
+        sim.pool_vms(&dir).is_empty(),
+        "left: {:?}",
+        sim.pool_vms(&dir)
+    );
+
+    // A kept VM whose guest started a program in a session of its own.
+    let kept = bioxen(&[
+        "--keep",
+        "-e",
+        "os.execute('setsid sleep 1000 >/dev/null 2>&1 &')",
+    ])
+    .output()
+    .unwrap();
+    assert!(kept.status.success(), "{}", text(&kept.stderr));
+    let sim_pid = sim.child.id();
+    let marked = move || {
+        let mark = format!("BIOXEN_SIM_GUEST={sim_pid}-");
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("environ")).is_ok_and(|env| {
+                    env.split(|&b| b == 0)
+                        .any(|v| v.starts_with(mark.as_bytes()))
+                })
+            })
+            .count()
+    };
+    assert!(marked() > 0, "the guest's program did not start");
+    assert!(sim.stop().success());
+    assert_eq!(marked(), 0, "the simulator's guests' programs outlived it");
+}
+
+/// A run that cannot remove its VM says so and exits non-zero, even when its code
+/// succeeded: something was left behind.
+#[test]
+fn a_run_that_leaves_its_vm_behind_fails() {
+    let dir = tempdir();
+    let sim = Sim::start(&dir, &["--fail", "VM.destroy=INTERNAL_ERROR"]);
+    let out = Command::new(bioxen_exe())
+        .arg("--config")
+        .arg(&sim.config)
+        .args([
+            "run",
+            "--kind",
+            "xcpng",
+            "--accept-new-host-key",
+            "-e",
+            "print(1)",
+        ])
+        .current_dir(&dir)
+        .env("XDG_RUNTIME_DIR", dir.join("run"))
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(text(&out.stdout), "1\n");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("left behind") && err.contains("INTERNAL_ERROR"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -4,8 +4,10 @@
 //! A local VM is the interpreter itself, run with the VM's environment (rocks paths,
 //! `BIOXEN_VM`) and this terminal's stdin, stdout and stderr: output, errors,
 //! tracebacks, `arg`, `io.read` and `os.exit` codes are exactly the interpreter's.
-//! Remote kinds run each chunk in the interactive interpreter of a VM made for the run,
-//! as `execute_string` does.
+//! Remote kinds run the host's interpreter the same way, on an exec channel of a VM
+//! made for the run: a REPL in a PTY would echo, merge stderr into stdout, never see
+//! the end of stdin and lose the exit status. The VM ends with the run, however the
+//! run ends (its end, a signal, a closed pipe).
 
 use std::time::Duration;
 
@@ -13,9 +15,6 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::manager::{Manager, ManagerConfig};
 use crate::vm::{Size, VmKind, VmOptions};
-
-/// How long one remote chunk may run when `--timeout` is not given.
-const REMOTE_CHUNK_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -27,7 +26,7 @@ pub struct RunArgs {
     pub file: Option<String>,
     /// The script's arguments: `arg[1]`, `arg[2]`, ...
     pub script_args: Vec<String>,
-    /// Longest time the run may take (local) or one chunk (remote); none by default.
+    /// Longest time the run may take; none by default.
     pub timeout: Option<Duration>,
     /// For `ssh`: the `[[ssh_hosts]]` entry.
     pub host: Option<String>,
@@ -46,11 +45,21 @@ pub async fn run(config: &Config, args: RunArgs) -> Result<i32> {
     if args.kind == VmKind::Local {
         return run_local(manager_config, &args).await;
     }
-    if !args.script_args.is_empty() {
-        return Err(Error::Manager(
-            "script arguments are passed to local runs only".into(),
-        ));
-    }
+    // The host cannot see local files: the script goes with the run. Read first, so a
+    // missing one costs no VM.
+    let script = match &args.file {
+        Some(file) if file != "-" => match std::fs::read(file) {
+            Ok(text) => Some((remote_script_name(file), text)),
+            Err(e) => {
+                // lua's own words and exit code.
+                let why = e.to_string();
+                let why = why.split(" (os error").next().unwrap_or(&why);
+                eprintln!("bioxen run: cannot open {file}: {why}");
+                return Ok(1);
+            }
+        },
+        _ => None,
+    };
     let manager = Manager::new(manager_config);
     let id = format!("run-{}", std::process::id());
     let options = VmOptions {
@@ -58,16 +67,32 @@ pub async fn run(config: &Config, args: RunArgs) -> Result<i32> {
         host: args.host.clone(),
         ..VmOptions::default()
     };
-    if let Err(e) = manager
-        .create_interactive_vm(Some(&id), args.kind, options)
-        .await
-    {
-        // A half-made pool VM is destroyed by the lifecycle; a failed session is removed.
-        let _ = manager.terminate_vm_session(&id).await;
-        return Err(e);
-    }
-    let result = run_chunks(&manager, &id, &args).await;
-    if args.keep && args.kind == VmKind::Xcpng {
+    let mut interrupted = std::pin::pin!(interrupted());
+    let mut create = std::pin::pin!(manager.create_link_vm(&id, args.kind, options));
+    let created = tokio::select! {
+        created = &mut create => created.map(|_| None),
+        signal = &mut interrupted => {
+            // Stop connecting, let the pool steps finish or undo themselves, then clean
+            // up below: a pool VM must never outlive the run.
+            let _ = manager.kill(&id).await;
+            let _ = create.await;
+            Ok(Some(128 + signal))
+        }
+    };
+    let code = match created {
+        Err(e) => {
+            // A half-made pool VM is destroyed by the lifecycle; a failed session is
+            // removed.
+            let _ = manager.terminate_vm_session(&id).await;
+            return Err(e);
+        }
+        Ok(Some(code)) => Ok(code),
+        Ok(None) => tokio::select! {
+            code = run_remote(&manager, &id, &args, script) => code,
+            signal = &mut interrupted => Ok(128 + signal),
+        },
+    };
+    let cleaned = if args.keep && args.kind == VmKind::Xcpng {
         let info = manager.info(&id)?;
         manager.kill(&id).await.ok();
         eprintln!(
@@ -75,10 +100,151 @@ pub async fn run(config: &Config, args: RunArgs) -> Result<i32> {
             info.pool_vm.unwrap_or_default(),
             info.remote.unwrap_or_default()
         );
+        true
     } else if let Err(e) = manager.terminate_vm_session(&id).await {
-        eprintln!("bioxen run: cleaning up: {e}");
+        eprintln!(
+            "bioxen run: the run's VM could not be removed and is left behind: {}",
+            crate::sanitize::lines(&e.to_string())
+        );
+        false
+    } else {
+        true
+    };
+    match code {
+        // The code's own failure says more than the cleanup's.
+        Ok(0) if !cleaned => Ok(1),
+        other => other,
     }
-    result
+}
+
+/// Resolves with the number of the first of SIGINT, SIGTERM or SIGHUP to arrive: the
+/// run then ends its VM before exiting, as `lua` would have died of it.
+async fn interrupted() -> i32 {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => libc::SIGINT,
+        _ = term.recv() => libc::SIGTERM,
+        _ = hup.recv() => libc::SIGHUP,
+    }
+}
+
+/// Runs the interpreter on the VM's link as `lua` runs here: the script copied into a
+/// private directory of its own there first (the host cannot see local files), stdin
+/// to EOF, stdout and stderr apart, and the interpreter's exit status as the run's.
+async fn run_remote(
+    manager: &Manager,
+    id: &str,
+    args: &RunArgs,
+    script: Option<(String, Vec<u8>)>,
+) -> Result<i32> {
+    if !install_first(manager, Some(id), &args.install).await? {
+        return Ok(1);
+    }
+    let dir = match &script {
+        Some((name, text)) => Some(upload(manager, id, name, text).await?),
+        None => None,
+    };
+    let interpreter = shell_words::split(&manager.remote_command(id)?)
+        .map_err(|e| Error::Manager(format!("the remote command cannot be split: {e}")))?;
+    let mut argv: Vec<String> = interpreter.into_iter().filter(|a| a != "-i").collect();
+    for chunk in &args.exec {
+        argv.push("-e".into());
+        argv.push(chunk.clone());
+    }
+    match (&script, &args.file) {
+        (Some((name, _)), _) => {
+            if name.starts_with('-') {
+                argv.push("--".into());
+            }
+            argv.push(name.clone());
+        }
+        (None, Some(dash)) => argv.push(dash.clone()),
+        (None, None) => {}
+    }
+    argv.extend(args.script_args.iter().cloned());
+    let mut command = crate::vm::ssh::rocks_env();
+    if let Some(dir) = &dir {
+        command = format!("cd {} && {command}", shell_words::quote(dir));
+    }
+    command.push_str("exec ");
+    command.push_str(&shell_words::join(&argv));
+    let (mut out, mut err) = (tokio::io::stdout(), tokio::io::stderr());
+    let running = manager.run_program(id, &command, tokio::io::stdin(), &mut out, &mut err);
+    let end = match args.timeout {
+        None => running.await,
+        Some(t) => match tokio::time::timeout(t, running).await {
+            Ok(end) => end,
+            Err(_) => {
+                eprintln!("{}", timed_out(t));
+                return Ok(TIMED_OUT);
+            }
+        },
+    };
+    if let Some(dir) = &dir {
+        let _ = manager.exec(id, &["rm", "-rf", "--", dir], b"").await;
+    }
+    let end = end?;
+    Ok(match end {
+        _ if end.output_closed => 128 + libc::SIGPIPE,
+        crate::vm::ssh::ProgramEnd {
+            status: Some(code), ..
+        } => code as i32,
+        crate::vm::ssh::ProgramEnd {
+            signal: Some(name), ..
+        } => 128 + crate::vm::signal_number(&name),
+        _ => 1,
+    })
+}
+
+/// The exit code of a run that took longer than `--timeout`, as timeout(1)'s.
+const TIMED_OUT: i32 = 124;
+
+fn timed_out(t: Duration) -> String {
+    format!(
+        "bioxen run: stopped after {:.1} s: the run took longer than --timeout allows",
+        t.as_secs_f64()
+    )
+}
+
+/// The name a script runs under remotely: the name it was given, where that is a plain
+/// relative path (so `arg[0]` and tracebacks read as they do here), else its file name.
+fn remote_script_name(file: &str) -> String {
+    let path = std::path::Path::new(file);
+    let plain = path.is_relative()
+        && path
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if plain {
+        return file.to_string();
+    }
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "script.lua".into())
+}
+
+/// Copies the script into a fresh private directory on the host; returns its path.
+async fn upload(manager: &Manager, id: &str, name: &str, text: &[u8]) -> Result<String> {
+    let place = r#"umask 077 && d=$(mktemp -d "${TMPDIR:-/tmp}/bioxen-run.XXXXXX") && cd "$d" && mkdir -p -- "$(dirname -- "$1")" && cat > "$1" && printf %s "$d""#;
+    let out = manager
+        .exec(id, &["sh", "-c", place, "sh", name], text)
+        .await?;
+    if out.status != Some(0) {
+        return Err(Error::session(
+            id,
+            format!(
+                "cannot copy the script to the host: {}",
+                crate::sanitize::line(&String::from_utf8_lossy(&out.stderr))
+            ),
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The interpreter as its own process, as if the researcher had typed `lua ...`.
@@ -122,11 +288,8 @@ async fn run_local(config: ManagerConfig, args: &RunArgs) -> Result<i32> {
             Ok(status) => status?,
             Err(_) => {
                 let _ = child.kill().await;
-                return Err(Error::Timeout {
-                    id,
-                    what: "the run to finish".into(),
-                    seconds: t.as_secs_f64(),
-                });
+                eprintln!("{}", timed_out(t));
+                return Ok(TIMED_OUT);
             }
         },
     };
@@ -168,34 +331,4 @@ async fn install_first(
         }
     }
     Ok(true)
-}
-
-async fn run_chunks(manager: &Manager, id: &str, args: &RunArgs) -> Result<i32> {
-    if !install_first(manager, Some(id), &args.install).await? {
-        return Ok(1);
-    }
-    let mut chunks: Vec<(String, &str)> = args
-        .exec
-        .iter()
-        .map(|c| (c.clone(), "=(command line)"))
-        .collect();
-    if let Some(file) = &args.file {
-        if !std::path::Path::new(file).is_file() {
-            return Err(Error::Manager(format!("cannot open {file}")));
-        }
-        // The remote host cannot see local files: send the script itself.
-        chunks.push((std::fs::read_to_string(file)?, "=(file)"));
-    }
-    for (code, name) in chunks {
-        let timeout = args.timeout.unwrap_or(REMOTE_CHUNK_TIMEOUT);
-        let result = manager.execute_chunk(id, &code, name, timeout).await?;
-        print!("{}", result.output);
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
-        if let Some(err) = result.error {
-            eprintln!("{}", crate::sanitize::lines(err.trim_end()));
-            return Ok(1);
-        }
-    }
-    Ok(0)
 }

@@ -13,6 +13,7 @@ mod execute;
 mod install;
 mod output;
 mod output_log;
+mod program;
 mod remote;
 
 use std::collections::HashMap;
@@ -376,6 +377,18 @@ impl Manager {
         kind: VmKind,
         options: VmOptions,
     ) -> Result<String> {
+        self.create(id, kind, options, false).await
+    }
+
+    /// Creates a session; with `link_only` (remote kinds) it is connected but runs no
+    /// interpreter, for programs on exec channels ([`Manager::run_program`]).
+    async fn create(
+        &self,
+        id: Option<&str>,
+        kind: VmKind,
+        options: VmOptions,
+        link_only: bool,
+    ) -> Result<String> {
         let id = match id {
             Some(id) => {
                 validate_id(id)?;
@@ -405,7 +418,13 @@ impl Manager {
         ));
         let _ = self.inner.events.send(Event::Created(id.clone()));
         let started = match kind {
+            VmKind::Local if link_only => Err(Error::Manager(
+                "a local VM has no link to run programs on".into(),
+            )),
             VmKind::Local => self.start_process(&session),
+            VmKind::Ssh | VmKind::Xcpng if link_only => {
+                remote::start_link_only(self, &session).await
+            }
             VmKind::Ssh | VmKind::Xcpng => remote::start(self, &session).await,
         };
         if let Err(e) = started {

@@ -119,46 +119,8 @@ impl Control for RemoteControl {
 /// Connects a remote session and starts its supervisor. Returns once the interpreter
 /// runs, or with the reason it cannot (creation, host key, authentication).
 pub(super) async fn start(manager: &Manager, session: &Arc<Session>) -> Result<()> {
+    let (target, conn) = connect_link(manager, session).await?;
     let events = manager.inner.events.clone();
-    session.set_state(&events, VmState::Starting);
-    let (target, pool_vm) = match session.kind() {
-        VmKind::Xcpng => {
-            let (target, vm) = xcpng_target(manager, session).await?;
-            (target, Some(vm))
-        }
-        _ => (ssh_target(manager, session)?, None),
-    };
-    // Recorded before connecting: a pool VM whose SSH never comes up is still destroyed
-    // when the session is terminated.
-    *lock(&session.remote) = Some(Remote {
-        target: target.clone(),
-        pool_vm,
-        conn: None,
-        held: None,
-    });
-    session.notice(&format!("connecting to {}", target.label()), &events);
-    // A freshly booted VM's sshd may need a moment after its IP appears.
-    let patience = match (&manager.inner.config.xcpng, session.kind()) {
-        (Some(x), VmKind::Xcpng) => Duration::from_secs(x.ssh.wait_secs),
-        _ => Duration::ZERO,
-    };
-    let waiting = |attempt: u32, left: Duration, why: &str| {
-        session.progress(
-            &format!(
-                "waiting for sshd: attempt {attempt}, {} s left ({why})",
-                left.as_secs()
-            ),
-            &events,
-        );
-    };
-    let trust = &manager.inner.config.trust;
-    let conn = tokio::select! {
-        conn = connect_patiently(&target, trust, patience, waiting) => conn
-            .map_err(|source| Error::Ssh { id: session.id(), source })?,
-        () = session.stop.raised() => {
-            return Err(Error::session(session.id(), "killed while connecting"));
-        }
-    };
     let held = if target.hold {
         let found = Held::find(&conn, &session.id()).await;
         session.notice(
@@ -202,6 +164,106 @@ pub(super) async fn start(manager: &Manager, session: &Arc<Session>) -> Result<(
         pty.0,
     ));
     Ok(())
+}
+
+/// Connects a session for programs run on exec channels (`bioxen run`): the pool VM
+/// made and the link up, and no interpreter started. The session runs until it is
+/// ended, which closes the link.
+pub(super) async fn start_link_only(manager: &Manager, session: &Arc<Session>) -> Result<()> {
+    let (_, conn) = connect_link(manager, session).await?;
+    // Nothing types into such a session: its input goes nowhere.
+    let (tx, _) = tokio::sync::mpsc::unbounded_channel::<WriterMsg>();
+    *lock(&session.process) = Some(Process {
+        writer: tx,
+        control: Arc::new(LinkControl {
+            conn: conn.clone(),
+            session: Arc::downgrade(session),
+            events: manager.inner.events.clone(),
+        }),
+        started: Instant::now(),
+        command: format!("programs run on {}", conn.target().label()),
+    });
+    if let Some(r) = lock(&session.remote).as_mut() {
+        r.conn = Some(conn);
+    }
+    session.set_state(&manager.inner.events, VmState::Running);
+    Ok(())
+}
+
+/// Ends a link-only session: closing the link ends whatever runs on its channels.
+struct LinkControl {
+    conn: Connection,
+    session: std::sync::Weak<Session>,
+    events: tokio::sync::broadcast::Sender<super::Event>,
+}
+
+impl Control for LinkControl {
+    fn pid(&self) -> Option<u32> {
+        None
+    }
+
+    fn terminate(&self) {
+        let conn = self.conn.clone();
+        tokio::spawn(async move { conn.control().disconnect().await });
+        if let Some(session) = self.session.upgrade()
+            && session.state().is_alive()
+        {
+            session.set_state(&self.events, VmState::Exited(0));
+        }
+    }
+
+    fn kill(&self) {
+        self.terminate();
+    }
+}
+
+/// The first half of starting a remote session: the pool VM (for xcpng) and a
+/// connection to its sshd, recorded in the session so ending it cleans up.
+async fn connect_link(
+    manager: &Manager,
+    session: &Arc<Session>,
+) -> Result<(SshTarget, Connection)> {
+    let events = manager.inner.events.clone();
+    session.set_state(&events, VmState::Starting);
+    let (target, pool_vm) = match session.kind() {
+        VmKind::Xcpng => {
+            let (target, vm) = xcpng_target(manager, session).await?;
+            (target, Some(vm))
+        }
+        _ => (ssh_target(manager, session)?, None),
+    };
+    // Recorded before connecting: a pool VM whose SSH never comes up is still destroyed
+    // when the session is terminated.
+    *lock(&session.remote) = Some(Remote {
+        target: target.clone(),
+        pool_vm,
+        conn: None,
+        held: None,
+    });
+    session.notice(&format!("connecting to {}", target.label()), &events);
+    // A freshly booted VM's sshd may need a moment after its IP appears.
+    let patience = match (&manager.inner.config.xcpng, session.kind()) {
+        (Some(x), VmKind::Xcpng) => Duration::from_secs(x.ssh.wait_secs),
+        _ => Duration::ZERO,
+    };
+    let waiting = |attempt: u32, left: Duration, why: &str| {
+        session.progress(
+            &format!(
+                "waiting for sshd: attempt {attempt}, {} s left ({why})",
+                left.as_secs()
+            ),
+            &events,
+        );
+    };
+    let trust = &manager.inner.config.trust;
+    let conn = tokio::select! {
+        conn = connect_patiently(&target, trust, patience, waiting) => conn
+            .map_err(|source| Error::Ssh { id: session.id(), source })?,
+        () = session.stop.raised() => {
+            return Err(Error::session(session.id(), "killed while connecting"));
+        }
+    };
+    Ok((target, conn))
 }
 
 /// Connects, retrying for `patience` while nothing answers (a guest's sshd starts a

@@ -295,6 +295,11 @@ impl Sim {
         }
     }
 
+    /// Stops every guest, ending what they run: when the simulator exits.
+    pub fn stop_guests(&self) {
+        lock(&self.guests).clear();
+    }
+
     /// Stops `vm`'s guest SSH server, closing its connections.
     fn stop_guest(&self, vm: &str) {
         lock(&self.guests).remove(vm);

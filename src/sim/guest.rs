@@ -83,11 +83,46 @@ pub struct Guest {
     /// The host key, as a known_hosts line would hold it.
     pub host_key: PublicKey,
     shutdown: russh::server::RunningServerHandle,
+    /// The value of [`GUEST_MARK`] in the environment of everything this guest runs.
+    mark: String,
 }
+
+/// An environment variable every program a guest runs carries, with a value of that
+/// guest's own. A halted VM's programs end with it, as on a real VM; and programs that
+/// leave their process group (dtach daemonizes) are still found by it.
+pub const GUEST_MARK: &str = "BIOXEN_SIM_GUEST";
 
 impl Drop for Guest {
     fn drop(&mut self) {
         self.shutdown.shutdown("the VM halted".into());
+        end_marked(&self.mark);
+    }
+}
+
+/// Kills every process of this user whose environment holds `GUEST_MARK=mark`.
+fn end_marked(mark: &str) {
+    let wanted = format!("{GUEST_MARK}={mark}");
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ
+            .split(|&b| b == 0)
+            .any(|var| var == wanted.as_bytes())
+        {
+            // SAFETY: kill(2) of a process this simulator's guest started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
     }
 }
 
@@ -114,9 +149,14 @@ impl Guest {
             )
             .map_err(std::io::Error::other)?;
         }
+        let mark = format!("{}-{ip}", std::process::id());
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let server_mark = mark.clone();
         tokio::spawn(async move {
-            let mut server = GuestServer { config };
+            let mut server = GuestServer {
+                config,
+                mark: server_mark,
+            };
             let running = server.run_on_socket(server_config, &listener);
             let _ = tx.send(running.handle());
             let _ = running.await;
@@ -128,6 +168,7 @@ impl Guest {
             addr,
             host_key,
             shutdown,
+            mark,
         })
     }
 }
@@ -148,6 +189,7 @@ pub fn random_key(comment: &str) -> std::io::Result<PrivateKey> {
 #[derive(Clone)]
 struct GuestServer {
     config: Arc<GuestConfig>,
+    mark: String,
 }
 
 impl russh::server::Server for GuestServer {
@@ -155,6 +197,7 @@ impl russh::server::Server for GuestServer {
     fn new_client(&mut self, _: Option<SocketAddr>) -> Connection {
         Connection {
             config: self.config.clone(),
+            mark: self.mark.clone(),
             channels: HashMap::new(),
         }
     }
@@ -163,6 +206,7 @@ impl russh::server::Server for GuestServer {
 /// One client connection: its channels and the programs running in them.
 struct Connection {
     config: Arc<GuestConfig>,
+    mark: String,
     channels: HashMap<ChannelId, Chan>,
 }
 
@@ -316,7 +360,10 @@ impl Connection {
             path = format!("{path}:{}", dir.display());
         }
         let argv = ["sh".to_string(), "-c".to_string(), command.to_string()];
-        let env = vec![("PATH".to_string(), path)];
+        let env = vec![
+            ("PATH".to_string(), path),
+            (GUEST_MARK.to_string(), self.mark.clone()),
+        ];
         let handle = session.handle();
         let (tx, rx) = mpsc::unbounded_channel();
         let started = match chan.pty {

@@ -479,6 +479,18 @@ impl super::Sink for PtyWriter {
     }
 }
 
+/// How a program run with [`Connection::run_piped`] ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProgramEnd {
+    /// Its exit status, when it exited.
+    pub status: Option<u32>,
+    /// The signal that ended it (`INT`, `KILL`, ...), when one did.
+    pub signal: Option<String>,
+    /// Our own stdout or stderr stopped taking its output (a closed pipe): the channel
+    /// was closed, ending the program, as SIGPIPE would end a local one.
+    pub output_closed: bool,
+}
+
 /// The output of a non-interactive command.
 #[derive(Debug, Clone)]
 pub struct ExecOutput {
@@ -568,6 +580,71 @@ impl Connection {
         Ok(out)
     }
 
+    /// Runs `command` (by the remote shell, so its words must be quoted already) on an
+    /// exec channel, as a local program runs: `stdin` is its input until EOF, and its
+    /// stdout and stderr go to `stdout` and `stderr` as they come, apart.
+    pub async fn run_piped(
+        &self,
+        command: &str,
+        mut stdin: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+        stdout: &mut (impl tokio::io::AsyncWrite + Unpin),
+        stderr: &mut (impl tokio::io::AsyncWrite + Unpin),
+    ) -> Result<ProgramEnd, SshError> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let err = |e: russh::Error| SshError::Channel(format!("{}: {e}", self.target.label()));
+        let channel = self.handle.channel_open_session().await.map_err(err)?;
+        channel.exec(true, command.as_bytes()).await.map_err(err)?;
+        let (mut read, write) = channel.split();
+        // Input is fed beside the output: a program may print long before it reads.
+        let feeding = tokio::spawn(async move {
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match stdin.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if write.data_bytes(buf[..n].to_vec()).await.is_err() {
+                            return write;
+                        }
+                    }
+                }
+            }
+            let _ = write.eof().await;
+            write
+        });
+        let mut end = ProgramEnd::default();
+        while let Some(msg) = read.wait().await {
+            let written = match msg {
+                ChannelMsg::Data { data } => {
+                    stdout.write_all(&data).await.and(stdout.flush().await)
+                }
+                ChannelMsg::ExtendedData { data, .. } => {
+                    stderr.write_all(&data).await.and(stderr.flush().await)
+                }
+                ChannelMsg::ExitStatus { exit_status } => {
+                    end.status = Some(exit_status);
+                    Ok(())
+                }
+                ChannelMsg::ExitSignal { signal_name, .. } => {
+                    end.signal = Some(signal_name_text(&signal_name));
+                    Ok(())
+                }
+                ChannelMsg::Close => break,
+                _ => Ok(()),
+            };
+            if written.is_err() {
+                end.output_closed = true;
+                break;
+            }
+        }
+        feeding.abort();
+        if end.output_closed
+            && let Ok(write) = feeding.await
+        {
+            let _ = write.close().await;
+        }
+        Ok(end)
+    }
+
     /// A handle to stop the connection from elsewhere.
     pub fn control(&self) -> SshControl {
         SshControl {
@@ -577,6 +654,26 @@ impl Connection {
 
     pub fn is_closed(&self) -> bool {
         self.handle.is_closed()
+    }
+}
+
+/// A signal's name as OpenSSH sends it (`INT`, not `SIGINT`).
+fn signal_name_text(sig: &russh::Sig) -> String {
+    use russh::Sig;
+    match sig {
+        Sig::ABRT => "ABRT".into(),
+        Sig::ALRM => "ALRM".into(),
+        Sig::FPE => "FPE".into(),
+        Sig::HUP => "HUP".into(),
+        Sig::ILL => "ILL".into(),
+        Sig::INT => "INT".into(),
+        Sig::KILL => "KILL".into(),
+        Sig::PIPE => "PIPE".into(),
+        Sig::QUIT => "QUIT".into(),
+        Sig::SEGV => "SEGV".into(),
+        Sig::TERM => "TERM".into(),
+        Sig::USR1 => "USR1".into(),
+        Sig::Custom(name) => name.clone(),
     }
 }
 
