@@ -504,17 +504,18 @@ fn main() -> ExitCode {
                 .parent()
                 .map(|p| p.to_path_buf())
                 .unwrap_or_else(bioxen::registry::dir);
-            let mut rows = bioxen::cli::ls::rows_in(&config, &registry);
-            if config.xcpng.is_some() {
-                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                else {
-                    eprintln!("bioxen ls: cannot start the runtime");
-                    return ExitCode::FAILURE;
-                };
-                rows.extend(runtime.block_on(bioxen::cli::ls::pool_rows(&config)));
-            }
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                eprintln!("bioxen ls: cannot start the runtime");
+                return ExitCode::FAILURE;
+            };
+            let rows = runtime.block_on(async {
+                let mut rows = bioxen::cli::ls::rows_in(&config, &registry).await;
+                rows.extend(bioxen::cli::ls::pool_rows(&config).await);
+                rows
+            });
             if json {
                 println!("{}", serde_json::Value::Array(rows));
             } else {

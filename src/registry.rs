@@ -13,6 +13,10 @@ use crate::manager::VmInfo;
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Entry {
     pub pid: u32,
+    /// The server's socket: `ls` asks it for the list as it is now, and falls back on
+    /// `vms`, the list as of its last change, only when it does not answer.
+    #[serde(default)]
+    pub socket: Option<PathBuf>,
     pub vms: Vec<serde_json::Value>,
 }
 
@@ -26,9 +30,14 @@ pub fn dir() -> PathBuf {
 }
 
 /// Publishes this process's VMs in `dir` (a server's socket directory).
-pub fn publish_in(dir: &std::path::Path, vms: &[VmInfo]) -> std::io::Result<()> {
+pub fn publish_in(
+    dir: &std::path::Path,
+    socket: &std::path::Path,
+    vms: &[VmInfo],
+) -> std::io::Result<()> {
     let entry = Entry {
         pid: std::process::id(),
+        socket: Some(socket.to_path_buf()),
         vms: vms
             .iter()
             .filter_map(|v| serde_json::to_value(v).ok())

@@ -696,3 +696,53 @@ async fn a_server_whose_log_is_full_serves_and_exits_cleanly() {
         .unwrap();
     assert!(status.success(), "the server exited with {status}");
 }
+
+/// `bioxen ls` says what the server knows now, as the dashboard shows it: a VM at its
+/// prompt is idle, progress shows as soon as it is reported, a client that vanished
+/// is no longer attached, and an exited VM has no pid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ls_shows_what_the_server_knows_now() {
+    let (dir, socket, client, _stop, id) = server_with_vm("lsnow", "listed").await;
+    let ls = |json: bool| {
+        let mut args = vec!["--socket", socket.to_str().unwrap(), "ls"];
+        if json {
+            args.push("--json");
+        }
+        let out = bioxen(&args, &dir.join("run"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let row = |text: &str| -> serde_json::Value {
+        let rows: Vec<serde_json::Value> = serde_json::from_str(text).unwrap();
+        rows.into_iter().find(|r| r["id"] == id.as_str()).unwrap()
+    };
+    let table = ls(false);
+    let line = table.lines().find(|l| l.starts_with(&id)).unwrap();
+    assert!(line.contains(" idle "), "{table}");
+    assert_eq!(row(&ls(true))["busy"], "idle");
+
+    client
+        .execute_string(&id, "require('bioxen').progress(77, 'halfway')", WAIT)
+        .await
+        .unwrap();
+    let json = ls(true);
+    assert_eq!(row(&json)["progress"]["percent"], 77, "{json}");
+
+    // A client attaches and vanishes without a word, as a killed dashboard does.
+    let vanishing = Client::connect(&socket, "dashboard").await.unwrap();
+    vanishing.attach(&id).await.unwrap();
+    assert_eq!(row(&ls(true))["attached"], true);
+    drop(vanishing);
+    let gone = eventually(WAIT, || row(&ls(true))["attached"] == false).await;
+    assert!(gone, "still attached after the client went");
+
+    client.kill(&id).await.unwrap();
+    let json = ls(true);
+    assert!(row(&json)["pid"].is_null(), "{json}");
+    assert!(json.ends_with("\n"));
+    client.shutdown_server().await.unwrap();
+}

@@ -157,3 +157,43 @@ async fn a_pool_vm_is_reached_over_ssh_at_its_own_address() {
         "the halted guest still listens"
     );
 }
+
+/// A VM kept on the pool keeps its name: a new session never takes it, by choice or
+/// by the next generated name, so two never answer to one name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_pool_vm_keeps_its_name() {
+    let dir = workdir("names");
+    let port = common::free_port();
+    let sim = pool(&dir, port).await;
+    let m = manager(&dir, &sim, port, "guest-only-lua -i");
+    let kept = m
+        .create_interactive_vm(None, VmKind::Xcpng, VmOptions::default())
+        .await
+        .unwrap();
+    m.wait_ready(&kept, WAIT).await.unwrap();
+    m.release(&kept).await.unwrap();
+    let pool = m.pool().unwrap();
+    let known = pool
+        .cache
+        .wait_for(WAIT, |c| {
+            c.vms()
+                .iter()
+                .any(|vm| vm.bioxen_id.as_deref() == Some(kept.as_str()))
+        })
+        .await;
+    assert!(known, "the pool never listed the kept VM");
+    let next = m
+        .create_interactive_vm(None, VmKind::Local, VmOptions::default())
+        .await
+        .unwrap();
+    assert_ne!(next, kept, "a new VM took the kept VM's name");
+    let err = m
+        .create_interactive_vm(Some(&kept), VmKind::Local, VmOptions::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("kept on the pool"), "{err}");
+    let err = m.rename(&next, &kept).unwrap_err().to_string();
+    assert!(err.contains("kept on the pool"), "{err}");
+    m.terminate_vm_session(&next).await.unwrap();
+}

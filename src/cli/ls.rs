@@ -49,15 +49,38 @@ pub async fn pool_rows(config: &Config) -> Vec<Value> {
 }
 
 /// Collects everything `ls` shows, as JSON rows.
-pub fn rows(config: &Config) -> Vec<Value> {
-    rows_in(config, &registry::dir())
+pub async fn rows(config: &Config) -> Vec<Value> {
+    rows_in(config, &registry::dir()).await
 }
 
-/// Like [`rows`], reading the registry in `dir` (a server's socket directory).
-pub fn rows_in(config: &Config, dir: &std::path::Path) -> Vec<Value> {
+/// How long `ls` waits for a server's own list before it uses the one the server last
+/// wrote down.
+const ASK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A server's VMs as it sees them now (progress, alerts, who is attached), asked over
+/// its socket; `None` when it does not answer.
+async fn ask(socket: &std::path::Path) -> Option<Vec<Value>> {
+    let asked = async {
+        let client = crate::client::Client::connect(socket, "ls").await.ok()?;
+        client.list().await.ok()
+    };
+    let vms = tokio::time::timeout(ASK_PATIENCE, asked).await.ok()??;
+    Some(
+        vms.iter()
+            .filter_map(|v| serde_json::to_value(v).ok())
+            .collect(),
+    )
+}
+
+/// Like [`rows`], for the servers whose registry is in `dir` (a socket directory).
+pub async fn rows_in(config: &Config, dir: &std::path::Path) -> Vec<Value> {
     let mut rows = Vec::new();
     for entry in registry::read_all_in(dir) {
-        for mut vm in entry.vms {
+        let vms = match &entry.socket {
+            Some(socket) => ask(socket).await.unwrap_or(entry.vms),
+            None => entry.vms,
+        };
+        for mut vm in vms {
             if let Some(obj) = vm.as_object_mut() {
                 obj.insert("owner_pid".into(), json!(entry.pid));
             }
@@ -126,9 +149,11 @@ pub fn table(rows: &[Value]) -> String {
     for r in rows {
         // Registry and pool text is shown, never obeyed.
         let s = |k: &str| crate::sanitize::line(r.get(k).and_then(Value::as_str).unwrap_or(""));
-        let state = match r.get("detail") {
-            Some(Value::Number(n)) => format!("{}({n})", s("state")),
-            Some(Value::String(d)) => format!("{}({})", s("state"), crate::sanitize::line(d)),
+        // A running VM is said as the dashboard says it: idle at its prompt, or busy.
+        let state = match (r.get("detail"), r.get("busy").and_then(Value::as_str)) {
+            (Some(Value::Number(n)), _) => format!("{}({n})", s("state")),
+            (Some(Value::String(d)), _) => format!("{}({})", s("state"), crate::sanitize::line(d)),
+            (_, Some(busy)) if s("state") == "running" => crate::sanitize::line(busy),
             _ => s("state"),
         };
         // The last column: the command of local VMs, the address of pool VMs.

@@ -281,7 +281,9 @@ pub struct Session {
     state: watch::Sender<VmState>,
     process: Mutex<Option<Process>>,
     stats: Mutex<Option<ProcStats>>,
-    attached: AtomicBool,
+    /// How many clients are attached (typing into it): each attaches once and gives
+    /// it back when it detaches or its connection ends.
+    attached: AtomicUsize,
     dirty: AtomicBool,
     queued_input: AtomicUsize,
     /// Set while answers to the program's terminal queries are being dropped because
@@ -364,10 +366,22 @@ impl Manager {
         loop {
             let n = self.inner.next_name.fetch_add(1, Ordering::Relaxed);
             let name = format!("lua-{n}");
-            if self.find(&name).is_none() {
+            if self.find(&name).is_none() && self.pool_vm_named(&name).is_none() {
                 return name;
             }
         }
+    }
+
+    /// The reference of the pool VM tagged with bioxen name `name`, as far as the pool
+    /// is known already (this never logs in): a VM kept on the pool keeps its name,
+    /// and a new session must not take it, or two would answer to it.
+    fn pool_vm_named(&self, name: &str) -> Option<String> {
+        let pool = lock(&self.inner.pool).clone()?;
+        pool.cache
+            .vms()
+            .into_iter()
+            .find(|vm| vm.bioxen_id.as_deref() == Some(name))
+            .map(|vm| vm.reference)
     }
 
     /// Creates a VM and starts its interpreter. `id` must be unique; `None` picks a name.
@@ -397,6 +411,15 @@ impl Manager {
             None => self.generate_name(),
         };
         let session = {
+            // Attaching to a kept pool VM takes its own name; nothing else may.
+            let attaching_to = options.pool_vm.as_ref().map(|(r, _)| r.as_str());
+            if let Some(taken) = self.pool_vm_named(&id)
+                && attaching_to != Some(taken.as_str())
+            {
+                return Err(Error::Manager(format!(
+                    "a VM named '{id}' is kept on the pool; attach to it, or choose another name"
+                )));
+            }
             let mut sessions = lock(&self.inner.sessions);
             if sessions.iter().any(|s| s.is_named(&id)) {
                 return Err(Error::Manager(format!("a VM named '{id}' already exists")));
@@ -557,11 +580,14 @@ impl Manager {
         self.read_output(id)
     }
 
-    /// Marks the session attached: someone types into it, so its output is read
-    /// without yielding to other sessions first.
+    /// Marks the session attached by one more client: someone types into it, so its
+    /// output is read without yielding to other sessions first. Each [`attach`] is
+    /// given back by one [`detach`](Manager::detach).
+    ///
+    /// [`attach`]: Manager::attach
     pub fn attach(&self, id: &str) -> Result<()> {
         let session = self.get(id)?;
-        session.attached.store(true, Ordering::Relaxed);
+        session.attached.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -584,9 +610,12 @@ impl Manager {
         Ok((snapshot, seq))
     }
 
+    /// Gives back one client's [`Manager::attach`].
     pub fn detach(&self, id: &str) -> Result<()> {
         let session = self.get(id)?;
-        session.attached.store(false, Ordering::Relaxed);
+        let _ = session
+            .attached
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         Ok(())
     }
 
@@ -758,6 +787,11 @@ impl Manager {
     /// Its output log, if on, goes on in the file named after the old name.
     pub fn rename(&self, id: &str, new: &str) -> Result<()> {
         validate_id(new)?;
+        if self.pool_vm_named(new).is_some() {
+            return Err(Error::Manager(format!(
+                "a VM named '{new}' is kept on the pool; choose another name"
+            )));
+        }
         {
             let sessions = lock(&self.inner.sessions);
             if sessions.iter().any(|s| s.is_named(new)) {
@@ -766,7 +800,7 @@ impl Manager {
             let session = sessions
                 .iter()
                 .find(|s| s.is_named(id))
-                .ok_or_else(|| Error::Manager(format!("no VM named '{id}'")))?;
+                .ok_or_else(|| Error::NotFound(id.into()))?;
             if session.kind() == VmKind::Xcpng {
                 return Err(Error::session(
                     id,
@@ -865,7 +899,7 @@ impl Session {
             state: watch::channel(VmState::Starting).0,
             process: Mutex::new(None),
             stats: Mutex::new(None),
-            attached: AtomicBool::new(false),
+            attached: AtomicUsize::new(0),
             dirty: AtomicBool::new(false),
             queued_input: AtomicUsize::new(0),
             replies_dropped: AtomicBool::new(false),
@@ -1030,7 +1064,11 @@ impl Session {
                 .as_ref()
                 .map(|p| p.command.clone())
                 .unwrap_or_default(),
-            pid: process.as_ref().and_then(|p| p.control.pid()),
+            // A dead VM's pid may be someone else's by now.
+            pid: process
+                .as_ref()
+                .filter(|_| alive)
+                .and_then(|p| p.control.pid()),
             cpu_percent: stats.filter(|_| alive).map(|s| s.cpu_percent),
             rss_bytes: stats.filter(|_| alive).map(|s| s.rss_bytes),
             uptime_secs: process
@@ -1038,7 +1076,7 @@ impl Session {
                 .filter(|_| alive)
                 .map(|p| p.started.elapsed().as_secs())
                 .unwrap_or(0),
-            attached: self.attached.load(Ordering::Relaxed),
+            attached: self.attached.load(Ordering::Relaxed) > 0,
             created_unix: self
                 .created
                 .duration_since(SystemTime::UNIX_EPOCH)
@@ -1066,7 +1104,7 @@ async fn run_reader(
     // flood must not delay the echo of keys typed into another.
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        if !session.attached.load(Ordering::Relaxed) {
+        if session.attached.load(Ordering::Relaxed) == 0 {
             tokio::task::yield_now().await;
         }
         let n = match reader.read(&mut buf).await {

@@ -78,6 +78,9 @@ pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
     let watches: Watches = Arc::default();
     let mut pump: Option<AbortHandle> = None;
     let mut slow = SlowCalls::default();
+    // What this client attached to, given back when it goes however it goes (a
+    // killed dashboard says nothing).
+    let mut attached: std::collections::HashSet<String> = Default::default();
     let result = loop {
         let call = match read_call(&mut reader).await {
             Ok(Some(call)) => call,
@@ -102,6 +105,22 @@ pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
             Request::Glance { id } => {
                 let task = glance(hub.manager.clone(), id.clone(), out.clone());
                 start_watch(&hub.manager, &watches, id, task)
+            }
+            Request::Attach { id } => match attached.contains(&id) {
+                true => Response::Done,
+                false => match hub.manager.attach(&id) {
+                    Ok(()) => {
+                        attached.insert(id);
+                        Response::Done
+                    }
+                    Err(e) => Response::Failed(e.into()),
+                },
+            },
+            Request::Detach { id } => {
+                if attached.remove(&id) {
+                    let _ = hub.manager.detach(&id);
+                }
+                Response::Done
             }
             Request::Unwatch { id } => {
                 if let Some(task) = lock(&watches).remove(&id) {
@@ -145,6 +164,9 @@ pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
     }
     // Nobody is left to hear their answers.
     slow.abort_all();
+    for id in attached {
+        let _ = hub.manager.detach(&id);
+    }
     if let Some(p) = pump {
         p.abort();
     }
@@ -573,14 +595,6 @@ async fn handle(m: &Manager, request: Request, out: &Queue) -> Response {
             Request::ScreenText { id } => Response::Output {
                 text: m.with_screen(&id, |s| s.text())?,
             },
-            Request::Attach { id } => {
-                m.attach(&id)?;
-                Response::Done
-            }
-            Request::Detach { id } => {
-                m.detach(&id)?;
-                Response::Done
-            }
             Request::ToggleLog { id } => Response::LogPath {
                 path: m.toggle_output_log(&id)?,
             },
@@ -632,6 +646,8 @@ async fn handle(m: &Manager, request: Request, out: &Queue) -> Response {
             | Request::Glance { .. }
             | Request::Unwatch { .. }
             | Request::Answer { .. }
+            | Request::Attach { .. }
+            | Request::Detach { .. }
             | Request::Shutdown => Response::Done,
         })
     }

@@ -106,7 +106,11 @@ pub async fn serve(mut config: ManagerConfig, options: ServerOptions, socket: &P
     config.trust.prompt = Some(prompt_tx);
     let hub = Hub::new(Manager::new(config), options);
     let registry = socket.parent().unwrap_or(Path::new(".")).to_path_buf();
-    tokio::spawn(publish_for_ls(hub.manager.clone(), registry.clone()));
+    tokio::spawn(publish_for_ls(
+        hub.manager.clone(),
+        registry.clone(),
+        socket.to_path_buf(),
+    ));
     tokio::spawn(hub::relay_questions(hub.clone(), prompts));
     tokio::spawn(hub::follow_pool(hub.clone()));
     tokio::spawn(hub::exit_when_empty(hub.clone()));
@@ -156,9 +160,9 @@ pub async fn serve(mut config: ManagerConfig, options: ServerOptions, socket: &P
 /// Keeps the registry `bioxen ls` reads current with the server's sessions.
 /// The server publishes beside its socket: `bioxen ls` finds the default server's VMs
 /// where it finds dashboards', and `-L NAME` / `--socket` point it at another.
-async fn publish_for_ls(manager: Manager, dir: PathBuf) {
+async fn publish_for_ls(manager: Manager, dir: PathBuf, socket: PathBuf) {
     let mut events = manager.subscribe();
-    let _ = crate::registry::publish_in(&dir, &manager.list());
+    let _ = crate::registry::publish_in(&dir, &socket, &manager.list());
     loop {
         match events.recv().await {
             Ok(
@@ -168,7 +172,7 @@ async fn publish_for_ls(manager: Manager, dir: PathBuf) {
                 | ManagerEvent::Renamed(..),
             )
             | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                if let Err(e) = crate::registry::publish_in(&dir, &manager.list()) {
+                if let Err(e) = crate::registry::publish_in(&dir, &socket, &manager.list()) {
                     tracing::warn!("cannot publish the VM list for `bioxen ls`: {e}");
                 }
             }

@@ -33,6 +33,7 @@ pub enum ProgressState {
 
 /// Where the interpreter is, as its prompt markers say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Busy {
     /// At its prompt, waiting for input.
     Idle,
