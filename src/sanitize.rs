@@ -31,6 +31,26 @@ pub fn is_shown(c: char) -> bool {
         || is_combining(c))
 }
 
+/// Whether `c`, printed by a VM, is drawn in its cell. bioxen lays out every cell
+/// itself, so bidi controls and invisible format characters can do nothing right
+/// there: passed on, they would only make the user's terminal reorder or hide
+/// bioxen's own frame, or carry text no one sees (tag characters). They are not
+/// drawn. Joiners, variation selectors and combining marks stay: emoji sequences and
+/// many scripts need them, and inside a cell they attach to the VM's own character.
+/// What a VM printed is kept as it is in its screen, history, logs and copies.
+pub fn is_drawn_in_cell(c: char) -> bool {
+    !matches!(c,
+        '\u{061C}'                  // Arabic letter mark
+        | '\u{200B}'                // zero-width space
+        | '\u{200E}' | '\u{200F}'   // left-to-right and right-to-left marks
+        | '\u{202A}'..='\u{202E}'   // bidi embeddings and overrides
+        | '\u{2060}'..='\u{2064}'   // word joiner, invisible operators
+        | '\u{2066}'..='\u{2069}'   // bidi isolates
+        | '\u{FEFF}'                // zero-width no-break space
+        | '\u{FFF9}'..='\u{FFFB}'   // interlinear annotations
+        | '\u{E0000}'..='\u{E007F}') // tags
+}
+
 /// Combining marks of the common blocks: shown alone they stack on whatever bioxen
 /// drew before them.
 fn is_combining(c: char) -> bool {

@@ -220,6 +220,17 @@ pub fn render_cells(vt: &vt100::Screen, area: Rect, buf: &mut Buffer) {
             let y = area.y + row;
             let style = cell_style(cell);
             let contents = cell.contents();
+            let drawn: String;
+            let contents =
+                if contents.is_ascii() || contents.chars().all(crate::sanitize::is_drawn_in_cell) {
+                    contents
+                } else {
+                    drawn = contents
+                        .chars()
+                        .filter(|&c| crate::sanitize::is_drawn_in_cell(c))
+                        .collect();
+                    &drawn
+                };
             let symbol = if contents.is_empty() { " " } else { contents };
             if cell.is_wide() && col + 1 < area.width {
                 buf.set_stringn(x, y, symbol, 2, style);
@@ -265,5 +276,50 @@ fn color(c: vt100::Color) -> Color {
         vt100::Color::Default => Color::Reset,
         vt100::Color::Idx(i) => Color::Indexed(i),
         vt100::Color::Rgb(r, g, b) => Color::Rgb(r, g, b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A VM's bidi overrides, isolates, zero-width spaces and tag characters never
+    /// reach the user's terminal; the text around them, emoji joined by ZWJ and
+    /// combining accents do.
+    #[test]
+    fn bidi_and_invisible_characters_in_vm_output_are_not_drawn() {
+        let mut screen = crate::term::Screen::new(crate::vm::Size::new(4, 40), 10);
+        let printed = "a\u{202E}b\u{2066}c\u{2069}d\u{200B}e\u{E0041}\u{E0042}f\u{FEFF}g\r\n\
+                       e\u{0301} \u{1F469}\u{200D}\u{1F52C}";
+        screen.feed(printed.as_bytes());
+        let area = Rect::new(0, 0, 40, 4);
+        let mut buf = Buffer::empty(area);
+        render_cells(screen.vt(), area, &mut buf);
+        let drawn: String = (0..area.height)
+            .map(|y| {
+                (0..area.width)
+                    .map(|x| buf[(x, y)].symbol().to_string())
+                    .collect::<String>()
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        for c in [
+            '\u{202E}',
+            '\u{2066}',
+            '\u{2069}',
+            '\u{200B}',
+            '\u{E0041}',
+            '\u{FEFF}',
+        ] {
+            assert!(!drawn.contains(c), "{:?} was drawn: {drawn:?}", c);
+        }
+        assert!(drawn.starts_with("abcdefg"), "{drawn:?}");
+        assert!(drawn.contains("e\u{0301}"), "the accent is kept: {drawn:?}");
+        // The parser gives each emoji of the sequence a cell, the joiner with the
+        // first: kept.
+        assert!(drawn.contains("\u{1F469}\u{200D}"), "the joiner: {drawn:?}");
+        assert!(drawn.contains('\u{1F52C}'), "{drawn:?}");
+        // The VM's own screen keeps what it printed.
+        assert!(screen.text().contains('\u{202E}'));
     }
 }
