@@ -768,9 +768,11 @@ fn unusable_values_and_special_files_are_load_errors() {
 fn a_hanging_password_command_times_out() {
     let dir = tempdir();
     let config = dir.join("bioxen.toml");
+    // A sleep of its own: tests run in parallel, and this one looks for its process.
+    let sleep = format!("sleep 1000.{}1", std::process::id());
     std::fs::write(
         &config,
-        "[xcpng]\nurl = \"http://127.0.0.1:9\"\npassword_command = \"sleep 1000\"\npassword_timeout_secs = 1\n",
+        format!("[xcpng]\nurl = \"http://127.0.0.1:9\"\npassword_command = \"{sleep}\"\npassword_timeout_secs = 1\n"),
     )
     .unwrap();
     let started = std::time::Instant::now();
@@ -780,10 +782,10 @@ fn a_hanging_password_command_times_out() {
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     // Its process group went with it.
     let left = Command::new("pgrep")
-        .args(["-f", "^sleep 1000$"])
+        .args(["-f", &format!("^{sleep}$")])
         .output()
         .unwrap();
-    assert!(left.stdout.is_empty(), "sleep 1000 is still running");
+    assert!(left.stdout.is_empty(), "{sleep} is still running");
 }
 
 /// With no XDG_RUNTIME_DIR, the fallback directory under TMPDIR must be the user's

@@ -536,12 +536,16 @@ fn a_panicking_quit_task_still_quits() {
 /// While a slow password_command runs, the dashboard draws, answers keys and quits.
 #[test]
 fn a_slow_password_command_leaves_the_dashboard_usable() {
+    // A sleep of its own: tests run in parallel, and this one looks for its process.
+    let sleep = format!("sleep 1000.{}2", std::process::id());
     let t = Tmux::start_with_config(
         "slowpw",
         120,
         40,
         &bioxen_exe().display().to_string(),
-        Some("[xcpng]\nurl = \"http://127.0.0.1:9\"\npassword_command = \"sleep 1000\"\n"),
+        Some(&format!(
+            "[xcpng]\nurl = \"http://127.0.0.1:9\"\npassword_command = \"{sleep}\"\n"
+        )),
     );
     t.wait_text("pool: connecting");
     t.keys(&["?"]);
@@ -549,14 +553,19 @@ fn a_slow_password_command_leaves_the_dashboard_usable() {
     t.keys(&["Escape"]);
     t.keys(&["q"]);
     t.wait_text("EXITED-0");
-    let left = std::process::Command::new("pgrep")
-        .args(["-f", "^sleep 1000$"])
-        .output()
-        .unwrap();
-    assert!(
-        left.stdout.is_empty(),
-        "the password command outlived the dashboard"
-    );
+    let gone = || {
+        std::process::Command::new("pgrep")
+            .args(["-f", &format!("^{sleep}$")])
+            .output()
+            .unwrap()
+            .stdout
+            .is_empty()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !gone() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(gone(), "the password command outlived the dashboard");
 }
 
 /// The dashboard's own log is private; a log_dir that cannot be used is said on screen;

@@ -5,6 +5,10 @@
 use bioxen::Size;
 use bioxen::term::Screen;
 
+/// Held by each test while it measures: tests in one binary run on parallel threads,
+/// and one's allocations would be counted in the other's growth.
+static MEASURING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
     let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -14,6 +18,7 @@ fn rss_bytes() -> u64 {
 /// An OSC that never ends costs at most its bounded payload, not a byte per byte.
 #[test]
 fn an_unterminated_osc_does_not_grow_memory() {
+    let _alone = MEASURING.lock().unwrap_or_else(|p| p.into_inner());
     let mut s = Screen::new(Size::new(24, 80), 100);
     s.feed(b"\x1b]2;");
     let chunk = vec![b'x'; 64 * 1024];
@@ -37,6 +42,7 @@ fn an_unterminated_osc_does_not_grow_memory() {
 /// string does not grow it.
 #[test]
 fn a_mirror_made_inside_an_endless_osc_stays_bounded() {
+    let _alone = MEASURING.lock().unwrap_or_else(|p| p.into_inner());
     let chunk = vec![b'A'; 64 * 1024];
     for opener in [&b"\x1b]0;"[..], b"\x1b]8;;"] {
         let mut server = Screen::new(Size::new(24, 80), 100);

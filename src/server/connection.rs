@@ -619,16 +619,31 @@ async fn handle(m: &Manager, request: Request, out: &Queue) -> Response {
             Request::Install { id, name, version } => {
                 let spec = crate::rocks::PackageSpec::new(&name, version.as_deref())
                     .map_err(Error::Manager)?;
-                let (vm, out) = (id.clone(), out.clone());
+                // Output goes out in order and all of it before the end: a queue
+                // drained by one task, awaited before the reply is sent. (Dropping
+                // output when the client was slow let the end overtake its last lines.)
+                let (lines, mut queued) = mpsc::unbounded_channel::<Vec<u8>>();
+                let forwarding = {
+                    let (vm, out) = (id.clone(), out.clone());
+                    tokio::spawn(async move {
+                        while let Some(bytes) = queued.recv().await {
+                            let event = Event::InstallOutput {
+                                vm: vm.clone(),
+                                bytes,
+                            };
+                            if out.send(Out::Msg(ServerMsg::Event(event))).await.is_err() {
+                                return;
+                            }
+                        }
+                    })
+                };
                 let report = m
                     .install_package(&id, &spec, &move |bytes| {
-                        // Progress only: the report carries the whole output.
-                        let _ = out.try_send(Out::Msg(ServerMsg::Event(Event::InstallOutput {
-                            vm: vm.clone(),
-                            bytes: bytes.to_vec(),
-                        })));
+                        let _ = lines.send(bytes.to_vec());
                     })
-                    .await?;
+                    .await;
+                let _ = forwarding.await;
+                let report = report?;
                 Response::Installed(InstallOutcome {
                     package: report.spec.label(),
                     success: report.success,

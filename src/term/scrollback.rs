@@ -14,18 +14,45 @@ pub struct Scrollback {
     dead: usize,
     /// Where each kept row starts in `text`, oldest first.
     starts: VecDeque<usize>,
+    /// Whether each kept row soft-wraps onto the next (the line went on past the
+    /// right margin): what lets a resize re-lay lines at the new width.
+    wrapped: VecDeque<bool>,
 }
 
 impl Scrollback {
-    /// Appends a row (which holds no newline).
+    /// Appends a row (which holds no newline) that ends its line.
     pub fn push(&mut self, row: &str) {
+        self.push_wrapped(row, false);
+    }
+
+    /// Appends a row; `wrapped` when its line goes on in the next row.
+    pub fn push_wrapped(&mut self, row: &str, wrapped: bool) {
         self.starts.push_back(self.text.len());
+        self.wrapped.push_back(wrapped);
         self.text.push_str(row);
+    }
+
+    /// Sets whether the newest row wraps onto the next, once that is known.
+    pub fn set_last_wrapped(&mut self, wrapped: bool) {
+        if let Some(last) = self.wrapped.back_mut() {
+            *last = wrapped;
+        }
+    }
+
+    /// Whether row `i` (oldest first) wraps onto the next.
+    pub fn is_wrapped(&self, i: usize) -> bool {
+        self.wrapped.get(i).copied().unwrap_or(false)
+    }
+
+    /// The rows with their wrap flags, oldest first.
+    pub fn iter_wrapped(&self) -> impl Iterator<Item = (&str, bool)> + '_ {
+        (0..self.len()).map(|i| (self.row(i), self.is_wrapped(i)))
     }
 
     /// Drops the oldest row; returns its length in bytes.
     pub fn pop_front(&mut self) -> Option<usize> {
         let start = self.starts.pop_front()?;
+        self.wrapped.pop_front();
         let end = self.starts.front().copied().unwrap_or(self.text.len());
         self.dead = end;
         if self.is_empty() {
