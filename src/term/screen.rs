@@ -51,6 +51,38 @@ struct Callbacks {
     /// Rows ever added to `history`, dropped ones included: a viewer scrolled back
     /// keeps its place by how many arrived since.
     scrolled: u64,
+    /// Rows the main screen ever scrolled up, kept in `history` or not: a reflow
+    /// follows a line's place by it.
+    scrolls: u64,
+    /// Follows the rows `on_scroll` formats. The parser tells whether a row wrapped
+    /// only as the newline it writes before the next row, so each row's wrap flag is
+    /// learnt when the next one scrolls off (or, for the newest, from the screen).
+    probe: vt100::capture::BasicFormattedCaptureState,
+    /// Whether the newest history row came from `on_scroll`, its wrap flag still to
+    /// be learnt from `probe`.
+    probe_pending: bool,
+}
+
+/// Counts the newlines a formatted capture starts with, and keeps nothing.
+#[derive(Default)]
+struct LeadingNewlines {
+    count: usize,
+    done: bool,
+}
+
+impl std::fmt::Write for LeadingNewlines {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        for c in s.chars() {
+            if self.done {
+                break;
+            }
+            match c {
+                '\n' => self.count += 1,
+                _ => self.done = true,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Scrollback bytes per session unless configured: with the screen itself, well within
@@ -102,26 +134,40 @@ impl vt100::Callbacks for Callbacks {
 
     fn on_scroll(&mut self, row: vt100::capture::RowContents<'_>, alternate_screen: bool) {
         // Full-screen programs' screens are not history, as in tmux.
-        if alternate_screen || self.capacity == 0 {
+        if alternate_screen {
             return;
+        }
+        self.scrolls += 1;
+        if self.capacity == 0 {
+            return;
+        }
+        // The newline the probe writes first says whether the previous row ended its
+        // line.
+        let mut lead = LeadingNewlines::default();
+        let _ = row.write_formatted_basic(&mut lead, &mut self.probe);
+        if self.probe_pending {
+            self.history.set_last_wrapped(lead.count == 0);
         }
         let mut line = String::new();
         // A fresh state per row: every stored row carries all of its own attributes.
         let mut state = vt100::capture::BasicFormattedCaptureState::default();
         let _ = row.write_formatted_basic(&mut line, &mut state);
-        self.remember(&line);
+        self.remember(&line, false);
+        self.probe_pending = true;
     }
 }
 
 impl Callbacks {
-    /// Appends a history row, dropping the oldest beyond the capacity.
-    fn remember(&mut self, row: &str) {
+    /// Appends a history row, dropping the oldest beyond the capacity; `wrapped` when
+    /// its line goes on in the next row.
+    fn remember(&mut self, row: &str, wrapped: bool) {
         if self.capacity == 0 {
             return;
         }
+        self.probe_pending = false;
         self.scrolled += 1;
         self.bytes += row.len();
-        self.history.push(row);
+        self.history.push_wrapped(row, wrapped);
         while self.history.len() > self.capacity
             || (self.bytes > self.byte_limit && self.history.len() > 1)
         {
@@ -296,25 +342,27 @@ impl Screen {
             self.process(rest);
             return true;
         }
-        // The rows on screen now (all but the blank bottom one) scroll off first...
-        let screen_rows: Vec<String> = self
-            .parser
-            .screen()
-            .rows_formatted(0, cols as u16)
-            .take(rows - 1)
-            .collect();
-        let callbacks = self.parser.callbacks_mut();
-        for row in screen_rows {
-            callbacks.remember(&row);
+        // The rows on screen now (all but the blank bottom one) scroll off first, through
+        // the parser, as the rows of any other output do...
+        if rows > 1 {
+            let last_wrapped = self.parser.screen().row_wrapped(rows as u16 - 2);
+            self.parser.process(&b"\n".repeat(rows - 1));
+            self.parser
+                .callbacks_mut()
+                .history
+                .set_last_wrapped(last_wrapped);
         }
+        let callbacks = self.parser.callbacks_mut();
         // ...then the lines that would scroll by unseen, split into rows as wrapping does
         // (the choice of texts made once, not per line: floods have millions).
         let remember_line = |callbacks: &mut Callbacks, text: &[u8]| {
             if text.is_empty() {
-                callbacks.remember("");
+                callbacks.remember("", false);
             }
-            for piece in text.chunks(cols) {
-                callbacks.remember(std::str::from_utf8(piece).unwrap_or_default());
+            let pieces = text.len().div_ceil(cols);
+            for (i, piece) in text.chunks(cols).enumerate() {
+                let row = std::str::from_utf8(piece).unwrap_or_default();
+                callbacks.remember(row, i + 1 < pieces);
             }
         };
         match &expanded {
@@ -340,14 +388,156 @@ impl Screen {
     }
 
     /// Resizes the terminal; sizes of zero are treated as one, and sizes past
-    /// [`Size::MAX`] as the maximum.
+    /// [`Size::MAX`] as the maximum. On the main screen, lines that soft-wrapped are
+    /// laid out again at the new width, in the history as on the screen, as tmux does:
+    /// a window made narrow and then wide again shows the text it showed. A full-screen
+    /// program's screen is only cut or padded: the program redraws it.
     pub fn resize(&mut self, size: Size) {
         let (rows, cols) = non_zero(size);
         let (cur_rows, cur_cols) = self.parser.screen().size();
-        if (cur_rows, cur_cols) != (rows, cols) {
-            self.parser.set_size(rows, cols);
-            self.escapes.resized();
+        if (cur_rows, cur_cols) == (rows, cols) {
+            return;
         }
+        if self.parser.screen().alternate_screen() {
+            self.parser.set_size(rows, cols);
+        } else {
+            self.reflow(rows, cols);
+        }
+        self.escapes.resized();
+    }
+
+    /// Whether each history row soft-wraps onto the next, oldest first; the newest
+    /// row's flag is read off the screen when the parser has not told it yet.
+    pub fn history_wrapped(&self) -> Vec<bool> {
+        let cb = self.parser.callbacks();
+        let mut flags: Vec<bool> = (0..cb.history.len())
+            .map(|i| cb.history.is_wrapped(i))
+            .collect();
+        if cb.probe_pending
+            && let Some(last) = flags.last_mut()
+        {
+            *last = self.newest_row_wraps();
+        }
+        flags
+    }
+
+    /// Whether the newest history row's line goes on in the screen's first row: the
+    /// probe, which wrote that row last, writes a newline first when it did not.
+    fn newest_row_wraps(&self) -> bool {
+        let vt = self.parser.screen();
+        if vt.alternate_screen() {
+            return false;
+        }
+        let count = |state: &mut vt100::capture::BasicFormattedCaptureState| {
+            let mut lead = LeadingNewlines::default();
+            let range = vt100::capture::BasicFormattedCaptureRange::Full(state);
+            let _ = vt.write_contents_formatted_basic(&mut lead, range);
+            lead.count
+        };
+        let fresh = count(&mut Default::default());
+        count(&mut self.parser.callbacks().probe.clone()) == fresh
+    }
+
+    /// Lays the history and the screen out again at `rows` x `cols`: every logical
+    /// line (rows joined where they soft-wrapped) is written again into the emptied
+    /// parser at the new size, which wraps and scrolls them as output does; the cursor
+    /// goes back to the same place in its line, and the pen to its colours.
+    fn reflow(&mut self, rows: NonZeroU16, cols: NonZeroU16) {
+        let vt = self.parser.screen();
+        let (old_rows, old_cols) = vt.size();
+        let (old_rows, width) = (old_rows.get(), usize::from(old_cols.get()));
+        // History rows, then the screen's, each with its wrap flag.
+        let mut all: Vec<(String, bool)> = self
+            .parser
+            .callbacks()
+            .history
+            .iter()
+            .map(str::to_string)
+            .zip(self.history_wrapped())
+            .collect();
+        let history_len = all.len();
+        for r in 0..old_rows {
+            let wrapped = r + 1 < old_rows && vt.row_wrapped(r);
+            all.push((row_text(vt, r, wrapped), wrapped));
+        }
+        // The cursor's row, the row its line starts on, and its place in that line.
+        let (crow, ccol) = vt.cursor_position();
+        let cursor = history_len + usize::from(crow);
+        let line_start = (0..=cursor)
+            .rev()
+            .find(|&k| k == 0 || !all[k - 1].1)
+            .unwrap_or(0);
+        let offset = (cursor - line_start) * width + usize::from(ccol);
+        // Blank rows below both the cursor and the last text are not kept.
+        let last_shown = all
+            .iter()
+            .rposition(|(text, _)| !text.is_empty())
+            .unwrap_or(0);
+        all.truncate(last_shown.max(cursor) + 1);
+        let pen = vt.attributes_formatted();
+
+        // Empty it all, then write every line again at the new size.
+        {
+            let cb = self.parser.callbacks_mut();
+            cb.history = Default::default();
+            cb.bytes = 0;
+            cb.probe = Default::default();
+            cb.probe_pending = false;
+        }
+        self.parser.process(b"\x1b[m\x1b[H\x1b[2J");
+        self.parser.set_size(rows, cols);
+        // Growing, vt100 pulls blank rows in above for the scrollback it thinks it has,
+        // and moves the cursor down past them.
+        self.parser.process(b"\x1b[H\x1b[2J");
+        // Where the cursor's line begins: the cursor's row then, and the scrolls so far,
+        // to follow it up as later lines scroll the screen.
+        let mut start = (0, 0);
+        let count = all.len();
+        for (i, (row, wrapped)) in all.iter().enumerate() {
+            if i == line_start {
+                let p = &self.parser;
+                start = (p.screen().cursor_position().0, p.callbacks().scrolls);
+            }
+            self.parser.process(b"\x1b[m");
+            self.parser.process(row.as_bytes());
+            if *wrapped {
+                // Blank cells at the margin are part of the line's text: keep them.
+                let shown: usize = vt100::capture::basic_formatted_to_plain(row)
+                    .map(unicode_width::UnicodeWidthStr::width)
+                    .sum();
+                if shown < width {
+                    self.parser.process(b"\x1b[m");
+                    self.parser.process(" ".repeat(width - shown).as_bytes());
+                }
+            } else if i + 1 < count {
+                self.parser.process(b"\r\n");
+            }
+        }
+        let (start_row, scrolls_then) = start;
+        let scrolled_since = self.parser.callbacks().scrolls - scrolls_then;
+        let cols = usize::from(cols.get());
+        let row = i64::from(start_row) - scrolled_since as i64 + (offset / cols) as i64;
+        // A cursor just past a full row waits there to wrap, as it did after writing
+        // it: put it back in that state by writing the row's last cell again, or the
+        // next resize would take its row for a line of its own.
+        let full_row = (offset > 0 && offset % cols == 0)
+            .then(|| u16::try_from(row - 1).ok())
+            .flatten()
+            .filter(|&r| r < rows.get());
+        let waiting = full_row.and_then(|r| {
+            let cell = self.parser.screen().cell(r, cols as u16 - 1)?;
+            (cell.has_contents() && !cell.is_wide_continuation())
+                .then(|| (r, format!("{}{}", sgr_of(cell), cell.contents())))
+        });
+        let place = match waiting {
+            Some((r, last)) => format!("\x1b[{};{}H{last}", r + 1, cols),
+            None => {
+                let row = row.clamp(0, i64::from(rows.get()) - 1);
+                format!("\x1b[{};{}H", row + 1, offset % cols + 1)
+            }
+        };
+        self.parser.process(place.as_bytes());
+        self.parser.process(pen.as_bytes());
     }
 
     pub fn size(&self) -> Size {
@@ -506,6 +696,12 @@ impl Screen {
         let vt = self.parser.screen();
         Snapshot {
             history: self.parser.callbacks().history.joined(),
+            history_wrapped: self
+                .history_wrapped()
+                .iter()
+                .enumerate()
+                .filter_map(|(i, &w)| w.then_some(i as u32))
+                .collect(),
             primary: vt
                 .alternate_screen()
                 .then(|| primary_state(vt, &self.escapes)),
@@ -534,6 +730,7 @@ impl Screen {
             rows: size.rows,
             cols: size.cols,
             history: String::new(),
+            history_wrapped: Vec::new(),
             primary: None,
             state,
             title: callbacks.title.clone(),
@@ -551,8 +748,10 @@ impl Screen {
             .with_byte_limit(scrollback_bytes);
         let callbacks = screen.parser.callbacks_mut();
         if !snapshot.history.is_empty() {
-            for row in snapshot.history.split('\n') {
-                callbacks.remember(row);
+            let mut wrapped = snapshot.history_wrapped.iter().copied().peekable();
+            for (i, row) in snapshot.history.split('\n').enumerate() {
+                let w = wrapped.next_if_eq(&(i as u32)).is_some();
+                callbacks.remember(row, w);
             }
         }
         callbacks.title = snapshot.title.clone();
@@ -657,6 +856,10 @@ pub struct Snapshot {
     /// (a row never holds a newline). One string rather than a list: a list of 10,000
     /// strings costs ten times its text to build and to take apart.
     pub history: String,
+    /// Which history rows soft-wrap onto the next (their line went on past the right
+    /// margin), by index: a mirror re-lays lines on a resize as the server does.
+    #[serde(default)]
+    pub history_wrapped: Vec<u32>,
     /// While a full-screen program runs: the normal screen behind it, replayed
     /// first, so the mirror shows what the program leaves behind when it ends.
     pub primary: Option<String>,
@@ -678,6 +881,70 @@ impl View<'_> {
             View::Scrolled(p) => p.screen(),
         }
     }
+}
+
+/// Row `r` of `vt` as a history row is stored: text and SGR codes, from the default
+/// pen. Blank cells at its end are left out unless `wrapped` (then they are text of
+/// a line that goes on).
+fn row_text(vt: &vt100::Screen, r: u16, wrapped: bool) -> String {
+    let (_, cols) = vt.size();
+    let cells: Vec<&vt100::Cell> = (0..cols.get()).filter_map(|c| vt.cell(r, c)).collect();
+    let plain = |c: &vt100::Cell| {
+        !c.has_contents()
+            && c.fgcolor() == vt100::Color::Default
+            && c.bgcolor() == vt100::Color::Default
+            && !c.inverse()
+            && !c.underline()
+    };
+    let end = match wrapped {
+        true => cells.len(),
+        false => cells.iter().rposition(|c| !plain(c)).map_or(0, |i| i + 1),
+    };
+    let mut out = String::new();
+    let mut pen = String::new();
+    for cell in &cells[..end] {
+        if cell.is_wide_continuation() {
+            continue;
+        }
+        let sgr = sgr_of(cell);
+        if sgr != pen {
+            out.push_str(&sgr);
+            pen = sgr;
+        }
+        match cell.has_contents() {
+            true => out.push_str(cell.contents()),
+            false => out.push(' '),
+        }
+    }
+    out
+}
+
+/// The SGR sequence that sets a cell's attributes from nothing.
+fn sgr_of(cell: &vt100::Cell) -> String {
+    let mut sgr = String::from("\x1b[0");
+    for (on, code) in [
+        (cell.bold(), "1"),
+        (cell.dim(), "2"),
+        (cell.italic(), "3"),
+        (cell.underline(), "4"),
+        (cell.inverse(), "7"),
+    ] {
+        if on {
+            sgr.push(';');
+            sgr.push_str(code);
+        }
+    }
+    let color = |sgr: &mut String, color: vt100::Color, base: u8, bright: u8, ext: u8| match color {
+        vt100::Color::Default => {}
+        vt100::Color::Idx(i) if i < 8 => sgr.push_str(&format!(";{}", base + i)),
+        vt100::Color::Idx(i) if i < 16 => sgr.push_str(&format!(";{}", bright + i - 8)),
+        vt100::Color::Idx(i) => sgr.push_str(&format!(";{ext};5;{i}")),
+        vt100::Color::Rgb(r, g, b) => sgr.push_str(&format!(";{ext};2;{r};{g};{b}")),
+    };
+    color(&mut sgr, cell.fgcolor(), 30, 90, 38);
+    color(&mut sgr, cell.bgcolor(), 40, 100, 48);
+    sgr.push('m');
+    sgr
 }
 
 /// The size the parser gets: at least 1x1, and never past [`Size::MAX`], whatever a
@@ -794,7 +1061,70 @@ mod tests {
             let f: Vec<String> = fast.history().map(plain_row).collect();
             let s: Vec<String> = slow.history().map(plain_row).collect();
             prop_assert_eq!(f, s);
+            prop_assert_eq!(fast.history_wrapped(), slow.history_wrapped());
         }
+    }
+
+    /// The text a screen holds as lines: history and screen rows, joined where they
+    /// soft-wrapped, without blanks at the ends of lines or blank lines below the
+    /// last text.
+    fn logical_text(s: &Screen) -> String {
+        let mut rows: Vec<(String, bool)> = s
+            .history()
+            .map(plain_row)
+            .zip(s.history_wrapped())
+            .collect();
+        let vt = s.vt();
+        let (rows_n, cols) = vt.size();
+        for (r, text) in vt.rows(0, cols.get()).enumerate() {
+            let r = r as u16;
+            rows.push((text, r + 1 < rows_n.get() && vt.row_wrapped(r)));
+        }
+        let mut out = String::new();
+        for (text, wrapped) in rows {
+            out.push_str(&text);
+            match wrapped {
+                // A wrapped row's blanks at the margin are text of its line.
+                true => {
+                    let w = unicode_width::UnicodeWidthStr::width(text.as_str());
+                    out.push_str(&" ".repeat(usize::from(cols.get()).saturating_sub(w)));
+                }
+                false => out.push('\n'),
+            }
+        }
+        // Blanks at the end of a line are not text (tmux's captures drop them too).
+        let lines: Vec<&str> = out.split('\n').map(str::trim_end).collect();
+        lines.join("\n").trim_end_matches('\n').to_string()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// A window made smaller and then as large as before shows the text it showed,
+        /// with the cursor where it was: lines are laid out again, not cut.
+        #[test]
+        fn shrinking_then_growing_back_keeps_the_text(
+            lines in proptest::collection::vec("[!-~][ -~]{0,150}|", 0..60),
+            prompt in "[!-~]{0,3}",
+            rows in 2u16..40,
+            cols in 4u16..120,
+            // vt100 keeps no wrap state on a one-row screen.
+            small_rows in 2u16..40,
+            small_cols in 1u16..120,
+        ) {
+            let mut s = Screen::new(Size::new(rows, cols), 10_000);
+            let mut out = lines.iter().map(|l| format!("{l}\r\n")).collect::<String>();
+            out.push_str(&prompt);
+            s.feed(out.as_bytes());
+            let before = logical_text(&s);
+            let cursor = s.vt().cursor_position();
+            s.resize(Size::new(small_rows.min(rows), small_cols.min(cols)));
+            prop_assert_eq!(logical_text(&s), before.clone(), "at the small size");
+            s.resize(Size::new(rows, cols));
+            prop_assert_eq!(logical_text(&s), before);
+            prop_assert_eq!(s.vt().cursor_position(), cursor);
+        }
+
     }
 
     proptest! {

@@ -21,6 +21,7 @@ pub struct Scrollback {
 
 impl Scrollback {
     /// Appends a row (which holds no newline) that ends its line.
+    #[cfg(test)]
     pub fn push(&mut self, row: &str) {
         self.push_wrapped(row, false);
     }
@@ -42,11 +43,6 @@ impl Scrollback {
     /// Whether row `i` (oldest first) wraps onto the next.
     pub fn is_wrapped(&self, i: usize) -> bool {
         self.wrapped.get(i).copied().unwrap_or(false)
-    }
-
-    /// The rows with their wrap flags, oldest first.
-    pub fn iter_wrapped(&self) -> impl Iterator<Item = (&str, bool)> + '_ {
-        (0..self.len()).map(|i| (self.row(i), self.is_wrapped(i)))
     }
 
     /// Drops the oldest row; returns its length in bytes.
