@@ -99,12 +99,24 @@ impl Drop for Guest {
     }
 }
 
-/// Kills every process of this user whose environment holds `GUEST_MARK=mark`.
+/// Kills every process of this user whose environment holds `GUEST_MARK=mark`, scanning
+/// again until none is left: one may fork while a scan goes by.
 fn end_marked(mark: &str) {
     let wanted = format!("{GUEST_MARK}={mark}");
+    for _ in 0..50 {
+        if kill_marked(&wanted) == 0 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Sends SIGKILL to each process whose environment holds `wanted`; returns how many.
+fn kill_marked(wanted: &str) -> usize {
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return;
+        return 0;
     };
+    let mut killed = 0;
     for entry in dir.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -122,8 +134,10 @@ fn end_marked(mark: &str) {
         {
             // SAFETY: kill(2) of a process this simulator's guest started.
             unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed += 1;
         }
     }
+    killed
 }
 
 impl Guest {
