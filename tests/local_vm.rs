@@ -428,15 +428,20 @@ async fn output_logs_are_private_and_never_follow_symlinks() {
 async fn answers_to_a_program_that_never_reads_are_bounded() {
     let m = manager();
     let mut events = m.subscribe();
-    let id = ready_vm(&m).await;
-    // Each query is answered with a device-attributes reply; 4 MB of queries asks for
-    // more answers than the bound holds.
-    m.send_input(
-        &id,
-        "for i = 1, 400 do io.write(string.rep('\\27[c', 3500)) io.flush() end \
-         while true do end\r",
-    )
-    .unwrap();
+    // A program that never reads: a raw terminal (so the kernel neither echoes nor
+    // drops what it is sent) and device-attribute queries as fast as `yes` writes.
+    let options = VmOptions {
+        command: Some(vec![
+            "sh".into(),
+            "-c".into(),
+            "stty raw -echo; exec yes \"$(printf '\\033[c')\"".into(),
+        ]),
+        ..VmOptions::default()
+    };
+    let id = m
+        .create_interactive_vm(None, VmKind::Local, options)
+        .await
+        .unwrap();
     let said = tokio::time::timeout(WAIT, async {
         loop {
             match events.recv().await {
