@@ -128,9 +128,14 @@ impl Client {
             version: protocol::VERSION,
             client: what.to_string(),
         };
-        protocol::write_message(&mut stream, &hello).await?;
+        // A server that refuses this user answers before reading: the hello may meet a
+        // closed connection, and the refusal is still there to read.
+        let sent = protocol::write_message(&mut stream, &hello).await;
         let welcome =
             protocol::read_message_within::<_, Welcome>(&mut stream, protocol::HELLO_LIMIT).await;
+        if let (Err(e), Err(_) | Ok(None)) = (&sent, &welcome) {
+            return Err(Error::Io(std::io::Error::new(e.kind(), e.to_string())));
+        }
         let server_pid = match welcome {
             Ok(Some(Welcome::Ok { server_pid, .. })) => server_pid,
             Ok(Some(Welcome::Refused { reason })) => {

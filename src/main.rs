@@ -459,7 +459,7 @@ fn main() -> ExitCode {
                         }
                         use std::io::Write;
                         let _ = std::io::stdout().flush();
-                        bioxen::cli::wait_for_stop_signal().await;
+                        let _ = bioxen::cli::wait_for_stop_signal().await;
                         // A guest's programs end with it, as a halted VM's do.
                         server.sim.stop_guests();
                         if let Some(dir) = guests.as_ref().and_then(|g| g.fallback_path.as_ref()) {

@@ -354,6 +354,11 @@ fn an_interrupted_pool_run_leaves_nothing_behind() {
         unsafe { libc::kill(run.id() as i32, signal) };
         let status = run.wait().unwrap();
         assert_eq!(status.code(), Some(code), "after signal {signal}");
+        // The pool may show a VM being destroyed for a moment after the run ends.
+        let deadline = std::time::Instant::now() + common::WAIT;
+        while !sim.pool_vms(&dir).is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         assert!(
             sim.pool_vms(&dir).is_empty(),
             "left: {:?}",
@@ -384,7 +389,7 @@ fn an_interrupted_pool_run_leaves_nothing_behind() {
     let kept = bioxen(&[
         "--keep",
         "-e",
-        "os.execute('setsid sleep 1000 >/dev/null 2>&1 &')",
+        "os.execute('nohup setsid sleep 1000 >/dev/null 2>&1 </dev/null &')",
     ])
     .output()
     .unwrap();
@@ -403,6 +408,10 @@ fn an_interrupted_pool_run_leaves_nothing_behind() {
             })
             .count()
     };
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while marked() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert!(marked() > 0, "the guest's program did not start");
     assert!(sim.stop().success());
     // A killed process leaves /proc a moment after its signal.

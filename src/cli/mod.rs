@@ -4,9 +4,10 @@ pub mod demo;
 pub mod ls;
 pub mod run;
 
-/// Waits for SIGINT, SIGTERM or SIGHUP: what ends a foreground command that cleans up
-/// after itself (the simulator ends its guests' programs).
-pub async fn wait_for_stop_signal() {
+/// Waits for SIGINT, SIGTERM or SIGHUP and returns its number: what ends a foreground
+/// command that cleans up after itself (a run ends its VM, the simulator its guests'
+/// programs).
+pub async fn wait_for_stop_signal() -> i32 {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
@@ -14,11 +15,11 @@ pub async fn wait_for_stop_signal() {
         signal(SignalKind::hangup()),
     ) else {
         let _ = tokio::signal::ctrl_c().await;
-        return;
+        return libc::SIGINT;
     };
     tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-        _ = hup.recv() => {}
+        _ = int.recv() => libc::SIGINT,
+        _ = term.recv() => libc::SIGTERM,
+        _ = hup.recv() => libc::SIGHUP,
     }
 }

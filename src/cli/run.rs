@@ -67,7 +67,9 @@ pub async fn run(config: &Config, args: RunArgs) -> Result<i32> {
         host: args.host.clone(),
         ..VmOptions::default()
     };
-    let mut interrupted = std::pin::pin!(interrupted());
+    // The first of SIGINT, SIGTERM or SIGHUP: the run ends its VM before exiting, as
+    // `lua` would have died of it.
+    let mut interrupted = std::pin::pin!(super::wait_for_stop_signal());
     let mut create = std::pin::pin!(manager.create_link_vm(&id, args.kind, options));
     let created = tokio::select! {
         created = &mut create => created.map(|_| None),
@@ -114,24 +116,6 @@ pub async fn run(config: &Config, args: RunArgs) -> Result<i32> {
         // The code's own failure says more than the cleanup's.
         Ok(0) if !cleaned => Ok(1),
         other => other,
-    }
-}
-
-/// Resolves with the number of the first of SIGINT, SIGTERM or SIGHUP to arrive: the
-/// run then ends its VM before exiting, as `lua` would have died of it.
-async fn interrupted() -> i32 {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => libc::SIGINT,
-        _ = term.recv() => libc::SIGTERM,
-        _ = hup.recv() => libc::SIGHUP,
     }
 }
 
