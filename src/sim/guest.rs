@@ -163,7 +163,10 @@ impl Guest {
             )
             .map_err(std::io::Error::other)?;
         }
-        let mark = format!("{}-{ip}", std::process::id());
+        // Unique among every simulator of this process too (tests run several).
+        static GUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = GUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mark = format!("{}-{n}-{ip}", std::process::id());
         let (tx, rx) = tokio::sync::oneshot::channel();
         let server_mark = mark.clone();
         tokio::spawn(async move {
