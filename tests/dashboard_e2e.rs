@@ -605,6 +605,91 @@ fn logs_are_private_and_a_broken_log_dir_is_reported() {
     t.wait_text("EXITED-0");
 }
 
+/// A tmpfs of 1 MiB, filled to the last byte, that is unmounted when dropped.
+struct FullDisk(std::path::PathBuf);
+
+impl FullDisk {
+    fn mount(at: std::path::PathBuf) -> FullDisk {
+        use std::io::Write;
+        std::fs::create_dir_all(&at).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs"])
+            .arg(&at)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs and needs root (scripts/test runs the suite as root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let disk = FullDisk(at);
+        let mut filler = std::fs::File::create(disk.0.join("filler")).unwrap();
+        let block = [b'x'; 4096];
+        let full = loop {
+            if let Err(e) = filler.write_all(&block).and_then(|()| filler.sync_all()) {
+                break e;
+            }
+        };
+        assert_eq!(full.raw_os_error(), Some(libc::ENOSPC), "{full}");
+        disk
+    }
+}
+
+impl Drop for FullDisk {
+    fn drop(&mut self) {
+        // Lazy: a server of this test may still hold its log open here.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// With its logs on a full disk, the dashboard says once that its log stopped, and the
+/// server it starts still serves. Closing the terminal then ends the dashboard: it
+/// neither blocks on the log nor spins on the hung-up terminal.
+#[test]
+fn a_full_log_disk_is_said_once_and_a_closed_terminal_still_ends_the_dashboard() {
+    let t = Tmux::start("fulllog", 200, 40, "true");
+    let logs = t.path().join("logs");
+    let disk = FullDisk::mount(logs.clone());
+    std::fs::write(
+        t.path().join("bioxen.toml"),
+        format!("[ui]\nlog_dir = \"{}\"\n", logs.display()),
+    )
+    .unwrap();
+    t.kill_terminal();
+    t.restart(&bioxen_exe().display().to_string());
+    let s = t.wait_text("cannot be written");
+    assert!(
+        s.contains("bioxen.log") && s.contains("logging stopped"),
+        "{s}"
+    );
+    create_local_vm(&t);
+    t.type_text("print(6 * 7)");
+    t.keys(&["Enter"]);
+    t.wait_for("the answer", |s| pane_text(s).lines().any(|l| l == "42"));
+
+    let pid = t.program_pid("bioxen");
+    t.kill_terminal();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let alive = || std::path::Path::new(&format!("/proc/{pid}")).exists();
+    while alive() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        !alive(),
+        "the dashboard (pid {pid}) outlived its closed terminal"
+    );
+
+    // The server, whose log is on the same full disk, still answers, with the VM.
+    let ls = String::from_utf8(t.bioxen(&["ls"]).stdout).unwrap();
+    assert_eq!(live_rows(&ls), 1, "{ls}");
+    let out = t.bioxen(&["kill-server"]);
+    assert!(out.status.success(), "{out:?}");
+    drop(disk);
+}
+
 /// Closing the terminal window under a flooding VM ends the dashboard, not the VMs:
 /// three VMs keep running, a new dashboard shows them with their scrollback and Lua
 /// state, and `bioxen kill-server` later ends every process of theirs, a child that

@@ -446,5 +446,12 @@ fn init_logging(config: &Config) -> Result<std::path::PathBuf, String> {
     };
     let what = format!("the dashboard's log {}", path.display());
     crate::log_sink::install(crate::log_sink::LogSink::new(file, what), level)?;
+    // Each dashboard's lines start with the build and pid that wrote them; a log that
+    // cannot be written shows so from the first frame.
+    tracing::info!(
+        "bioxen {} dashboard started (pid {})",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id()
+    );
     Ok(path)
 }
