@@ -463,6 +463,16 @@ impl Keymap {
         Some(b.keys.first()?.to_string())
     }
 
+    /// The names of the actions bound in `mode`, in the keymap's order (for messages
+    /// that list the valid ones).
+    pub fn names(&self, mode: Mode) -> Vec<&'static str> {
+        self.bindings
+            .iter()
+            .filter(|b| b.mode == mode)
+            .map(|b| b.name)
+            .collect()
+    }
+
     /// The first key of an action, for hints (`c`, `C-b d`).
     pub fn key_for(&self, mode: Mode, action: Action) -> Option<String> {
         let b = self

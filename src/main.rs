@@ -231,6 +231,12 @@ fn main() -> ExitCode {
         return ExitCode::from(code.clamp(0, 255) as u8);
     }
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Some(Command::Completions { .. } | Command::Man | Command::Keys { .. })
+    ) {
+        die_quietly_on_closed_pipe();
+    }
     // These describe bioxen itself and need no configuration.
     match &cli.command {
         Some(Command::Completions { shell }) => {
@@ -516,6 +522,8 @@ fn main() -> ExitCode {
                 rows.extend(bioxen::cli::ls::pool_rows(&config).await);
                 rows
             });
+            // The servers have all answered: only the printing is left.
+            die_quietly_on_closed_pipe();
             if json {
                 println!("{}", serde_json::Value::Array(rows));
             } else {
@@ -523,6 +531,17 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// For commands that only print: a reader that stops reading (`| head`) ends the
+/// process by SIGPIPE, silently, as it ends cat or ls. Rust ignores SIGPIPE, which
+/// turns the closed pipe into a panic in `println!`. Commands that also talk to a
+/// server or a VM keep it ignored, so a peer's closed socket stays an error.
+fn die_quietly_on_closed_pipe() {
+    // SAFETY: sets the disposition of one signal; nothing here relies on its being ignored.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
@@ -550,6 +569,7 @@ fn keys(config: &Config, action: Option<&str>, mode: &str, prefix: bool) -> Exit
         }
         return ExitCode::SUCCESS;
     };
+    let mode_name = mode;
     let mode = match mode {
         "list" => Mode::List,
         "prefix" => Mode::Prefix,
@@ -564,7 +584,20 @@ fn keys(config: &Config, action: Option<&str>, mode: &str, prefix: bool) -> Exit
             ExitCode::SUCCESS
         }
         None => {
-            eprintln!("bioxen keys: no action '{action}' in that mode");
+            let (other, other_name) = match mode {
+                Mode::List => (Mode::Prefix, "prefix"),
+                _ => (Mode::List, "list"),
+            };
+            if keymap.key_of(other, action).is_some() {
+                eprintln!(
+                    "bioxen keys: '{action}' is a {other_name} action: bioxen keys {action} --mode {other_name}"
+                );
+            } else {
+                eprintln!(
+                    "bioxen keys: no action '{action}' in {mode_name} mode; its actions are: {}",
+                    keymap.names(mode).join(", ")
+                );
+            }
             ExitCode::FAILURE
         }
     }

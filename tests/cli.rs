@@ -855,3 +855,62 @@ fn vms_never_see_password_variables() {
         .unwrap();
     assert_eq!(text(&out.stdout), "nil\tvisible\n", "{}", text(&out.stderr));
 }
+
+/// Commands that print, piped into a reader that has already gone (`| head`), end
+/// quietly by SIGPIPE as cat does: no panic, no "Broken pipe", no backtrace.
+#[test]
+fn printing_into_a_closed_pipe_ends_quietly() {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::process::ExitStatusExt;
+    for args in [
+        &["ls", "--json"][..],
+        &["ls"],
+        &["completions", "bash"],
+        &["man"],
+        &["keys"],
+    ] {
+        let mut fds = [0; 2];
+        // SAFETY: pipe(2) into a local array; the read end is closed at once, so every
+        // write to the other end fails as a closed pipe.
+        let write_end = unsafe {
+            assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+            libc::close(fds[0]);
+            std::fs::File::from_raw_fd(fds[1])
+        };
+        let dir = tempdir();
+        let out = Command::new(bioxen_exe())
+            .args(args)
+            .current_dir(&dir)
+            .env("XDG_CONFIG_HOME", &dir)
+            .env("XDG_RUNTIME_DIR", &dir)
+            .stdout(write_end)
+            .output()
+            .expect("run bioxen");
+        assert_eq!(text(&out.stderr), "", "bioxen {args:?} said something");
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGPIPE),
+            "bioxen {args:?}: {:?}",
+            out.status
+        );
+    }
+}
+
+/// `bioxen keys` with a name that is no action lists the ones there are, and one of
+/// the other mode says which mode it is in.
+#[test]
+fn keys_of_an_unknown_action_lists_the_actions() {
+    let out = bioxen(&["keys", "creat"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("no action 'creat'") && err.contains("create") && err.contains("rename"),
+        "{err}"
+    );
+    let out = bioxen(&["keys", "detach"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("bioxen keys detach --mode prefix"), "{err}");
+    let out = bioxen(&["keys", "detach", "--mode", "prefix"]);
+    assert_eq!(text(&out.stdout), "d\n");
+}
