@@ -47,20 +47,17 @@ enum Command {
         /// VM kind: local (default), ssh or xcpng.
         #[arg(long, default_value = "local")]
         kind: String,
-        /// Lua code to run (may be given several times).
-        #[arg(short = 'e', value_name = "CODE")]
-        exec: Vec<String>,
         /// Longest time the run may take, in seconds (no limit by default).
         #[arg(long)]
         timeout: Option<f64>,
-        /// A Lua script to run after the -e chunks (`-` reads it from stdin), then its
-        /// arguments, which reach the script as `arg`, as with `lua`.
+        /// `lua`'s own command line, after bioxen's options: `-e CODE`, `-l MOD`, `-W`,
+        /// `-E`, `-i`, `-v`, then a script (`-` or none: stdin) and its arguments.
         #[arg(
-            value_name = "SCRIPT [ARGS]",
+            value_name = "LUA ARGS",
             trailing_var_arg = true,
             allow_hyphen_values = true
         )]
-        script: Vec<String>,
+        lua: Vec<String>,
         /// For --kind ssh: the [[ssh_hosts]] entry to run on.
         #[arg(long)]
         host: Option<String>,
@@ -302,9 +299,8 @@ fn main() -> ExitCode {
         Some(Command::Lua { .. }) => unreachable!("handled before argument parsing"),
         Some(Command::Run {
             kind,
-            exec,
             timeout,
-            script,
+            lua,
             host,
             keep,
             accept_new_host_key,
@@ -321,13 +317,6 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let mut script = script.into_iter();
-            let file = script.next();
-            let script_args: Vec<String> = script.collect();
-            if exec.is_empty() && file.is_none() {
-                eprintln!("bioxen run: give Lua code with -e CODE or a script FILE");
-                return ExitCode::from(2);
-            }
             let kind = match kind.parse::<VmKind>() {
                 Ok(k) => k,
                 Err(e) => {
@@ -337,9 +326,7 @@ fn main() -> ExitCode {
             };
             let args = bioxen::cli::run::RunArgs {
                 kind,
-                exec,
-                file,
-                script_args,
+                lua,
                 timeout: timeout.map(|t| Duration::from_secs_f64(t.max(0.1))),
                 host,
                 keep,

@@ -162,6 +162,24 @@ fn compare_with_lua(dir: &std::path::Path, pre: &[&str]) {
         (vec![&syntax], ""),
         (vec!["-", "a1"], "print('from stdin', ...)\n"),
         (vec![&missing], ""),
+        // lua's own options pass through; no script and no -e runs stdin.
+        (vec![], "print('stdin alone', ...)\n"),
+        (vec!["-W", "-e", "warn('hi')"], ""),
+        (
+            vec!["-e", "warn('@on') warn('a', 'b') warn('@off') warn('lost')"],
+            "",
+        ),
+        (
+            vec![
+                "-W",
+                "-e",
+                "setmetatable({}, {__gc = function() error('in gc') end}) collectgarbage()",
+            ],
+            "",
+        ),
+        (vec!["-l", "string", "-e", "print(string.upper('x'))"], ""),
+        (vec!["-E", "-e", "print('no env')"], ""),
+        (vec!["-W", &args_lua, "z"], ""),
     ];
     let run = |program: &str, pre: &[&str], args: &[&str], stdin: &str| {
         use std::io::Write;
@@ -913,4 +931,56 @@ fn keys_of_an_unknown_action_lists_the_actions() {
     assert!(err.contains("bioxen keys detach --mode prefix"), "{err}");
     let out = bioxen(&["keys", "detach", "--mode", "prefix"]);
     assert_eq!(text(&out.stdout), "d\n");
+}
+
+/// A bad option gets lua's message and the usage, and a bioxen option given after
+/// Lua's says where it goes; neither makes a VM. `-v` is lua's.
+#[test]
+fn run_checks_luas_command_line_first() {
+    let out = bioxen(&["run", "-z"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("bioxen run: unrecognized option '-z'\nusage: bioxen run")
+            && err.contains("-W        turn warnings on"),
+        "{err}"
+    );
+    let out = bioxen(&["run", "-e", "print(1)", "--timeout", "3"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--timeout is an option of bioxen run, and goes before Lua's"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(text(&out.stdout), "", "nothing ran");
+    let out = bioxen(&["run", "-v", "-e", "print(1)"]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("Lua 5.4") && stdout.ends_with("\n1\n"),
+        "{stdout}"
+    );
+}
+
+/// Ctrl-C in the terminal stops the running chunk as it stops lua's: "interrupted!",
+/// and exit 1, not a run killed by SIGINT.
+#[test]
+fn ctrl_c_interrupts_a_run_as_it_interrupts_lua() {
+    common::require_program("lua5.4", "lua5.4");
+    let code = "io.write('spinning\\n') io.flush() while true do end";
+    for (name, program) in [
+        ("lua", "lua5.4".to_string()),
+        ("run", format!("{} run", bioxen_exe().display())),
+    ] {
+        let t = common::tmux::Tmux::start(
+            &format!("ctrlc-{name}"),
+            100,
+            20,
+            &format!("{program} -e \"{code}\""),
+        );
+        t.wait_text("spinning");
+        t.keys(&["C-c"]);
+        let s = t.wait_text("EXITED-");
+        assert!(s.contains("interrupted!"), "{name}:\n{s}");
+        assert!(s.contains("EXITED-1"), "{name}:\n{s}");
+    }
 }

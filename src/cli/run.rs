@@ -20,12 +20,9 @@ use crate::vm::{Size, VmKind, VmOptions};
 #[derive(Debug, Clone)]
 pub struct RunArgs {
     pub kind: VmKind,
-    /// `-e` chunks, run in order.
-    pub exec: Vec<String>,
-    /// A script file (or `-` for stdin), run after the chunks.
-    pub file: Option<String>,
-    /// The script's arguments: `arg[1]`, `arg[2]`, ...
-    pub script_args: Vec<String>,
+    /// `lua`'s own command line, verbatim: options (`-e`, `-l`, `-W`, ...), then the
+    /// script (`-` for stdin) and its arguments.
+    pub lua: Vec<String>,
     /// Longest time the run may take; none by default.
     pub timeout: Option<Duration>,
     /// For `ssh`: the `[[ssh_hosts]]` entry.
@@ -38,8 +35,55 @@ pub struct RunArgs {
     pub install: Vec<crate::rocks::PackageSpec>,
 }
 
+/// The options of `bioxen run` itself, which must come before Lua's.
+const OWN_OPTIONS: [&str; 6] = [
+    "--kind",
+    "--host",
+    "--keep",
+    "--timeout",
+    "--install",
+    "--accept-new-host-key",
+];
+
+/// Checks the Lua command line as `lua` would, before any VM is made; the error is
+/// the whole message for stderr, with the usage.
+pub fn check_lua_args(lua: &[String]) -> std::result::Result<LuaArgs, String> {
+    let options = crate::repl::args::parse(lua).map_err(|why| {
+        let misplaced = lua
+            .iter()
+            .map(|a| a.split('=').next().unwrap_or(a))
+            .find(|a| OWN_OPTIONS.contains(a));
+        match misplaced {
+            Some(own) => format!(
+                "bioxen run: {why}: {own} is an option of bioxen run, and goes before Lua's"
+            ),
+            None => format!(
+                "bioxen run: {why}\n{}",
+                crate::repl::args::usage("bioxen run [--kind K ...] [lua options] [script [args]]")
+            ),
+        }
+    })?;
+    Ok(LuaArgs {
+        script: options.script,
+    })
+}
+
+/// What a run needs to know of a valid Lua command line.
+#[derive(Debug, Clone, Copy)]
+pub struct LuaArgs {
+    /// Index of the script (`-` for stdin) in the command line.
+    pub script: Option<usize>,
+}
+
 /// Runs the request; returns the exit code, as the interpreter's own would be.
 pub async fn run(config: &Config, args: RunArgs) -> Result<i32> {
+    let lua = match check_lua_args(&args.lua) {
+        Ok(lua) => lua,
+        Err(message) => {
+            eprintln!("{message}");
+            return Ok(1);
+        }
+    };
     let mut manager_config = ManagerConfig::from_config(config)?;
     manager_config.trust.accept_new = args.accept_new_host_key;
     if args.kind == VmKind::Local {
@@ -47,9 +91,10 @@ pub async fn run(config: &Config, args: RunArgs) -> Result<i32> {
     }
     // The host cannot see local files: the script goes with the run. Read first, so a
     // missing one costs no VM.
-    let script = match &args.file {
-        Some(file) if file != "-" => match std::fs::read(file) {
-            Ok(text) => Some((remote_script_name(file), text)),
+    let file = lua.script.map(|i| (i, args.lua[i].as_str()));
+    let script = match file {
+        Some((at, file)) if file != "-" => match std::fs::read(file) {
+            Ok(text) => Some((at, remote_script_name(file), text)),
             Err(e) => {
                 // lua's own words and exit code.
                 let why = e.to_string();
@@ -126,33 +171,28 @@ async fn run_remote(
     manager: &Manager,
     id: &str,
     args: &RunArgs,
-    script: Option<(String, Vec<u8>)>,
+    script: Option<(usize, String, Vec<u8>)>,
 ) -> Result<i32> {
     if !install_first(manager, Some(id), &args.install).await? {
         return Ok(1);
     }
     let dir = match &script {
-        Some((name, text)) => Some(upload(manager, id, name, text).await?),
+        Some((_, name, text)) => Some(upload(manager, id, name, text).await?),
         None => None,
     };
     let interpreter = shell_words::split(&manager.remote_command(id)?)
         .map_err(|e| Error::Manager(format!("the remote command cannot be split: {e}")))?;
     let mut argv: Vec<String> = interpreter.into_iter().filter(|a| a != "-i").collect();
-    for chunk in &args.exec {
-        argv.push("-e".into());
-        argv.push(chunk.clone());
+    let mut lua = args.lua.clone();
+    if let Some((at, name, _)) = &script {
+        // A name that starts with '-' was a path here ("./-x.lua"); keep it one there.
+        lua[*at] = if name.starts_with('-') {
+            format!("./{name}")
+        } else {
+            name.clone()
+        };
     }
-    match (&script, &args.file) {
-        (Some((name, _)), _) => {
-            if name.starts_with('-') {
-                argv.push("--".into());
-            }
-            argv.push(name.clone());
-        }
-        (None, Some(dash)) => argv.push(dash.clone()),
-        (None, None) => {}
-    }
-    argv.extend(args.script_args.iter().cloned());
+    argv.extend(lua);
     let mut command = crate::vm::ssh::rocks_env();
     if let Some(dir) = &dir {
         command = format!("cd {} && {command}", shell_words::quote(dir));
@@ -243,18 +283,7 @@ async fn run_local(config: ManagerConfig, args: &RunArgs) -> Result<i32> {
         .into_iter()
         .filter(|a| a != "-i")
         .collect();
-    for chunk in &args.exec {
-        argv.push("-e".into());
-        argv.push(chunk.clone());
-    }
-    if let Some(file) = &args.file {
-        // A script named like an option must not be taken for one.
-        if file.starts_with('-') && file != "-" {
-            argv.push("--".into());
-        }
-        argv.push(file.clone());
-        argv.extend(args.script_args.iter().cloned());
-    }
+    argv.extend(args.lua.iter().cloned());
     let id = format!("run-{}", std::process::id());
     let mut cmd = tokio::process::Command::new(&argv[0]);
     cmd.args(&argv[1..])
@@ -263,12 +292,13 @@ async fn run_local(config: ManagerConfig, args: &RunArgs) -> Result<i32> {
     for name in config.secret_env() {
         cmd.env_remove(name);
     }
+    let mut signals = ForegroundSignals::new()?;
     let mut child = cmd
         .spawn()
         .map_err(|e| Error::Manager(format!("cannot start '{}': {e}", argv[0])))?;
     let status = match args.timeout {
-        None => child.wait().await?,
-        Some(t) => match tokio::time::timeout(t, child.wait()).await {
+        None => signals.wait(&mut child).await?,
+        Some(t) => match tokio::time::timeout(t, signals.wait(&mut child)).await {
             Ok(status) => status?,
             Err(_) => {
                 let _ = child.kill().await;
@@ -284,6 +314,49 @@ async fn run_local(config: ManagerConfig, args: &RunArgs) -> Result<i32> {
         (None, Some(sig)) => 128 + sig,
         (None, None) => 1,
     })
+}
+
+/// The signals a local run takes while its interpreter runs, as a shell takes them
+/// while it waits for a foreground job. Ctrl-C and Ctrl-\\ come from the terminal to the
+/// whole process group, the interpreter included: they are its to handle (`lua` stops
+/// the chunk with "interrupted!"), and the run waits for its exit status. SIGTERM and
+/// SIGHUP sent to the run alone are passed on to the interpreter.
+struct ForegroundSignals {
+    interrupt: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl ForegroundSignals {
+    fn new() -> Result<ForegroundSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(ForegroundSignals {
+            interrupt: signal(SignalKind::interrupt())?,
+            quit: signal(SignalKind::quit())?,
+            terminate: signal(SignalKind::terminate())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn wait(
+        &mut self,
+        child: &mut tokio::process::Child,
+    ) -> std::io::Result<std::process::ExitStatus> {
+        loop {
+            let pass_on = tokio::select! {
+                status = child.wait() => return status,
+                _ = self.interrupt.recv() => None,
+                _ = self.quit.recv() => None,
+                _ = self.terminate.recv() => Some(libc::SIGTERM),
+                _ = self.hangup.recv() => Some(libc::SIGHUP),
+            };
+            if let (Some(signal), Some(pid)) = (pass_on, child.id()) {
+                // SAFETY: kill(2) of our own child, which has not been reaped yet.
+                unsafe { libc::kill(pid as i32, signal) };
+            }
+        }
+    }
 }
 
 /// Installs the packages asked for, into the VM `vm` or (local runs) the shared tree,

@@ -7,10 +7,13 @@
 //! (arrows, Home/End, Ctrl-A/E, Ctrl-R) and a Ctrl-C that interrupts the running chunk
 //! without losing the VM's state, while a Ctrl-C at the prompt only clears the line.
 
+pub mod args;
 mod interrupt;
 mod line_editor;
 mod output;
+mod warnings;
 
+use args::{Action, Options};
 use line_editor::{LineEditor, Read as LineRead};
 
 use std::io::{IsTerminal, Read, Write};
@@ -39,32 +42,13 @@ return function(msg)
 end
 "#;
 
-/// Options as `lua.c` collects them.
-#[derive(Debug, Default)]
-struct Options {
-    /// `-e` and `-l` in command-line order.
-    actions: Vec<Action>,
-    interactive: bool,
-    version: bool,
-    ignore_env: bool,
-    warnings: bool,
-    /// Index into argv of the script (`-` for stdin), if any.
-    script: Option<usize>,
-}
-
-#[derive(Debug)]
-enum Action {
-    Exec(String),
-    Require(String),
-}
-
 /// Runs the interpreter with `args` (without the program name); returns the exit code.
 pub fn main(args: Vec<String>) -> i32 {
-    let options = match parse_args(&args) {
+    let options = match args::parse(&args) {
         Ok(o) => o,
         Err(msg) => {
             eprintln!("{PROGNAME}: {msg}");
-            print_usage();
+            eprintln!("{}", args::usage("bioxen lua [options] [script [args]]"));
             return 1;
         }
     };
@@ -76,69 +60,6 @@ pub fn main(args: Vec<String>) -> i32 {
             1
         }
     }
-}
-
-fn parse_args(args: &[String]) -> Result<Options, String> {
-    let mut o = Options::default();
-    let mut i = 0;
-    while i < args.len() {
-        let a = args[i].as_str();
-        if !a.starts_with('-') {
-            o.script = Some(i);
-            return Ok(o);
-        }
-        match a {
-            "-" => {
-                o.script = Some(i);
-                return Ok(o);
-            }
-            "--" => {
-                o.script = (i + 1 < args.len()).then_some(i + 1);
-                return Ok(o);
-            }
-            "-i" => {
-                o.interactive = true;
-                o.version = true;
-            }
-            "-v" => o.version = true,
-            "-E" => o.ignore_env = true,
-            "-W" => o.warnings = true,
-            _ if a.starts_with("-e") || a.starts_with("-l") => {
-                let value = if a.len() > 2 {
-                    a[2..].to_string()
-                } else {
-                    i += 1;
-                    args.get(i)
-                        .cloned()
-                        .ok_or_else(|| format!("'{a}' needs argument"))?
-                };
-                o.actions.push(if a.starts_with("-e") {
-                    Action::Exec(value)
-                } else {
-                    Action::Require(value)
-                });
-            }
-            _ => return Err(format!("unrecognized option '{a}'")),
-        }
-        i += 1;
-    }
-    Ok(o)
-}
-
-fn print_usage() {
-    eprintln!(
-        "usage: bioxen lua [options] [script [args]]\n\
-         Available options are:\n  \
-         -e stat   execute string 'stat'\n  \
-         -i        enter interactive mode after executing 'script'\n  \
-         -l mod    require library 'mod' into global 'mod'\n  \
-         -l g=mod  require library 'mod' into global 'g'\n  \
-         -v        show version information\n  \
-         -E        ignore environment variables\n  \
-         -W        turn warnings on\n  \
-         --        stop handling options\n  \
-         -         stop handling options and execute stdin"
-    );
 }
 
 struct Repl {
@@ -158,6 +79,7 @@ impl Repl {
         preload_bioxen_module(&lua)?;
         let msghandler: Function = lua.load(MSGHANDLER).set_name("=bioxen").call(())?;
         interrupt::install(lua.state());
+        warnings::install(&lua);
         if buffered {
             lua.load(output::FLUSH_BEFORE_PROGRAMS)
                 .set_name("=bioxen")
@@ -576,20 +498,6 @@ fn os_message(e: &std::io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn options_like_lua_c() {
-        let args: Vec<String> = ["-e", "x=1", "-i", "s.lua", "a", "-v"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let o = parse_args(&args).unwrap();
-        assert!(o.interactive && o.version);
-        assert_eq!(o.script, Some(3));
-        assert!(matches!(&o.actions[0], Action::Exec(c) if c == "x=1"));
-        assert!(parse_args(&["-x".to_string()]).is_err());
-        assert!(parse_args(&["-e".to_string()]).is_err());
-    }
 
     #[test]
     fn shebang_line_is_dropped_but_counted() {
