@@ -533,3 +533,48 @@ fn a_long_failure_wraps_in_the_pane() {
         .join(" ");
     assert!(text.contains("no firewall blocks the port"), "{text}");
 }
+
+/// Long names that share a prefix stay apart: NAME grows with the list, takes room
+/// from UP before it cuts a name, and cuts in the middle, never to `protein-f`.
+#[test]
+fn long_names_grow_the_column_and_lose_their_middle() {
+    let rows = |app: &App, cols: u16| {
+        let mut terminal = Terminal::new(TestBackend::new(cols, 30)).unwrap();
+        terminal.draw(|f| draw(f, app, &no_screens())).unwrap();
+        let buf = terminal.backend().buffer().clone();
+        (0..30)
+            .map(|y| (0..cols).map(|x| buf[(x, y)].symbol()).collect::<String>())
+            .collect::<Vec<_>>()
+    };
+    let mut app = app();
+    app.rows = ["protein-folding-run-A", "protein-folding-run-B"]
+        .iter()
+        .map(|n| info(n, VmState::Running, Some(4100), Some(1.0), Some(1 << 20), 5))
+        .collect();
+    app.on_resize(140, 30);
+    let wide = rows(&app, 140);
+    for name in ["protein-folding-run-A", "protein-folding-run-B"] {
+        assert!(
+            wide.iter().any(|l| l.contains(name)),
+            "{name} whole at 140 columns:\n{}",
+            wide.join("\n")
+        );
+    }
+    assert!(
+        wide.iter().any(|l| l.contains("MEM")),
+        "{}",
+        wide.join("\n")
+    );
+    app.on_resize(80, 30);
+    let narrow = rows(&app, 80);
+    let cut: Vec<&String> = narrow
+        .iter()
+        .filter(|l| l.contains("prot") && l.contains('…'))
+        .collect();
+    assert_eq!(cut.len(), 2, "{}", narrow.join("\n"));
+    assert!(
+        cut[0].contains("-A") && cut[1].contains("-B"),
+        "{}",
+        narrow.join("\n")
+    );
+}

@@ -1,4 +1,4 @@
-//! How numbers look in the list pane and `bioxen ls`.
+//! How numbers and names look in the list pane and `bioxen ls`.
 
 use crate::protocol::{Busy, Progress, ProgressState, VmInfo, VmState};
 
@@ -118,5 +118,63 @@ mod progress_tests {
         assert_eq!(progress(unknown, 3), "···   ?");
         assert_eq!(progress_cell(p(0)), '▁');
         assert_eq!(progress_cell(p(100)), '█');
+    }
+}
+
+/// `text` in at most `width` columns: whole if it fits, else its start and its end
+/// around a `…`, so that `protein-folding-run-A` and `-B` stay apart where cutting
+/// the end would make both `protein-f`.
+pub fn middle_ellipsis(text: &str, width: usize) -> String {
+    use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+    if text.width() <= width {
+        return text.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    // The end says more (run numbers, suffixes): it gets the larger half.
+    let room = width - 1;
+    let head_room = room / 2;
+    let tail_room = room - head_room;
+    let mut head = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w > head_room {
+            break;
+        }
+        used += w;
+        head.push(c);
+    }
+    let mut tail = Vec::new();
+    let mut used = 0;
+    for c in text.chars().rev() {
+        let w = c.width().unwrap_or(0);
+        if used + w > tail_room {
+            break;
+        }
+        used += w;
+        tail.push(c);
+    }
+    head.push('…');
+    head.extend(tail.into_iter().rev());
+    head
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::middle_ellipsis;
+    use unicode_width::UnicodeWidthStr;
+
+    #[test]
+    fn long_names_keep_both_ends() {
+        assert_eq!(middle_ellipsis("lua-1", 8), "lua-1");
+        let a = middle_ellipsis("protein-folding-run-A", 12);
+        let b = middle_ellipsis("protein-folding-run-B", 12);
+        assert_eq!(a, "prote…-run-A");
+        assert_ne!(a, b);
+        assert_eq!(middle_ellipsis("日本語の名前です", 7).width(), 7);
+        assert_eq!(middle_ellipsis("abc", 0), "");
+        assert_eq!(middle_ellipsis("abcdef", 1), "…");
     }
 }

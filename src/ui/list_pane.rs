@@ -40,6 +40,53 @@ const COLUMNS: [(Col, &str, u16); 9] = [
     (Col::Up, "UP", 5),
 ];
 
+/// The widest NAME asks for before it takes its share of what is left.
+const NAME_WANTED: u16 = 16;
+
+/// A row's name and flags (`+` unseen output, alert marks), and the columns the whole
+/// takes with the grid mark.
+fn name_text(row: &ListRow, app: &App) -> (String, String, usize) {
+    use unicode_width::UnicodeWidthStr;
+    let (name, flags) = match row {
+        ListRow::Session(info) => {
+            let mut flags = String::new();
+            if app.unseen.contains(&info.id) {
+                flags.push('+');
+            }
+            if let Some(marks) = app.marks.get(&info.id) {
+                flags.push_str(&marks.flags());
+            }
+            (info.id.clone(), flags)
+        }
+        ListRow::Pool(vm) => (
+            vm.bioxen_id.clone().unwrap_or_else(|| vm.name.clone()),
+            String::new(),
+        ),
+    };
+    let marked = usize::from(app.marked.contains(row.id())) * 2;
+    let width = name.width() + flags.width() + marked;
+    (name, flags, width)
+}
+
+/// The NAME cell in `width` columns: the flags whole, the name cut in its middle.
+fn name_cell<'a>(row: &ListRow, app: &App, width: usize) -> Cell<'a> {
+    use unicode_width::UnicodeWidthStr;
+    let (name, flags, _) = name_text(row, app);
+    let marked = app.marked.contains(row.id());
+    let room = width
+        .saturating_sub(flags.width())
+        .saturating_sub(usize::from(marked) * 2);
+    let text = format!("{}{flags}", format::middle_ellipsis(&name, room));
+    // Marked for the next grid.
+    match marked {
+        true => Cell::from(Line::from(vec![
+            Span::styled("● ", Style::new().fg(Color::Yellow)),
+            Span::raw(text),
+        ])),
+        false => Cell::from(text),
+    }
+}
+
 /// Which columns to drop first when space runs out (KIND goes first anyway when every
 /// VM is of the same kind: then it says nothing).
 const DROP_ORDER: [Col; 6] = [
@@ -81,21 +128,36 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let order = std::iter::once(Col::Kind)
         .filter(|_| one_kind)
         .chain(DROP_ORDER);
+    let visible = app.visible();
+    // NAME asks for its longest name, up to NAME_WANTED: columns go before names are
+    // cut, and what is still too long loses its middle.
+    let longest = visible
+        .iter()
+        .map(|row| name_text(row, app).2)
+        .max()
+        .unwrap_or(0);
+    let wanted = (longest as u16).clamp(COLUMNS[1].2, NAME_WANTED);
     for drop in order {
-        let need: u16 = cols.iter().map(|c| c.2 + 1).sum();
+        let need: u16 = cols.iter().map(|c| c.2 + 1).sum::<u16>() - COLUMNS[1].2 + wanted;
         if need <= inner_width {
             break;
         }
         cols.retain(|c| c.0 != drop);
     }
-    let visible = app.visible();
+    let others: u16 = cols
+        .iter()
+        .filter(|c| c.0 != Col::Name)
+        .map(|c| c.2 + 1)
+        .sum();
+    let name_width = usize::from(inner_width.saturating_sub(others).max(1));
     let rows: Vec<Row> = visible
         .iter()
         .map(|row| {
             let index = app.rows.iter().position(|r| r.id == row.id());
-            Row::new(cols.iter().map(|(c, _, _)| match row {
-                ListRow::Session(info) => cell(*c, info, index.unwrap_or(0), app),
-                ListRow::Pool(vm) => pool_cell(*c, vm),
+            Row::new(cols.iter().map(|(c, _, _)| match (c, row) {
+                (Col::Name, _) => name_cell(row, app, name_width),
+                (_, ListRow::Session(info)) => cell(*c, info, index.unwrap_or(0), app),
+                (_, ListRow::Pool(vm)) => pool_cell(*c, vm),
             }))
         })
         .collect();
@@ -212,7 +274,8 @@ fn pool_cell(col: Col, vm: &PoolVm) -> Cell<'static> {
     let dim = Style::new().fg(Color::DarkGray);
     match col {
         Col::Index => Cell::from("-").style(dim),
-        Col::Name => Cell::from(vm.bioxen_id.clone().unwrap_or_else(|| vm.name.clone())),
+        // Drawn by name_cell, which fits it to its column.
+        Col::Name => Cell::from(""),
         Col::Kind => Cell::from("xcpng"),
         Col::State => Cell::from("detached").style(Style::new().fg(Color::Blue)),
         Col::Progress => Cell::from(""),
@@ -228,23 +291,8 @@ fn cell<'a>(col: Col, info: &'a VmInfo, index: usize, app: &App) -> Cell<'a> {
     let alive = info.state.is_alive();
     match col {
         Col::Index => Cell::from(index.to_string()).style(dim),
-        Col::Name => {
-            let mut name = info.id.clone();
-            if app.unseen.contains(&info.id) {
-                name.push('+');
-            }
-            if let Some(marks) = app.marks.get(&info.id) {
-                name.push_str(&marks.flags());
-            }
-            // Marked for the next grid.
-            match app.marked.contains(&info.id) {
-                true => Cell::from(ratatui::text::Line::from(vec![
-                    ratatui::text::Span::styled("● ", Style::new().fg(Color::Yellow)),
-                    ratatui::text::Span::raw(name),
-                ])),
-                false => Cell::from(name),
-            }
-        }
+        // Drawn by name_cell, which fits it to its column.
+        Col::Name => Cell::from(""),
         Col::Kind => Cell::from(info.kind.as_str()),
         Col::State => {
             Cell::from(format::state(info)).style(Style::new().fg(state_color(&info.state)))
