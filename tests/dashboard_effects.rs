@@ -657,3 +657,35 @@ fn lines_selected_in_scrollback_are_copied_through_the_terminal() {
         app.message
     );
 }
+
+/// Filtering the list away from the selected VM selects the first that passes as
+/// moving onto it would: its screen is asked for (the pane is never left blank), the
+/// old one's dropped, and the VM in front of the user is not flagged as unseen.
+#[test]
+fn a_filter_that_hides_the_selection_shows_the_first_match() {
+    let (mut app, _) = dashboard(vec![
+        vm("lua-1", VmState::Running),
+        vm("lua-2", VmState::Running),
+        vm("lua-3", VmState::Running),
+    ]);
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Down);
+    assert_eq!(app.current.as_deref(), Some("lua-3"));
+    key(&mut app, KeyCode::Char('/'));
+    let mut effects = Vec::new();
+    for c in "lua-1".chars() {
+        effects.extend(key(&mut app, KeyCode::Char(c)));
+    }
+    effects.extend(key(&mut app, KeyCode::Enter));
+    assert_eq!(app.current.as_deref(), Some("lua-1"));
+    assert!(
+        effects.contains(&notify(Request::Watch { id: "lua-1".into() }))
+            && effects.contains(&notify(Request::Unwatch { id: "lua-3".into() })),
+        "{effects:?}"
+    );
+    // Output from the VM shown is seen.
+    app.update(Msg::Server(Update::Event(Event::Activity {
+        id: "lua-1".into(),
+    })));
+    assert!(!app.unseen.contains("lua-1"));
+}

@@ -672,10 +672,17 @@ impl App {
             }
             _ => {}
         }
-        // Keep the selection on a visible row.
+        // Keep the selection on a visible row, selected as moving onto it selects it:
+        // watched, so the pane shows its screen, and not flagged as unseen.
         let visible: Vec<String> = self.visible().iter().map(|r| r.id().to_string()).collect();
         if self.current.as_ref().is_none_or(|c| !visible.contains(c)) {
-            self.current = visible.first().cloned();
+            match visible.first() {
+                Some(first) => self.select(first.clone()),
+                None => {
+                    self.current = None;
+                    self.sync_view(false);
+                }
+            }
         }
     }
 
