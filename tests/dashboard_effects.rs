@@ -689,3 +689,37 @@ fn a_filter_that_hides_the_selection_shows_the_first_match() {
     })));
     assert!(!app.unseen.contains("lua-1"));
 }
+
+/// Tiles on the grid page shown are in front of the user: their bells, prompts and
+/// ends mark nothing, as tmux flags no window on screen. A VM off the page is marked.
+#[test]
+fn tiles_on_screen_get_no_alert_marks() {
+    use bioxen::protocol::Alert;
+    let (mut app, _) = dashboard(vec![
+        vm("a", VmState::Running),
+        vm("b", VmState::Running),
+        vm("c", VmState::Running),
+    ]);
+    key(&mut app, KeyCode::Char(' '));
+    key(&mut app, KeyCode::Char(' '));
+    key(&mut app, KeyCode::Char('g'));
+    assert_eq!(app.grids[0].vms, vec!["a".to_string(), "b".to_string()]);
+    for alert in [Alert::Idle, Alert::Bell] {
+        for id in ["a", "b", "c"] {
+            app.update(Msg::Server(Update::Event(Event::Alert {
+                id: id.into(),
+                alert: alert.clone(),
+            })));
+        }
+    }
+    app.update(Msg::Server(Update::Event(Event::State {
+        id: "b".into(),
+        state: VmState::Exited(0),
+    })));
+    assert!(
+        !app.marks.contains_key("a") && !app.marks.contains_key("b"),
+        "{:?}",
+        app.marks
+    );
+    assert_eq!(app.marks["c"].flags(), "!✓", "c is not on the grid");
+}

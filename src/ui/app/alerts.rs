@@ -86,7 +86,13 @@ impl App {
         }
     }
 
-    /// An alert from a VM: marked unless it is the one in front of the user, said in
+    /// Whether the user can see `id` now: the selected VM, or a tile of the grid page
+    /// shown. As tmux never flags a window on screen, these get no marks.
+    pub(super) fn in_view(&self, id: &str) -> bool {
+        self.current.as_deref() == Some(id) || self.watching.contains_key(id)
+    }
+
+    /// An alert from a VM: marked unless the user can see it, said in
     /// the status bar when it carries words, and forwarded to the user's terminal if
     /// `[ui] notify` asks for it.
     pub(super) fn on_alert(&mut self, id: String, alert: Alert) {
@@ -96,7 +102,7 @@ impl App {
             Alert::Idle => (AlertKind::Idle, format!("{id}: back at its prompt")),
             Alert::Silence(secs) => (AlertKind::Silence, format!("{id}: no output for {secs} s")),
         };
-        if self.current.as_ref() != Some(&id) {
+        if !self.in_view(&id) {
             let marks = self.marks.entry(id.clone()).or_default();
             match alert {
                 Alert::Bell => marks.bell = true,

@@ -855,7 +855,7 @@ impl App {
                 VmState::Exited(_) | VmState::Killed(_) | VmState::Failed(_) => {
                     let text = format!("{id}: {}", state.label());
                     self.set_message(text.clone(), Level::Info);
-                    if self.current.as_ref() != Some(&id) {
+                    if !self.in_view(&id) {
                         self.marks.entry(id).or_default().exit = true;
                     }
                     self.forward(AlertKind::Exit, text);
