@@ -32,7 +32,7 @@ pub use crate::vm::{Size, VmKind, VmState, signal_name};
 pub use crate::xapi::{PoolStatus, PoolVm};
 
 /// Bumped whenever a message changes shape.
-pub const VERSION: u32 = 7;
+pub const VERSION: u32 = 8;
 
 /// How often a glanced-at session's screen is sent at most: 30 frames a second.
 pub const GLANCE_EVERY: std::time::Duration = std::time::Duration::from_millis(33);

@@ -723,3 +723,28 @@ fn tiles_on_screen_get_no_alert_marks() {
     );
     assert_eq!(app.marks["c"].flags(), "!✓", "c is not on the grid");
 }
+
+/// Progress reported before this dashboard opened has used up part of its time: a
+/// report 14 s old shows for one second more, not for 15.
+#[test]
+fn progress_from_before_the_dashboard_opened_times_out_on_the_vms_clock() {
+    use bioxen::protocol::{Progress, ProgressState};
+    let aged = |ms: u64| VmInfo {
+        progress: Some(Progress {
+            state: ProgressState::Normal,
+            percent: 100,
+        }),
+        progress_seq: 3,
+        progress_age_ms: ms,
+        ..vm("a", VmState::Running)
+    };
+    let (app, _) = dashboard(vec![aged(14_000)]);
+    assert!(app.progress(&app.rows[0]).is_some());
+    let tick = app.next_tick().expect("a tick for the report going stale");
+    assert!(
+        tick <= std::time::Instant::now() + std::time::Duration::from_millis(1100),
+        "the report goes stale within a second, not in 15"
+    );
+    let (app, _) = dashboard(vec![aged(16_000)]);
+    assert!(app.progress(&app.rows[0]).is_none(), "stale on arrival");
+}

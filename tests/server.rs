@@ -715,6 +715,13 @@ async fn ls_shows_what_the_server_knows_now() {
         .unwrap();
     let json = ls(true);
     assert_eq!(row(&json)["progress"]["percent"], 77, "{json}");
+    // The report ages where it is kept: a dashboard that opens later times it out
+    // from the report, not from its own start.
+    let aged = eventually(WAIT, || {
+        row(&ls(true))["progress_age_ms"].as_u64().unwrap_or(0) >= 500
+    })
+    .await;
+    assert!(aged, "{}", ls(true));
 
     // A client attaches and vanishes without a word, as a killed dashboard does.
     let vanishing = Client::connect(&socket, "dashboard").await.unwrap();

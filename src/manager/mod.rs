@@ -229,6 +229,11 @@ pub struct VmInfo {
     /// dashboard that times progress out when the VM stops reporting.
     #[serde(default)]
     pub progress_seq: u64,
+    /// Milliseconds from the last progress report to when this was made: a dashboard
+    /// that opens later times the report out from when it was made, not from when it
+    /// first heard of it.
+    #[serde(default)]
+    pub progress_age_ms: u64,
     /// The VM's latest status line (`bioxen.status`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
@@ -308,12 +313,18 @@ struct SessionSignals {
     busy: Option<Busy>,
     progress: Option<Progress>,
     progress_seq: u64,
+    /// When the last progress report came.
+    progress_at: Option<Instant>,
     status: Option<String>,
     /// When a change was last published.
     published: Option<Instant>,
     /// A change not yet published: the sampler publishes it.
     pending: bool,
 }
+
+/// How long a VM's progress shows after its last report: terminals time progress
+/// out likewise, so a VM that stopped reporting does not look stuck at 42 %.
+pub const PROGRESS_STALE: Duration = Duration::from_secs(15);
 
 /// Progress and status reports are published at most this often per session: a loop
 /// reporting on every step costs one list per 100 ms, not one per step.
@@ -1057,6 +1068,10 @@ impl Session {
         let stats = *lock(&self.stats);
         let alive = state.is_alive();
         let signals = lock(&self.signals);
+        let progress_age = signals
+            .progress_at
+            .map(|at| at.elapsed())
+            .unwrap_or_default();
         VmInfo {
             id: self.id(),
             kind: self.kind(),
@@ -1085,8 +1100,11 @@ impl Session {
             remote,
             pool_vm,
             busy: signals.busy.filter(|_| alive),
-            progress: signals.progress.filter(|_| alive),
+            progress: signals
+                .progress
+                .filter(|_| alive && progress_age < PROGRESS_STALE),
             progress_seq: signals.progress_seq,
+            progress_age_ms: progress_age.as_millis() as u64,
             status: signals.status.clone(),
             silence_secs: *self.silence.borrow(),
             state,
@@ -1193,6 +1211,7 @@ impl Session {
             if let Some(progress) = said.progress {
                 sig.progress = progress;
                 sig.progress_seq += 1;
+                sig.progress_at = Some(Instant::now());
                 later = true;
             }
             if let Some(status) = said.status {

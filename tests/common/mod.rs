@@ -121,6 +121,7 @@ pub fn vm_info(id: &str, state: bioxen::VmState, pid: Option<u32>) -> bioxen::Vm
         busy: None,
         progress: None,
         progress_seq: 0,
+        progress_age_ms: 0,
         status: None,
         silence_secs: 0,
     }

@@ -3,9 +3,7 @@
 
 use super::*;
 
-/// How long a VM's progress shows after its last report: terminals time progress
-/// out likewise, so a VM that stopped reporting does not look stuck at 42 %.
-pub const PROGRESS_STALE: Duration = Duration::from_secs(15);
+pub use crate::manager::PROGRESS_STALE;
 
 /// Alerts a VM raised that the user has not looked at yet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -323,8 +323,12 @@ impl App {
                 Some(_) => {
                     let seen = self.progress_seen.get(&row.id).map(|s| s.0);
                     if seen != Some(row.progress_seq) {
+                        // As old as the server says: a report from before this
+                        // dashboard opened has already used up part of its time.
+                        let age = Duration::from_millis(row.progress_age_ms);
+                        let at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
                         self.progress_seen
-                            .insert(row.id.clone(), (row.progress_seq, Instant::now()));
+                            .insert(row.id.clone(), (row.progress_seq, at));
                     }
                 }
                 None => {
