@@ -496,12 +496,12 @@ fn broken_config_names_file_line_and_key() {
         (
             "[ui]\nprefix = \"C-a\"\nscrolback = 100\n",
             ":3:1: key `ui.scrolback`",
-            "unknown field",
+            "unknown key `scrolback`; the keys here are `prefix`, `scrollback`",
         ),
         (
             "[local]\ncommand = 5\n",
             ":2:11: key `local.command`",
-            "invalid type",
+            "expected a string in quotes, found the number 5",
         ),
         (
             "[ui]\nprefix = \"Hyper-x\"\n",
@@ -511,7 +511,7 @@ fn broken_config_names_file_line_and_key() {
         (
             "[[ssh_hosts]]\nname = \"a\"\nhost = \"h\"\nport = \"twenty-two\"\n",
             ":4:8: key `ssh_hosts.port`",
-            "invalid type",
+            "expected a whole number from 0 to 65535, found the string \"twenty-two\"",
         ),
     ];
     for (i, (toml, location, what)) in cases.iter().enumerate() {
@@ -708,6 +708,9 @@ fn every_config_key_is_checked() {
         ("[keys.prefix]\nfly = \"f\"\n", 2, "keys.prefix.fly"),
         ("[keys.list]\ncreate = \"C-\"\n", 2, "keys.list.create"),
         ("[nonsense]\nx = 1\n", 1, "nonsense"),
+        ("[ui]\nnotify = [\"bell\", \"bogus\"]\n", 2, "ui.notify"),
+        ("[ui]\nnotify = \"yes\"\n", 2, "ui.notify"),
+        ("[ui]\nsilence = 1.5\n", 2, "ui.silence"),
     ];
     for (i, (toml, line, key)) in cases.iter().enumerate() {
         let path = dir.join(format!("k{i}.toml"));
@@ -721,6 +724,42 @@ fn every_config_key_is_checked() {
             err.contains(&format!("`{key}`")),
             "{toml:?}: want key {key} in {err}"
         );
+        // The file's words, not serde's.
+        for jargon in [
+            "usize", "u16", "u32", "u64", "untagged", "variant", "a map", "sequence",
+        ] {
+            assert!(!err.contains(jargon), "{toml:?}: {jargon} in {err}");
+        }
+    }
+}
+
+/// A wrong value is named with what would be right.
+#[test]
+fn config_messages_name_the_value_and_what_would_do() {
+    let dir = tempdir();
+    for (toml, said) in [
+        (
+            "[ui]\nnotify = [\"bell\", \"bogus\"]\n",
+            "\"bogus\" is not a kind of alert; the kinds are bell, exit, silence, idle, note",
+        ),
+        (
+            "[ui]\nscrollback = -5\n",
+            "expected a whole number ≥ 0, found the number -5",
+        ),
+        (
+            "[xcpng.ssh]\nport = 70000\n",
+            "expected a whole number from 0 to 65535, found the number 70000",
+        ),
+        (
+            "[ui]\nmouse = \"yes\"\n",
+            "expected true or false, found the string \"yes\"",
+        ),
+    ] {
+        let path = dir.join("c.toml");
+        std::fs::write(&path, toml).unwrap();
+        let out = bioxen(&["--config", path.to_str().unwrap(), "ls"]);
+        let err = text(&out.stderr);
+        assert!(err.contains(said), "{toml:?}: want {said:?} in {err}");
     }
 }
 

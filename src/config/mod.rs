@@ -14,6 +14,8 @@ use toml::Spanned;
 
 use crate::error::ConfigError;
 
+mod words;
+
 /// Where the configuration came from, kept for messages and for relative paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -84,11 +86,48 @@ pub struct UiConfig {
 }
 
 /// `[ui] notify`: `true`, `false`, or the kinds of alert to forward.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotifySetting {
     All(bool),
     Only(Vec<AlertKind>),
+}
+
+/// By hand, not `untagged`: a wrong kind is named, with the kinds there are, where
+/// serde would say only that no variant matched.
+impl<'de> Deserialize<'de> for NotifySetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Setting;
+        impl<'de> serde::de::Visitor<'de> for Setting {
+            type Value = NotifySetting;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(
+                    f,
+                    "true, false, or a list of {}",
+                    AlertKind::NAMES.join(", ")
+                )
+            }
+            fn visit_bool<E>(self, all: bool) -> Result<NotifySetting, E> {
+                Ok(NotifySetting::All(all))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<NotifySetting, A::Error> {
+                let mut kinds = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    let kind = AlertKind::from_name(&name).ok_or_else(|| {
+                        serde::de::Error::custom(format!(
+                            "\"{name}\" is not a kind of alert; the kinds are {}",
+                            AlertKind::NAMES.join(", ")
+                        ))
+                    })?;
+                    kinds.push(kind);
+                }
+                Ok(NotifySetting::Only(kinds))
+            }
+        }
+        d.deserialize_any(Setting)
+    }
 }
 
 impl Default for NotifySetting {
@@ -120,6 +159,22 @@ pub enum AlertKind {
     Idle,
     /// The VM sent a notification (`bioxen.notify`, OSC 9 or OSC 777).
     Note,
+}
+
+impl AlertKind {
+    /// The names `[ui] notify` takes, in the order the help gives them.
+    pub const NAMES: [&str; 5] = ["bell", "exit", "silence", "idle", "note"];
+
+    pub fn from_name(name: &str) -> Option<AlertKind> {
+        Some(match name {
+            "bell" => AlertKind::Bell,
+            "exit" => AlertKind::Exit,
+            "silence" => AlertKind::Silence,
+            "idle" => AlertKind::Idle,
+            "note" => AlertKind::Note,
+            _ => return None,
+        })
+    }
 }
 
 impl Default for UiConfig {
@@ -258,11 +313,37 @@ pub struct KeysConfig {
 }
 
 /// One key or several, e.g. `"k"` or `["k", "Up"]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum KeyList {
     One(String),
     Many(Vec<String>),
+}
+
+/// By hand, not `untagged`, so that a wrong value says what a key looks like.
+impl<'de> Deserialize<'de> for KeyList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = KeyList;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key in tmux notation, like \"c\" or \"C-a\", or a list of them")
+            }
+            fn visit_str<E>(self, key: &str) -> Result<KeyList, E> {
+                Ok(KeyList::One(key.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<KeyList, A::Error> {
+                let mut keys = Vec::new();
+                while let Some(key) = seq.next_element::<String>()? {
+                    keys.push(key);
+                }
+                Ok(KeyList::Many(keys))
+            }
+        }
+        d.deserialize_any(Keys)
+    }
 }
 
 impl KeyList {
@@ -363,7 +444,7 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let mut config: Config = toml::from_str(text).map_err(|e| {
             let span = e.span();
-            invalid(path, text, span, e.message().to_string())
+            invalid(path, text, span, words::plain(e.message()))
         })?;
         config.source = Some(Source::File(path.to_path_buf()));
         config.validate(text, path)?;
@@ -702,7 +783,7 @@ mod tests {
             e.starts_with("/etc/x/bioxen.toml:3:1: key `ui.scrollbak`"),
             "{e}"
         );
-        assert!(e.contains("unknown field"), "{e}");
+        assert!(e.contains("unknown key `scrollbak`"), "{e}");
     }
 
     #[test]
@@ -710,7 +791,10 @@ mod tests {
         let e = err("[local]\ncommand = \"lua5.4\"\n\n[ui]\nscrollback = \"lots\"\n");
         assert!(e.starts_with("/etc/x/bioxen.toml:5:"), "{e}");
         assert!(e.contains("key `ui.scrollback`"), "{e}");
-        assert!(e.contains("invalid type"), "{e}");
+        assert!(
+            e.contains("expected a whole number ≥ 0, found the string \"lots\""),
+            "{e}"
+        );
     }
 
     #[test]
