@@ -144,14 +144,38 @@ pub fn not_found(output: &str) -> bool {
     output.contains("No results matching query were found")
 }
 
-/// The last `n` non-empty lines of installer output, for the closing message.
-pub fn last_lines(output: &str, n: usize) -> String {
+/// Why luarocks failed, in one line, from all it printed: a download that failed is
+/// the cause even where luarocks then says only that nothing matched, and the hint
+/// it prints last ("To check if it is available for other Lua versions…") is none.
+pub fn failure_cause(output: &str) -> String {
     let lines: Vec<&str> = output
         .lines()
-        .map(str::trim_end)
+        .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
+    let download = lines.iter().find_map(|l| {
+        ["Failed downloading ", "Failed fetching "]
+            .iter()
+            .find_map(|lead| l.find(lead).map(|at| &l[at..]))
+    });
+    let error = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("Error: "))
+        .map(str::trim);
+    match (download, error) {
+        (Some(download), Some(error)) if not_found(error) => {
+            format!("the rocks server could not be reached ({download})")
+        }
+        (_, Some(error)) => error.to_string(),
+        (Some(download), None) => download.to_string(),
+        (None, None) => lines
+            .iter()
+            .rev()
+            .find(|l| !l.starts_with("To check if") && !l.starts_with("Use "))
+            .copied()
+            .unwrap_or("luarocks said nothing")
+            .to_string(),
+    }
 }
 
 /// How an installation ended.
@@ -168,6 +192,30 @@ pub struct InstallReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cause_of_a_failure_is_what_went_wrong_not_the_last_hint() {
+        let offline = "Warning: Failed searching manifest: Failed downloading \
+                       http://127.0.0.1:9/manifest-5.4 - connection refused\n\n\
+                       Error: No results matching query were found for Lua 5.4.\n\
+                       To check if it is available for other Lua versions, use --check-lua-versions.\n";
+        assert_eq!(
+            failure_cause(offline),
+            "the rocks server could not be reached (Failed downloading \
+             http://127.0.0.1:9/manifest-5.4 - connection refused)"
+        );
+        let missing = "Error: No results matching query were found for Lua 5.4.\n\
+                       To check if it is available for other Lua versions, use --check-lua-versions.\n";
+        assert_eq!(
+            failure_cause(missing),
+            "No results matching query were found for Lua 5.4."
+        );
+        assert_eq!(
+            failure_cause("Installing x\nError: Build error: Failed compiling object x.o\n"),
+            "Build error: Failed compiling object x.o"
+        );
+        assert_eq!(failure_cause("gcc: fatal\n"), "gcc: fatal");
+    }
 
     #[test]
     fn names_and_versions_that_luarocks_allows() {

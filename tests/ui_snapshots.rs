@@ -578,3 +578,44 @@ fn long_names_grow_the_column_and_lose_their_middle() {
         narrow.join("\n")
     );
 }
+
+/// An install that fails offline says why (the server could not be reached), not
+/// luarocks' last hint; its long lines wrap inside the dialog instead of being cut.
+#[test]
+fn a_failed_install_says_why_and_wraps_its_lines() {
+    use bioxen::protocol::InstallOutcome;
+    use bioxen::ui::app::InstallProgress;
+    use bioxen::ui::effect::Done;
+    let mut app = app();
+    app.rows = every_state();
+    let output = "Warning: Failed searching manifest: Failed downloading \
+                  https://luarocks.org/manifest-5.4 - failed downloading from the mirror at \
+                  https://luarocks.example/manifest-5.4 - connection refused (END)\n\n\
+                  Error: No results matching query were found for Lua 5.4.\n\
+                  To check if it is available for other Lua versions, use --check-lua-versions.\n";
+    app.overlay = Some(Overlay::Progress(InstallProgress {
+        vm: "idle".into(),
+        package: "inspect".into(),
+        output: output.into(),
+        done: None,
+    }));
+    app.update(Msg::Done(Done::InstallDone(Ok(InstallOutcome {
+        package: "inspect".into(),
+        success: false,
+        exit_code: Some(1),
+        output: output.into(),
+    }))));
+    let t = render(&app, &no_screens());
+    let buf = t.backend().buffer();
+    let screen: String = (0..40)
+        .map(|y| (0..120).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")
+        .collect();
+    assert!(
+        screen.contains("the rocks server could not be reached"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("connection refused (END)"),
+        "wrapped, not cut:\n{screen}"
+    );
+}

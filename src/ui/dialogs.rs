@@ -291,12 +291,26 @@ fn progress(frame: &mut Frame, p: &InstallProgress) {
         96,
         frame.area().height.saturating_sub(6).max(8),
     );
+    // The newest lines that fit, each wrapped at the dialog's width: luarocks' long
+    // URLs and compiler lines are read whole, not cut at the border.
     let room = area.height.saturating_sub(5) as usize;
-    let output: Vec<&str> = p.output.lines().collect();
-    let mut lines: Vec<Line> = output[output.len().saturating_sub(room)..]
-        .iter()
-        .map(|l| Line::from(format!(" {l}")))
-        .collect();
+    let width = usize::from(area.width.saturating_sub(2)).max(1);
+    let rows_of = |text: &str| {
+        unicode_width::UnicodeWidthStr::width(text)
+            .div_ceil(width)
+            .max(1)
+    };
+    let mut used = 0;
+    let mut shown: Vec<String> = Vec::new();
+    for l in p.output.lines().rev() {
+        let text = format!(" {l}");
+        used += rows_of(&text);
+        if used > room {
+            break;
+        }
+        shown.push(text);
+    }
+    let mut lines: Vec<Line> = shown.into_iter().rev().map(Line::from).collect();
     lines.push(Line::from(""));
     lines.push(match &p.done {
         None => Line::from(Span::styled(
@@ -315,7 +329,9 @@ fn progress(frame: &mut Frame, p: &InstallProgress) {
     let title = format!("Installing {} into {}", p.package, p.vm);
     frame.render_widget(Clear, area);
     frame.render_widget(
-        Paragraph::new(lines).block(dialog(&title, Color::Cyan)),
+        Paragraph::new(lines)
+            .wrap(ratatui::widgets::Wrap { trim: false })
+            .block(dialog(&title, Color::Cyan)),
         area,
     );
 }

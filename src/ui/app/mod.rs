@@ -949,7 +949,7 @@ impl App {
                             r.exit_code
                                 .map(|c| c.to_string())
                                 .unwrap_or_else(|| "?".into()),
-                            crate::rocks::last_lines(&r.output, 1)
+                            crate::rocks::failure_cause(&r.output)
                         ),
                     ),
                     Err(e) => (false, e.clone()),
