@@ -748,3 +748,56 @@ fn progress_from_before_the_dashboard_opened_times_out_on_the_vms_clock() {
     let (app, _) = dashboard(vec![aged(16_000)]);
     assert!(app.progress(&app.rows[0]).is_none(), "stale on arrival");
 }
+
+/// A rename the server refuses keeps the dialog open with the name typed and says
+/// why; C-u clears the field, and the next Enter asks again.
+#[test]
+fn a_refused_rename_keeps_the_dialog_and_its_text() {
+    use bioxen::ui::app::Overlay;
+    use bioxen::ui::effect::Done;
+    let (mut app, _) = dashboard(vec![vm("a", VmState::Running), vm("b", VmState::Running)]);
+    key(&mut app, KeyCode::Char('R'));
+    key(&mut app, KeyCode::Backspace);
+    key(&mut app, KeyCode::Char('b'));
+    let effects = key(&mut app, KeyCode::Enter);
+    assert!(
+        effects.contains(&Effect::Call(Call::Rename {
+            id: "a".into(),
+            new: "b".into()
+        })),
+        "{effects:?}"
+    );
+    app.update(Msg::Done(Done::Renamed {
+        id: "a".into(),
+        new: "b".into(),
+        result: Err("b is taken".into()),
+    }));
+    match &app.overlay {
+        Some(Overlay::Rename(form)) => {
+            assert_eq!(form.name, "b", "the name typed is kept");
+            assert_eq!(form.error.as_deref(), Some("b is taken"));
+        }
+        other => panic!("the dialog closed: {other:?}"),
+    }
+    ctrl(&mut app, 'u');
+    for c in "train".chars() {
+        key(&mut app, KeyCode::Char(c));
+    }
+    let effects = key(&mut app, KeyCode::Enter);
+    assert!(
+        effects.contains(&Effect::Call(Call::Rename {
+            id: "a".into(),
+            new: "train".into()
+        })),
+        "C-u cleared the field: {effects:?}"
+    );
+    app.update(Msg::Done(Done::Renamed {
+        id: "a".into(),
+        new: "train".into(),
+        result: Ok(()),
+    }));
+    assert!(
+        app.overlay.is_none(),
+        "a rename that took closes the dialog"
+    );
+}

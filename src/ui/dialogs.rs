@@ -23,13 +23,21 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Some(Overlay::Progress(p)) => progress(frame, p),
         Some(Overlay::Confirm(c)) => confirm(frame, c),
         Some(Overlay::Chooser(c)) => chooser(frame, app, c),
-        Some(Overlay::Rename { id, name }) => rename(frame, id, name),
+        Some(Overlay::Rename(form)) => rename(frame, form),
     }
 }
 
-fn rename(frame: &mut Frame, id: &str, name: &str) {
-    let area = centered(frame.area(), 60, 7);
+fn rename(frame: &mut Frame, form: &super::app::RenameForm) {
+    let area = centered(frame.area(), 60, 8);
     frame.render_widget(Clear, area);
+    let status = match (&form.error, form.pending) {
+        (Some(e), _) => Line::from(Span::styled(
+            format!("  {e}"),
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        )),
+        (None, true) => Line::from(Span::styled("  renaming…", Style::new().fg(Color::Yellow))),
+        (None, false) => Line::from(""),
+    };
     let lines = vec![
         Line::from(""),
         Line::from(vec![
@@ -37,16 +45,18 @@ fn rename(frame: &mut Frame, id: &str, name: &str) {
                 "  New name  ",
                 Style::new().fg(Color::Black).bg(Color::Green),
             ),
-            Span::raw(format!(" {name}▏")),
+            Span::raw(format!(" {}▏", form.name)),
         ]),
-        Line::from(""),
+        status,
         Line::from(Span::styled(
-            "  letters, digits, - _ .   Enter rename · Esc cancel",
+            "  letters, digits, - _ .   Enter rename · C-u clear · Esc cancel",
             Style::new().fg(Color::DarkGray),
         )),
     ];
     frame.render_widget(
-        Paragraph::new(lines).block(dialog(&format!("Rename {id}"), Color::Cyan)),
+        Paragraph::new(lines)
+            .wrap(ratatui::widgets::Wrap { trim: false })
+            .block(dialog(&format!("Rename {}", form.id), Color::Cyan)),
         area,
     );
 }

@@ -85,6 +85,12 @@ pub enum Done {
     /// Every VM was ended: the dashboard quits.
     EndedAll,
     InstallDone(Result<InstallOutcome, String>),
+    /// A rename's answer: the dialog closes, or says why and keeps the name typed.
+    Renamed {
+        id: String,
+        new: String,
+        result: Result<(), String>,
+    },
     /// The task doing `what` panicked: a bug, reported rather than lost.
     Panicked {
         what: &'static str,
@@ -152,10 +158,10 @@ impl Call {
                 Ok(_) => Done::Info(format!("{id}: pool VM destroyed")),
                 Err(e) => Done::Failed(format!("{id}: {e}")),
             },
-            Call::Rename { id, new } => match server.rename(&id, &new).await {
-                Ok(()) => Done::Info(format!("renamed {id} to {new}")),
-                Err(e) => Done::Failed(format!("cannot rename {id}: {e}")),
-            },
+            Call::Rename { id, new } => {
+                let result = server.rename(&id, &new).await.map_err(|e| e.to_string());
+                Done::Renamed { id, new, result }
+            }
             Call::Install { vm, spec } => Done::InstallDone(
                 server
                     .install_package(&vm, &spec)

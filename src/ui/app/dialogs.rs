@@ -95,11 +95,11 @@ impl CreateForm {
         }
     }
 
-    /// Whether `c` may be typed into the current field.
-    fn accepts(&self, c: char) -> bool {
-        match self.field {
+    /// Whether `c` may be typed into `field`.
+    fn field_accepts(field: Field, c: char) -> bool {
+        match field {
             Field::Kind => false,
-            Field::Name => c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'),
+            Field::Name => text_field::name_char(c),
             Field::Template => !c.is_control(),
             Field::Memory | Field::Vcpus => c.is_ascii_digit(),
         }
@@ -188,21 +188,13 @@ impl App {
                             (form.kind + 1) % n
                         };
                     }
-                    KeyCode::Backspace => {
+                    _ => {
+                        let field = form.field;
+                        let accepts = |c: char| CreateForm::field_accepts(field, c);
                         if let Some(text) = form.text_mut() {
-                            text.pop();
+                            text_field::edit(text, &key, accepts, 64);
                         }
                     }
-                    KeyCode::Char(c)
-                        if !key.modifiers.contains(KeyModifiers::CONTROL) && form.accepts(c) =>
-                    {
-                        if let Some(text) = form.text_mut()
-                            && text.len() < 64
-                        {
-                            text.push(c);
-                        }
-                    }
-                    _ => {}
                 }
                 self.overlay = Some(Overlay::Create(form));
             }
@@ -213,48 +205,42 @@ impl App {
                     KeyCode::Tab | KeyCode::Down | KeyCode::Up | KeyCode::BackTab => {
                         form.field = 1 - form.field
                     }
-                    KeyCode::Backspace => {
+                    _ => {
                         let text = if form.field == 0 {
                             &mut form.name
                         } else {
                             &mut form.version
                         };
-                        text.pop();
+                        text_field::edit(text, &key, |_| true, 100);
                     }
-                    KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
-                        let text = if form.field == 0 {
-                            &mut form.name
-                        } else {
-                            &mut form.version
-                        };
-                        if text.len() < 100 {
-                            text.push(c);
-                        }
-                    }
-                    _ => {}
                 }
                 self.overlay = Some(Overlay::Install(form));
             }
             Overlay::Chooser(chooser) => self.on_chooser_key(chooser, key),
-            Overlay::Rename { id, mut name } => match key.code {
+            Overlay::Rename(mut form) => match key.code {
                 KeyCode::Esc => {}
-                KeyCode::Enter if !name.is_empty() && name != id => {
-                    self.call(Call::Rename { id, new: name });
+                KeyCode::Enter if form.name == form.id => {}
+                KeyCode::Enter if form.name.is_empty() => {
+                    form.error = Some("a name cannot be empty".into());
+                    self.overlay = Some(Overlay::Rename(form));
                 }
-                KeyCode::Enter => {}
-                KeyCode::Backspace => {
-                    name.pop();
-                    self.overlay = Some(Overlay::Rename { id, name });
+                KeyCode::Enter if !form.pending => {
+                    form.pending = true;
+                    form.error = None;
+                    self.call(Call::Rename {
+                        id: form.id.clone(),
+                        new: form.name.clone(),
+                    });
+                    self.overlay = Some(Overlay::Rename(form));
                 }
-                KeyCode::Char(c)
-                    if !key.modifiers.contains(KeyModifiers::CONTROL)
-                        && (c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-                        && name.len() < 64 =>
-                {
-                    name.push(c);
-                    self.overlay = Some(Overlay::Rename { id, name });
+                _ => {
+                    if !form.pending
+                        && text_field::edit(&mut form.name, &key, text_field::name_char, 64)
+                    {
+                        form.error = None;
+                    }
+                    self.overlay = Some(Overlay::Rename(form));
                 }
-                _ => self.overlay = Some(Overlay::Rename { id, name }),
             },
             Overlay::Progress(p) => {
                 // Esc hides a running install (it goes on, a message says how it ended);
@@ -439,8 +425,9 @@ impl App {
                 Some(SshAnswer::Passphrase(std::mem::take(&mut prompt.input)))
             }
             (SshQuestion::Passphrase { .. }, KeyCode::Esc) => Some(SshAnswer::Refuse),
-            (SshQuestion::Passphrase { .. }, KeyCode::Backspace) => {
-                prompt.input.pop();
+            (SshQuestion::Passphrase { .. }, _)
+                if text_field::edit(&mut prompt.input, &key, |_| true, 1024) =>
+            {
                 None
             }
             (SshQuestion::Passphrase { .. }, KeyCode::Char(c))

@@ -39,6 +39,7 @@ mod dialogs;
 mod grids;
 mod scrollback;
 mod tabs;
+mod text_field;
 
 pub use alerts::{Marks, PROGRESS_STALE};
 pub use dialogs::{Confirm, CreateForm, Field, InstallForm, InstallProgress, KindChoice, Prompt};
@@ -70,10 +71,18 @@ pub enum Overlay {
     /// Every tab in a list to pick from, as tmux's choose-tree.
     Chooser(Chooser),
     /// A new name for a VM.
-    Rename {
-        id: String,
-        name: String,
-    },
+    Rename(RenameForm),
+}
+
+/// The rename dialog: it stays open, with what was typed, until the server took the
+/// name, and says why when it did not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenameForm {
+    pub id: String,
+    pub name: String,
+    pub error: Option<String>,
+    /// Asked of the server; the answer closes the dialog or says why not.
+    pub pending: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -668,13 +677,9 @@ impl App {
                 self.filter_editing = false;
             }
             KeyCode::Enter => self.filter_editing = false,
-            KeyCode::Backspace => {
-                self.filter.pop();
+            _ => {
+                text_field::edit(&mut self.filter, &key, |_| true, 100);
             }
-            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
-                self.filter.push(c)
-            }
-            _ => {}
         }
         // Keep the selection on a visible row, selected as moving onto it selects it:
         // watched, so the pane shows its screen, and not flagged as unseen.
@@ -934,6 +939,29 @@ impl App {
                 );
                 if what == Call::EndAll.what() {
                     self.quit = true;
+                }
+            }
+            Done::Renamed { id, new, result } => {
+                let open = match &mut self.overlay {
+                    Some(Overlay::Rename(form)) if form.id == id && form.pending => Some(form),
+                    _ => None,
+                };
+                match (result, open) {
+                    (Ok(()), Some(_)) => {
+                        self.overlay = None;
+                        self.set_message(format!("renamed {id} to {new}"), Level::Info);
+                    }
+                    (Ok(()), None) => {
+                        self.set_message(format!("renamed {id} to {new}"), Level::Info)
+                    }
+                    (Err(e), Some(form)) => {
+                        form.pending = false;
+                        form.error = Some(e);
+                        self.dirty = true;
+                    }
+                    (Err(e), None) => {
+                        self.set_message(format!("cannot rename {id}: {e}"), Level::Error)
+                    }
                 }
             }
             Done::InstallDone(result) => {

@@ -27,13 +27,9 @@ impl App {
                     let backward = search.backward;
                     self.search_again(backward);
                 }
-                KeyCode::Backspace => {
-                    search.query.pop();
+                _ => {
+                    text_field::edit(&mut search.query, key, |_| true, 200);
                 }
-                KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
-                    search.query.push(c)
-                }
-                _ => {}
             }
             return true;
         }

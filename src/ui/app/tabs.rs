@@ -97,25 +97,23 @@ impl App {
             KeyCode::Down => {
                 chooser.selected = (chooser.selected + 1).min(items.len().saturating_sub(1))
             }
-            KeyCode::Backspace => {
-                chooser.filter.pop();
-                chooser.selected = 0;
+            _ => {
+                if text_field::edit(&mut chooser.filter, &key, |_| true, 100) {
+                    chooser.selected = 0;
+                }
             }
-            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
-                chooser.filter.push(c);
-                chooser.selected = 0;
-            }
-            _ => {}
         }
         self.overlay = Some(Overlay::Chooser(chooser));
     }
 
     pub(super) fn open_rename(&mut self) {
         if let Some(info) = self.current_info() {
-            self.overlay = Some(Overlay::Rename {
+            self.overlay = Some(Overlay::Rename(RenameForm {
                 id: info.id.clone(),
                 name: info.id.clone(),
-            });
+                error: None,
+                pending: false,
+            }));
         }
     }
 
