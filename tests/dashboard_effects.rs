@@ -801,3 +801,67 @@ fn a_refused_rename_keeps_the_dialog_and_its_text() {
         "a rename that took closes the dialog"
     );
 }
+
+/// Small things a polished tool does: a tab number with no tab says so; `r` in an
+/// ended VM's pane restarts it; a new grid layout is named; a zoomed tile says it is
+/// zoomed; status messages go after a while.
+#[test]
+fn tabs_restarts_layouts_and_messages_say_what_happened() {
+    let (mut app, _) = dashboard(vec![vm("a", VmState::Running), vm("b", VmState::Exited(3))]);
+    key(&mut app, KeyCode::Enter);
+    prefix(&mut app, KeyCode::Char('5'));
+    let (text, _) = app.message.clone().expect("a message");
+    assert!(
+        text.contains("no tab 5") && text.contains("0 to 1"),
+        "{text}"
+    );
+
+    // b ended: its pane takes `r` as the restart, not as input.
+    prefix(&mut app, KeyCode::Char('1'));
+    assert_eq!(app.current.as_deref(), Some("b"));
+    let effects = key(&mut app, KeyCode::Char('r'));
+    assert!(
+        effects.contains(&Effect::Call(Call::Restart {
+            id: "b".into(),
+            running: false
+        })),
+        "{effects:?}"
+    );
+    assert!(sent_to(&effects).is_empty());
+
+    app.message = None;
+    key(&mut app, KeyCode::Char('x'));
+    let (text, _) = app.message.clone().expect("a hint for the dead VM");
+    assert!(text.contains("r restarts it"), "{text}");
+    let expires = app.next_tick().expect("the message has an end");
+    assert!(expires <= std::time::Instant::now() + std::time::Duration::from_secs(16));
+}
+
+/// A new grid layout is named in the status bar; a broadcast with the focused tile
+/// left out says so instead of vanishing; tiles off screen are not typed into.
+#[test]
+fn layouts_are_named_and_broadcast_says_what_it_does() {
+    use bioxen::ui::app::Broadcast;
+    let vms: Vec<VmInfo> = (0..12)
+        .map(|i| vm(&format!("v{i:02}"), VmState::Running))
+        .collect();
+    let (mut app, _) = dashboard(vms);
+    app.on_resize(80, 24);
+    key(&mut app, KeyCode::Char('*'));
+    key(&mut app, KeyCode::Char('g'));
+    prefix(&mut app, KeyCode::Char(' '));
+    let (text, _) = app.message.clone().expect("the layout is named");
+    assert!(text.starts_with("layout: "), "{text}");
+    prefix(&mut app, KeyCode::Char('b'));
+    match app.broadcast() {
+        Some(Broadcast::To { targets, off_page }) => {
+            assert_eq!(targets.len() + off_page, 12);
+            assert!(off_page > 0, "at 80x24 not every tile fits: {targets:?}");
+            let sent = sent_to(&key(&mut app, KeyCode::Char('x')));
+            assert_eq!(sent.len(), targets.len(), "only tiles on screen: {sent:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    prefix(&mut app, KeyCode::Char('e'));
+    assert_eq!(app.broadcast(), Some(Broadcast::Paused));
+}

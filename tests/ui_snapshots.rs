@@ -619,3 +619,82 @@ fn a_failed_install_says_why_and_wraps_its_lines() {
         "wrapped, not cut:\n{screen}"
     );
 }
+
+/// Tabs scrolled out of the bar still show that they want attention: the marker on
+/// their side counts them (`+2`).
+#[test]
+fn hidden_tabs_with_marks_are_counted_in_the_marker() {
+    let mut app = app();
+    app.rows = (0..14)
+        .map(|i| {
+            info(
+                &format!("experiment-{i:02}"),
+                VmState::Running,
+                Some(5000 + i),
+                None,
+                None,
+                1,
+            )
+        })
+        .collect();
+    app.current = Some("experiment-00".into());
+    app.unseen.insert("experiment-12".into());
+    app.marks.entry("experiment-13".into()).or_default().bell = true;
+    let t = render(&app, &no_screens());
+    let buf = t.backend().buffer();
+    let bar: String = (0..120).map(|x| buf[(x, 0)].symbol().to_string()).collect();
+    assert!(bar.contains(" +2»"), "{bar:?}");
+}
+
+/// The help says Esc closes it, and stops scrolling at its last line.
+#[test]
+fn the_help_says_how_to_close_and_scrolls_no_further_than_its_end() {
+    use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+    let mut app = App::new(Keymap::default(), Rect::new(0, 0, 100, 20), true);
+    app.overlay = Some(Overlay::Help { scroll: 0 });
+    for _ in 0..50 {
+        app.update(Msg::Terminal(TermEvent::Key(KeyEvent::new(
+            KeyCode::PageDown,
+            KeyModifiers::NONE,
+        ))));
+    }
+    let max = app.help_max_scroll();
+    assert!(max > 0, "the help is longer than 20 rows");
+    assert_eq!(app.overlay, Some(Overlay::Help { scroll: max }));
+    let mut terminal = Terminal::new(TestBackend::new(100, 20)).unwrap();
+    terminal.draw(|f| draw(f, &app, &no_screens())).unwrap();
+    let buf = terminal.backend().buffer();
+    let screen: String = (0..20)
+        .map(|y| (0..100).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")
+        .collect();
+    assert!(screen.contains("Esc closes"), "{screen}");
+    assert!(
+        screen.contains("[keys.prefix]"),
+        "the last line is shown:\n{screen}"
+    );
+    app.update(Msg::Terminal(TermEvent::Key(KeyEvent::new(
+        KeyCode::Esc,
+        KeyModifiers::NONE,
+    ))));
+    assert!(app.overlay.is_none());
+}
+
+/// Too narrow for the list beside the pane, LIST mode shows the list alone, and the
+/// VMs keep the pane's size; attaching shows the pane again.
+#[test]
+fn a_narrow_terminal_shows_the_list_in_list_mode() {
+    let mut app = app();
+    app.rows = every_state();
+    app.on_resize(30, 8);
+    app.refresh();
+    let size = app.pane_size;
+    let mut terminal = Terminal::new(TestBackend::new(30, 8)).unwrap();
+    terminal.draw(|f| draw(f, &app, &no_screens())).unwrap();
+    let buf = terminal.backend().buffer();
+    let screen: String = (0..8)
+        .map(|y| (0..30).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")
+        .collect();
+    assert!(screen.contains("LIST"), "{screen}");
+    assert!(screen.contains("starting") && screen.contains("busy"), "the list:\n{screen}");
+    assert_eq!(app.pane_size, size, "the VMs keep their size");
+}

@@ -141,14 +141,23 @@ fn help(frame: &mut Frame, app: &App, scroll: u16) {
         lines.push(Line::from(""));
     }
     lines.push(Line::from(Span::styled(
-        "Keys are set in bioxen.toml ([ui] prefix, [keys.list], [keys.prefix]).  ↑/↓ scroll · any other key closes",
+        super::app::HELP_HINT,
         Style::new().fg(Color::DarkGray),
     )));
-    let area = centered(frame.area(), 84, lines.len() as u16 + 2);
+    let area = centered(
+        frame.area(),
+        super::app::HELP_WIDTH,
+        app.help_lines() as u16 + 2,
+    );
+    let max = app.help_max_scroll();
+    let title = match max {
+        0 => "Help".to_string(),
+        max => format!("Help ({}/{} · Esc closes)", scroll.min(max), max),
+    };
     frame.render_widget(Clear, area);
     frame.render_widget(
         Paragraph::new(lines)
-            .block(dialog("Help", Color::Cyan))
+            .block(dialog(&title, Color::Cyan))
             .wrap(Wrap { trim: false })
             .scroll((scroll, 0)),
         area,
@@ -475,35 +484,57 @@ fn confirm(frame: &mut Frame, c: &Confirm) {
             format!("Remove {id} and its last screen from the list?"),
             "remove",
         ),
-        Confirm::Quit { running, remote } => {
+        Confirm::Quit {
+            running,
+            remote,
+            elsewhere,
+        } => {
             let n = running + remote;
-            let (vms, they) = if n == 1 {
-                ("VM is", "It")
+            let (vms, they, them) = if n == 1 {
+                ("VM is", "It", "it")
             } else {
-                ("VMs are", "They")
+                ("VMs are", "They", "them")
             };
-            let lines = vec![
+            let mut lines = vec![
                 Line::from(""),
                 Line::from(format!(
                     "  {n} {vms} running. {they} can keep running in the bioxen server:"
                 )),
-                Line::from("  `bioxen` or `bioxen attach` shows them again, as they are."),
+                Line::from(format!(
+                    "  `bioxen` or `bioxen attach` shows {them} again, as {} {}.",
+                    if n == 1 { "it" } else { "they" },
+                    if n == 1 { "is" } else { "are" },
+                )),
                 Line::from(""),
-                Line::from(vec![
-                    Span::styled(
-                        "  Enter",
-                        Style::new().fg(Color::Green).add_modifier(Modifier::BOLD),
-                    ),
-                    Span::raw(" leave them running   "),
-                    Span::styled(
-                        "e",
-                        Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
-                    ),
-                    Span::raw(format!(" end {}   ", if n == 1 { "it" } else { "them" })),
-                    Span::styled("Esc", Style::new().fg(Color::Gray)),
-                    Span::raw(" cancel"),
-                ]),
             ];
+            if *elsewhere > 0 {
+                let which = match (*elsewhere, n) {
+                    (1, 1) => "it".to_string(),
+                    (e, _) if e == n => format!("all {e}"),
+                    (e, _) => format!("{e} of them"),
+                };
+                lines.push(Line::from(Span::styled(
+                    format!(
+                        "  ⚠ another dashboard is attached to {which}: ending ends it there too"
+                    ),
+                    Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+                )));
+                lines.push(Line::from(""));
+            }
+            lines.extend([Line::from(vec![
+                Span::styled(
+                    "  Enter",
+                    Style::new().fg(Color::Green).add_modifier(Modifier::BOLD),
+                ),
+                Span::raw(" leave them running   "),
+                Span::styled(
+                    "e",
+                    Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+                ),
+                Span::raw(format!(" end {them}   ")),
+                Span::styled("Esc", Style::new().fg(Color::Gray)),
+                Span::raw(" cancel"),
+            ])]);
             let area = centered(frame.area(), 76, lines.len() as u16 + 2);
             frame.render_widget(Clear, area);
             frame.render_widget(

@@ -118,19 +118,31 @@ pub fn tab_strip(app: &App, screens: &dyn Screens, width: u16) -> Vec<TabPiece> 
         .iter()
         .position(|(_, id)| shown.as_ref() == Some(id))
         .unwrap_or(0);
-    let marker = |hidden: usize, left: bool| {
+    // A hidden tab's marks are counted in its side's marker (`«3 +2`): an alert must
+    // not be lost because its tab scrolled away.
+    let flagged: Vec<bool> = tabs
+        .iter()
+        .map(|(_, id)| wants_attention(app, id))
+        .collect();
+    let marker = |start: usize, end: usize, left: bool| {
+        let hidden = end - start;
+        let flags = flagged[start..end].iter().filter(|f| **f).count();
+        let flags = match flags {
+            0 => String::new(),
+            f => format!(" +{f}"),
+        };
         if hidden == 0 {
             String::new()
         } else if left {
-            format!("«{hidden} ")
+            format!("«{hidden}{flags} ")
         } else {
-            format!(" {hidden}»")
+            format!(" {hidden}{flags}»")
         }
     };
     let cost = |start: usize, end: usize| {
         widths[start..end].iter().sum::<usize>()
-            + marker(start, true).chars().count()
-            + marker(n - end, false).chars().count()
+            + marker(0, start, true).chars().count()
+            + marker(end, n, false).chars().count()
     };
     let (mut start, mut end) = (current.min(n), (current + 1).min(n));
     if cost(0, n) <= width {
@@ -155,7 +167,7 @@ pub fn tab_strip(app: &App, screens: &dyn Screens, width: u16) -> Vec<TabPiece> 
     let mut pieces = Vec::new();
     if start > 0 {
         pieces.push(TabPiece::Hidden {
-            text: marker(start, true),
+            text: marker(0, start, true),
         });
     }
     for (label, id) in tabs.into_iter().take(end).skip(start) {
@@ -163,10 +175,21 @@ pub fn tab_strip(app: &App, screens: &dyn Screens, width: u16) -> Vec<TabPiece> 
     }
     if end < n {
         pieces.push(TabPiece::Hidden {
-            text: marker(n - end, false),
+            text: marker(end, n, false),
         });
     }
     pieces
+}
+
+/// Whether a tab carries a mark: output not seen, or an alert.
+fn wants_attention(app: &App, tab: &TabId) -> bool {
+    let vm = |id: &String| {
+        app.unseen.contains(id) || app.marks.get(id).is_some_and(|m| !m.flags().is_empty())
+    };
+    match tab {
+        TabId::Vm(id) => vm(id),
+        TabId::Grid(g) => app.grids.get(*g).is_some_and(|g| g.vms.iter().any(vm)),
+    }
 }
 
 impl TabPiece {
@@ -271,14 +294,27 @@ fn draw_tabs(frame: &mut Frame, app: &App, screens: &dyn Screens, area: Rect) {
 
 fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
     // While a grid broadcasts, the status bar says so, whatever else is going on.
-    if let Some(targets) = app.broadcast_targets() {
+    if let Some(broadcast) = app.broadcast() {
         let key = |action| app.keymap.key_for(Mode::Prefix, action).unwrap_or_default();
-        let text = format!(
-            " BROADCAST  typing goes to {} VMs  ·  {} stops  ·  {} leaves this tile out ",
-            targets.len(),
-            key(Action::Broadcast),
-            key(Action::Exclude),
-        );
+        let text = match broadcast {
+            super::app::Broadcast::To { targets, off_page } => {
+                let others = match off_page {
+                    0 => String::new(),
+                    n => format!(" on screen ({n} not shown are not typed into)"),
+                };
+                format!(
+                    " BROADCAST  typing goes to {}{others}  ·  {} stops  ·  {} leaves this tile out ",
+                    plural(targets.len(), "VM", "VMs"),
+                    key(Action::Broadcast),
+                    key(Action::Exclude),
+                )
+            }
+            super::app::Broadcast::Paused => format!(
+                " BROADCAST  this tile is left out: typing goes to it alone  ·  {} puts it back  ·  {} stops ",
+                key(Action::Exclude),
+                key(Action::Broadcast),
+            ),
+        };
         frame.render_widget(
             Paragraph::new(truncate(&text, area.width as usize)).style(
                 Style::new()
@@ -467,6 +503,14 @@ pub fn truncate(text: &str, max: usize) -> String {
         let mut s: String = text.chars().take(max - 1).collect();
         s.push('…');
         s
+    }
+}
+
+/// `1 VM`, `3 VMs`.
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    match n {
+        1 => format!("1 {one}"),
+        n => format!("{n} {many}"),
     }
 }
 

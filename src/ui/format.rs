@@ -173,7 +173,12 @@ mod name_tests {
         let b = middle_ellipsis("protein-folding-run-B", 12);
         assert_eq!(a, "prote…-run-A");
         assert_ne!(a, b);
-        assert_eq!(middle_ellipsis("日本語の名前です", 7).width(), 7);
+        // Wide characters are never split: the text may come out a cell short.
+        let wide = middle_ellipsis("日本語の名前です", 7);
+        assert!(
+            wide.width() <= 7 && wide.starts_with('日') && wide.ends_with('す'),
+            "{wide}"
+        );
         assert_eq!(middle_ellipsis("abc", 0), "");
         assert_eq!(middle_ellipsis("abcdef", 1), "…");
     }

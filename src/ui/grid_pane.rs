@@ -16,8 +16,12 @@ pub fn draw(frame: &mut Frame, app: &App, grid: &Grid, screens: &dyn Screens, ar
     let (page, pages) = grid.page(area);
     let tiles = grid.tiles(area);
     for (n, tile) in tiles.iter().enumerate() {
-        let corner =
-            (n == 0 && pages > 1 && !grid.zoomed).then(|| format!(" {}/{pages} ", page + 1));
+        let corner = if grid.zoomed {
+            // A zoomed tile says so, and how many it hides, as tmux's `Z` flag does.
+            Some(format!(" ⤢ zoomed, 1 of {} ", grid.vms.len()))
+        } else {
+            (n == 0 && pages > 1).then(|| format!(" {}/{pages} ", page + 1))
+        };
         draw_tile(frame, app, grid, screens, tile, corner);
     }
 }

@@ -51,6 +51,18 @@ impl Areas {
         }
     }
 
+    /// The list over the whole body, and no pane: for a terminal too narrow for both.
+    pub fn list_only(self) -> Areas {
+        let body = self.frame;
+        let none = Rect::new(body.x, body.y, 0, 0);
+        Areas {
+            list: Some(body),
+            frame: none,
+            pane: none,
+            ..self
+        }
+    }
+
     /// A grid tab's areas: no list, and the grid (the pane) fills the body without a
     /// frame; its tiles draw their own headers.
     pub fn grid(area: Rect) -> Areas {

@@ -138,6 +138,9 @@ pub enum Confirm {
     Quit {
         running: usize,
         remote: usize,
+        /// How many of them another dashboard is attached to: ending them ends its
+        /// sessions too.
+        elsewhere: usize,
     },
 }
 
@@ -147,27 +150,21 @@ impl App {
             return;
         };
         match overlay {
-            Overlay::Help { scroll } => match key.code {
-                KeyCode::Down | KeyCode::Char('j') => {
-                    self.overlay = Some(Overlay::Help { scroll: scroll + 1 })
-                }
-                KeyCode::Up | KeyCode::Char('k') => {
-                    self.overlay = Some(Overlay::Help {
-                        scroll: scroll.saturating_sub(1),
-                    })
-                }
-                KeyCode::PageDown => {
-                    self.overlay = Some(Overlay::Help {
-                        scroll: scroll + 10,
-                    })
-                }
-                KeyCode::PageUp => {
-                    self.overlay = Some(Overlay::Help {
-                        scroll: scroll.saturating_sub(10),
-                    })
-                }
-                _ => {}
-            },
+            Overlay::Help { scroll } => {
+                let step: i32 = match key.code {
+                    KeyCode::Down | KeyCode::Char('j') => 1,
+                    KeyCode::Up | KeyCode::Char('k') => -1,
+                    KeyCode::PageDown | KeyCode::Char(' ') => 10,
+                    KeyCode::PageUp => -10,
+                    KeyCode::Home | KeyCode::Char('g') => -i32::from(u16::MAX),
+                    KeyCode::End | KeyCode::Char('G') => i32::from(u16::MAX),
+                    // Esc, q and any other key close it.
+                    _ => return,
+                };
+                let max = i32::from(self.help_max_scroll());
+                let scroll = (i32::from(scroll) + step).clamp(0, max) as u16;
+                self.overlay = Some(Overlay::Help { scroll });
+            }
             Overlay::Create(mut form) => {
                 let fields = form.fields();
                 let pos = fields.iter().position(|f| *f == form.field).unwrap_or(0);
@@ -255,11 +252,11 @@ impl App {
                 KeyCode::Esc | KeyCode::Char('n') => {}
                 _ => self.overlay = Some(Overlay::Confirm(Confirm::KillPool { id, alive })),
             },
-            Overlay::Confirm(Confirm::Quit { running, remote }) => match key.code {
+            Overlay::Confirm(quit @ Confirm::Quit { .. }) => match key.code {
                 KeyCode::Enter | KeyCode::Char('l') | KeyCode::Char('L') => self.quit = true,
                 KeyCode::Char('e') | KeyCode::Char('E') => self.end_all_and_quit(),
                 KeyCode::Esc | KeyCode::Char('n') => {}
-                _ => self.overlay = Some(Overlay::Confirm(Confirm::Quit { running, remote })),
+                _ => self.overlay = Some(Overlay::Confirm(quit)),
             },
             Overlay::Confirm(confirm) => {
                 let yes = matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y'));
@@ -502,7 +499,20 @@ impl App {
         } else if self.vms_end_on_quit {
             self.end_all_and_quit();
         } else {
-            self.overlay = Some(Overlay::Confirm(Confirm::Quit { running, remote }));
+            // The server counts this dashboard too while it types into a VM.
+            let mine = (self.focus == Focus::Terminal)
+                .then(|| self.current.clone())
+                .flatten();
+            let elsewhere = self
+                .rows
+                .iter()
+                .filter(|r| r.state.is_alive() && r.attached && Some(&r.id) != mine.as_ref())
+                .count();
+            self.overlay = Some(Overlay::Confirm(Confirm::Quit {
+                running,
+                remote,
+                elsewhere,
+            }));
         }
     }
 

@@ -2,6 +2,18 @@
 
 use super::*;
 
+/// A broadcasting grid's state, for typing and for the banner that says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Broadcast {
+    /// Typing goes to these VMs; `off_page` more would take it on pages not shown.
+    To {
+        targets: Vec<String>,
+        off_page: usize,
+    },
+    /// The focused tile is left out: typing goes to it alone until it is put back.
+    Paused,
+}
+
 impl App {
     /// The grid shown, if any.
     pub fn shown_grid(&self) -> Option<&Grid> {
@@ -211,17 +223,33 @@ impl App {
     /// Where typing goes while the grid shown broadcasts: every running tile but the
     /// excluded ones. Typing in an excluded tile goes to it alone.
     pub fn broadcast_targets(&self) -> Option<Vec<String>> {
+        match self.broadcast()? {
+            Broadcast::To { targets, .. } => Some(targets),
+            Broadcast::Paused => None,
+        }
+    }
+
+    /// What a broadcasting grid does with typing now. Only tiles on screen are typed
+    /// into: a page the user cannot see must not take commands blind.
+    pub fn broadcast(&self) -> Option<Broadcast> {
         let g = self.shown_grid().filter(|g| g.broadcast)?;
         if g.focused().is_some_and(|id| g.excluded.contains(id)) {
-            return None;
+            return Some(Broadcast::Paused);
         }
-        Some(
-            g.vms
-                .iter()
-                .filter(|id| !g.excluded.contains(*id))
-                .filter(|id| self.rows.iter().any(|r| &r.id == *id && r.state.is_alive()))
-                .cloned()
-                .collect(),
-        )
+        let shown: Vec<&String> = self.tiles().iter().map(|t| &g.vms[t.index]).collect();
+        let takes = |id: &String| {
+            !g.excluded.contains(id) && self.rows.iter().any(|r| &r.id == id && r.state.is_alive())
+        };
+        let targets: Vec<String> = shown
+            .iter()
+            .filter(|id| takes(id))
+            .map(|id| id.to_string())
+            .collect();
+        let off_page = g
+            .vms
+            .iter()
+            .filter(|id| !shown.contains(id) && takes(id))
+            .count();
+        Some(Broadcast::To { targets, off_page })
     }
 }

@@ -43,6 +43,7 @@ mod text_field;
 
 pub use alerts::{Marks, PROGRESS_STALE};
 pub use dialogs::{Confirm, CreateForm, Field, InstallForm, InstallProgress, KindChoice, Prompt};
+pub use grids::Broadcast;
 pub use scrollback::Search;
 pub use tabs::Chooser;
 
@@ -150,6 +151,14 @@ pub enum Msg {
     PrefixTimeout,
 }
 
+/// How long a message stays in the status bar; errors stay longer, to be read.
+pub const MESSAGE_SHOWS: Duration = Duration::from_secs(6);
+pub const ERROR_SHOWS: Duration = Duration::from_secs(15);
+
+/// The help box's width, and its last line.
+pub const HELP_WIDTH: u16 = 84;
+pub const HELP_HINT: &str = "Keys are set in bioxen.toml ([ui] prefix, [keys.list], [keys.prefix]).  ↑/↓ PgUp/PgDn scroll · Esc closes";
+
 pub struct App {
     pub keymap: Keymap,
     /// The configuration, for what the create dialog says each kind runs.
@@ -201,6 +210,9 @@ pub struct App {
     pub zoom: bool,
     pub mouse: bool,
     pub message: Option<(String, Level)>,
+    /// When the message goes: a status bar that keeps an old line for minutes says
+    /// nothing about now.
+    message_until: Option<Instant>,
     /// VMs with output the user has not looked at.
     pub unseen: HashSet<String>,
     /// The whole terminal.
@@ -268,6 +280,7 @@ impl App {
             zoom: false,
             mouse,
             message: None,
+            message_until: None,
             unseen: HashSet::new(),
             area,
             pane_size: Size::default(),
@@ -286,7 +299,7 @@ impl App {
             drawn_uptimes: Vec::new(),
             effects: Vec::new(),
         };
-        app.pane_size = app.areas().pane_size();
+        app.pane_size = Areas::new(app.area, app.zoom).pane_size();
         app.refresh();
         app
     }
@@ -317,10 +330,19 @@ impl App {
         self.effects.push(Effect::Call(call));
     }
 
+    /// Where things are drawn now. A terminal too narrow for the list beside the pane
+    /// shows the list alone while it has the keys: LIST mode with no list would leave
+    /// the user choosing blind. Sessions keep the pane's size whatever is drawn.
     pub fn areas(&self) -> Areas {
         match self.grid {
             Some(_) => Areas::grid(self.area),
-            None => Areas::new(self.area, self.zoom),
+            None => {
+                let areas = Areas::new(self.area, self.zoom);
+                match areas.list.is_none() && !self.zoom && self.focus == Focus::List {
+                    true => areas.list_only(),
+                    false => areas,
+                }
+            }
         }
     }
 
@@ -450,6 +472,30 @@ impl App {
         }
     }
 
+    /// The help's rows as drawn: the keymap's sections, each with a blank line after,
+    /// and the closing hint, wrapped at the help box's width.
+    pub fn help_lines(&self) -> usize {
+        use unicode_width::UnicodeWidthStr;
+        let width = usize::from(self.area.width.min(HELP_WIDTH).saturating_sub(2)).max(1);
+        let rows = |text: &str| text.width().div_ceil(width).max(1);
+        let mut n = rows(HELP_HINT);
+        for (_, entries) in self.keymap.help() {
+            n += 2;
+            for (keys, what) in entries {
+                n += rows(&format!("  {keys:<22}{what}"));
+            }
+        }
+        n
+    }
+
+    /// How far the help scrolls: its last line at the bottom of its box, no further.
+    pub fn help_max_scroll(&self) -> u16 {
+        let shown = usize::from(self.area.height)
+            .min(self.help_lines() + 2)
+            .saturating_sub(2);
+        self.help_lines().saturating_sub(shown) as u16
+    }
+
     /// Whether the pane shows a VM whose screen the server has not sent yet.
     pub fn awaiting_screen(&self) -> bool {
         self.current
@@ -515,6 +561,11 @@ impl App {
     /// is made safe for the terminal first.
     pub fn set_message(&mut self, text: impl Into<String>, level: Level) {
         self.message = Some((crate::sanitize::line(&text.into()), level));
+        let shows = match level {
+            Level::Info => MESSAGE_SHOWS,
+            Level::Error => ERROR_SHOWS,
+        };
+        self.message_until = Some(Instant::now() + shows);
         self.dirty = true;
     }
 
@@ -608,6 +659,15 @@ impl App {
             return;
         }
         self.scroll = None;
+        // An ended VM's pane keeps its last screen; `r` there starts it again, as
+        // tmux's respawn-pane does for a dead pane.
+        if key.code == KeyCode::Char('r')
+            && key.modifiers.difference(KeyModifiers::SHIFT).is_empty()
+            && self.broadcast_targets().is_none()
+            && self.current_info().is_some_and(|i| !i.state.is_alive())
+        {
+            return self.restart_current();
+        }
         let modes = self.current_modes();
         if let Some(bytes) = encode::key(&key, modes) {
             self.send(&bytes);
@@ -637,7 +697,13 @@ impl App {
             Some(Action::FocusRight) => self.step_tile(1, 0),
             Some(Action::FocusUp) => self.step_tile(0, -1),
             Some(Action::FocusDown) => self.step_tile(0, 1),
-            Some(Action::Layout) => self.with_grid(|g, _| g.layout = g.layout.next()),
+            Some(Action::Layout) => {
+                self.with_grid(|g, _| g.layout = g.layout.next());
+                if let Some(g) = self.shown_grid() {
+                    let text = format!("layout: {}", g.layout.label());
+                    self.set_message(text, Level::Info);
+                }
+            }
             Some(Action::Broadcast) => self.with_grid(|g, _| g.broadcast = !g.broadcast),
             Some(Action::Exclude) => self.with_grid(|g, id| {
                 if !g.excluded.remove(id) {
@@ -1002,6 +1068,7 @@ impl App {
             .map(|(_, at)| *at + PROGRESS_STALE)
             .filter(|at| *at > Instant::now())
             .min();
+        let stale = stale.into_iter().chain(self.message_until).min();
         if self.zoom || self.grid.is_some() {
             return stale;
         }
@@ -1022,6 +1089,11 @@ impl App {
     /// Uptimes count on from the last list, and the dashboard redraws only if an uptime
     /// label changed.
     fn on_tick(&mut self) {
+        if self.message_until.is_some_and(|at| at <= Instant::now()) {
+            self.message = None;
+            self.message_until = None;
+            self.dirty = true;
+        }
         let elapsed = self.received.1.elapsed().as_secs();
         for (row, base) in self.rows.iter_mut().zip(&self.received.0) {
             if row.state.is_alive() && row.pid.is_some() {
@@ -1206,18 +1278,11 @@ impl App {
         };
         let hint = match self.current_info() {
             Some(info) if !info.state.is_alive() => Some(format!(
-                "{id} is {}: {} {} for the list, then {} restarts it",
+                "{id} is {}: r restarts it, {} goes back to the list",
                 info.state.label(),
-                self.keymap.prefix,
                 self.keymap
                     .key_for(Mode::Prefix, Action::Detach)
-                    .unwrap_or_default()
-                    .rsplit(' ')
-                    .next()
-                    .unwrap_or("d"),
-                self.keymap
-                    .key_for(Mode::List, Action::Restart)
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
             )),
             Some(_) => None,
             None => return,

@@ -13,9 +13,23 @@ pub struct Chooser {
 impl App {
     /// Tabs are the VMs, then the grids.
     pub(super) fn select_tab(&mut self, index: usize) {
+        let tabs = self.rows.len() + self.grids.len();
         match self.rows.get(index).map(|r| r.id.clone()) {
             Some(id) => self.select(id),
-            None => self.show_grid(index - self.rows.len()),
+            None if index < tabs => self.show_grid(index - self.rows.len()),
+            None => {
+                let have = match tabs {
+                    0 => "there are no tabs yet".to_string(),
+                    1 => "the only tab is 0".to_string(),
+                    n => format!("tabs are 0 to {}", n - 1),
+                };
+                let chooser = self
+                    .keymap
+                    .key_for(Mode::Prefix, Action::Choose)
+                    .map(|k| format!("; {k} lists them"))
+                    .unwrap_or_default();
+                self.set_message(format!("no tab {index}: {have}{chooser}"), Level::Info);
+            }
         }
     }
 
