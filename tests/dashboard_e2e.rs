@@ -1015,6 +1015,15 @@ fn progress_busy_idle_and_silence_show_in_the_list() {
         let l = list_line(s, "lua-1");
         !l.contains('~') && !l.contains('✓')
     });
+    // A chunk that ends in an error is marked apart from one that succeeded.
+    t.type_text("os.execute('sleep 2') error('boom')");
+    t.keys(&["Enter"]);
+    t.wait_for("lua-1 busy", |s| list_line(s, "lua-1").contains(" busy "));
+    t.keys(&["C-b", "1"]);
+    let s = t.wait_for("lua-1 back after an error", |s| {
+        list_line(s, "lua-1").contains('✖')
+    });
+    assert!(!list_line(&s, "lua-1").contains('✓'), "{s}");
     t.keys(&["C-b", "d"]);
     quit_ending_vms(&t, "2 VMs are running");
 }

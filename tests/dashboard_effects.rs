@@ -722,6 +722,11 @@ fn tiles_on_screen_get_no_alert_marks() {
         app.marks
     );
     assert_eq!(app.marks["c"].flags(), "!✓", "c is not on the grid");
+    app.update(Msg::Server(Update::Event(Event::Alert {
+        id: "c".into(),
+        alert: Alert::Failed,
+    })));
+    assert_eq!(app.marks["c"].flags(), "!✖", "an error replaces the check");
 }
 
 /// Progress reported before this dashboard opened has used up part of its time: a

@@ -695,6 +695,9 @@ fn a_narrow_terminal_shows_the_list_in_list_mode() {
         .map(|y| (0..30).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")
         .collect();
     assert!(screen.contains("LIST"), "{screen}");
-    assert!(screen.contains("starting") && screen.contains("busy"), "the list:\n{screen}");
+    assert!(
+        screen.contains("starting") && screen.contains("busy"),
+        "the list:\n{screen}"
+    );
     assert_eq!(app.pane_size, size, "the VMs keep their size");
 }

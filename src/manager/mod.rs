@@ -80,6 +80,8 @@ pub enum Alert {
     Note(String),
     /// Its interpreter came back to the prompt after running something.
     Idle,
+    /// Its interpreter came back to the prompt after something that raised an error.
+    Failed,
     /// It printed nothing for this many seconds while not at its prompt.
     Silence(u64),
 }
@@ -311,6 +313,8 @@ pub struct Session {
 #[derive(Default)]
 struct SessionSignals {
     busy: Option<Busy>,
+    /// The command running now (or the one that just ended) failed.
+    failed: bool,
     progress: Option<Progress>,
     progress_seq: u64,
     /// When the last progress report came.
@@ -1199,11 +1203,19 @@ impl Session {
             let mut sig = lock(&self.signals);
             let mut now = false;
             let mut later = false;
+            match said.failed {
+                Some(failed) => sig.failed = failed,
+                None if said.busy == Some(Busy::Busy) => sig.failed = false,
+                None => {}
+            }
             if let Some(busy) = said.busy
                 && sig.busy != Some(busy)
             {
                 if busy == Busy::Idle && sig.busy == Some(Busy::Busy) {
-                    alerts.push(Alert::Idle);
+                    alerts.push(match std::mem::take(&mut sig.failed) {
+                        true => Alert::Failed,
+                        false => Alert::Idle,
+                    });
                 }
                 sig.busy = Some(busy);
                 now = true;

@@ -269,10 +269,17 @@ impl Repl {
                 continue;
             };
             mark_prompt(b'C');
-            match self.docall(f, MultiValue::new()) {
-                Ok(values) => self.print_values(values),
-                Err(msg) => print_error(&msg),
-            }
+            let ok = match self.docall(f, MultiValue::new()) {
+                Ok(values) => {
+                    self.print_values(values);
+                    true
+                }
+                Err(msg) => {
+                    print_error(&msg);
+                    false
+                }
+            };
+            mark_end(ok);
         }
     }
 
@@ -433,6 +440,18 @@ fn mark_prompt(mark: u8) {
     if out.is_terminal() {
         let _ = out
             .write_all(&[0x1b, b']', b'1', b'3', b'3', b';', mark, 0x07])
+            .and_then(|()| out.flush());
+    }
+}
+
+/// Tells the terminal the chunk ended, and how (OSC 133;D;STATUS): bioxen marks a VM
+/// back from an error apart from one back from success.
+fn mark_end(ok: bool) {
+    let mut out = std::io::stdout();
+    if out.is_terminal() {
+        let status = if ok { b'0' } else { b'1' };
+        let _ = out
+            .write_all(&[0x1b, b']', b'1', b'3', b'3', b';', b'D', b';', status, 0x07])
             .and_then(|()| out.flush());
     }
 }

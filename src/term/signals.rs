@@ -4,7 +4,8 @@
 //! These are the conventions terminals already read, so a program written for them
 //! needs nothing from bioxen, and the `bioxen` Lua module writes nothing else:
 //! - OSC 133 (semantic prompts, as iTerm2, WezTerm, kitty and VS Code read them): `A`
-//!   when the prompt is drawn, `C` when input starts running, `D` when it ended. The
+//!   when the prompt is drawn, `C` when input starts running, `D;STATUS` when it ended
+//!   (0 for success). The
 //!   embedded REPL writes them, and bioxen sets `_PROMPT` so `lua -i` does too.
 //! - OSC 9;4;STATE;PERCENT (progress, as Windows Terminal, ConEmu, Ghostty, iTerm2,
 //!   Konsole and WezTerm read it): state 0 clears, 1 normal, 2 error, 3 indeterminate,
@@ -46,6 +47,8 @@ pub enum Busy {
 pub struct Said {
     /// The latest prompt marker, if any arrived.
     pub busy: Option<Busy>,
+    /// Whether the last command that ended (`133;D;STATUS`) failed, if one said so.
+    pub failed: Option<bool>,
     /// The latest progress report: `Some(None)` when it was cleared.
     pub progress: Option<Option<Progress>>,
     /// The latest status text.
@@ -88,6 +91,11 @@ impl Signals {
             [b"133", mark, ..] => match mark.first() {
                 Some(b'A') => self.said.busy = Some(Busy::Idle),
                 Some(b'C') => self.said.busy = Some(Busy::Busy),
+                Some(b'D') => {
+                    if let Some(status) = params.get(2).and_then(|s| std::str::from_utf8(s).ok()) {
+                        self.said.failed = Some(status.trim() != "0");
+                    }
+                }
                 _ => {}
             },
             [b"9", b"4", rest @ ..] => {
@@ -166,6 +174,9 @@ mod tests {
         assert_eq!(said(&[b"133", b"A"]).busy, Some(Busy::Idle));
         assert_eq!(said(&[b"133", b"C"]).busy, Some(Busy::Busy));
         assert_eq!(said(&[b"133", b"D", b"0"]).busy, None);
+        assert_eq!(said(&[b"133", b"D", b"0"]).failed, Some(false));
+        assert_eq!(said(&[b"133", b"D", b"1"]).failed, Some(true));
+        assert_eq!(said(&[b"133", b"D"]).failed, None);
     }
 
     #[test]

@@ -12,18 +12,21 @@ pub struct Marks {
     pub silence: bool,
     /// Back at its prompt after running something.
     pub idle: bool,
+    /// Back at its prompt after something that raised an error.
+    pub failed: bool,
     pub exit: bool,
 }
 
 impl Marks {
     /// Flags as tmux shows them beside window names (`!` bell, `~` silence), with `✓`
-    /// for back at the prompt and `✖` for ended.
+    /// for back at the prompt, `✖` for back after an error and `■` for ended.
     pub fn flags(&self) -> String {
         [
             (self.bell, '!'),
             (self.silence, '~'),
-            (self.idle, '✓'),
-            (self.exit, '✖'),
+            (self.idle && !self.failed, '✓'),
+            (self.failed, '✖'),
+            (self.exit, '■'),
         ]
         .iter()
         .filter(|(on, _)| *on)
@@ -98,13 +101,21 @@ impl App {
             Alert::Bell => (AlertKind::Bell, format!("{id}: bell")),
             Alert::Note(note) => (AlertKind::Note, format!("{id}: {note}")),
             Alert::Idle => (AlertKind::Idle, format!("{id}: back at its prompt")),
+            Alert::Failed => (
+                AlertKind::Idle,
+                format!("{id}: back at its prompt, after an error"),
+            ),
             Alert::Silence(secs) => (AlertKind::Silence, format!("{id}: no output for {secs} s")),
         };
         if !self.in_view(&id) {
             let marks = self.marks.entry(id.clone()).or_default();
             match alert {
                 Alert::Bell => marks.bell = true,
-                Alert::Idle => marks.idle = true,
+                Alert::Idle => {
+                    marks.idle = true;
+                    marks.failed = false;
+                }
+                Alert::Failed => marks.failed = true,
                 Alert::Silence(_) => marks.silence = true,
                 Alert::Note(_) => {}
             }
