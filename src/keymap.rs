@@ -53,6 +53,7 @@ pub enum Action {
     Silence,
     Choose,
     Rename,
+    GoToTab,
 }
 
 /// `(mode, action, config name, default keys, description)`.
@@ -277,6 +278,13 @@ const DEFAULTS: &[(Mode, Action, &str, &[&str], &str)] = &[
         "choose",
         &["w"],
         "choose a VM or grid from a list (type to filter)",
+    ),
+    (
+        Mode::Prefix,
+        Action::GoToTab,
+        "go_to_tab",
+        &["'"],
+        "go to a tab by its number (10 and up too)",
     ),
     (
         Mode::Prefix,

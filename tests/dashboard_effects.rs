@@ -870,3 +870,21 @@ fn layouts_are_named_and_broadcast_says_what_it_does() {
     prefix(&mut app, KeyCode::Char('e'));
     assert_eq!(app.broadcast(), Some(Broadcast::Paused));
 }
+
+/// Tabs from 10 up are reached as in tmux: `C-b '`, the number, Enter.
+#[test]
+fn tabs_past_nine_are_reached_by_number() {
+    let vms: Vec<VmInfo> = (0..12)
+        .map(|i| vm(&format!("v{i:02}"), VmState::Running))
+        .collect();
+    let (mut app, _) = dashboard(vms);
+    key(&mut app, KeyCode::Enter);
+    prefix(&mut app, KeyCode::Char('\''));
+    key(&mut app, KeyCode::Char('1'));
+    key(&mut app, KeyCode::Char('x'));
+    key(&mut app, KeyCode::Char('1'));
+    let effects = key(&mut app, KeyCode::Enter);
+    assert_eq!(app.current.as_deref(), Some("v11"), "{effects:?}");
+    assert!(app.overlay.is_none());
+    assert!(effects.contains(&notify(Request::Attach { id: "v11".into() })));
+}

@@ -24,7 +24,33 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Some(Overlay::Confirm(c)) => confirm(frame, c),
         Some(Overlay::Chooser(c)) => chooser(frame, app, c),
         Some(Overlay::Rename(form)) => rename(frame, form),
+        Some(Overlay::GoToTab { number }) => go_to_tab(frame, app, number),
     }
+}
+
+fn go_to_tab(frame: &mut Frame, app: &App, number: &str) {
+    let area = centered(frame.area(), 44, 6);
+    frame.render_widget(Clear, area);
+    let tabs = app.rows.len() + app.grids.len();
+    let lines = vec![
+        Line::from(""),
+        Line::from(vec![
+            Span::styled("  Tab  ", Style::new().fg(Color::Black).bg(Color::Green)),
+            Span::raw(format!(" {number}▏")),
+        ]),
+        Line::from(""),
+        Line::from(Span::styled(
+            format!(
+                "  0 to {}   Enter goes · Esc cancels",
+                tabs.saturating_sub(1)
+            ),
+            Style::new().fg(Color::DarkGray),
+        )),
+    ];
+    frame.render_widget(
+        Paragraph::new(lines).block(dialog("Go to tab", Color::Cyan)),
+        area,
+    );
 }
 
 fn rename(frame: &mut Frame, form: &super::app::RenameForm) {

@@ -214,6 +214,18 @@ impl App {
                 self.overlay = Some(Overlay::Install(form));
             }
             Overlay::Chooser(chooser) => self.on_chooser_key(chooser, key),
+            Overlay::GoToTab { mut number } => match key.code {
+                KeyCode::Esc => {}
+                KeyCode::Enter => {
+                    if let Ok(index) = number.parse::<usize>() {
+                        self.select_tab(index);
+                    }
+                }
+                _ => {
+                    text_field::edit(&mut number, &key, |c| c.is_ascii_digit(), 6);
+                    self.overlay = Some(Overlay::GoToTab { number });
+                }
+            },
             Overlay::Rename(mut form) => match key.code {
                 KeyCode::Esc => {}
                 KeyCode::Enter if form.name == form.id => {}

@@ -73,6 +73,10 @@ pub enum Overlay {
     Chooser(Chooser),
     /// A new name for a VM.
     Rename(RenameForm),
+    /// A tab's number being typed (tmux's `C-b '`).
+    GoToTab {
+        number: String,
+    },
 }
 
 /// The rename dialog: it stays open, with what was typed, until the server took the
@@ -713,6 +717,11 @@ impl App {
             Some(Action::CloseGrid) => self.close_grid(),
             Some(Action::Silence) => self.cycle_silence(),
             Some(Action::Rename) => self.open_rename(),
+            Some(Action::GoToTab) => {
+                self.overlay = Some(Overlay::GoToTab {
+                    number: String::new(),
+                })
+            }
             Some(Action::Choose) => {
                 let selected = self
                     .current_tab()
