@@ -155,6 +155,14 @@ fn xcpng_vm_through_the_dashboard() {
     t.wait_for("a Lua prompt", |s| {
         s.contains(" TERM ") && pane_lines(s).iter().any(|l| l == ">")
     });
+    // The interpreter the closed session left under dtach is the one attached to.
+    t.type_text("print('x is', x)");
+    t.keys(&["Enter"]);
+    t.wait_for("the state kept", |s| {
+        pane_lines(s)
+            .iter()
+            .any(|l| l.starts_with("x is") && l.ends_with("42"))
+    });
     t.type_text("print(20 + 22)");
     t.keys(&["Enter"]);
     t.wait_for("the answer", |s| pane_lines(s).iter().any(|l| l == "42"));
@@ -206,7 +214,7 @@ fn keeping_the_vm_of_a_failed_session_leaves_it_detached() {
     t.wait_text("What should happen to the VM?");
     t.keys(&["c"]);
     t.wait_for("the kept VM as detached", |s| {
-        s.contains("VMs (0)")
+        s.contains("VMs (0 + 1 detached)")
             && s.lines()
                 .any(|l| l.contains("lua-1") && l.contains("detached"))
     });

@@ -197,3 +197,51 @@ async fn a_kept_pool_vm_keeps_its_name() {
     assert!(err.contains("kept on the pool"), "{err}");
     m.terminate_vm_session(&next).await.unwrap();
 }
+
+/// A session closed with its pool VM kept leaves the interpreter running under
+/// dtach; attaching to the VM again takes it up with its state, and a VM's next
+/// session after a kill starts fresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_session_keeps_its_interpreter_for_the_next_attach() {
+    common::require_program("dtach", "dtach");
+    let dir = workdir("resume");
+    let port = common::free_port();
+    let sim = pool(&dir, port).await;
+    let m = manager(&dir, &sim, port, "guest-only-lua -i");
+    let id = m
+        .create_interactive_vm(Some("keep"), VmKind::Xcpng, VmOptions::default())
+        .await
+        .unwrap();
+    m.wait_ready(&id, WAIT).await.unwrap();
+    m.execute_string(&id, "kept_value = 6 * 7", WAIT)
+        .await
+        .unwrap();
+    let reference = m.info(&id).unwrap().pool_vm.unwrap();
+    let (addr, _) = sim.sim.guest_ssh(&id).unwrap();
+    let state = m.release(&id).await.unwrap();
+    assert_eq!(state, bioxen::VmState::Running, "the interpreter goes on");
+
+    let again = || VmOptions {
+        pool_vm: Some((reference.clone(), addr.ip().to_string())),
+        ..VmOptions::default()
+    };
+    let id = m
+        .create_interactive_vm(Some("keep"), VmKind::Xcpng, again())
+        .await
+        .unwrap();
+    m.wait_ready(&id, WAIT).await.unwrap();
+    let r = m.execute_string(&id, "kept_value", WAIT).await.unwrap();
+    assert_eq!(r.output, "42\n", "the state was kept");
+
+    // Killed, the session takes its interpreter with it: the next one is new.
+    m.kill(&id).await.unwrap();
+    m.remove(&id).unwrap();
+    let id = m
+        .create_interactive_vm(Some("keep"), VmKind::Xcpng, again())
+        .await
+        .unwrap();
+    m.wait_ready(&id, WAIT).await.unwrap();
+    let r = m.execute_string(&id, "kept_value", WAIT).await.unwrap();
+    assert_eq!(r.output, "nil\n");
+    m.terminate_vm_session(&id).await.unwrap();
+}

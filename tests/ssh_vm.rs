@@ -813,3 +813,47 @@ async fn killing_a_pool_vm_during_creation_cancels_it() {
         "it connected anyway"
     );
 }
+
+/// A host's own `lua5.4` says busy and idle as a local one does, and `require
+/// "bioxen"` works there though the module was never installed on it; a LUA_INIT of
+/// the host user's still runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_lua_says_busy_and_idle_and_has_the_bioxen_module() {
+    let sshd = Sshd::start("marks");
+    let m = manager_for(
+        &sshd.host_entry("lab", &sshd.known_hosts, "LUA_INIT='theirs = 7' lua5.4 -i"),
+        Trust::default(),
+    );
+    let id = m
+        .create_interactive_vm(Some("marked"), VmKind::Ssh, ssh_options("lab"))
+        .await
+        .unwrap();
+    m.wait_ready(&id, WAIT).await.unwrap();
+    let r = m.execute_string(&id, "theirs", WAIT).await.unwrap();
+    assert_eq!(r.output, "7\n", "{r:?}");
+    let r = m
+        .execute_string(&id, "require('bioxen').progress(50, 'half')", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(r.error, None);
+    let marked = eventually(WAIT, || {
+        m.info(&id)
+            .is_ok_and(|i| i.busy == Some(bioxen::protocol::Busy::Idle) && i.progress.is_some())
+    })
+    .await;
+    assert!(marked, "{:?}", m.info(&id));
+    m.send_input(&id, "os.execute('sleep 2')\n").unwrap();
+    let busy = eventually(WAIT, || {
+        m.info(&id)
+            .is_ok_and(|i| i.busy == Some(bioxen::protocol::Busy::Busy))
+    })
+    .await;
+    assert!(busy, "{:?}", m.info(&id));
+    let idle = eventually(WAIT, || {
+        m.info(&id)
+            .is_ok_and(|i| i.busy == Some(bioxen::protocol::Busy::Idle))
+    })
+    .await;
+    assert!(idle, "{:?}", m.info(&id));
+    m.terminate_vm_session(&id).await.unwrap();
+}

@@ -414,6 +414,16 @@ fn uptime_labels_wake_the_dashboard_only_when_they_change() {
     a.zoom = false;
     a.set_rows(vec![info("gone", VmState::Exited(0), None, None, None, 3)]);
     assert_eq!(a.next_tick(), None, "no running VM");
+    // A remote VM has no local pid, and its uptime counts all the same.
+    a.set_rows(vec![VmInfo {
+        kind: VmKind::Xcpng,
+        ..info("far", VmState::Running, None, None, None, 7)
+    }]);
+    let wait = a
+        .next_tick()
+        .expect("a remote VM's uptime counts")
+        .saturating_duration_since(std::time::Instant::now());
+    assert!(wait <= std::time::Duration::from_secs(1), "{wait:?}");
 }
 
 /// A dashboard of `w`x`h` showing a grid of `n` VMs in `layout`, each screen holding a

@@ -683,10 +683,16 @@ impl Manager {
         Ok(())
     }
 
-    /// Ends a pool VM's session and forgets it, keeping the VM running on the pool: it
-    /// is then one of the pool's detached VMs, to attach to again later.
+    /// Closes a pool VM's session and forgets it, keeping the VM running on the pool:
+    /// it is then one of the pool's detached VMs, to attach to again later. An
+    /// interpreter dtach holds there goes on, and the next attach takes it up again
+    /// (the state returned is then `Running`); any other ends with the session.
     pub async fn release(&self, id: &str) -> Result<VmState> {
-        let state = self.kill(id).await?;
+        let session = self.get(id)?;
+        let state = match session.detach().await {
+            true => VmState::Running,
+            false => session.stop().await,
+        };
         self.remove(id)?;
         Ok(state)
     }
@@ -1046,6 +1052,23 @@ impl Session {
         self.state()
     }
 
+    /// Closes the link to a held interpreter and leaves it running; false, with
+    /// nothing done, when nothing holds it. The session ends as if its link dropped,
+    /// without reconnecting.
+    async fn detach(&self) -> bool {
+        let control = lock(&self.process).as_ref().map(|p| p.control.clone());
+        let Some(control) = control.filter(|_| self.state().is_alive()) else {
+            return false;
+        };
+        self.stop.raise();
+        if !control.detach() {
+            return false;
+        }
+        let mut rx = self.state.subscribe();
+        let _ = tokio::time::timeout(TERM_GRACE, rx.wait_for(|s| !s.is_alive())).await;
+        true
+    }
+
     /// Waits until `ready(self)` holds, re-checking whenever output or state changes.
     async fn wait_for(&self, timeout: Duration, ready: impl Fn(&Session) -> bool) -> bool {
         let mut rx = self.seq.subscribe();
@@ -1353,19 +1376,10 @@ const SAMPLE_IDLE_MAX: Duration = Duration::from_secs(30);
 /// at once; a new process is sampled on the next look. Stops with the manager.
 /// For a Lua interpreter other than bioxen's (`lua5.4`, `lua`): a `LUA_INIT_5_4` that
 /// makes its prompts carry the OSC 133 prompt mark, so the list can say busy or idle.
-/// `lua.c` prints `_PROMPT` and `_PROMPT2` through readline, which `\1`..`\2` tell
-/// to leave the mark out of the prompt's width. A `LUA_INIT_5_4` or `LUA_INIT` of the
-/// user's still runs, after.
+/// A `LUA_INIT_5_4` or `LUA_INIT` of the user's still runs, after.
 fn marked_prompts(argv: &[String], env: &[(String, String)]) -> Vec<(String, String)> {
-    let program = argv
-        .first()
-        .and_then(|a| Path::new(a).file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if !program.starts_with("lua")
-        || program.starts_with("luarocks")
-        || program.starts_with("luajit")
-    {
+    let program = argv.first().map(String::as_str).unwrap_or_default();
+    if !is_reference_lua(program) {
         return Vec::new();
     }
     let theirs = ["LUA_INIT_5_4", "LUA_INIT"].iter().find_map(|var| {
@@ -1375,18 +1389,44 @@ fn marked_prompts(argv: &[String], env: &[(String, String)]) -> Vec<(String, Str
             .map(|(_, v)| v.clone())
             .or_else(|| std::env::var(var).ok())
     });
-    let mark = r"'\1\27]133;A\7\2'";
-    let mut init = format!("_PROMPT = {mark} .. '> ' _PROMPT2 = {mark} .. '>> '");
     let mut vars = Vec::new();
     if let Some(theirs) = theirs {
-        init.push_str(
-            " local i = os.getenv('BIOXEN_LUA_INIT') \
-             if i:sub(1, 1) == '@' then dofile(i:sub(2)) else assert(load(i, '=LUA_INIT'))() end",
-        );
         vars.push(("BIOXEN_LUA_INIT".to_string(), theirs));
     }
-    vars.push(("LUA_INIT_5_4".to_string(), init));
+    vars.push(("LUA_INIT_5_4".to_string(), lua_init(false)));
     vars
+}
+
+/// Whether `program` is a reference `lua` (not bioxen's, not luarocks or luajit).
+pub(crate) fn is_reference_lua(program: &str) -> bool {
+    let name = Path::new(program)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name.starts_with("lua") && !name.starts_with("luarocks") && !name.starts_with("luajit")
+}
+
+/// The Lua a reference interpreter runs first (as `LUA_INIT_5_4`): prompts with the
+/// OSC 133 mark, which `lua.c` prints through readline (`\1`..`\2` keep it out of the
+/// prompt's width); with `module`, `require "bioxen"` served from the module itself,
+/// for hosts it is not installed on; then the user's own init: the `LUA_INIT_5_4` or
+/// `LUA_INIT` kept in `BIOXEN_LUA_INIT`, else a `LUA_INIT` set on the command line.
+pub(crate) fn lua_init(module: bool) -> String {
+    let mark = r"'\1\27]133;A\7\2'";
+    let mut init = format!("_PROMPT = {mark} .. '> ' _PROMPT2 = {mark} .. '>> '");
+    if module {
+        init.push_str(&format!(
+            " package.preload.bioxen = package.preload.bioxen or load({}, '=bioxen')",
+            crate::lua_literal::quote(crate::repl::BIOXEN_MODULE)
+        ));
+    }
+    init.push_str(
+        " local i = os.getenv('BIOXEN_LUA_INIT') \
+         if not i or i == '' then i = os.getenv('LUA_INIT') end \
+         if i and i ~= '' then \
+         if i:sub(1, 1) == '@' then dofile(i:sub(2)) else assert(load(i, '=LUA_INIT'))() end end",
+    );
+    init
 }
 
 /// Puts the `bioxen` Lua module in the rocks tree that local VMs' `LUA_PATH` holds,

@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use super::{Manager, Process, Session, WriterMsg, run_writer};
 use crate::error::{Error, Result};
 use crate::lock;
-use crate::vm::holder::Held;
+use crate::vm::holder::{Found, Held};
 use crate::vm::ssh::{self, ChannelEnd, Connection, PtyReader, PtyWriter, SshError, SshTarget};
 use crate::vm::{Control, VmKind, VmSpec, VmState, signal_number};
 use crate::xapi::lifecycle::{self, CreateSpec};
@@ -114,6 +114,15 @@ impl Control for RemoteControl {
     fn kill(&self) {
         self.terminate();
     }
+
+    fn detach(&self) -> bool {
+        if self.held.is_none() {
+            return false;
+        }
+        let conn = self.conn.clone();
+        tokio::spawn(async move { conn.control().disconnect().await });
+        true
+    }
 }
 
 /// Connects a remote session and starts its supervisor. Returns once the interpreter
@@ -122,21 +131,30 @@ pub(super) async fn start(manager: &Manager, session: &Arc<Session>) -> Result<(
     let (target, conn) = connect_link(manager, session).await?;
     let events = manager.inner.events.clone();
     let held = if target.hold {
-        let found = Held::find(&conn, &session.id()).await;
+        // A pool VM kept with its session closed may hold that session's interpreter.
+        let resume = lock(&session.remote)
+            .as_ref()
+            .is_some_and(|r| r.pool_vm.is_some());
+        let found = Held::find(&conn, &session.id(), resume).await;
         session.notice(
-            &match found {
-                Some(_) => format!(
-                    "the interpreter runs under dtach on {}: it lives on if the link drops",
+            &match &found {
+                Some(Found::New(_)) => format!(
+                    "the interpreter runs under dtach on {}: it lives on if the link drops \
+                     or the session is closed with its VM kept",
+                    target.host
+                ),
+                Some(Found::Resumed(_)) => format!(
+                    "attached to the interpreter dtach kept on {}: its state is as it was left",
                     target.host
                 ),
                 None => format!(
-                    "no dtach on {}: a dropped link will lose the interpreter's state",
+                    "no dtach on {}: a dropped link or a closed session loses the interpreter's state",
                     target.host
                 ),
             },
             &events,
         );
-        found
+        found.map(|f| f.held().clone())
     } else {
         None
     };
@@ -147,7 +165,7 @@ pub(super) async fn start(manager: &Manager, session: &Arc<Session>) -> Result<(
     let pty = conn
         .open_pty(
             size,
-            &ssh::rocks_env(),
+            &ssh::interactive_env(&target.command),
             &pty_command(&target, held.as_ref()),
         )
         .await
@@ -397,7 +415,10 @@ async fn supervise(
         };
         let size = lock(&session.screen).size();
         let command = pty_command(&target, held.as_ref());
-        match conn.open_pty(size, &ssh::rocks_env(), &command).await {
+        match conn
+            .open_pty(size, &ssh::interactive_env(&target.command), &command)
+            .await
+        {
             Ok((r, w)) => {
                 install(&manager, &session, &conn, w);
                 let what = match &held {

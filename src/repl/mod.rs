@@ -338,7 +338,9 @@ impl Repl {
             ("_PROMPT2", ">> ")
         };
         match self.lua.globals().get::<Value>(var) {
-            Ok(Value::String(s)) => s.to_string_lossy(),
+            // readline's `\1`..`\2` around what takes no room (a `_PROMPT` set for
+            // `lua.c`'s prompt marks): this REPL marks its prompts itself.
+            Ok(Value::String(s)) => without_invisible(&s.to_string_lossy()),
             Ok(v @ (Value::Integer(_) | Value::Number(_))) => v.to_string().unwrap_or_default(),
             _ => default.to_string(),
         }
@@ -365,6 +367,21 @@ enum ReadOutcome {
     Chunk(String, Result<Function, String>),
     Cancelled,
     Eof,
+}
+
+/// A prompt without readline's invisible spans (`\1`..`\2`).
+fn without_invisible(prompt: &str) -> String {
+    let mut out = String::with_capacity(prompt.len());
+    let mut hidden = false;
+    for c in prompt.chars() {
+        match c {
+            '\u{1}' => hidden = true,
+            '\u{2}' => hidden = false,
+            c if !hidden => out.push(c),
+            _ => {}
+        }
+    }
+    out
 }
 
 fn print_error(msg: &str) {

@@ -148,8 +148,13 @@ impl Call {
                 Err(e) => Done::Failed(format!("{id}: cannot log output: {e}")),
             },
             Call::Release { id } => match server.release(&id).await {
+                Ok(crate::protocol::VmState::Running) => Done::Info(format!(
+                    "{id}: session closed; its interpreter goes on under dtach on the VM \
+                     (Enter attaches to it again)"
+                )),
                 Ok(state) => Done::Info(format!(
-                    "{id}: session closed ({}); the VM keeps running, detached (Enter attaches)",
+                    "{id}: session closed ({}); the VM keeps running, detached (Enter starts \
+                     a new interpreter on it)",
                     state.label()
                 )),
                 Err(e) => Done::Failed(format!("{id}: {e}")),

@@ -105,7 +105,10 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     } else {
         Style::new().fg(Color::DarkGray)
     };
-    let mut title = format!(" VMs ({}) ", app.rows.len());
+    let mut title = match app.detached_pool_vms().len() {
+        0 => format!(" VMs ({}) ", app.rows.len()),
+        detached => format!(" VMs ({} + {detached} detached) ", app.rows.len()),
+    };
     if !app.filter.is_empty() || app.filter_editing {
         title = format!(
             " VMs /{}{} ",

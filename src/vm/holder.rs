@@ -28,38 +28,94 @@ const DTACH_EOF: &[u8] = b"[EOF - dtach terminating]";
 /// The start of the interpreter's exit status, as the held shell writes it.
 const EXIT_MARK: &[u8] = b"\x1b]777;bioxen-exit;";
 
+/// What [`Held::find`] found on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// A new interpreter will start under this name.
+    New(Held),
+    /// An interpreter already held under this name goes on.
+    Resumed(Held),
+}
+
+impl Found {
+    pub fn held(&self) -> &Held {
+        match self {
+            Found::New(h) | Found::Resumed(h) => h,
+        }
+    }
+}
+
+/// `vm` as a word for a file name: letters, digits and dashes, at most 40.
+fn safe_word(vm: &str) -> String {
+    vm.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(40)
+        .collect()
+}
+
 /// An interpreter held by dtach on the remote host, under a name of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held {
     pub name: String,
+    /// How dtach asks the interpreter to redraw when bioxen attaches: SIGWINCH for an
+    /// interpreter bioxen started (its screen is known), Ctrl-L for one taken up
+    /// again, whose prompt must be drawn anew to be seen.
+    pub redraw: &'static str,
 }
 
 impl Held {
     /// A holder for VM `vm` when the host behind `conn` has dtach; `None` when it has
-    /// not (or cannot say).
-    pub async fn find(conn: &Connection, vm: &str) -> Option<Held> {
+    /// not (or cannot say). With `resume`, an interpreter held there already for a VM
+    /// of that name (a session closed with its VM kept) is the one attached to.
+    pub async fn find(conn: &Connection, vm: &str, resume: bool) -> Option<Found> {
         let out = conn
             .exec(&["sh", "-c", "command -v dtach"], b"")
             .await
             .ok()?;
-        (out.status == Some(0)).then(|| Held::named(vm))
+        if out.status != Some(0) {
+            return None;
+        }
+        if resume && let Some(held) = Held::running(conn, vm).await {
+            return Some(Found::Resumed(held));
+        }
+        Some(Found::New(Held::named(vm)))
+    }
+
+    /// The newest interpreter dtach holds on the host for `vm`, if one still answers:
+    /// `dtach -p` with nothing to push connects and leaves, and fails on a socket
+    /// whose dtach has gone.
+    async fn running(conn: &Connection, vm: &str) -> Option<Held> {
+        let script = r#"cd "${TMPDIR:-/tmp}" 2>/dev/null || exit 1
+for s in $(ls -t -- "$1"-????????.sock 2>/dev/null); do
+  [ -S "$s" ] && dtach -p "$s" </dev/null >/dev/null 2>&1 && { printf %s "${s%.sock}"; exit 0; }
+done
+exit 1"#;
+        let prefix = format!("bioxen-{}", safe_word(vm));
+        let out = conn
+            .exec(&["sh", "-c", script, "sh", &prefix], b"")
+            .await
+            .ok()?;
+        let name = String::from_utf8(out.stdout).ok()?;
+        let valid = out.status == Some(0)
+            && name.starts_with(&prefix)
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        valid.then_some(Held {
+            name,
+            redraw: "ctrl_l",
+        })
     }
 
     /// A session named after the VM and made unique, so a VM of the same name from
     /// another bioxen on the host gets its own.
     pub fn named(vm: &str) -> Held {
-        let vm: String = vm
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .take(40)
-            .collect();
         let nonce = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0)
             ^ u64::from(std::process::id());
         Held {
-            name: format!("bioxen-{vm}-{:x}", nonce & 0xffff_ffff),
+            name: format!("bioxen-{}-{:08x}", safe_word(vm), nonce & 0xffff_ffff),
+            redraw: "winch",
         }
     }
 
@@ -74,8 +130,9 @@ impl Held {
             "trap : INT QUIT\n{command}\ncode=$?; printf '\\033]777;bioxen-exit;%s\\007' \"$code\"; exit \"$code\""
         );
         format!(
-            "dtach -A \"${{TMPDIR:-/tmp}}/{}.sock\" -E -z -r winch sh -c {}",
+            "dtach -A \"${{TMPDIR:-/tmp}}/{}.sock\" -E -z -r {} sh -c {}",
             self.name,
+            self.redraw,
             shell_words::quote(&inner)
         )
     }
@@ -156,6 +213,7 @@ mod tests {
     fn the_command_is_quoted_once_for_the_holder() {
         let held = Held {
             name: "bioxen-a-1".into(),
+            redraw: "winch",
         };
         let cmd = held.command("X='a b' lua5.4 -i");
         assert!(

@@ -299,6 +299,11 @@ pub trait Control: Send + Sync + 'static {
     fn terminate(&self);
     /// End it now (SIGKILL to the process group).
     fn kill(&self);
+    /// Close bioxen's link and leave the interpreter running where it is held, to be
+    /// attached to again; false (and nothing done) when nothing holds it.
+    fn detach(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

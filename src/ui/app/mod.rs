@@ -1086,7 +1086,7 @@ impl App {
         self.rows
             .iter()
             .zip(base)
-            .filter(|(row, _)| row.state.is_alive() && row.pid.is_some())
+            .filter(|(row, _)| row.state == VmState::Running)
             .map(|(_, b)| {
                 let next = super::format::uptime_changes_at(b.uptime_secs + elapsed);
                 received + Duration::from_secs(next - b.uptime_secs)
@@ -1105,7 +1105,7 @@ impl App {
         }
         let elapsed = self.received.1.elapsed().as_secs();
         for (row, base) in self.rows.iter_mut().zip(&self.received.0) {
-            if row.state.is_alive() && row.pid.is_some() {
+            if row.state == VmState::Running {
                 row.uptime_secs = base.uptime_secs + elapsed;
             }
         }
