@@ -620,12 +620,56 @@ impl Escapes {
         }
         if grid.origin {
             let (row, col) = vt.cursor_position();
-            place(&mut out, true, row, col);
+            // Setting origin mode homes the cursor, so it is placed after; a cursor
+            // waiting past the last column is put back in that state by writing the
+            // last cell again, which no placing can express.
+            let waiting = (col >= cols)
+                .then(|| vt.cell(row, cols - 1))
+                .flatten()
+                .filter(|c| c.has_contents() && !c.is_wide_continuation());
+            match waiting {
+                Some(cell) => {
+                    place(&mut out, true, row, cols - 1);
+                    out.push_str(&super::screen::sgr_of(cell));
+                    out.push_str(cell.contents());
+                }
+                None => place(&mut out, true, row, col),
+            }
         } else {
             // vt100's own placing keeps a cursor waiting past the last column there.
             out.push_str("\x1b[?6l");
             out.push_str(&vt.cursor_state_formatted());
         }
+        out.push_str(&vt.attributes_formatted());
+        out
+    }
+
+    /// Sequences that set the saved cursor (DECSC) of the normal screen to what the
+    /// program saved, clamped to `vt`'s size, or home where nothing was saved; then
+    /// put `vt`'s cursor and pen back. vt100 moves a saved cursor when it resizes, by
+    /// the rows it pulls in from a scrollback only it counts, which a screen made from
+    /// a snapshot counts differently: after a reflow the saved cursor is set again
+    /// from what was saved, so every screen of a session agrees on it.
+    pub fn saved_cursor_formatted(&self, vt: &vt100::Screen) -> String {
+        let mut out = String::new();
+        let grid = &self.grids[0];
+        let cols = vt.size().1.get();
+        match &grid.saved {
+            Some(saved) => {
+                out.push_str(if saved.origin { "\x1b[?6h" } else { "\x1b[?6l" });
+                let _ = write!(
+                    out,
+                    "\x1b[{};{}H",
+                    saved.row + 1,
+                    saved.col.min(cols - 1) + 1
+                );
+                out.push_str(&saved.attrs);
+            }
+            None => out.push_str("\x1b[?6l\x1b[H\x1b[m"),
+        }
+        out.push_str("\x1b7");
+        out.push_str(if grid.origin { "\x1b[?6h" } else { "\x1b[?6l" });
+        out.push_str(&vt.cursor_state_formatted());
         out.push_str(&vt.attributes_formatted());
         out
     }

@@ -392,6 +392,11 @@ impl Screen {
     /// laid out again at the new width, in the history as on the screen, as tmux does:
     /// a window made narrow and then wide again shows the text it showed. A full-screen
     /// program's screen is only cut or padded: the program redraws it.
+    ///
+    /// Not yet laid out again: the normal screen behind a full-screen program. vt100
+    /// resizes it alone, pulling in blank rows for a scrollback only it counts, so a
+    /// mirror made before such a resize may differ from the session's screen by blank
+    /// rows until the next reflow.
     pub fn resize(&mut self, size: Size) {
         let (rows, cols) = non_zero(size);
         let (cur_rows, cur_cols) = self.parser.screen().size();
@@ -538,6 +543,8 @@ impl Screen {
         };
         self.parser.process(place.as_bytes());
         self.parser.process(pen.as_bytes());
+        let saved = self.escapes.saved_cursor_formatted(self.parser.screen());
+        self.parser.process(saved.as_bytes());
     }
 
     pub fn size(&self) -> Size {
@@ -696,6 +703,7 @@ impl Screen {
         let vt = self.parser.screen();
         Snapshot {
             history: self.parser.callbacks().history.joined(),
+            history_rows: self.parser.callbacks().history.len() as u32,
             history_wrapped: self
                 .history_wrapped()
                 .iter()
@@ -730,6 +738,7 @@ impl Screen {
             rows: size.rows,
             cols: size.cols,
             history: String::new(),
+            history_rows: 0,
             history_wrapped: Vec::new(),
             primary: None,
             state,
@@ -747,9 +756,13 @@ impl Screen {
         let mut screen = Screen::new(Size::new(snapshot.rows, snapshot.cols), scrollback)
             .with_byte_limit(scrollback_bytes);
         let callbacks = screen.parser.callbacks_mut();
-        if !snapshot.history.is_empty() {
+        if snapshot.history_rows > 0 {
             let mut wrapped = snapshot.history_wrapped.iter().copied().peekable();
-            for (i, row) in snapshot.history.split('\n').enumerate() {
+            let rows = snapshot
+                .history
+                .split('\n')
+                .take(snapshot.history_rows as usize);
+            for (i, row) in rows.enumerate() {
                 let w = wrapped.next_if_eq(&(i as u32)).is_some();
                 callbacks.remember(row, w);
             }
@@ -856,6 +869,10 @@ pub struct Snapshot {
     /// (a row never holds a newline). One string rather than a list: a list of 10,000
     /// strings costs ten times its text to build and to take apart.
     pub history: String,
+    /// How many rows `history` holds: one blank row and none are both "", so the
+    /// count, not the text, says which.
+    #[serde(default)]
+    pub history_rows: u32,
     /// Which history rows soft-wrap onto the next (their line went on past the right
     /// margin), by index: a mirror re-lays lines on a resize as the server does.
     #[serde(default)]
@@ -920,7 +937,7 @@ fn row_text(vt: &vt100::Screen, r: u16, wrapped: bool) -> String {
 }
 
 /// The SGR sequence that sets a cell's attributes from nothing.
-fn sgr_of(cell: &vt100::Cell) -> String {
+pub(super) fn sgr_of(cell: &vt100::Cell) -> String {
     let mut sgr = String::from("\x1b[0");
     for (on, code) in [
         (cell.bold(), "1"),
@@ -1125,6 +1142,107 @@ mod tests {
             prop_assert_eq!(s.vt().cursor_position(), cursor);
         }
 
+    }
+
+    /// What a session's screen goes through after a mirror is made of it: output and
+    /// resizes, in the order the server sends them to the mirror.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Output(String),
+        Resize(u16, u16),
+    }
+
+    fn steps() -> impl Strategy<Value = Vec<Step>> {
+        let step = prop_oneof![
+            3 => proptest::collection::vec("[!-~][ -~]{0,120}|", 0..20)
+                .prop_map(|ls| Step::Output(ls.iter().map(|l| format!("{l}\r\n")).collect())),
+            1 => "[!-~]{0,90}".prop_map(Step::Output),
+            // Every kind of output but a full-screen program's: resized under one, the
+            // normal screen behind it is resized by vt100 alone (see the note on
+            // `resize`).
+            2 => (0usize..14)
+                .prop_filter("not full-screen", |c| *c != 12)
+                .prop_flat_map(class_output)
+                .prop_map(Step::Output),
+            2 => (2u16..30, 2u16..100).prop_map(|(r, c)| Step::Resize(r, c)),
+        ];
+        proptest::collection::vec(step, 0..12)
+    }
+
+    /// Output of one kind besides plain lines: colours, stray CRs, tabs, character
+    /// sets, insert mode, autowrap off, tab stops, resets, scroll regions with origin
+    /// mode, saved cursors (12 is a full-screen program entered).
+    fn class_output(class: usize) -> BoxedStrategy<String> {
+        let plain = "[ -~]{0,100}".prop_map(|s| format!("{s}\r\n")).boxed();
+        let special: BoxedStrategy<String> = match class {
+            0 => "[a-z]{0,10}"
+                .prop_map(|s| format!("\x1b[31m{s}\x1b[m\r\n"))
+                .boxed(),
+            1 => "[a-z]{0,10}".prop_map(|s| format!("{s}\r{s}\r\n")).boxed(),
+            2 => "[a-z\t]{0,30}".prop_map(|s| format!("> {s}\r\n")).boxed(),
+            3 => "[a-z]{0,10}".prop_map(|s| format!("{s}\n")).boxed(),
+            4 => "[_-~]{0,10}".prop_map(|s| format!("\x1b(0{s}\r\n")).boxed(),
+            5 => "[a-z]{0,10}"
+                .prop_map(|s| format!("\x1b(B{s}\x1b)0\x0e{s}\r\n"))
+                .boxed(),
+            6 => "[a-z]{0,10}"
+                .prop_map(|s| format!("\x0f{s}\x1b[4h{s}\r\n"))
+                .boxed(),
+            7 => "[a-z]{0,100}"
+                .prop_map(|s| format!("\x1b[4l\x1b[?7l{s}\r\n"))
+                .boxed(),
+            8 => "[a-z]{0,10}"
+                .prop_map(|s| format!("\x1b[?7h\x1b[3g{s}\x1bH\t{s}\r\n"))
+                .boxed(),
+            9 => Just("\x1b#8\x1b[?3l\x1bc".to_string()).boxed(),
+            10 => "[a-z]{0,10}"
+                .prop_map(|s| format!("\x1b[2;4r\x1b[?6h\x1b[2;1H{s}\r\n{s}"))
+                .boxed(),
+            11 => "[a-z]{0,10}"
+                .prop_map(|s| format!("\x1b[?6l\x1b[r{s}\x1b[3;2H"))
+                .boxed(),
+            12 => "[a-z]{0,10}"
+                .prop_map(|s| format!("\x1b[?1049h\x1b[1;3r\x1b[3;1H{s}\n{s}\n"))
+                .boxed(),
+            _ => Just("\x1b[?1049l\x1b7\x1b[?6h\x1b8".to_string()).boxed(),
+        };
+        proptest::collection::vec(prop_oneof![3 => plain, 1 => special], 0..30)
+            .prop_map(|v| v.concat())
+            .boxed()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// A mirror made at any point and resized with its session, as a dashboard's
+        /// is, holds what the session's screen holds: the same lines, wrapped the same,
+        /// the cursor in the same place.
+        #[test]
+        fn a_mirror_resized_with_its_session_stays_equal(
+            before in steps(),
+            after in steps(),
+            rows in 2u16..30,
+            cols in 2u16..100,
+        ) {
+            let mut s = Screen::new(Size::new(rows, cols), 10_000);
+            let apply = |screen: &mut Screen, step: &Step| match step {
+                Step::Output(text) => {
+                    screen.feed(text.as_bytes());
+                }
+                Step::Resize(r, c) => screen.resize(Size::new(*r, *c)),
+            };
+            for step in &before {
+                apply(&mut s, step);
+            }
+            let mut m = Screen::from_snapshot(&s.snapshot(), 10_000, DEFAULT_SCROLLBACK_BYTES);
+            for step in &after {
+                apply(&mut s, step);
+                apply(&mut m, step);
+                prop_assert_eq!(logical_text(&m), logical_text(&s), "after {:?}", step);
+                prop_assert_eq!(m.vt().cursor_position(), s.vt().cursor_position());
+                prop_assert_eq!(m.history_wrapped(), s.history_wrapped());
+            }
+        }
     }
 
     proptest! {
