@@ -746,3 +746,38 @@ async fn still_answers(client: &Client, id: &str) {
         .unwrap();
     assert_eq!(r.output.trim(), "42");
 }
+
+/// A session this client only glances at (a grid tile not focused) stays glanced at
+/// when it is renamed: its screens keep coming, never its bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_glanced_session_is_still_only_glanced_at() {
+    use bioxen::client::Update;
+    use bioxen::protocol::{Event, Request};
+    let (_dir, _socket, client, _stop, id) = server_with_vm("glance", "tile").await;
+    let mut updates = client.updates();
+    client.subscribe().await.unwrap();
+    client.notify(Request::Glance { id: id.clone() });
+    client.rename(&id, "renamed").await.unwrap();
+    client
+        .execute_string("renamed", "for i = 1, 3000 do print('line', i) end", WAIT)
+        .await
+        .unwrap();
+    let mut bytes_sent = 0usize;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let saw_the_end = loop {
+        let Ok(Some(update)) = tokio::time::timeout_at(deadline, updates.recv()).await else {
+            break false;
+        };
+        match update {
+            Update::Output { id, bytes } if id == "renamed" => bytes_sent += bytes.len(),
+            Update::Event(Event::Screen { id, snapshot })
+                if id == "renamed" && snapshot.state.contains("3000") =>
+            {
+                break true;
+            }
+            _ => {}
+        }
+    };
+    assert!(saw_the_end, "no glance showed the end of the output");
+    assert_eq!(bytes_sent, 0, "the renamed tile was sent its bytes");
+}

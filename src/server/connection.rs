@@ -40,8 +40,32 @@ enum Out {
 
 type Queue = mpsc::Sender<Out>;
 
-/// Sessions this client watches, with the task forwarding each one's output.
-type Watches = Arc<Mutex<HashMap<String, AbortHandle>>>;
+/// Sessions this client watches, with the task sending each one and what it sends.
+type Watches = Arc<Mutex<HashMap<String, (AbortHandle, Sending)>>>;
+
+/// What a watch sends of its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sending {
+    /// Every byte (`Watch`).
+    Bytes,
+    /// Its screen, at most every [`protocol::GLANCE_EVERY`] (`Glance`).
+    Glances,
+}
+
+impl Sending {
+    /// The task that sends session `id` to `out` this way.
+    fn task(
+        self,
+        manager: Manager,
+        id: String,
+        out: Queue,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        match self {
+            Sending::Bytes => Box::pin(forward(manager, id, out)),
+            Sending::Glances => Box::pin(glance(manager, id, out)),
+        }
+    }
+}
 
 pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
     let Some(client) = handshake(&mut stream).await? else {
@@ -98,13 +122,9 @@ pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
                 }
                 Response::Done
             }
-            Request::Watch { id } => {
-                let task = forward(hub.manager.clone(), id.clone(), out.clone());
-                start_watch(&hub.manager, &watches, id, task)
-            }
+            Request::Watch { id } => start_watch(&hub.manager, &watches, id, Sending::Bytes, &out),
             Request::Glance { id } => {
-                let task = glance(hub.manager.clone(), id.clone(), out.clone());
-                start_watch(&hub.manager, &watches, id, task)
+                start_watch(&hub.manager, &watches, id, Sending::Glances, &out)
             }
             Request::Attach { id } => match attached.contains(&id) {
                 true => Response::Done,
@@ -123,7 +143,7 @@ pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
                 Response::Done
             }
             Request::Unwatch { id } => {
-                if let Some(task) = lock(&watches).remove(&id) {
+                if let Some((task, _)) = lock(&watches).remove(&id) {
                     task.abort();
                 }
                 Response::Done
@@ -159,7 +179,7 @@ pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
             break Ok(());
         }
     };
-    for (_, task) in lock(&watches).drain() {
+    for (_, (task, _)) in lock(&watches).drain() {
         task.abort();
     }
     // Nobody is left to hear their answers.
@@ -333,22 +353,20 @@ fn is_slow(request: &Request) -> bool {
     )
 }
 
-/// Sends a watched session's screen, then its output and size changes as they happen.
-/// Falling behind (the client reads slower than the session prints) loses nothing the
-/// client can see: it is sent the screen afresh.
 /// Starts sending this client a session (`task`: its bytes, or glances), in place of
 /// whatever was sent of it before.
 fn start_watch(
     manager: &Manager,
     watches: &Watches,
     id: String,
-    task: impl std::future::Future<Output = ()> + Send + 'static,
+    sending: Sending,
+    out: &Queue,
 ) -> Response {
     if let Err(e) = manager.info(&id) {
         return Response::Failed(e.into());
     }
-    let task = tokio::spawn(task);
-    if let Some(old) = lock(watches).insert(id, task.abort_handle()) {
+    let task = tokio::spawn(sending.task(manager.clone(), id.clone(), out.clone()));
+    if let Some((old, _)) = lock(watches).insert(id, (task.abort_handle(), sending)) {
         old.abort();
     }
     Response::Done
@@ -376,6 +394,9 @@ async fn glance(manager: Manager, id: String, out: Queue) {
     }
 }
 
+/// Sends a watched session's screen, then its output and size changes as they happen.
+/// Falling behind (the client reads slower than the session prints) loses nothing the
+/// client can see: it is sent the screen afresh.
 async fn forward(manager: Manager, id: String, out: Queue) {
     let event = |e| Out::Msg(ServerMsg::Event(e));
     loop {
@@ -500,13 +521,14 @@ async fn run_pump(hub: Arc<Hub>, out: Queue, watches: Watches) {
                 Ok(ManagerEvent::Error(id, text)) => Event::Notice { id, text },
                 Ok(ManagerEvent::Alert(id, alert)) => Event::Alert { id, alert },
                 Ok(ManagerEvent::Renamed(old, new)) => {
-                    // A watched session's output goes on under its new name.
+                    // A watched session goes on under its new name, sent as before:
+                    // a glanced tile stays glanced, not flooded with its bytes.
                     let watched = lock(&watches).remove(&old);
-                    if let Some(task) = watched {
+                    if let Some((task, sending)) = watched {
                         task.abort();
                         let task =
-                            tokio::spawn(forward(manager.clone(), new.clone(), out.clone()));
-                        lock(&watches).insert(new.clone(), task.abort_handle());
+                            tokio::spawn(sending.task(manager.clone(), new.clone(), out.clone()));
+                        lock(&watches).insert(new.clone(), (task.abort_handle(), sending));
                     }
                     if send(Event::Renamed { old, new }).await.is_err() {
                         return;
