@@ -888,3 +888,38 @@ fn tabs_past_nine_are_reached_by_number() {
     assert!(app.overlay.is_none());
     assert!(effects.contains(&notify(Request::Attach { id: "v11".into() })));
 }
+
+/// The install view shows all of luarocks' output with its end, though the streamed
+/// lines come on another channel than the reply and may arrive after it; a line that
+/// arrives late is not shown twice.
+#[test]
+fn an_install_ends_with_all_its_output_shown_once() {
+    use bioxen::protocol::InstallOutcome;
+    use bioxen::ui::app::{InstallProgress, Overlay};
+    use bioxen::ui::effect::Done;
+    let (mut app, _) = dashboard(vec![vm("a", VmState::Running)]);
+    app.overlay = Some(Overlay::Progress(InstallProgress {
+        vm: "a".into(),
+        package: "inspect".into(),
+        output: "Installing inspect\n".into(),
+        done: None,
+    }));
+    let all = "Installing inspect\ninspect 3.1 is now installed\n";
+    app.update(Msg::Done(Done::InstallDone(Ok(InstallOutcome {
+        package: "inspect".into(),
+        success: true,
+        exit_code: Some(0),
+        output: all.into(),
+    }))));
+    app.update(Msg::Server(Update::Event(Event::InstallOutput {
+        vm: "a".into(),
+        bytes: b"inspect 3.1 is now installed\n".to_vec(),
+    })));
+    match &app.overlay {
+        Some(Overlay::Progress(p)) => {
+            assert_eq!(p.output, all);
+            assert!(p.done.as_ref().is_some_and(|(ok, _)| *ok));
+        }
+        other => panic!("{other:?}"),
+    }
+}

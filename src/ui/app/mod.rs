@@ -984,8 +984,10 @@ impl App {
                 self.dirty = true;
             }
             Event::InstallOutput { vm, bytes } => {
+                // Once done, the view holds the outcome's whole output already.
                 if let Some(Overlay::Progress(p)) = &mut self.overlay
                     && p.vm == vm
+                    && p.done.is_none()
                 {
                     p.output.push_str(&String::from_utf8_lossy(&bytes));
                     self.dirty = true;
@@ -1058,6 +1060,12 @@ impl App {
                     Err(e) => (false, e.clone()),
                 };
                 if let Some(Overlay::Progress(p)) = &mut self.overlay {
+                    // The outcome carries everything luarocks printed. The lines streamed
+                    // as events come through another channel than this reply and may
+                    // still be on their way: the view shows the whole output with its end.
+                    if let Ok(r) = &result {
+                        p.output = r.output.clone();
+                    }
                     p.done = Some((ok, summary.clone()));
                 }
                 self.set_message(summary, if ok { Level::Info } else { Level::Error });
