@@ -1,11 +1,15 @@
 //! bioxen: a terminal dashboard for running several interactive Lua VMs side by side.
 //!
-//! Data flows one way through the modules: [`vm`] backends produce bytes; the
-//! [`manager`], inside the [`server`], owns the sessions and parses their output into
-//! [`term`] screens; the server sends those screens and their output over the
+//! Data is meant to flow one way through the modules: [`vm`] backends produce bytes;
+//! the [`manager`], inside the [`server`], owns the sessions and parses their output
+//! into [`term`] screens; the server sends those screens and their output over the
 //! [`protocol`] to [`client`]s; and the [`ui`], one such client, mirrors the screens it
 //! shows, draws them and turns keys into calls. [`config`] feeds them all; [`repl`] is
 //! the embedded Lua interpreter that local VMs run by default.
+//!
+//! The modules do not all keep to that yet: [`protocol`] re-exports types defined in
+//! [`manager`], [`vm`], [`xapi`] and [`term`] rather than owning them, and the manager
+//! and `cli::ls` borrow the dashboard's text helpers.
 
 pub mod base64;
 pub mod cli;

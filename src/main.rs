@@ -1,4 +1,4 @@
-//! The `bioxen` command: the dashboard by default, plus `lua`, `run` and `ls`.
+//! The `bioxen` command: the dashboard by default, and the subcommands of [`Command`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
