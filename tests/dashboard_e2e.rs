@@ -650,7 +650,16 @@ impl Drop for FullDisk {
 /// neither blocks on the log nor spins on the hung-up terminal.
 #[test]
 fn a_full_log_disk_is_said_once_and_a_closed_terminal_still_ends_the_dashboard() {
-    let t = Tmux::start("fulllog", 200, 40, "true");
+    // The dashboard waits for its full disk and its configuration to be in place.
+    let t = Tmux::start(
+        "fulllog",
+        200,
+        40,
+        &format!(
+            "sh -c 'until [ -e ready ]; do sleep 0.05; done; exec {}'",
+            bioxen_exe().display()
+        ),
+    );
     let logs = t.path().join("logs");
     let disk = FullDisk::mount(logs.clone());
     std::fs::write(
@@ -658,8 +667,7 @@ fn a_full_log_disk_is_said_once_and_a_closed_terminal_still_ends_the_dashboard()
         format!("[ui]\nlog_dir = \"{}\"\n", logs.display()),
     )
     .unwrap();
-    t.kill_terminal();
-    t.restart(&bioxen_exe().display().to_string());
+    std::fs::write(t.path().join("ready"), "").unwrap();
     let s = t.wait_text("cannot be written");
     assert!(
         s.contains("bioxen.log") && s.contains("logging stopped"),
