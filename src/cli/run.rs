@@ -131,6 +131,7 @@ pub async fn run(config: &Config, args: RunArgs) -> Result<i32> {
             // A half-made pool VM is destroyed by the lifecycle; a failed session is
             // removed.
             let _ = manager.terminate_vm_session(&id).await;
+            manager.pool_jobs_done(Duration::from_secs(120)).await;
             return Err(e);
         }
         Ok(Some(code)) => Ok(code),
@@ -157,9 +158,15 @@ pub async fn run(config: &Config, args: RunArgs) -> Result<i32> {
     } else {
         true
     };
+    // A creation the run interrupted removes what it made in the background: the
+    // process must not end under it.
+    let settled = manager.pool_jobs_done(Duration::from_secs(120)).await;
+    if !settled {
+        eprintln!("bioxen run: the pool VM being made could not be removed in 2 minutes");
+    }
     match code {
         // The code's own failure says more than the cleanup's.
-        Ok(0) if !cleaned => Ok(1),
+        Ok(0) if !(cleaned && settled) => Ok(1),
         other => other,
     }
 }

@@ -262,6 +262,18 @@ struct Inner {
     /// Woken by any session's output: the process sampler, backed off while nothing
     /// happens, looks again soon.
     activity: Arc<Notify>,
+    /// Pool VM creations still running, a killed session's among them: each goes on
+    /// until it has finished or removed what it made.
+    pool_jobs: watch::Sender<usize>,
+}
+
+/// A pool VM creation in flight, counted for [`Manager::pool_jobs_done`].
+pub(crate) struct PoolJob(watch::Sender<usize>);
+
+impl Drop for PoolJob {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 /// The configured XCP-ng pool as bioxen follows it.
@@ -360,6 +372,7 @@ impl Manager {
                 next_name: AtomicU64::new(1),
                 pool: Mutex::new(None),
                 activity: Arc::new(Notify::new()),
+                pool_jobs: watch::channel(0).0,
             }),
         };
         tokio::spawn(sample_stats(Arc::downgrade(&manager.inner)));
@@ -695,6 +708,22 @@ impl Manager {
         };
         self.remove(id)?;
         Ok(state)
+    }
+
+    /// Waits, at most `within`, until no pool VM creation runs: one a kill stopped
+    /// goes on in the background until it has removed what it made, and a process
+    /// about to exit (`bioxen run`) must let it. Returns whether none is left.
+    pub async fn pool_jobs_done(&self, within: Duration) -> bool {
+        let mut jobs = self.inner.pool_jobs.subscribe();
+        tokio::time::timeout(within, jobs.wait_for(|n| *n == 0))
+            .await
+            .is_ok()
+    }
+
+    /// Counts a pool VM creation as running until the guard is dropped.
+    pub(crate) fn pool_job(&self) -> PoolJob {
+        self.inner.pool_jobs.send_modify(|n| *n += 1);
+        PoolJob(self.inner.pool_jobs.clone())
     }
 
     /// Ends every session; used when the dashboard quits or receives SIGTERM/SIGHUP.

@@ -571,7 +571,9 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshT
                 session.clone(),
                 events.clone(),
             );
+            let job = manager.pool_job();
             tokio::spawn(async move {
+                let _job = job;
                 let progress = |step: lifecycle::Step| s.notice(&format!("{step}…"), &ev);
                 let cancelled = || s.stop.is_raised();
                 let result =
@@ -584,7 +586,11 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshT
                 result
             })
         };
+        // The finished creation first: a VM made just before the kill is recorded
+        // (below) and destroyed with the session, rather than dropped and left on the
+        // pool. One the kill catches in time removes itself.
         let created = tokio::select! {
+            biased;
             joined = task => joined
                 .map_err(|e| Error::session(session.id(), format!("creating the VM: {e}")))?
                 .map_err(|source| {

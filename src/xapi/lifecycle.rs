@@ -135,7 +135,13 @@ pub async fn create_cancellable(
         progress(s);
         Ok(())
     };
-    match configure_and_start(client, &vm, spec, &step, cancelled).await {
+    // A cancel that comes during the last step finds a finished VM: it is removed
+    // like a half-made one, for nobody is left to take it.
+    let made = match configure_and_start(client, &vm, spec, &step, cancelled).await {
+        Ok(_) if cancelled() => Err((Step::WaitingForIp, XapiError::Cancelled)),
+        other => other,
+    };
+    match made {
         Ok(created) => Ok(created),
         Err((step, error)) => {
             tracing::warn!(
