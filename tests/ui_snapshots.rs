@@ -81,6 +81,32 @@ fn no_screens() -> HashMap<String, Screen> {
     HashMap::new()
 }
 
+/// The rows of text `app` draws in a `cols`x`rows` terminal, with no screens.
+fn drawn(app: &App, cols: u16, rows: u16) -> Vec<String> {
+    let mut terminal = Terminal::new(TestBackend::new(cols, rows)).unwrap();
+    terminal.draw(|f| draw(f, app, &no_screens())).unwrap();
+    let buf = terminal.backend().buffer();
+    (0..rows)
+        .map(|y| (0..cols).map(|x| buf[(x, y)].symbol()).collect())
+        .collect()
+}
+
+/// `experiment-00` .. `experiment-13`, running: more tabs than a 120-column bar holds.
+fn fourteen_experiments() -> Vec<VmInfo> {
+    (0..14)
+        .map(|i| {
+            info(
+                &format!("experiment-{i:02}"),
+                VmState::Running,
+                Some(5000 + i),
+                None,
+                None,
+                1,
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn empty_dashboard() {
     let t = render(&app(), &no_screens());
@@ -329,18 +355,7 @@ fn unknown_host_key_dialog_and_pool_kill_dialog() {
 #[test]
 fn the_tab_bar_scrolls_to_keep_the_focused_tab_visible() {
     let mut app = app();
-    app.rows = (0..14)
-        .map(|i| {
-            info(
-                &format!("experiment-{i:02}"),
-                VmState::Running,
-                Some(5000 + i),
-                None,
-                None,
-                1,
-            )
-        })
-        .collect();
+    app.rows = fourteen_experiments();
     app.pool = Some(bioxen::ui::app::PoolView {
         status: bioxen::xapi::PoolStatus::Connected,
         vms: 3,
@@ -548,21 +563,13 @@ fn a_long_failure_wraps_in_the_pane() {
 /// from UP before it cuts a name, and cuts in the middle, never to `protein-f`.
 #[test]
 fn long_names_grow_the_column_and_lose_their_middle() {
-    let rows = |app: &App, cols: u16| {
-        let mut terminal = Terminal::new(TestBackend::new(cols, 30)).unwrap();
-        terminal.draw(|f| draw(f, app, &no_screens())).unwrap();
-        let buf = terminal.backend().buffer().clone();
-        (0..30)
-            .map(|y| (0..cols).map(|x| buf[(x, y)].symbol()).collect::<String>())
-            .collect::<Vec<_>>()
-    };
     let mut app = app();
     app.rows = ["protein-folding-run-A", "protein-folding-run-B"]
         .iter()
         .map(|n| info(n, VmState::Running, Some(4100), Some(1.0), Some(1 << 20), 5))
         .collect();
     app.on_resize(140, 30);
-    let wide = rows(&app, 140);
+    let wide = drawn(&app, 140, 30);
     for name in ["protein-folding-run-A", "protein-folding-run-B"] {
         assert!(
             wide.iter().any(|l| l.contains(name)),
@@ -576,7 +583,7 @@ fn long_names_grow_the_column_and_lose_their_middle() {
         wide.join("\n")
     );
     app.on_resize(80, 30);
-    let narrow = rows(&app, 80);
+    let narrow = drawn(&app, 80, 30);
     let cut: Vec<&String> = narrow
         .iter()
         .filter(|l| l.contains("prot") && l.contains('…'))
@@ -615,11 +622,7 @@ fn a_failed_install_says_why_and_wraps_its_lines() {
         exit_code: Some(1),
         output: output.into(),
     }))));
-    let t = render(&app, &no_screens());
-    let buf = t.backend().buffer();
-    let screen: String = (0..40)
-        .map(|y| (0..120).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")
-        .collect();
+    let screen = drawn(&app, 120, 40).join("\n");
     assert!(
         screen.contains("the rocks server could not be reached"),
         "{screen}"
@@ -635,24 +638,11 @@ fn a_failed_install_says_why_and_wraps_its_lines() {
 #[test]
 fn hidden_tabs_with_marks_are_counted_in_the_marker() {
     let mut app = app();
-    app.rows = (0..14)
-        .map(|i| {
-            info(
-                &format!("experiment-{i:02}"),
-                VmState::Running,
-                Some(5000 + i),
-                None,
-                None,
-                1,
-            )
-        })
-        .collect();
+    app.rows = fourteen_experiments();
     app.current = Some("experiment-00".into());
     app.unseen.insert("experiment-12".into());
     app.marks.entry("experiment-13".into()).or_default().bell = true;
-    let t = render(&app, &no_screens());
-    let buf = t.backend().buffer();
-    let bar: String = (0..120).map(|x| buf[(x, 0)].symbol().to_string()).collect();
+    let bar = &drawn(&app, 120, 40)[0];
     assert!(bar.contains(" +2»"), "{bar:?}");
 }
 
@@ -671,12 +661,7 @@ fn the_help_says_how_to_close_and_scrolls_no_further_than_its_end() {
     let max = app.help_max_scroll();
     assert!(max > 0, "the help is longer than 20 rows");
     assert_eq!(app.overlay, Some(Overlay::Help { scroll: max }));
-    let mut terminal = Terminal::new(TestBackend::new(100, 20)).unwrap();
-    terminal.draw(|f| draw(f, &app, &no_screens())).unwrap();
-    let buf = terminal.backend().buffer();
-    let screen: String = (0..20)
-        .map(|y| (0..100).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")
-        .collect();
+    let screen = drawn(&app, 100, 20).join("\n");
     assert!(screen.contains("Esc closes"), "{screen}");
     assert!(
         screen.contains("[keys.prefix]"),
@@ -690,7 +675,7 @@ fn the_help_says_how_to_close_and_scrolls_no_further_than_its_end() {
 }
 
 /// Too narrow for the list beside the pane, LIST mode shows the list alone, and the
-/// VMs keep the pane's size; attaching shows the pane again.
+/// VMs keep the pane's size.
 #[test]
 fn a_narrow_terminal_shows_the_list_in_list_mode() {
     let mut app = app();
@@ -698,12 +683,7 @@ fn a_narrow_terminal_shows_the_list_in_list_mode() {
     app.on_resize(30, 8);
     app.refresh();
     let size = app.pane_size;
-    let mut terminal = Terminal::new(TestBackend::new(30, 8)).unwrap();
-    terminal.draw(|f| draw(f, &app, &no_screens())).unwrap();
-    let buf = terminal.backend().buffer();
-    let screen: String = (0..8)
-        .map(|y| (0..30).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")
-        .collect();
+    let screen = drawn(&app, 30, 8).join("\n");
     assert!(screen.contains("LIST"), "{screen}");
     assert!(
         screen.contains("starting") && screen.contains("busy"),
