@@ -1427,7 +1427,7 @@ fn marked_prompts(argv: &[String], env: &[(String, String)]) -> Vec<(String, Str
 }
 
 /// Whether `program` is a reference `lua` (not bioxen's, not luarocks or luajit).
-pub(crate) fn is_reference_lua(program: &str) -> bool {
+fn is_reference_lua(program: &str) -> bool {
     let name = Path::new(program)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -1440,7 +1440,7 @@ pub(crate) fn is_reference_lua(program: &str) -> bool {
 /// prompt's width); with `module`, `require "bioxen"` served from the module itself,
 /// for hosts it is not installed on; then the user's own init: the `LUA_INIT_5_4` or
 /// `LUA_INIT` kept in `BIOXEN_LUA_INIT`, else a `LUA_INIT` set on the command line.
-pub(crate) fn lua_init(module: bool) -> String {
+fn lua_init(module: bool) -> String {
     let mark = r"'\1\27]133;A\7\2'";
     let mut init = format!("_PROMPT = {mark} .. '> ' _PROMPT2 = {mark} .. '>> '");
     if module {

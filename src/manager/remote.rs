@@ -165,7 +165,7 @@ pub(super) async fn start(manager: &Manager, session: &Arc<Session>) -> Result<(
     let pty = conn
         .open_pty(
             size,
-            &ssh::interactive_env(&target.command),
+            &interactive_env(&target.command),
             &pty_command(&target, held.as_ref()),
         )
         .await
@@ -320,6 +320,25 @@ async fn connect_patiently(
     }
 }
 
+/// Assignments for an interactive interpreter on a remote host: the rocks paths, and
+/// for a reference `lua` its prompts marked (so the list says busy or idle) and
+/// `require "bioxen"` answered without the module installed there. The host user's
+/// own `LUA_INIT` still runs.
+fn interactive_env(command: &str) -> String {
+    let mut env = ssh::rocks_env();
+    let program = shell_words::split(command)
+        .ok()
+        .and_then(|words| words.into_iter().find(|w| !w.contains('=')))
+        .unwrap_or_default();
+    if super::is_reference_lua(&program) {
+        env.push_str(&format!(
+            "BIOXEN_LUA_INIT=\"${{LUA_INIT_5_4-${{LUA_INIT-}}}}\" LUA_INIT_5_4={} ",
+            shell_words::quote(&super::lua_init(true))
+        ));
+    }
+    env
+}
+
 /// Makes `writer` the session's input and the connection its control.
 fn install(manager: &Manager, session: &Arc<Session>, conn: &Connection, writer: PtyWriter) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<WriterMsg>();
@@ -416,7 +435,7 @@ async fn supervise(
         let size = lock(&session.screen).size();
         let command = pty_command(&target, held.as_ref());
         match conn
-            .open_pty(size, &ssh::interactive_env(&target.command), &command)
+            .open_pty(size, &interactive_env(&target.command), &command)
             .await
         {
             Ok((r, w)) => {

@@ -418,25 +418,6 @@ pub fn rocks_env() -> String {
     format!("LUA_PATH_5_4=\"{path}\" LUA_CPATH_5_4=\"{cpath}\" ")
 }
 
-/// Assignments for an interactive interpreter on a remote host: the rocks paths, and
-/// for a reference `lua` its prompts marked (so the list says busy or idle) and
-/// `require "bioxen"` answered without the module installed there. The host user's
-/// own `LUA_INIT` still runs.
-pub fn interactive_env(command: &str) -> String {
-    let mut env = rocks_env();
-    let program = shell_words::split(command)
-        .ok()
-        .and_then(|words| words.into_iter().find(|w| !w.contains('=')))
-        .unwrap_or_default();
-    if crate::manager::is_reference_lua(&program) {
-        env.push_str(&format!(
-            "BIOXEN_LUA_INIT=\"${{LUA_INIT_5_4-${{LUA_INIT-}}}}\" LUA_INIT_5_4={} ",
-            shell_words::quote(&crate::manager::lua_init(true))
-        ));
-    }
-    env
-}
-
 /// How an interactive channel ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChannelEnd {
