@@ -80,17 +80,23 @@ fn manager(dir: &Path, sim: &SimServer, port: u16, command: &str) -> Manager {
     Manager::new(mc)
 }
 
+/// A pool VM session named `name`, made with `options`, at its Lua prompt.
+async fn ready_pool_vm(m: &Manager, name: Option<&str>, options: VmOptions) -> String {
+    let id = m
+        .create_interactive_vm(name, VmKind::Xcpng, options)
+        .await
+        .unwrap();
+    m.wait_ready(&id, WAIT).await.unwrap();
+    id
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_vm_is_reached_over_ssh_at_its_own_address() {
     let dir = workdir("flow");
     let port = common::free_port();
     let sim = pool(&dir, port).await;
     let m = manager(&dir, &sim, port, "guest-only-lua -i");
-    let id = m
-        .create_interactive_vm(Some("far"), VmKind::Xcpng, VmOptions::default())
-        .await
-        .unwrap();
-    m.wait_ready(&id, WAIT).await.unwrap();
+    let id = ready_pool_vm(&m, Some("far"), VmOptions::default()).await;
     // Its own loopback address, and the host key it showed is the one learnt.
     let info = m.info(&id).unwrap();
     let remote = info.remote.clone().unwrap();
@@ -166,11 +172,7 @@ async fn a_kept_pool_vm_keeps_its_name() {
     let port = common::free_port();
     let sim = pool(&dir, port).await;
     let m = manager(&dir, &sim, port, "guest-only-lua -i");
-    let kept = m
-        .create_interactive_vm(None, VmKind::Xcpng, VmOptions::default())
-        .await
-        .unwrap();
-    m.wait_ready(&kept, WAIT).await.unwrap();
+    let kept = ready_pool_vm(&m, None, VmOptions::default()).await;
     m.release(&kept).await.unwrap();
     let pool = m.pool().unwrap();
     let known = pool
@@ -208,11 +210,7 @@ async fn a_closed_session_keeps_its_interpreter_for_the_next_attach() {
     let port = common::free_port();
     let sim = pool(&dir, port).await;
     let m = manager(&dir, &sim, port, "guest-only-lua -i");
-    let id = m
-        .create_interactive_vm(Some("keep"), VmKind::Xcpng, VmOptions::default())
-        .await
-        .unwrap();
-    m.wait_ready(&id, WAIT).await.unwrap();
+    let id = ready_pool_vm(&m, Some("keep"), VmOptions::default()).await;
     m.execute_string(&id, "kept_value = 6 * 7", WAIT)
         .await
         .unwrap();
@@ -225,22 +223,14 @@ async fn a_closed_session_keeps_its_interpreter_for_the_next_attach() {
         pool_vm: Some((reference.clone(), addr.ip().to_string())),
         ..VmOptions::default()
     };
-    let id = m
-        .create_interactive_vm(Some("keep"), VmKind::Xcpng, again())
-        .await
-        .unwrap();
-    m.wait_ready(&id, WAIT).await.unwrap();
+    let id = ready_pool_vm(&m, Some("keep"), again()).await;
     let r = m.execute_string(&id, "kept_value", WAIT).await.unwrap();
     assert_eq!(r.output, "42\n", "the state was kept");
 
     // Killed, the session takes its interpreter with it: the next one is new.
     m.kill(&id).await.unwrap();
     m.remove(&id).unwrap();
-    let id = m
-        .create_interactive_vm(Some("keep"), VmKind::Xcpng, again())
-        .await
-        .unwrap();
-    m.wait_ready(&id, WAIT).await.unwrap();
+    let id = ready_pool_vm(&m, Some("keep"), again()).await;
     let r = m.execute_string(&id, "kept_value", WAIT).await.unwrap();
     assert_eq!(r.output, "nil\n");
     m.terminate_vm_session(&id).await.unwrap();
