@@ -34,6 +34,21 @@ fn key(app: &mut App, code: KeyCode) -> Vec<Effect> {
     ))))
 }
 
+/// Types `text` one key at a time; returns every effect the keys had.
+fn type_keys(app: &mut App, text: &str) -> Vec<Effect> {
+    text.chars()
+        .flat_map(|c| key(app, KeyCode::Char(c)))
+        .collect()
+}
+
+/// A VM's alert, as the server sends it.
+fn alert(app: &mut App, id: &str, alert: bioxen::protocol::Alert) -> Vec<Effect> {
+    app.update(Msg::Server(Update::Event(Event::Alert {
+        id: id.into(),
+        alert,
+    })))
+}
+
 fn ctrl(app: &mut App, c: char) -> Vec<Effect> {
     app.update(Msg::Terminal(TermEvent::Key(KeyEvent::new(
         KeyCode::Char(c),
@@ -412,12 +427,6 @@ fn chosen_alerts_go_to_the_desktop_and_mark_unseen_vms() {
     use bioxen::protocol::Alert;
     let (mut app, _) = dashboard(vec![vm("a", VmState::Running), vm("b", VmState::Running)]);
     app.config.ui.notify = NotifySetting::Only(vec![AlertKind::Bell, AlertKind::Exit]);
-    let alert = |app: &mut App, id: &str, alert| {
-        app.update(Msg::Server(Update::Event(Event::Alert {
-            id: id.into(),
-            alert,
-        })))
-    };
     assert_eq!(
         alert(&mut app, "b", Alert::Bell),
         vec![Effect::Desktop("b: bell".into())]
@@ -549,9 +558,7 @@ fn the_chooser_lists_vms_and_grids_and_filters_as_you_type() {
         "opens on the tab shown"
     );
     assert_eq!(app.chooser_items("").len(), 4, "3 VMs and a grid");
-    for c in "exited".chars() {
-        key(&mut app, KeyCode::Char(c));
-    }
+    type_keys(&mut app, "exited");
     let items = app.chooser_items("exited");
     assert_eq!(items.len(), 1, "{items:?}");
     let effects = key(&mut app, KeyCode::Enter);
@@ -602,18 +609,14 @@ fn search_in_scrollback_finds_up_and_down_and_again() {
     assert_eq!(top_line(&app), "epoch 40: Loss 0.5", "n: further up");
     key(&mut app, KeyCode::Char('N'));
     assert_eq!(top_line(&app), "epoch 120: Loss 0.5", "N: back down");
-    for c in "/Loss".chars() {
-        key(&mut app, KeyCode::Char(c));
-    }
+    type_keys(&mut app, "/Loss");
     key(&mut app, KeyCode::Enter);
     assert_eq!(
         top_line(&app),
         "epoch 40: Loss 0.5",
         "down from 120 wraps to 40"
     );
-    for c in "/nowhere".chars() {
-        key(&mut app, KeyCode::Char(c));
-    }
+    type_keys(&mut app, "/nowhere");
     key(&mut app, KeyCode::Enter);
     assert!(app.search.as_ref().unwrap().missed);
     assert_eq!(top_line(&app), "epoch 40: Loss 0.5", "a miss stays put");
@@ -630,9 +633,7 @@ fn lines_selected_in_scrollback_are_copied_through_the_terminal() {
     }
     app.mirrors.insert("a".into(), screen);
     prefix(&mut app, KeyCode::Char('['));
-    for c in "?row 42".chars() {
-        key(&mut app, KeyCode::Char(c));
-    }
+    type_keys(&mut app, "?row 42");
     key(&mut app, KeyCode::Enter);
     key(&mut app, KeyCode::Char('v'));
     key(&mut app, KeyCode::Char('j'));
@@ -672,10 +673,7 @@ fn a_filter_that_hides_the_selection_shows_the_first_match() {
     key(&mut app, KeyCode::Down);
     assert_eq!(app.current.as_deref(), Some("lua-3"));
     key(&mut app, KeyCode::Char('/'));
-    let mut effects = Vec::new();
-    for c in "lua-1".chars() {
-        effects.extend(key(&mut app, KeyCode::Char(c)));
-    }
+    let mut effects = type_keys(&mut app, "lua-1");
     effects.extend(key(&mut app, KeyCode::Enter));
     assert_eq!(app.current.as_deref(), Some("lua-1"));
     assert!(
@@ -704,12 +702,9 @@ fn tiles_on_screen_get_no_alert_marks() {
     key(&mut app, KeyCode::Char(' '));
     key(&mut app, KeyCode::Char('g'));
     assert_eq!(app.grids[0].vms, vec!["a".to_string(), "b".to_string()]);
-    for alert in [Alert::Idle, Alert::Bell] {
+    for raised in [Alert::Idle, Alert::Bell] {
         for id in ["a", "b", "c"] {
-            app.update(Msg::Server(Update::Event(Event::Alert {
-                id: id.into(),
-                alert: alert.clone(),
-            })));
+            alert(&mut app, id, raised.clone());
         }
     }
     app.update(Msg::Server(Update::Event(Event::State {
@@ -722,10 +717,7 @@ fn tiles_on_screen_get_no_alert_marks() {
         app.marks
     );
     assert_eq!(app.marks["c"].flags(), "!✓", "c is not on the grid");
-    app.update(Msg::Server(Update::Event(Event::Alert {
-        id: "c".into(),
-        alert: Alert::Failed,
-    })));
+    alert(&mut app, "c", Alert::Failed);
     assert_eq!(app.marks["c"].flags(), "!✖", "an error replaces the check");
 }
 
@@ -785,9 +777,7 @@ fn a_refused_rename_keeps_the_dialog_and_its_text() {
         other => panic!("the dialog closed: {other:?}"),
     }
     ctrl(&mut app, 'u');
-    for c in "train".chars() {
-        key(&mut app, KeyCode::Char(c));
-    }
+    type_keys(&mut app, "train");
     let effects = key(&mut app, KeyCode::Enter);
     assert!(
         effects.contains(&Effect::Call(Call::Rename {
