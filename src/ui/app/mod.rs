@@ -494,10 +494,11 @@ impl App {
 
     /// How far the help scrolls: its last line at the bottom of its box, no further.
     pub fn help_max_scroll(&self) -> u16 {
+        let lines = self.help_lines();
         let shown = usize::from(self.area.height)
-            .min(self.help_lines() + 2)
+            .min(lines + 2)
             .saturating_sub(2);
-        self.help_lines().saturating_sub(shown) as u16
+        lines.saturating_sub(shown) as u16
     }
 
     /// Whether the pane shows a VM whose screen the server has not sent yet.
