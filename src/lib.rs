@@ -11,7 +11,8 @@
 //! [`manager`], [`vm`], [`xapi`] and [`term`] rather than owning them, and the manager
 //! and `cli::ls` borrow the dashboard's text helpers.
 
-pub mod base64;
+pub use bioxen_text::{base64, lua_literal, sanitize};
+
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -19,14 +20,12 @@ pub mod error;
 pub mod keymap;
 pub mod keyspec;
 pub mod log_sink;
-pub mod lua_literal;
 pub mod manager;
 pub mod private_fs;
 pub mod protocol;
 pub mod registry;
 pub mod repl;
 pub mod rocks;
-pub mod sanitize;
 pub mod secret;
 pub mod server;
 pub mod sim;

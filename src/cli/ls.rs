@@ -174,7 +174,7 @@ pub fn table(rows: &[Value]) -> String {
         let mem = r
             .get("rss_bytes")
             .and_then(Value::as_u64)
-            .map(crate::ui::format::bytes)
+            .map(bioxen_text::figures::bytes)
             .unwrap_or("-".into());
         out.push_str(&format!(
             "{:<16} {:<6} {:<16} {:>8} {:>6} {:>9}  {}\n",

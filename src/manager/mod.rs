@@ -1016,7 +1016,7 @@ impl Session {
             .ok_or_else(|| Error::session(self.id(), "has no process"))?;
         let queued = self.queued_input.load(Ordering::Relaxed);
         if queued + input.len() > INPUT_LIMIT {
-            let size = crate::ui::format::bytes;
+            let size = bioxen_text::figures::bytes;
             let why = if queued == 0 {
                 format!(
                     "cannot take {} of input at once (the limit is {}); input dropped",
@@ -1333,7 +1333,8 @@ impl Session {
     /// replaced.
     fn progress(&self, text: &str, events: &broadcast::Sender<Event>) {
         let cols = lock(&self.screen).size().cols as usize;
-        let text = crate::ui::draw::truncate(&format!("[bioxen] {text}"), cols.saturating_sub(1));
+        let text =
+            bioxen_text::columns::truncate(&format!("[bioxen] {text}"), cols.saturating_sub(1));
         let line = format!("\r\x1b[0;2m{text}\x1b[0m\x1b[K");
         self.on_output(line.as_bytes(), events);
     }
@@ -1355,7 +1356,7 @@ impl Session {
                     format!(
                         "does not read its input ({} waiting): answers to its terminal \
                          queries are dropped until it does",
-                        crate::ui::format::bytes(queued as u64)
+                        bioxen_text::figures::bytes(queued as u64)
                     ),
                 ));
             }

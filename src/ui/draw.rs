@@ -14,6 +14,7 @@ use super::{dialogs, grid_pane, list_pane, terminal_pane};
 use crate::keymap::{Action, Mode};
 use crate::protocol::{PoolStatus, VmState};
 use crate::term::Screen;
+use bioxen_text::columns::truncate;
 
 /// Where drawing gets a session's screen from: the dashboard's mirrors, or recorded
 /// screens in tests. Drawing only reads them.
@@ -453,77 +454,10 @@ fn hints(app: &App) -> String {
     parts.into_iter().flatten().collect::<Vec<_>>().join("  ")
 }
 
-/// `text` in lines of at most `width` columns, broken at spaces where it can be (a
-/// word longer than a line is cut).
-pub fn wrap(text: &str, width: usize) -> Vec<String> {
-    use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
-    let width = width.max(1);
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for mut word in text.split(' ').filter(|w| !w.is_empty()) {
-        loop {
-            let room = width.saturating_sub(line.width() + usize::from(!line.is_empty()));
-            if word.width() <= room {
-                if !line.is_empty() {
-                    line.push(' ');
-                }
-                line.push_str(word);
-                break;
-            }
-            if !line.is_empty() {
-                lines.push(std::mem::take(&mut line));
-                continue;
-            }
-            // Too long for any line: cut it, after one character at least (a wide
-            // character in a one-column line would otherwise never be taken).
-            let mut used = 0;
-            let cut = word
-                .char_indices()
-                .find_map(|(i, c)| {
-                    used += c.width().unwrap_or(0);
-                    (used > width && i > 0).then_some(i)
-                })
-                .unwrap_or(word.len());
-            lines.push(word[..cut].to_string());
-            word = &word[cut..];
-        }
-    }
-    if !line.is_empty() || lines.is_empty() {
-        lines.push(line);
-    }
-    lines
-}
-
-pub fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_string()
-    } else if max == 0 {
-        String::new()
-    } else {
-        let mut s: String = text.chars().take(max - 1).collect();
-        s.push('…');
-        s
-    }
-}
-
 /// `1 VM`, `3 VMs`.
 pub fn plural(n: usize, one: &str, many: &str) -> String {
     match n {
         1 => format!("1 {one}"),
         n => format!("{n} {many}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::wrap;
-
-    #[test]
-    fn wrap_breaks_at_spaces_and_cuts_long_words() {
-        assert_eq!(wrap("check the port now", 10), ["check the", "port now"]);
-        assert_eq!(wrap("abcdefgh ij", 3), ["abc", "def", "gh", "ij"]);
-        assert_eq!(wrap("", 5), [""]);
-        // A character wider than the line still gets a line of its own.
-        assert_eq!(wrap("漢字", 1), ["漢", "字"]);
     }
 }

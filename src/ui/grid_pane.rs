@@ -8,9 +8,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::app::App;
-use super::draw::{Screens, state_color, truncate};
+use super::draw::{Screens, state_color};
 use super::grid::{Grid, Tile};
 use super::terminal_pane::render_cells;
+use bioxen_text::columns::truncate;
 
 pub fn draw(frame: &mut Frame, app: &App, grid: &Grid, screens: &dyn Screens, area: Rect) {
     let (page, pages) = grid.page(area);

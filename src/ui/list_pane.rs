@@ -76,7 +76,10 @@ fn name_cell<'a>(row: &ListRow, app: &App, width: usize) -> Cell<'a> {
     let room = width
         .saturating_sub(flags.width())
         .saturating_sub(usize::from(marked) * 2);
-    let text = format!("{}{flags}", format::middle_ellipsis(&name, room));
+    let text = format!(
+        "{}{flags}",
+        bioxen_text::columns::middle_ellipsis(&name, room)
+    );
     // Marked for the next grid.
     match marked {
         true => Cell::from(Line::from(vec![
@@ -230,7 +233,10 @@ fn details(app: &App) -> Vec<Line<'static>> {
         let mut spans = kv("power", vm.power_state.clone());
         spans.extend(kv("ip", vm.ip.clone().unwrap_or_else(|| "-".into())));
         spans.extend(kv("host", vm.host.clone().unwrap_or_else(|| "-".into())));
-        spans.extend(kv("mem", format::bytes(vm.memory_bytes.max(0) as u64)));
+        spans.extend(kv(
+            "mem",
+            bioxen_text::figures::bytes(vm.memory_bytes.max(0) as u64),
+        ));
         spans.extend(kv("vCPUs", vm.vcpus.to_string()));
         Line::from(spans)
     };
@@ -284,7 +290,7 @@ fn pool_cell(col: Col, vm: &PoolVm) -> Cell<'static> {
         Col::Progress => Cell::from(""),
         Col::Pid => Cell::from("-"),
         Col::Cpu => Cell::from("-"),
-        Col::Mem => Cell::from(format::bytes(vm.memory_bytes.max(0) as u64)),
+        Col::Mem => Cell::from(bioxen_text::figures::bytes(vm.memory_bytes.max(0) as u64)),
         Col::Up => Cell::from("-"),
     }
 }
@@ -317,11 +323,11 @@ fn cell<'a>(col: Col, info: &'a VmInfo, index: usize, app: &App) -> Cell<'a> {
         ),
         Col::Mem => Cell::from(
             info.rss_bytes
-                .map(format::bytes)
+                .map(bioxen_text::figures::bytes)
                 .unwrap_or_else(|| "-".into()),
         ),
         Col::Up => Cell::from(if alive {
-            format::uptime(info.uptime_secs)
+            bioxen_text::figures::uptime(info.uptime_secs)
         } else {
             "-".into()
         }),

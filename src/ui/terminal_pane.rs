@@ -9,8 +9,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 
 use super::app::{App, Focus};
-use super::draw::{Screens, state_color, truncate};
+use super::draw::{Screens, state_color};
 use crate::keymap::{Action, Mode};
+use bioxen_text::columns::truncate;
 
 pub fn draw(frame: &mut Frame, app: &App, screens: &dyn Screens, outer: Rect, pane: Rect) {
     let focused = app.focus == Focus::Terminal && app.overlay.is_none();
@@ -183,7 +184,7 @@ pub fn draw(frame: &mut Frame, app: &App, screens: &dyn Screens, outer: Rect, pa
         );
         // Wrapped, so a long reason (an SSH failure and what to check) is read whole,
         // on at most half the pane.
-        let lines = super::draw::wrap(&text, (pane.width as usize).saturating_sub(2));
+        let lines = bioxen_text::columns::wrap(&text, (pane.width as usize).saturating_sub(2));
         let height = (lines.len() as u16).min((pane.height / 2).max(1));
         let area = Rect::new(pane.x, pane.y + pane.height - height, pane.width, height);
         let lines: Vec<Line> = lines

@@ -1097,7 +1097,7 @@ impl App {
             .zip(base)
             .filter(|(row, _)| row.state == VmState::Running)
             .map(|(_, b)| {
-                let next = super::format::uptime_changes_at(b.uptime_secs + elapsed);
+                let next = bioxen_text::figures::uptime_changes_at(b.uptime_secs + elapsed);
                 received + Duration::from_secs(next - b.uptime_secs)
             })
             .chain(stale)
@@ -1121,7 +1121,7 @@ impl App {
         let uptimes: Vec<String> = self
             .rows
             .iter()
-            .map(|r| super::format::uptime(r.uptime_secs))
+            .map(|r| bioxen_text::figures::uptime(r.uptime_secs))
             .collect();
         if uptimes != self.drawn_uptimes {
             self.drawn_uptimes = uptimes;
