@@ -103,3 +103,73 @@ fn key_prefix(key: &Option<String>) -> String {
         None => String::new(),
     }
 }
+
+impl From<Error> for bioxen_proto::WireError {
+    fn from(e: Error) -> Self {
+        use bioxen_proto::WireError as W;
+        match e {
+            Error::NotFound(id) => W::NotFound { id },
+            Error::Session { id, message } => W::Session { id, message },
+            Error::Timeout { id, what, seconds } => W::Timeout { id, what, seconds },
+            Error::Ssh { id, source } => W::Ssh { id, error: source },
+            Error::Xapi(error) => W::Xapi { error },
+            Error::PoolStep { id, source } => W::PoolStep {
+                id,
+                step: source.step.to_string(),
+                error: source.error,
+                cleanup: source.cleanup_error,
+            },
+            Error::Config(e) => W::Config {
+                message: e.to_string(),
+            },
+            Error::Io(e) => W::Io {
+                message: e.to_string(),
+            },
+            Error::Manager(message) | Error::Untrusted(message) => W::Refused { message },
+        }
+    }
+}
+
+impl From<bioxen_proto::WireError> for Error {
+    fn from(e: bioxen_proto::WireError) -> Self {
+        use bioxen_proto::WireError as W;
+        match e {
+            W::NotFound { id } => Error::NotFound(id),
+            W::Session { id, message } => Error::Session { id, message },
+            W::Timeout { id, what, seconds } => Error::Timeout { id, what, seconds },
+            W::Ssh { id, error } => Error::Ssh { id, source: error },
+            W::Xapi { error } => Error::Xapi(error),
+            other => Error::Manager(other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bioxen_proto::{SshError, WireError, XapiError};
+
+    /// What the SSH and XAPI layers report reaches a client with its kind intact.
+    #[test]
+    fn ssh_and_pool_errors_stay_typed_across_the_socket() {
+        let across = |e: Error| -> WireError {
+            let json = serde_json::to_string(&WireError::from(e)).unwrap();
+            serde_json::from_str(&json).unwrap()
+        };
+        let ssh = across(Error::Ssh {
+            id: "lab".into(),
+            source: SshError::Auth("no key was accepted".into()),
+        });
+        assert!(
+            matches!(&ssh, WireError::Ssh { id, error: SshError::Auth(m) } if id == "lab" && m == "no key was accepted"),
+            "{ssh:?}"
+        );
+        let pool = across(Error::Xapi(XapiError::Api {
+            code: "VM_BAD_POWER_STATE".into(),
+            params: vec!["OpaqueRef:1".into()],
+        }));
+        assert_eq!(pool.xapi_code(), Some("VM_BAD_POWER_STATE"), "{pool:?}");
+        let refused = across(Error::Manager("the name 'a b' is not allowed".into()));
+        assert!(matches!(refused, WireError::Refused { .. }), "{refused:?}");
+    }
+}

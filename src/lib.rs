@@ -11,6 +11,7 @@
 //! [`manager`], [`vm`], [`xapi`] and [`term`] rather than owning them, and the manager
 //! and `cli::ls` borrow the dashboard's text helpers.
 
+pub use bioxen_proto as protocol;
 pub use bioxen_text::{base64, lua_literal, sanitize};
 
 pub mod cli;
@@ -22,7 +23,6 @@ pub mod keyspec;
 pub mod log_sink;
 pub mod manager;
 pub mod private_fs;
-pub mod protocol;
 pub mod registry;
 pub mod repl;
 pub mod rocks;

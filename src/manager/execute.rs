@@ -15,22 +15,7 @@ use memchr::memmem;
 use super::{Live, Session};
 use crate::error::{Error, Result};
 use crate::lua_literal;
-
-/// What a piece of Lua printed, and the error it raised, if any.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExecResult {
-    /// Everything the code printed, with `\r\n` turned back into `\n`.
-    pub output: String,
-    /// The error message with its traceback, when the code raised an error (or did
-    /// not compile).
-    pub error: Option<String>,
-}
-
-impl ExecResult {
-    pub fn ok(&self) -> bool {
-        self.error.is_none()
-    }
-}
+use bioxen_proto::ExecResult;
 
 pub(super) async fn run(
     session: &Arc<Session>,

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::io::AsyncReadExt;
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 
-pub use execute::ExecResult;
+pub use bioxen_proto::ExecResult;
 use output::OutputBuffer;
 use output_log::OutputLog;
 
@@ -34,9 +34,9 @@ use crate::error::{Error, Result};
 use crate::lock;
 use crate::term::Screen;
 use crate::term::signals::Said;
-pub use crate::term::signals::{Busy, Progress, ProgressState};
 use crate::vm::proc_stats::{CpuMeter, ProcStats};
 use crate::vm::{self, Control, Sink, Size, VmKind, VmOptions, VmSpec, VmState};
+pub use bioxen_proto::{Alert, Busy, Progress, ProgressState, VmInfo};
 
 /// How long a terminated VM gets to exit after SIGTERM before SIGKILL.
 const TERM_GRACE: Duration = Duration::from_millis(1500);
@@ -69,21 +69,6 @@ pub enum Event {
     Alert(String, Alert),
     /// A session was renamed: the old name, the new one.
     Renamed(String, String),
-}
-
-/// Why a session asks for attention.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Alert {
-    /// It rang the bell.
-    Bell,
-    /// It sent a notification (OSC 9 or OSC 777).
-    Note(String),
-    /// Its interpreter came back to the prompt after running something.
-    Idle,
-    /// Its interpreter came back to the prompt after something that raised an error.
-    Failed,
-    /// It printed nothing for this many seconds while not at its prompt.
-    Silence(u64),
 }
 
 /// What a watcher of one session receives, in the order it happened: output bytes,
@@ -198,50 +183,6 @@ impl ManagerConfig {
             .chain(["BIOXEN_LOG", "BIOXEN_TEST_PANIC"].map(String::from))
             .collect()
     }
-}
-
-/// A row of `list()`: what the VM list pane and `bioxen ls` show.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct VmInfo {
-    pub id: String,
-    pub kind: VmKind,
-    #[serde(flatten)]
-    pub state: VmState,
-    pub command: String,
-    pub pid: Option<u32>,
-    pub cpu_percent: Option<f32>,
-    pub rss_bytes: Option<u64>,
-    /// Seconds since the current process started.
-    pub uptime_secs: u64,
-    pub attached: bool,
-    /// Seconds since the Unix epoch when the session was created.
-    pub created_unix: u64,
-    /// `user@host:port` of a remote VM.
-    pub remote: Option<String>,
-    /// The pool VM (`OpaqueRef:…`) an `xcpng` session runs on.
-    pub pool_vm: Option<String>,
-    /// At its prompt or running something, when the interpreter marks its prompts
-    /// (OSC 133: the embedded REPL, and `lua -i` through `_PROMPT`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub busy: Option<Busy>,
-    /// How far along the VM says it is (OSC 9;4); gone when it exits.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub progress: Option<Progress>,
-    /// Counts progress reports: a report repeating the last one is still news to a
-    /// dashboard that times progress out when the VM stops reporting.
-    #[serde(default)]
-    pub progress_seq: u64,
-    /// Milliseconds from the last progress report to when this was made: a dashboard
-    /// that opens later times the report out from when it was made, not from when it
-    /// first heard of it.
-    #[serde(default)]
-    pub progress_age_ms: u64,
-    /// The VM's latest status line (`bioxen.status`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
-    /// Seconds without output after which the VM raises a silence alert; 0 is off.
-    #[serde(default)]
-    pub silence_secs: u64,
 }
 
 /// The owner of all sessions. Cheap to clone; clones share the sessions.

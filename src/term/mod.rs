@@ -8,5 +8,6 @@ pub mod screen;
 mod scrollback;
 pub mod signals;
 
+pub use bioxen_proto::Snapshot;
 pub use escapes::dec_special_graphics;
-pub use screen::{Screen, Snapshot};
+pub use screen::Screen;

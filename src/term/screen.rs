@@ -13,7 +13,7 @@
 use std::num::NonZeroU16;
 
 use super::scrollback::Scrollback;
-use crate::vm::Size;
+use bioxen_proto::{Size, Snapshot};
 
 /// A virtual terminal fed with a session's output.
 pub struct Screen {
@@ -858,31 +858,6 @@ fn plain_row(row: &str) -> String {
         }
     }
     out.trim_end().to_string()
-}
-
-/// A screen in transit: see [`Screen::snapshot`].
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Snapshot {
-    pub rows: u16,
-    pub cols: u16,
-    /// Rows scrolled off the top, oldest first, as text with SGR codes, one per line
-    /// (a row never holds a newline). One string rather than a list: a list of 10,000
-    /// strings costs ten times its text to build and to take apart.
-    pub history: String,
-    /// How many rows `history` holds: one blank row and none are both "", so the
-    /// count, not the text, says which.
-    #[serde(default)]
-    pub history_rows: u32,
-    /// Which history rows soft-wrap onto the next (their line went on past the right
-    /// margin), by index: a mirror re-lays lines on a resize as the server does.
-    #[serde(default)]
-    pub history_wrapped: Vec<u32>,
-    /// While a full-screen program runs: the normal screen behind it, replayed
-    /// first, so the mirror shows what the program leaves behind when it ends.
-    pub primary: Option<String>,
-    /// Escape sequences that redraw the live screen and set its modes.
-    pub state: String,
-    pub title: Option<String>,
 }
 
 /// What the terminal pane draws: the live screen, or a rebuilt scrolled-back one.

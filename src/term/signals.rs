@@ -14,33 +14,7 @@
 //! - OSC 1337;SetUserVar=bioxen_status=BASE64 (iTerm2's and WezTerm's user variables):
 //!   a line of status text.
 
-use serde::{Deserialize, Serialize};
-
-/// How far along a VM says it is (OSC 9;4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Progress {
-    pub state: ProgressState,
-    /// 0 to 100; meaningless while indeterminate.
-    pub percent: u8,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ProgressState {
-    Normal,
-    Error,
-    Indeterminate,
-    Paused,
-}
-
-/// Where the interpreter is, as its prompt markers say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Busy {
-    /// At its prompt, waiting for input.
-    Idle,
-    /// Running what it was given.
-    Busy,
-}
+pub use bioxen_proto::{Busy, Progress, ProgressState};
 
 /// What the program said since the last [`Signals::take`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

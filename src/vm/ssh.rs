@@ -20,6 +20,8 @@ use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertific
 use russh::{ChannelMsg, Disconnect};
 use tokio::sync::{mpsc, oneshot};
 
+pub use bioxen_proto::{SshAnswer, SshError, SshQuestion};
+
 use super::Size;
 use super::known_hosts::Verdict;
 
@@ -61,42 +63,6 @@ impl SshTarget {
     }
 }
 
-/// A question for the user while connecting.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum SshQuestion {
-    UnknownHostKey {
-        host: String,
-        port: u16,
-        algorithm: String,
-        /// `SHA256:…`, as OpenSSH prints it.
-        fingerprint: String,
-        known_hosts: PathBuf,
-    },
-    Passphrase {
-        key: PathBuf,
-    },
-}
-
-#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum SshAnswer {
-    AcceptOnce,
-    AcceptAndRemember,
-    Refuse,
-    Passphrase(String),
-}
-
-/// A passphrase never reaches a log through `{:?}`.
-impl std::fmt::Debug for SshAnswer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SshAnswer::AcceptOnce => f.write_str("AcceptOnce"),
-            SshAnswer::AcceptAndRemember => f.write_str("AcceptAndRemember"),
-            SshAnswer::Refuse => f.write_str("Refuse"),
-            SshAnswer::Passphrase(_) => f.write_str("Passphrase(<hidden>)"),
-        }
-    }
-}
-
 /// A question and where its answer goes.
 pub struct SshPrompt {
     pub question: SshQuestion,
@@ -111,28 +77,6 @@ pub struct Trust {
     /// Without a prompt: accept unknown host keys and remember them (explicit opt-in).
     pub accept_new: bool,
 }
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum SshError {
-    /// The host key was refused: unknown (non-interactive), changed, or by the user.
-    HostKey(String),
-    Auth(String),
-    Connect(String),
-    Channel(String),
-}
-
-impl std::fmt::Display for SshError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SshError::HostKey(m)
-            | SshError::Auth(m)
-            | SshError::Connect(m)
-            | SshError::Channel(m) => f.write_str(m),
-        }
-    }
-}
-
-impl std::error::Error for SshError {}
 
 /// The handler's error: russh's own, or our refusal of the host key.
 #[derive(Debug)]

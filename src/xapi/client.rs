@@ -11,10 +11,10 @@ use std::time::Duration;
 use serde_json::{Value as Json, json};
 use tokio::sync::Mutex;
 
-use super::error::XapiError;
 use super::tls::TlsMode;
 use super::transport::Transport;
 use crate::config::XcpngConfig;
+use bioxen_proto::XapiError;
 
 /// Time allowed for an ordinary call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);

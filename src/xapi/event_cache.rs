@@ -14,9 +14,9 @@ use serde_json::Value as Json;
 use tokio::sync::watch;
 
 use super::client::XapiClient;
-use super::error::XapiError;
 use super::lifecycle::{TAG_ID, first_ipv4};
 use crate::lock;
+pub use bioxen_proto::{PoolStatus, PoolVm, XapiError};
 
 /// Classes kept in the cache (lower-case, as events name them) and their API names.
 const WATCHED: &[(&str, &str)] = &[
@@ -28,50 +28,6 @@ const WATCHED: &[(&str, &str)] = &[
 
 /// How long one `event.from` waits for changes.
 const POLL_SECONDS: f64 = 30.0;
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub enum PoolStatus {
-    Connecting,
-    Connected,
-    /// The last attempt failed; the next one is under way after a pause.
-    Retrying {
-        error: String,
-        attempt: u32,
-    },
-}
-
-/// A VM as the list pane shows it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct PoolVm {
-    pub reference: String,
-    pub uuid: String,
-    pub name: String,
-    pub power_state: String,
-    pub ip: Option<String>,
-    pub host: Option<String>,
-    pub memory_bytes: i64,
-    pub vcpus: i64,
-    /// `other_config["bioxen:id"]`: set on VMs bioxen created.
-    pub bioxen_id: Option<String>,
-}
-
-impl PoolVm {
-    /// The same VM with every text the pool supplied made safe to show on a terminal.
-    pub fn for_display(&self) -> PoolVm {
-        let clean = |s: &str| crate::sanitize::line(s);
-        PoolVm {
-            reference: clean(&self.reference),
-            uuid: clean(&self.uuid),
-            name: clean(&self.name),
-            power_state: clean(&self.power_state),
-            ip: self.ip.as_deref().map(clean),
-            host: self.host.as_deref().map(clean),
-            memory_bytes: self.memory_bytes,
-            vcpus: self.vcpus,
-            bioxen_id: self.bioxen_id.as_deref().map(clean),
-        }
-    }
-}
 
 #[derive(Default)]
 struct State {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{Value as Json, json};
 
 use super::client::{XapiClient, strings};
-use super::error::XapiError;
+use bioxen_proto::XapiError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {

@@ -6,14 +6,13 @@
 //! fed by `event.from`). [`wire`] holds the value encodings the simulator serves.
 
 pub mod client;
-pub mod error;
 pub mod event_cache;
 pub mod lifecycle;
 pub mod tls;
 pub mod transport;
 pub mod wire;
 
+pub use bioxen_proto::XapiError;
 pub use client::{Login, XapiClient};
-pub use error::XapiError;
 pub use event_cache::{EventCache, PoolStatus, PoolVm};
 pub use lifecycle::StepError;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde_json::{Value as Json, json};
 
-use super::error::XapiError;
 use super::tls::{self, TlsMode};
+use bioxen_proto::XapiError;
 
 /// The largest reply read from a pool unless configured otherwise: far above any real
 /// XAPI answer (a pool's whole VM table is a few MiB), far below what hurts.

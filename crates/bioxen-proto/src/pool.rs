@@ -1,6 +1,51 @@
-//! What can go wrong talking to a pool.
+//! The pool as a dashboard follows it: the state of the link, its VMs, and what can go
+//! wrong talking to it.
 
 use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum PoolStatus {
+    Connecting,
+    Connected,
+    /// The last attempt failed; the next one is under way after a pause.
+    Retrying {
+        error: String,
+        attempt: u32,
+    },
+}
+
+/// A VM as the list pane shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PoolVm {
+    pub reference: String,
+    pub uuid: String,
+    pub name: String,
+    pub power_state: String,
+    pub ip: Option<String>,
+    pub host: Option<String>,
+    pub memory_bytes: i64,
+    pub vcpus: i64,
+    /// `other_config["bioxen:id"]`: set on VMs bioxen created.
+    pub bioxen_id: Option<String>,
+}
+
+impl PoolVm {
+    /// The same VM with every text the pool supplied made safe to show on a terminal.
+    pub fn for_display(&self) -> PoolVm {
+        let clean = |s: &str| bioxen_text::sanitize::line(s);
+        PoolVm {
+            reference: clean(&self.reference),
+            uuid: clean(&self.uuid),
+            name: clean(&self.name),
+            power_state: clean(&self.power_state),
+            ip: self.ip.as_deref().map(clean),
+            host: self.host.as_deref().map(clean),
+            memory_bytes: self.memory_bytes,
+            vcpus: self.vcpus,
+            bioxen_id: self.bioxen_id.as_deref().map(clean),
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum XapiError {

@@ -1,0 +1,372 @@
+//! The messages: a client's hello and calls, the server's replies and events.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Alert, PoolStatus, PoolVm, Size, Snapshot, SshAnswer, SshQuestion, VmInfo, VmKind, VmOptions,
+    VmState, WireError,
+};
+
+/// Bumped whenever a message changes shape.
+pub const VERSION: u32 = 8;
+
+/// How often a glanced-at session's screen is sent at most: 30 frames a second.
+pub const GLANCE_EVERY: std::time::Duration = std::time::Duration::from_millis(33);
+
+/// The largest frame either side accepts: a paste, a snapshot with its scrollback or
+/// an output burst fits many times over; a corrupt length cannot make anyone allocate
+/// gigabytes.
+pub const MAX_MESSAGE: usize = 64 << 20;
+/// The most a hello (or a welcome) may take: read before the peer is trusted.
+pub const HELLO_LIMIT: usize = 4096;
+
+/// The first byte of an output frame; JSON never starts with it.
+pub(crate) const OUTPUT_FRAME: u8 = 0x01;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hello {
+    pub version: u32,
+    /// What the client is (`dashboard`, `ls`, `test`...), for the server's log.
+    pub client: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Welcome {
+    Ok { version: u32, server_pid: u32 },
+    Refused { reason: String },
+}
+
+/// What a client may choose when creating a VM; the rest comes from the server's
+/// configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateOptions {
+    pub command: Option<Vec<String>>,
+    pub rows: Option<u16>,
+    pub cols: Option<u16>,
+    pub env: Vec<(String, String)>,
+    pub host: Option<String>,
+    pub template: Option<String>,
+    pub memory_mib: Option<u64>,
+    pub vcpus: Option<u32>,
+    /// An existing pool VM to open a session on: its reference and IP.
+    pub pool_vm: Option<(String, String)>,
+}
+
+impl CreateOptions {
+    /// The options as the manager takes them; refused when the size is out of bounds.
+    pub fn into_vm_options(self) -> Result<VmOptions, String> {
+        let mut size = Size::default();
+        if let (Some(rows), Some(cols)) = (self.rows, self.cols) {
+            size = Size::checked(rows, cols)?;
+        }
+        Ok(VmOptions {
+            command: self.command,
+            size,
+            env: self.env,
+            host: self.host,
+            template: self.template,
+            memory_mib: self.memory_mib,
+            vcpus: self.vcpus,
+            pool_vm: self.pool_vm,
+        })
+    }
+}
+
+/// A request and the tag its reply will carry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Call {
+    pub tag: u64,
+    pub request: Request,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    Create {
+        id: Option<String>,
+        kind: VmKind,
+        options: CreateOptions,
+    },
+    SendInput {
+        id: String,
+        #[serde(with = "bytes_as_text")]
+        data: Vec<u8>,
+    },
+    /// Output since the last read (the original API's `read_output`).
+    ReadOutput {
+        id: String,
+    },
+    /// Waits until `needle` appears in the output, then returns everything so far.
+    ReadUntil {
+        id: String,
+        needle: String,
+        timeout_ms: u64,
+    },
+    WaitReady {
+        id: String,
+        timeout_ms: u64,
+    },
+    Execute {
+        id: String,
+        code: String,
+        timeout_ms: u64,
+    },
+    Resize {
+        id: String,
+        rows: u16,
+        cols: u16,
+    },
+    /// Ends the VM's process (or connection); the session stays, with its screen.
+    Kill {
+        id: String,
+    },
+    /// Ends the VM and forgets it (a pool VM is destroyed).
+    Terminate {
+        id: String,
+    },
+    Restart {
+        id: String,
+    },
+    List,
+    /// The session's screen as text, for clients that show it.
+    ScreenText {
+        id: String,
+    },
+    /// Ends every VM, then the server.
+    Shutdown,
+    /// From now on, send this client [`Event::Vms`] whenever the VM list changes, and
+    /// the pool's state, SSH questions and activity in sessions. Answered at once with
+    /// the current state.
+    Subscribe,
+    /// Send this client the session's screen ([`Event::Screen`]) and from then on its
+    /// output and size changes, until `Unwatch`.
+    Watch {
+        id: String,
+    },
+    /// Send this client the session's visible screen, without history, whenever it
+    /// changed, at most every [`GLANCE_EVERY`], until `Unwatch`: for a tile the user
+    /// looks at but does not type into, which needs the screen, not every byte.
+    Glance {
+        id: String,
+    },
+    Unwatch {
+        id: String,
+    },
+    /// Someone types into the session: its output is read before idle sessions'.
+    Attach {
+        id: String,
+    },
+    Detach {
+        id: String,
+    },
+    /// The answer to [`Event::Question`]; the first client to answer decides.
+    Answer {
+        question: u64,
+        answer: SshAnswer,
+    },
+    /// Starts or stops writing the session's raw output to its log file.
+    ToggleLog {
+        id: String,
+    },
+    /// Gives a session a new name.
+    Rename {
+        id: String,
+        new: String,
+    },
+    /// Seconds without output after which the session raises a silence alert; 0 is off.
+    SetSilence {
+        id: String,
+        secs: u64,
+    },
+    /// Forgets a session whose interpreter has ended.
+    Remove {
+        id: String,
+    },
+    /// Closes an `xcpng` session and leaves its pool VM running.
+    Release {
+        id: String,
+    },
+    /// Ends an `xcpng` session and destroys its pool VM, keeping the session's screen.
+    Destroy {
+        id: String,
+    },
+    /// Installs a package with luarocks; its output arrives as [`Event::InstallOutput`].
+    Install {
+        id: String,
+        name: String,
+        version: Option<String>,
+    },
+    /// Ends and forgets every VM; the server stays (or exits, if configured to when
+    /// empty).
+    EndAll,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Response {
+    Done,
+    Created {
+        id: String,
+    },
+    Output {
+        text: String,
+    },
+    Executed {
+        output: String,
+        error: Option<String>,
+    },
+    Vms {
+        vms: Vec<VmInfo>,
+    },
+    State {
+        state: VmState,
+    },
+    LogPath {
+        path: Option<std::path::PathBuf>,
+    },
+    Installed(InstallOutcome),
+    /// The request failed, with the error's kind kept, as [`crate::Error`] has it.
+    Failed(WireError),
+}
+
+/// How a luarocks installation ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstallOutcome {
+    /// `name` or `name version`.
+    pub package: String,
+    pub success: bool,
+    pub exit_code: Option<i32>,
+    pub output: String,
+}
+
+/// What the server sends: replies to calls, and events nobody asked for one by one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ServerMsg {
+    Reply { tag: u64, response: Response },
+    Event(Event),
+}
+
+/// Pushed to clients that subscribed ([`Request::Subscribe`]) or watch a session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Event {
+    /// Every session, after any was created, removed or changed state, and when their
+    /// CPU or memory figures move.
+    Vms(Vec<VmInfo>),
+    /// A watched session's screen: first after `Watch`, and again whenever this client
+    /// fell too far behind to be sent the bytes it missed.
+    Screen {
+        id: String,
+        snapshot: Snapshot,
+    },
+    /// A watched session's terminal changed size.
+    Resized {
+        id: String,
+        rows: u16,
+        cols: u16,
+    },
+    /// A session this client does not watch printed something.
+    Activity {
+        id: String,
+    },
+    /// A session has a new name; the list that follows uses it.
+    Renamed {
+        old: String,
+        new: String,
+    },
+    /// A session asks for attention: a bell, a notification, back at its prompt,
+    /// silent too long.
+    Alert {
+        id: String,
+        alert: Alert,
+    },
+    /// A session changed state.
+    State {
+        id: String,
+        state: VmState,
+    },
+    /// Something the user should see (a session's error, a pool that cannot be used).
+    Notice {
+        id: Option<String>,
+        text: String,
+    },
+    Pool(PoolInfo),
+    /// A question for the user (an unknown host key, a key passphrase).
+    Question {
+        id: u64,
+        question: SshQuestion,
+    },
+    /// Answered (by some client) or given up.
+    QuestionClosed {
+        id: u64,
+    },
+    /// luarocks' output for the client's `Install`.
+    InstallOutput {
+        vm: String,
+        #[serde(with = "bytes_as_text")]
+        bytes: Vec<u8>,
+    },
+    /// The server is ending, and why.
+    Closing {
+        reason: String,
+    },
+}
+
+/// The configured pool as the server follows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolInfo {
+    pub status: PoolStatus,
+    pub vms: Vec<PoolVm>,
+    /// A standing warning to keep on screen (unverified TLS).
+    pub warning: Option<String>,
+    /// Set when the pool cannot be used at all (its configuration, its password).
+    pub failed: Option<String>,
+}
+
+/// What a client reads: a message, or output of a watched session.
+#[derive(Debug)]
+pub enum Incoming {
+    Msg(ServerMsg),
+    Output { id: String, bytes: Vec<u8> },
+}
+
+impl Request {
+    /// How long the server may take to answer, beyond which a client gives up.
+    pub fn patience(&self) -> Duration {
+        let ms = match self {
+            Request::ReadUntil { timeout_ms, .. }
+            | Request::WaitReady { timeout_ms, .. }
+            | Request::Execute { timeout_ms, .. } => *timeout_ms,
+            // Creating a pool VM clones, boots and waits for an address.
+            Request::Create { .. } | Request::Restart { .. } => 15 * 60_000,
+            _ => 120_000,
+        };
+        Duration::from_millis(ms) + Duration::from_secs(10)
+    }
+}
+
+/// Input bytes as a JSON string where they are UTF-8 (keys, pasted text), as an array of
+/// numbers where they are not.
+mod bytes_as_text {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Wire {
+        Text(String),
+        Raw(Vec<u8>),
+    }
+
+    pub fn serialize<S: Serializer>(data: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(data) {
+            Ok(t) => Wire::Text(t.to_string()).serialize(s),
+            Err(_) => Wire::Raw(data.to_vec()).serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        Ok(match Wire::deserialize(d)? {
+            Wire::Text(t) => t.into_bytes(),
+            Wire::Raw(b) => b,
+        })
+    }
+}
