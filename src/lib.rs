@@ -12,6 +12,7 @@
 //! and `cli::ls` borrow the dashboard's text helpers.
 
 pub use bioxen_proto as protocol;
+pub use bioxen_term as term;
 pub use bioxen_text::{base64, lua_literal, sanitize};
 
 pub mod cli;
@@ -29,7 +30,6 @@ pub mod rocks;
 pub mod secret;
 pub mod server;
 pub mod sim;
-pub mod term;
 pub mod ui;
 pub mod vm;
 pub mod xapi;

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use bioxen::config::Config;
 use bioxen::term::Screen;
-use bioxen::term::encode::{self, Modes};
+use bioxen::ui::encode::{self, Modes};
 use bioxen::xapi::wire::{XVal, parse_method_call};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use proptest::prelude::*;

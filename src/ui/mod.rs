@@ -13,6 +13,7 @@ pub mod app;
 pub mod dialogs;
 pub mod draw;
 pub mod effect;
+pub mod encode;
 pub mod format;
 pub mod grid;
 pub mod grid_pane;

@@ -28,7 +28,8 @@ use crate::protocol::{
     Alert, CreateOptions, Event, PoolStatus, PoolVm, Progress, ProgressState, Request, Size,
     SshAnswer, SshQuestion, VmInfo, VmKind, VmState,
 };
-use crate::term::{Screen, encode};
+use crate::term::Screen;
+use crate::ui::encode;
 use crossterm::event::{
     Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind,
 };

@@ -99,7 +99,7 @@ impl vt100::Callbacks for Callbacks {
     }
 
     fn set_window_title(&mut self, _: &mut vt100::Screen, title: &[u8]) {
-        let title: String = crate::sanitize::line(&String::from_utf8_lossy(title))
+        let title: String = bioxen_text::sanitize::line(&String::from_utf8_lossy(title))
             .chars()
             .take(200)
             .collect();

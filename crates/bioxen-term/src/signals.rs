@@ -100,7 +100,7 @@ impl Signals {
                 if let Some(value) = var.strip_prefix(b"SetUserVar=bioxen_status=") {
                     let text = std::str::from_utf8(value)
                         .ok()
-                        .and_then(crate::base64::decode)
+                        .and_then(bioxen_text::base64::decode)
                         .map(|v| clean(&v))
                         .unwrap_or_default();
                     self.said.status = Some(text);
@@ -124,7 +124,7 @@ fn join(parts: &[&[u8]]) -> String {
 
 /// Text safe to show anywhere: no control characters, one line, bounded.
 fn clean(bytes: &[u8]) -> String {
-    crate::sanitize::line(&String::from_utf8_lossy(bytes))
+    bioxen_text::sanitize::line(&String::from_utf8_lossy(bytes))
         .chars()
         .filter(|c| !c.is_control())
         .take(MAX_TEXT)
