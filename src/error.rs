@@ -8,7 +8,7 @@
 //! SSH and XAPI layers report stays typed ([`Error::Ssh`], [`Error::Xapi`],
 //! [`Error::PoolStep`]), so a caller can tell a refused host key from a pool error.
 
-use std::path::PathBuf;
+pub use bioxen_config::ConfigError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -73,34 +73,6 @@ impl Error {
             id: id.into(),
             message: message.into(),
         }
-    }
-}
-
-/// A configuration problem, pinned to the file, line and key that caused it so a
-/// researcher can fix it without guessing.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{}: cannot read config file: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-
-    #[error("{}:{line}:{column}: {}{message}", path.display(), key_prefix(key))]
-    Invalid {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        key: Option<String>,
-        message: String,
-    },
-}
-
-fn key_prefix(key: &Option<String>) -> String {
-    match key {
-        Some(k) => format!("key `{k}`: "),
-        None => String::new(),
     }
 }
 

@@ -11,23 +11,19 @@
 //! [`manager`], [`vm`], [`xapi`] and [`term`] rather than owning them, and the manager
 //! and `cli::ls` borrow the dashboard's text helpers.
 
+pub use bioxen_config::{self as config, keymap, keyspec, private_fs, secret};
+pub use bioxen_log as log_sink;
 pub use bioxen_proto as protocol;
 pub use bioxen_term as term;
 pub use bioxen_text::{base64, lua_literal, sanitize};
 
 pub mod cli;
 pub mod client;
-pub mod config;
 pub mod error;
-pub mod keymap;
-pub mod keyspec;
-pub mod log_sink;
 pub mod manager;
-pub mod private_fs;
 pub mod registry;
 pub mod repl;
 pub mod rocks;
-pub mod secret;
 pub mod server;
 pub mod sim;
 pub mod ui;

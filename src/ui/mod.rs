@@ -17,6 +17,7 @@ pub mod encode;
 pub mod format;
 pub mod grid;
 pub mod grid_pane;
+pub mod input;
 pub mod layout;
 pub mod list_pane;
 pub mod terminal_pane;

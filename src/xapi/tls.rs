@@ -5,35 +5,13 @@
 //! (`tls_fingerprint`), the way SSH pins host keys; turning verification off is an
 //! explicit choice that the dashboard keeps on screen as a warning.
 
+pub use bioxen_config::tls::{TlsMode, parse_fingerprint};
 use std::sync::Arc;
 
 use rustls::DigitallySignedStruct;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TlsMode {
-    /// Normal verification against the system's trusted roots.
-    Verify,
-    /// Accept exactly the certificate with this SHA-256 digest.
-    Pinned([u8; 32]),
-    /// Accept any certificate (`tls_verify = false`).
-    Insecure,
-}
-
-impl TlsMode {
-    pub fn from_config(verify: bool, fingerprint: &str) -> Result<TlsMode, String> {
-        if !fingerprint.trim().is_empty() {
-            return parse_fingerprint(fingerprint).map(TlsMode::Pinned);
-        }
-        Ok(if verify {
-            TlsMode::Verify
-        } else {
-            TlsMode::Insecure
-        })
-    }
-}
 
 /// `sha256:AB:CD:…` (upper-case hex pairs, as xapi prints them) of a certificate.
 pub fn fingerprint(cert: &[u8]) -> String {
@@ -47,26 +25,6 @@ pub fn hex_pairs(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02X}"))
         .collect::<Vec<_>>()
         .join(":")
-}
-
-/// Accepts `sha256:AB:CD:…`, with or without the prefix and colons, any case.
-pub fn parse_fingerprint(text: &str) -> Result<[u8; 32], String> {
-    let t = text.trim();
-    let t = t
-        .strip_prefix("sha256:")
-        .or_else(|| t.strip_prefix("SHA256:"))
-        .unwrap_or(t);
-    let hex: String = t.chars().filter(|c| *c != ':').collect();
-    let bytes: Result<Vec<u8>, _> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("zz"), 16))
-        .collect();
-    match bytes {
-        Ok(b) if b.len() == 32 => Ok(b.try_into().expect("32 bytes")),
-        _ => Err(format!(
-            "tls_fingerprint {text:?} is not a SHA-256 fingerprint (expected sha256: and 32 hex pairs)"
-        )),
-    }
 }
 
 /// The crypto provider bioxen uses everywhere (ring: it builds fastest here).
@@ -196,18 +154,6 @@ pub async fn probe_fingerprint(host: &str, port: u16) -> Option<String> {
     match &probe.check {
         Check::Record(seen) => seen.lock().ok()?.clone(),
         Check::Pin(_) => None,
-    }
-}
-
-impl TlsMode {
-    /// Unverified TLS to the pool is a choice the user made; it stays visible.
-    pub fn warning(&self) -> Option<String> {
-        match self {
-            TlsMode::Insecure => {
-                Some("TLS verification of the pool is OFF (tls_verify = false)".into())
-            }
-            _ => None,
-        }
     }
 }
 

@@ -8,11 +8,8 @@ use std::time::Duration;
 use serde_json::{Value as Json, json};
 
 use super::tls::{self, TlsMode};
+use bioxen_config::DEFAULT_REPLY_LIMIT;
 use bioxen_proto::XapiError;
-
-/// The largest reply read from a pool unless configured otherwise: far above any real
-/// XAPI answer (a pool's whole VM table is a few MiB), far below what hurts.
-pub const DEFAULT_REPLY_LIMIT: usize = 64 << 20;
 
 /// Asks a pool member to name its master's certificate along with `HOST_IS_SLAVE`,
 /// and the header it does so in (XAPI.md §4).

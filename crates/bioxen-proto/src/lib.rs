@@ -36,7 +36,7 @@ pub use frame::{
 };
 pub use message::*;
 pub use pool::{PoolStatus, PoolVm, XapiError};
-pub use snapshot::Snapshot;
+pub use snapshot::{DEFAULT_SCROLLBACK_BYTES, Snapshot};
 pub use ssh::{SshAnswer, SshError, SshQuestion};
 pub use status::{Alert, Busy, ExecResult, Progress, ProgressState, VmInfo};
 pub use vm::{Size, VmKind, VmOptions, VmState, signal_name, signal_number};

@@ -24,3 +24,6 @@ pub struct Snapshot {
     pub state: String,
     pub title: Option<String>,
 }
+/// Scrollback bytes per session unless configured: with the screen itself, well within
+/// the 4 MiB a session may cost.
+pub const DEFAULT_SCROLLBACK_BYTES: usize = 2 << 20;

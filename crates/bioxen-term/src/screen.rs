@@ -13,6 +13,7 @@
 use std::num::NonZeroU16;
 
 use super::scrollback::Scrollback;
+pub use bioxen_proto::DEFAULT_SCROLLBACK_BYTES;
 use bioxen_proto::{Size, Snapshot};
 
 /// A virtual terminal fed with a session's output.
@@ -84,10 +85,6 @@ impl std::fmt::Write for LeadingNewlines {
         Ok(())
     }
 }
-
-/// Scrollback bytes per session unless configured: with the screen itself, well within
-/// the 4 MiB a session may cost.
-pub const DEFAULT_SCROLLBACK_BYTES: usize = 2 << 20;
 
 impl vt100::Callbacks for Callbacks {
     fn audible_bell(&mut self, _: &mut vt100::Screen) {

@@ -29,7 +29,7 @@ use crate::protocol::{
     SshAnswer, SshQuestion, VmInfo, VmKind, VmState,
 };
 use crate::term::Screen;
-use crate::ui::encode;
+use crate::ui::{encode, input};
 use crossterm::event::{
     Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind,
 };
@@ -624,7 +624,7 @@ impl App {
             }
             return;
         }
-        match self.keymap.action(Mode::List, &key) {
+        match self.keymap.action(Mode::List, &input::key(&key)) {
             Some(Action::Up) => self.move_selection(-1),
             Some(Action::Down) => self.move_selection(1),
             Some(Action::Attach) => self.attach_current(),
@@ -644,7 +644,7 @@ impl App {
             Some(Action::MarkAll) => self.mark_all(),
             Some(Action::Grid) => self.open_grid(),
             _ => {
-                if let Some(d) = Keymap::digit(&key) {
+                if let Some(d) = Keymap::digit(&input::key(&key)) {
                     self.select_tab(d);
                 }
             }
@@ -657,7 +657,7 @@ impl App {
                 return self.on_prefix_key(key);
             }
         }
-        if self.keymap.prefix.matches(&key) {
+        if self.keymap.prefix.matches(&input::key(&key)) {
             self.prefix_since = Some(Instant::now());
             return;
         }
@@ -684,10 +684,10 @@ impl App {
         if key.code == KeyCode::Esc {
             return;
         }
-        if let Some(d) = Keymap::digit(&key) {
+        if let Some(d) = Keymap::digit(&input::key(&key)) {
             return self.select_tab(d);
         }
-        match self.keymap.action(Mode::Prefix, &key) {
+        match self.keymap.action(Mode::Prefix, &input::key(&key)) {
             Some(Action::Detach) => self.detach(),
             Some(Action::Create) => self.open_create(),
             Some(Action::Kill) => self.ask_kill(),
@@ -738,7 +738,7 @@ impl App {
             Some(Action::Help) => self.overlay = Some(Overlay::Help { scroll: 0 }),
             Some(Action::SendPrefix) => {
                 let modes = self.current_modes();
-                let prefix = KeyEvent::new(self.keymap.prefix.code, self.keymap.prefix.mods);
+                let prefix = input::event(self.keymap.prefix);
                 if let Some(bytes) = encode::key(&prefix, modes) {
                     self.send(&bytes);
                 }

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crate::keys::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::config::{Config, KeyList};
 use crate::error::ConfigError;

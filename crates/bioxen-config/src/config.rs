@@ -182,7 +182,7 @@ impl Default for UiConfig {
         UiConfig {
             prefix: Spanned::new(0..0, "C-b".to_string()),
             scrollback: 10_000,
-            scrollback_bytes: crate::term::screen::DEFAULT_SCROLLBACK_BYTES,
+            scrollback_bytes: bioxen_proto::DEFAULT_SCROLLBACK_BYTES,
             mouse: true,
             output_log: false,
             log_dir: None,
@@ -389,8 +389,12 @@ fn default_password_timeout() -> u64 {
     crate::secret::DEFAULT_TIMEOUT_SECS
 }
 
+/// The largest reply read from a pool unless configured otherwise: far above any real
+/// XAPI answer (a pool's whole VM table is a few MiB), far below what hurts.
+pub const DEFAULT_REPLY_LIMIT: usize = 64 << 20;
+
 fn default_reply_limit() -> u64 {
-    (crate::xapi::transport::DEFAULT_REPLY_LIMIT >> 20) as u64
+    (DEFAULT_REPLY_LIMIT >> 20) as u64
 }
 
 fn default_vcpus() -> u32 {
@@ -494,7 +498,7 @@ impl Config {
             }
         }
         if let Some(x) = &self.xcpng {
-            let url = reqwest::Url::parse(&x.url);
+            let url = url::Url::parse(&x.url);
             match &url {
                 Err(e) => {
                     return Err(invalid_key(
@@ -522,8 +526,7 @@ impl Config {
                 }
                 Ok(_) => {}
             }
-            if let Err(e) = crate::xapi::tls::TlsMode::from_config(x.tls_verify, &x.tls_fingerprint)
-            {
+            if let Err(e) = crate::tls::TlsMode::from_config(x.tls_verify, &x.tls_fingerprint) {
                 return Err(invalid_key(path, text, "xcpng.tls_fingerprint", e));
             }
             if !x.tls_fingerprint.is_empty() && url.is_ok_and(|u| u.scheme() == "http") {

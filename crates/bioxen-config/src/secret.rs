@@ -34,7 +34,7 @@ impl PasswordSource<'_> {
             let stdout = run_with_timeout(program, args, self.timeout).map_err(|e| {
                 format!(
                     "{section} password_command '{}' {e}",
-                    crate::sanitize::line(program)
+                    bioxen_text::sanitize::line(program)
                 )
             })?;
             return Ok(Some(
