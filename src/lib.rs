@@ -14,6 +14,7 @@
 pub use bioxen_config::{self as config, keymap, keyspec, private_fs, secret};
 pub use bioxen_log as log_sink;
 pub use bioxen_proto as protocol;
+pub use bioxen_repl as repl;
 pub use bioxen_term as term;
 pub use bioxen_text::{base64, lua_literal, sanitize};
 
@@ -22,7 +23,6 @@ pub mod client;
 pub mod error;
 pub mod manager;
 pub mod registry;
-pub mod repl;
 pub mod rocks;
 pub mod server;
 pub mod sim;

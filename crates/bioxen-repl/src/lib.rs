@@ -172,7 +172,7 @@ impl Repl {
         let code = format!(
             "{} = require({})",
             global_ref(global),
-            crate::lua_literal::quote(module)
+            bioxen_text::lua_literal::quote(module)
         );
         self.do_string(&code, "=(command line)")
     }
@@ -422,7 +422,7 @@ fn global_ref(name: &str) -> String {
     if plain {
         name.to_string()
     } else {
-        format!("_G[{}]", crate::lua_literal::quote(name))
+        format!("_G[{}]", bioxen_text::lua_literal::quote(name))
     }
 }
 
@@ -474,7 +474,7 @@ fn mark_end(ok: bool) {
 }
 
 /// The `bioxen` Lua module (progress, status, notifications), shipped with bioxen.
-pub const BIOXEN_MODULE: &str = include_str!("../../assets/lua/bioxen.lua");
+pub const BIOXEN_MODULE: &str = include_str!("../../../assets/lua/bioxen.lua");
 
 /// Makes `require "bioxen"` load the shipped module, and `bioxen` a global.
 fn preload_bioxen_module(lua: &Lua) -> mlua::Result<()> {

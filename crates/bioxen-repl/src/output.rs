@@ -21,8 +21,6 @@ use std::time::Duration;
 
 use mlua::ffi;
 
-use crate::lock;
-
 /// How long written output may wait while a chunk runs.
 const FLUSH_EVERY: Duration = Duration::from_millis(10);
 
@@ -263,4 +261,10 @@ fn flush_loop(f: &Flusher) {
             running = lock(&f.running);
         }
     }
+}
+
+/// Locks a mutex, carrying on if a panicking thread poisoned it: the flag behind it
+/// stays consistent between statements.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
