@@ -20,24 +20,13 @@ pub use bioxen_text::{base64, lua_literal, sanitize};
 
 pub mod cli;
 pub mod client;
-pub mod error;
 pub mod manager;
 pub mod registry;
-pub mod rocks;
 pub mod server;
 pub mod sim;
 pub mod ui;
-pub mod vm;
-pub mod xapi;
 
-pub use error::{Error, Result};
-
-/// Locks a mutex, carrying on if a panicking thread poisoned it: the data behind
-/// bioxen's locks stays consistent between statements, and one panicked task must not
-/// take every later caller down with it.
-pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+pub use bioxen_backend::{Error, Result, error, lock, rocks, vm, xapi};
 
 /// The async runtime every bioxen command runs on: two worker threads, as many cores as
 /// the machines it is measured on have; more would only add wake-ups.

@@ -147,7 +147,7 @@ pub async fn create_cancellable(
             tracing::warn!(
                 "creating {} failed at {step}: {}; removing it",
                 spec.name,
-                crate::sanitize::for_log(&error.to_string())
+                bioxen_text::sanitize::for_log(&error.to_string())
             );
             let cleanup_error = destroy(client, &vm).await.err();
             Err(StepError {

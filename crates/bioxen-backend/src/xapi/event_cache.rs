@@ -175,7 +175,7 @@ async fn follow(client: Arc<XapiClient>, state: Arc<Mutex<State>>, changed: watc
         attempt += 1;
         tracing::warn!(
             "pool events: {}; retrying (attempt {attempt})",
-            crate::sanitize::for_log(&err.to_string())
+            bioxen_text::sanitize::for_log(&err.to_string())
         );
         if err.is("SESSION_INVALID") || matches!(err, XapiError::Transport(_)) {
             client.reset_session().await;

@@ -264,7 +264,7 @@ async fn authenticate(
 ) -> Result<(), SshError> {
     let user = target.user.clone();
     let mut tried = Vec::new();
-    let home = crate::config::home_dir();
+    let home = bioxen_config::home_dir();
     let keys: Vec<PathBuf> = match &target.identity {
         Some(p) => vec![p.clone()],
         None => ["id_ed25519", "id_ecdsa", "id_rsa"]

@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 
 use super::tls::TlsMode;
 use super::transport::Transport;
-use crate::config::XcpngConfig;
+use bioxen_config::XcpngConfig;
 use bioxen_proto::XapiError;
 
 /// Time allowed for an ordinary call.
@@ -47,7 +47,7 @@ impl Login {
     /// Reads the password from `password_env`, `password_command` (run without a shell)
     /// or `password`, in that order.
     pub fn from_config(config: &XcpngConfig) -> Result<Login, XapiError> {
-        let password = crate::secret::PasswordSource {
+        let password = bioxen_config::secret::PasswordSource {
             section: "[xcpng]",
             env: config.password_env.as_deref(),
             command: config.password_command.as_deref(),

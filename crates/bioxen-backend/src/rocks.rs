@@ -20,11 +20,11 @@ pub const REMOTE_TREE: &str = ".local/share/bioxen/rocks";
 /// The shared tree of local VMs.
 pub fn local_tree(configured: Option<&str>) -> PathBuf {
     match configured {
-        Some(dir) => crate::config::expand_home(dir),
+        Some(dir) => bioxen_config::expand_home(dir),
         None => {
             let data = match std::env::var_os("XDG_DATA_HOME") {
                 Some(d) if !d.is_empty() => PathBuf::from(d),
-                _ => crate::config::home_dir().join(".local/share"),
+                _ => bioxen_config::home_dir().join(".local/share"),
             };
             data.join("bioxen").join("rocks")
         }

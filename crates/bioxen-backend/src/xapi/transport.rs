@@ -161,7 +161,7 @@ impl Transport {
                 .headers()
                 .get("location")
                 .and_then(|v| v.to_str().ok())
-                .map(crate::sanitize::line)
+                .map(bioxen_text::sanitize::line)
                 .unwrap_or_else(|| "(no Location)".into());
             return Err(XapiError::Transport(format!(
                 "{url} answered {method} with HTTP {status}, a redirect to {target}; bioxen does \

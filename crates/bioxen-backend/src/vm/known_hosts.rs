@@ -8,7 +8,7 @@
 //! certificates, so a host trusted only through `@cert-authority` is refused with that
 //! reason rather than silently treated as unknown.
 
-use crate::base64;
+use bioxen_text::base64;
 use std::path::Path;
 
 use russh::keys::PublicKey;
