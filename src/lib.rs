@@ -15,6 +15,7 @@ pub use bioxen_config::{self as config, keymap, keyspec, private_fs, secret};
 pub use bioxen_log as log_sink;
 pub use bioxen_proto as protocol;
 pub use bioxen_repl as repl;
+pub use bioxen_sim as sim;
 pub use bioxen_term as term;
 pub use bioxen_text::{base64, lua_literal, sanitize};
 
@@ -23,7 +24,6 @@ pub mod client;
 pub mod manager;
 pub mod registry;
 pub mod server;
-pub mod sim;
 pub mod ui;
 
 pub use bioxen_backend::{Error, Result, error, lock, rocks, vm, xapi};

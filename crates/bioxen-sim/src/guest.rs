@@ -19,7 +19,7 @@ use russh::{Channel, ChannelId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use crate::vm::{Control as _, Sink as _, Size};
+use bioxen_backend::vm::{Control as _, Sink as _, Size};
 
 /// What every guest of a simulator shares.
 #[derive(Debug, Clone)]
@@ -385,7 +385,7 @@ impl Connection {
         let (tx, rx) = mpsc::unbounded_channel();
         let started = match chan.pty {
             Some(size) => {
-                let spec = crate::vm::local::LocalSpec {
+                let spec = bioxen_backend::vm::local::LocalSpec {
                     argv: argv.to_vec(),
                     env,
                     env_remove: Vec::new(),
@@ -394,7 +394,7 @@ impl Connection {
                         .filter(|home| home.is_dir()),
                     size,
                 };
-                crate::vm::local::spawn(&spec)
+                bioxen_backend::vm::local::spawn(&spec)
                     .map_err(|e| e.to_string())
                     .and_then(|vm| {
                         let pid = vm.control.pid();
@@ -439,12 +439,12 @@ impl Connection {
 /// A program in a PTY: its output to the channel, the channel's input and resizes to
 /// it, then its exit status.
 async fn serve_pty(
-    vm: crate::vm::local::LocalVm,
+    vm: bioxen_backend::vm::local::LocalVm,
     mut rx: mpsc::UnboundedReceiver<Input>,
     handle: russh::server::Handle,
     channel: ChannelId,
 ) {
-    let crate::vm::local::LocalVm {
+    let bioxen_backend::vm::local::LocalVm {
         reader,
         mut sink,
         control: _control,

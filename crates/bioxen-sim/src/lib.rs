@@ -89,7 +89,7 @@ fn self_signed(addr: SocketAddr) -> std::io::Result<(tokio_rustls::TlsAcceptor, 
     let names = vec!["localhost".to_string(), addr.ip().to_string()];
     let key = rcgen::generate_simple_self_signed(names).map_err(std::io::Error::other)?;
     let cert_der = key.cert.der().clone();
-    let fingerprint = crate::xapi::tls::fingerprint(&cert_der);
+    let fingerprint = bioxen_backend::xapi::tls::fingerprint(&cert_der);
     let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)

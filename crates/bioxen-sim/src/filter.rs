@@ -192,7 +192,7 @@ impl Parser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xapi::wire::XVal;
+    use bioxen_backend::xapi::wire::XVal;
 
     #[test]
     fn evaluates_like_the_database() {

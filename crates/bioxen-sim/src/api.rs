@@ -11,8 +11,8 @@ use tokio::sync::watch;
 use super::db::{CLASSES, Db, NULL_REF, Record, parse_token};
 use super::filter;
 use super::records::{self, VmSpec};
-use crate::lock;
-use crate::xapi::wire::XVal;
+use bioxen_backend::lock;
+use bioxen_backend::xapi::wire::XVal;
 
 /// An API result: a value, or xapi's error description `[CODE, params…]`.
 pub type Reply = Result<XVal, Vec<String>>;

@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 use tokio::net::TcpListener;
 
 use super::api::Sim;
-use crate::xapi::wire::{self, XVal};
+use bioxen_backend::xapi::wire::{self, XVal};
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 16 * 1024 * 1024;

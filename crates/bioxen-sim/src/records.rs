@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::db::{NULL_REF, Record, new_uuid};
-use crate::xapi::wire::XVal;
+use bioxen_backend::xapi::wire::XVal;
 
 pub const NEVER: &str = "19700101T00:00:00Z";
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::xapi::wire::XVal;
+use bioxen_backend::xapi::wire::XVal;
 
 pub type Record = BTreeMap<String, XVal>;
 
