@@ -11,6 +11,7 @@
 //! [`manager`], [`vm`], [`xapi`] and [`term`] rather than owning them, and the manager
 //! and `cli::ls` borrow the dashboard's text helpers.
 
+pub use bioxen_client as client;
 pub use bioxen_config::{self as config, keymap, keyspec, private_fs, secret};
 pub use bioxen_log as log_sink;
 pub use bioxen_proto as protocol;
@@ -20,7 +21,6 @@ pub use bioxen_term as term;
 pub use bioxen_text::{base64, lua_literal, sanitize};
 
 pub mod cli;
-pub mod client;
 pub mod manager;
 pub mod registry;
 pub mod server;

@@ -674,7 +674,7 @@ fn start_options(
 fn with_client<F, Fut>(socket: &std::path::Path, f: F) -> ExitCode
 where
     F: FnOnce(bioxen::client::Client) -> Fut,
-    Fut: std::future::Future<Output = bioxen::Result<()>>,
+    Fut: std::future::Future<Output = bioxen::client::Result<()>>,
 {
     let Some(runtime) = runtime() else {
         return ExitCode::FAILURE;

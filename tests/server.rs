@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bioxen::VmKind;
-use bioxen::client::{Client, StartOptions};
-use bioxen::protocol::CreateOptions;
+use bioxen::client::{Client, ClientError, StartOptions};
+use bioxen::protocol::{CreateOptions, WireError};
 use common::{WAIT, bioxen_exe, eventually, process_group_alive};
 
 fn scratch(name: &str) -> PathBuf {
@@ -99,7 +99,10 @@ async fn vms_outlive_the_client_that_made_them() {
     let out = second.read_until(&id, "Value:\t42", WAIT).await.unwrap();
     assert!(out.contains("Value:\t42"));
     let err = second.send_input("nope", "1\n").await.unwrap_err();
-    assert!(matches!(err, bioxen::Error::NotFound(_)), "{err:?}");
+    assert!(
+        matches!(&err, ClientError::Server(WireError::NotFound { id }) if id == "nope"),
+        "{err:?}"
+    );
 
     // `bioxen ls` sees the server's VM; `bioxen kill` ends it.
     let ls = bioxen(
@@ -780,4 +783,54 @@ async fn a_renamed_glanced_session_is_still_only_glanced_at() {
     };
     assert!(saw_the_end, "no glance showed the end of the output");
     assert_eq!(bytes_sent, 0, "the renamed tile was sent its bytes");
+}
+
+/// A pool's refusal reaches a client with its kind and its XAPI code: a script can
+/// tell "the pool is full" from "no such VM" without reading the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_matches_on_the_kind_of_a_servers_refusal() {
+    let sim =
+        bioxen::sim::SimServer::start("127.0.0.1:0".parse().unwrap(), Default::default(), false)
+            .await
+            .unwrap();
+    sim.sim
+        .faults
+        .lock()
+        .unwrap()
+        .fail_method
+        .push(("VM.provision".into(), vec!["SR_FULL".into()]));
+    let dir = scratch("wire-kinds");
+    let socket = dir.join("run/bioxen/server.sock");
+    let start = start_options(&dir);
+    std::fs::write(
+        start.config.as_ref().unwrap(),
+        format!(
+            "[ui]\nlog_dir = \"{}\"\n[xcpng]\nurl = \"{}\"\npassword = \"password\"\n",
+            dir.join("logs").display(),
+            sim.url
+        ),
+    )
+    .unwrap();
+    let client = Client::connect_or_start(&socket, "test", &start)
+        .await
+        .unwrap();
+    let _stop = Stop(client.server_pid);
+
+    let err = client.kill("no-such-vm").await.unwrap_err();
+    assert!(
+        matches!(err.wire(), Some(WireError::NotFound { id }) if id == "no-such-vm"),
+        "{err:?}"
+    );
+    let err = client
+        .create_interactive_vm(Some("full-pool"), VmKind::Xcpng, CreateOptions::default())
+        .await
+        .unwrap_err();
+    let wire = err
+        .wire()
+        .unwrap_or_else(|| panic!("not the server's refusal: {err:?}"));
+    assert_eq!(wire.xapi_code(), Some("SR_FULL"), "{wire:?}");
+    assert!(
+        matches!(wire, WireError::PoolStep { id, step, .. } if id == "full-pool" && step.contains("provision")),
+        "{wire:?}"
+    );
 }

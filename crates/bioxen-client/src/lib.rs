@@ -1,5 +1,6 @@
 //! A connection to `bioxen server`, with the manager's API: scripts and tests use the
-//! server as they used the in-process manager, and their VMs outlive them.
+//! server as they used the in-process manager, and their VMs outlive them. It speaks
+//! only the contract in `bioxen-proto`; nothing of the server is linked in.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,15 +11,14 @@ use std::time::{Duration, Instant};
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::error::{Error, Result};
-use crate::lock;
-use crate::manager::{ExecResult, VmInfo};
-use crate::protocol::{
-    self, Call, CreateOptions, Event, Hello, Incoming, InstallOutcome, Request, Response,
-    ServerMsg, Welcome,
+use bioxen_proto::{
+    self as protocol, Call, CreateOptions, Event, ExecResult, Hello, Incoming, InstallOutcome,
+    Request, Response, ServerMsg, SshAnswer, VmInfo, VmKind, VmState, Welcome,
 };
-use crate::vm::ssh::SshAnswer;
-use crate::vm::{VmKind, VmState};
+
+mod error;
+use error::ClientError as Error;
+pub use error::{ClientError, Result};
 
 /// A connection to the server. Cheap to clone; clones share the connection, and calls
 /// from several tasks run at once (each reply finds its caller by tag).
@@ -70,7 +70,7 @@ fn check_peer_is_me(stream: &UnixStream, socket: &Path) -> Result<()> {
     // SAFETY: getuid has no preconditions and cannot fail.
     let me = unsafe { libc::getuid() };
     let peer = stream.peer_cred().map_err(|e| {
-        Error::Manager(format!(
+        Error::Untrusted(format!(
             "not connecting to {}: cannot tell who serves it ({e})",
             socket.display()
         ))
@@ -106,7 +106,7 @@ impl Client {
     /// otherwise receive every key typed into the dashboard.
     pub async fn connect(socket: &Path, what: &str) -> Result<Client> {
         if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
-            match crate::private_fs::check_owned_and_closed(dir) {
+            match bioxen_config::private_fs::check_owned_and_closed(dir) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
                     return Err(Error::Untrusted(format!(
@@ -118,7 +118,7 @@ impl Client {
             }
         }
         let mut stream = UnixStream::connect(socket).await.map_err(|e| {
-            Error::Manager(format!(
+            Error::Connect(format!(
                 "no bioxen server on {} ({e}); `bioxen` starts one",
                 socket.display()
             ))
@@ -139,20 +139,20 @@ impl Client {
         let server_pid = match welcome {
             Ok(Some(Welcome::Ok { server_pid, .. })) => server_pid,
             Ok(Some(Welcome::Refused { reason })) => {
-                return Err(Error::Manager(format!(
+                return Err(Error::Connect(format!(
                     "the server on {} refused: {}",
                     socket.display(),
-                    crate::sanitize::line(&reason)
+                    bioxen_text::sanitize::line(&reason)
                 )));
             }
             Ok(None) => {
-                return Err(Error::Manager(format!(
+                return Err(Error::Lost(format!(
                     "the server on {} closed the connection",
                     socket.display()
                 )));
             }
             Err(e) => {
-                return Err(Error::Manager(format!(
+                return Err(Error::Protocol(format!(
                     "the server on {} answered in a way this bioxen does not understand ({e}); \
                      it may be another version: bioxen kill-server, then try again",
                     socket.display()
@@ -194,7 +194,7 @@ impl Client {
                 Ok(c) => return Ok(c),
                 Err(e @ Error::Untrusted(_)) => return Err(e),
                 Err(e) if Instant::now() > deadline => {
-                    return Err(Error::Manager(format!(
+                    return Err(Error::Connect(format!(
                         "started a server, but it does not answer: {e} (its log: {})",
                         start.log.display()
                     )));
@@ -217,7 +217,7 @@ impl Client {
         lock(&self.shared.waiting).insert(tag, waiter);
         self.calls
             .send(Call { tag, request })
-            .map_err(|_| Error::Manager("the connection to the server is closed".into()))
+            .map_err(|_| Error::Lost("the connection to the server is closed".into()))
     }
 
     /// Sends a call without waiting for its answer; a failure arrives as
@@ -231,18 +231,18 @@ impl Client {
         let (tx, rx) = oneshot::channel();
         self.submit(request, Waiter::Caller(tx))?;
         match tokio::time::timeout(patience, rx).await {
-            Err(_) => Err(Error::Manager(format!(
+            Err(_) => Err(Error::NoAnswer(format!(
                 "the server did not answer within {}s",
                 patience.as_secs()
             ))),
-            Ok(Err(_)) => Err(Error::Manager("the server closed the connection".into())),
+            Ok(Err(_)) => Err(Error::Lost("the server closed the connection".into())),
             Ok(Ok(Response::Failed(e))) => Err(e.into()),
             Ok(Ok(r)) => Ok(r),
         }
     }
 
     fn unexpected(r: Response) -> Error {
-        Error::Manager(format!("unexpected answer from the server: {r:?}"))
+        Error::Protocol(format!("unexpected answer from the server: {r:?}"))
     }
 
     pub async fn create_interactive_vm(
@@ -426,7 +426,7 @@ impl Client {
     pub async fn install_package(
         &self,
         id: &str,
-        spec: &crate::rocks::PackageSpec,
+        spec: &bioxen_proto::package::PackageSpec,
     ) -> Result<InstallOutcome> {
         let request = Request::Install {
             id: id.into(),
@@ -491,9 +491,7 @@ async fn read_replies(mut reader: tokio::net::unix::OwnedReadHalf, shared: Arc<S
                         let _ = tx.send(r);
                         continue;
                     }
-                    (Some(Waiter::Report), Response::Failed(e)) => {
-                        Update::Failed(crate::Error::from(e).to_string())
-                    }
+                    (Some(Waiter::Report), Response::Failed(e)) => Update::Failed(e.to_string()),
                     _ => continue,
                 }
             }
@@ -523,14 +521,14 @@ fn spawn_server(socket: &Path, start: &StartOptions) -> Result<()> {
     use std::os::unix::process::CommandExt;
     // A log directory that cannot be used must not stop the server from starting:
     // its output then goes beside its socket.
-    let log = crate::private_fs::open_append(&start.log).or_else(|e| {
+    let log = bioxen_config::private_fs::open_append(&start.log).or_else(|e| {
         let fallback = socket.with_extension("log");
         tracing::warn!(
             "{}: {e}; the server logs to {}",
             start.log.display(),
             fallback.display()
         );
-        crate::private_fs::open_append(&fallback)
+        bioxen_config::private_fs::open_append(&fallback)
     })?;
     let mut cmd = std::process::Command::new(&start.exe);
     if let Some(config) = &start.config {
@@ -551,10 +549,16 @@ fn spawn_server(socket: &Path, start: &StartOptions) -> Result<()> {
     }
     let mut child = cmd
         .spawn()
-        .map_err(|e| Error::Manager(format!("cannot start {}: {e}", start.exe.display())))?;
+        .map_err(|e| Error::Connect(format!("cannot start {}: {e}", start.exe.display())))?;
     // Reap it in the background if it fails early; a running server outlives us.
     std::thread::spawn(move || {
         let _ = child.wait();
     });
     Ok(())
+}
+
+/// Locks a mutex, carrying on if a panicking thread poisoned it: the maps behind these
+/// locks stay consistent between statements.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
