@@ -16,14 +16,12 @@ pub use bioxen_config::{self as config, keymap, keyspec, private_fs, secret};
 pub use bioxen_log as log_sink;
 pub use bioxen_proto as protocol;
 pub use bioxen_repl as repl;
+pub use bioxen_server::{manager, registry, server};
 pub use bioxen_sim as sim;
 pub use bioxen_term as term;
 pub use bioxen_text::{base64, lua_literal, sanitize};
 
 pub mod cli;
-pub mod manager;
-pub mod registry;
-pub mod server;
 pub mod ui;
 
 pub use bioxen_backend::{Error, Result, error, lock, rocks, vm, xapi};

@@ -15,6 +15,10 @@ pub const VERSION: u32 = 8;
 /// How often a glanced-at session's screen is sent at most: 30 frames a second.
 pub const GLANCE_EVERY: std::time::Duration = std::time::Duration::from_millis(33);
 
+/// How long a VM's progress shows after its last report: terminals time progress
+/// out likewise, so a VM that stopped reporting does not look stuck at 42 %.
+pub const PROGRESS_STALE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// The largest frame either side accepts: a paste, a snapshot with its scrollback or
 /// an output burst fits many times over; a corrupt length cannot make anyone allocate
 /// gigabytes.

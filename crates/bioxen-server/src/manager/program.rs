@@ -5,10 +5,10 @@
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Manager;
-use crate::error::{Error, Result};
-use crate::lock;
-use crate::vm::ssh::{Connection, ExecOutput, ProgramEnd};
-use crate::vm::{VmKind, VmOptions};
+use bioxen_backend::error::{Error, Result};
+use bioxen_backend::lock;
+use bioxen_backend::vm::ssh::{Connection, ExecOutput, ProgramEnd};
+use bioxen_backend::vm::{VmKind, VmOptions};
 
 impl Manager {
     /// Creates a remote VM (a pool VM made and booted, or a configured host) and

@@ -16,11 +16,11 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::AbortHandle;
 
 use super::hub::Hub;
-use crate::error::{Error, Result};
-use crate::lock;
 use crate::manager::{Event as ManagerEvent, Live, Manager};
-use crate::protocol::{
-    self, Call, Event, Hello, InstallOutcome, Request, Response, ServerMsg, Welcome,
+use bioxen_backend::error::{Error, Result};
+use bioxen_backend::lock;
+use bioxen_proto::{
+    self as protocol, Call, Event, Hello, InstallOutcome, Request, Response, ServerMsg, Welcome,
 };
 
 /// Messages that may wait for a client; with output batches of at most
@@ -232,7 +232,7 @@ async fn handshake(stream: &mut UnixStream) -> Result<Option<String>> {
             None,
         ),
         Some(h) => {
-            tracing::debug!(client = %crate::sanitize::line(&h.client), "connected");
+            tracing::debug!(client = %bioxen_text::sanitize::line(&h.client), "connected");
             let welcome = Welcome::Ok {
                 version: protocol::VERSION,
                 server_pid: std::process::id(),
@@ -599,7 +599,7 @@ async fn handle(m: &Manager, request: Request, out: &Queue) -> Response {
                 }
             }
             Request::Resize { id, rows, cols } => {
-                let size = crate::vm::Size::checked(rows, cols).map_err(Error::Manager)?;
+                let size = bioxen_backend::vm::Size::checked(rows, cols).map_err(Error::Manager)?;
                 m.resize(&id, size)?;
                 Response::Done
             }
@@ -639,7 +639,7 @@ async fn handle(m: &Manager, request: Request, out: &Queue) -> Response {
                 state: m.kill_and_destroy(&id).await?,
             },
             Request::Install { id, name, version } => {
-                let spec = crate::rocks::PackageSpec::new(&name, version.as_deref())
+                let spec = bioxen_backend::rocks::PackageSpec::new(&name, version.as_deref())
                     .map_err(Error::Manager)?;
                 // Output goes out in order and all of it before the end: a queue
                 // drained by one task, awaited before the reply is sent. (Dropping

@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 
 use super::ServerOptions;
-use crate::lock;
 use crate::manager::{Event as ManagerEvent, Manager};
-use crate::protocol::{Event, PoolInfo};
-use crate::vm::ssh::{SshAnswer, SshPrompt, SshQuestion};
-use crate::xapi::{PoolStatus, PoolVm};
+use bioxen_backend::lock;
+use bioxen_backend::vm::ssh::{SshAnswer, SshPrompt, SshQuestion};
+use bioxen_backend::xapi::{PoolStatus, PoolVm};
+use bioxen_proto::{Event, PoolInfo};
 
 pub struct Hub {
     pub manager: Manager,
@@ -163,9 +163,10 @@ pub async fn follow_pool(hub: Arc<Hub>) {
     let Some(xcpng) = hub.manager.config().xcpng.clone() else {
         return;
     };
-    let warning = crate::xapi::tls::TlsMode::from_config(xcpng.tls_verify, &xcpng.tls_fingerprint)
-        .ok()
-        .and_then(|t| t.warning());
+    let warning =
+        bioxen_backend::xapi::tls::TlsMode::from_config(xcpng.tls_verify, &xcpng.tls_fingerprint)
+            .ok()
+            .and_then(|t| t.warning());
     let info = |status, vms, failed| PoolInfo {
         status,
         vms,

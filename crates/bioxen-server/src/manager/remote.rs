@@ -14,12 +14,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::{Manager, Process, Session, WriterMsg, run_writer};
-use crate::error::{Error, Result};
-use crate::lock;
-use crate::vm::holder::{Found, Held};
-use crate::vm::ssh::{self, ChannelEnd, Connection, PtyReader, PtyWriter, SshError, SshTarget};
-use crate::vm::{Control, VmKind, VmSpec, VmState, signal_number};
-use crate::xapi::lifecycle::{self, CreateSpec};
+use bioxen_backend::error::{Error, Result};
+use bioxen_backend::lock;
+use bioxen_backend::vm::holder::{Found, Held};
+use bioxen_backend::vm::ssh::{
+    self, ChannelEnd, Connection, PtyReader, PtyWriter, SshError, SshTarget,
+};
+use bioxen_backend::vm::{Control, VmKind, VmSpec, VmState, signal_number};
+use bioxen_backend::xapi::lifecycle::{self, CreateSpec};
 
 /// The SSH side of a remote session.
 pub(super) struct Remote {
@@ -475,12 +477,12 @@ fn ssh_target(manager: &Manager, session: &Session) -> Result<SshTarget> {
         .find(|h| h.name == *name)
         .ok_or_else(|| Error::Manager(format!("no [[ssh_hosts]] entry is named '{name}'")))?;
     let section = format!("[[ssh_hosts]] '{name}'");
-    let password = crate::secret::PasswordSource {
+    let password = bioxen_config::secret::PasswordSource {
         section: &section,
         env: host.password_env.as_deref(),
         command: host.password_command.as_deref(),
         literal: None,
-        timeout: Duration::from_secs(crate::secret::DEFAULT_TIMEOUT_SECS),
+        timeout: Duration::from_secs(bioxen_config::secret::DEFAULT_TIMEOUT_SECS),
     }
     .resolve()
     .map_err(Error::Manager)?;
@@ -488,7 +490,7 @@ fn ssh_target(manager: &Manager, session: &Session) -> Result<SshTarget> {
         host: host.host.clone(),
         port: host.port,
         user: host.user.clone().unwrap_or_else(current_user),
-        identity: host.identity.as_deref().map(crate::config::expand_home),
+        identity: host.identity.as_deref().map(bioxen_config::expand_home),
         known_hosts: known_hosts(host.known_hosts.as_deref()),
         password,
         command: host.command.clone(),
@@ -498,8 +500,8 @@ fn ssh_target(manager: &Manager, session: &Session) -> Result<SshTarget> {
 
 fn known_hosts(configured: Option<&str>) -> std::path::PathBuf {
     configured
-        .map(crate::config::expand_home)
-        .unwrap_or_else(|| crate::config::home_dir().join(".ssh").join("known_hosts"))
+        .map(bioxen_config::expand_home)
+        .unwrap_or_else(|| bioxen_config::home_dir().join(".ssh").join("known_hosts"))
 }
 
 fn current_user() -> String {
@@ -542,7 +544,7 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshT
         let ip = lifecycle::wait_for_ip(&client, &reference, config.xcpng_ip_timeout)
             .await
             .map_err(|e| match &e {
-                crate::xapi::XapiError::Api { code, .. } if code == "HANDLE_INVALID" => {
+                bioxen_backend::xapi::XapiError::Api { code, .. } if code == "HANDLE_INVALID" => {
                     Error::session(
                         session.id(),
                         format!(
@@ -551,7 +553,9 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshT
                         ),
                     )
                 }
-                crate::xapi::XapiError::Api { code, params } if code == "VM_BAD_POWER_STATE" => {
+                bioxen_backend::xapi::XapiError::Api { code, params }
+                    if code == "VM_BAD_POWER_STATE" =>
+                {
                     Error::session(
                         session.id(),
                         format!(
@@ -598,7 +602,7 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshT
                 let result =
                     lifecycle::create_cancellable(&client, &spec, &progress, &cancelled).await;
                 if let Err(e) = &result
-                    && matches!(e.error, crate::xapi::XapiError::Cancelled)
+                    && matches!(e.error, bioxen_backend::xapi::XapiError::Cancelled)
                 {
                     tracing::info!(vm = %s.id(), "creation cancelled at {}; removed what was made", e.step);
                 }
@@ -631,7 +635,7 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshT
         host: ip,
         port: x.ssh.port,
         user: x.ssh.user.clone(),
-        identity: x.ssh.identity.as_deref().map(crate::config::expand_home),
+        identity: x.ssh.identity.as_deref().map(bioxen_config::expand_home),
         known_hosts: known_hosts(x.ssh.known_hosts.as_deref()),
         password: None,
         command: x.ssh.command.clone(),
@@ -649,7 +653,7 @@ pub(super) async fn destroy_pool_vm(manager: &Manager, session: &Session) -> Res
         return Ok(());
     };
     let client = manager.xapi().await?;
-    let fail = |e: crate::xapi::XapiError| {
+    let fail = |e: bioxen_backend::xapi::XapiError| {
         Error::session(session.id(), format!("destroying its pool VM: {e}"))
     };
     lifecycle::stop(&client, &vm, Duration::from_secs(30))
@@ -680,8 +684,8 @@ impl Manager {
         if let Some(p) = pool.as_ref() {
             return Ok(p.clone());
         }
-        let client = Arc::new(crate::xapi::XapiClient::from_config(x)?);
-        let cache = crate::xapi::EventCache::start(client.clone());
+        let client = Arc::new(bioxen_backend::xapi::XapiClient::from_config(x)?);
+        let cache = bioxen_backend::xapi::EventCache::start(client.clone());
         let p = Arc::new(super::Pool { client, cache });
         *pool = Some(p.clone());
         Ok(p)
@@ -689,7 +693,7 @@ impl Manager {
 
     /// The pool's client. Connecting may run `password_command`, so it happens off the
     /// async workers.
-    pub(crate) async fn xapi(&self) -> Result<Arc<crate::xapi::XapiClient>> {
+    pub(crate) async fn xapi(&self) -> Result<Arc<bioxen_backend::xapi::XapiClient>> {
         let manager = self.clone();
         let pool = tokio::task::spawn_blocking(move || manager.pool())
             .await

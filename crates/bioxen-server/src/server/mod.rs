@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 
 use tokio::net::UnixListener;
 
-use crate::error::{Error, Result};
 use crate::manager::{Event as ManagerEvent, Manager, ManagerConfig};
-use crate::protocol::Event;
+use bioxen_backend::error::{Error, Result};
+use bioxen_proto::Event;
 use hub::Hub;
 
 /// The socket: `--socket PATH`, else `<runtime dir>/NAME.sock` for `-L NAME`, else
@@ -69,7 +69,7 @@ impl SocketLock {
 fn bind(socket: &Path) -> Result<(UnixListener, SocketLock)> {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     if let Some(dir) = socket.parent() {
-        crate::private_fs::create_private_dir(dir)?;
+        bioxen_config::private_fs::create_private_dir(dir)?;
     }
     let lock = SocketLock::take(socket)?;
     // Holding the lock, no live server owns a socket here: whatever is left is stale.
@@ -117,7 +117,7 @@ pub async fn serve(mut config: ManagerConfig, options: ServerOptions, socket: &P
     tokio::spawn({
         let hub = hub.clone();
         async move {
-            let why = crate::log_sink::stopped().await;
+            let why = bioxen_log::stopped().await;
             hub.announce(Event::Notice {
                 id: None,
                 text: why.to_string(),

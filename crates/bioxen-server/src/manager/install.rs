@@ -5,10 +5,10 @@ use std::process::Stdio;
 use tokio::io::AsyncReadExt;
 
 use super::Manager;
-use crate::error::{Error, Result};
-use crate::lock;
-use crate::rocks::{self, InstallReport, PackageSpec};
-use crate::vm::VmKind;
+use bioxen_backend::error::{Error, Result};
+use bioxen_backend::lock;
+use bioxen_backend::rocks::{self, InstallReport, PackageSpec};
+use bioxen_backend::vm::VmKind;
 
 const APT_HINT: &str = "install it with: apt-get install luarocks";
 

@@ -44,7 +44,7 @@ pub fn publish_in(
             .collect(),
     };
     let path = dir.join(format!("{}.json", entry.pid));
-    crate::private_fs::write_atomic(&path, &serde_json::to_vec(&entry)?)
+    bioxen_config::private_fs::write_atomic(&path, &serde_json::to_vec(&entry)?)
 }
 
 /// Removes this process's entry from `dir`.
@@ -63,7 +63,7 @@ pub fn read_all() -> Vec<Entry> {
 /// Like [`read_all`], in `dir`.
 pub fn read_all_in(dir: &std::path::Path) -> Vec<Entry> {
     let dir = dir.to_path_buf();
-    if let Err(e) = crate::private_fs::check_private_dir(&dir) {
+    if let Err(e) = bioxen_config::private_fs::check_private_dir(&dir) {
         if e.kind() != std::io::ErrorKind::NotFound {
             eprintln!("bioxen: {e}");
         }
@@ -83,7 +83,7 @@ pub fn read_all_in(dir: &std::path::Path) -> Vec<Entry> {
         else {
             continue;
         };
-        let Ok(text) = crate::private_fs::read_own(&path, ENTRY_LIMIT) else {
+        let Ok(text) = bioxen_config::private_fs::read_own(&path, ENTRY_LIMIT) else {
             continue;
         };
         let Ok(entry) = serde_json::from_slice::<Entry>(&text) else {
@@ -92,7 +92,7 @@ pub fn read_all_in(dir: &std::path::Path) -> Vec<Entry> {
         if entry.pid != pid {
             continue;
         }
-        if crate::vm::proc_stats::is_mine(entry.pid) {
+        if bioxen_backend::vm::proc_stats::is_mine(entry.pid) {
             entries.push(entry);
         } else {
             let _ = std::fs::remove_file(&path);

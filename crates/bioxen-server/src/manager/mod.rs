@@ -29,14 +29,14 @@ pub use bioxen_proto::ExecResult;
 use output::OutputBuffer;
 use output_log::OutputLog;
 
-use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::lock;
-use crate::term::Screen;
-use crate::term::signals::Said;
-use crate::vm::proc_stats::{CpuMeter, ProcStats};
-use crate::vm::{self, Control, Sink, Size, VmKind, VmOptions, VmSpec, VmState};
-pub use bioxen_proto::{Alert, Busy, Progress, ProgressState, VmInfo};
+use bioxen_backend::error::{Error, Result};
+use bioxen_backend::lock;
+use bioxen_backend::vm::proc_stats::{CpuMeter, ProcStats};
+use bioxen_backend::vm::{self, Control, Sink, Size, VmKind, VmOptions, VmSpec, VmState};
+use bioxen_config::Config;
+pub use bioxen_proto::{Alert, Busy, PROGRESS_STALE, Progress, ProgressState, VmInfo};
+use bioxen_term::Screen;
+use bioxen_term::signals::Said;
 
 /// How long a terminated VM gets to exit after SIGTERM before SIGKILL.
 const TERM_GRACE: Duration = Duration::from_millis(1500);
@@ -83,11 +83,11 @@ pub enum Live {
 #[derive(Debug, Clone)]
 pub struct ManagerConfig {
     /// Hosts `ssh` VMs connect to.
-    pub ssh_hosts: Vec<crate::config::SshHost>,
+    pub ssh_hosts: Vec<bioxen_config::SshHost>,
     /// The pool `xcpng` VMs are created on.
-    pub xcpng: Option<crate::config::XcpngConfig>,
+    pub xcpng: Option<bioxen_config::XcpngConfig>,
     /// Who decides about unknown SSH host keys and key passphrases.
-    pub trust: crate::vm::ssh::Trust,
+    pub trust: bioxen_backend::vm::ssh::Trust,
     /// How long a new pool VM may take to report its IP.
     pub xcpng_ip_timeout: Duration,
     /// The luarocks tree local VMs share.
@@ -120,9 +120,9 @@ impl ManagerConfig {
         Ok(ManagerConfig {
             ssh_hosts: config.ssh_hosts.clone(),
             xcpng: config.xcpng.clone(),
-            trust: crate::vm::ssh::Trust::default(),
+            trust: bioxen_backend::vm::ssh::Trust::default(),
             xcpng_ip_timeout: Duration::from_secs(180),
-            rocks_tree: crate::rocks::local_tree(config.local.rocks_tree.as_deref()),
+            rocks_tree: bioxen_backend::rocks::local_tree(config.local.rocks_tree.as_deref()),
             rocks_servers: config.rocks_servers.clone(),
             local_command,
             self_exe: std::env::current_exe()?,
@@ -132,7 +132,7 @@ impl ManagerConfig {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-            local_cwd: config.local.cwd.as_deref().map(crate::config::expand_home),
+            local_cwd: config.local.cwd.as_deref().map(bioxen_config::expand_home),
             scrollback: config.ui.scrollback,
             scrollback_bytes: config.ui.scrollback_bytes,
             output_log: config.ui.output_log,
@@ -158,7 +158,7 @@ impl ManagerConfig {
     pub fn local_vm_env(&self, extra: &[(String, String)], id: &str) -> Vec<(String, String)> {
         let mut env = self.local_env.clone();
         env.extend(extra.iter().cloned());
-        let rocks = crate::rocks::local_env(&self.rocks_tree, &env);
+        let rocks = bioxen_backend::rocks::local_env(&self.rocks_tree, &env);
         env.retain(|(k, _)| !rocks.iter().any(|(r, _)| r == k));
         env.extend(rocks);
         env.push(("BIOXEN_VM".into(), id.to_string()));
@@ -219,8 +219,8 @@ impl Drop for PoolJob {
 
 /// The configured XCP-ng pool as bioxen follows it.
 pub struct Pool {
-    pub client: Arc<crate::xapi::XapiClient>,
-    pub cache: crate::xapi::EventCache,
+    pub client: Arc<bioxen_backend::xapi::XapiClient>,
+    pub cache: bioxen_backend::xapi::EventCache,
 }
 
 /// One VM session. Its screen, output buffer and history outlive its process, so a dead
@@ -278,10 +278,6 @@ struct SessionSignals {
     /// A change not yet published: the sampler publishes it.
     pending: bool,
 }
-
-/// How long a VM's progress shows after its last report: terminals time progress
-/// out likewise, so a VM that stopped reporting does not look stuck at 42 %.
-pub const PROGRESS_STALE: Duration = Duration::from_secs(15);
 
 /// Progress and status reports are published at most this often per session: a loop
 /// reporting on every step costs one list per 100 ms, not one per step.
@@ -563,7 +559,7 @@ impl Manager {
     /// The session's screen now, and from then on everything that changes it: a
     /// viewer that replays the snapshot and then the stream sees the same screen.
     /// A receiver that falls behind gets `Lagged` and should watch again.
-    pub fn watch(&self, id: &str) -> Result<(crate::term::Snapshot, broadcast::Receiver<Live>)> {
+    pub fn watch(&self, id: &str) -> Result<(bioxen_term::Snapshot, broadcast::Receiver<Live>)> {
         let session = self.get(id)?;
         let screen = lock(&session.screen);
         Ok((screen.snapshot(), session.live.subscribe()))
@@ -571,7 +567,7 @@ impl Manager {
 
     /// The session's visible screen without its history, and a counter of its output
     /// to wait on for the next change.
-    pub fn glance(&self, id: &str) -> Result<(crate::term::Snapshot, watch::Receiver<u64>)> {
+    pub fn glance(&self, id: &str) -> Result<(bioxen_term::Snapshot, watch::Receiver<u64>)> {
         let session = self.get(id)?;
         let mut seq = session.seq.subscribe();
         seq.borrow_and_update();
@@ -1388,7 +1384,7 @@ fn lua_init(module: bool) -> String {
     if module {
         init.push_str(&format!(
             " package.preload.bioxen = package.preload.bioxen or load({}, '=bioxen')",
-            crate::lua_literal::quote(crate::repl::BIOXEN_MODULE)
+            bioxen_text::lua_literal::quote(bioxen_repl::BIOXEN_MODULE)
         ));
     }
     init.push_str(
@@ -1404,7 +1400,7 @@ fn lua_init(module: bool) -> String {
 /// so `require "bioxen"` works in `lua5.4` as in the embedded REPL.
 fn install_lua_module(tree: &Path) {
     let path = tree.join("share/lua/5.4/bioxen.lua");
-    let module = crate::repl::BIOXEN_MODULE;
+    let module = bioxen_repl::BIOXEN_MODULE;
     if std::fs::read_to_string(&path).is_ok_and(|m| m == module) {
         return;
     }

@@ -13,9 +13,9 @@ use std::time::Duration;
 use memchr::memmem;
 
 use super::{Live, Session};
-use crate::error::{Error, Result};
-use crate::lua_literal;
+use bioxen_backend::error::{Error, Result};
 use bioxen_proto::ExecResult;
+use bioxen_text::lua_literal;
 
 pub(super) async fn run(
     session: &Arc<Session>,

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-use crate::lock;
+use bioxen_backend::lock;
 
 /// How much unwritten output may wait for a disk that cannot keep up; beyond it the
 /// oldest is dropped and the file says how much.
@@ -44,7 +44,7 @@ impl OutputLog {
     /// Opens (appending) or creates the log file, private to the user; refuses a
     /// symlink or anything but a regular file at that name.
     pub fn open(path: &Path) -> std::io::Result<OutputLog> {
-        let file = crate::private_fs::open_append(path)?;
+        let file = bioxen_config::private_fs::open_append(path)?;
         let shared = Arc::new(Shared::default());
         let writer = {
             let shared = shared.clone();
@@ -126,7 +126,7 @@ mod tests {
     fn everything_appended_reaches_the_file_in_order() {
         let dir = std::env::temp_dir().join(format!("bioxen-outlog-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        crate::private_fs::create_private_dir(&dir).unwrap();
+        bioxen_config::private_fs::create_private_dir(&dir).unwrap();
         let path = dir.join("vm.log");
         let mut expected = Vec::new();
         {
