@@ -562,3 +562,12 @@ fn spawn_server(socket: &Path, start: &StartOptions) -> Result<()> {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// The async runtime every bioxen command runs on: two worker threads, as many cores as
+/// the machines it is measured on have; more would only add wake-ups.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}

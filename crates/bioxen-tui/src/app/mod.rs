@@ -21,15 +21,15 @@ use std::time::{Duration, Instant};
 use super::effect::{Call, Done, Effect};
 use super::grid::Grid;
 use super::layout::Areas;
-use crate::client::Update;
-use crate::config::AlertKind;
-use crate::keymap::{Action, Keymap, Mode};
-use crate::protocol::{
+use crate::{encode, input};
+use bioxen_client::Update;
+use bioxen_config::AlertKind;
+use bioxen_config::keymap::{Action, Keymap, Mode};
+use bioxen_proto::{
     Alert, CreateOptions, Event, PoolStatus, PoolVm, Progress, ProgressState, Request, Size,
     SshAnswer, SshQuestion, VmInfo, VmKind, VmState,
 };
-use crate::term::Screen;
-use crate::ui::{encode, input};
+use bioxen_term::Screen;
 use crossterm::event::{
     Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind,
 };
@@ -167,7 +167,7 @@ pub const HELP_HINT: &str = "Keys are set in bioxen.toml ([ui] prefix, [keys.lis
 pub struct App {
     pub keymap: Keymap,
     /// The configuration, for what the create dialog says each kind runs.
-    pub config: crate::config::Config,
+    pub config: bioxen_config::Config,
     /// The sessions, as the server last listed them (uptimes advanced locally).
     pub rows: Vec<VmInfo>,
     /// The list as received, and when: uptimes count on from there.
@@ -259,7 +259,7 @@ impl App {
     pub fn new(keymap: Keymap, area: Rect, mouse: bool) -> App {
         let mut app = App {
             keymap,
-            config: crate::config::Config::default(),
+            config: bioxen_config::Config::default(),
             rows: Vec::new(),
             received: (Vec::new(), Instant::now()),
             mirrors: HashMap::new(),
@@ -566,7 +566,7 @@ impl App {
     /// Shows a message in the status bar. It may quote a pool's or a VM's words, so it
     /// is made safe for the terminal first.
     pub fn set_message(&mut self, text: impl Into<String>, level: Level) {
-        self.message = Some((crate::sanitize::line(&text.into()), level));
+        self.message = Some((bioxen_text::sanitize::line(&text.into()), level));
         let shows = match level {
             Level::Info => MESSAGE_SHOWS,
             Level::Error => ERROR_SHOWS,
@@ -1056,7 +1056,7 @@ impl App {
                             r.exit_code
                                 .map(|c| c.to_string())
                                 .unwrap_or_else(|| "?".into()),
-                            crate::rocks::failure_cause(&r.output)
+                            bioxen_proto::package::failure_cause(&r.output)
                         ),
                     ),
                     Err(e) => (false, e.clone()),

@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
 use super::app::{
     App, Confirm, CreateForm, Field, InstallForm, InstallProgress, KindChoice, Overlay, Prompt,
 };
-use crate::protocol::SshQuestion;
+use bioxen_proto::SshQuestion;
 
 pub fn draw(frame: &mut Frame, app: &App) {
     if let Some(p) = app.prompts.front() {

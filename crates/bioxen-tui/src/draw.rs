@@ -11,9 +11,9 @@ use ratatui::widgets::Paragraph;
 
 use super::app::{App, Focus, Level, TabId};
 use super::{dialogs, grid_pane, list_pane, terminal_pane};
-use crate::keymap::{Action, Mode};
-use crate::protocol::{PoolStatus, VmState};
-use crate::term::Screen;
+use bioxen_config::keymap::{Action, Mode};
+use bioxen_proto::{PoolStatus, VmState};
+use bioxen_term::Screen;
 use bioxen_text::columns::truncate;
 
 /// Where drawing gets a session's screen from: the dashboard's mirrors, or recorded

@@ -12,9 +12,9 @@ use std::collections::HashMap;
 
 use tokio::task::JoinSet;
 
-use crate::client::Client;
-use crate::protocol::{CreateOptions, InstallOutcome, Progress, ProgressState, Request, VmKind};
-use crate::rocks::PackageSpec;
+use bioxen_client::Client;
+use bioxen_proto::package::PackageSpec;
+use bioxen_proto::{CreateOptions, InstallOutcome, Progress, ProgressState, Request, VmKind};
 
 /// A consequence of a change in the dashboard's state.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,7 +148,7 @@ impl Call {
                 Err(e) => Done::Failed(format!("{id}: cannot log output: {e}")),
             },
             Call::Release { id } => match server.release(&id).await {
-                Ok(crate::protocol::VmState::Running) => Done::Info(format!(
+                Ok(bioxen_proto::VmState::Running) => Done::Info(format!(
                     "{id}: session closed; its interpreter goes on under dtach on the VM \
                      (Enter attaches to it again)"
                 )),
@@ -189,7 +189,7 @@ impl Call {
 
 /// OSC 9 with text that can neither end the sequence early nor be read as OSC 9;4.
 pub fn desktop_notification(text: &str) -> String {
-    let text: String = crate::sanitize::line(text)
+    let text: String = bioxen_text::sanitize::line(text)
         .chars()
         .filter(|c| !c.is_control())
         .take(200)
@@ -254,7 +254,7 @@ impl Runner {
                 Effect::Desktop(text) => to_terminal(&desktop_notification(&text)),
                 Effect::Clipboard(text) => to_terminal(&format!(
                     "\x1b]52;c;{}\x07",
-                    crate::base64::encode(text.as_bytes())
+                    bioxen_text::base64::encode(text.as_bytes())
                 )),
                 Effect::OuterProgress(p) => {
                     PROGRESS_SHOWN.store(p.is_some(), std::sync::atomic::Ordering::Relaxed);

@@ -1,6 +1,6 @@
 //! How numbers and names look in the list pane and `bioxen ls`.
 
-use crate::protocol::{Busy, Progress, ProgressState, VmInfo, VmState};
+use bioxen_proto::{Busy, Progress, ProgressState, VmInfo, VmState};
 
 /// A progress bar `width` cells wide, in eighths of a cell, and the percentage:
 /// `██▌   42%`. Indeterminate progress has no figure: `·····  ?`.

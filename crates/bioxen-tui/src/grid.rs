@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use ratatui::layout::Rect;
 
 use super::layout::MIN_PANE;
-use crate::protocol::Size;
+use bioxen_proto::Size;
 
 /// The smallest tile: room for the smallest session (24x6), a header row, and a
 /// separator column.

@@ -3,7 +3,7 @@
 
 use super::*;
 
-pub use crate::protocol::PROGRESS_STALE;
+pub use bioxen_proto::PROGRESS_STALE;
 
 /// Alerts a VM raised that the user has not looked at yet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -21,7 +21,7 @@ impl App {
     }
 
     /// The tiles of the grid shown, where they are drawn.
-    pub fn tiles(&self) -> Vec<crate::ui::grid::Tile> {
+    pub fn tiles(&self) -> Vec<crate::grid::Tile> {
         self.shown_grid()
             .map(|g| g.tiles(self.areas().pane))
             .unwrap_or_default()

@@ -73,10 +73,10 @@ impl App {
                 "{:<16} {:<6} {:<12}",
                 r.id,
                 r.kind.as_str(),
-                crate::ui::format::state(r)
+                crate::format::state(r)
             );
             if let Some(p) = self.progress(r) {
-                label.push_str(&format!(" {}", crate::ui::format::progress(p, 5)));
+                label.push_str(&format!(" {}", crate::format::progress(p, 5)));
             }
             if let Some(status) = &r.status {
                 label.push_str(&format!("  {status}"));

@@ -3,7 +3,7 @@
 
 use ratatui::layout::Rect;
 
-use crate::protocol::Size;
+use bioxen_proto::Size;
 
 /// The list is hidden below this terminal width (the terminal pane gets everything).
 const MIN_WIDTH_FOR_LIST: u16 = 70;

@@ -401,14 +401,15 @@ impl App {
 
     /// Checks the name and starts luarocks; its output streams into a progress view.
     pub(super) fn install(&mut self, mut form: InstallForm) {
-        let spec = match crate::rocks::PackageSpec::new(form.name.trim(), Some(&form.version)) {
-            Ok(spec) => spec,
-            Err(e) => {
-                form.error = Some(e);
-                self.overlay = Some(Overlay::Install(form));
-                return;
-            }
-        };
+        let spec =
+            match bioxen_proto::package::PackageSpec::new(form.name.trim(), Some(&form.version)) {
+                Ok(spec) => spec,
+                Err(e) => {
+                    form.error = Some(e);
+                    self.overlay = Some(Overlay::Install(form));
+                    return;
+                }
+            };
         self.overlay = Some(Overlay::Progress(InstallProgress {
             vm: form.vm.clone(),
             package: spec.label(),

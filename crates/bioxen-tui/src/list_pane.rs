@@ -12,7 +12,7 @@ use ratatui::widgets::Paragraph;
 use super::app::{App, Focus, Row as ListRow};
 use super::draw::state_color;
 use super::format;
-use crate::protocol::{PoolVm, VmInfo, VmState, signal_name};
+use bioxen_proto::{PoolVm, VmInfo, VmState, signal_name};
 
 /// Columns, dropped from the right end of this order when the pane is narrow.
 #[derive(Clone, Copy, PartialEq)]
@@ -270,8 +270,8 @@ fn details(app: &App) -> Vec<Line<'static>> {
 }
 
 /// Progress in colour: red in error, yellow paused.
-pub fn progress_style(p: crate::protocol::Progress) -> Style {
-    use crate::protocol::ProgressState;
+pub fn progress_style(p: bioxen_proto::Progress) -> Style {
+    use bioxen_proto::ProgressState;
     Style::new().fg(match p.state {
         ProgressState::Error => Color::Red,
         ProgressState::Paused => Color::Yellow,

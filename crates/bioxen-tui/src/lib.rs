@@ -35,11 +35,11 @@ use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::client::{Client, StartOptions};
-use crate::config::Config;
-use crate::keymap::Keymap;
-use crate::protocol::VmInfo;
 use app::{App, Msg};
+use bioxen_client::{Client, StartOptions};
+use bioxen_config::Config;
+use bioxen_config::keymap::Keymap;
+use bioxen_proto::VmInfo;
 use effect::Runner;
 
 /// Writes a line to stderr if there is one: once the terminal window is closed,
@@ -52,7 +52,7 @@ macro_rules! say {
 }
 
 /// What the server pushes to the dashboard.
-type Updates = tokio::sync::mpsc::Receiver<crate::client::Update>;
+type Updates = tokio::sync::mpsc::Receiver<bioxen_client::Update>;
 
 /// The shortest time between two frames.
 const FRAME: Duration = Duration::from_millis(16);
@@ -90,7 +90,7 @@ pub fn run(config: Config, launch: Launch) -> ExitCode {
         }
     };
     install_panic_hook(log_path.clone());
-    let runtime = match crate::runtime() {
+    let runtime = match bioxen_client::runtime() {
         Ok(r) => r,
         Err(e) => {
             say!("bioxen: cannot start: {e}");
@@ -107,7 +107,7 @@ pub fn run(config: Config, launch: Launch) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            say!("bioxen: {}", crate::sanitize::lines(&e));
+            say!("bioxen: {}", bioxen_text::sanitize::lines(&e));
             if let Some(p) = log_path {
                 say!("(details in {})", p.display());
             }
@@ -223,7 +223,7 @@ async fn dashboard(
 
     let mut log_failure_told = false;
     while !app.quit {
-        if !log_failure_told && let Some(why) = crate::log_sink::failure() {
+        if !log_failure_told && let Some(why) = bioxen_log::failure() {
             log_failure_told = true;
             app.set_message(format!("warning: {why}"), app::Level::Error);
         }
@@ -435,7 +435,7 @@ fn install_panic_hook(log_path: Option<std::path::PathBuf>) {
 fn init_logging(config: &Config) -> Result<std::path::PathBuf, String> {
     let dir = config.log_dir();
     let path = dir.join("bioxen.log");
-    let file = crate::private_fs::open_append(&path).map_err(|e| {
+    let file = bioxen_config::private_fs::open_append(&path).map_err(|e| {
         format!(
             "no log file, and no output logs: {e} (ui.log_dir is {})",
             dir.display()
@@ -447,7 +447,7 @@ fn init_logging(config: &Config) -> Result<std::path::PathBuf, String> {
         _ => tracing::Level::INFO,
     };
     let what = format!("the dashboard's log {}", path.display());
-    crate::log_sink::install(crate::log_sink::LogSink::new(file, what), level)?;
+    bioxen_log::install(bioxen_log::LogSink::new(file, what), level)?;
     // Each dashboard's lines start with the build and pid that wrote them; a log that
     // cannot be written shows so from the first frame.
     tracing::info!(

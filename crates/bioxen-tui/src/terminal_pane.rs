@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 
 use super::app::{App, Focus};
 use super::draw::{Screens, state_color};
-use crate::keymap::{Action, Mode};
+use bioxen_config::keymap::{Action, Mode};
 use bioxen_text::columns::truncate;
 
 pub fn draw(frame: &mut Frame, app: &App, screens: &dyn Screens, outer: Rect, pane: Rect) {
@@ -222,16 +222,19 @@ pub fn render_cells(vt: &vt100::Screen, area: Rect, buf: &mut Buffer) {
             let style = cell_style(cell);
             let contents = cell.contents();
             let drawn: String;
-            let contents =
-                if contents.is_ascii() || contents.chars().all(crate::sanitize::is_drawn_in_cell) {
-                    contents
-                } else {
-                    drawn = contents
-                        .chars()
-                        .filter(|&c| crate::sanitize::is_drawn_in_cell(c))
-                        .collect();
-                    &drawn
-                };
+            let contents = if contents.is_ascii()
+                || contents
+                    .chars()
+                    .all(bioxen_text::sanitize::is_drawn_in_cell)
+            {
+                contents
+            } else {
+                drawn = contents
+                    .chars()
+                    .filter(|&c| bioxen_text::sanitize::is_drawn_in_cell(c))
+                    .collect();
+                &drawn
+            };
             let symbol = if contents.is_empty() { " " } else { contents };
             if cell.is_wide() && col + 1 < area.width {
                 buf.set_stringn(x, y, symbol, 2, style);
@@ -289,7 +292,7 @@ mod tests {
     /// combining accents do.
     #[test]
     fn bidi_and_invisible_characters_in_vm_output_are_not_drawn() {
-        let mut screen = crate::term::Screen::new(crate::vm::Size::new(4, 40), 10);
+        let mut screen = bioxen_term::Screen::new(bioxen_proto::Size::new(4, 40), 10);
         let printed = "a\u{202E}b\u{2066}c\u{2069}d\u{200B}e\u{E0041}\u{E0042}f\u{FEFF}g\r\n\
                        e\u{0301} \u{1F469}\u{200D}\u{1F52C}";
         screen.feed(printed.as_bytes());
