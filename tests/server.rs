@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bioxen::VmKind;
-use bioxen::client::{Client, ClientError, StartOptions};
+use bioxen::client::{Client, StartOptions};
 use bioxen::protocol::{CreateOptions, WireError};
 use common::{WAIT, bioxen_exe, eventually, process_group_alive};
 
@@ -100,7 +100,7 @@ async fn vms_outlive_the_client_that_made_them() {
     assert!(out.contains("Value:\t42"));
     let err = second.send_input("nope", "1\n").await.unwrap_err();
     assert!(
-        matches!(&err, ClientError::Server(WireError::NotFound { id }) if id == "nope"),
+        matches!(err.wire(), Some(WireError::NotFound { id }) if id == "nope"),
         "{err:?}"
     );
 

@@ -8,9 +8,10 @@ pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The server answered, and refused or failed the request: match on the kind.
+    /// The server answered, and refused or failed the request: match on the kind
+    /// (boxed: a pool step's error carries two of the pool's).
     #[error(transparent)]
-    Server(#[from] WireError),
+    Server(Box<WireError>),
     /// The socket is not to be trusted: its directory is not this user's alone, or
     /// another user serves it. Never retried, and never started over.
     #[error("{0}")]
@@ -35,8 +36,14 @@ impl ClientError {
     /// The server's refusal, when that is what this is.
     pub fn wire(&self) -> Option<&WireError> {
         match self {
-            ClientError::Server(e) => Some(e),
+            ClientError::Server(e) => Some(e.as_ref()),
             _ => None,
         }
+    }
+}
+
+impl From<WireError> for ClientError {
+    fn from(e: WireError) -> Self {
+        ClientError::Server(Box::new(e))
     }
 }
