@@ -333,18 +333,65 @@ pub enum Incoming {
     Output { id: String, bytes: Vec<u8> },
 }
 
+/// The longest a package install may run before the server stops it: a luarocks build
+/// of a C rock takes minutes, never this long. A client waits this long and a little
+/// more, so it never gives up on an install that is still alive.
+pub const INSTALL_LIMIT: Duration = Duration::from_secs(30 * 60);
+
+/// How a call is served: how long a client waits for its answer, and whether the server
+/// runs it beside the connection's other calls (it may take long) or in turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Serving {
+    pub patience: Duration,
+    pub apart: bool,
+}
+
 impl Request {
+    /// The one table of operations: the server's dispatch and every client's timeout
+    /// read it. It names every request, so a new one cannot be added without a row.
+    pub fn serving(&self) -> Serving {
+        use Request::*;
+        // Past the server's own bound, for the answer to travel.
+        let margin = Duration::from_secs(10);
+        let within = |d: Duration, apart| Serving {
+            patience: d + margin,
+            apart,
+        };
+        let quick = within(Duration::from_secs(120), false);
+        match self {
+            ReadUntil { timeout_ms, .. }
+            | WaitReady { timeout_ms, .. }
+            | Execute { timeout_ms, .. } => within(Duration::from_millis(*timeout_ms), true),
+            // Creating a pool VM clones, boots and waits for an address.
+            Create { .. } | Restart { .. } => within(Duration::from_secs(15 * 60), true),
+            Install { .. } => within(INSTALL_LIMIT, true),
+            // Ending a VM waits for its process, or for the pool to halt it.
+            Kill { .. } | Terminate { .. } | Release { .. } | Destroy { .. } | EndAll => {
+                within(Duration::from_secs(120), true)
+            }
+            SendInput { .. }
+            | ReadOutput { .. }
+            | Resize { .. }
+            | List
+            | ScreenText { .. }
+            | Shutdown
+            | Subscribe
+            | Watch { .. }
+            | Glance { .. }
+            | Unwatch { .. }
+            | Attach { .. }
+            | Detach { .. }
+            | Answer { .. }
+            | ToggleLog { .. }
+            | Rename { .. }
+            | SetSilence { .. }
+            | Remove { .. } => quick,
+        }
+    }
+
     /// How long the server may take to answer, beyond which a client gives up.
     pub fn patience(&self) -> Duration {
-        let ms = match self {
-            Request::ReadUntil { timeout_ms, .. }
-            | Request::WaitReady { timeout_ms, .. }
-            | Request::Execute { timeout_ms, .. } => *timeout_ms,
-            // Creating a pool VM clones, boots and waits for an address.
-            Request::Create { .. } | Request::Restart { .. } => 15 * 60_000,
-            _ => 120_000,
-        };
-        Duration::from_millis(ms) + Duration::from_secs(10)
+        self.serving().patience
     }
 }
 

@@ -159,7 +159,7 @@ pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
                 hub.stop("a client asked it to (bioxen kill-server)");
                 continue;
             }
-            request if is_slow(&request) => {
+            request if request.serving().apart => {
                 // Slow calls answer later; the client's other calls go on meanwhile.
                 let (manager, out) = (hub.manager.clone(), out.clone());
                 let wait = matches!(
@@ -333,24 +333,6 @@ impl SlowCalls {
             task.abort();
         }
     }
-}
-
-/// Calls that may take long: they run beside the client's other calls.
-fn is_slow(request: &Request) -> bool {
-    matches!(
-        request,
-        Request::Create { .. }
-            | Request::ReadUntil { .. }
-            | Request::WaitReady { .. }
-            | Request::Execute { .. }
-            | Request::Kill { .. }
-            | Request::Terminate { .. }
-            | Request::Restart { .. }
-            | Request::Release { .. }
-            | Request::Destroy { .. }
-            | Request::Install { .. }
-            | Request::EndAll
-    )
 }
 
 /// Starts sending this client a session (`task`: its bytes, or glances), in place of
