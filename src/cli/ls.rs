@@ -194,3 +194,32 @@ pub fn table(rows: &[Value]) -> String {
     }
     out
 }
+
+/// `bioxen ls`: every server's VMs from the registry, then the pool's.
+pub fn command(config: &Config, socket: &std::path::Path, json: bool) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let registry = socket
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_else(crate::registry::dir);
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        eprintln!("bioxen ls: cannot start the runtime");
+        return ExitCode::FAILURE;
+    };
+    let rows = runtime.block_on(async {
+        let mut rows = rows_in(config, &registry).await;
+        rows.extend(pool_rows(config).await);
+        rows
+    });
+    // The servers have all answered: only the printing is left.
+    super::die_quietly_on_closed_pipe();
+    if json {
+        println!("{}", serde_json::Value::Array(rows));
+    } else {
+        print!("{}", table(&rows));
+    }
+    ExitCode::SUCCESS
+}

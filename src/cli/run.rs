@@ -9,6 +9,7 @@
 //! the end of stdin and lose the exit status. The VM ends with the run, however the
 //! run ends (its end, a signal, a closed pipe).
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::config::Config;
@@ -395,4 +396,58 @@ async fn install_first(
         }
     }
     Ok(true)
+}
+
+/// `bioxen run`: checks the command line before any VM is made, then runs it; the exit
+/// code is lua's (2 for a broken config or a bad option).
+pub fn command(config: &Config, cli: crate::cli::args::RunCli) -> ExitCode {
+    let crate::cli::args::RunCli {
+        kind,
+        timeout,
+        lua,
+        host,
+        keep,
+        accept_new_host_key,
+        install,
+    } = cli;
+    let install: Result<Vec<_>, String> = install
+        .iter()
+        .map(|p| crate::rocks::PackageSpec::parse(p))
+        .collect();
+    let install = match install {
+        Ok(specs) => specs,
+        Err(e) => {
+            eprintln!("bioxen run: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let kind = match kind.parse::<crate::vm::VmKind>() {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("bioxen run: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let args = RunArgs {
+        kind,
+        lua,
+        timeout: timeout.map(|t| Duration::from_secs_f64(t.max(0.1))),
+        host,
+        keep,
+        accept_new_host_key,
+        install,
+    };
+    let Some(runtime) = super::runtime_or_say() else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(run(config, args)) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("bioxen run: {}", crate::sanitize::lines(&e.to_string()));
+            ExitCode::from(match e {
+                crate::Error::Config(_) => 2,
+                _ => 1,
+            })
+        }
+    }
 }
