@@ -9,6 +9,8 @@
 //! and what a key press does to the world is a value a test can read.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::task::JoinSet;
 
@@ -213,10 +215,6 @@ pub fn progress_report(progress: Option<Progress>) -> String {
     }
 }
 
-/// Whether the user's terminal shows progress from this dashboard, to clear on exit.
-pub static PROGRESS_SHOWN: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
-
 /// Writes to the user's terminal between frames; a terminal that is gone is the main
 /// loop's to notice.
 fn to_terminal(text: &str) {
@@ -231,14 +229,18 @@ pub struct Runner {
     tasks: JoinSet<Done>,
     /// What each running task is doing, for the report if it panics.
     names: HashMap<tokio::task::Id, &'static str>,
+    /// Set while the user's terminal shows this dashboard's progress, for the code
+    /// that restores the terminal to clear it.
+    progress_shown: Arc<AtomicBool>,
 }
 
 impl Runner {
-    pub fn new(server: Client) -> Runner {
+    pub fn new(server: Client, progress_shown: Arc<AtomicBool>) -> Runner {
         Runner {
             server,
             tasks: JoinSet::new(),
             names: HashMap::new(),
+            progress_shown,
         }
     }
 
@@ -257,7 +259,7 @@ impl Runner {
                     bioxen_text::base64::encode(text.as_bytes())
                 )),
                 Effect::OuterProgress(p) => {
-                    PROGRESS_SHOWN.store(p.is_some(), std::sync::atomic::Ordering::Relaxed);
+                    self.progress_shown.store(p.is_some(), Ordering::Relaxed);
                     to_terminal(&progress_report(p));
                 }
             }

@@ -25,6 +25,8 @@ pub mod terminal_pane;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crossterm::event::EventStream;
@@ -89,7 +91,11 @@ pub fn run(config: Config, launch: Launch) -> ExitCode {
             None
         }
     };
-    install_panic_hook(log_path.clone());
+    // Whether the user's terminal shows this dashboard's progress, to clear on the
+    // way out: shared by the effects that set it and every path that restores the
+    // terminal, the panic hook among them.
+    let progress_shown = Arc::new(AtomicBool::new(false));
+    install_panic_hook(log_path.clone(), progress_shown.clone());
     let runtime = match bioxen_client::runtime() {
         Ok(r) => r,
         Err(e) => {
@@ -101,7 +107,16 @@ pub fn run(config: Config, launch: Launch) -> ExitCode {
         let (server, updates, listed) = connect(&launch).await?;
         let vms_end_on_quit = launch.vms_end_on_quit;
         let attach = launch.attach.map(|id| (id, listed));
-        dashboard(config, keymap, server, updates, attach, vms_end_on_quit).await
+        dashboard(
+            config,
+            keymap,
+            server,
+            updates,
+            attach,
+            vms_end_on_quit,
+            progress_shown,
+        )
+        .await
     });
     runtime.shutdown_timeout(Duration::from_millis(200));
     match result {
@@ -155,9 +170,10 @@ async fn dashboard(
     mut updates: Updates,
     attach: Option<(String, Vec<VmInfo>)>,
     vms_end_on_quit: bool,
+    progress_shown: Arc<AtomicBool>,
 ) -> Result<(), String> {
     let mouse = config.ui.mouse;
-    let _guard = TerminalGuard::enter(mouse).map_err(|e| e.to_string())?;
+    let _guard = TerminalGuard::enter(mouse, progress_shown.clone()).map_err(|e| e.to_string())?;
     let (width, height) = ct_terminal::size().map_err(|e| e.to_string())?;
     let size = Rect::new(0, 0, width, height);
     // A fixed viewport: the dashboard learns its size from resize events, so no frame
@@ -172,7 +188,7 @@ async fn dashboard(
     .map_err(|e| e.to_string())?;
     let mut app = App::new(keymap, size, mouse);
     app.vms_end_on_quit = vms_end_on_quit;
-    let mut runner = Runner::new(server);
+    let mut runner = Runner::new(server, progress_shown);
     app.kinds = std::iter::once(app::KindChoice::Local)
         .chain(
             config
@@ -364,12 +380,14 @@ impl Write for FrameWriter {
 }
 
 /// Raw mode and the alternate screen for as long as it lives.
-struct TerminalGuard;
+struct TerminalGuard {
+    progress_shown: Arc<AtomicBool>,
+}
 
 impl TerminalGuard {
-    fn enter(mouse: bool) -> std::io::Result<TerminalGuard> {
+    fn enter(mouse: bool, progress_shown: Arc<AtomicBool>) -> std::io::Result<TerminalGuard> {
         ct_terminal::enable_raw_mode()?;
-        let guard = TerminalGuard;
+        let guard = TerminalGuard { progress_shown };
         let mut out = std::io::stdout();
         execute!(
             out,
@@ -385,14 +403,14 @@ impl TerminalGuard {
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
-        restore_terminal();
+        restore_terminal(&self.progress_shown);
     }
 }
 
 /// Puts the terminal back as it was: safe to call more than once, and from a panic.
-pub fn restore_terminal() {
+fn restore_terminal(progress_shown: &AtomicBool) {
     let mut out = std::io::stdout();
-    if effect::PROGRESS_SHOWN.swap(false, std::sync::atomic::Ordering::Relaxed) {
+    if progress_shown.swap(false, Ordering::Relaxed) {
         let _ = out.write_all(effect::progress_report(None).as_bytes());
     }
     let _ = execute!(
@@ -408,7 +426,7 @@ pub fn restore_terminal() {
 
 /// A panic restores the terminal first, so the message is readable, and records the
 /// panic in the log file.
-fn install_panic_hook(log_path: Option<std::path::PathBuf>) {
+fn install_panic_hook(log_path: Option<std::path::PathBuf>, progress_shown: Arc<AtomicBool>) {
     let (panic_hook, eyre_hook) = color_eyre::config::HookBuilder::default()
         .display_env_section(false)
         .into_hooks();
@@ -421,7 +439,7 @@ fn install_panic_hook(log_path: Option<std::path::PathBuf>) {
             tracing::error!("panic in a background task: {info}");
             return;
         }
-        restore_terminal();
+        restore_terminal(&progress_shown);
         tracing::error!("panic: {info}");
         panic_hook(info);
         if let Some(p) = &log_path {

@@ -39,7 +39,8 @@ impl App {
     /// A VM's progress as the dashboard shows it: its last report, unless stale.
     pub fn progress(&self, info: &VmInfo) -> Option<Progress> {
         let (_, at) = self.progress_seen.get(&info.id)?;
-        info.progress.filter(|_| at.elapsed() < PROGRESS_STALE)
+        info.progress
+            .filter(|_| self.now.saturating_duration_since(*at) < PROGRESS_STALE)
     }
 
     /// The running VMs' progress taken together, for the user's terminal tab: the mean

@@ -172,6 +172,9 @@ pub struct App {
     pub rows: Vec<VmInfo>,
     /// The list as received, and when: uptimes count on from there.
     received: (Vec<VmInfo>, Instant),
+    /// When the message being handled arrived: every timer of the app reads this, never
+    /// the clock.
+    now: Instant,
     /// Mirrors of the screens this dashboard shows, by session.
     pub mirrors: HashMap<String, Screen>,
     /// Sessions whose screens the server sends this dashboard.
@@ -257,11 +260,13 @@ pub struct App {
 
 impl App {
     pub fn new(keymap: Keymap, area: Rect, mouse: bool) -> App {
+        let now = Instant::now();
         let mut app = App {
             keymap,
             config: bioxen_config::Config::default(),
             rows: Vec::new(),
-            received: (Vec::new(), Instant::now()),
+            received: (Vec::new(), now),
+            now,
             mirrors: HashMap::new(),
             watching: HashMap::new(),
             sizes: HashMap::new(),
@@ -310,7 +315,17 @@ impl App {
     }
 
     /// Takes one message, and returns what it calls for.
+    /// [`App::update_at`] at the present moment, for callers to whom time does not
+    /// matter.
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        self.update_at(msg, Instant::now())
+    }
+
+    /// What `msg`, arriving at `now`, does to the state, and the effects it calls for.
+    /// A function of the state, the message and the time alone: the app reads no clock,
+    /// so a test can hand it any time it likes.
+    pub fn update_at(&mut self, msg: Msg, now: Instant) -> Vec<Effect> {
+        self.now = self.now.max(now);
         match msg {
             Msg::Terminal(event) => self.on_terminal_event(event),
             Msg::Server(update) => self.on_update(update),
@@ -353,7 +368,7 @@ impl App {
 
     /// Takes a new VM list from the server.
     pub fn set_rows(&mut self, rows: Vec<VmInfo>) {
-        self.received = (rows.clone(), Instant::now());
+        self.received = (rows.clone(), self.now);
         for row in &rows {
             match row.progress {
                 Some(_) => {
@@ -362,7 +377,7 @@ impl App {
                         // As old as the server says: a report from before this
                         // dashboard opened has already used up part of its time.
                         let age = Duration::from_millis(row.progress_age_ms);
-                        let at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+                        let at = self.now.checked_sub(age).unwrap_or(self.now);
                         self.progress_seen
                             .insert(row.id.clone(), (row.progress_seq, at));
                     }
@@ -571,7 +586,7 @@ impl App {
             Level::Info => MESSAGE_SHOWS,
             Level::Error => ERROR_SHOWS,
         };
-        self.message_until = Some(Instant::now() + shows);
+        self.message_until = Some(self.now + shows);
         self.dirty = true;
     }
 
@@ -653,12 +668,12 @@ impl App {
 
     fn on_terminal_key(&mut self, key: KeyEvent) {
         if let Some(since) = self.prefix_since.take() {
-            if since.elapsed() <= PREFIX_TIMEOUT {
+            if self.now.saturating_duration_since(since) <= PREFIX_TIMEOUT {
                 return self.on_prefix_key(key);
             }
         }
         if self.keymap.prefix.matches(&input::key(&key)) {
-            self.prefix_since = Some(Instant::now());
+            self.prefix_since = Some(self.now);
             return;
         }
         if self.scroll.is_some() && self.on_scroll_key(&key) {
@@ -1085,14 +1100,14 @@ impl App {
             .progress_seen
             .values()
             .map(|(_, at)| *at + PROGRESS_STALE)
-            .filter(|at| *at > Instant::now())
+            .filter(|at| *at > self.now)
             .min();
         let stale = stale.into_iter().chain(self.message_until).min();
         if self.zoom || self.grid.is_some() {
             return stale;
         }
         let (base, received) = (&self.received.0, self.received.1);
-        let elapsed = received.elapsed().as_secs();
+        let elapsed = self.now.saturating_duration_since(received).as_secs();
         self.rows
             .iter()
             .zip(base)
@@ -1108,12 +1123,15 @@ impl App {
     /// Uptimes count on from the last list, and the dashboard redraws only if an uptime
     /// label changed.
     fn on_tick(&mut self) {
-        if self.message_until.is_some_and(|at| at <= Instant::now()) {
+        if self.message_until.is_some_and(|at| at <= self.now) {
             self.message = None;
             self.message_until = None;
             self.dirty = true;
         }
-        let elapsed = self.received.1.elapsed().as_secs();
+        let elapsed = self
+            .now
+            .saturating_duration_since(self.received.1)
+            .as_secs();
         for (row, base) in self.rows.iter_mut().zip(&self.received.0) {
             if row.state == VmState::Running {
                 row.uptime_secs = base.uptime_secs + elapsed;
@@ -1160,7 +1178,7 @@ impl App {
     fn expire_prefix(&mut self) {
         if self
             .prefix_since
-            .is_some_and(|t| t.elapsed() >= PREFIX_TIMEOUT)
+            .is_some_and(|t| self.now.saturating_duration_since(t) >= PREFIX_TIMEOUT)
         {
             self.prefix_since = None;
             self.dirty = true;
