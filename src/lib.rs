@@ -6,7 +6,7 @@
 //! screens; the server sends those screens and their output over the [`protocol`] to
 //! [`client`]s; and the [`ui`], one such client, mirrors the screens it shows, draws
 //! them and turns keys into calls. [`config`] feeds them all; [`repl`] is the embedded
-//! Lua interpreter that local VMs run by default. `tests/layers.rs` holds the crates
+//! Lua interpreter that local VMs run by default. `tests/e2e/layers.rs` holds the crates
 //! to that order.
 //!
 //! This crate is the `bioxen` binary's subcommands ([`cli`]) and a facade that names

@@ -135,3 +135,14 @@ pub async fn shares_state_between_calls(m: &Manager, id: &str) {
     let r = m.execute_string(id, "print(y)", WAIT).await.unwrap();
     assert_eq!(r.output, "42\n", "{id}: the second call sees the first's y");
 }
+
+/// Ends a process this test started (by pid, with SIGTERM) when the test ends,
+/// however it ends.
+pub struct KillOnDrop(pub u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) of a process this test started; it may already be gone.
+        unsafe { libc::kill(self.0 as i32, libc::SIGTERM) };
+    }
+}

@@ -1,7 +1,7 @@
 //! The pictures in assets/ and what the README says of them; completions and the man
 //! page.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,6 +1,6 @@
 //! The `bioxen` binary as a researcher runs it from a shell.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -1,7 +1,7 @@
 //! The real `bioxen` binary in a real terminal (tmux), driven by keystrokes as a
 //! researcher would drive it.
 
-mod common;
+use crate::common;
 
 use bioxen::ui::layout::Areas;
 use common::bioxen_exe;

@@ -2,7 +2,7 @@
 //! go into the app, and the requests and calls it returns are compared with what the
 //! user meant. No server runs; the end-to-end tests show the server carrying them out.
 
-mod common;
+use crate::common;
 
 use bioxen::client::Update;
 use bioxen::keymap::Keymap;

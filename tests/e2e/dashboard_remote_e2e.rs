@@ -2,7 +2,7 @@
 //! created on the XAPI simulator, reached over a private sshd, its host key accepted in
 //! the dialog; then a fresh dashboard finds it detached on the pool and attaches.
 
-mod common;
+use crate::common;
 
 use common::bioxen_exe;
 use common::sshd::Sshd;

@@ -1,7 +1,7 @@
 //! `bioxen demo` through the real binary in a terminal: the whole pool flow with no
 //! pool, no SSH server and no configuration of the user's.
 
-mod common;
+use crate::common;
 
 use common::bioxen_exe;
 use common::tmux::Tmux;

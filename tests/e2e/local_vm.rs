@@ -1,6 +1,6 @@
 //! Local VMs through the manager API, against real PTYs and the real embedded REPL.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! `bioxen lua` against Debian's `lua5.4 -i`: the same inputs typed into both, in real
 //! PTYs of the same size, must leave the same transcript on screen.
 
-mod common;
+use crate::common;
 
 use bioxen::{Manager, VmKind, VmOptions};
 use common::{WAIT, manager, ready_local_vm, require_program};

@@ -4,7 +4,7 @@
 //! and scrollbacks are the same after every chunk. And a slow producer still shows
 //! each line at once.
 
-mod common;
+use crate::common;
 
 use bioxen::term::Screen;
 use bioxen::{Manager, VmOptions};

@@ -1,7 +1,7 @@
 //! Installing Lua packages with luarocks into running VMs, locally and over SSH, from a
 //! local rocks directory built for the test.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
@@ -282,4 +282,106 @@ fn a_missing_luarocks_names_the_package_to_install() {
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// How long a client waited for any install before an install had a bound of its own
+/// (120 s and 10 s for the answer to travel).
+const OLD_INSTALL_PATIENCE_SECS: u64 = 130;
+
+/// A luarocks build slower than the patience a client used to have is reported as
+/// running while it runs, and then as done: the client waits as long as the server
+/// lets an install run, so it never gives up on one that is alive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_install_longer_than_the_old_patience_is_running_then_done() {
+    use bioxen::client::{Client, Update};
+    use bioxen::protocol::{CreateOptions, Event};
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tree("slow-install");
+    let stub = dir.join("bin");
+    std::fs::create_dir_all(&stub).unwrap();
+    let sleep = OLD_INSTALL_PATIENCE_SECS + 5;
+    std::fs::write(
+        stub.join("luarocks"),
+        format!(
+            "#!/bin/sh\necho 'Building slowpkg (a stand-in that takes {sleep}s)'\n\
+             sleep {sleep}\necho 'slowpkg 1.0-1 is now installed'\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        stub.join("luarocks"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let config = dir.join("bioxen.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[ui]\nlog_dir = \"{}\"\n[local]\nrocks_tree = \"{}\"\n",
+            dir.join("logs").display(),
+            dir.join("tree").display()
+        ),
+    )
+    .unwrap();
+    let socket = dir.join("run/server.sock");
+    let path = format!(
+        "{}:{}",
+        stub.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut server = std::process::Command::new(common::bioxen_exe())
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--config")
+        .arg(&config)
+        .args(["server", "--foreground"])
+        .env("PATH", path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _kill = common::KillOnDrop(server.id());
+    assert!(
+        common::eventually(WAIT, || socket.exists()).await,
+        "no server socket"
+    );
+    let client = Client::connect(&socket, "test").await.unwrap();
+    let mut updates = client.updates();
+    let id = client
+        .create_interactive_vm(Some("slow-rock"), VmKind::Local, CreateOptions::default())
+        .await
+        .unwrap();
+
+    let spec = PackageSpec::parse("slowpkg").unwrap();
+    let installing = {
+        let (client, id) = (client.clone(), id.clone());
+        tokio::spawn(async move { client.install_package(&id, &spec).await })
+    };
+    let running = tokio::time::timeout(WAIT, async {
+        while let Some(u) = updates.recv().await {
+            if let Update::Event(Event::InstallOutput { vm, bytes }) = u
+                && vm == id
+                && String::from_utf8_lossy(&bytes).contains("Building slowpkg")
+            {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(running, Ok(true), "no word that the install is running");
+    let started = std::time::Instant::now();
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(sleep + 60), installing)
+        .await
+        .expect("the install never ended")
+        .unwrap()
+        .unwrap_or_else(|e| panic!("the client gave up on a live install: {e}"));
+    assert!(outcome.success, "{outcome:?}");
+    assert!(outcome.output.contains("is now installed"), "{outcome:?}");
+    assert!(
+        started.elapsed().as_secs() + 5 >= OLD_INSTALL_PATIENCE_SECS,
+        "the stand-in did not outlast the old patience"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
 }

@@ -1,7 +1,7 @@
 //! `bioxen server` and its clients: VMs outlive the client that made them; the socket is
 //! private, checked and never shared by two servers.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! host keys, the trusted keys only, a REPL in a PTY, exec channels with stdout,
 //! stderr and exit codes, and nothing once their VM halts.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! Remote VMs against a real OpenSSH server on loopback, and `xcpng` VMs created on
 //! the XAPI simulator whose guest IP is that same server.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Frames of the dashboard, drawn into a test backend and compared with snapshots:
 //! what a researcher sees in each situation.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -7,7 +7,7 @@
 //! are listed in [`DEPARTURES`] with what the manual says they show, and TESTING.md
 //! says why.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
