@@ -1,0 +1,79 @@
+//! The process sampler: CPU and memory of every local session, often while output
+//! flows and backed off while nothing happens.
+
+use super::*;
+
+/// How often the sampler looks while VMs work, and at most how long it waits while
+/// nothing changes.
+pub(super) const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+pub(super) const SAMPLE_IDLE_MAX: Duration = Duration::from_secs(30);
+
+pub(super) async fn sample_stats(inner: std::sync::Weak<Inner>) {
+    let mut meters: HashMap<String, (u32, CpuMeter)> = HashMap::new();
+    let Some(activity) = inner.upgrade().map(|i| i.activity.clone()) else {
+        return;
+    };
+    let mut every = SAMPLE_EVERY;
+    loop {
+        let next = tokio::time::Instant::now() + every;
+        let backed_off = every > SAMPLE_EVERY;
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            // Only while backed off: during a flood this would wake once per chunk.
+            () = activity.notified(), if backed_off => {
+                tokio::time::sleep_until(next.min(tokio::time::Instant::now() + SAMPLE_EVERY)).await;
+            }
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        let sessions: Vec<_> = lock(&inner.sessions).clone();
+        let mut changed = false;
+        let mut busy = false;
+        let mut seen = Vec::with_capacity(sessions.len());
+        for s in &sessions {
+            let pid = lock(&s.process).as_ref().and_then(|p| p.control.pid());
+            let Some(pid) = pid.filter(|_| s.state().is_alive()) else {
+                continue;
+            };
+            seen.push(s.id());
+            let entry = meters.entry(s.id()).or_default();
+            if entry.0 != pid {
+                *entry = (pid, CpuMeter::default());
+                // A first sample has no CPU figure yet: look again soon.
+                busy = true;
+            }
+            let sample = entry.1.sample(pid);
+            busy |= sample.is_some_and(|s| s.cpu_percent > 0.0);
+            let mut stats = lock(&s.stats);
+            if display_differs(*stats, sample) {
+                changed = true;
+            }
+            *stats = sample;
+        }
+        meters.retain(|id, _| seen.contains(id));
+        for s in &sessions {
+            changed |= s.flush_signals();
+        }
+        if changed {
+            let _ = inner.events.send(Event::Stats);
+        }
+        every = if changed || busy {
+            SAMPLE_EVERY
+        } else {
+            (every * 2).min(SAMPLE_IDLE_MAX)
+        };
+    }
+}
+
+/// Whether two samples would look different in the list (0.1% CPU, 0.1 MiB).
+pub(super) fn display_differs(a: Option<ProcStats>, b: Option<ProcStats>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            (a.cpu_percent * 10.0).round() != (b.cpu_percent * 10.0).round()
+                || a.rss_bytes / (100 * 1024) != b.rss_bytes / (100 * 1024)
+                || a.state != b.state
+        }
+        (None, None) => false,
+        _ => true,
+    }
+}
