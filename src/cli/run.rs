@@ -410,7 +410,7 @@ pub fn command(config: &Config, cli: crate::cli::args::RunCli) -> ExitCode {
         accept_new_host_key,
         install,
     } = cli;
-    let install: Result<Vec<_>, String> = install
+    let install: Result<Vec<_>, _> = install
         .iter()
         .map(|p| crate::rocks::PackageSpec::parse(p))
         .collect();

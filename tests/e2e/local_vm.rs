@@ -211,7 +211,7 @@ async fn errors_are_typed() {
     let m = manager();
     assert!(matches!(m.send_input("nope", "x"), Err(Error::NotFound(_))));
     let unknown = "vax".parse::<VmKind>().unwrap_err();
-    assert!(unknown.contains("unknown VM kind"), "{unknown}");
+    assert_eq!(unknown, bioxen::protocol::UnknownKind("vax".into()));
     let bad = m
         .create_interactive_vm(Some("bad name!"), VmKind::Local, VmOptions::default())
         .await;

@@ -527,7 +527,12 @@ impl Config {
                 Ok(_) => {}
             }
             if let Err(e) = crate::tls::TlsMode::from_config(x.tls_verify, &x.tls_fingerprint) {
-                return Err(invalid_key(path, text, "xcpng.tls_fingerprint", e));
+                return Err(invalid_key(
+                    path,
+                    text,
+                    "xcpng.tls_fingerprint",
+                    e.to_string(),
+                ));
             }
             if !x.tls_fingerprint.is_empty() && url.is_ok_and(|u| u.scheme() == "http") {
                 return Err(invalid_key(

@@ -368,7 +368,7 @@ impl Keymap {
             }
         };
         map.prefix = KeySpec::parse(config.ui.prefix.get_ref())
-            .map_err(|m| located(config.ui.prefix.span(), "ui.prefix".into(), m))?;
+            .map_err(|e| located(config.ui.prefix.span(), "ui.prefix".into(), e.to_string()))?;
         for (mode, table, section) in [
             (Mode::List, &config.keys.list, "keys.list"),
             (Mode::Prefix, &config.keys.prefix, "keys.prefix"),
@@ -391,11 +391,11 @@ impl Keymap {
                         format!("unknown action '{name}' (known: {})", known.join(", ")),
                     ));
                 };
-                let parsed: Result<Vec<KeySpec>, String> = KeyList::keys(keys.get_ref())
+                let parsed: Result<Vec<KeySpec>, _> = KeyList::keys(keys.get_ref())
                     .into_iter()
                     .map(KeySpec::parse)
                     .collect();
-                binding.keys = parsed.map_err(|m| located(keys.span(), key_name, m))?;
+                binding.keys = parsed.map_err(|e| located(keys.span(), key_name, e.to_string()))?;
             }
         }
         // A key bound twice in one mode would do one thing and be listed as two in the

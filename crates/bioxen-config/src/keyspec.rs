@@ -40,6 +40,15 @@ const NAMED: &[(&str, KeyCode)] = &[
     ("DC", KeyCode::Delete),
 ];
 
+/// Text that names no key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadKey {
+    #[error("key '{0}' has a modifier but no key")]
+    NoKey(String),
+    #[error("unknown key '{0}' (write keys like tmux: C-b, M-x, Enter, Up, F5, q)")]
+    Unknown(String),
+}
+
 impl KeySpec {
     pub const fn new(code: KeyCode, mods: KeyModifiers) -> Self {
         KeySpec { code, mods }
@@ -54,7 +63,7 @@ impl KeySpec {
     }
 
     /// Parses tmux notation; the error says what is wrong with the text.
-    pub fn parse(text: &str) -> Result<KeySpec, String> {
+    pub fn parse(text: &str) -> Result<KeySpec, BadKey> {
         let mut rest = text;
         let mut mods = KeyModifiers::NONE;
         loop {
@@ -63,7 +72,7 @@ impl KeySpec {
                 Some(("M-", tail)) if !tail.is_empty() => (KeyModifiers::ALT, tail),
                 Some(("S-", tail)) if !tail.is_empty() => (KeyModifiers::SHIFT, tail),
                 Some(("C-" | "M-" | "S-", _)) => {
-                    return Err(format!("key '{text}' has a modifier but no key"));
+                    return Err(BadKey::NoKey(text.to_string()));
                 }
                 _ => break,
             };
@@ -84,9 +93,7 @@ impl KeySpec {
             match (chars.next(), chars.next()) {
                 (Some(c), None) if !c.is_control() => KeyCode::Char(c),
                 _ => {
-                    return Err(format!(
-                        "unknown key '{text}' (write keys like tmux: C-b, M-x, Enter, Up, F5, q)"
-                    ));
+                    return Err(BadKey::Unknown(text.to_string()));
                 }
             }
         };

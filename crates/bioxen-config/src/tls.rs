@@ -24,7 +24,7 @@ impl TlsMode {
         }
     }
 
-    pub fn from_config(verify: bool, fingerprint: &str) -> Result<TlsMode, String> {
+    pub fn from_config(verify: bool, fingerprint: &str) -> Result<TlsMode, BadFingerprint> {
         if !fingerprint.trim().is_empty() {
             return parse_fingerprint(fingerprint).map(TlsMode::Pinned);
         }
@@ -37,7 +37,7 @@ impl TlsMode {
 }
 
 /// Accepts `sha256:AB:CD:…`, with or without the prefix and colons, any case.
-pub fn parse_fingerprint(text: &str) -> Result<[u8; 32], String> {
+pub fn parse_fingerprint(text: &str) -> Result<[u8; 32], BadFingerprint> {
     let t = text.trim();
     let t = t
         .strip_prefix("sha256:")
@@ -50,8 +50,11 @@ pub fn parse_fingerprint(text: &str) -> Result<[u8; 32], String> {
         .collect();
     match bytes {
         Ok(b) if b.len() == 32 => Ok(b.try_into().expect("32 bytes")),
-        _ => Err(format!(
-            "tls_fingerprint {text:?} is not a SHA-256 fingerprint (expected sha256: and 32 hex pairs)"
-        )),
+        _ => Err(BadFingerprint(text.to_string())),
     }
 }
+
+/// Text that is not a SHA-256 certificate fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("tls_fingerprint {0:?} is not a SHA-256 fingerprint (expected sha256: and 32 hex pairs)")]
+pub struct BadFingerprint(pub String);

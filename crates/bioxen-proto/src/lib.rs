@@ -39,4 +39,4 @@ pub use pool::{PoolStatus, PoolVm, XapiError};
 pub use snapshot::{DEFAULT_SCROLLBACK_BYTES, Snapshot};
 pub use ssh::{SshAnswer, SshError, SshQuestion};
 pub use status::{Alert, Busy, ExecResult, Progress, ProgressState, VmInfo};
-pub use vm::{Size, VmKind, VmOptions, VmState, signal_name, signal_number};
+pub use vm::{Size, TooLarge, UnknownKind, VmKind, VmOptions, VmState, signal_name, signal_number};

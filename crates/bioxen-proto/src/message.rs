@@ -60,7 +60,7 @@ pub struct CreateOptions {
 
 impl CreateOptions {
     /// The options as the manager takes them; refused when the size is out of bounds.
-    pub fn into_vm_options(self) -> Result<VmOptions, String> {
+    pub fn into_vm_options(self) -> Result<VmOptions, crate::vm::TooLarge> {
         let mut size = Size::default();
         if let (Some(rows), Some(cols)) = (self.rows, self.cols) {
             size = Size::checked(rows, cols)?;

@@ -11,7 +11,7 @@ pub struct PackageSpec {
 
 impl PackageSpec {
     /// Checks a name and an optional version.
-    pub fn new(name: &str, version: Option<&str>) -> Result<PackageSpec, String> {
+    pub fn new(name: &str, version: Option<&str>) -> Result<PackageSpec, InvalidPackage> {
         check("package name", name, 100)?;
         let version = version.map(str::trim).filter(|v| !v.is_empty());
         if let Some(v) = version {
@@ -24,7 +24,7 @@ impl PackageSpec {
     }
 
     /// `name` or `name@version`.
-    pub fn parse(text: &str) -> Result<PackageSpec, String> {
+    pub fn parse(text: &str) -> Result<PackageSpec, InvalidPackage> {
         match text.split_once('@') {
             Some((name, version)) => PackageSpec::new(name, Some(version)),
             None => PackageSpec::new(text, None),
@@ -47,8 +47,19 @@ impl PackageSpec {
     }
 }
 
+/// A package name or version luarocks would not take, or that could reach a shell.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid {what} {text:?}: use letters, digits, '.', '_' and '-' (not first), as luarocks does"
+)]
+pub struct InvalidPackage {
+    /// `package name` or `version`.
+    pub what: &'static str,
+    pub text: String,
+}
+
 /// luarocks names and versions are letters, digits, `.`, `_` and `-` (not first).
-fn check(what: &str, text: &str, max: usize) -> Result<(), String> {
+fn check(what: &'static str, text: &str, max: usize) -> Result<(), InvalidPackage> {
     let ok = !text.is_empty()
         && text.len() <= max
         && !text.starts_with(['-', '.'])
@@ -58,9 +69,10 @@ fn check(what: &str, text: &str, max: usize) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "invalid {what} {text:?}: use letters, digits, '.', '_' and '-' (not first), as luarocks does"
-        ))
+        Err(InvalidPackage {
+            what,
+            text: text.to_string(),
+        })
     }
 }
 
@@ -155,7 +167,7 @@ mod tests {
             "ü",
         ] {
             let err = PackageSpec::parse(bad).unwrap_err();
-            assert!(err.contains("invalid"), "{bad}: {err}");
+            assert!(err.to_string().contains("invalid"), "{bad}: {err}");
         }
     }
 }

@@ -35,18 +35,29 @@ impl fmt::Display for VmKind {
 }
 
 impl FromStr for VmKind {
-    type Err = String;
+    type Err = UnknownKind;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, UnknownKind> {
         match s {
             "local" | "basic" => Ok(VmKind::Local),
             "ssh" => Ok(VmKind::Ssh),
             "xcpng" => Ok(VmKind::Xcpng),
-            other => Err(format!(
-                "unknown VM kind '{other}' (expected local, ssh or xcpng)"
-            )),
+            other => Err(UnknownKind(other.to_string())),
         }
     }
+}
+
+/// A VM kind bioxen does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown VM kind '{0}' (expected local, ssh or xcpng)")]
+pub struct UnknownKind(pub String);
+
+/// A terminal size past [`Size::MAX`] on a side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a terminal of {rows}x{cols} is too large: at most {max}x{max}", max = Size::MAX)]
+pub struct TooLarge {
+    pub rows: u16,
+    pub cols: u16,
 }
 
 /// The life of a session as the list pane shows it.
@@ -149,12 +160,9 @@ impl Size {
 
     /// A size a client asked for: refused when either side is past [`Size::MAX`],
     /// so an oversized request gets an error instead of a quietly different size.
-    pub fn checked(rows: u16, cols: u16) -> Result<Size, String> {
+    pub fn checked(rows: u16, cols: u16) -> Result<Size, TooLarge> {
         if rows > Size::MAX || cols > Size::MAX {
-            return Err(format!(
-                "a terminal of {rows}x{cols} is too large: at most {max}x{max}",
-                max = Size::MAX
-            ));
+            return Err(TooLarge { rows, cols });
         }
         Ok(Size::new(rows, cols))
     }

@@ -42,8 +42,21 @@ pub enum VmSpec {
     },
 }
 
+/// Options that do not make a VM of the kind asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadOptions {
+    #[error("the option '{option}' is for {owner} VMs; a {kind} VM does not use it")]
+    NotForKind {
+        option: &'static str,
+        owner: VmKind,
+        kind: VmKind,
+    },
+    #[error("an ssh VM needs a host: the name of an [[ssh_hosts]] entry")]
+    NoHost,
+}
+
 impl VmSpec {
-    pub fn new(kind: VmKind, o: &VmOptions) -> Result<VmSpec, String> {
+    pub fn new(kind: VmKind, o: &VmOptions) -> Result<VmSpec, BadOptions> {
         let local = [
             o.command.is_some().then_some("command"),
             (!o.env.is_empty()).then_some("env"),
@@ -55,13 +68,16 @@ impl VmSpec {
             o.vcpus.is_some().then_some("vcpus"),
             o.pool_vm.is_some().then_some("pool_vm"),
         ];
-        let refuse = |options: &[Option<&str>], owner: VmKind| match options.iter().flatten().next()
-        {
-            Some(option) => Err(format!(
-                "the option '{option}' is for {owner} VMs; a {kind} VM does not use it"
-            )),
-            None => Ok(()),
-        };
+        let refuse =
+            |options: &[Option<&'static str>], owner: VmKind| match options.iter().flatten().next()
+            {
+                Some(&option) => Err(BadOptions::NotForKind {
+                    option,
+                    owner,
+                    kind,
+                }),
+                None => Ok(()),
+            };
         match kind {
             VmKind::Local => {
                 refuse(&ssh, VmKind::Ssh)?;
@@ -74,9 +90,7 @@ impl VmSpec {
             VmKind::Ssh => {
                 refuse(&local, VmKind::Local)?;
                 refuse(&xcpng, VmKind::Xcpng)?;
-                let host = o.host.clone().ok_or(
-                    "an ssh VM needs a host: the name of an [[ssh_hosts]] entry".to_string(),
-                )?;
+                let host = o.host.clone().ok_or(BadOptions::NoHost)?;
                 Ok(VmSpec::Ssh { host })
             }
             VmKind::Xcpng => {
@@ -139,15 +153,21 @@ mod tests {
         let env = with(|o| o.env = vec![("A".into(), "1".into())]);
 
         let err = VmSpec::new(VmKind::Local, &host).unwrap_err();
-        assert!(err.contains("'host' is for ssh VMs"), "{err}");
+        assert!(err.to_string().contains("'host' is for ssh VMs"), "{err}");
         let err = VmSpec::new(VmKind::Ssh, &template).unwrap_err();
-        assert!(err.contains("'template' is for xcpng VMs"), "{err}");
+        assert!(
+            err.to_string().contains("'template' is for xcpng VMs"),
+            "{err}"
+        );
         let err = VmSpec::new(VmKind::Xcpng, &command).unwrap_err();
-        assert!(err.contains("'command' is for local VMs"), "{err}");
+        assert!(
+            err.to_string().contains("'command' is for local VMs"),
+            "{err}"
+        );
         let err = VmSpec::new(VmKind::Ssh, &env).unwrap_err();
-        assert!(err.contains("'env' is for local VMs"), "{err}");
+        assert!(err.to_string().contains("'env' is for local VMs"), "{err}");
         let err = VmSpec::new(VmKind::Ssh, &VmOptions::default()).unwrap_err();
-        assert!(err.contains("needs a host"), "{err}");
+        assert!(err.to_string().contains("needs a host"), "{err}");
 
         assert_eq!(
             VmSpec::new(VmKind::Ssh, &host),

@@ -62,7 +62,7 @@ impl Login {
             )
         })?;
         let tls = TlsMode::from_config(config.tls_verify, &config.tls_fingerprint)
-            .map_err(XapiError::Config)?;
+            .map_err(|e| XapiError::Config(e.to_string()))?;
         Ok(Login {
             url: config.url.clone(),
             username: config.username.clone(),

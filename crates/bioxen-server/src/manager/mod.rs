@@ -224,7 +224,7 @@ impl Manager {
             if sessions.iter().any(|s| s.is_named(&id)) {
                 return Err(Error::Manager(format!("a VM named '{id}' already exists")));
             }
-            let spec = VmSpec::new(kind, &options).map_err(Error::Manager)?;
+            let spec = VmSpec::new(kind, &options).map_err(|e| Error::Manager(e.to_string()))?;
             let session = Arc::new(Session::new(
                 id.clone(),
                 spec,

@@ -547,7 +547,9 @@ async fn handle(m: &Manager, request: Request, out: &Queue) -> Response {
                     .create_interactive_vm(
                         id.as_deref(),
                         kind,
-                        options.into_vm_options().map_err(Error::Manager)?,
+                        options
+                            .into_vm_options()
+                            .map_err(|e| Error::Manager(e.to_string()))?,
                     )
                     .await?,
             },
@@ -581,7 +583,8 @@ async fn handle(m: &Manager, request: Request, out: &Queue) -> Response {
                 }
             }
             Request::Resize { id, rows, cols } => {
-                let size = bioxen_backend::vm::Size::checked(rows, cols).map_err(Error::Manager)?;
+                let size = bioxen_backend::vm::Size::checked(rows, cols)
+                    .map_err(|e| Error::Manager(e.to_string()))?;
                 m.resize(&id, size)?;
                 Response::Done
             }
@@ -622,7 +625,7 @@ async fn handle(m: &Manager, request: Request, out: &Queue) -> Response {
             },
             Request::Install { id, name, version } => {
                 let spec = bioxen_backend::rocks::PackageSpec::new(&name, version.as_deref())
-                    .map_err(Error::Manager)?;
+                    .map_err(|e| Error::Manager(e.to_string()))?;
                 // Output goes out in order and all of it before the end: a queue
                 // drained by one task, awaited before the reply is sent. (Dropping
                 // output when the client was slow let the end overtake its last lines.)

@@ -405,7 +405,7 @@ impl App {
             match bioxen_proto::package::PackageSpec::new(form.name.trim(), Some(&form.version)) {
                 Ok(spec) => spec,
                 Err(e) => {
-                    form.error = Some(e);
+                    form.error = Some(e.to_string());
                     self.overlay = Some(Overlay::Install(form));
                     return;
                 }
