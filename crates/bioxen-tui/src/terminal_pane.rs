@@ -21,123 +21,161 @@ pub fn draw(frame: &mut Frame, app: &App, screens: &dyn Screens, outer: Rect, pa
         Style::new().fg(Color::DarkGray)
     };
     let Some(info) = app.current_info() else {
-        let block = Block::bordered()
-            .border_type(BorderType::Rounded)
-            .border_style(border);
-        frame.render_widget(block, outer);
-        let key = app
-            .keymap
-            .key_for(Mode::List, Action::Create)
-            .unwrap_or_default();
-        let help = app
-            .keymap
-            .key_for(Mode::List, Action::Help)
-            .unwrap_or_default();
-        let text = vec![
-            Line::from(""),
-            Line::from(Span::styled(
-                "No VMs yet.",
-                Style::new().add_modifier(Modifier::BOLD),
-            )),
-            Line::from(""),
-            Line::from(format!(
-                "Press {key} to create a local Lua VM, {help} for all keys."
-            )),
-        ];
-        let mid = Rect::new(
-            pane.x,
-            pane.y + pane.height / 3,
-            pane.width,
-            pane.height.saturating_sub(pane.height / 3),
-        );
-        frame.render_widget(Paragraph::new(text).alignment(Alignment::Center), mid);
+        return draw_empty(frame, app, border, outer, pane);
+    };
+    let mut shown = None;
+    screens.with_screen(&info.id, &mut |screen| {
+        shown = Some(draw_screen(frame, app, screen, pane, focused));
+    });
+    let Some(shown) = shown else {
         return;
     };
-
-    let mut title = None;
-    let mut scroll_info = None;
-    let mut cursor = None;
-    let mut have_screen = false;
-    let id = info.id.clone();
-    screens.with_screen(&id, &mut |screen| {
-        have_screen = true;
-        title = screen.title().map(str::to_string);
-        let offset = app.scroll.unwrap_or(0).min(screen.scrollback_len());
-        if app.scroll.is_some() {
-            scroll_info = Some((offset, screen.scrollback_len()));
-        }
-        {
-            let view = screen.view(offset);
-            let vt = view.screen();
-            render_cells(vt, pane, frame.buffer_mut());
-            if let Some((anchor, at)) = app.selection
-                && app.scroll.is_some()
-            {
-                // The lines selected for copying.
-                let top = screen.top_line(offset);
-                let (from, to) = (anchor.min(at), anchor.max(at));
-                for row in 0..pane.height {
-                    if (from..=to).contains(&(top + u64::from(row))) {
-                        let line = Rect::new(pane.x, pane.y + row, pane.width, 1);
-                        frame
-                            .buffer_mut()
-                            .set_style(line, Style::new().bg(Color::Indexed(24)));
-                    }
-                }
-            }
-            if let Some(search) = app.search.as_ref()
-                && app.scroll.is_some()
-                && let Some((line, col)) = search.found
-            {
-                // The match, marked where it is on screen.
-                let top = screen.top_line(offset);
-                let len = search.query.chars().count();
-                if let Some(row) = line
-                    .checked_sub(top)
-                    .filter(|r| *r < u64::from(pane.height))
-                {
-                    let y = pane.y + row as u16;
-                    for x in (col..col + len).filter(|x| *x < usize::from(pane.width)) {
-                        if let Some(cell) = frame.buffer_mut().cell_mut((pane.x + x as u16, y)) {
-                            cell.set_style(Style::new().fg(Color::Black).bg(Color::Yellow));
-                        }
-                    }
-                }
-            }
-            if app.scroll.is_none() && focused && !vt.hide_cursor() {
-                let (row, col) = vt.cursor_position();
-                // Shown around the cursor when the pane is smaller than the screen.
-                if pane.height > 0 && pane.width > 0 {
-                    let (row, col) = (row.min(pane.height - 1), col.min(pane.width - 1));
-                    cursor = Some(Position::new(pane.x + col, pane.y + row));
-                }
-            }
-        }
-    });
-    if !have_screen {
-        return;
+    frame.render_widget(pane_block(app, info, &shown, border, outer), outer);
+    if !info.state.is_alive() && pane.height > 0 {
+        draw_ended(frame, app, info, pane);
     }
+    if let Some(pos) = shown.cursor {
+        frame.set_cursor_position(pos);
+    }
+}
 
-    let mut name = format!(" {} ", info.id);
-    if let Some(t) = &title {
-        name = format!(
+/// What drawing a screen leaves for the frame around it.
+struct Shown {
+    /// The title the program set.
+    title: Option<String>,
+    /// Scrolled back: how far, of how much.
+    scrolled: Option<(usize, usize)>,
+    cursor: Option<Position>,
+}
+
+/// No VM yet: what to press to make one.
+fn draw_empty(frame: &mut Frame, app: &App, border: Style, outer: Rect, pane: Rect) {
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(border);
+    frame.render_widget(block, outer);
+    let key = app
+        .keymap
+        .key_for(Mode::List, Action::Create)
+        .unwrap_or_default();
+    let help = app
+        .keymap
+        .key_for(Mode::List, Action::Help)
+        .unwrap_or_default();
+    let text = vec![
+        Line::from(""),
+        Line::from(Span::styled(
+            "No VMs yet.",
+            Style::new().add_modifier(Modifier::BOLD),
+        )),
+        Line::from(""),
+        Line::from(format!(
+            "Press {key} to create a local Lua VM, {help} for all keys."
+        )),
+    ];
+    let mid = Rect::new(
+        pane.x,
+        pane.y + pane.height / 3,
+        pane.width,
+        pane.height.saturating_sub(pane.height / 3),
+    );
+    frame.render_widget(Paragraph::new(text).alignment(Alignment::Center), mid);
+}
+
+/// The screen's cells, scrolled back if the user is, with the selection and the
+/// search match marked; the cursor is placed only on a live, focused screen.
+fn draw_screen(
+    frame: &mut Frame,
+    app: &App,
+    screen: &bioxen_term::Screen,
+    pane: Rect,
+    focused: bool,
+) -> Shown {
+    let offset = app.scroll.unwrap_or(0).min(screen.scrollback_len());
+    let scrolled = app.scroll.map(|_| (offset, screen.scrollback_len()));
+    let view = screen.view(offset);
+    let vt = view.screen();
+    render_cells(vt, pane, frame.buffer_mut());
+    let mut cursor = None;
+    if app.scroll.is_some() {
+        let top = screen.top_line(offset);
+        mark_selection(frame, app, top, pane);
+        mark_match(frame, app, top, pane);
+    } else if focused && !vt.hide_cursor() && pane.height > 0 && pane.width > 0 {
+        // Shown around the cursor when the pane is smaller than the screen.
+        let (row, col) = vt.cursor_position();
+        let (row, col) = (row.min(pane.height - 1), col.min(pane.width - 1));
+        cursor = Some(Position::new(pane.x + col, pane.y + row));
+    }
+    Shown {
+        title: screen.title().map(str::to_string),
+        scrolled,
+        cursor,
+    }
+}
+
+/// The lines selected for copying, from line `top` of the history down.
+fn mark_selection(frame: &mut Frame, app: &App, top: u64, pane: Rect) {
+    let Some((anchor, at)) = app.selection else {
+        return;
+    };
+    let (from, to) = (anchor.min(at), anchor.max(at));
+    for row in 0..pane.height {
+        if (from..=to).contains(&(top + u64::from(row))) {
+            let line = Rect::new(pane.x, pane.y + row, pane.width, 1);
+            frame
+                .buffer_mut()
+                .set_style(line, Style::new().bg(Color::Indexed(24)));
+        }
+    }
+}
+
+/// The search's match, where it is on screen.
+fn mark_match(frame: &mut Frame, app: &App, top: u64, pane: Rect) {
+    let Some((line, col)) = app.search.as_ref().and_then(|s| s.found) else {
+        return;
+    };
+    let len = app.search.as_ref().map_or(0, |s| s.query.chars().count());
+    let Some(row) = line
+        .checked_sub(top)
+        .filter(|r| *r < u64::from(pane.height))
+    else {
+        return;
+    };
+    let y = pane.y + row as u16;
+    for x in (col..col + len).filter(|x| *x < usize::from(pane.width)) {
+        if let Some(cell) = frame.buffer_mut().cell_mut((pane.x + x as u16, y)) {
+            cell.set_style(Style::new().fg(Color::Black).bg(Color::Yellow));
+        }
+    }
+}
+
+/// The pane's frame: the VM's name and its program's title on the left; on the right,
+/// how far back the user scrolled, or the VM's progress and status, or how it ended.
+fn pane_block<'a>(
+    app: &App,
+    info: &bioxen_proto::VmInfo,
+    shown: &Shown,
+    border: Style,
+    outer: Rect,
+) -> Block<'a> {
+    let name = match &shown.title {
+        Some(t) => format!(
             " {} — {} ",
             info.id,
             truncate(t, (outer.width as usize).saturating_sub(30))
-        );
-    }
-    let mut block = Block::bordered()
+        ),
+        None => format!(" {} ", info.id),
+    };
+    let block = Block::bordered()
         .border_type(BorderType::Rounded)
         .border_style(border)
         .title(Span::styled(name, border.add_modifier(Modifier::BOLD)));
-    if let Some((at, len)) = scroll_info {
-        block = block.title(
-            Line::from(Span::styled(
-                format!(" [{at}/{len}] "),
-                Style::new().fg(Color::Black).bg(Color::Yellow),
-            ))
-            .right_aligned(),
-        );
+    let right = if let Some((at, len)) = shown.scrolled {
+        Span::styled(
+            format!(" [{at}/{len}] "),
+            Style::new().fg(Color::Black).bg(Color::Yellow),
+        )
     } else if info.state.is_alive()
         && let Some(p) = app.progress(info)
     {
@@ -150,57 +188,51 @@ pub fn draw(frame: &mut Frame, app: &App, screens: &dyn Screens, outer: Rect, pa
             ));
             text.push(' ');
         }
-        block = block.title(
-            Line::from(Span::styled(text, super::list_pane::progress_style(p))).right_aligned(),
-        );
+        Span::styled(text, super::list_pane::progress_style(p))
     } else if !info.state.is_alive() {
         // Short: a long reason is read whole at the bottom of the pane.
         let label = truncate(&info.state.label(), (outer.width as usize / 3).max(8));
-        block = block.title(
-            Line::from(Span::styled(
-                format!(" {label} "),
-                Style::new()
-                    .fg(state_color(&info.state))
-                    .add_modifier(Modifier::BOLD),
-            ))
-            .right_aligned(),
-        );
-    }
-    frame.render_widget(block, outer);
+        Span::styled(
+            format!(" {label} "),
+            Style::new()
+                .fg(state_color(&info.state))
+                .add_modifier(Modifier::BOLD),
+        )
+    } else {
+        return block;
+    };
+    block.title(Line::from(right).right_aligned())
+}
 
-    if !info.state.is_alive() && pane.height > 0 {
-        // The last screen stays readable; one line says what happened and what to do.
-        let restart = app
-            .keymap
-            .key_for(Mode::List, Action::Restart)
-            .unwrap_or_default();
-        let kill = app
-            .keymap
-            .key_for(Mode::List, Action::Kill)
-            .unwrap_or_default();
-        let text = format!(
-            "{} — in the list: {restart} restarts, {kill} removes",
-            info.state.label()
-        );
-        // Wrapped, so a long reason (an SSH failure and what to check) is read whole,
-        // on at most half the pane.
-        let lines = bioxen_text::columns::wrap(&text, (pane.width as usize).saturating_sub(2));
-        let height = (lines.len() as u16).min((pane.height / 2).max(1));
-        let area = Rect::new(pane.x, pane.y + pane.height - height, pane.width, height);
-        let lines: Vec<Line> = lines
-            .into_iter()
-            .take(height as usize)
-            .map(|l| Line::from(format!(" {l}")))
-            .collect();
-        frame.render_widget(Clear, area);
-        frame.render_widget(
-            Paragraph::new(lines).style(Style::new().fg(Color::Black).bg(state_color(&info.state))),
-            area,
-        );
-    }
-    if let Some(pos) = cursor {
-        frame.set_cursor_position(pos);
-    }
+/// An ended VM: its last screen stays readable, and one line at the bottom says what
+/// happened and what to do, wrapped so a long reason (an SSH failure and what to
+/// check) is read whole, on at most half the pane.
+fn draw_ended(frame: &mut Frame, app: &App, info: &bioxen_proto::VmInfo, pane: Rect) {
+    let restart = app
+        .keymap
+        .key_for(Mode::List, Action::Restart)
+        .unwrap_or_default();
+    let kill = app
+        .keymap
+        .key_for(Mode::List, Action::Kill)
+        .unwrap_or_default();
+    let text = format!(
+        "{} — in the list: {restart} restarts, {kill} removes",
+        info.state.label()
+    );
+    let lines = bioxen_text::columns::wrap(&text, (pane.width as usize).saturating_sub(2));
+    let height = (lines.len() as u16).min((pane.height / 2).max(1));
+    let area = Rect::new(pane.x, pane.y + pane.height - height, pane.width, height);
+    let lines: Vec<Line> = lines
+        .into_iter()
+        .take(height as usize)
+        .map(|l| Line::from(format!(" {l}")))
+        .collect();
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines).style(Style::new().fg(Color::Black).bg(state_color(&info.state))),
+        area,
+    );
 }
 
 /// Copies the VT screen's cells into the frame buffer.
