@@ -913,3 +913,39 @@ fn an_install_ends_with_all_its_output_shown_once() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A second, smaller dashboard sized the VM: typing here takes the VM back to this
+/// pane's size before the keys go in, so the other window's size does not stick once
+/// it closes (tmux's `window-size latest`).
+#[test]
+fn a_vm_sized_by_another_dashboard_is_sized_back_by_typing_here() {
+    let (mut app, _) = dashboard(vec![vm("a", VmState::Running)]);
+    key(&mut app, KeyCode::Enter);
+    let size = app.pane_size;
+    // Our own size coming back is no reason to send it again.
+    let echo = app.update(Msg::Server(Update::Event(Event::Resized {
+        id: "a".into(),
+        rows: size.rows,
+        cols: size.cols,
+    })));
+    assert_eq!(resizes(&echo), vec![]);
+    assert_eq!(resizes(&type_keys(&mut app, "x")), vec![]);
+
+    let other = app.update(Msg::Server(Update::Event(Event::Resized {
+        id: "a".into(),
+        rows: 10,
+        cols: 40,
+    })));
+    assert_eq!(
+        resizes(&other),
+        vec![],
+        "sized back only when the user acts here"
+    );
+    let typed = type_keys(&mut app, "y");
+    assert_eq!(resizes(&typed), vec![("a".into(), size.rows, size.cols)]);
+    assert!(
+        matches!(typed.last(), Some(Effect::Notify(Request::SendInput { id, data })) if id == "a" && data == b"y"),
+        "the size goes first, then the key: {typed:?}"
+    );
+    assert_eq!(resizes(&type_keys(&mut app, "z")), vec![], "once is enough");
+}

@@ -942,8 +942,16 @@ impl App {
                 }
             }
             Event::Resized { id, rows, cols } => {
+                let size = Size::new(rows, cols);
+                // Another client sized it (a second dashboard, smaller or larger): this
+                // one sizes it back when the user next types into it, as tmux's
+                // `window-size latest` does, so closing the other window does not
+                // leave this one's VM at the other's size.
+                if self.sizes.get(&id) != Some(&size) {
+                    self.sizes.remove(&id);
+                }
                 if let Some(screen) = self.mirrors.get_mut(&id) {
-                    screen.resize(Size::new(rows, cols));
+                    screen.resize(size);
                     self.dirty = true;
                 }
             }
@@ -1296,6 +1304,10 @@ impl App {
     /// Sends typing (keys, pastes) to the VM shown, or to every tile of a grid that
     /// broadcasts.
     fn send(&mut self, bytes: &[u8]) {
+        let resized_elsewhere = self.watching.keys().any(|id| !self.sizes.contains_key(id));
+        if resized_elsewhere {
+            self.sync_view(false);
+        }
         match self.broadcast_targets() {
             Some(targets) => {
                 for id in targets {
