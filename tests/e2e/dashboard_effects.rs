@@ -941,6 +941,13 @@ fn a_vm_sized_by_another_dashboard_is_sized_back_by_typing_here() {
         vec![],
         "sized back only when the user acts here"
     );
+    // A list update (every stats tick) leaves the other's size alone: two dashboards
+    // must not take turns resizing the VM.
+    let tick = app.update(Msg::Server(Update::Event(Event::Vms(vec![vm(
+        "a",
+        VmState::Running,
+    )]))));
+    assert_eq!(resizes(&tick), vec![], "a list update is not typing");
     let typed = type_keys(&mut app, "y");
     assert_eq!(resizes(&typed), vec![("a".into(), size.rows, size.cols)]);
     assert!(

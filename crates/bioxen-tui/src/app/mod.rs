@@ -183,6 +183,10 @@ pub struct App {
     watching: HashMap<String, bool>,
     /// The size this dashboard last gave each session.
     sizes: HashMap<String, Size>,
+    /// Watched VMs another client resized away from [`App::sizes`]: the next key typed
+    /// here sizes them back (tmux's `window-size latest`). Kept apart from `sizes`,
+    /// which list updates re-sync, so two dashboards never take turns on every tick.
+    outsized: HashSet<String>,
     /// Grid tabs, after the VMs' tabs.
     pub grids: Vec<Grid>,
     /// The grid shown, if a grid tab is selected; its focused tile is `current`.
@@ -270,6 +274,7 @@ impl App {
             mirrors: HashMap::new(),
             watching: HashMap::new(),
             sizes: HashMap::new(),
+            outsized: HashSet::new(),
             grids: Vec::new(),
             grid: None,
             marked: HashSet::new(),
@@ -472,6 +477,7 @@ impl App {
                     cols: want.cols,
                 }));
                 self.sizes.insert(row.id.clone(), want);
+                self.outsized.remove(&row.id);
             }
         }
         let rows = &self.rows;
@@ -947,9 +953,10 @@ impl App {
                 // one sizes it back when the user next types into it, as tmux's
                 // `window-size latest` does, so closing the other window does not
                 // leave this one's VM at the other's size.
-                if self.sizes.get(&id) != Some(&size) {
-                    self.sizes.remove(&id);
-                }
+                match self.sizes.get(&id) {
+                    Some(sent) if *sent != size => self.outsized.insert(id.clone()),
+                    _ => self.outsized.remove(&id),
+                };
                 if let Some(screen) = self.mirrors.get_mut(&id) {
                     screen.resize(size);
                     self.dirty = true;
@@ -1304,9 +1311,16 @@ impl App {
     /// Sends typing (keys, pastes) to the VM shown, or to every tile of a grid that
     /// broadcasts.
     fn send(&mut self, bytes: &[u8]) {
-        let resized_elsewhere = self.watching.keys().any(|id| !self.sizes.contains_key(id));
-        if resized_elsewhere {
-            self.sync_view(false);
+        for id in std::mem::take(&mut self.outsized) {
+            if let Some(&size) = self.sizes.get(&id)
+                && self.watching.contains_key(&id)
+            {
+                self.notify(Request::Resize {
+                    id,
+                    rows: size.rows,
+                    cols: size.cols,
+                });
+            }
         }
         match self.broadcast_targets() {
             Some(targets) => {

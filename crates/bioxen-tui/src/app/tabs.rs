@@ -150,7 +150,7 @@ impl App {
         if let Some(full) = self.watching.remove(&old) {
             self.watching.insert(new.clone(), full);
         }
-        for set in [&mut self.marked, &mut self.unseen] {
+        for set in [&mut self.marked, &mut self.unseen, &mut self.outsized] {
             if set.remove(&old) {
                 set.insert(new.clone());
             }
