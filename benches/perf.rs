@@ -1315,7 +1315,7 @@ fn scale(rows: &mut Vec<Row>) {
         ));
         for i in 1..=10 {
             m.send_input(
-                &format!("s{i:03}"),
+                format!("s{i:03}"),
                 "while true do print(string.rep('x', 60)) end\r",
             )
             .unwrap();

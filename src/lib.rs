@@ -27,5 +27,5 @@ pub mod cli;
 
 pub use bioxen_backend::{Error, Result, error, lock, rocks, vm, xapi};
 
-pub use manager::{Event, ExecResult, Manager, ManagerConfig, VmInfo};
+pub use manager::{Event, ExecResult, Manager, ManagerConfig, VmId, VmInfo, VmRef};
 pub use vm::{Size, VmKind, VmOptions, VmState};

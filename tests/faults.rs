@@ -140,7 +140,7 @@ async fn fifty_floods_do_not_delay_typing_elsewhere() {
         .await
         .unwrap();
     m.wait_ready(&typing, WAIT).await.unwrap();
-    m.attach(&typing).unwrap();
+    m.attach(typing).unwrap();
     let before = rss_mib();
     for i in 0..50 {
         let id = format!("flood{i:02}");
@@ -162,7 +162,7 @@ async fn fifty_floods_do_not_delay_typing_elsewhere() {
         typed.push(c);
         let expected = format!("> {typed}");
         let t = Instant::now();
-        m.send_input(&typing, c.to_string()).unwrap();
+        m.send_input(typing, c.to_string()).unwrap();
         let seen = m
             .wait_screen(&typing, Duration::from_secs(10), |s| {
                 s.text_before_cursor() == expected

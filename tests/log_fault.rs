@@ -29,8 +29,8 @@ async fn a_full_disk_stops_the_log_with_a_message_and_the_vm_goes_on() {
         .await
         .unwrap();
     m.wait_ready(&id, WAIT).await.unwrap();
-    let path = m.toggle_output_log(&id).unwrap().expect("logging is on");
-    m.send_input(&id, "for i = 1, 4000 do print(string.rep('x', 60)) end\r")
+    let path = m.toggle_output_log(id).unwrap().expect("logging is on");
+    m.send_input(id, "for i = 1, 4000 do print(string.rep('x', 60)) end\r")
         .unwrap();
 
     let said = tokio::time::timeout(WAIT, async {
@@ -55,7 +55,7 @@ async fn a_full_disk_stops_the_log_with_a_message_and_the_vm_goes_on() {
     let size = std::fs::metadata(&path).unwrap().len();
     assert!(size <= LIMIT, "{size} bytes");
     assert!(
-        m.toggle_output_log(&id).unwrap().is_some(),
+        m.toggle_output_log(id).unwrap().is_some(),
         "the log was still on after it stopped"
     );
     m.shutdown().await;

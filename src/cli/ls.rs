@@ -25,10 +25,10 @@ pub async fn pool_rows(config: &Config) -> Vec<Value> {
             .filter(|vm| vm.bioxen_id.is_some())
             .map(|vm| {
                 json!({
-                    "id": vm.bioxen_id,
+                    "name": vm.bioxen_id,
                     "kind": "xcpng",
                     "state": vm.power_state.to_lowercase(),
-                    "name": vm.name,
+                    "label": vm.name,
                     "ip": vm.ip,
                     "host": vm.host,
                     "uuid": vm.uuid,
@@ -90,7 +90,7 @@ pub async fn rows_in(config: &Config, dir: &std::path::Path) -> Vec<Value> {
     refresh_local_figures(&mut rows);
     for host in &config.ssh_hosts {
         rows.push(json!({
-            "id": host.name,
+            "name": host.name,
             "kind": "ssh",
             "state": "configured",
             "host": host.host,
@@ -178,7 +178,7 @@ pub fn table(rows: &[Value]) -> String {
             .unwrap_or("-".into());
         out.push_str(&format!(
             "{:<16} {:<6} {:<16} {:>8} {:>6} {:>9}  {}\n",
-            s("id"),
+            s("name"),
             s("kind"),
             state,
             pid,

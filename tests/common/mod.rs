@@ -69,7 +69,7 @@ pub fn group_members(pgid: u32) -> usize {
 }
 
 /// A local VM made with `options`, at its first prompt.
-pub async fn ready_local_vm(m: &Manager, options: bioxen::VmOptions) -> String {
+pub async fn ready_local_vm(m: &Manager, options: bioxen::VmOptions) -> bioxen::VmId {
     let id = m
         .create_interactive_vm(None, bioxen::VmKind::Local, options)
         .await
@@ -102,11 +102,38 @@ pub async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bo
     }
 }
 
+/// The number a dashboard test gives the VM it calls `name`: the same name gives the
+/// same number, as the server's would stay the same while the session lives.
+pub fn vm_id(name: &str) -> bioxen::VmId {
+    // FNV-1a: stable across runs, unlike the standard library's hasher.
+    let hash = name.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    });
+    bioxen::lock(&NAMED).insert(hash, name.to_string());
+    bioxen::VmId(hash)
+}
+
+/// The names [`vm_id`] has numbered, for tests that read the numbers back.
+static NAMED: std::sync::Mutex<std::collections::BTreeMap<u64, String>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// The name [`vm_id`] numbered `vm`, or `vm` itself, for a request's or an event's VM.
+pub fn vm_name(vm: &bioxen::VmRef) -> String {
+    match vm {
+        bioxen::VmRef::Id(id) => bioxen::lock(&NAMED)
+            .get(&id.0)
+            .cloned()
+            .unwrap_or_else(|| id.to_string()),
+        bioxen::VmRef::Name(name) => name.clone(),
+    }
+}
+
 /// A row of the VM list as the server sends it: a local VM with nothing reported
 /// beyond its state and pid. Tests set what they look at on top.
-pub fn vm_info(id: &str, state: bioxen::VmState, pid: Option<u32>) -> bioxen::VmInfo {
+pub fn vm_info(name: &str, state: bioxen::VmState, pid: Option<u32>) -> bioxen::VmInfo {
     bioxen::VmInfo {
-        id: id.into(),
+        vm: vm_id(name),
+        name: name.into(),
         kind: bioxen::VmKind::Local,
         state,
         command: "bioxen lua".into(),
@@ -129,7 +156,10 @@ pub fn vm_info(id: &str, state: bioxen::VmState, pid: Option<u32>) -> bioxen::Vm
 
 /// The seeds' interactive flow on any kind: state set by one `execute_string` is seen
 /// by the next, and its output is exactly the code's.
-pub async fn shares_state_between_calls(m: &Manager, id: &str) {
+pub async fn shares_state_between_calls(
+    m: &Manager,
+    id: impl Into<bioxen::VmRef> + Copy + std::fmt::Display,
+) {
     let r = m.execute_string(id, "y = 42", WAIT).await.unwrap();
     assert_eq!((r.output.as_str(), r.ok()), ("", true), "{r:?}");
     let r = m.execute_string(id, "print(y)", WAIT).await.unwrap();
@@ -144,5 +174,18 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         // SAFETY: kill(2) of a process this test started; it may already be gone.
         unsafe { libc::kill(self.0 as i32, libc::SIGTERM) };
+    }
+}
+
+/// The list row of the VM a dashboard test calls `name`.
+pub fn row(name: &str) -> bioxen::ui::app::RowId {
+    bioxen::ui::app::RowId::Vm(vm_id(name))
+}
+
+/// The VM a dashboard test calls `name`, as the dashboard's calls name it.
+pub fn target(name: &str) -> bioxen::ui::effect::Target {
+    bioxen::ui::effect::Target {
+        vm: vm_id(name),
+        name: name.into(),
     }
 }

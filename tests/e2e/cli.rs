@@ -545,7 +545,7 @@ fn config_in_the_working_directory_is_used() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(rows[0]["id"], "lab1");
+    assert_eq!(rows[0]["name"], "lab1");
     assert_eq!(rows[0]["kind"], "ssh");
 }
 
@@ -875,7 +875,7 @@ fn a_runtime_directory_others_can_write_is_refused() {
     // An entry planted there is not believed.
     std::fs::write(
         shared.join(format!("{}.json", std::process::id())),
-        r#"{"pid": 1, "vms": [{"id": "planted", "kind": "local", "state": "running"}]}"#,
+        r#"{"pid": 1, "vms": [{"name": "planted", "kind": "local", "state": "running"}]}"#,
     )
     .unwrap();
     let out = Command::new(bioxen_exe())

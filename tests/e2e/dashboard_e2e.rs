@@ -249,7 +249,7 @@ fn scrollback_mode_shows_earlier_output() {
     // `bioxen ls` in another shell sees the dashboard's VM.
     let out = t.bioxen(&["ls", "--json"]);
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(rows[0]["id"], "lua-1", "{rows}");
+    assert_eq!(rows[0]["name"], "lua-1", "{rows}");
     assert_eq!(rows[0]["state"], "running", "{rows}");
     assert!(rows[0]["pid"].as_u64().unwrap() > 1, "{rows}");
     // Its figures are live, not those of the VM's last change of state: uptime grows,

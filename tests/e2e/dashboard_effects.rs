@@ -44,7 +44,7 @@ fn type_keys(app: &mut App, text: &str) -> Vec<Effect> {
 /// A VM's alert, as the server sends it.
 fn alert(app: &mut App, id: &str, alert: bioxen::protocol::Alert) -> Vec<Effect> {
     app.update(Msg::Server(Update::Event(Event::Alert {
-        id: id.into(),
+        vm: common::vm_id(id),
         alert,
     })))
 }
@@ -68,24 +68,30 @@ fn the_selected_vm_is_watched_at_the_pane_size_and_only_it() {
         effects,
         vec![
             notify(Request::Resize {
-                id: "a".into(),
+                vm: common::vm_id("a").into(),
                 rows: size.rows,
                 cols: size.cols
             }),
-            notify(Request::Watch { id: "a".into() }),
+            notify(Request::Watch {
+                vm: common::vm_id("a").into()
+            }),
         ],
         "the first VM is selected and its screen asked for, at this pane's size"
     );
     assert_eq!(
         key(&mut app, KeyCode::Down),
         vec![
-            notify(Request::Unwatch { id: "a".into() }),
+            notify(Request::Unwatch {
+                vm: common::vm_id("a").into()
+            }),
             notify(Request::Resize {
-                id: "b".into(),
+                vm: common::vm_id("b").into(),
                 rows: size.rows,
                 cols: size.cols
             }),
-            notify(Request::Watch { id: "b".into() }),
+            notify(Request::Watch {
+                vm: common::vm_id("b").into()
+            }),
         ],
         "moving down stops a's screen and asks for b's"
     );
@@ -96,13 +102,15 @@ fn attaching_sends_typing_to_the_vm_and_detaching_stops_it() {
     let (mut app, _) = dashboard(vec![vm("a", VmState::Running)]);
     assert_eq!(
         key(&mut app, KeyCode::Enter),
-        vec![notify(Request::Attach { id: "a".into() })]
+        vec![notify(Request::Attach {
+            vm: common::vm_id("a").into()
+        })]
     );
     assert_eq!(app.focus, Focus::Terminal);
     assert_eq!(
         key(&mut app, KeyCode::Char('x')),
         vec![notify(Request::SendInput {
-            id: "a".into(),
+            vm: common::vm_id("a").into(),
             data: b"x".to_vec()
         })],
         "a key in the pane is the VM's, even one the list binds (x kills there)"
@@ -114,7 +122,9 @@ fn attaching_sends_typing_to_the_vm_and_detaching_stops_it() {
     );
     assert_eq!(
         key(&mut app, KeyCode::Char('d')),
-        vec![notify(Request::Detach { id: "a".into() })]
+        vec![notify(Request::Detach {
+            vm: common::vm_id("a").into()
+        })]
     );
     assert_eq!(app.focus, Focus::List);
     assert_eq!(
@@ -148,7 +158,7 @@ fn kill_asks_first_and_only_yes_kills() {
     key(&mut app, KeyCode::Char('x'));
     assert_eq!(
         key(&mut app, KeyCode::Char('y')),
-        vec![Effect::Call(Call::Kill { id: "a".into() })]
+        vec![Effect::Call(Call::Kill(common::target("a")))]
     );
     app.update(Msg::Done(Done::Info("a: killed by SIGTERM".into())));
     assert_eq!(
@@ -204,7 +214,7 @@ fn a_resized_terminal_resizes_every_vm_once() {
         ["a", "b"]
             .iter()
             .map(|id| notify(Request::Resize {
-                id: id.to_string(),
+                vm: common::vm_id(id).into(),
                 rows: size.rows,
                 cols: size.cols
             }))
@@ -223,10 +233,10 @@ fn a_pasted_text_goes_to_the_vm_in_one_request() {
     key(&mut app, KeyCode::Enter);
     let effects = app.update(Msg::Terminal(TermEvent::Paste("x = 1\ny = 2".into())));
     assert_eq!(effects.len(), 1, "{effects:?}");
-    let Effect::Notify(Request::SendInput { id, data }) = &effects[0] else {
+    let Effect::Notify(Request::SendInput { vm, data }) = &effects[0] else {
         panic!("{effects:?}")
     };
-    assert_eq!(id, "a");
+    assert_eq!(common::vm_name(vm), "a");
     let text = String::from_utf8_lossy(data);
     assert!(text.contains("x = 1") && text.contains("y = 2"), "{text:?}");
 }
@@ -235,7 +245,9 @@ fn resizes(effects: &[Effect]) -> Vec<(String, u16, u16)> {
     effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Notify(Request::Resize { id, rows, cols }) => Some((id.clone(), *rows, *cols)),
+            Effect::Notify(Request::Resize { vm, rows, cols }) => {
+                Some((common::vm_name(vm), *rows, *cols))
+            }
             _ => None,
         })
         .collect()
@@ -245,7 +257,7 @@ fn sent_to(effects: &[Effect]) -> Vec<String> {
     let mut ids: Vec<String> = effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Notify(Request::SendInput { id, .. }) => Some(id.clone()),
+            Effect::Notify(Request::SendInput { vm, .. }) => Some(common::vm_name(vm)),
             _ => None,
         })
         .collect();
@@ -267,13 +279,13 @@ fn a_grid_of_marked_vms_watches_each_at_its_tile_size() {
     ]);
     let pane = app.pane_size;
     key(&mut app, KeyCode::Char(' '));
-    assert_eq!(app.current.as_deref(), Some("b"), "marking moves down");
+    assert_eq!(app.current, Some(common::row("b")), "marking moves down");
     key(&mut app, KeyCode::Char(' '));
     let effects = key(&mut app, KeyCode::Char('g'));
     assert_eq!(app.grid, Some(0));
     assert_eq!(
         app.grids[0].vms,
-        vec!["a", "b"],
+        vec![common::vm_id("a"), common::vm_id("b")],
         "the marked VMs, in list order"
     );
     assert!(app.marked.is_empty(), "marks are used up");
@@ -281,7 +293,8 @@ fn a_grid_of_marked_vms_watches_each_at_its_tile_size() {
     assert_eq!(tiles.len(), 2);
     let sized = resizes(&effects);
     for t in &tiles {
-        let id = &app.grids[0].vms[t.index];
+        let vm = app.grids[0].vms[t.index];
+        let id = app.name_of(vm);
         let size = t.size();
         assert!(
             sized.contains(&(id.clone(), size.rows, size.cols)),
@@ -289,23 +302,29 @@ fn a_grid_of_marked_vms_watches_each_at_its_tile_size() {
         );
         // The focused tile gets every byte; the others a glance at the screen.
         let watch = match t.index == app.grids[0].focus {
-            true => Request::Watch { id: id.clone() },
-            false => Request::Glance { id: id.clone() },
+            true => Request::Watch { vm: vm.into() },
+            false => Request::Glance { vm: vm.into() },
         };
         assert!(effects.contains(&notify(watch)), "{effects:?}");
     }
     assert!(
-        effects.contains(&notify(Request::Unwatch { id: "c".into() })),
+        effects.contains(&notify(Request::Unwatch {
+            vm: common::vm_id("c").into()
+        })),
         "an unmarked VM is not shown"
     );
     // Moving the keys to the other tile swaps how the two are watched.
     let effects = prefix(&mut app, KeyCode::Right);
     assert!(
-        effects.contains(&notify(Request::Watch { id: "b".into() })),
+        effects.contains(&notify(Request::Watch {
+            vm: common::vm_id("b").into()
+        })),
         "{effects:?}"
     );
     assert!(
-        effects.contains(&notify(Request::Glance { id: "a".into() })),
+        effects.contains(&notify(Request::Glance {
+            vm: common::vm_id("a").into()
+        })),
         "{effects:?}"
     );
     assert!(
@@ -357,7 +376,7 @@ fn broadcast_types_into_every_tile_but_the_excluded_ones() {
     assert_eq!(sent_to(&pasted), vec!["a", "b", "c"], "pastes too");
     // Leave b out: typing from a still goes to a and c.
     prefix(&mut app, KeyCode::Right);
-    assert_eq!(app.current.as_deref(), Some("b"));
+    assert_eq!(app.current, Some(common::row("b")));
     prefix(&mut app, KeyCode::Char('e'));
     assert_eq!(
         sent_to(&key(&mut app, KeyCode::Char('y'))),
@@ -386,7 +405,9 @@ fn zoom_and_layouts_resize_the_tiles_vms() {
         "the zoomed tile's VM gets the whole grid: {sized:?}"
     );
     assert!(
-        effects.contains(&notify(Request::Unwatch { id: "vm1".into() })),
+        effects.contains(&notify(Request::Unwatch {
+            vm: common::vm_id("vm1").into()
+        })),
         "hidden tiles are not watched"
     );
     prefix(&mut app, KeyCode::Char('z'));
@@ -416,8 +437,10 @@ fn a_click_on_a_tile_moves_the_keys_there() {
         modifiers: KeyModifiers::NONE,
     };
     let effects = app.update(Msg::Terminal(TermEvent::Mouse(click)));
-    assert_eq!(app.current.as_deref(), Some("b"));
-    assert!(effects.contains(&notify(Request::Attach { id: "b".into() })));
+    assert_eq!(app.current, Some(common::row("b")));
+    assert!(effects.contains(&notify(Request::Attach {
+        vm: common::vm_id("b").into()
+    })));
     assert_eq!(sent_to(&key(&mut app, KeyCode::Char('x'))), vec!["b"]);
 }
 
@@ -437,14 +460,17 @@ fn chosen_alerts_go_to_the_desktop_and_mark_unseen_vms() {
         "idle is not chosen"
     );
     assert_eq!(
-        app.marks["b"].flags(),
+        app.marks[&common::vm_id("b")].flags(),
         "!✓",
         "b is not the VM shown: marked"
     );
     alert(&mut app, "a", Alert::Bell);
-    assert!(!app.marks.contains_key("a"), "the VM shown is not marked");
+    assert!(
+        !app.marks.contains_key(&common::vm_id("a")),
+        "the VM shown is not marked"
+    );
     let effects = app.update(Msg::Server(Update::Event(Event::State {
-        id: "b".into(),
+        vm: common::vm_id("b"),
         state: VmState::Exited(3),
     })));
     assert!(
@@ -453,7 +479,7 @@ fn chosen_alerts_go_to_the_desktop_and_mark_unseen_vms() {
     );
     key(&mut app, KeyCode::Down);
     assert!(
-        !app.marks.contains_key("b"),
+        !app.marks.contains_key(&common::vm_id("b")),
         "looking at b clears its marks"
     );
     let text = bioxen::ui::effect::desktop_notification("4;1;50\x07\x1b]0;x");
@@ -509,11 +535,11 @@ fn scrolled_back_the_view_stays_put_while_output_flows_and_keys_stay_out_of_the_
     for i in 0..200 {
         screen.feed(format!("line {i}\r\n").as_bytes());
     }
-    app.mirrors.insert("a".into(), screen);
+    app.mirrors.insert(common::vm_id("a"), screen);
     prefix(&mut app, KeyCode::Char('['));
     key(&mut app, KeyCode::PageUp);
     let top = |app: &App| {
-        let s = &app.mirrors["a"];
+        let s = &app.mirrors[&common::vm_id("a")];
         s.view(app.scroll.unwrap()).screen().contents()
     };
     let before = top(&app);
@@ -522,7 +548,7 @@ fn scrolled_back_the_view_stays_put_while_output_flows_and_keys_stay_out_of_the_
         .flat_map(|i| format!("line {i}\r\n").into_bytes())
         .collect();
     app.update(Msg::Server(Update::Output {
-        id: "a".into(),
+        vm: common::vm_id("a"),
         bytes: output,
     }));
     assert_eq!(top(&app), before, "the same lines, though 60 arrived");
@@ -564,9 +590,11 @@ fn the_chooser_lists_vms_and_grids_and_filters_as_you_type() {
     let effects = key(&mut app, KeyCode::Enter);
     assert!(app.overlay.is_none());
     assert_eq!(app.grid, None);
-    assert_eq!(app.current.as_deref(), Some("gamma"));
+    assert_eq!(app.current, Some(common::row("gamma")));
     assert!(
-        effects.contains(&notify(Request::Watch { id: "gamma".into() })),
+        effects.contains(&notify(Request::Watch {
+            vm: common::vm_id("gamma").into()
+        })),
         "{effects:?}"
     );
 }
@@ -584,9 +612,9 @@ fn search_in_scrollback_finds_up_and_down_and_again() {
         };
         screen.feed(format!("{text}\r\n").as_bytes());
     }
-    app.mirrors.insert("a".into(), screen);
+    app.mirrors.insert(common::vm_id("a"), screen);
     let top_line = |app: &App| {
-        let s = &app.mirrors["a"];
+        let s = &app.mirrors[&common::vm_id("a")];
         s.view(app.scroll.unwrap_or(0))
             .screen()
             .contents()
@@ -631,7 +659,7 @@ fn lines_selected_in_scrollback_are_copied_through_the_terminal() {
     for i in 0..100 {
         screen.feed(format!("\x1b[3{}mrow {i}\x1b[m\r\n", i % 8).as_bytes());
     }
-    app.mirrors.insert("a".into(), screen);
+    app.mirrors.insert(common::vm_id("a"), screen);
     prefix(&mut app, KeyCode::Char('['));
     type_keys(&mut app, "?row 42");
     key(&mut app, KeyCode::Enter);
@@ -671,21 +699,24 @@ fn a_filter_that_hides_the_selection_shows_the_first_match() {
     ]);
     key(&mut app, KeyCode::Down);
     key(&mut app, KeyCode::Down);
-    assert_eq!(app.current.as_deref(), Some("lua-3"));
+    assert_eq!(app.current, Some(common::row("lua-3")));
     key(&mut app, KeyCode::Char('/'));
     let mut effects = type_keys(&mut app, "lua-1");
     effects.extend(key(&mut app, KeyCode::Enter));
-    assert_eq!(app.current.as_deref(), Some("lua-1"));
+    assert_eq!(app.current, Some(common::row("lua-1")));
     assert!(
-        effects.contains(&notify(Request::Watch { id: "lua-1".into() }))
-            && effects.contains(&notify(Request::Unwatch { id: "lua-3".into() })),
+        effects.contains(&notify(Request::Watch {
+            vm: common::vm_id("lua-1").into()
+        })) && effects.contains(&notify(Request::Unwatch {
+            vm: common::vm_id("lua-3").into()
+        })),
         "{effects:?}"
     );
     // Output from the VM shown is seen.
     app.update(Msg::Server(Update::Event(Event::Activity {
-        id: "lua-1".into(),
+        vm: common::vm_id("lua-1"),
     })));
-    assert!(!app.unseen.contains("lua-1"));
+    assert!(!app.unseen.contains(&common::vm_id("lua-1")));
 }
 
 /// Tiles on the grid page shown are in front of the user: their bells, prompts and
@@ -701,24 +732,36 @@ fn tiles_on_screen_get_no_alert_marks() {
     key(&mut app, KeyCode::Char(' '));
     key(&mut app, KeyCode::Char(' '));
     key(&mut app, KeyCode::Char('g'));
-    assert_eq!(app.grids[0].vms, vec!["a".to_string(), "b".to_string()]);
+    assert_eq!(
+        app.grids[0].vms,
+        vec![common::vm_id("a"), common::vm_id("b")]
+    );
     for raised in [Alert::Idle, Alert::Bell] {
         for id in ["a", "b", "c"] {
             alert(&mut app, id, raised.clone());
         }
     }
     app.update(Msg::Server(Update::Event(Event::State {
-        id: "b".into(),
+        vm: common::vm_id("b"),
         state: VmState::Exited(0),
     })));
     assert!(
-        !app.marks.contains_key("a") && !app.marks.contains_key("b"),
+        !app.marks.contains_key(&common::vm_id("a"))
+            && !app.marks.contains_key(&common::vm_id("b")),
         "{:?}",
         app.marks
     );
-    assert_eq!(app.marks["c"].flags(), "!✓", "c is not on the grid");
+    assert_eq!(
+        app.marks[&common::vm_id("c")].flags(),
+        "!✓",
+        "c is not on the grid"
+    );
     alert(&mut app, "c", Alert::Failed);
-    assert_eq!(app.marks["c"].flags(), "!✖", "an error replaces the check");
+    assert_eq!(
+        app.marks[&common::vm_id("c")].flags(),
+        "!✖",
+        "an error replaces the check"
+    );
 }
 
 /// Progress reported before this dashboard opened has used up part of its time: a
@@ -759,13 +802,13 @@ fn a_refused_rename_keeps_the_dialog_and_its_text() {
     let effects = key(&mut app, KeyCode::Enter);
     assert!(
         effects.contains(&Effect::Call(Call::Rename {
-            id: "a".into(),
+            target: common::target("a"),
             new: "b".into()
         })),
         "{effects:?}"
     );
     app.update(Msg::Done(Done::Renamed {
-        id: "a".into(),
+        target: common::target("a"),
         new: "b".into(),
         result: Err("b is taken".into()),
     }));
@@ -781,13 +824,13 @@ fn a_refused_rename_keeps_the_dialog_and_its_text() {
     let effects = key(&mut app, KeyCode::Enter);
     assert!(
         effects.contains(&Effect::Call(Call::Rename {
-            id: "a".into(),
+            target: common::target("a"),
             new: "train".into()
         })),
         "C-u cleared the field: {effects:?}"
     );
     app.update(Msg::Done(Done::Renamed {
-        id: "a".into(),
+        target: common::target("a"),
         new: "train".into(),
         result: Ok(()),
     }));
@@ -813,11 +856,11 @@ fn tabs_restarts_layouts_and_messages_say_what_happened() {
 
     // b ended: its pane takes `r` as the restart, not as input.
     prefix(&mut app, KeyCode::Char('1'));
-    assert_eq!(app.current.as_deref(), Some("b"));
+    assert_eq!(app.current, Some(common::row("b")));
     let effects = key(&mut app, KeyCode::Char('r'));
     assert!(
         effects.contains(&Effect::Call(Call::Restart {
-            id: "b".into(),
+            target: common::target("b"),
             running: false
         })),
         "{effects:?}"
@@ -874,9 +917,11 @@ fn tabs_past_nine_are_reached_by_number() {
     key(&mut app, KeyCode::Char('x'));
     key(&mut app, KeyCode::Char('1'));
     let effects = key(&mut app, KeyCode::Enter);
-    assert_eq!(app.current.as_deref(), Some("v11"), "{effects:?}");
+    assert_eq!(app.current, Some(common::row("v11")), "{effects:?}");
     assert!(app.overlay.is_none());
-    assert!(effects.contains(&notify(Request::Attach { id: "v11".into() })));
+    assert!(effects.contains(&notify(Request::Attach {
+        vm: common::vm_id("v11").into()
+    })));
 }
 
 /// The install view shows all of luarocks' output with its end, though the streamed
@@ -889,7 +934,7 @@ fn an_install_ends_with_all_its_output_shown_once() {
     use bioxen::ui::effect::Done;
     let (mut app, _) = dashboard(vec![vm("a", VmState::Running)]);
     app.overlay = Some(Overlay::Progress(InstallProgress {
-        vm: "a".into(),
+        vm: common::vm_id("a"),
         package: "inspect".into(),
         output: "Installing inspect\n".into(),
         done: None,
@@ -902,7 +947,7 @@ fn an_install_ends_with_all_its_output_shown_once() {
         output: all.into(),
     }))));
     app.update(Msg::Server(Update::Event(Event::InstallOutput {
-        vm: "a".into(),
+        vm: common::vm_id("a"),
         bytes: b"inspect 3.1 is now installed\n".to_vec(),
     })));
     match &app.overlay {
@@ -924,7 +969,7 @@ fn a_vm_sized_by_another_dashboard_is_sized_back_by_typing_here() {
     let size = app.pane_size;
     // Our own size coming back is no reason to send it again.
     let echo = app.update(Msg::Server(Update::Event(Event::Resized {
-        id: "a".into(),
+        vm: common::vm_id("a"),
         rows: size.rows,
         cols: size.cols,
     })));
@@ -932,7 +977,7 @@ fn a_vm_sized_by_another_dashboard_is_sized_back_by_typing_here() {
     assert_eq!(resizes(&type_keys(&mut app, "x")), vec![]);
 
     let other = app.update(Msg::Server(Update::Event(Event::Resized {
-        id: "a".into(),
+        vm: common::vm_id("a"),
         rows: 10,
         cols: 40,
     })));
@@ -951,7 +996,7 @@ fn a_vm_sized_by_another_dashboard_is_sized_back_by_typing_here() {
     let typed = type_keys(&mut app, "y");
     assert_eq!(resizes(&typed), vec![("a".into(), size.rows, size.cols)]);
     assert!(
-        matches!(typed.last(), Some(Effect::Notify(Request::SendInput { id, data })) if id == "a" && data == b"y"),
+        matches!(typed.last(), Some(Effect::Notify(Request::SendInput { vm, data })) if common::vm_name(vm) == "a" && data == b"y"),
         "the size goes first, then the key: {typed:?}"
     );
     assert_eq!(resizes(&type_keys(&mut app, "z")), vec![], "once is enough");

@@ -8,7 +8,7 @@ use bioxen::{Error, VmKind, VmOptions, VmState};
 use common::{WAIT, eventually, manager, process_group_alive};
 
 /// A new local VM with the default interpreter, at its prompt.
-async fn ready_vm(m: &bioxen::Manager) -> String {
+async fn ready_vm(m: &bioxen::Manager) -> bioxen::VmId {
     let id = m
         .create_interactive_vm(None, VmKind::Local, VmOptions::default())
         .await
@@ -26,7 +26,7 @@ async fn validation_flow_basic() {
         .create_interactive_vm(Some("test_basic"), VmKind::Local, VmOptions::default())
         .await
         .unwrap();
-    assert_eq!(id, "test_basic");
+    assert_eq!(m.info(id).unwrap().name, "test_basic");
     // Typed ahead of the prompt on purpose: input sent right after creation must not
     // be lost while the interpreter starts.
     m.send_input("test_basic", "x = 42\n").unwrap();
@@ -108,8 +108,8 @@ async fn ctrl_c_interrupts_a_runaway_loop_and_keeps_state() {
     m.execute_string(&id, "kept = 'still here'", WAIT)
         .await
         .unwrap();
-    m.read_output(&id).unwrap();
-    m.send_input(&id, "while true do end\r").unwrap();
+    m.read_output(id).unwrap();
+    m.send_input(id, "while true do end\r").unwrap();
     // Wait until the loop is running: echoed, and no prompt after it.
     let running = m
         .wait_screen(&id, WAIT, |s| {
@@ -119,17 +119,17 @@ async fn ctrl_c_interrupts_a_runaway_loop_and_keeps_state() {
         .unwrap();
     assert!(running, "loop did not start");
     let cpu_busy = eventually(WAIT, || {
-        m.info(&id).unwrap().cpu_percent.unwrap_or(0.0) > 50.0
+        m.info(id).unwrap().cpu_percent.unwrap_or(0.0) > 50.0
     })
     .await;
     assert!(cpu_busy, "the loop should be using the CPU");
-    m.send_input(&id, "\x03").unwrap();
+    m.send_input(id, "\x03").unwrap();
     let out = m.read_until(&id, "interrupted!", WAIT).await.unwrap();
     assert!(out.contains("interrupted!"), "{out:?}");
     m.wait_ready(&id, WAIT).await.unwrap();
     let r = m.execute_string(&id, "kept", WAIT).await.unwrap();
     assert_eq!(r.output, "still here\n");
-    assert_eq!(m.info(&id).unwrap().state, VmState::Running);
+    assert_eq!(m.info(id).unwrap().state, VmState::Running);
     m.terminate_vm_session(&id).await.unwrap();
 }
 
@@ -181,24 +181,21 @@ async fn exit_code_and_signal_are_reported() {
         .unwrap();
     m.wait_ready(&a, WAIT).await.unwrap();
     m.wait_ready(&b, WAIT).await.unwrap();
-    m.send_input(&a, "os.exit(3)\r").unwrap();
+    m.send_input(a, "os.exit(3)\r").unwrap();
     assert_eq!(m.wait_exit(&a, WAIT).await.unwrap(), VmState::Exited(3));
-    assert_eq!(m.info(&a).unwrap().state.label(), "exited(3)");
+    assert_eq!(m.info(a).unwrap().state.label(), "exited(3)");
 
-    let pid = m.info(&b).unwrap().pid.unwrap();
+    let pid = m.info(b).unwrap().pid.unwrap();
     // SAFETY: plain kill(2) of the VM's own process.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     assert_eq!(
         m.wait_exit(&b, WAIT).await.unwrap(),
         VmState::Killed(libc::SIGKILL)
     );
-    assert_eq!(m.info(&b).unwrap().state.label(), "killed(SIGKILL)");
+    assert_eq!(m.info(b).unwrap().state.label(), "killed(SIGKILL)");
 
     // Input to a dead session is a session error; restarting brings it back.
-    assert!(matches!(
-        m.send_input(&a, "1\r"),
-        Err(Error::Session { .. })
-    ));
+    assert!(matches!(m.send_input(a, "1\r"), Err(Error::Session { .. })));
     m.restart(&a).await.unwrap();
     m.wait_ready(&a, WAIT).await.unwrap();
     let r = m.execute_string(&a, "1 + 1", WAIT).await.unwrap();
@@ -246,14 +243,14 @@ async fn resize_reaches_the_program() {
         .await
         .unwrap();
     assert_eq!(r.output, "24 80\n\n");
-    m.resize(&id, bioxen::Size::new(33, 101)).unwrap();
+    m.resize(id, bioxen::Size::new(33, 101)).unwrap();
     let r = m
         .execute_string(&id, "io.popen('stty size'):read('a')", WAIT)
         .await
         .unwrap();
     assert_eq!(r.output, "33 101\n\n");
     assert_eq!(
-        m.with_screen(&id, |s| s.size()).unwrap(),
+        m.with_screen(id, |s| s.size()).unwrap(),
         bioxen::Size::new(33, 101)
     );
     m.shutdown().await;
@@ -267,12 +264,12 @@ async fn output_log_records_raw_output_while_on() {
         .await
         .unwrap();
     m.wait_ready(&id, WAIT).await.unwrap();
-    let path = m.toggle_output_log(&id).unwrap().expect("logging is on");
+    let path = m.toggle_output_log(id).unwrap().expect("logging is on");
     m.execute_string(&id, "print('\\27[31mred\\27[0m', 'logged line')", WAIT)
         .await
         .unwrap();
     assert_eq!(
-        m.toggle_output_log(&id).unwrap(),
+        m.toggle_output_log(id).unwrap(),
         None,
         "logging is off again"
     );
@@ -328,10 +325,10 @@ async fn stopping_a_dead_vm_never_signals_a_group_that_reused_its_id() {
     for how in ["terminate", "shutdown"] {
         let m = manager();
         let id = ready_vm(&m).await;
-        let pid = m.info(&id).unwrap().pid.unwrap();
-        m.send_input(&id, "os.exit(0)\n").unwrap();
+        let pid = m.info(id).unwrap().pid.unwrap();
+        m.send_input(id, "os.exit(0)\n").unwrap();
         assert!(
-            eventually(WAIT, || !m.info(&id).unwrap().state.is_alive()).await,
+            eventually(WAIT, || !m.info(id).unwrap().state.is_alive()).await,
             "the VM did not exit"
         );
         assert!(eventually(WAIT, || !process_group_alive(pid)).await);
@@ -359,7 +356,7 @@ async fn an_oversized_paste_is_refused_with_its_size() {
     let m = manager();
     let id = ready_vm(&m).await;
     let err = m
-        .send_input(&id, vec![b'x'; 20 << 20])
+        .send_input(id, vec![b'x'; 20 << 20])
         .unwrap_err()
         .to_string();
     assert!(err.contains("20.0M") && err.contains("16.0M"), "{err}");
@@ -395,7 +392,7 @@ async fn output_logs_are_private_and_never_follow_symlinks() {
         .create_interactive_vm(Some("logged"), VmKind::Local, VmOptions::default())
         .await
         .unwrap();
-    m.send_input(&id, "print('to' .. 'the log')\n").unwrap();
+    m.send_input(id, "print('to' .. 'the log')\n").unwrap();
     let log = dir.join("logs/logged.log");
     assert!(
         eventually(WAIT, || std::fs::read_to_string(&log)
@@ -415,7 +412,7 @@ async fn output_logs_are_private_and_never_follow_symlinks() {
         .create_interactive_vm(Some("planted"), VmKind::Local, VmOptions::default())
         .await
         .unwrap();
-    m.send_input(&id, "print('secret output')\n").unwrap();
+    m.send_input(id, "print('secret output')\n").unwrap();
     m.read_until(&id, "secret output", WAIT).await.unwrap();
     m.terminate_vm_session(&id).await.unwrap();
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
@@ -459,7 +456,7 @@ async fn answers_to_a_program_that_never_reads_are_bounded() {
         "{said}"
     );
     // The user can still type: the answers took only their share of the bound.
-    m.send_input(&id, "typed").unwrap();
+    m.send_input(id, "typed").unwrap();
     m.kill(&id).await.unwrap();
 }
 
@@ -470,9 +467,9 @@ async fn a_pasted_line_of_megabytes_takes_linear_time() {
     let m = manager();
     let id = ready_vm(&m).await;
     let started = std::time::Instant::now();
-    m.send_input(&id, format!("x = '{}'\r", "a".repeat(8 << 20)))
+    m.send_input(id, format!("x = '{}'\r", "a".repeat(8 << 20)))
         .unwrap();
-    m.send_input(&id, "print('length', #x)\r").unwrap();
+    m.send_input(id, "print('length', #x)\r").unwrap();
     let out = m
         .read_until(&id, "length\t8388608", Duration::from_secs(60))
         .await;
@@ -480,4 +477,32 @@ async fn a_pasted_line_of_megabytes_takes_linear_time() {
     assert!(out.is_ok(), "{out:?} after {took:?}");
     assert!(took < Duration::from_secs(20), "an 8 MB line took {took:?}");
     m.kill(&id).await.unwrap();
+}
+
+/// A session keeps its number through a rename, and a number is never given again: a
+/// VM made later under a removed VM's name is another VM, and the old number names
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_keeps_its_number_and_numbers_are_never_reused() {
+    let m = manager();
+    let first = m
+        .create_interactive_vm(Some("numbered"), VmKind::Local, VmOptions::default())
+        .await
+        .unwrap();
+    m.rename(first, "renamed").unwrap();
+    assert_eq!(m.resolve("renamed").unwrap(), first);
+    assert!(m.resolve("numbered").is_err(), "the old name is free");
+    assert_eq!(m.info(first).unwrap().name, "renamed");
+    m.kill(first).await.unwrap();
+    m.remove(first).unwrap();
+    let second = m
+        .create_interactive_vm(Some("renamed"), VmKind::Local, VmOptions::default())
+        .await
+        .unwrap();
+    assert_ne!(second, first, "a number was given twice");
+    assert!(
+        matches!(m.info(first), Err(Error::NotFound(_))),
+        "the removed VM's number names the new one"
+    );
+    m.terminate_vm_session(second).await.unwrap();
 }

@@ -40,7 +40,7 @@ async fn transcript(m: &Manager, command: Option<Vec<String>>) -> String {
     };
     let id = ready_local_vm(m, options).await;
     for (n, input) in INPUTS.iter().enumerate() {
-        m.send_input(&id, format!("{input}\r")).unwrap();
+        m.send_input(id, format!("{input}\r")).unwrap();
         // Done when the screen holds one more top-level prompt than before.
         let want = n + 2;
         let done = m
@@ -51,10 +51,10 @@ async fn transcript(m: &Manager, command: Option<Vec<String>>) -> String {
             })
             .await
             .unwrap();
-        let screen = m.with_screen(&id, |s| s.text()).unwrap();
+        let screen = m.with_screen(id, |s| s.text()).unwrap();
         assert!(done, "no prompt after {input:?}:\n{screen}");
     }
-    let text = m.with_screen(&id, |s| s.text()).unwrap();
+    let text = m.with_screen(id, |s| s.text()).unwrap();
     m.terminate_vm_session(&id).await.unwrap();
     // The banner names the version and differs by design; the rest must not.
     text.lines()

@@ -65,11 +65,11 @@ fn all_text(s: &Screen) -> String {
     all.join("\n")
 }
 
-fn transcript(m: &Manager, id: &str) -> String {
+fn transcript(m: &Manager, id: &bioxen::VmId) -> String {
     m.with_screen(id, |s| all_text(s)).unwrap()
 }
 
-async fn vm(m: &Manager, env: Vec<(String, String)>) -> String {
+async fn vm(m: &Manager, env: Vec<(String, String)>) -> bioxen::VmId {
     let options = VmOptions {
         env,
         size: bioxen::Size::new(30, 200),
@@ -79,7 +79,7 @@ async fn vm(m: &Manager, env: Vec<(String, String)>) -> String {
 }
 
 /// Types `line`, answers each `io.read` once it is asked, and waits for the prompt.
-async fn run(m: &Manager, id: &str, line: &str, reads: usize, prompts: usize) {
+async fn run(m: &Manager, id: &bioxen::VmId, line: &str, reads: usize, prompts: usize) {
     m.send_input(id, format!("{line}\r")).unwrap();
     for n in 1..=reads {
         let ask = format!("ask{n}: ");
@@ -136,7 +136,7 @@ async fn a_slow_producer_shows_each_line_at_once() {
     let m = manager();
     let id = vm(&m, Vec::new()).await;
     m.send_input(
-        &id,
+        id,
         "for i = 1, 3 do print('tick' .. i) local t = os.clock() + 0.3 repeat until os.clock() >= t end\r",
     )
     .unwrap();
@@ -152,7 +152,7 @@ async fn a_slow_producer_shows_each_line_at_once() {
         .await
         .unwrap();
     assert!(shown, "the second line never showed");
-    let running = !m.with_screen(&id, |s| s.text().contains("tick3")).unwrap();
+    let running = !m.with_screen(id, |s| s.text().contains("tick3")).unwrap();
     assert!(
         running,
         "the second line showed only when the loop ended: it waited in the buffer"
@@ -166,14 +166,14 @@ async fn a_slow_producer_shows_each_line_at_once() {
 async fn ctrl_c_ends_a_chunk_waiting_in_io_read() {
     let m = manager();
     let id = vm(&m, Vec::new()).await;
-    m.send_input(&id, "x = 42 io.write('name? ') print('got', io.read())\r")
+    m.send_input(id, "x = 42 io.write('name? ') print('got', io.read())\r")
         .unwrap();
     let asked = m
         .wait_screen(&id, WAIT, |s| s.text_before_cursor().ends_with("name? "))
         .await
         .unwrap();
     assert!(asked, "no question:\n{}", transcript(&m, &id));
-    m.send_input(&id, "\x03").unwrap();
+    m.send_input(id, "\x03").unwrap();
     let stopped = m
         .wait_screen(&id, WAIT, |s| {
             s.text().contains("interrupted!") && s.text_before_cursor() == "> "
@@ -197,20 +197,20 @@ async fn a_caught_ctrl_c_leaves_later_reads_waiting() {
     let m = manager();
     let id = vm(&m, Vec::new()).await;
     m.send_input(
-        &id,
+        id,
         "n = 0 repeat n = n + 1 io.write('line? ') local ok, v = pcall(function() return io.read() end) until v == 'q' print('reads=' .. n)\r",
     )
     .unwrap();
     // The typed chunk holds the question once too.
     let asked = |count: usize| move |s: &Screen| all_text(s).matches("line? ").count() > count;
     assert!(m.wait_screen(&id, WAIT, asked(1)).await.unwrap());
-    m.send_input(&id, "\x03").unwrap();
+    m.send_input(id, "\x03").unwrap();
     assert!(
         m.wait_screen(&id, WAIT, asked(2)).await.unwrap(),
         "no second read after the caught interrupt:\n{}",
         transcript(&m, &id)
     );
-    m.send_input(&id, "q\r").unwrap();
+    m.send_input(id, "q\r").unwrap();
     let done = m
         .wait_screen(&id, WAIT, |s| s.text().contains("reads=2"))
         .await

@@ -141,7 +141,7 @@ async fn a_missing_package_fails_and_the_vm_keeps_its_state() {
         "{}",
         report.output
     );
-    assert_eq!(m.info(&id).unwrap().state, VmState::Running);
+    assert_eq!(m.info(id).unwrap().state, VmState::Running);
     assert_eq!(
         m.execute_string(&id, "x", WAIT).await.unwrap().output,
         "42\n"
@@ -170,7 +170,7 @@ async fn installs_into_an_ssh_vm_over_an_exec_channel() {
         .await
         .unwrap();
     m.wait_ready(&id, WAIT).await.unwrap();
-    m.send_input(&id, "x = 42\n").unwrap();
+    m.send_input(id, "x = 42\n").unwrap();
     let settled = m
         .wait_screen(&id, WAIT, |s| {
             s.text().contains("> x = 42\n> ") && s.text_before_cursor() == "> "
@@ -178,17 +178,17 @@ async fn installs_into_an_ssh_vm_over_an_exec_channel() {
         .await
         .unwrap();
     assert!(settled);
-    let before = m.with_screen(&id, |s| s.text()).unwrap();
+    let before = m.with_screen(id, |s| s.text()).unwrap();
     let spec = PackageSpec::parse(&repo.package).unwrap();
     let report = m.install_package(&id, &spec, &|_| {}).await.unwrap();
     assert!(report.success, "{}", report.output);
     assert_eq!(
-        m.with_screen(&id, |s| s.text()).unwrap(),
+        m.with_screen(id, |s| s.text()).unwrap(),
         before,
         "nothing was typed into the REPL"
     );
     // The running remote REPL finds it, and keeps its state.
-    m.send_input(&id, format!("print(require('{}').token, x)\n", repo.module))
+    m.send_input(id, format!("print(require('{}').token, x)\n", repo.module))
         .unwrap();
     m.read_until(&id, &format!("{}\t42", repo.token), WAIT)
         .await
@@ -354,7 +354,7 @@ async fn an_install_longer_than_the_old_patience_is_running_then_done() {
 
     let spec = PackageSpec::parse("slowpkg").unwrap();
     let installing = {
-        let (client, id) = (client.clone(), id.clone());
+        let (client, id) = (client.clone(), id);
         tokio::spawn(async move { client.install_package(&id, &spec).await })
     };
     let running = tokio::time::timeout(WAIT, async {

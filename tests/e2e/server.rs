@@ -64,7 +64,7 @@ fn bioxen_ok(socket: &Path, args: &[&str], runtime: &Path) {
 }
 
 /// A server started on demand in a scratch directory, with a local VM at its prompt:
-/// the directory, the socket, a client, the guard that stops the server, the VM's id.
+/// the directory, the socket, a client, the guard that stops the server, the VM's name.
 async fn server_with_vm(name: &str, vm: &str) -> (PathBuf, PathBuf, Client, Stop, String) {
     let dir = scratch(name);
     let socket = dir.join("run/bioxen/server.sock");
@@ -76,8 +76,8 @@ async fn server_with_vm(name: &str, vm: &str) -> (PathBuf, PathBuf, Client, Stop
         .create_interactive_vm(Some(vm), VmKind::Local, CreateOptions::default())
         .await
         .unwrap();
-    client.wait_ready(&id, WAIT).await.unwrap();
-    (dir, socket, client, stop, id)
+    client.wait_ready(id, WAIT).await.unwrap();
+    (dir, socket, client, stop, vm.to_string())
 }
 
 /// The original validation flow through the server: the VM keeps its state after the
@@ -612,7 +612,7 @@ async fn waiting_calls_are_bounded_and_end_with_their_connection() {
         let call = bioxen::protocol::Call {
             tag,
             request: bioxen::protocol::Request::ReadUntil {
-                id: id.clone(),
+                vm: id.clone().into(),
                 needle: "never printed".into(),
                 timeout_ms: if tag % 2 == 0 { u64::MAX } else { 3_600_000 },
             },
@@ -705,7 +705,7 @@ async fn ls_shows_what_the_server_knows_now() {
     };
     let row = |text: &str| -> serde_json::Value {
         let rows: Vec<serde_json::Value> = serde_json::from_str(text).unwrap();
-        rows.into_iter().find(|r| r["id"] == id.as_str()).unwrap()
+        rows.into_iter().find(|r| r["name"] == id.as_str()).unwrap()
     };
     let table = ls(false);
     let line = table.lines().find(|l| l.starts_with(&id)).unwrap();
@@ -742,7 +742,7 @@ async fn ls_shows_what_the_server_knows_now() {
 }
 
 /// The VM `id` answers a chunk through `client`: the server and the VM went on.
-async fn still_answers(client: &Client, id: &str) {
+async fn still_answers(client: &Client, id: impl Into<bioxen::VmRef>) {
     let r = client
         .execute_string(id, "return 6 * 7", WAIT)
         .await
@@ -759,7 +759,8 @@ async fn a_renamed_glanced_session_is_still_only_glanced_at() {
     let (_dir, _socket, client, _stop, id) = server_with_vm("glance", "tile").await;
     let mut updates = client.updates();
     client.subscribe().await.unwrap();
-    client.notify(Request::Glance { id: id.clone() });
+    let vm = client.list().await.unwrap()[0].vm;
+    client.notify(Request::Glance { vm: vm.into() });
     client.rename(&id, "renamed").await.unwrap();
     client
         .execute_string("renamed", "for i = 1, 3000 do print('line', i) end", WAIT)
@@ -772,9 +773,9 @@ async fn a_renamed_glanced_session_is_still_only_glanced_at() {
             break false;
         };
         match update {
-            Update::Output { id, bytes } if id == "renamed" => bytes_sent += bytes.len(),
-            Update::Event(Event::Screen { id, snapshot })
-                if id == "renamed" && snapshot.state.contains("3000") =>
+            Update::Output { vm: v, bytes } if v == vm => bytes_sent += bytes.len(),
+            Update::Event(Event::Screen { vm: v, snapshot })
+                if v == vm && snapshot.state.contains("3000") =>
             {
                 break true;
             }

@@ -80,14 +80,15 @@ fn manager(dir: &Path, sim: &SimServer, port: u16, command: &str) -> Manager {
     Manager::new(mc)
 }
 
-/// A pool VM session named `name`, made with `options`, at its Lua prompt.
+/// A pool VM session named `name`, made with `options`, at its Lua prompt; its name.
 async fn ready_pool_vm(m: &Manager, name: Option<&str>, options: VmOptions) -> String {
     let id = m
         .create_interactive_vm(name, VmKind::Xcpng, options)
         .await
         .unwrap();
-    m.wait_ready(&id, WAIT).await.unwrap();
-    id
+    m.wait_ready(id, WAIT).await.unwrap();
+    // By name: the pool and its guests know the VM by the name it is tagged with.
+    m.info(id).unwrap().name
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,14 +189,18 @@ async fn a_kept_pool_vm_keeps_its_name() {
         .create_interactive_vm(None, VmKind::Local, VmOptions::default())
         .await
         .unwrap();
-    assert_ne!(next, kept, "a new VM took the kept VM's name");
+    assert_ne!(
+        m.info(next).unwrap().name,
+        kept,
+        "a new VM took the kept VM's name"
+    );
     let err = m
         .create_interactive_vm(Some(&kept), VmKind::Local, VmOptions::default())
         .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("kept on the pool"), "{err}");
-    let err = m.rename(&next, &kept).unwrap_err().to_string();
+    let err = m.rename(next, &kept).unwrap_err().to_string();
     assert!(err.contains("kept on the pool"), "{err}");
     m.terminate_vm_session(&next).await.unwrap();
 }

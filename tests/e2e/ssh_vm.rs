@@ -73,11 +73,11 @@ async fn ssh_kind_runs_lua_and_follows_window_changes() {
         .create_interactive_vm(Some("test_ssh"), VmKind::Ssh, ssh_options("lab"))
         .await
         .unwrap();
-    m.send_input(&id, "x = 42\n").unwrap();
-    m.send_input(&id, "print('Value:', x)\n").unwrap();
+    m.send_input(id, "x = 42\n").unwrap();
+    m.send_input(id, "print('Value:', x)\n").unwrap();
     let out = m.read_until(&id, "Value:\t42", WAIT).await.unwrap();
     assert!(out.contains("Value:\t42"), "{out:?}");
-    let info = m.info(&id).unwrap();
+    let info = m.info(id).unwrap();
     assert_eq!(info.state, VmState::Running);
     assert_eq!(
         info.remote.as_deref(),
@@ -85,8 +85,8 @@ async fn ssh_kind_runs_lua_and_follows_window_changes() {
     );
 
     // The window size reaches the remote PTY.
-    m.resize(&id, Size::new(30, 100)).unwrap();
-    m.send_input(&id, "print('size=' .. io.popen('stty size'):read('l'))\n")
+    m.resize(id, Size::new(30, 100)).unwrap();
+    m.send_input(id, "print('size=' .. io.popen('stty size'):read('l'))\n")
         .unwrap();
     m.read_until(&id, "size=30 100", WAIT).await.unwrap();
 
@@ -229,18 +229,18 @@ async fn a_dropped_link_reconnects_with_a_new_interpreter() {
         .create_interactive_vm(Some("flaky"), VmKind::Ssh, ssh_options("lab"))
         .await
         .unwrap();
-    m.send_input(&id, "x = 42\n").unwrap();
-    m.send_input(&id, "print('before', x)\n").unwrap();
+    m.send_input(id, "x = 42\n").unwrap();
+    m.send_input(id, "print('before', x)\n").unwrap();
     m.read_until(&id, "before\t42", WAIT).await.unwrap();
 
     cut_the_link_and_wait_for_the_reconnect(&m, &sshd).await;
-    assert_eq!(m.info(&id).unwrap().state, VmState::Running);
+    assert_eq!(m.info(id).unwrap().state, VmState::Running);
     let out = m
         .read_until(&id, "previous interpreter state was lost", WAIT)
         .await
         .unwrap();
     assert!(out.contains("reconnected"), "{out}");
-    m.send_input(&id, "print('after', x)\n").unwrap();
+    m.send_input(id, "print('after', x)\n").unwrap();
     m.read_until(&id, "after\tnil", WAIT).await.unwrap();
 
     // The server goes away entirely and comes back.
@@ -248,24 +248,24 @@ async fn a_dropped_link_reconnects_with_a_new_interpreter() {
     assert!(
         eventually(
             WAIT,
-            || matches!(m.info(&id).unwrap().state, VmState::Reconnecting(n) if n >= 2)
+            || matches!(m.info(id).unwrap().state, VmState::Reconnecting(n) if n >= 2)
         )
         .await
     );
     sshd.restart();
     assert!(
-        eventually(Duration::from_secs(60), || m.info(&id).unwrap().state
+        eventually(Duration::from_secs(60), || m.info(id).unwrap().state
             == VmState::Running)
         .await
     );
-    m.send_input(&id, "print('back', 1 + 1)\n").unwrap();
+    m.send_input(id, "print('back', 1 + 1)\n").unwrap();
     m.read_until(&id, "back\t2", WAIT).await.unwrap();
 
     // Killing the session stops the retries.
     sshd.stop();
     assert!(
         eventually(WAIT, || matches!(
-            m.info(&id).unwrap().state,
+            m.info(id).unwrap().state,
             VmState::Reconnecting(_)
         ))
         .await
@@ -273,7 +273,7 @@ async fn a_dropped_link_reconnects_with_a_new_interpreter() {
     let state = m.kill(&id).await.unwrap();
     assert!(!state.is_alive(), "{state:?}");
     assert!(matches!(
-        m.send_input(&id, "1\n"),
+        m.send_input(id, "1\n"),
         Err(Error::Session { .. })
     ));
 }
@@ -296,7 +296,7 @@ async fn a_held_interpreter_survives_a_dropped_link() {
     m.read_until(&id, "runs under dtach", WAIT).await.unwrap();
     m.wait_ready(&id, WAIT).await.unwrap();
     m.send_input(
-        &id,
+        id,
         // os.execute's sleep takes the Ctrl-C below (the interpreter ignores SIGINT
         // while it waits, as system() does), and the loop stops when it fails.
         "x = 42 for i = 1, 100000 do print('tick', i) if not os.execute('sleep 0.05') then break end end\n",
@@ -304,7 +304,7 @@ async fn a_held_interpreter_survives_a_dropped_link() {
     .unwrap();
     m.read_until(&id, "tick\t5\r\n", WAIT).await.unwrap();
     let last_tick = |m: &Manager| -> u32 {
-        m.with_screen(&id, |s| s.text())
+        m.with_screen(id, |s| s.text())
             .unwrap()
             .lines()
             .filter_map(|l| l.strip_prefix("tick")?.trim().parse().ok())
@@ -323,21 +323,21 @@ async fn a_held_interpreter_survives_a_dropped_link() {
         "the loop's output did not continue after the reconnect (last tick {})",
         last_tick(&m)
     );
-    m.send_input(&id, "\x03").unwrap();
+    m.send_input(id, "\x03").unwrap();
     m.wait_ready(&id, WAIT).await.unwrap();
-    m.send_input(&id, "print('x is', x)\n").unwrap();
+    m.send_input(id, "print('x is', x)\n").unwrap();
     m.read_until(&id, "x is\t42", WAIT).await.unwrap();
 
     // The interpreter's own exit status comes through dtach, and dtach's end message
     // does not show.
-    m.send_input(&id, "os.exit(3)\n").unwrap();
+    m.send_input(id, "os.exit(3)\n").unwrap();
     assert!(
-        eventually(WAIT, || m.info(&id).unwrap().state == VmState::Exited(3)).await,
+        eventually(WAIT, || m.info(id).unwrap().state == VmState::Exited(3)).await,
         "{:?}: {:?}",
-        m.info(&id).unwrap().state,
-        m.read_output(&id)
+        m.info(id).unwrap().state,
+        m.read_output(id)
     );
-    let screen = m.with_screen(&id, |s| s.text()).unwrap();
+    let screen = m.with_screen(id, |s| s.text()).unwrap();
     assert!(!screen.contains("dtach terminating"), "{screen}");
 
     // Ending a VM ends the interpreter dtach holds for it.
@@ -382,13 +382,13 @@ async fn xcpng_validation_flow() {
         .await
         .unwrap();
     assert_eq!(sim.sim.guest_vm_count(), 1);
-    let info = m.info(&id).unwrap();
+    let info = m.info(id).unwrap();
     assert!(
         info.pool_vm.as_deref().unwrap().starts_with("OpaqueRef:"),
         "{info:?}"
     );
-    m.send_input(&id, "x = 42\n").unwrap();
-    m.send_input(&id, "print('Value:', x)\n").unwrap();
+    m.send_input(id, "x = 42\n").unwrap();
+    m.send_input(id, "print('Value:', x)\n").unwrap();
     let out = m.read_until(&id, "Value:\t42", WAIT).await.unwrap();
     assert!(
         out.contains("[bioxen] cloning"),
@@ -582,7 +582,7 @@ async fn restarting_a_session_whose_pool_vm_is_gone_never_reconnects() {
         .await
         .unwrap();
     m.wait_ready(&id, WAIT).await.unwrap();
-    let reference = m.info(&id).unwrap().pool_vm.unwrap();
+    let reference = m.info(id).unwrap().pool_vm.unwrap();
     m.kill(&id).await.unwrap();
     // Attached again, as Enter on the detached row does.
     let attached = VmOptions {
@@ -619,7 +619,7 @@ async fn restarting_a_session_whose_pool_vm_is_gone_never_reconnects() {
         sshd.connection_pids().is_empty(),
         "it connected to the old address"
     );
-    assert!(matches!(m.info(&id).unwrap().state, VmState::Failed(_)));
+    assert!(matches!(m.info(id).unwrap().state, VmState::Failed(_)));
 }
 
 /// bioxen reads known_hosts as OpenSSH's ssh does: for each file below, `ssh -o
@@ -837,23 +837,23 @@ async fn a_remote_lua_says_busy_and_idle_and_has_the_bioxen_module() {
         .unwrap();
     assert_eq!(r.error, None);
     let marked = eventually(WAIT, || {
-        m.info(&id)
+        m.info(id)
             .is_ok_and(|i| i.busy == Some(bioxen::protocol::Busy::Idle) && i.progress.is_some())
     })
     .await;
-    assert!(marked, "{:?}", m.info(&id));
-    m.send_input(&id, "os.execute('sleep 2')\n").unwrap();
+    assert!(marked, "{:?}", m.info(id));
+    m.send_input(id, "os.execute('sleep 2')\n").unwrap();
     let busy = eventually(WAIT, || {
-        m.info(&id)
+        m.info(id)
             .is_ok_and(|i| i.busy == Some(bioxen::protocol::Busy::Busy))
     })
     .await;
-    assert!(busy, "{:?}", m.info(&id));
+    assert!(busy, "{:?}", m.info(id));
     let idle = eventually(WAIT, || {
-        m.info(&id)
+        m.info(id)
             .is_ok_and(|i| i.busy == Some(bioxen::protocol::Busy::Idle))
     })
     .await;
-    assert!(idle, "{:?}", m.info(&id));
+    assert!(idle, "{:?}", m.info(id));
     m.terminate_vm_session(&id).await.unwrap();
 }

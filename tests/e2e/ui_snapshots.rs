@@ -71,13 +71,13 @@ fn every_state() -> Vec<VmInfo> {
     ]
 }
 
-fn render(app: &App, screens: &HashMap<String, Screen>) -> Terminal<TestBackend> {
+fn render(app: &App, screens: &HashMap<bioxen::VmId, Screen>) -> Terminal<TestBackend> {
     let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
     terminal.draw(|f| draw(f, app, screens)).unwrap();
     terminal
 }
 
-fn no_screens() -> HashMap<String, Screen> {
+fn no_screens() -> HashMap<bioxen::VmId, Screen> {
     HashMap::new()
 }
 
@@ -117,12 +117,12 @@ fn empty_dashboard() {
 fn list_with_vms_in_every_state() {
     let mut app = app();
     app.rows = every_state();
-    app.current = Some("crashed".into());
-    app.unseen.insert("busy".into());
+    app.current = Some(common::row("crashed"));
+    app.unseen.insert(common::vm_id("busy"));
     let mut screens = HashMap::new();
     let mut dead = Screen::new(app.areas().pane_size(), 100);
     dead.feed(b"Lua 5.4 (bioxen)\r\n> os.exit(3)\r\n");
-    screens.insert("crashed".to_string(), dead);
+    screens.insert(common::vm_id("crashed"), dead);
     let t = render(&app, &screens);
     insta::assert_snapshot!(t.backend());
     // States carry their colours.
@@ -165,9 +165,9 @@ fn create_dialog() {
 fn kill_confirmation() {
     let mut app = app();
     app.rows = every_state();
-    app.current = Some("busy".into());
+    app.current = Some(common::row("busy"));
     app.overlay = Some(Overlay::Confirm(Confirm::Kill {
-        id: "busy".into(),
+        target: common::target("busy"),
         pid: Some(4101),
     }));
     let t = render(&app, &no_screens());
@@ -193,11 +193,11 @@ fn terminal_pane_renders_recorded_output() {
         Some(9_000_000),
         5,
     )];
-    app.current = Some("job".into());
+    app.current = Some(common::row("job"));
     app.focus = Focus::Terminal;
     let mut screen = Screen::new(app.areas().pane_size(), 100);
     screen.feed(RECORDED);
-    let screens = HashMap::from([("job".to_string(), screen)]);
+    let screens = HashMap::from([(common::vm_id("job"), screen)]);
     let mut t = render(&app, &screens);
     insta::assert_snapshot!(t.backend());
 
@@ -226,12 +226,12 @@ fn terminal_pane_renders_recorded_output() {
 fn alternate_screen_replaces_and_restores() {
     let mut app = app();
     app.rows = vec![info("vim", VmState::Running, Some(4300), None, None, 1)];
-    app.current = Some("vim".into());
+    app.current = Some(common::row("vim"));
     app.focus = Focus::Terminal;
     let mut screen = Screen::new(app.areas().pane_size(), 100);
     screen.feed(b"shell line\r\n");
     screen.feed(b"\x1b[?1049h\x1b[H\x1b[2Jfull-screen program\x1b[?25l");
-    let mut screens = HashMap::from([("vim".to_string(), screen)]);
+    let mut screens = HashMap::from([(common::vm_id("vim"), screen)]);
     let t = render(&app, &screens);
     let text = format!("{}", t.backend());
     assert!(
@@ -239,7 +239,7 @@ fn alternate_screen_replaces_and_restores() {
         "{text}"
     );
     screens
-        .get_mut("vim")
+        .get_mut(&common::vm_id("vim"))
         .unwrap()
         .feed(b"\x1b[?1049l\x1b[?25h");
     let t = render(&app, &screens);
@@ -256,7 +256,7 @@ fn tiny_terminals_do_not_panic() {
     for (w, h) in [(1, 1), (2, 3), (10, 2), (80, 1), (1, 80)] {
         let mut a = app_with_size(w, h);
         a.rows = every_state();
-        a.current = Some("busy".into());
+        a.current = Some(common::row("busy"));
         let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
         terminal.draw(|f| draw(f, &a, &no_screens())).unwrap();
     }
@@ -307,7 +307,7 @@ fn pool_vms_in_the_list_with_details() {
         pool_vm("old-run", Some("old-run"), "Halted", None),
         pool_vm("not-ours", None, "Running", Some("10.0.0.9")),
     ];
-    app.current = Some("gene-fit".into());
+    app.current = Some(common::row("gene-fit"));
     let t = render(&app, &no_screens());
     insta::assert_snapshot!(t.backend());
     let text = format!("{}", t.backend());
@@ -342,7 +342,7 @@ fn unknown_host_key_dialog_and_pool_kill_dialog() {
     insta::assert_snapshot!("unknown_host_key_dialog", t.backend());
     app.prompts.clear();
     app.overlay = Some(Overlay::Confirm(Confirm::KillPool {
-        id: "gene-fit".into(),
+        target: common::target("gene-fit"),
         alive: true,
     }));
     let t = render(&app, &no_screens());
@@ -362,7 +362,7 @@ fn the_tab_bar_scrolls_to_keep_the_focused_tab_visible() {
     });
     for focused in [0usize, 7, 13] {
         let id = format!("experiment-{focused:02}");
-        app.current = Some(id.clone());
+        app.current = Some(common::row(&id));
         let t = render(&app, &no_screens());
         let buf = t.backend().buffer();
         let bar: String = (0..120).map(|x| buf[(x, 0)].symbol().to_string()).collect();
@@ -392,7 +392,7 @@ fn the_tab_bar_scrolls_to_keep_the_focused_tab_visible() {
         let click = x + 2;
         assert_eq!(
             bioxen::ui::draw::tab_at(&app, 120, click),
-            Some(TabId::Vm(id.to_string())),
+            Some(TabId::Vm(common::vm_id(&id))),
             "{bar:?}"
         );
     }
@@ -476,10 +476,11 @@ fn grid_frame(w: u16, h: u16, n: usize, layout: Layout) -> Terminal<TestBackend>
         ),
     )));
     app.grids[0].layout = layout;
-    app.unseen.insert("vm02".into());
+    app.unseen.insert(common::vm_id("vm02"));
     let mut screens = HashMap::new();
     for t in app.tiles() {
-        let id = app.grids[0].vms[t.index].clone();
+        let vm = app.grids[0].vms[t.index];
+        let id = app.name_of(vm);
         let size = t.size();
         let mut s = Screen::new(size, 100);
         s.feed(format!("> for i = 1, 3 do print('{id}', i) end\r\n").as_bytes());
@@ -487,7 +488,7 @@ fn grid_frame(w: u16, h: u16, n: usize, layout: Layout) -> Terminal<TestBackend>
             s.feed(format!("{id}\t{i}\r\n").as_bytes());
         }
         s.feed(b"> ");
-        screens.insert(id, s);
+        screens.insert(vm, s);
     }
     let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
     terminal.draw(|f| draw(f, &app, &screens)).unwrap();
@@ -539,10 +540,10 @@ fn a_long_failure_wraps_in_the_pane() {
         None,
         0,
     )];
-    app.current = Some("pool-1".into());
+    app.current = Some(common::row("pool-1"));
     let mut screen = Screen::new(app.areas().pane_size(), 100);
     screen.feed(b"[bioxen] connecting to root@10.0.0.7:22\r\n");
-    let screens = HashMap::from([("pool-1".to_string(), screen)]);
+    let screens = HashMap::from([(common::vm_id("pool-1"), screen)]);
     let mut t = Terminal::new(TestBackend::new(80, 24)).unwrap();
     t.draw(|f| draw(f, &app, &screens)).unwrap();
     insta::assert_snapshot!(t.backend());
@@ -611,7 +612,7 @@ fn a_failed_install_says_why_and_wraps_its_lines() {
                   Error: No results matching query were found for Lua 5.4.\n\
                   To check if it is available for other Lua versions, use --check-lua-versions.\n";
     app.overlay = Some(Overlay::Progress(InstallProgress {
-        vm: "idle".into(),
+        vm: common::vm_id("idle"),
         package: "inspect".into(),
         output: output.into(),
         done: None,
@@ -639,9 +640,12 @@ fn a_failed_install_says_why_and_wraps_its_lines() {
 fn hidden_tabs_with_marks_are_counted_in_the_marker() {
     let mut app = app();
     app.rows = fourteen_experiments();
-    app.current = Some("experiment-00".into());
-    app.unseen.insert("experiment-12".into());
-    app.marks.entry("experiment-13".into()).or_default().bell = true;
+    app.current = Some(common::row("experiment-00"));
+    app.unseen.insert(common::vm_id("experiment-12"));
+    app.marks
+        .entry(common::vm_id("experiment-13"))
+        .or_default()
+        .bell = true;
     let bar = &drawn(&app, 120, 40)[0];
     assert!(bar.contains(" +2»"), "{bar:?}");
 }

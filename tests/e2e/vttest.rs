@@ -69,14 +69,14 @@ impl Shown {
 /// vttest in a bioxen VM and in a tmux pane, fed the same keys.
 struct Pair {
     manager: Manager,
-    id: String,
+    id: bioxen::VmId,
     tmux: Tmux,
 }
 
 impl Pair {
     fn bioxen_screen(&self) -> Shown {
         self.manager
-            .with_screen(&self.id, |s| {
+            .with_screen(self.id, |s| {
                 let vt = s.vt();
                 let text = vt.rows(0, COLS).collect::<Vec<_>>().join("\n");
                 // vt100 keeps a cursor that has just written the last column past it,
@@ -115,7 +115,7 @@ impl Pair {
     }
 
     fn send(&self, text: &str) {
-        self.manager.send_input(&self.id, text).unwrap();
+        self.manager.send_input(self.id, text).unwrap();
         self.tmux.type_text(text);
     }
 }

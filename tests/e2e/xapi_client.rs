@@ -495,7 +495,7 @@ async fn ls_lists_the_pools_bioxen_vms() {
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 1, "only bioxen-tagged VMs: {rows:?}");
-    assert_eq!(rows[0]["id"], "tagged-one");
+    assert_eq!(rows[0]["name"], "tagged-one");
     assert_eq!(rows[0]["kind"], "xcpng");
     assert_eq!(rows[0]["state"], "running");
     assert_eq!(rows[0]["ip"], "127.0.0.1");
@@ -688,7 +688,7 @@ async fn ls_never_prints_pool_text_raw() {
         );
     }
     let rows: serde_json::Value = serde_json::from_slice(&ls(true).stdout).unwrap();
-    assert_eq!(rows[0]["id"], evil_id, "--json stays exact");
+    assert_eq!(rows[0]["name"], evil_id, "--json stays exact");
 }
 
 /// A request nested thousands of levels deep is an error answer, not a crash.

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use bioxen_proto::{
     self as protocol, Call, CreateOptions, Event, ExecResult, Hello, Incoming, InstallOutcome,
-    Request, Response, ServerMsg, SshAnswer, VmInfo, VmKind, VmState, Welcome,
+    Request, Response, ServerMsg, SshAnswer, VmId, VmInfo, VmKind, VmRef, VmState, Welcome,
 };
 
 mod error;
@@ -52,7 +52,7 @@ pub enum Update {
     Event(Event),
     /// Output of a watched session.
     Output {
-        id: String,
+        vm: VmId,
         bytes: Vec<u8>,
     },
     /// A call made with [`Client::notify`] failed.
@@ -245,49 +245,66 @@ impl Client {
         Error::Protocol(format!("unexpected answer from the server: {r:?}"))
     }
 
+    /// Creates a VM named `name` (or a free name) and starts its interpreter; its
+    /// number comes back.
     pub async fn create_interactive_vm(
         &self,
-        id: Option<&str>,
+        name: Option<&str>,
         kind: VmKind,
         options: CreateOptions,
-    ) -> Result<String> {
+    ) -> Result<VmId> {
+        Ok(self.create_vm(name, kind, options).await?.0)
+    }
+
+    /// As [`Client::create_interactive_vm`], with the name the VM was given.
+    pub async fn create_vm(
+        &self,
+        name: Option<&str>,
+        kind: VmKind,
+        options: CreateOptions,
+    ) -> Result<(VmId, String)> {
         match self
             .call(Request::Create {
-                id: id.map(str::to_string),
+                name: name.map(str::to_string),
                 kind,
                 options,
             })
             .await?
         {
-            Response::Created { id } => Ok(id),
+            Response::Created { vm, name } => Ok((vm, name)),
             r => Err(Client::unexpected(r)),
         }
     }
 
-    pub async fn send_input(&self, id: &str, input: impl AsRef<[u8]>) -> Result<()> {
+    pub async fn send_input(&self, vm: impl Into<VmRef>, input: impl AsRef<[u8]>) -> Result<()> {
         self.done(Request::SendInput {
-            id: id.into(),
+            vm: vm.into(),
             data: input.as_ref().to_vec(),
         })
         .await
     }
 
-    pub async fn read_output(&self, id: &str) -> Result<String> {
-        self.text(Request::ReadOutput { id: id.into() }).await
+    pub async fn read_output(&self, vm: impl Into<VmRef>) -> Result<String> {
+        self.text(Request::ReadOutput { vm: vm.into() }).await
     }
 
-    pub async fn read_until(&self, id: &str, needle: &str, timeout: Duration) -> Result<String> {
+    pub async fn read_until(
+        &self,
+        vm: impl Into<VmRef>,
+        needle: &str,
+        timeout: Duration,
+    ) -> Result<String> {
         self.text(Request::ReadUntil {
-            id: id.into(),
+            vm: vm.into(),
             needle: needle.into(),
             timeout_ms: timeout.as_millis() as u64,
         })
         .await
     }
 
-    pub async fn wait_ready(&self, id: &str, timeout: Duration) -> Result<()> {
+    pub async fn wait_ready(&self, vm: impl Into<VmRef>, timeout: Duration) -> Result<()> {
         self.done(Request::WaitReady {
-            id: id.into(),
+            vm: vm.into(),
             timeout_ms: timeout.as_millis() as u64,
         })
         .await
@@ -295,13 +312,13 @@ impl Client {
 
     pub async fn execute_string(
         &self,
-        id: &str,
+        vm: impl Into<VmRef>,
         code: &str,
         timeout: Duration,
     ) -> Result<ExecResult> {
         match self
             .call(Request::Execute {
-                id: id.into(),
+                vm: vm.into(),
                 code: code.into(),
                 timeout_ms: timeout.as_millis() as u64,
             })
@@ -312,9 +329,9 @@ impl Client {
         }
     }
 
-    pub async fn resize(&self, id: &str, rows: u16, cols: u16) -> Result<()> {
+    pub async fn resize(&self, vm: impl Into<VmRef>, rows: u16, cols: u16) -> Result<()> {
         self.done(Request::Resize {
-            id: id.into(),
+            vm: vm.into(),
             rows,
             cols,
         })
@@ -322,17 +339,17 @@ impl Client {
     }
 
     /// Ends the VM's process; the session stays with its last screen.
-    pub async fn kill(&self, id: &str) -> Result<VmState> {
-        self.state(Request::Kill { id: id.into() }).await
+    pub async fn kill(&self, vm: impl Into<VmRef>) -> Result<VmState> {
+        self.state(Request::Kill { vm: vm.into() }).await
     }
 
     /// Ends the VM and forgets it.
-    pub async fn terminate_vm_session(&self, id: &str) -> Result<VmState> {
-        self.state(Request::Terminate { id: id.into() }).await
+    pub async fn terminate_vm_session(&self, vm: impl Into<VmRef>) -> Result<VmState> {
+        self.state(Request::Terminate { vm: vm.into() }).await
     }
 
-    pub async fn restart(&self, id: &str) -> Result<()> {
-        self.done(Request::Restart { id: id.into() }).await
+    pub async fn restart(&self, vm: impl Into<VmRef>) -> Result<()> {
+        self.done(Request::Restart { vm: vm.into() }).await
     }
 
     pub async fn list(&self) -> Result<Vec<VmInfo>> {
@@ -342,8 +359,8 @@ impl Client {
         }
     }
 
-    pub async fn screen_text(&self, id: &str) -> Result<String> {
-        self.text(Request::ScreenText { id: id.into() }).await
+    pub async fn screen_text(&self, vm: impl Into<VmRef>) -> Result<String> {
+        self.text(Request::ScreenText { vm: vm.into() }).await
     }
 
     /// Ends every VM and the server.
@@ -357,79 +374,79 @@ impl Client {
     }
 
     /// Asks for the session's screen and then its output as [`Update`]s.
-    pub async fn watch(&self, id: &str) -> Result<()> {
-        self.done(Request::Watch { id: id.into() }).await
+    pub async fn watch(&self, vm: impl Into<VmRef>) -> Result<()> {
+        self.done(Request::Watch { vm: vm.into() }).await
     }
 
-    pub async fn unwatch(&self, id: &str) -> Result<()> {
-        self.done(Request::Unwatch { id: id.into() }).await
+    pub async fn unwatch(&self, vm: impl Into<VmRef>) -> Result<()> {
+        self.done(Request::Unwatch { vm: vm.into() }).await
     }
 
     /// Marks the session as typed into (its output is read first).
-    pub async fn attach(&self, id: &str) -> Result<()> {
-        self.done(Request::Attach { id: id.into() }).await
+    pub async fn attach(&self, vm: impl Into<VmRef>) -> Result<()> {
+        self.done(Request::Attach { vm: vm.into() }).await
     }
 
-    pub async fn detach(&self, id: &str) -> Result<()> {
-        self.done(Request::Detach { id: id.into() }).await
+    pub async fn detach(&self, vm: impl Into<VmRef>) -> Result<()> {
+        self.done(Request::Detach { vm: vm.into() }).await
     }
 
     pub async fn answer(&self, question: u64, answer: SshAnswer) -> Result<()> {
         self.done(Request::Answer { question, answer }).await
     }
 
-    /// Starts or stops the session's output log; the log's path when it is now on.
     /// Gives a VM a new name.
-    pub async fn rename(&self, id: &str, new: &str) -> Result<()> {
+    pub async fn rename(&self, vm: impl Into<VmRef>, name: &str) -> Result<()> {
         self.call(Request::Rename {
-            id: id.into(),
-            new: new.into(),
+            vm: vm.into(),
+            name: name.into(),
         })
         .await
         .map(|_| ())
     }
 
     /// Sets the seconds of silence after which a VM raises an alert; 0 is off.
-    pub async fn set_silence(&self, id: &str, secs: u64) -> Result<()> {
+    pub async fn set_silence(&self, vm: impl Into<VmRef>, secs: u64) -> Result<()> {
         self.call(Request::SetSilence {
-            id: id.into(),
+            vm: vm.into(),
             secs,
         })
         .await
         .map(|_| ())
     }
 
-    pub async fn toggle_output_log(&self, id: &str) -> Result<Option<PathBuf>> {
-        match self.call(Request::ToggleLog { id: id.into() }).await? {
+    /// Starts or stops the session's output log; the log's path when it is now on.
+    pub async fn toggle_output_log(&self, vm: impl Into<VmRef>) -> Result<Option<PathBuf>> {
+        match self.call(Request::ToggleLog { vm: vm.into() }).await? {
             Response::LogPath { path } => Ok(path),
             r => Err(Client::unexpected(r)),
         }
     }
 
     /// Forgets a session whose interpreter has ended.
-    pub async fn remove(&self, id: &str) -> Result<()> {
-        self.done(Request::Remove { id: id.into() }).await
+    pub async fn remove(&self, vm: impl Into<VmRef>) -> Result<()> {
+        self.done(Request::Remove { vm: vm.into() }).await
     }
 
     /// Closes an `xcpng` session, leaving its pool VM running.
-    pub async fn release(&self, id: &str) -> Result<VmState> {
-        self.state(Request::Release { id: id.into() }).await
+    pub async fn release(&self, vm: impl Into<VmRef>) -> Result<VmState> {
+        self.state(Request::Release { vm: vm.into() }).await
     }
 
     /// Ends an `xcpng` session and destroys its pool VM.
-    pub async fn kill_and_destroy(&self, id: &str) -> Result<VmState> {
-        self.state(Request::Destroy { id: id.into() }).await
+    pub async fn kill_and_destroy(&self, vm: impl Into<VmRef>) -> Result<VmState> {
+        self.state(Request::Destroy { vm: vm.into() }).await
     }
 
     /// Installs a package with luarocks into the VM; luarocks' output arrives as
     /// [`Event::InstallOutput`] updates meanwhile.
     pub async fn install_package(
         &self,
-        id: &str,
+        vm: impl Into<VmRef>,
         spec: &bioxen_proto::package::PackageSpec,
     ) -> Result<InstallOutcome> {
         let request = Request::Install {
-            id: id.into(),
+            vm: vm.into(),
             name: spec.name().to_string(),
             version: spec.version().map(str::to_string),
         };
@@ -496,7 +513,7 @@ async fn read_replies(mut reader: tokio::net::unix::OwnedReadHalf, shared: Arc<S
                 }
             }
             Ok(Some(Incoming::Msg(ServerMsg::Event(e)))) => Update::Event(e),
-            Ok(Some(Incoming::Output { id, bytes })) => Update::Output { id, bytes },
+            Ok(Some(Incoming::Output { vm, bytes })) => Update::Output { vm, bytes },
             Ok(None) => break "the bioxen server closed the connection".to_string(),
             Err(e) => break format!("the connection to the bioxen server broke: {e}"),
         };

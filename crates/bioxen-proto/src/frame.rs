@@ -6,6 +6,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 #[cfg(feature = "io")]
 use crate::Incoming;
+use crate::VmId;
 use crate::message::{MAX_MESSAGE, OUTPUT_FRAME};
 
 fn frame_len(len: usize) -> std::io::Result<[u8; 4]> {
@@ -30,12 +31,10 @@ pub fn encode_message<T: Serialize>(out: &mut Vec<u8>, message: &T) -> std::io::
 }
 
 /// Appends a session's output, framed, to `out`.
-pub fn encode_output(out: &mut Vec<u8>, id: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let id = &id.as_bytes()[..id.len().min(255)];
-    out.extend_from_slice(&frame_len(2 + id.len() + bytes.len())?);
+pub fn encode_output(out: &mut Vec<u8>, vm: VmId, bytes: &[u8]) -> std::io::Result<()> {
+    out.extend_from_slice(&frame_len(1 + 8 + bytes.len())?);
     out.push(OUTPUT_FRAME);
-    out.push(id.len() as u8);
-    out.extend_from_slice(id);
+    out.extend_from_slice(&vm.0.to_be_bytes());
     out.extend_from_slice(bytes);
     Ok(())
 }
@@ -148,15 +147,12 @@ pub async fn read_incoming<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<O
             .map(|m| Some(Incoming::Msg(m)))
             .map_err(invalid);
     }
-    let id_len = *body
-        .get(1)
-        .ok_or_else(|| invalid("an output frame without an id"))? as usize;
-    let id = body
-        .get(2..2 + id_len)
+    let vm = body
+        .get(1..9)
         .ok_or_else(|| invalid("an output frame cut short"))?;
-    let id = String::from_utf8(id.to_vec()).map_err(invalid)?;
-    body.drain(..2 + id_len);
-    Ok(Some(Incoming::Output { id, bytes: body }))
+    let vm = VmId(u64::from_be_bytes(vm.try_into().expect("8 bytes")));
+    body.drain(..9);
+    Ok(Some(Incoming::Output { vm, bytes: body }))
 }
 
 #[cfg(all(test, feature = "io"))]
@@ -171,20 +167,20 @@ mod tests {
         let bytes: Vec<u8> = (0..=255).collect();
         // As the server writes them: several frames in one write.
         let mut frames = Vec::new();
-        encode_output(&mut frames, "lua-1", &bytes).unwrap();
-        let activity = ServerMsg::Event(Event::Activity { id: "lua-2".into() });
+        encode_output(&mut frames, VmId(1), &bytes).unwrap();
+        let activity = ServerMsg::Event(Event::Activity { vm: VmId(2) });
         encode_message(&mut frames, &activity).unwrap();
         a.write_all(&frames).await.unwrap();
         match read_incoming(&mut b).await.unwrap().unwrap() {
-            Incoming::Output { id, bytes: got } => {
-                assert_eq!(id, "lua-1");
+            Incoming::Output { vm, bytes: got } => {
+                assert_eq!(vm, VmId(1));
                 assert_eq!(got, bytes);
             }
             other => panic!("{other:?}"),
         }
         assert!(matches!(
             read_incoming(&mut b).await.unwrap().unwrap(),
-            Incoming::Msg(ServerMsg::Event(Event::Activity { id })) if id == "lua-2"
+            Incoming::Msg(ServerMsg::Event(Event::Activity { vm })) if vm == VmId(2)
         ));
     }
 
@@ -192,14 +188,14 @@ mod tests {
     async fn messages_round_trip_and_oversized_lengths_are_refused() {
         let (mut a, mut b) = tokio::io::duplex(1 << 20);
         let sent = Request::SendInput {
-            id: "lua-1".into(),
+            vm: "lua-1".into(),
             data: vec![b'x', 0xff, b'\n'],
         };
         write_message(&mut a, &sent).await.unwrap();
         write_message(
             &mut a,
             &Request::SendInput {
-                id: "lua-1".into(),
+                vm: VmId(1).into(),
                 data: b"print(1)\n".to_vec(),
             },
         )

@@ -4,8 +4,8 @@
 //! `io` feature asks for the framing over tokio's streams, and no terminal library.
 //!
 //! Each frame is a 4-byte big-endian length and that many bytes. A frame whose first
-//! byte is `0x01` carries a session's output as raw bytes (`[0x01][id length][id]
-//! [bytes]`): output is nearly all the traffic, and raw it costs a copy, where any text
+//! byte is `0x01` carries a session's output as raw bytes (`[0x01][the session's
+//! [`VmId`], 8 bytes big-endian][bytes]`): output is nearly all the traffic, and raw it costs a copy, where any text
 //! encoding would escape every control byte. Every other frame is one JSON message:
 //! control traffic is small, and JSON keeps it readable (`socat` and a hex dump tell
 //! what happened), needs no schema beside these types, and is what `bioxen ls --json`
@@ -19,6 +19,7 @@
 
 mod error;
 mod frame;
+mod id;
 mod message;
 pub mod package;
 mod pool;
@@ -34,6 +35,7 @@ pub use frame::{
     read_frame_body, read_frame_len, read_incoming, read_message, read_message_within,
     write_message,
 };
+pub use id::{VmId, VmRef};
 pub use message::*;
 pub use pool::{PoolStatus, PoolVm, XapiError};
 pub use snapshot::{DEFAULT_SCROLLBACK_BYTES, Snapshot};

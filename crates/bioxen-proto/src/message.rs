@@ -5,12 +5,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Alert, PoolStatus, PoolVm, Size, Snapshot, SshAnswer, SshQuestion, VmInfo, VmKind, VmOptions,
-    VmState, WireError,
+    Alert, PoolStatus, PoolVm, Size, Snapshot, SshAnswer, SshQuestion, VmId, VmInfo, VmKind,
+    VmOptions, VmRef, VmState, WireError,
 };
 
 /// Bumped whenever a message changes shape.
-pub const VERSION: u32 = 8;
+pub const VERSION: u32 = 9;
 
 /// How often a glanced-at session's screen is sent at most: 30 frames a second.
 pub const GLANCE_EVERY: std::time::Duration = std::time::Duration::from_millis(33);
@@ -88,54 +88,55 @@ pub struct Call {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
     Create {
-        id: Option<String>,
+        /// The new session's name; `None` picks a free one (`lua-3`).
+        name: Option<String>,
         kind: VmKind,
         options: CreateOptions,
     },
     SendInput {
-        id: String,
+        vm: VmRef,
         #[serde(with = "bytes_as_text")]
         data: Vec<u8>,
     },
     /// Output since the last read (the original API's `read_output`).
     ReadOutput {
-        id: String,
+        vm: VmRef,
     },
     /// Waits until `needle` appears in the output, then returns everything so far.
     ReadUntil {
-        id: String,
+        vm: VmRef,
         needle: String,
         timeout_ms: u64,
     },
     WaitReady {
-        id: String,
+        vm: VmRef,
         timeout_ms: u64,
     },
     Execute {
-        id: String,
+        vm: VmRef,
         code: String,
         timeout_ms: u64,
     },
     Resize {
-        id: String,
+        vm: VmRef,
         rows: u16,
         cols: u16,
     },
     /// Ends the VM's process (or connection); the session stays, with its screen.
     Kill {
-        id: String,
+        vm: VmRef,
     },
     /// Ends the VM and forgets it (a pool VM is destroyed).
     Terminate {
-        id: String,
+        vm: VmRef,
     },
     Restart {
-        id: String,
+        vm: VmRef,
     },
     List,
     /// The session's screen as text, for clients that show it.
     ScreenText {
-        id: String,
+        vm: VmRef,
     },
     /// Ends every VM, then the server.
     Shutdown,
@@ -146,23 +147,23 @@ pub enum Request {
     /// Send this client the session's screen ([`Event::Screen`]) and from then on its
     /// output and size changes, until `Unwatch`.
     Watch {
-        id: String,
+        vm: VmRef,
     },
     /// Send this client the session's visible screen, without history, whenever it
     /// changed, at most every [`GLANCE_EVERY`], until `Unwatch`: for a tile the user
     /// looks at but does not type into, which needs the screen, not every byte.
     Glance {
-        id: String,
+        vm: VmRef,
     },
     Unwatch {
-        id: String,
+        vm: VmRef,
     },
     /// Someone types into the session: its output is read before idle sessions'.
     Attach {
-        id: String,
+        vm: VmRef,
     },
     Detach {
-        id: String,
+        vm: VmRef,
     },
     /// The answer to [`Event::Question`]; the first client to answer decides.
     Answer {
@@ -171,33 +172,33 @@ pub enum Request {
     },
     /// Starts or stops writing the session's raw output to its log file.
     ToggleLog {
-        id: String,
+        vm: VmRef,
     },
     /// Gives a session a new name.
     Rename {
-        id: String,
-        new: String,
+        vm: VmRef,
+        name: String,
     },
     /// Seconds without output after which the session raises a silence alert; 0 is off.
     SetSilence {
-        id: String,
+        vm: VmRef,
         secs: u64,
     },
     /// Forgets a session whose interpreter has ended.
     Remove {
-        id: String,
+        vm: VmRef,
     },
     /// Closes an `xcpng` session and leaves its pool VM running.
     Release {
-        id: String,
+        vm: VmRef,
     },
     /// Ends an `xcpng` session and destroys its pool VM, keeping the session's screen.
     Destroy {
-        id: String,
+        vm: VmRef,
     },
     /// Installs a package with luarocks; its output arrives as [`Event::InstallOutput`].
     Install {
-        id: String,
+        vm: VmRef,
         name: String,
         version: Option<String>,
     },
@@ -210,7 +211,8 @@ pub enum Request {
 pub enum Response {
     Done,
     Created {
-        id: String,
+        vm: VmId,
+        name: String,
     },
     Output {
         text: String,
@@ -259,38 +261,38 @@ pub enum Event {
     /// A watched session's screen: first after `Watch`, and again whenever this client
     /// fell too far behind to be sent the bytes it missed.
     Screen {
-        id: String,
+        vm: VmId,
         snapshot: Snapshot,
     },
     /// A watched session's terminal changed size.
     Resized {
-        id: String,
+        vm: VmId,
         rows: u16,
         cols: u16,
     },
     /// A session this client does not watch printed something.
     Activity {
-        id: String,
+        vm: VmId,
     },
     /// A session has a new name; the list that follows uses it.
     Renamed {
-        old: String,
-        new: String,
+        vm: VmId,
+        name: String,
     },
     /// A session asks for attention: a bell, a notification, back at its prompt,
     /// silent too long.
     Alert {
-        id: String,
+        vm: VmId,
         alert: Alert,
     },
     /// A session changed state.
     State {
-        id: String,
+        vm: VmId,
         state: VmState,
     },
     /// Something the user should see (a session's error, a pool that cannot be used).
     Notice {
-        id: Option<String>,
+        vm: Option<VmId>,
         text: String,
     },
     Pool(PoolInfo),
@@ -305,7 +307,7 @@ pub enum Event {
     },
     /// luarocks' output for the client's `Install`.
     InstallOutput {
-        vm: String,
+        vm: VmId,
         #[serde(with = "bytes_as_text")]
         bytes: Vec<u8>,
     },
@@ -330,7 +332,7 @@ pub struct PoolInfo {
 #[derive(Debug)]
 pub enum Incoming {
     Msg(ServerMsg),
-    Output { id: String, bytes: Vec<u8> },
+    Output { vm: VmId, bytes: Vec<u8> },
 }
 
 /// The longest a package install may run before the server stops it: a luarocks build

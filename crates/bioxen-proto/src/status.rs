@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::VmId;
 use crate::vm::{VmKind, VmState};
 
 /// Why a session asks for attention.
@@ -23,7 +24,10 @@ pub enum Alert {
 /// A row of `list()`: what the VM list pane and `bioxen ls` show.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct VmInfo {
-    pub id: String,
+    /// Who the session is: see [`VmId`].
+    pub vm: VmId,
+    /// What it is called: a label, which a rename changes.
+    pub name: String,
     pub kind: VmKind,
     #[serde(flatten)]
     pub state: VmState,

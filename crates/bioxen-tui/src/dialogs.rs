@@ -9,6 +9,7 @@ use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
 use super::app::{
     App, Confirm, CreateForm, Field, InstallForm, InstallProgress, KindChoice, Overlay, Prompt,
 };
+use super::effect::Target;
 use bioxen_proto::SshQuestion;
 
 pub fn draw(frame: &mut Frame, app: &App) {
@@ -82,7 +83,7 @@ fn rename(frame: &mut Frame, form: &super::app::RenameForm) {
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(ratatui::widgets::Wrap { trim: false })
-            .block(dialog(&format!("Rename {}", form.id), Color::Cyan)),
+            .block(dialog(&format!("Rename {}", form.target.name), Color::Cyan)),
         area,
     );
 }
@@ -303,7 +304,7 @@ fn install(frame: &mut Frame, form: &InstallForm) {
     };
     let mut lines = vec![
         Line::from(""),
-        Line::from(format!("  Into {} (luarocks, Lua 5.4)", form.vm)),
+        Line::from(format!("  Into {} (luarocks, Lua 5.4)", form.target.name)),
         Line::from(""),
         field(0, "Package", &form.name, "e.g. penlight"),
         field(1, "Version", &form.version, "latest"),
@@ -457,7 +458,10 @@ pub fn prompt(frame: &mut Frame, prompt: &Prompt) {
 
 fn confirm(frame: &mut Frame, c: &Confirm) {
     let (title, question, yes) = match c {
-        Confirm::Kill { id, pid } => (
+        Confirm::Kill {
+            target: Target { name: id, .. },
+            pid,
+        } => (
             "Kill",
             match pid {
                 Some(pid) => format!("Kill VM {id} (pid {pid})? Its interpreter state is lost."),
@@ -465,7 +469,10 @@ fn confirm(frame: &mut Frame, c: &Confirm) {
             },
             "kill",
         ),
-        Confirm::KillPool { id, alive } => {
+        Confirm::KillPool {
+            target: Target { name: id, .. },
+            alive,
+        } => {
             let close = if *alive {
                 "close the session"
             } else {
@@ -500,12 +507,16 @@ fn confirm(frame: &mut Frame, c: &Confirm) {
             );
             return;
         }
-        Confirm::Restart { id } => (
+        Confirm::Restart {
+            target: Target { name: id, .. },
+        } => (
             "Restart",
             format!("Restart VM {id}? It is running: its interpreter state is lost."),
             "restart",
         ),
-        Confirm::Remove { id } => (
+        Confirm::Remove {
+            target: Target { name: id, .. },
+        } => (
             "Remove",
             format!("Remove {id} and its last screen from the list?"),
             "remove",

@@ -12,19 +12,19 @@ use ratatui::widgets::Paragraph;
 use super::app::{App, Focus, Level, TabId};
 use super::{dialogs, grid_pane, list_pane, terminal_pane};
 use bioxen_config::keymap::{Action, Mode};
-use bioxen_proto::{PoolStatus, VmState};
+use bioxen_proto::{PoolStatus, VmId, VmState};
 use bioxen_term::Screen;
 use bioxen_text::columns::truncate;
 
 /// Where drawing gets a session's screen from: the dashboard's mirrors, or recorded
 /// screens in tests. Drawing only reads them.
 pub trait Screens {
-    fn with_screen(&self, id: &str, f: &mut dyn FnMut(&Screen));
+    fn with_screen(&self, vm: VmId, f: &mut dyn FnMut(&Screen));
 }
 
-impl Screens for HashMap<String, Screen> {
-    fn with_screen(&self, id: &str, f: &mut dyn FnMut(&Screen)) {
-        if let Some(s) = self.get(id) {
+impl Screens for HashMap<VmId, Screen> {
+    fn with_screen(&self, vm: VmId, f: &mut dyn FnMut(&Screen)) {
+        if let Some(s) = self.get(&vm) {
             f(s);
         }
     }
@@ -58,23 +58,23 @@ pub fn state_color(state: &VmState) -> Color {
 pub fn tab_labels(app: &App, screens: &dyn Screens) -> Vec<(String, TabId)> {
     let vms = app.rows.iter().enumerate().map(|(i, row)| {
         let mut title = None;
-        screens.with_screen(&row.id, &mut |s| title = s.title().map(str::to_string));
-        let mut unseen = if app.unseen.contains(&row.id) {
+        screens.with_screen(row.vm, &mut |s| title = s.title().map(str::to_string));
+        let mut unseen = if app.unseen.contains(&row.vm) {
             "+".to_string()
         } else {
             String::new()
         };
-        if let Some(marks) = app.marks.get(&row.id) {
+        if let Some(marks) = app.marks.get(&row.vm) {
             unseen.push_str(&marks.flags());
         }
         if let Some(p) = app.progress(row) {
             unseen.push(super::format::progress_cell(p));
         }
         let label = match title {
-            Some(t) => format!(" {i}:{}{unseen} [{}] ", row.id, truncate(&t, 24)),
-            None => format!(" {i}:{}{unseen} ", row.id),
+            Some(t) => format!(" {i}:{}{unseen} [{}] ", row.name, truncate(&t, 24)),
+            None => format!(" {i}:{}{unseen} ", row.name),
         };
-        (label, TabId::Vm(row.id.clone()))
+        (label, TabId::Vm(row.vm))
     });
     let grids = app.grids.iter().enumerate().map(|(g, grid)| {
         let i = app.rows.len() + g;
@@ -184,8 +184,8 @@ pub fn tab_strip(app: &App, screens: &dyn Screens, width: u16) -> Vec<TabPiece> 
 
 /// Whether a tab carries a mark: output not seen, or an alert.
 fn wants_attention(app: &App, tab: &TabId) -> bool {
-    let vm = |id: &String| {
-        app.unseen.contains(id) || app.marks.get(id).is_some_and(|m| !m.flags().is_empty())
+    let vm = |vm: &VmId| {
+        app.unseen.contains(vm) || app.marks.get(vm).is_some_and(|m| !m.flags().is_empty())
     };
     match tab {
         TabId::Vm(id) => vm(id),
@@ -266,7 +266,7 @@ fn draw_tabs(frame: &mut Frame, app: &App, screens: &dyn Screens, area: Rect) {
             TabPiece::Tab { label, id } => {
                 let mut style = match &id {
                     TabId::Vm(vm) => {
-                        let state = app.rows.iter().find(|r| &r.id == vm).map(|r| &r.state);
+                        let state = app.info(*vm).map(|r| &r.state);
                         let style = bar.fg(state.map(state_color).unwrap_or(Color::Gray));
                         match app.unseen.contains(vm) {
                             true => style.add_modifier(Modifier::BOLD),

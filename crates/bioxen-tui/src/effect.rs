@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 
 use bioxen_client::Client;
 use bioxen_proto::package::PackageSpec;
-use bioxen_proto::{CreateOptions, InstallOutcome, Progress, ProgressState, Request, VmKind};
+use bioxen_proto::{CreateOptions, InstallOutcome, Progress, ProgressState, Request, VmId, VmKind};
 
 /// A consequence of a change in the dashboard's state.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +35,13 @@ pub enum Effect {
     Clipboard(String),
 }
 
+/// A VM a call is about: its number, to act on, and its name, to report with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub vm: VmId,
+    pub name: String,
+}
+
 /// The calls the dashboard makes and waits on, each in a task of its own.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Call {
@@ -43,45 +50,36 @@ pub enum Call {
         kind: VmKind,
         options: CreateOptions,
     },
-    Kill {
-        id: String,
-    },
+    Kill(Target),
     /// Forgets an ended session.
-    Remove {
-        id: String,
-    },
+    Remove(Target),
     /// Starts an ended VM again; a running one (`running`) is ended first.
     Restart {
-        id: String,
+        target: Target,
         running: bool,
     },
-    ToggleLog {
-        id: String,
-    },
+    ToggleLog(Target),
     /// Closes an `xcpng` session and leaves its pool VM running.
-    Release {
-        id: String,
-    },
+    Release(Target),
     /// Closes an `xcpng` session and destroys its pool VM.
-    Destroy {
-        id: String,
-    },
+    Destroy(Target),
     Install {
-        vm: String,
+        target: Target,
         spec: PackageSpec,
     },
     /// Ends every VM in the server; the dashboard quits when it has.
     EndAll,
     Rename {
-        id: String,
+        target: Target,
         new: String,
     },
 }
 
-/// How a call ended, as the dashboard reports it.
+/// How a call ended, as the dashboard reports it. Errors are the text shown.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Done {
-    Created(Result<String, String>),
+    /// The new VM's number and name.
+    Created(Result<(VmId, String), String>),
     Info(String),
     Failed(String),
     /// Every VM was ended: the dashboard quits.
@@ -89,7 +87,7 @@ pub enum Done {
     InstallDone(Result<InstallOutcome, String>),
     /// A rename's answer: the dialog closes, or says why and keeps the name typed.
     Renamed {
-        id: String,
+        target: Target,
         new: String,
         result: Result<(), String>,
     },
@@ -105,10 +103,10 @@ impl Call {
     pub fn what(&self) -> &'static str {
         match self {
             Call::Create { .. } => "create",
-            Call::Kill { .. } | Call::Release { .. } | Call::Destroy { .. } => "kill",
-            Call::Remove { .. } => "remove",
+            Call::Kill(_) | Call::Release(_) | Call::Destroy(_) => "kill",
+            Call::Remove(_) => "remove",
             Call::Restart { .. } => "restart",
-            Call::ToggleLog { .. } => "log",
+            Call::ToggleLog(_) => "log",
             Call::Install { .. } => "install",
             Call::EndAll => "end all",
             Call::Rename { .. } => "rename",
@@ -123,33 +121,36 @@ impl Call {
                 options,
             } => Done::Created(
                 server
-                    .create_interactive_vm(Some(&name), kind, options)
+                    .create_vm(Some(&name), kind, options)
                     .await
                     .map_err(|e| format!("cannot create {name}: {e}")),
             ),
-            Call::Kill { id } => match server.kill(&id).await {
+            Call::Kill(Target { vm, name: id }) => match server.kill(vm).await {
                 Ok(state) => Done::Info(format!("{id}: {}", state.label())),
                 Err(e) => Done::Failed(format!("cannot kill {id}: {e}")),
             },
-            Call::Remove { id } => match server.remove(&id).await {
+            Call::Remove(Target { vm, name: id }) => match server.remove(vm).await {
                 Ok(()) => Done::Info(format!("removed {id}")),
                 Err(e) => Done::Failed(e.to_string()),
             },
-            Call::Restart { id, running } => {
-                if running && let Err(e) = server.kill(&id).await {
+            Call::Restart {
+                target: Target { vm, name: id },
+                running,
+            } => {
+                if running && let Err(e) = server.kill(vm).await {
                     return Done::Failed(format!("cannot restart {id}: {e}"));
                 }
-                match server.restart(&id).await {
+                match server.restart(vm).await {
                     Ok(()) => Done::Info(format!("{id} restarted")),
                     Err(e) => Done::Failed(format!("cannot restart {id}: {e}")),
                 }
             }
-            Call::ToggleLog { id } => match server.toggle_output_log(&id).await {
+            Call::ToggleLog(Target { vm, name: id }) => match server.toggle_output_log(vm).await {
                 Ok(Some(path)) => Done::Info(format!("{id}: logging output to {}", path.display())),
                 Ok(None) => Done::Info(format!("{id}: output log off")),
                 Err(e) => Done::Failed(format!("{id}: cannot log output: {e}")),
             },
-            Call::Release { id } => match server.release(&id).await {
+            Call::Release(Target { vm, name: id }) => match server.release(vm).await {
                 Ok(bioxen_proto::VmState::Running) => Done::Info(format!(
                     "{id}: session closed; its interpreter goes on under dtach on the VM \
                      (Enter attaches to it again)"
@@ -161,17 +162,21 @@ impl Call {
                 )),
                 Err(e) => Done::Failed(format!("{id}: {e}")),
             },
-            Call::Destroy { id } => match server.kill_and_destroy(&id).await {
+            Call::Destroy(Target { vm, name: id }) => match server.kill_and_destroy(vm).await {
                 Ok(_) => Done::Info(format!("{id}: pool VM destroyed")),
                 Err(e) => Done::Failed(format!("{id}: {e}")),
             },
-            Call::Rename { id, new } => {
-                let result = server.rename(&id, &new).await.map_err(|e| e.to_string());
-                Done::Renamed { id, new, result }
+            Call::Rename { target, new } => {
+                let result = (server.rename(target.vm, &new).await).map_err(|e| e.to_string());
+                Done::Renamed {
+                    target,
+                    new,
+                    result,
+                }
             }
-            Call::Install { vm, spec } => Done::InstallDone(
+            Call::Install { target, spec } => Done::InstallDone(
                 server
-                    .install_package(&vm, &spec)
+                    .install_package(target.vm, &spec)
                     .await
                     .map_err(|e| format!("cannot install {}: {e}", spec.label())),
             ),

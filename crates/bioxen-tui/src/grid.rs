@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use ratatui::layout::Rect;
 
 use super::layout::MIN_PANE;
-use bioxen_proto::Size;
+use bioxen_proto::{Size, VmId};
 
 /// The smallest tile: room for the smallest session (24x6), a header row, and a
 /// separator column.
@@ -92,7 +92,7 @@ impl Tile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grid {
     /// The VMs, in tile order.
-    pub vms: Vec<String>,
+    pub vms: Vec<VmId>,
     pub layout: Layout,
     /// Index into `vms` of the tile keys go to.
     pub focus: usize,
@@ -100,11 +100,11 @@ pub struct Grid {
     pub zoomed: bool,
     /// Typing goes to every tile but the excluded ones.
     pub broadcast: bool,
-    pub excluded: HashSet<String>,
+    pub excluded: HashSet<VmId>,
 }
 
 impl Grid {
-    pub fn new(vms: Vec<String>) -> Grid {
+    pub fn new(vms: Vec<VmId>) -> Grid {
         Grid {
             vms,
             layout: Layout::default(),
@@ -115,8 +115,8 @@ impl Grid {
         }
     }
 
-    pub fn focused(&self) -> Option<&str> {
-        self.vms.get(self.focus).map(String::as_str)
+    pub fn focused(&self) -> Option<VmId> {
+        self.vms.get(self.focus).copied()
     }
 
     /// How many tiles fit on one page of `area` in this layout.
@@ -287,7 +287,7 @@ mod tests {
     use super::*;
 
     fn grid(n: usize, layout: Layout) -> Grid {
-        let mut g = Grid::new((0..n).map(|i| format!("vm{i}")).collect());
+        let mut g = Grid::new((0..n).map(|i| bioxen_proto::VmId(i as u64)).collect());
         g.layout = layout;
         g
     }

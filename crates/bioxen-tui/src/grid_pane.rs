@@ -35,8 +35,9 @@ fn draw_tile(
     tile: &Tile,
     corner: Option<String>,
 ) {
-    let id = &grid.vms[tile.index];
-    let info = app.rows.iter().find(|r| &r.id == id);
+    let vm = grid.vms[tile.index];
+    let info = app.info(vm);
+    let id = app.name_of(vm);
     let focused = tile.index == grid.focus && app.overlay.is_none();
 
     let name_style = if focused {
@@ -55,10 +56,10 @@ fn draw_tile(
         ));
     }
     let mut flags = String::new();
-    if app.unseen.contains(id) {
+    if app.unseen.contains(&vm) {
         flags.push('+');
     }
-    if let Some(marks) = app.marks.get(id) {
+    if let Some(marks) = app.marks.get(&vm) {
         flags.push_str(&marks.flags());
     }
     if !flags.is_empty() {
@@ -80,7 +81,7 @@ fn draw_tile(
         ));
     }
     if grid.broadcast {
-        let (mark, color) = match grid.excluded.contains(id) {
+        let (mark, color) = match grid.excluded.contains(&vm) {
             true => (" ⊘ not broadcast", Color::DarkGray),
             false => (" » broadcast", Color::Red),
         };
@@ -89,7 +90,7 @@ fn draw_tile(
     let mut title = None;
     let mut cursor = None;
     let mut have_screen = false;
-    screens.with_screen(id, &mut |screen| {
+    screens.with_screen(vm, &mut |screen| {
         have_screen = true;
         title = screen.title().map(str::to_string);
         let offset = match (focused, app.scroll) {

@@ -152,8 +152,8 @@ async fn connect(launch: &Launch) -> Result<(Client, Updates, Vec<VmInfo>), Stri
     let mut vms = Vec::new();
     if let (Some(id), Some(listed)) = (&launch.attach, listed) {
         vms = listed.map_err(|e| e.to_string())?;
-        if !vms.iter().any(|v| &v.id == id) {
-            let names: Vec<&str> = vms.iter().map(|v| v.id.as_str()).collect();
+        if !vms.iter().any(|v| &v.name == id) {
+            let names: Vec<&str> = vms.iter().map(|v| v.name.as_str()).collect();
             return Err(match names.is_empty() {
                 true => format!("no VM named '{id}': the server has none"),
                 false => format!("no VM named '{id}'; there are: {}", names.join(", ")),
@@ -210,7 +210,7 @@ async fn dashboard(
     // with the list instead of a round trip after it.
     if let Some((id, listed)) = attach {
         app.set_rows(listed);
-        app.open(&id);
+        app.open_named(&id);
     }
     runner.run(app.take_effects());
 

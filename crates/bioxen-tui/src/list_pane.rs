@@ -50,29 +50,34 @@ fn name_text(row: &ListRow, app: &App) -> (String, String, usize) {
     let (name, flags) = match row {
         ListRow::Session(info) => {
             let mut flags = String::new();
-            if app.unseen.contains(&info.id) {
+            if app.unseen.contains(&info.vm) {
                 flags.push('+');
             }
-            if let Some(marks) = app.marks.get(&info.id) {
+            if let Some(marks) = app.marks.get(&info.vm) {
                 flags.push_str(&marks.flags());
             }
-            (info.id.clone(), flags)
+            (info.name.clone(), flags)
         }
         ListRow::Pool(vm) => (
             vm.bioxen_id.clone().unwrap_or_else(|| vm.name.clone()),
             String::new(),
         ),
     };
-    let marked = usize::from(app.marked.contains(row.id())) * 2;
+    let marked = usize::from(is_marked(row, app)) * 2;
     let width = name.width() + flags.width() + marked;
     (name, flags, width)
+}
+
+/// Whether the row is a session marked for the next grid.
+fn is_marked(row: &ListRow, app: &App) -> bool {
+    matches!(row, ListRow::Session(info) if app.marked.contains(&info.vm))
 }
 
 /// The NAME cell in `width` columns: the flags whole, the name cut in its middle.
 fn name_cell<'a>(row: &ListRow, app: &App, width: usize) -> Cell<'a> {
     use unicode_width::UnicodeWidthStr;
     let (name, flags, _) = name_text(row, app);
-    let marked = app.marked.contains(row.id());
+    let marked = is_marked(row, app);
     let room = width
         .saturating_sub(flags.width())
         .saturating_sub(usize::from(marked) * 2);
@@ -159,7 +164,10 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let rows: Vec<Row> = visible
         .iter()
         .map(|row| {
-            let index = app.rows.iter().position(|r| r.id == row.id());
+            let index = match row {
+                ListRow::Session(info) => app.rows.iter().position(|r| r.vm == info.vm),
+                ListRow::Pool(_) => None,
+            };
             Row::new(cols.iter().map(|(c, _, _)| match (c, row) {
                 (Col::Name, _) => name_cell(row, app, name_width),
                 (_, ListRow::Session(info)) => cell(*c, info, index.unwrap_or(0), app),
@@ -194,7 +202,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let selected = app
         .current
         .as_ref()
-        .and_then(|id| visible.iter().position(|r| r.id() == id));
+        .and_then(|id| visible.iter().position(|r| r.id() == *id));
     let mut state = TableState::default().with_selected(selected);
     let inner = block.inner(area);
     frame.render_widget(block, area);

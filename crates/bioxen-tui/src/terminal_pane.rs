@@ -24,7 +24,7 @@ pub fn draw(frame: &mut Frame, app: &App, screens: &dyn Screens, outer: Rect, pa
         return draw_empty(frame, app, border, outer, pane);
     };
     let mut shown = None;
-    screens.with_screen(&info.id, &mut |screen| {
+    screens.with_screen(info.vm, &mut |screen| {
         shown = Some(draw_screen(frame, app, screen, pane, focused));
     });
     let Some(shown) = shown else {
@@ -162,10 +162,10 @@ fn pane_block<'a>(
     let name = match &shown.title {
         Some(t) => format!(
             " {} — {} ",
-            info.id,
+            info.name,
             truncate(t, (outer.width as usize).saturating_sub(30))
         ),
-        None => format!(" {} ", info.id),
+        None => format!(" {} ", info.name),
     };
     let block = Block::bordered()
         .border_type(BorderType::Rounded)

@@ -41,11 +41,11 @@ pub(super) async fn run(
                 Ok(Live::Output(bytes)) => seen.extend_from_slice(&bytes),
                 Ok(Live::Resized(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    return Err(Error::session(session.id(), format!(
+                    return Err(Error::session(session.name(), format!(
                         "output of the executed code came faster than it could be read ({n} chunks lost)"
                     )));
                 }
-                Err(_) => return Err(Error::session(session.id(), "output closed")),
+                Err(_) => return Err(Error::session(session.name(), "output closed")),
             },
             _ = state.wait_for(|s| !s.is_alive()) => {
                 // Take what the process printed before it went.
@@ -57,14 +57,14 @@ pub(super) async fn run(
                 if let Some(result) = markers.parse(&seen) {
                     return Ok(result);
                 }
-                return Err(Error::session(session.id(), format!(
+                return Err(Error::session(session.name(), format!(
                     "ended while executing code: {}",
                     session.state().label()
                 )));
             }
             _ = tokio::time::sleep_until(deadline) => {
                 return Err(Error::Timeout {
-                    id: session.id(),
+                    id: session.name(),
                     what: "waiting for executed code to finish".into(),
                     seconds: timeout.as_secs_f64(),
                 });

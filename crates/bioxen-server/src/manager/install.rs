@@ -4,7 +4,7 @@ use std::process::Stdio;
 
 use tokio::io::AsyncReadExt;
 
-use super::Manager;
+use super::{Manager, Session, VmRef};
 use bioxen_backend::error::{Error, Result};
 use bioxen_backend::lock;
 use bioxen_backend::rocks::{self, InstallReport, PackageSpec};
@@ -14,35 +14,39 @@ use bioxen_proto::INSTALL_LIMIT;
 const APT_HINT: &str = "install it with: apt-get install luarocks";
 
 impl Manager {
-    /// Installs `spec` for the VM `id`; its running interpreter can `require` it at once.
+    /// Installs `spec` for the VM `vm`; its running interpreter can `require` it at once.
     /// `on_output` receives luarocks' output as it comes. A luarocks failure is a
     /// report with `success == false` (its exit code and output), not an error. An
     /// install still running at [`INSTALL_LIMIT`] is stopped and is an error: every
     /// client waits that long, so none gives up on an install that is alive.
     pub async fn install_package(
         &self,
-        id: &str,
+        vm: impl Into<VmRef>,
         spec: &PackageSpec,
         on_output: &(dyn Fn(&[u8]) + Send + Sync),
     ) -> Result<InstallReport> {
-        tokio::time::timeout(INSTALL_LIMIT, self.install_unbounded(id, spec, on_output))
-            .await
-            .unwrap_or_else(|_| {
-                Err(Error::Timeout {
-                    id: id.to_string(),
-                    what: format!("installing {}; luarocks was stopped", spec.label()),
-                    seconds: INSTALL_LIMIT.as_secs_f64(),
-                })
+        let session = self.get(vm)?;
+        tokio::time::timeout(
+            INSTALL_LIMIT,
+            self.install_unbounded(&session, spec, on_output),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::Timeout {
+                id: session.name(),
+                what: format!("installing {}; luarocks was stopped", spec.label()),
+                seconds: INSTALL_LIMIT.as_secs_f64(),
             })
+        })
     }
 
     async fn install_unbounded(
         &self,
-        id: &str,
+        session: &Session,
         spec: &PackageSpec,
         on_output: &(dyn Fn(&[u8]) + Send + Sync),
     ) -> Result<InstallReport> {
-        let session = self.get(id)?;
+        let id = &session.name();
         if session.kind() == VmKind::Local {
             return self.install_local_package(spec, on_output).await;
         }

@@ -24,7 +24,7 @@ pub(super) async fn run_reader(
             Err(e) if e.raw_os_error() == Some(libc::EIO) => break,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                let _ = events.send(Event::Error(Some(session.id()), format!("output: {e}")));
+                let _ = events.send(Event::Error(Some(session.vm), format!("output: {e}")));
                 break;
             }
         };
@@ -78,7 +78,7 @@ impl Session {
         };
         if let Some(why) = log_failed {
             let _ = events.send(Event::Error(
-                Some(self.id()),
+                Some(self.vm),
                 format!("the output log stopped: {why}; the VM goes on (L starts a new log)"),
             ));
         }
@@ -99,7 +99,7 @@ impl Session {
         self.seq.send_modify(|n| *n += 1);
         self.activity.notify_one();
         if !self.dirty.swap(true, Ordering::AcqRel) {
-            let _ = events.send(Event::Output(self.id()));
+            let _ = events.send(Event::Output(self.vm));
         }
     }
 
@@ -116,7 +116,7 @@ impl Session {
         if queued + reply.len() > REPLY_LIMIT {
             if !self.replies_dropped.swap(true, Ordering::Relaxed) {
                 let _ = events.send(Event::Error(
-                    Some(self.id()),
+                    Some(self.vm),
                     format!(
                         "does not read its input ({} waiting): answers to its terminal \
                          queries are dropped until it does",

@@ -33,6 +33,8 @@ use stats::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+pub use bioxen_proto::{VmId, VmRef};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -69,20 +71,20 @@ const INPUT_PIECE: usize = 4096;
 /// What happened to sessions; the dashboard redraws from these.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    Created(String),
+    Created(VmId),
     /// New output arrived. Sent once until the receiver calls [`Manager::take_dirty`],
     /// so a flooding session costs one event per frame, not one per read.
-    Output(String),
-    State(String, VmState),
+    Output(VmId),
+    State(VmId, VmState),
     /// CPU, memory or process state of some session changed.
     Stats,
-    Removed(String),
+    Removed(VmId),
     /// Something went wrong that the user should see (in the status bar).
-    Error(Option<String>, String),
+    Error(Option<VmId>, String),
     /// A session asks for attention: see [`Alert`].
-    Alert(String, Alert),
-    /// A session was renamed: the old name, the new one.
-    Renamed(String, String),
+    Alert(VmId, Alert),
+    /// A session was renamed; this is its new name.
+    Renamed(VmId, String),
 }
 
 /// What a watcher of one session receives, in the order it happened: output bytes,
@@ -104,6 +106,8 @@ struct Inner {
     /// Sessions in creation order.
     sessions: Mutex<Vec<Arc<Session>>>,
     events: broadcast::Sender<Event>,
+    /// The number the next session gets: counts up, never reused.
+    next_vm: AtomicU64,
     next_name: AtomicU64,
     /// The pool: one client, one login and one event cache, made on first use and
     /// shared by everything that talks to the pool (sessions, the dashboard, `ls`).
@@ -141,6 +145,7 @@ impl Manager {
                 config,
                 sessions: Mutex::new(Vec::new()),
                 events,
+                next_vm: AtomicU64::new(1),
                 next_name: AtomicU64::new(1),
                 pool: Mutex::new(None),
                 activity: Arc::new(Notify::new()),
@@ -184,14 +189,15 @@ impl Manager {
             .map(|vm| vm.reference)
     }
 
-    /// Creates a VM and starts its interpreter. `id` must be unique; `None` picks a name.
+    /// Creates a VM and starts its interpreter. `name` must be free; `None` picks one.
+    /// The session's number comes back: see [`VmId`].
     pub async fn create_interactive_vm(
         &self,
-        id: Option<&str>,
+        name: Option<&str>,
         kind: VmKind,
         options: VmOptions,
-    ) -> Result<String> {
-        self.create(id, kind, options, false).await
+    ) -> Result<VmId> {
+        self.create(name, kind, options, false).await
     }
 
     /// Creates a session; with `link_only` (remote kinds) it is connected but runs no
@@ -202,7 +208,7 @@ impl Manager {
         kind: VmKind,
         options: VmOptions,
         link_only: bool,
-    ) -> Result<String> {
+    ) -> Result<VmId> {
         let id = match id {
             Some(id) => {
                 validate_id(id)?;
@@ -225,7 +231,9 @@ impl Manager {
                 return Err(Error::Manager(format!("a VM named '{id}' already exists")));
             }
             let spec = VmSpec::new(kind, &options).map_err(|e| Error::Manager(e.to_string()))?;
+            let vm = VmId(self.inner.next_vm.fetch_add(1, Ordering::Relaxed));
             let session = Arc::new(Session::new(
+                vm,
                 id.clone(),
                 spec,
                 options.size,
@@ -239,7 +247,7 @@ impl Manager {
             Arc::downgrade(&session),
             self.inner.events.clone(),
         ));
-        let _ = self.inner.events.send(Event::Created(id.clone()));
+        let _ = self.inner.events.send(Event::Created(session.vm));
         let started = match kind {
             VmKind::Local if link_only => Err(Error::Manager(
                 "a local VM has no link to run programs on".into(),
@@ -254,7 +262,7 @@ impl Manager {
             session.set_state(&self.inner.events, VmState::Failed(e.to_string()));
             return Err(e);
         }
-        Ok(id)
+        Ok(session.vm)
     }
 
     /// Starts (or restarts) the interpreter of a session.
@@ -265,7 +273,7 @@ impl Manager {
             _ => (None, &[][..]),
         };
         let argv = config.local_argv(command);
-        let mut env = config.local_vm_env(extra_env, &session.id());
+        let mut env = config.local_vm_env(extra_env, &session.name());
         if !config.is_embedded(&argv) {
             env.extend(marked_prompts(&argv, &env));
             install_lua_module(&config.rocks_tree);
@@ -307,10 +315,13 @@ impl Manager {
 
     /// Restarts the interpreter of a VM that is no longer running, keeping its screen
     /// history (a line marks where the new process starts).
-    pub async fn restart(&self, id: &str) -> Result<()> {
-        let session = self.get(id)?;
+    pub async fn restart(&self, vm: impl Into<VmRef>) -> Result<()> {
+        let session = self.get(vm)?;
         if session.state().is_alive() {
-            return Err(Error::session(id, "is still running; kill it first"));
+            return Err(Error::session(
+                session.name(),
+                "is still running; kill it first",
+            ));
         }
         if session.kind() != VmKind::Local {
             session.stop.reset();
@@ -329,8 +340,8 @@ impl Manager {
     }
 
     /// Sends text (or any bytes) to a session's input, as if typed.
-    pub fn send_input(&self, id: &str, input: impl AsRef<[u8]>) -> Result<()> {
-        let session = self.get(id)?;
+    pub fn send_input(&self, vm: impl Into<VmRef>, input: impl AsRef<[u8]>) -> Result<()> {
+        let session = self.get(vm)?;
         let input = input.as_ref();
         session.send(input)?;
         // Enter at the prompt starts something: busy until the prompt comes back. An
@@ -350,16 +361,21 @@ impl Manager {
 
     /// Everything the session printed since the last call (at most 1 MiB; older bytes
     /// are dropped and a note says how many).
-    pub fn read_output(&self, id: &str) -> Result<String> {
-        let session = self.get(id)?;
+    pub fn read_output(&self, vm: impl Into<VmRef>) -> Result<String> {
+        let session = self.get(vm)?;
         let bytes = lock(&session.pending).take();
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// Waits until the output since the last `read_output` contains `needle`, then
     /// returns it (consuming it like `read_output`).
-    pub async fn read_until(&self, id: &str, needle: &str, timeout: Duration) -> Result<String> {
-        let session = self.get(id)?;
+    pub async fn read_until(
+        &self,
+        vm: impl Into<VmRef>,
+        needle: &str,
+        timeout: Duration,
+    ) -> Result<String> {
+        let session = self.get(vm)?;
         // Each look starts where the last ended: the bytes are searched about once.
         let since = std::sync::atomic::AtomicU64::new(0);
         let found = session
@@ -372,12 +388,12 @@ impl Manager {
             .await;
         if !found {
             return Err(Error::Timeout {
-                id: id.into(),
+                id: session.name(),
                 what: format!("waiting for {needle:?} in the output"),
                 seconds: timeout.as_secs_f64(),
             });
         }
-        self.read_output(id)
+        self.read_output(session.vm)
     }
 
     /// Marks the session attached by one more client: someone types into it, so its
@@ -385,8 +401,8 @@ impl Manager {
     /// given back by one [`detach`](Manager::detach).
     ///
     /// [`attach`]: Manager::attach
-    pub fn attach(&self, id: &str) -> Result<()> {
-        let session = self.get(id)?;
+    pub fn attach(&self, vm: impl Into<VmRef>) -> Result<()> {
+        let session = self.get(vm)?;
         session.attached.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -394,16 +410,22 @@ impl Manager {
     /// The session's screen now, and from then on everything that changes it: a
     /// viewer that replays the snapshot and then the stream sees the same screen.
     /// A receiver that falls behind gets `Lagged` and should watch again.
-    pub fn watch(&self, id: &str) -> Result<(bioxen_term::Snapshot, broadcast::Receiver<Live>)> {
-        let session = self.get(id)?;
+    pub fn watch(
+        &self,
+        vm: impl Into<VmRef>,
+    ) -> Result<(bioxen_term::Snapshot, broadcast::Receiver<Live>)> {
+        let session = self.get(vm)?;
         let screen = lock(&session.screen);
         Ok((screen.snapshot(), session.live.subscribe()))
     }
 
     /// The session's visible screen without its history, and a counter of its output
     /// to wait on for the next change.
-    pub fn glance(&self, id: &str) -> Result<(bioxen_term::Snapshot, watch::Receiver<u64>)> {
-        let session = self.get(id)?;
+    pub fn glance(
+        &self,
+        vm: impl Into<VmRef>,
+    ) -> Result<(bioxen_term::Snapshot, watch::Receiver<u64>)> {
+        let session = self.get(vm)?;
         let mut seq = session.seq.subscribe();
         seq.borrow_and_update();
         let snapshot = lock(&session.screen).snapshot_without_history();
@@ -411,8 +433,8 @@ impl Manager {
     }
 
     /// Gives back one client's [`Manager::attach`].
-    pub fn detach(&self, id: &str) -> Result<()> {
-        let session = self.get(id)?;
+    pub fn detach(&self, vm: impl Into<VmRef>) -> Result<()> {
+        let session = self.get(vm)?;
         let _ = session
             .attached
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
@@ -420,51 +442,55 @@ impl Manager {
     }
 
     /// Resizes a session's terminal: its parser now, its PTY through the writer queue.
-    pub fn resize(&self, id: &str, size: Size) -> Result<()> {
-        let session = self.get(id)?;
+    pub fn resize(&self, vm: impl Into<VmRef>, size: Size) -> Result<()> {
+        let session = self.get(vm)?;
         session.resize(size);
         Ok(())
     }
 
     /// Ends a session's interpreter (SIGTERM, then SIGKILL after a grace period) and
     /// waits until it is gone. The session stays in the list with its final state.
-    pub async fn kill(&self, id: &str) -> Result<VmState> {
-        let session = self.get(id)?;
+    pub async fn kill(&self, vm: impl Into<VmRef>) -> Result<VmState> {
+        let session = self.get(vm)?;
         Ok(session.stop().await)
     }
 
     /// Ends a session and forgets it (the original API's `terminate_vm_session`); the
     /// pool VM of an `xcpng` session is shut down and destroyed with its disks.
-    pub async fn terminate_vm_session(&self, id: &str) -> Result<VmState> {
-        let session = self.get(id)?;
+    pub async fn terminate_vm_session(&self, vm: impl Into<VmRef>) -> Result<VmState> {
+        let session = self.get(vm)?;
         let state = session.stop().await;
         remote::destroy_pool_vm(self, &session).await?;
-        self.remove(id)?;
+        self.remove(session.vm)?;
         Ok(state)
     }
 
     /// Ends an `xcpng` session and destroys its pool VM, keeping the session (and its
     /// last screen) in the list.
-    pub async fn kill_and_destroy(&self, id: &str) -> Result<VmState> {
-        let session = self.get(id)?;
+    pub async fn kill_and_destroy(&self, vm: impl Into<VmRef>) -> Result<VmState> {
+        let session = self.get(vm)?;
         let state = session.stop().await;
         remote::destroy_pool_vm(self, &session).await?;
         Ok(state)
     }
 
     /// Forgets a session whose interpreter is no longer running.
-    pub fn remove(&self, id: &str) -> Result<()> {
+    pub fn remove(&self, vm: impl Into<VmRef>) -> Result<()> {
         let mut sessions = lock(&self.inner.sessions);
+        let vm = vm.into();
         let pos = sessions
             .iter()
-            .position(|s| s.is_named(id))
-            .ok_or_else(|| Error::NotFound(id.into()))?;
+            .position(|s| s.is(&vm))
+            .ok_or_else(|| Error::NotFound(vm.to_string()))?;
         if sessions[pos].state().is_alive() {
-            return Err(Error::session(id, "is still running; kill it first"));
+            return Err(Error::session(
+                sessions[pos].name(),
+                "is still running; kill it first",
+            ));
         }
-        sessions.remove(pos);
+        let gone = sessions.remove(pos);
         drop(sessions);
-        let _ = self.inner.events.send(Event::Removed(id.into()));
+        let _ = self.inner.events.send(Event::Removed(gone.vm));
         Ok(())
     }
 
@@ -472,13 +498,13 @@ impl Manager {
     /// it is then one of the pool's detached VMs, to attach to again later. An
     /// interpreter dtach holds there goes on, and the next attach takes it up again
     /// (the state returned is then `Running`); any other ends with the session.
-    pub async fn release(&self, id: &str) -> Result<VmState> {
-        let session = self.get(id)?;
+    pub async fn release(&self, vm: impl Into<VmRef>) -> Result<VmState> {
+        let session = self.get(vm)?;
         let state = match session.detach().await {
             true => VmState::Running,
             false => session.stop().await,
         };
-        self.remove(id)?;
+        self.remove(session.vm)?;
         Ok(state)
     }
 
@@ -509,9 +535,9 @@ impl Manager {
     /// `release`).
     pub async fn end_all(&self) {
         self.shutdown().await;
-        for id in self.ids() {
-            if let Err(e) = self.remove(&id) {
-                tracing::warn!(vm = %id, "not removed: {e}");
+        for vm in self.ids() {
+            if let Err(e) = self.remove(vm) {
+                tracing::warn!(%vm, "not removed: {e}");
             }
         }
     }
@@ -521,28 +547,28 @@ impl Manager {
     /// (or typed by the user) is there for the next.
     pub async fn execute_string(
         &self,
-        id: &str,
+        vm: impl Into<VmRef>,
         code: &str,
         timeout: Duration,
     ) -> Result<ExecResult> {
-        self.execute_chunk(id, code, "=(execute)", timeout).await
+        self.execute_chunk(vm, code, "=(execute)", timeout).await
     }
 
     /// Like [`Manager::execute_string`], naming the chunk (`=(command line)`, `@file.lua`).
     pub async fn execute_chunk(
         &self,
-        id: &str,
+        vm: impl Into<VmRef>,
         code: &str,
         chunk_name: &str,
         timeout: Duration,
     ) -> Result<ExecResult> {
-        let session = self.get(id)?;
+        let session = self.get(vm)?;
         execute::run(&session, code, chunk_name, timeout).await
     }
 
     /// Waits until the VM shows a Lua prompt (`> ` before the cursor).
-    pub async fn wait_ready(&self, id: &str, timeout: Duration) -> Result<()> {
-        let session = self.get(id)?;
+    pub async fn wait_ready(&self, vm: impl Into<VmRef>, timeout: Duration) -> Result<()> {
+        let session = self.get(vm)?;
         let ready = session
             .wait_for(timeout, |s| {
                 let state = s.state();
@@ -552,12 +578,12 @@ impl Manager {
         match session.state() {
             VmState::Starting | VmState::Running if ready => Ok(()),
             VmState::Starting | VmState::Running => Err(Error::Timeout {
-                id: id.into(),
+                id: session.name(),
                 what: "waiting for a Lua prompt".into(),
                 seconds: timeout.as_secs_f64(),
             }),
             dead => Err(Error::session(
-                id,
+                session.name(),
                 format!("ended before its prompt: {}", dead.label()),
             )),
         }
@@ -567,25 +593,25 @@ impl Manager {
     /// output; returns whether it held before the timeout.
     pub async fn wait_screen(
         &self,
-        id: &str,
+        vm: impl Into<VmRef>,
         timeout: Duration,
         predicate: impl Fn(&Screen) -> bool,
     ) -> Result<bool> {
-        let session = self.get(id)?;
+        let session = self.get(vm)?;
         Ok(session
             .wait_for(timeout, |s| predicate(&lock(&s.screen)))
             .await)
     }
 
     /// Waits until the session's state is no longer starting or running.
-    pub async fn wait_exit(&self, id: &str, timeout: Duration) -> Result<VmState> {
-        let session = self.get(id)?;
+    pub async fn wait_exit(&self, vm: impl Into<VmRef>, timeout: Duration) -> Result<VmState> {
+        let session = self.get(vm)?;
         let mut rx = session.state.subscribe();
         let done = tokio::time::timeout(timeout, rx.wait_for(|s| !s.is_alive())).await;
         match done {
             Ok(Ok(state)) => Ok(state.clone()),
             _ => Err(Error::Timeout {
-                id: id.into(),
+                id: session.name(),
                 what: "waiting for the VM to exit".into(),
                 seconds: timeout.as_secs_f64(),
             }),
@@ -600,14 +626,15 @@ impl Manager {
             .collect()
     }
 
-    pub fn ids(&self) -> Vec<String> {
-        lock(&self.inner.sessions).iter().map(|s| s.id()).collect()
+    /// Every session's number, in creation order.
+    pub fn ids(&self) -> Vec<VmId> {
+        lock(&self.inner.sessions).iter().map(|s| s.vm).collect()
     }
 
     /// Gives a session a new name, as tmux's rename-window: commands, tabs and grids
     /// follow it. An `xcpng` session keeps its name, which its pool VM is tagged with.
     /// Its output log, if on, goes on in the file named after the old name.
-    pub fn rename(&self, id: &str, new: &str) -> Result<()> {
+    pub fn rename(&self, vm: impl Into<VmRef>, new: &str) -> Result<()> {
         validate_id(new)?;
         if self.pool_vm_named(new).is_some() {
             return Err(Error::Manager(format!(
@@ -619,73 +646,86 @@ impl Manager {
             if sessions.iter().any(|s| s.is_named(new)) {
                 return Err(Error::Manager(format!("a VM named '{new}' already exists")));
             }
+            let vm = vm.into();
             let session = sessions
                 .iter()
-                .find(|s| s.is_named(id))
-                .ok_or_else(|| Error::NotFound(id.into()))?;
+                .find(|s| s.is(&vm))
+                .ok_or_else(|| Error::NotFound(vm.to_string()))?;
             if session.kind() == VmKind::Xcpng {
                 return Err(Error::session(
-                    id,
+                    session.name(),
                     "runs on a pool VM tagged with its name; it keeps it",
                 ));
             }
-            *session.id.write().unwrap_or_else(|e| e.into_inner()) = new.to_string();
+            *session.name.write().unwrap_or_else(|e| e.into_inner()) = new.to_string();
+            let _ = self
+                .inner
+                .events
+                .send(Event::Renamed(session.vm, new.to_string()));
         }
-        let _ = self
-            .inner
-            .events
-            .send(Event::Renamed(id.to_string(), new.to_string()));
         Ok(())
     }
 
     /// Sets the seconds of silence after which a session raises an alert; 0 is off.
-    pub fn set_silence(&self, id: &str, secs: u64) -> Result<()> {
-        self.get(id)?.silence.send_replace(secs);
+    pub fn set_silence(&self, vm: impl Into<VmRef>, secs: u64) -> Result<()> {
+        self.get(vm)?.silence.send_replace(secs);
         let _ = self.inner.events.send(Event::Stats);
         Ok(())
     }
 
-    pub fn info(&self, id: &str) -> Result<VmInfo> {
-        Ok(self.get(id)?.info())
+    /// The number of the session `vm` names; an error when none does.
+    pub fn resolve(&self, vm: impl Into<VmRef>) -> Result<VmId> {
+        Ok(self.get(vm)?.vm)
+    }
+
+    pub fn info(&self, vm: impl Into<VmRef>) -> Result<VmInfo> {
+        Ok(self.get(vm)?.info())
     }
 
     /// Runs `f` with the session's screen locked; for rendering and inspection.
-    pub fn with_screen<T>(&self, id: &str, f: impl FnOnce(&mut Screen) -> T) -> Result<T> {
-        let session = self.get(id)?;
+    pub fn with_screen<T>(
+        &self,
+        vm: impl Into<VmRef>,
+        f: impl FnOnce(&mut Screen) -> T,
+    ) -> Result<T> {
+        let session = self.get(vm)?;
         let mut screen = lock(&session.screen);
         Ok(f(&mut screen))
     }
 
     /// Returns and clears whether the session printed since the last call, and re-arms
     /// its [`Event::Output`].
-    pub fn take_dirty(&self, id: &str) -> bool {
-        self.find(id)
+    pub fn take_dirty(&self, vm: impl Into<VmRef>) -> bool {
+        self.find(vm)
             .map(|s| s.dirty.swap(false, Ordering::AcqRel))
             .unwrap_or(false)
     }
 
-    /// Starts or stops writing the session's raw output to `<log_dir>/<id>.log`;
+    /// Starts or stops writing the session's raw output to `<log_dir>/<name>.log`;
     /// returns the log path when logging is now on.
-    pub fn toggle_output_log(&self, id: &str) -> Result<Option<PathBuf>> {
-        let session = self.get(id)?;
+    pub fn toggle_output_log(&self, vm: impl Into<VmRef>) -> Result<Option<PathBuf>> {
+        let session = self.get(vm)?;
         let mut log = lock(&session.log);
         if log.take().is_some() {
             return Ok(None);
         }
-        let path = log_path(&self.inner.config, id);
+        let path = log_path(&self.inner.config, &session.name());
         *log = Some(open_log(&path)?);
         Ok(Some(path))
     }
 
-    fn find(&self, id: &str) -> Option<Arc<Session>> {
+    fn find(&self, vm: impl Into<VmRef>) -> Option<Arc<Session>> {
+        let vm = vm.into();
         lock(&self.inner.sessions)
             .iter()
-            .find(|s| s.is_named(id))
+            .find(|s| s.is(&vm))
             .cloned()
     }
 
-    fn get(&self, id: &str) -> Result<Arc<Session>> {
-        self.find(id).ok_or_else(|| Error::NotFound(id.into()))
+    fn get(&self, vm: impl Into<VmRef>) -> Result<Arc<Session>> {
+        let vm = vm.into();
+        self.find(&vm)
+            .ok_or_else(|| Error::NotFound(vm.to_string()))
     }
 }
 

@@ -4,7 +4,7 @@
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::Manager;
+use super::{Manager, VmId, VmRef};
 use bioxen_backend::error::{Error, Result};
 use bioxen_backend::lock;
 use bioxen_backend::vm::ssh::{Connection, ExecOutput, ProgramEnd};
@@ -16,22 +16,22 @@ impl Manager {
     /// pool VM, destroys it as any session's end does.
     pub async fn create_link_vm(
         &self,
-        id: &str,
+        name: &str,
         kind: VmKind,
         options: VmOptions,
-    ) -> Result<String> {
-        self.create(Some(id), kind, options, true).await
+    ) -> Result<VmId> {
+        self.create(Some(name), kind, options, true).await
     }
 
     /// The interpreter's command line configured for a remote VM (`[[ssh_hosts]]` or
     /// `[xcpng.ssh]` `command`), as the remote shell reads it.
-    pub fn remote_command(&self, id: &str) -> Result<String> {
-        let session = self.get(id)?;
+    pub fn remote_command(&self, vm: impl Into<VmRef>) -> Result<String> {
+        let session = self.get(vm)?;
         let remote = lock(&session.remote);
         remote
             .as_ref()
             .map(|r| r.target.command.clone())
-            .ok_or_else(|| Error::session(id, "is not a remote VM"))
+            .ok_or_else(|| Error::session(session.name(), "is not a remote VM"))
     }
 
     /// Runs `command` (read by the remote shell: every word of user text in it must be
@@ -39,38 +39,37 @@ impl Manager {
     /// it comes.
     pub async fn run_program(
         &self,
-        id: &str,
+        vm: impl Into<VmRef>,
         command: &str,
         stdin: impl AsyncRead + Unpin + Send + 'static,
         stdout: &mut (impl AsyncWrite + Unpin),
         stderr: &mut (impl AsyncWrite + Unpin),
     ) -> Result<ProgramEnd> {
-        self.link(id)?
-            .run_piped(command, stdin, stdout, stderr)
+        let (name, link) = self.link(vm)?;
+        link.run_piped(command, stdin, stdout, stderr)
             .await
-            .map_err(|source| Error::Ssh {
-                id: id.into(),
-                source,
-            })
+            .map_err(|source| Error::Ssh { id: name, source })
     }
 
     /// Runs `argv` (each word quoted) on the VM's link with `stdin`, collecting output.
-    pub async fn exec(&self, id: &str, argv: &[&str], stdin: &[u8]) -> Result<ExecOutput> {
-        self.link(id)?
-            .exec(argv, stdin)
+    pub async fn exec(
+        &self,
+        vm: impl Into<VmRef>,
+        argv: &[&str],
+        stdin: &[u8],
+    ) -> Result<ExecOutput> {
+        let (name, link) = self.link(vm)?;
+        link.exec(argv, stdin)
             .await
-            .map_err(|source| Error::Ssh {
-                id: id.into(),
-                source,
-            })
+            .map_err(|source| Error::Ssh { id: name, source })
     }
 
-    fn link(&self, id: &str) -> Result<Connection> {
-        let session = self.get(id)?;
+    /// The session's name, for errors, and its SSH link.
+    fn link(&self, vm: impl Into<VmRef>) -> Result<(String, Connection)> {
+        let session = self.get(vm)?;
         let remote = lock(&session.remote);
-        remote
-            .as_ref()
-            .and_then(|r| r.conn.clone())
-            .ok_or_else(|| Error::session(id, "is not connected"))
+        let link = remote.as_ref().and_then(|r| r.conn.clone());
+        link.map(|link| (session.name(), link))
+            .ok_or_else(|| Error::session(session.name(), "is not connected"))
     }
 }

@@ -137,7 +137,7 @@ pub(super) async fn start(manager: &Manager, session: &Arc<Session>) -> Result<(
         let resume = lock(&session.remote)
             .as_ref()
             .is_some_and(|r| r.pool_vm.is_some());
-        let found = Held::find(&conn, &session.id(), resume).await;
+        let found = Held::find(&conn, &session.name(), resume).await;
         session.notice(
             &match &found {
                 Some(Found::New(_)) => format!(
@@ -172,7 +172,7 @@ pub(super) async fn start(manager: &Manager, session: &Arc<Session>) -> Result<(
         )
         .await
         .map_err(|source| Error::Ssh {
-            id: session.id(),
+            id: session.name(),
             source,
         })?;
     install(manager, session, &conn, pty.1);
@@ -278,9 +278,9 @@ async fn connect_link(
     let trust = &manager.inner.config.trust;
     let conn = tokio::select! {
         conn = connect_patiently(&target, trust, patience, waiting) => conn
-            .map_err(|source| Error::Ssh { id: session.id(), source })?,
+            .map_err(|source| Error::Ssh { id: session.name(), source })?,
         () = session.stop.raised() => {
-            return Err(Error::session(session.id(), "killed while connecting"));
+            return Err(Error::session(session.name(), "killed while connecting"));
         }
     };
     Ok((target, conn))
@@ -411,7 +411,7 @@ async fn supervise(
                         ),
                         &events,
                     );
-                    tracing::warn!(vm = %session.id(), "connection to {} lost", target.label());
+                    tracing::warn!(vm = %session.name(), "connection to {} lost", target.label());
                 }
             }
         }
@@ -431,7 +431,7 @@ async fn supervise(
                     session.notice(&e.to_string(), &events);
                     return session.set_state(&events, VmState::Failed(e.to_string()));
                 }
-                Err(e) => tracing::info!(vm = %session.id(), "reconnect {attempt} failed: {e}"),
+                Err(e) => tracing::info!(vm = %session.name(), "reconnect {attempt} failed: {e}"),
             }
         };
         let size = lock(&session.screen).size();
@@ -457,7 +457,7 @@ async fn supervise(
                 attempt = 0;
                 reader = Some(r);
             }
-            Err(e) => tracing::info!(vm = %session.id(), "reconnected but cannot start Lua: {e}"),
+            Err(e) => tracing::info!(vm = %session.name(), "reconnected but cannot start Lua: {e}"),
         }
     }
 }
@@ -469,7 +469,10 @@ fn ssh_target(manager: &Manager, session: &Session) -> Result<SshTarget> {
     }
     let config = &manager.inner.config;
     let VmSpec::Ssh { host: name } = &session.spec else {
-        return Err(Error::Manager(format!("{} is not an ssh VM", session.id())));
+        return Err(Error::Manager(format!(
+            "{} is not an ssh VM",
+            session.name()
+        )));
     };
     let host = config
         .ssh_hosts
@@ -535,7 +538,7 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshT
     else {
         return Err(Error::Manager(format!(
             "{} is not an xcpng VM",
-            session.id()
+            session.name()
         )));
     };
     let known = existing.or_else(|| pool_vm.clone().map(|(r, _)| r));
@@ -546,7 +549,7 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshT
             .map_err(|e| match &e {
                 bioxen_backend::xapi::XapiError::Api { code, .. } if code == "HANDLE_INVALID" => {
                     Error::session(
-                        session.id(),
+                        session.name(),
                         format!(
                             "its pool VM {reference} no longer exists on the pool; \
                              create a new VM instead"
@@ -557,7 +560,7 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshT
                     if code == "VM_BAD_POWER_STATE" =>
                 {
                     Error::session(
-                        session.id(),
+                        session.name(),
                         format!(
                             "its pool VM is {}; start it on the pool, or create a new VM",
                             params.get(2).map(String::as_str).unwrap_or("not running")
@@ -570,10 +573,10 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshT
     } else {
         let spec = CreateSpec {
             template: template.clone().unwrap_or_else(|| x.template.clone()),
-            name: session.id(),
+            name: session.name(),
             memory_mib: memory_mib.unwrap_or(x.memory_mib),
             vcpus: vcpus.unwrap_or(x.vcpus),
-            bioxen_id: session.id(),
+            bioxen_id: session.name(),
             ip_timeout: config.xcpng_ip_timeout,
         };
         session.notice(
@@ -604,7 +607,7 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshT
                 if let Err(e) = &result
                     && matches!(e.error, bioxen_backend::xapi::XapiError::Cancelled)
                 {
-                    tracing::info!(vm = %s.id(), "creation cancelled at {}; removed what was made", e.step);
+                    tracing::info!(vm = %s.name(), "creation cancelled at {}; removed what was made", e.step);
                 }
                 result
             })
@@ -615,14 +618,14 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshT
         let created = tokio::select! {
             biased;
             joined = task => joined
-                .map_err(|e| Error::session(session.id(), format!("creating the VM: {e}")))?
+                .map_err(|e| Error::session(session.name(), format!("creating the VM: {e}")))?
                 .map_err(|source| {
                     session.notice(&source.to_string(), &events);
-                    Error::PoolStep { id: session.id(), source: Box::new(source) }
+                    Error::PoolStep { id: session.name(), source: Box::new(source) }
                 })?,
             () = session.stop.raised() => {
                 session.notice("killed: the creation stops and what it made is removed", &events);
-                return Err(Error::session(session.id(), "killed while its pool VM was being created; the half-made VM is removed"));
+                return Err(Error::session(session.name(), "killed while its pool VM was being created; the half-made VM is removed"));
             }
         };
         session.notice(
@@ -654,7 +657,7 @@ pub(super) async fn destroy_pool_vm(manager: &Manager, session: &Session) -> Res
     };
     let client = manager.xapi().await?;
     let fail = |e: bioxen_backend::xapi::XapiError| {
-        Error::session(session.id(), format!("destroying its pool VM: {e}"))
+        Error::session(session.name(), format!("destroying its pool VM: {e}"))
     };
     lifecycle::stop(&client, &vm, Duration::from_secs(30))
         .await

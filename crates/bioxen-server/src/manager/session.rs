@@ -6,8 +6,10 @@ use super::*;
 /// One VM session. Its screen, output buffer and history outlive its process, so a dead
 /// VM still shows its last screen and can be restarted in place.
 pub struct Session {
-    /// The session's name; changed only by [`Manager::rename`].
-    pub(super) id: std::sync::RwLock<String>,
+    /// Who the session is, for good: see [`VmId`].
+    pub vm: VmId,
+    /// What it is called; changed only by [`Manager::rename`].
+    pub(super) name: std::sync::RwLock<String>,
     pub(super) spec: VmSpec,
     pub(super) created: SystemTime,
     pub(super) screen: Mutex<Screen>,
@@ -78,6 +80,7 @@ pub(super) enum WriterMsg {
 
 impl Session {
     pub(super) fn new(
+        vm: VmId,
         id: String,
         spec: VmSpec,
         size: Size,
@@ -99,7 +102,8 @@ impl Session {
             screen: Mutex::new(
                 Screen::new(size, config.scrollback).with_byte_limit(config.scrollback_bytes),
             ),
-            id: std::sync::RwLock::new(id),
+            vm,
+            name: std::sync::RwLock::new(id),
             spec,
             created: SystemTime::now(),
             pending: Mutex::new(OutputBuffer::new(PENDING_LIMIT)),
@@ -125,14 +129,22 @@ impl Session {
         self.state.borrow().clone()
     }
 
-    pub fn id(&self) -> String {
-        self.id.read().unwrap_or_else(|e| e.into_inner()).clone()
+    pub fn name(&self) -> String {
+        self.name.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Whether the session is called `name`: the lookup every call by name makes,
     /// without copying the name.
     pub(super) fn is_named(&self, name: &str) -> bool {
-        *self.id.read().unwrap_or_else(|e| e.into_inner()) == name
+        *self.name.read().unwrap_or_else(|e| e.into_inner()) == name
+    }
+
+    /// Whether `r` names this session, by number or by name.
+    pub(super) fn is(&self, r: &VmRef) -> bool {
+        match r {
+            VmRef::Id(vm) => *vm == self.vm,
+            VmRef::Name(name) => self.is_named(name),
+        }
     }
 
     pub(super) fn kind(&self) -> VmKind {
@@ -149,8 +161,8 @@ impl Session {
             }
         });
         if changed {
-            tracing::info!(vm = %self.id(), state = %state.label(), "state");
-            let _ = events.send(Event::State(self.id(), state));
+            tracing::info!(vm = %self.name(), state = %state.label(), "state");
+            let _ = events.send(Event::State(self.vm, state));
             // Wake anyone waiting on output too: a dead session answers no prompt.
             self.seq.send_modify(|n| *n += 1);
         }
@@ -159,20 +171,20 @@ impl Session {
     pub(super) fn send(&self, input: &[u8]) -> Result<()> {
         if let VmState::Reconnecting(n) = self.state() {
             return Err(Error::session(
-                self.id(),
+                self.name(),
                 format!("is reconnecting (attempt {n}); input waits until it is back"),
             ));
         }
         if !self.state().is_alive() {
             return Err(Error::session(
-                self.id(),
+                self.name(),
                 format!("is not running ({})", self.state().label()),
             ));
         }
         let writer = lock(&self.process)
             .as_ref()
             .map(|p| p.writer.clone())
-            .ok_or_else(|| Error::session(self.id(), "has no process"))?;
+            .ok_or_else(|| Error::session(self.name(), "has no process"))?;
         let queued = self.queued_input.load(Ordering::Relaxed);
         if queued + input.len() > INPUT_LIMIT {
             let size = bioxen_text::figures::bytes;
@@ -191,13 +203,13 @@ impl Session {
                     size(INPUT_LIMIT as u64)
                 )
             };
-            return Err(Error::session(self.id(), why));
+            return Err(Error::session(self.name(), why));
         }
         for piece in input.chunks(INPUT_PIECE) {
             self.queued_input.fetch_add(piece.len(), Ordering::Relaxed);
             writer
                 .send(WriterMsg::Data(piece.to_vec()))
-                .map_err(|_| Error::session(self.id(), "input is closed"))?;
+                .map_err(|_| Error::session(self.name(), "input is closed"))?;
         }
         Ok(())
     }
@@ -292,7 +304,8 @@ impl Session {
             .map(|at| at.elapsed())
             .unwrap_or_default();
         VmInfo {
-            id: self.id(),
+            vm: self.vm,
+            name: self.name(),
             kind: self.kind(),
             command: process
                 .as_ref()

@@ -58,7 +58,7 @@ impl Session {
             now
         };
         for alert in alerts {
-            let _ = events.send(Event::Alert(self.id(), alert));
+            let _ = events.send(Event::Alert(self.vm, alert));
         }
         if publish {
             let _ = events.send(Event::Stats);
@@ -131,7 +131,7 @@ pub(super) async fn watch_silence(
                 let Some(s) = session.upgrade() else { return };
                 let idle = lock(&s.signals).busy == Some(Busy::Idle);
                 if s.state().is_alive() && !idle {
-                    let _ = events.send(Event::Alert(s.id(), Alert::Silence(secs)));
+                    let _ = events.send(Event::Alert(s.vm, Alert::Silence(secs)));
                 }
                 drop(s);
                 // Once per silence: wait for output (or a new setting) first.

@@ -10,7 +10,7 @@ pub(super) const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 pub(super) const SAMPLE_IDLE_MAX: Duration = Duration::from_secs(30);
 
 pub(super) async fn sample_stats(inner: std::sync::Weak<Inner>) {
-    let mut meters: HashMap<String, (u32, CpuMeter)> = HashMap::new();
+    let mut meters: HashMap<VmId, (u32, CpuMeter)> = HashMap::new();
     let Some(activity) = inner.upgrade().map(|i| i.activity.clone()) else {
         return;
     };
@@ -35,8 +35,8 @@ pub(super) async fn sample_stats(inner: std::sync::Weak<Inner>) {
             let Some(pid) = pid.filter(|_| s.state().is_alive()) else {
                 continue;
             };
-            seen.push(s.id());
-            let entry = meters.entry(s.id()).or_default();
+            seen.push(s.vm);
+            let entry = meters.entry(s.vm).or_default();
             if entry.0 != pid {
                 *entry = (pid, CpuMeter::default());
                 // A first sample has no CPU figure yet: look again soon.

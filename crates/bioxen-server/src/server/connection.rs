@@ -20,7 +20,8 @@ use crate::manager::{Event as ManagerEvent, Live, Manager};
 use bioxen_backend::error::{Error, Result};
 use bioxen_backend::lock;
 use bioxen_proto::{
-    self as protocol, Call, Event, Hello, InstallOutcome, Request, Response, ServerMsg, Welcome,
+    self as protocol, Call, Event, Hello, InstallOutcome, Request, Response, ServerMsg, VmId,
+    VmRef, Welcome,
 };
 
 /// Messages that may wait for a client; with output batches of at most
@@ -35,13 +36,13 @@ const ACTIVITY_EVERY: Duration = Duration::from_millis(500);
 
 enum Out {
     Msg(ServerMsg),
-    Output { id: String, bytes: Vec<u8> },
+    Output { vm: VmId, bytes: Vec<u8> },
 }
 
 type Queue = mpsc::Sender<Out>;
 
 /// Sessions this client watches, with the task sending each one and what it sends.
-type Watches = Arc<Mutex<HashMap<String, (AbortHandle, Sending)>>>;
+type Watches = Arc<Mutex<HashMap<VmId, (AbortHandle, Sending)>>>;
 
 /// What a watch sends of its session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,16 +54,16 @@ enum Sending {
 }
 
 impl Sending {
-    /// The task that sends session `id` to `out` this way.
+    /// The task that sends session `vm` to `out` this way.
     fn task(
         self,
         manager: Manager,
-        id: String,
+        vm: VmId,
         out: Queue,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
         match self {
-            Sending::Bytes => Box::pin(forward(manager, id, out)),
-            Sending::Glances => Box::pin(glance(manager, id, out)),
+            Sending::Bytes => Box::pin(forward(manager, vm, out)),
+            Sending::Glances => Box::pin(glance(manager, vm, out)),
         }
     }
 }
@@ -85,7 +86,7 @@ pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
             while let Some(item) = next.take() {
                 let encoded = match item {
                     Out::Msg(m) => protocol::encode_message(&mut buf, &m),
-                    Out::Output { id, bytes } => protocol::encode_output(&mut buf, &id, &bytes),
+                    Out::Output { vm, bytes } => protocol::encode_output(&mut buf, vm, &bytes),
                 };
                 if encoded.is_err() {
                     return;
@@ -104,7 +105,7 @@ pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
     let mut slow = SlowCalls::default();
     // What this client attached to, given back when it goes however it goes (a
     // killed dashboard says nothing).
-    let mut attached: std::collections::HashSet<String> = Default::default();
+    let mut attached: std::collections::HashSet<VmId> = Default::default();
     let result = loop {
         let call = match read_call(&mut reader).await {
             Ok(Some(call)) => call,
@@ -122,28 +123,36 @@ pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
                 }
                 Response::Done
             }
-            Request::Watch { id } => start_watch(&hub.manager, &watches, id, Sending::Bytes, &out),
-            Request::Glance { id } => {
-                start_watch(&hub.manager, &watches, id, Sending::Glances, &out)
+            Request::Watch { vm } => start_watch(&hub.manager, &watches, vm, Sending::Bytes, &out),
+            Request::Glance { vm } => {
+                start_watch(&hub.manager, &watches, vm, Sending::Glances, &out)
             }
-            Request::Attach { id } => match attached.contains(&id) {
-                true => Response::Done,
-                false => match hub.manager.attach(&id) {
+            Request::Attach { vm } => match hub.manager.resolve(vm) {
+                Ok(vm) if attached.contains(&vm) => Response::Done,
+                Ok(vm) => match hub.manager.attach(vm) {
                     Ok(()) => {
-                        attached.insert(id);
+                        attached.insert(vm);
                         Response::Done
                     }
                     Err(e) => Response::Failed(e.into()),
                 },
+                Err(e) => Response::Failed(e.into()),
             },
-            Request::Detach { id } => {
-                if attached.remove(&id) {
-                    let _ = hub.manager.detach(&id);
+            Request::Detach { vm } => {
+                if let Ok(vm) = hub.manager.resolve(vm)
+                    && attached.remove(&vm)
+                {
+                    let _ = hub.manager.detach(vm);
                 }
                 Response::Done
             }
-            Request::Unwatch { id } => {
-                if let Some((task, _)) = lock(&watches).remove(&id) {
+            Request::Unwatch { vm } => {
+                let task = hub
+                    .manager
+                    .resolve(vm)
+                    .ok()
+                    .and_then(|vm| lock(&watches).remove(&vm));
+                if let Some((task, _)) = task {
                     task.abort();
                 }
                 Response::Done
@@ -184,8 +193,8 @@ pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
     }
     // Nobody is left to hear their answers.
     slow.abort_all();
-    for id in attached {
-        let _ = hub.manager.detach(&id);
+    for vm in attached {
+        let _ = hub.manager.detach(vm);
     }
     if let Some(p) = pump {
         p.abort();
@@ -340,15 +349,16 @@ impl SlowCalls {
 fn start_watch(
     manager: &Manager,
     watches: &Watches,
-    id: String,
+    vm: VmRef,
     sending: Sending,
     out: &Queue,
 ) -> Response {
-    if let Err(e) = manager.info(&id) {
-        return Response::Failed(e.into());
-    }
-    let task = tokio::spawn(sending.task(manager.clone(), id.clone(), out.clone()));
-    if let Some((old, _)) = lock(watches).insert(id, (task.abort_handle(), sending)) {
+    let vm = match manager.resolve(vm) {
+        Ok(vm) => vm,
+        Err(e) => return Response::Failed(e.into()),
+    };
+    let task = tokio::spawn(sending.task(manager.clone(), vm, out.clone()));
+    if let Some((old, _)) = lock(watches).insert(vm, (task.abort_handle(), sending)) {
         old.abort();
     }
     Response::Done
@@ -357,15 +367,12 @@ fn start_watch(
 /// A glanced-at session: its screen each time it changed, at most every
 /// [`protocol::GLANCE_EVERY`]. A flood costs the client one small screen a frame,
 /// not every byte.
-async fn glance(manager: Manager, id: String, out: Queue) {
+async fn glance(manager: Manager, vm: VmId, out: Queue) {
     loop {
-        let Ok((snapshot, mut changed)) = manager.glance(&id) else {
+        let Ok((snapshot, mut changed)) = manager.glance(vm) else {
             return;
         };
-        let screen = Event::Screen {
-            id: id.clone(),
-            snapshot,
-        };
+        let screen = Event::Screen { vm, snapshot };
         if out.send(Out::Msg(ServerMsg::Event(screen))).await.is_err() {
             return;
         }
@@ -379,16 +386,13 @@ async fn glance(manager: Manager, id: String, out: Queue) {
 /// Sends a watched session's screen, then its output and size changes as they happen.
 /// Falling behind (the client reads slower than the session prints) loses nothing the
 /// client can see: it is sent the screen afresh.
-async fn forward(manager: Manager, id: String, out: Queue) {
+async fn forward(manager: Manager, vm: VmId, out: Queue) {
     let event = |e| Out::Msg(ServerMsg::Event(e));
     loop {
-        let Ok((snapshot, mut live)) = manager.watch(&id) else {
+        let Ok((snapshot, mut live)) = manager.watch(vm) else {
             return;
         };
-        let screen = Event::Screen {
-            id: id.clone(),
-            snapshot,
-        };
+        let screen = Event::Screen { vm, snapshot };
         if out.send(event(screen)).await.is_err() {
             return;
         }
@@ -411,19 +415,12 @@ async fn forward(manager: Manager, id: String, out: Queue) {
                     Live::Resized(size) => {
                         if !batch.is_empty() {
                             let bytes = std::mem::take(&mut batch);
-                            if out
-                                .send(Out::Output {
-                                    id: id.clone(),
-                                    bytes,
-                                })
-                                .await
-                                .is_err()
-                            {
+                            if out.send(Out::Output { vm, bytes }).await.is_err() {
                                 return;
                             }
                         }
                         let resized = Event::Resized {
-                            id: id.clone(),
+                            vm,
                             rows: size.rows,
                             cols: size.cols,
                         };
@@ -443,15 +440,7 @@ async fn forward(manager: Manager, id: String, out: Queue) {
             if lagged {
                 break;
             }
-            if !batch.is_empty()
-                && out
-                    .send(Out::Output {
-                        id: id.clone(),
-                        bytes: batch,
-                    })
-                    .await
-                    .is_err()
-            {
+            if !batch.is_empty() && out.send(Out::Output { vm, bytes: batch }).await.is_err() {
                 return;
             }
         }
@@ -467,8 +456,8 @@ async fn run_pump(hub: Arc<Hub>, out: Queue, watches: Watches) {
     let mut pool = hub.pool();
     pool.mark_changed();
     // Output events are sent once until re-armed: re-arm every session's now.
-    for id in manager.ids() {
-        manager.take_dirty(&id);
+    for vm in manager.ids() {
+        manager.take_dirty(vm);
     }
     let send = |e: Event| out.send(Out::Msg(ServerMsg::Event(e)));
     if send(Event::Vms(manager.list())).await.is_err() {
@@ -479,45 +468,42 @@ async fn run_pump(hub: Arc<Hub>, out: Queue, watches: Watches) {
             return;
         }
     }
-    let mut last_activity: HashMap<String, Instant> = HashMap::new();
+    let mut last_activity: HashMap<VmId, Instant> = HashMap::new();
     loop {
         let event = tokio::select! {
             event = events.recv() => match event {
-                Ok(ManagerEvent::Output(id)) => {
-                    manager.take_dirty(&id);
+                Ok(ManagerEvent::Output(vm)) => {
+                    manager.take_dirty(vm);
                     let recent = last_activity
-                        .get(&id)
+                        .get(&vm)
                         .is_some_and(|t| t.elapsed() < ACTIVITY_EVERY);
-                    if recent || lock(&watches).contains_key(&id) {
+                    if recent || lock(&watches).contains_key(&vm) {
                         continue;
                     }
-                    last_activity.insert(id.clone(), Instant::now());
-                    Event::Activity { id }
+                    last_activity.insert(vm, Instant::now());
+                    Event::Activity { vm }
                 }
-                Ok(ManagerEvent::State(id, state)) => {
+                Ok(ManagerEvent::State(vm, state)) => {
                     if send(Event::Vms(manager.list())).await.is_err() {
                         return;
                     }
-                    Event::State { id, state }
+                    Event::State { vm, state }
                 }
-                Ok(ManagerEvent::Error(id, text)) => Event::Notice { id, text },
-                Ok(ManagerEvent::Alert(id, alert)) => Event::Alert { id, alert },
-                Ok(ManagerEvent::Renamed(old, new)) => {
-                    // A watched session goes on under its new name, sent as before:
-                    // a glanced tile stays glanced, not flooded with its bytes.
-                    let watched = lock(&watches).remove(&old);
-                    if let Some((task, sending)) = watched {
-                        task.abort();
-                        let task =
-                            tokio::spawn(sending.task(manager.clone(), new.clone(), out.clone()));
-                        lock(&watches).insert(new.clone(), (task.abort_handle(), sending));
-                    }
-                    if send(Event::Renamed { old, new }).await.is_err() {
+                Ok(ManagerEvent::Error(vm, text)) => Event::Notice { vm, text },
+                Ok(ManagerEvent::Alert(vm, alert)) => Event::Alert { vm, alert },
+                // Watches key on the number, which a rename leaves alone: they go on
+                // as they were.
+                Ok(ManagerEvent::Renamed(vm, name)) => {
+                    if send(Event::Renamed { vm, name }).await.is_err() {
                         return;
                     }
                     Event::Vms(manager.list())
                 }
-                Ok(ManagerEvent::Created(_) | ManagerEvent::Removed(_) | ManagerEvent::Stats)
+                Ok(ManagerEvent::Removed(vm)) => {
+                    last_activity.remove(&vm);
+                    Event::Vms(manager.list())
+                }
+                Ok(ManagerEvent::Created(_) | ManagerEvent::Stats)
                 | Err(broadcast::error::RecvError::Lagged(_)) => Event::Vms(manager.list()),
                 Err(broadcast::error::RecvError::Closed) => return,
             },
@@ -542,88 +528,94 @@ async fn handle(m: &Manager, request: Request, out: &Queue) -> Response {
     let ms = Duration::from_millis;
     let result: Result<Response> = async {
         Ok(match request {
-            Request::Create { id, kind, options } => Response::Created {
-                id: m
-                    .create_interactive_vm(
-                        id.as_deref(),
-                        kind,
-                        options
-                            .into_vm_options()
-                            .map_err(|e| Error::Manager(e.to_string()))?,
-                    )
-                    .await?,
-            },
-            Request::SendInput { id, data } => {
-                m.send_input(&id, data)?;
+            Request::Create {
+                name,
+                kind,
+                options,
+            } => {
+                let options = options
+                    .into_vm_options()
+                    .map_err(|e| Error::Manager(e.to_string()))?;
+                let vm = m
+                    .create_interactive_vm(name.as_deref(), kind, options)
+                    .await?;
+                Response::Created {
+                    vm,
+                    name: m.info(vm)?.name,
+                }
+            }
+            Request::SendInput { vm, data } => {
+                m.send_input(&vm, data)?;
                 Response::Done
             }
-            Request::ReadOutput { id } => Response::Output {
-                text: m.read_output(&id)?,
+            Request::ReadOutput { vm } => Response::Output {
+                text: m.read_output(&vm)?,
             },
             Request::ReadUntil {
-                id,
+                vm,
                 needle,
                 timeout_ms,
             } => Response::Output {
-                text: m.read_until(&id, &needle, ms(timeout_ms)).await?,
+                text: m.read_until(&vm, &needle, ms(timeout_ms)).await?,
             },
-            Request::WaitReady { id, timeout_ms } => {
-                m.wait_ready(&id, ms(timeout_ms)).await?;
+            Request::WaitReady { vm, timeout_ms } => {
+                m.wait_ready(&vm, ms(timeout_ms)).await?;
                 Response::Done
             }
             Request::Execute {
-                id,
+                vm,
                 code,
                 timeout_ms,
             } => {
-                let r = m.execute_string(&id, &code, ms(timeout_ms)).await?;
+                let r = m.execute_string(&vm, &code, ms(timeout_ms)).await?;
                 Response::Executed {
                     output: r.output,
                     error: r.error,
                 }
             }
-            Request::Resize { id, rows, cols } => {
+            Request::Resize { vm, rows, cols } => {
                 let size = bioxen_backend::vm::Size::checked(rows, cols)
                     .map_err(|e| Error::Manager(e.to_string()))?;
-                m.resize(&id, size)?;
+                m.resize(&vm, size)?;
                 Response::Done
             }
-            Request::Kill { id } => Response::State {
-                state: m.kill(&id).await?,
+            Request::Kill { vm } => Response::State {
+                state: m.kill(&vm).await?,
             },
-            Request::Terminate { id } => Response::State {
-                state: m.terminate_vm_session(&id).await?,
+            Request::Terminate { vm } => Response::State {
+                state: m.terminate_vm_session(&vm).await?,
             },
-            Request::Restart { id } => {
-                m.restart(&id).await?;
+            Request::Restart { vm } => {
+                m.restart(&vm).await?;
                 Response::Done
             }
             Request::List => Response::Vms { vms: m.list() },
-            Request::ScreenText { id } => Response::Output {
-                text: m.with_screen(&id, |s| s.text())?,
+            Request::ScreenText { vm } => Response::Output {
+                text: m.with_screen(&vm, |s| s.text())?,
             },
-            Request::ToggleLog { id } => Response::LogPath {
-                path: m.toggle_output_log(&id)?,
+            Request::ToggleLog { vm } => Response::LogPath {
+                path: m.toggle_output_log(&vm)?,
             },
-            Request::Rename { id, new } => {
-                m.rename(&id, &new)?;
+            Request::Rename { vm, name } => {
+                m.rename(&vm, &name)?;
                 Response::Done
             }
-            Request::SetSilence { id, secs } => {
-                m.set_silence(&id, secs)?;
+            Request::SetSilence { vm, secs } => {
+                m.set_silence(&vm, secs)?;
                 Response::Done
             }
-            Request::Remove { id } => {
-                m.remove(&id)?;
+            Request::Remove { vm } => {
+                m.remove(&vm)?;
                 Response::Done
             }
-            Request::Release { id } => Response::State {
-                state: m.release(&id).await?,
+            Request::Release { vm } => Response::State {
+                state: m.release(&vm).await?,
             },
-            Request::Destroy { id } => Response::State {
-                state: m.kill_and_destroy(&id).await?,
+            Request::Destroy { vm } => Response::State {
+                state: m.kill_and_destroy(&vm).await?,
             },
-            Request::Install { id, name, version } => {
+            Request::Install { vm, name, version } => {
+                let vm = m.resolve(vm)?;
                 let spec = bioxen_backend::rocks::PackageSpec::new(&name, version.as_deref())
                     .map_err(|e| Error::Manager(e.to_string()))?;
                 // Output goes out in order and all of it before the end: a queue
@@ -631,13 +623,10 @@ async fn handle(m: &Manager, request: Request, out: &Queue) -> Response {
                 // output when the client was slow let the end overtake its last lines.)
                 let (lines, mut queued) = mpsc::unbounded_channel::<Vec<u8>>();
                 let forwarding = {
-                    let (vm, out) = (id.clone(), out.clone());
+                    let out = out.clone();
                     tokio::spawn(async move {
                         while let Some(bytes) = queued.recv().await {
-                            let event = Event::InstallOutput {
-                                vm: vm.clone(),
-                                bytes,
-                            };
+                            let event = Event::InstallOutput { vm, bytes };
                             if out.send(Out::Msg(ServerMsg::Event(event))).await.is_err() {
                                 return;
                             }
@@ -645,7 +634,7 @@ async fn handle(m: &Manager, request: Request, out: &Queue) -> Response {
                     })
                 };
                 let report = m
-                    .install_package(&id, &spec, &move |bytes| {
+                    .install_package(vm, &spec, &move |bytes| {
                         let _ = lines.send(bytes.to_vec());
                     })
                     .await;

@@ -119,7 +119,7 @@ pub async fn serve(mut config: ManagerConfig, options: ServerOptions, socket: &P
         async move {
             let why = bioxen_log::stopped().await;
             hub.announce(Event::Notice {
-                id: None,
+                vm: None,
                 text: why.to_string(),
             });
         }

@@ -38,7 +38,7 @@ impl Marks {
 impl App {
     /// A VM's progress as the dashboard shows it: its last report, unless stale.
     pub fn progress(&self, info: &VmInfo) -> Option<Progress> {
-        let (_, at) = self.progress_seen.get(&info.id)?;
+        let (_, at) = self.progress_seen.get(&info.vm)?;
         info.progress
             .filter(|_| self.now.saturating_duration_since(*at) < PROGRESS_STALE)
     }
@@ -88,16 +88,17 @@ impl App {
         }
     }
 
-    /// Whether the user can see `id` now: the selected VM, or a tile of the grid page
+    /// Whether the user can see `vm` now: the selected VM, or a tile of the grid page
     /// shown. As tmux never flags a window on screen, these get no marks.
-    pub(super) fn in_view(&self, id: &str) -> bool {
-        self.current.as_deref() == Some(id) || self.watching.contains_key(id)
+    pub(super) fn in_view(&self, vm: VmId) -> bool {
+        self.current_vm() == Some(vm) || self.watching.contains_key(&vm)
     }
 
     /// An alert from a VM: marked unless the user can see it, said in
     /// the status bar when it carries words, and forwarded to the user's terminal if
     /// `[ui] notify` asks for it.
-    pub(super) fn on_alert(&mut self, id: String, alert: Alert) {
+    pub(super) fn on_alert(&mut self, vm: VmId, alert: Alert) {
+        let id = self.name_of(vm);
         let (kind, text) = match &alert {
             Alert::Bell => (AlertKind::Bell, format!("{id}: bell")),
             Alert::Note(note) => (AlertKind::Note, format!("{id}: {note}")),
@@ -108,8 +109,8 @@ impl App {
             ),
             Alert::Silence(secs) => (AlertKind::Silence, format!("{id}: no output for {secs} s")),
         };
-        if !self.in_view(&id) {
-            let marks = self.marks.entry(id.clone()).or_default();
+        if !self.in_view(vm) {
+            let marks = self.marks.entry(vm).or_default();
             match alert {
                 Alert::Bell => marks.bell = true,
                 Alert::Idle => {
@@ -140,11 +141,11 @@ impl App {
         let Some(info) = self.current_info() else {
             return;
         };
-        let id = info.id.clone();
+        let (vm, id) = (info.vm, info.name.clone());
         let at = STEPS.iter().position(|s| *s == info.silence_secs);
         let secs = STEPS[at.map_or(1, |i| (i + 1) % STEPS.len())];
         self.notify(Request::SetSilence {
-            id: id.clone(),
+            vm: vm.into(),
             secs,
         });
         let text = match secs {

@@ -3,9 +3,9 @@
 
 use super::*;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstallForm {
-    pub vm: String,
+    pub target: Target,
     pub name: String,
     pub version: String,
     /// 0: name, 1: version.
@@ -16,7 +16,7 @@ pub struct InstallForm {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstallProgress {
-    pub vm: String,
+    pub vm: VmId,
     pub package: String,
     /// luarocks' output so far.
     pub output: String,
@@ -118,20 +118,20 @@ pub struct Prompt {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Confirm {
     Kill {
-        id: String,
+        target: Target,
         pid: Option<u32>,
     },
     /// Kill or remove an `xcpng` session: destroy its pool VM, or only close the session.
     KillPool {
-        id: String,
+        target: Target,
         alive: bool,
     },
     Remove {
-        id: String,
+        target: Target,
     },
     /// Restart a VM that is still running: end it first.
     Restart {
-        id: String,
+        target: Target,
     },
     /// Leaving the dashboard with VMs running: leave them in the server (the default)
     /// or end them. Counts local VMs and remote sessions.
@@ -228,7 +228,7 @@ impl App {
             },
             Overlay::Rename(mut form) => match key.code {
                 KeyCode::Esc => {}
-                KeyCode::Enter if form.name == form.id => {}
+                KeyCode::Enter if form.name == form.target.name => {}
                 KeyCode::Enter if form.name.is_empty() => {
                     form.error = Some("a name cannot be empty".into());
                     self.overlay = Some(Overlay::Rename(form));
@@ -237,7 +237,7 @@ impl App {
                     form.pending = true;
                     form.error = None;
                     self.call(Call::Rename {
-                        id: form.id.clone(),
+                        target: form.target.clone(),
                         new: form.name.clone(),
                     });
                     self.overlay = Some(Overlay::Rename(form));
@@ -258,11 +258,11 @@ impl App {
                     self.overlay = Some(Overlay::Progress(p));
                 }
             }
-            Overlay::Confirm(Confirm::KillPool { id, alive }) => match key.code {
-                KeyCode::Char('d') | KeyCode::Char('D') => self.stop_pool_session(id, true),
-                KeyCode::Char('c') | KeyCode::Char('C') => self.stop_pool_session(id, false),
+            Overlay::Confirm(Confirm::KillPool { target, alive }) => match key.code {
+                KeyCode::Char('d') | KeyCode::Char('D') => self.stop_pool_session(target, true),
+                KeyCode::Char('c') | KeyCode::Char('C') => self.stop_pool_session(target, false),
                 KeyCode::Esc | KeyCode::Char('n') => {}
-                _ => self.overlay = Some(Overlay::Confirm(Confirm::KillPool { id, alive })),
+                _ => self.overlay = Some(Overlay::Confirm(Confirm::KillPool { target, alive })),
             },
             Overlay::Confirm(quit @ Confirm::Quit { .. }) => match key.code {
                 KeyCode::Enter | KeyCode::Char('l') | KeyCode::Char('L') => self.quit = true,
@@ -304,7 +304,7 @@ impl App {
     pub(super) fn free_name(&self) -> String {
         (1..)
             .map(|n| format!("lua-{n}"))
-            .find(|name| !self.rows.iter().any(|r| &r.id == name))
+            .find(|name| !self.rows.iter().any(|r| &r.name == name))
             .unwrap_or_default()
     }
 
@@ -338,8 +338,8 @@ impl App {
     /// Creates a session in the background; the pane shows its progress meanwhile.
     pub(super) fn spawn_create(&mut self, name: String, kind: VmKind, options: CreateOptions) {
         self.set_message(format!("creating {name}..."), Level::Info);
-        // Show the new session (and its progress) as soon as it exists.
-        self.current = Some(name.clone());
+        // Show the new session (and its progress) as soon as it is listed.
+        self.creating = Some(name.clone());
         self.focus = Focus::Terminal;
         self.call(Call::Create {
             name,
@@ -371,10 +371,10 @@ impl App {
     }
 
     /// Ends an `xcpng` session, destroying its pool VM or leaving it running.
-    pub(super) fn stop_pool_session(&mut self, id: String, destroy: bool) {
+    pub(super) fn stop_pool_session(&mut self, target: Target, destroy: bool) {
         self.call(match destroy {
-            true => Call::Destroy { id },
-            false => Call::Release { id },
+            true => Call::Destroy(target),
+            false => Call::Release(target),
         });
         self.focus = Focus::List;
     }
@@ -383,14 +383,17 @@ impl App {
         match self.current_info() {
             Some(info) if info.state.is_alive() => {
                 self.overlay = Some(Overlay::Install(InstallForm {
-                    vm: info.id.clone(),
-                    ..InstallForm::default()
+                    target: self.target(info.vm),
+                    name: String::new(),
+                    version: String::new(),
+                    field: 0,
+                    error: None,
                 }));
             }
             Some(info) => {
                 let text = format!(
                     "{} is {}: packages go into running VMs",
-                    info.id,
+                    info.name,
                     info.state.label()
                 );
                 self.set_message(text, Level::Error);
@@ -411,12 +414,15 @@ impl App {
                 }
             };
         self.overlay = Some(Overlay::Progress(InstallProgress {
-            vm: form.vm.clone(),
+            vm: form.target.vm,
             package: spec.label(),
             output: String::new(),
             done: None,
         }));
-        self.call(Call::Install { vm: form.vm, spec });
+        self.call(Call::Install {
+            target: form.target,
+            spec,
+        });
     }
 
     pub(super) fn on_prompt_key(&mut self, key: KeyEvent) {
@@ -462,20 +468,19 @@ impl App {
         let Some(info) = self.current_info() else {
             return;
         };
+        let target = self.target(info.vm);
         let confirm = if info.pool_vm.is_some() {
             Confirm::KillPool {
-                id: info.id.clone(),
+                target,
                 alive: info.state.is_alive(),
             }
         } else if info.state.is_alive() {
             Confirm::Kill {
-                id: info.id.clone(),
+                target,
                 pid: info.pid,
             }
         } else {
-            Confirm::Remove {
-                id: info.id.clone(),
-            }
+            Confirm::Remove { target }
         };
         self.overlay = Some(Overlay::Confirm(confirm));
     }
@@ -484,15 +489,21 @@ impl App {
         let Some(info) = self.current_info() else {
             return;
         };
-        let id = info.id.clone();
+        let target = self.target(info.vm);
         match (info.state.is_alive(), info.kind) {
-            (false, _) => self.call(Call::Restart { id, running: false }),
+            (false, _) => self.call(Call::Restart {
+                target,
+                running: false,
+            }),
             // A pool VM's session ends through the pool dialog, which asks about the VM.
             (true, VmKind::Xcpng) => self.set_message(
-                format!("{id} is running on the pool; kill it first to restart"),
+                format!(
+                    "{} is running on the pool; kill it first to restart",
+                    target.name
+                ),
                 Level::Info,
             ),
-            (true, _) => self.overlay = Some(Overlay::Confirm(Confirm::Restart { id })),
+            (true, _) => self.overlay = Some(Overlay::Confirm(Confirm::Restart { target })),
         }
     }
 
@@ -514,12 +525,12 @@ impl App {
         } else {
             // The server counts this dashboard too while it types into a VM.
             let mine = (self.focus == Focus::Terminal)
-                .then(|| self.current.clone())
+                .then(|| self.current_vm())
                 .flatten();
             let elsewhere = self
                 .rows
                 .iter()
-                .filter(|r| r.state.is_alive() && r.attached && Some(&r.id) != mine.as_ref())
+                .filter(|r| r.state.is_alive() && r.attached && Some(r.vm) != mine)
                 .count();
             self.overlay = Some(Overlay::Confirm(Confirm::Quit {
                 running,
@@ -541,14 +552,17 @@ impl App {
 
     pub(super) fn confirmed(&mut self, confirm: Confirm) {
         match confirm {
-            Confirm::Kill { id, .. } => {
-                self.call(Call::Kill { id });
+            Confirm::Kill { target, .. } => {
+                self.call(Call::Kill(target));
                 self.focus = Focus::List;
             }
             // Answered with d or c in the dialog itself.
             Confirm::KillPool { .. } => {}
-            Confirm::Remove { id } => self.call(Call::Remove { id }),
-            Confirm::Restart { id } => self.call(Call::Restart { id, running: true }),
+            Confirm::Remove { target } => self.call(Call::Remove(target)),
+            Confirm::Restart { target } => self.call(Call::Restart {
+                target,
+                running: true,
+            }),
             // Answered with Enter, l or e in the dialog itself.
             Confirm::Quit { .. } => {}
         }

@@ -6,10 +6,7 @@ use super::*;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Broadcast {
     /// Typing goes to these VMs; `off_page` more would take it on pages not shown.
-    To {
-        targets: Vec<String>,
-        off_page: usize,
-    },
+    To { targets: Vec<VmId>, off_page: usize },
     /// The focused tile is left out: typing goes to it alone until it is put back.
     Paused,
 }
@@ -30,9 +27,9 @@ impl App {
     /// Grids keep only VMs that still exist, and a grid left empty closes.
     pub(super) fn prune_grids(&mut self) {
         let rows = &self.rows;
-        let exists = |id: &String| rows.iter().any(|r| &r.id == id);
+        let exists = |vm: &VmId| rows.iter().any(|r| r.vm == *vm);
         for g in &mut self.grids {
-            let focused = g.focused().map(str::to_string);
+            let focused = g.focused();
             g.vms.retain(exists);
             g.excluded.retain(exists);
             g.focus = focused
@@ -54,28 +51,27 @@ impl App {
         if shown.is_some() && self.grid.is_none() {
             self.focus = Focus::List;
         }
-        if let Some(id) = self.shown_grid().and_then(Grid::focused) {
-            self.current = Some(id.to_string());
+        if let Some(vm) = self.shown_grid().and_then(Grid::focused) {
+            self.current = Some(RowId::Vm(vm));
         }
     }
 
     pub(super) fn toggle_mark(&mut self) {
-        if let Some(info) = self.current_info() {
-            let id = info.id.clone();
-            if !self.marked.remove(&id) {
-                self.marked.insert(id);
-            }
+        if let Some(vm) = self.current_info().map(|i| i.vm)
+            && !self.marked.remove(&vm)
+        {
+            self.marked.insert(vm);
         }
         self.move_selection(1);
     }
 
     /// Marks every session the list shows; if all are marked already, unmarks them.
     pub(super) fn mark_all(&mut self) {
-        let shown: Vec<String> = self
+        let shown: Vec<VmId> = self
             .visible()
             .iter()
             .filter_map(|r| match r {
-                Row::Session(info) => Some(info.id.clone()),
+                Row::Session(info) => Some(info.vm),
                 Row::Pool(_) => None,
             })
             .collect();
@@ -91,17 +87,17 @@ impl App {
     /// Opens a grid of the marked VMs, or of the running ones when none is marked;
     /// the same VMs again select the grid that shows them.
     pub(super) fn open_grid(&mut self) {
-        let marked: Vec<String> = self
+        let marked: Vec<VmId> = self
             .rows
             .iter()
-            .filter(|r| self.marked.contains(&r.id))
-            .map(|r| r.id.clone())
+            .filter(|r| self.marked.contains(&r.vm))
+            .map(|r| r.vm)
             .collect();
         let vms = if marked.is_empty() {
             self.rows
                 .iter()
                 .filter(|r| r.state.is_alive())
-                .map(|r| r.id.clone())
+                .map(|r| r.vm)
                 .collect()
         } else {
             marked
@@ -123,9 +119,8 @@ impl App {
             None => {
                 let mut grid = Grid::new(vms);
                 if let Some(at) = self
-                    .current
-                    .as_ref()
-                    .and_then(|c| grid.vms.iter().position(|v| v == c))
+                    .current_vm()
+                    .and_then(|c| grid.vms.iter().position(|v| *v == c))
                 {
                     grid.focus = at;
                 }
@@ -137,29 +132,24 @@ impl App {
     }
 
     pub(super) fn show_grid(&mut self, index: usize) {
-        let Some(id) = self
-            .grids
-            .get(index)
-            .and_then(Grid::focused)
-            .map(str::to_string)
-        else {
+        let Some(vm) = self.grids.get(index).and_then(Grid::focused) else {
             return;
         };
         if self.focus == Focus::Terminal
-            && let Some(old) = self.current.clone()
-            && old != id
-            && self.rows.iter().any(|r| r.id == old)
+            && let Some(old) = self.current_vm()
+            && old != vm
+            && self.info(old).is_some()
         {
-            self.notify(Request::Detach { id: old });
+            self.notify(Request::Detach { vm: old.into() });
         }
         self.grid = Some(index);
-        self.current = Some(id.clone());
+        self.current = Some(RowId::Vm(vm));
         self.scroll = None;
         self.focus = Focus::Terminal;
         self.filter_editing = false;
-        self.unseen.remove(&id);
-        self.marks.remove(&id);
-        self.notify(Request::Attach { id });
+        self.unseen.remove(&vm);
+        self.marks.remove(&vm);
+        self.notify(Request::Attach { vm: vm.into() });
         self.sync_view(false);
         self.dirty = true;
     }
@@ -172,15 +162,15 @@ impl App {
         if index >= g.vms.len() || index == g.focus {
             return;
         }
-        let old = g.vms[g.focus].clone();
+        let old = g.vms[g.focus];
         g.focus = index;
-        let id = g.vms[index].clone();
-        self.notify(Request::Detach { id: old });
-        self.notify(Request::Attach { id: id.clone() });
-        self.current = Some(id.clone());
+        let vm = g.vms[index];
+        self.notify(Request::Detach { vm: old.into() });
+        self.notify(Request::Attach { vm: vm.into() });
+        self.current = Some(RowId::Vm(vm));
         self.scroll = None;
-        self.unseen.remove(&id);
-        self.marks.remove(&id);
+        self.unseen.remove(&vm);
+        self.marks.remove(&vm);
         self.sync_view(false);
         self.dirty = true;
     }
@@ -193,7 +183,7 @@ impl App {
     }
 
     /// Changes the grid shown, given its focused VM; outside a grid, says how to open one.
-    pub(super) fn with_grid(&mut self, change: impl FnOnce(&mut Grid, &str)) {
+    pub(super) fn with_grid(&mut self, change: impl FnOnce(&mut Grid, VmId)) {
         let Some(g) = self.grid.and_then(|g| self.grids.get_mut(g)) else {
             let key = self
                 .keymap
@@ -204,8 +194,10 @@ impl App {
                 Level::Info,
             );
         };
-        let id = g.focused().unwrap_or_default().to_string();
-        change(g, &id);
+        let Some(vm) = g.focused() else {
+            return;
+        };
+        change(g, vm);
         self.sync_view(false);
         self.dirty = true;
     }
@@ -222,7 +214,7 @@ impl App {
 
     /// Where typing goes while the grid shown broadcasts: every running tile but the
     /// excluded ones. Typing in an excluded tile goes to it alone.
-    pub fn broadcast_targets(&self) -> Option<Vec<String>> {
+    pub fn broadcast_targets(&self) -> Option<Vec<VmId>> {
         match self.broadcast()? {
             Broadcast::To { targets, .. } => Some(targets),
             Broadcast::Paused => None,
@@ -233,22 +225,18 @@ impl App {
     /// into: a page the user cannot see must not take commands blind.
     pub fn broadcast(&self) -> Option<Broadcast> {
         let g = self.shown_grid().filter(|g| g.broadcast)?;
-        if g.focused().is_some_and(|id| g.excluded.contains(id)) {
+        if g.focused().is_some_and(|vm| g.excluded.contains(&vm)) {
             return Some(Broadcast::Paused);
         }
-        let shown: Vec<&String> = self.tiles().iter().map(|t| &g.vms[t.index]).collect();
-        let takes = |id: &String| {
-            !g.excluded.contains(id) && self.rows.iter().any(|r| &r.id == id && r.state.is_alive())
+        let shown: Vec<VmId> = self.tiles().iter().map(|t| g.vms[t.index]).collect();
+        let takes = |vm: VmId| {
+            !g.excluded.contains(&vm) && self.info(vm).is_some_and(|r| r.state.is_alive())
         };
-        let targets: Vec<String> = shown
-            .iter()
-            .filter(|id| takes(id))
-            .map(|id| id.to_string())
-            .collect();
+        let targets: Vec<VmId> = shown.iter().copied().filter(|vm| takes(*vm)).collect();
         let off_page = g
             .vms
             .iter()
-            .filter(|id| !shown.contains(id) && takes(id))
+            .filter(|vm| !shown.contains(vm) && takes(**vm))
             .count();
         Some(Broadcast::To { targets, off_page })
     }

@@ -18,7 +18,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use super::effect::{Call, Done, Effect};
+use super::effect::{Call, Done, Effect, Target};
 use super::grid::Grid;
 use super::layout::Areas;
 use crate::{encode, input};
@@ -27,7 +27,7 @@ use bioxen_config::AlertKind;
 use bioxen_config::keymap::{Action, Keymap, Mode};
 use bioxen_proto::{
     Alert, CreateOptions, Event, PoolStatus, PoolVm, Progress, ProgressState, Request, Size,
-    SshAnswer, SshQuestion, VmInfo, VmKind, VmState,
+    SshAnswer, SshQuestion, VmId, VmInfo, VmKind, VmState,
 };
 use bioxen_term::Screen;
 use crossterm::event::{
@@ -84,7 +84,7 @@ pub enum Overlay {
 /// name, and says why when it did not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenameForm {
-    pub id: String,
+    pub target: Target,
     pub name: String,
     pub error: Option<String>,
     /// Asked of the server; the answer closes the dialog or says why not.
@@ -104,10 +104,26 @@ pub enum Row<'a> {
     Pool(&'a PoolVm),
 }
 
+/// Who a list row is: a session by its number, or a pool VM without one by its
+/// reference.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RowId {
+    Vm(VmId),
+    Pool(String),
+}
+
 impl Row<'_> {
-    pub fn id(&self) -> &str {
+    pub fn id(&self) -> RowId {
         match self {
-            Row::Session(i) => &i.id,
+            Row::Session(i) => RowId::Vm(i.vm),
+            Row::Pool(vm) => RowId::Pool(vm.reference.clone()),
+        }
+    }
+
+    /// What the row is called.
+    pub fn name(&self) -> &str {
+        match self {
+            Row::Session(i) => &i.name,
             Row::Pool(vm) => vm.bioxen_id.as_deref().unwrap_or(&vm.name),
         }
     }
@@ -137,7 +153,7 @@ pub struct PoolView {
 /// A tab: one VM, or a grid of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TabId {
-    Vm(String),
+    Vm(VmId),
     Grid(usize),
 }
 
@@ -176,34 +192,38 @@ pub struct App {
     /// the clock.
     now: Instant,
     /// Mirrors of the screens this dashboard shows, by session.
-    pub mirrors: HashMap<String, Screen>,
+    pub mirrors: HashMap<VmId, Screen>,
     /// Sessions whose screens the server sends this dashboard.
     /// With whether the server sends every byte (the VM keys go to) or, for the other
     /// tiles of a grid, a glance at the screen each frame.
-    watching: HashMap<String, bool>,
+    watching: HashMap<VmId, bool>,
     /// The size this dashboard last gave each session.
-    sizes: HashMap<String, Size>,
+    sizes: HashMap<VmId, Size>,
     /// Watched VMs another client resized away from [`App::sizes`]: the next key typed
     /// here sizes them back (tmux's `window-size latest`). Kept apart from `sizes`,
     /// which list updates re-sync, so two dashboards never take turns on every tick.
-    outsized: HashSet<String>,
+    outsized: HashSet<VmId>,
     /// Grid tabs, after the VMs' tabs.
     pub grids: Vec<Grid>,
     /// The grid shown, if a grid tab is selected; its focused tile is `current`.
     pub grid: Option<usize>,
     /// VMs marked in the list for the next grid.
-    pub marked: HashSet<String>,
+    pub marked: HashSet<VmId>,
     /// Alerts of VMs the user has not looked at since.
-    pub marks: HashMap<String, Marks>,
+    pub marks: HashMap<VmId, Marks>,
     /// When each VM's progress last came (its report count, and when it changed): a
     /// report older than [`PROGRESS_STALE`] is no longer shown.
-    progress_seen: HashMap<String, (u64, Instant)>,
+    progress_seen: HashMap<VmId, (u64, Instant)>,
     /// The overall progress last sent to the user's terminal.
     outer_progress: Option<Progress>,
     /// Each row's progress as last drawn, to redraw when one goes stale.
     drawn_progress: Vec<Option<Progress>>,
-    /// The VM selected in the list and shown in the terminal pane.
-    pub current: Option<String>,
+    /// The row selected in the list, whose VM the terminal pane shows.
+    pub current: Option<RowId>,
+    /// A VM this dashboard is creating, by name: selected as soon as it is listed,
+    /// so the pane shows its start (a pool VM's takes minutes) before it has a number
+    /// here.
+    creating: Option<String>,
     pub focus: Focus,
     pub prefix_since: Option<Instant>,
     /// Lines scrolled back in the terminal pane; `None` is the live view.
@@ -226,7 +246,7 @@ pub struct App {
     /// nothing about now.
     message_until: Option<Instant>,
     /// VMs with output the user has not looked at.
-    pub unseen: HashSet<String>,
+    pub unseen: HashSet<VmId>,
     /// The whole terminal.
     pub area: Rect,
     /// The size every session's PTY currently has.
@@ -283,6 +303,7 @@ impl App {
             outer_progress: None,
             drawn_progress: Vec::new(),
             current: None,
+            creating: None,
             focus: Focus::List,
             prefix_since: None,
             scroll: None,
@@ -377,22 +398,27 @@ impl App {
         for row in &rows {
             match row.progress {
                 Some(_) => {
-                    let seen = self.progress_seen.get(&row.id).map(|s| s.0);
+                    let seen = self.progress_seen.get(&row.vm).map(|s| s.0);
                     if seen != Some(row.progress_seq) {
                         // As old as the server says: a report from before this
                         // dashboard opened has already used up part of its time.
                         let age = Duration::from_millis(row.progress_age_ms);
                         let at = self.now.checked_sub(age).unwrap_or(self.now);
-                        self.progress_seen
-                            .insert(row.id.clone(), (row.progress_seq, at));
+                        self.progress_seen.insert(row.vm, (row.progress_seq, at));
                     }
                 }
                 None => {
-                    self.progress_seen.remove(&row.id);
+                    self.progress_seen.remove(&row.vm);
                 }
             }
         }
         self.rows = rows;
+        if let Some(name) = &self.creating
+            && let Some(vm) = self.rows.iter().find(|r| &r.name == name).map(|r| r.vm)
+        {
+            self.creating = None;
+            self.current = Some(RowId::Vm(vm));
+        }
         self.refresh();
         self.report_progress();
     }
@@ -402,21 +428,21 @@ impl App {
         self.prune_grids();
         if self.grid.is_none()
             && let Some(id) = &self.current
-            && !self.visible().iter().any(|r| r.id() == id)
-            && !self.rows.iter().any(|r| &r.id == id)
+            && !self.visible().iter().any(|r| r.id() == *id)
+            && self.current_info().is_none()
         {
             self.current = None;
         }
         if self.current.is_none() {
-            self.current = self.visible().first().map(|r| r.id().to_string());
+            self.current = self.visible().first().map(Row::id);
             if self.current.is_none() {
                 self.focus = Focus::List;
             }
         }
         let rows = &self.rows;
-        self.unseen.retain(|id| rows.iter().any(|r| &r.id == id));
-        self.marks.retain(|id, _| rows.iter().any(|r| &r.id == id));
-        self.marked.retain(|id| rows.iter().any(|r| &r.id == id));
+        self.unseen.retain(|vm| rows.iter().any(|r| r.vm == *vm));
+        self.marks.retain(|vm, _| rows.iter().any(|r| r.vm == *vm));
+        self.marked.retain(|vm| rows.iter().any(|r| r.vm == *vm));
         self.sync_view(false);
         self.dirty = true;
     }
@@ -430,69 +456,69 @@ impl App {
     fn sync_view(&mut self, all: bool) {
         let pane = Areas::new(self.area, self.zoom).pane_size();
         self.pane_size = pane;
-        let mut shown: HashMap<String, Size> = HashMap::new();
+        let mut shown: HashMap<VmId, Size> = HashMap::new();
         match self.shown_grid() {
             Some(g) => {
                 for t in g.tiles(self.areas().pane) {
-                    shown.insert(g.vms[t.index].clone(), t.size());
+                    shown.insert(g.vms[t.index], t.size());
                 }
             }
             None => {
-                if let Some(id) = &self.current {
-                    shown.insert(id.clone(), pane);
+                if let Some(vm) = self.current_vm() {
+                    shown.insert(vm, pane);
                 }
             }
         }
-        shown.retain(|id, _| self.rows.iter().any(|r| &r.id == id));
-        let gone: Vec<String> = self
+        shown.retain(|vm, _| self.rows.iter().any(|r| r.vm == *vm));
+        let gone: Vec<VmId> = self
             .watching
             .keys()
-            .filter(|id| !shown.contains_key(*id))
-            .cloned()
+            .filter(|vm| !shown.contains_key(*vm))
+            .copied()
             .collect();
-        for id in gone {
-            self.watching.remove(&id);
-            self.mirrors.remove(&id);
-            if self.rows.iter().any(|r| r.id == id) {
-                self.notify(Request::Unwatch { id });
+        for vm in gone {
+            self.watching.remove(&vm);
+            self.mirrors.remove(&vm);
+            if self.rows.iter().any(|r| r.vm == vm) {
+                self.notify(Request::Unwatch { vm: vm.into() });
             }
         }
         // A session newly shown is sized by this dashboard again (`latest`).
-        let new: Vec<String> = shown
+        let new: Vec<VmId> = shown
             .keys()
-            .filter(|id| !self.watching.contains_key(*id))
-            .cloned()
+            .filter(|vm| !self.watching.contains_key(*vm))
+            .copied()
             .collect();
-        for id in &new {
-            self.sizes.remove(id);
+        for vm in &new {
+            self.sizes.remove(vm);
         }
         for row in &self.rows {
-            let want = shown.get(&row.id).copied().unwrap_or(pane);
-            let sent = self.sizes.get(&row.id).copied();
-            let due = all || sent.is_some() || shown.contains_key(&row.id);
+            let want = shown.get(&row.vm).copied().unwrap_or(pane);
+            let sent = self.sizes.get(&row.vm).copied();
+            let due = all || sent.is_some() || shown.contains_key(&row.vm);
             if due && sent != Some(want) {
                 self.effects.push(Effect::Notify(Request::Resize {
-                    id: row.id.clone(),
+                    vm: row.vm.into(),
                     rows: want.rows,
                     cols: want.cols,
                 }));
-                self.sizes.insert(row.id.clone(), want);
-                self.outsized.remove(&row.id);
+                self.sizes.insert(row.vm, want);
+                self.outsized.remove(&row.vm);
             }
         }
         let rows = &self.rows;
-        self.sizes.retain(|id, _| rows.iter().any(|r| &r.id == id));
+        self.sizes.retain(|vm, _| rows.iter().any(|r| r.vm == *vm));
         // Every byte for the VM keys go to (its screen must be exact for typing and
         // scrollback); the other tiles of a grid a glance each frame.
-        let (in_grid, current) = (self.grid.is_some(), self.current.clone());
-        let mut ids: Vec<String> = shown.keys().cloned().collect();
-        ids.sort();
-        for id in ids {
-            let want = !in_grid || current.as_ref() == Some(&id);
-            if self.watching.insert(id.clone(), want) != Some(want) {
+        let (in_grid, current) = (self.grid.is_some(), self.current_vm());
+        let mut vms: Vec<VmId> = shown.keys().copied().collect();
+        vms.sort();
+        for vm in vms {
+            let want = !in_grid || current == Some(vm);
+            if self.watching.insert(vm, want) != Some(want) {
                 self.notify(match want {
-                    true => Request::Watch { id },
-                    false => Request::Glance { id },
+                    true => Request::Watch { vm: vm.into() },
+                    false => Request::Glance { vm: vm.into() },
                 });
             }
         }
@@ -525,9 +551,8 @@ impl App {
 
     /// Whether the pane shows a VM whose screen the server has not sent yet.
     pub fn awaiting_screen(&self) -> bool {
-        self.current
-            .as_ref()
-            .is_some_and(|id| self.watching.contains_key(id) && !self.mirrors.contains_key(id))
+        self.current_vm()
+            .is_some_and(|vm| self.watching.contains_key(&vm) && !self.mirrors.contains_key(&vm))
     }
 
     /// List rows that pass the filter: sessions first, then the pool's bioxen VMs that
@@ -540,7 +565,7 @@ impl App {
             .chain(detached)
             .filter(|r| {
                 f.is_empty()
-                    || r.id().to_lowercase().contains(&f)
+                    || r.name().to_lowercase().contains(&f)
                     || r.kind().as_str().contains(&f)
                     || r.state_label().contains(&f)
             })
@@ -562,7 +587,7 @@ impl App {
                 !self
                     .rows
                     .iter()
-                    .any(|r| Some(&r.id) == vm.bioxen_id.as_ref())
+                    .any(|r| Some(&r.name) == vm.bioxen_id.as_ref())
             })
             .collect()
     }
@@ -576,12 +601,40 @@ impl App {
     /// The selected row, whatever it is.
     pub fn current_row(&self) -> Option<Row<'_>> {
         let id = self.current.as_ref()?;
-        self.visible().into_iter().find(|r| r.id() == id)
+        self.visible().into_iter().find(|r| r.id() == *id)
+    }
+
+    /// The session selected, if the selected row is one.
+    pub fn current_vm(&self) -> Option<VmId> {
+        match self.current {
+            Some(RowId::Vm(vm)) => Some(vm),
+            _ => None,
+        }
     }
 
     pub fn current_info(&self) -> Option<&VmInfo> {
-        let id = self.current.as_ref()?;
-        self.rows.iter().find(|r| &r.id == id)
+        self.info(self.current_vm()?)
+    }
+
+    /// The session numbered `vm`, as the server last listed it.
+    pub fn info(&self, vm: VmId) -> Option<&VmInfo> {
+        self.rows.iter().find(|r| r.vm == vm)
+    }
+
+    /// What the session numbered `vm` is called, for messages; its number once it is
+    /// gone from the list.
+    pub fn name_of(&self, vm: VmId) -> String {
+        self.info(vm)
+            .map(|i| i.name.clone())
+            .unwrap_or_else(|| vm.to_string())
+    }
+
+    /// The session numbered `vm` as calls name it.
+    fn target(&self, vm: VmId) -> Target {
+        Target {
+            vm,
+            name: self.name_of(vm),
+        }
     }
 
     /// Shows a message in the status bar. It may quote a pool's or a VM's words, so it
@@ -732,9 +785,9 @@ impl App {
                 }
             }
             Some(Action::Broadcast) => self.with_grid(|g, _| g.broadcast = !g.broadcast),
-            Some(Action::Exclude) => self.with_grid(|g, id| {
-                if !g.excluded.remove(id) {
-                    g.excluded.insert(id.to_string());
+            Some(Action::Exclude) => self.with_grid(|g, vm| {
+                if !g.excluded.remove(&vm) {
+                    g.excluded.insert(vm);
                 }
             }),
             Some(Action::CloseGrid) => self.close_grid(),
@@ -781,7 +834,7 @@ impl App {
         }
         // Keep the selection on a visible row, selected as moving onto it selects it:
         // watched, so the pane shows its screen, and not flagged as unseen.
-        let visible: Vec<String> = self.visible().iter().map(|r| r.id().to_string()).collect();
+        let visible: Vec<RowId> = self.visible().iter().map(Row::id).collect();
         if self.current.as_ref().is_none_or(|c| !visible.contains(c)) {
             match visible.first() {
                 Some(first) => self.select(first.clone()),
@@ -840,9 +893,8 @@ impl App {
             let col = m.column - pane.x;
             let row = m.row - pane.y;
             let (mode, sgr) = self
-                .current
-                .as_ref()
-                .and_then(|id| self.mirrors.get(id))
+                .current_vm()
+                .and_then(|vm| self.mirrors.get(&vm))
                 .map(|s| {
                     (
                         s.vt().mouse_protocol_mode(),
@@ -883,7 +935,7 @@ impl App {
             {
                 // Row 0 is the border, row 1 the header.
                 let index = (m.row - list.y).checked_sub(2).map(usize::from);
-                let id = index.and_then(|i| self.visible().get(i).map(|r| r.id().to_string()));
+                let id = index.and_then(|i| self.visible().get(i).map(Row::id));
                 if let Some(id) = id {
                     self.select(id);
                     self.focus = Focus::List;
@@ -905,14 +957,13 @@ impl App {
     /// the pool and questions.
     fn on_update(&mut self, update: Update) {
         match update {
-            Update::Output { id, bytes } => {
-                if let Some(screen) = self.mirrors.get_mut(&id) {
+            Update::Output { vm, bytes } => {
+                let current = self.current_vm() == Some(vm);
+                if let Some(screen) = self.mirrors.get_mut(&vm) {
                     // Queries are the server's to answer; the mirror only shows. Only
                     // shown screens are mirrored, so any output changes the frame.
                     let _ = screen.feed(&bytes);
-                    if self.current.as_ref() == Some(&id)
-                        && let Some(offset) = self.scroll
-                    {
+                    if current && let Some(offset) = self.scroll {
                         // Scrolled back: the view stays on the same lines while new
                         // ones arrive below.
                         let now = screen.rows_scrolled();
@@ -937,52 +988,53 @@ impl App {
     fn on_event(&mut self, event: Event) {
         match event {
             Event::Vms(rows) => self.set_rows(rows),
-            Event::Screen { id, snapshot } => {
-                if self.watching.contains_key(&id) {
+            Event::Screen { vm, snapshot } => {
+                if self.watching.contains_key(&vm) {
                     let ui = &self.config.ui;
                     let mirror =
                         Screen::from_snapshot(&snapshot, ui.scrollback, ui.scrollback_bytes);
-                    let first = self.mirrors.insert(id.clone(), mirror).is_none();
-                    self.urgent |= first && self.current.as_ref() == Some(&id);
+                    let first = self.mirrors.insert(vm, mirror).is_none();
+                    self.urgent |= first && self.current_vm() == Some(vm);
                     self.dirty = true;
                 }
             }
-            Event::Resized { id, rows, cols } => {
+            Event::Resized { vm, rows, cols } => {
                 let size = Size::new(rows, cols);
                 // Another client sized it (a second dashboard, smaller or larger): this
                 // one sizes it back when the user next types into it, as tmux's
                 // `window-size latest` does, so closing the other window does not
                 // leave this one's VM at the other's size.
-                match self.sizes.get(&id) {
-                    Some(sent) if *sent != size => self.outsized.insert(id.clone()),
-                    _ => self.outsized.remove(&id),
+                match self.sizes.get(&vm) {
+                    Some(sent) if *sent != size => self.outsized.insert(vm),
+                    _ => self.outsized.remove(&vm),
                 };
-                if let Some(screen) = self.mirrors.get_mut(&id) {
+                if let Some(screen) = self.mirrors.get_mut(&vm) {
                     screen.resize(size);
                     self.dirty = true;
                 }
             }
-            Event::Activity { id } => {
-                if !self.watching.contains_key(&id) && self.unseen.insert(id) {
+            Event::Activity { vm } => {
+                if !self.watching.contains_key(&vm) && self.unseen.insert(vm) {
                     self.dirty = true;
                 }
             }
-            Event::State { id, state } => match state {
+            Event::State { vm, state } => match state {
                 VmState::Exited(_) | VmState::Killed(_) | VmState::Failed(_) => {
-                    let text = format!("{id}: {}", state.label());
+                    let text = format!("{}: {}", self.name_of(vm), state.label());
                     self.set_message(text.clone(), Level::Info);
-                    if !self.in_view(&id) {
-                        self.marks.entry(id).or_default().exit = true;
+                    if !self.in_view(vm) {
+                        self.marks.entry(vm).or_default().exit = true;
                     }
                     self.forward(AlertKind::Exit, text);
                 }
                 _ => {}
             },
-            Event::Alert { id, alert } => self.on_alert(id, alert),
-            Event::Renamed { old, new } => self.on_renamed(old, new),
-            Event::Notice { id, text } => {
-                let text = match id {
-                    Some(id) => format!("{id}: {text}"),
+            Event::Alert { vm, alert } => self.on_alert(vm, alert),
+            // Everything here keys on the number; the list that follows has the name.
+            Event::Renamed { .. } => self.dirty = true,
+            Event::Notice { vm, text } => {
+                let text = match vm {
+                    Some(vm) => format!("{}: {text}", self.name_of(vm)),
                     None => text,
                 };
                 self.set_message(text, Level::Error);
@@ -1031,12 +1083,17 @@ impl App {
 
     fn on_done(&mut self, done: Done) {
         match done {
-            Done::Created(Ok(id)) => {
-                self.select(id.clone());
+            Done::Created(Ok((vm, name))) => {
+                self.creating = None;
+                self.select(RowId::Vm(vm));
                 self.attach_current();
-                self.set_message(format!("created {id}"), Level::Info);
+                self.set_message(format!("created {name}"), Level::Info);
             }
-            Done::Created(Err(e)) | Done::Failed(e) => self.set_message(e, Level::Error),
+            Done::Created(Err(e)) => {
+                self.creating = None;
+                self.set_message(e, Level::Error);
+            }
+            Done::Failed(e) => self.set_message(e, Level::Error),
             Done::Info(text) => self.set_message(text, Level::Info),
             Done::EndedAll => self.quit = true,
             // A bug in a task: shown, and if it was the quit itself, bioxen quits
@@ -1050,11 +1107,18 @@ impl App {
                     self.quit = true;
                 }
             }
-            Done::Renamed { id, new, result } => {
+            Done::Renamed {
+                target,
+                new,
+                result,
+            } => {
                 let open = match &mut self.overlay {
-                    Some(Overlay::Rename(form)) if form.id == id && form.pending => Some(form),
+                    Some(Overlay::Rename(form)) if form.target.vm == target.vm && form.pending => {
+                        Some(form)
+                    }
                     _ => None,
                 };
+                let id = target.name;
                 match (result, open) {
                     (Ok(()), Some(_)) => {
                         self.overlay = None;
@@ -1177,7 +1241,7 @@ impl App {
             self.dirty = true;
             // Pool VMs arrive after start-up: select one if nothing is selected yet.
             if self.current.is_none() {
-                self.current = self.visible().first().map(|r| r.id().to_string());
+                self.current = self.visible().first().map(Row::id);
             }
         }
         if self.pool.as_ref() != Some(&view) {
@@ -1207,7 +1271,7 @@ impl App {
     // ----- actions ---------------------------------------------------------------------
 
     fn move_selection(&mut self, delta: isize) {
-        let visible: Vec<String> = self.visible().iter().map(|r| r.id().to_string()).collect();
+        let visible: Vec<RowId> = self.visible().iter().map(Row::id).collect();
         if visible.is_empty() {
             return;
         }
@@ -1220,30 +1284,42 @@ impl App {
         self.select(visible[next].clone());
     }
 
-    fn select(&mut self, id: String) {
+    fn select(&mut self, id: RowId) {
         let from_grid = self.grid.take().is_some();
         if self.current.as_ref() != Some(&id) || from_grid {
             if self.focus == Focus::Terminal
-                && let Some(old) = self.current.clone()
+                && let Some(old) = self.current_vm()
             {
-                self.notify(Request::Detach { id: old });
+                self.notify(Request::Detach { vm: old.into() });
             }
             self.scroll = None;
         }
-        self.unseen.remove(&id);
-        self.marks.remove(&id);
-        if self.focus == Focus::Terminal && self.rows.iter().any(|r| r.id == id) {
-            self.notify(Request::Attach { id: id.clone() });
-        }
         self.current = Some(id);
+        if let Some(vm) = self.current_vm() {
+            self.unseen.remove(&vm);
+            self.marks.remove(&vm);
+            if self.focus == Focus::Terminal && self.info(vm).is_some() {
+                self.notify(Request::Attach { vm: vm.into() });
+            }
+        }
         self.sync_view(false);
         self.dirty = true;
     }
 
-    /// Selects a VM and attaches to it, as `bioxen attach VM` opens.
-    pub fn open(&mut self, id: &str) {
-        self.select(id.to_string());
+    /// Selects a row and attaches to its VM, as `bioxen attach VM` opens.
+    pub fn open(&mut self, id: RowId) {
+        self.select(id);
         self.attach_current();
+    }
+
+    /// Opens the row called `name`, for `bioxen attach NAME`; false when none is.
+    pub fn open_named(&mut self, name: &str) -> bool {
+        let found = self
+            .visible()
+            .iter()
+            .find(|r| r.name() == name)
+            .map(Row::id);
+        found.map(|id| self.open(id)).is_some()
     }
 
     fn attach_current(&mut self) {
@@ -1251,7 +1327,7 @@ impl App {
             let vm = vm.clone();
             return self.attach_pool_vm(vm);
         }
-        let Some(id) = self.current.clone() else {
+        let Some(vm) = self.current_vm() else {
             self.set_message(
                 format!(
                     "no VM yet: {} creates one",
@@ -1263,21 +1339,21 @@ impl App {
             );
             return;
         };
-        if self.rows.iter().any(|r| r.id == id) {
-            self.notify(Request::Attach { id: id.clone() });
+        if self.info(vm).is_some() {
+            self.notify(Request::Attach { vm: vm.into() });
         }
-        self.unseen.remove(&id);
-        self.marks.remove(&id);
+        self.unseen.remove(&vm);
+        self.marks.remove(&vm);
         self.focus = Focus::Terminal;
         self.filter_editing = false;
         self.dirty = true;
     }
 
     fn detach(&mut self) {
-        if let Some(id) = self.current.clone()
-            && self.rows.iter().any(|r| r.id == id)
+        if let Some(vm) = self.current_vm()
+            && self.info(vm).is_some()
         {
-            self.notify(Request::Detach { id });
+            self.notify(Request::Detach { vm: vm.into() });
         }
         self.focus = Focus::List;
         self.scroll = None;
@@ -1292,18 +1368,17 @@ impl App {
     }
 
     fn toggle_log(&mut self) {
-        let Some(id) = self.current.clone() else {
+        let Some(vm) = self.current_vm() else {
             return;
         };
-        self.call(Call::ToggleLog { id });
+        self.call(Call::ToggleLog(self.target(vm)));
     }
 
     // ----- typing into VMs ----------------------------------------------------------------
 
     fn current_modes(&self) -> encode::Modes {
-        self.current
-            .as_ref()
-            .and_then(|id| self.mirrors.get(id))
+        self.current_vm()
+            .and_then(|vm| self.mirrors.get(&vm))
             .map(|s| encode::Modes::of(s.vt()))
             .unwrap_or_default()
     }
@@ -1311,12 +1386,12 @@ impl App {
     /// Sends typing (keys, pastes) to the VM shown, or to every tile of a grid that
     /// broadcasts.
     fn send(&mut self, bytes: &[u8]) {
-        for id in std::mem::take(&mut self.outsized) {
-            if let Some(&size) = self.sizes.get(&id)
-                && self.watching.contains_key(&id)
+        for vm in std::mem::take(&mut self.outsized) {
+            if let Some(&size) = self.sizes.get(&vm)
+                && self.watching.contains_key(&vm)
             {
                 self.notify(Request::Resize {
-                    id,
+                    vm: vm.into(),
                     rows: size.rows,
                     cols: size.cols,
                 });
@@ -1324,9 +1399,9 @@ impl App {
         }
         match self.broadcast_targets() {
             Some(targets) => {
-                for id in targets {
+                for vm in targets {
                     self.notify(Request::SendInput {
-                        id,
+                        vm: vm.into(),
                         data: bytes.to_vec(),
                     });
                 }
@@ -1336,12 +1411,13 @@ impl App {
     }
 
     fn send_to_current(&mut self, bytes: &[u8]) {
-        let Some(id) = self.current.clone() else {
+        let Some(vm) = self.current_vm() else {
             return;
         };
         let hint = match self.current_info() {
             Some(info) if !info.state.is_alive() => Some(format!(
-                "{id} is {}: r restarts it, {} goes back to the list",
+                "{} is {}: r restarts it, {} goes back to the list",
+                info.name,
                 info.state.label(),
                 self.keymap
                     .key_for(Mode::Prefix, Action::Detach)
@@ -1354,7 +1430,7 @@ impl App {
             Some(hint) => self.set_message(hint, Level::Error),
             // A failure (a session reconnecting) comes back as an update.
             None => self.notify(Request::SendInput {
-                id,
+                vm: vm.into(),
                 data: bytes.to_vec(),
             }),
         }

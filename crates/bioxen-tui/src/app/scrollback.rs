@@ -81,7 +81,7 @@ impl App {
     /// Starts selecting lines at the last match of a search, or at the view's last line
     /// with text.
     pub(super) fn start_selection(&mut self) {
-        let Some(screen) = self.current.as_ref().and_then(|id| self.mirrors.get(id)) else {
+        let Some(screen) = self.current_vm().and_then(|vm| self.mirrors.get(&vm)) else {
             return;
         };
         let top = screen.top_line(self.scroll.unwrap_or(0));
@@ -104,7 +104,7 @@ impl App {
         let Some((anchor, at)) = self.selection else {
             return;
         };
-        let Some(id) = self.current.clone() else {
+        let Some(id) = self.current_vm() else {
             return;
         };
         let Some(screen) = self.mirrors.get(&id) else {
@@ -157,7 +157,7 @@ impl App {
     /// Finds the query again, from the last match or from the top of the view, and
     /// scrolls so the line found is at the top (or on the live screen).
     pub(super) fn search_again(&mut self, backward: bool) {
-        let (Some(id), Some(search)) = (self.current.clone(), self.search.clone()) else {
+        let (Some(id), Some(search)) = (self.current_vm(), self.search.clone()) else {
             return;
         };
         let Some(screen) = self.mirrors.get(&id) else {
@@ -188,7 +188,7 @@ impl App {
     }
 
     pub(super) fn scroll_by(&mut self, delta: isize) {
-        let Some(id) = self.current.clone() else {
+        let Some(id) = self.current_vm() else {
             return;
         };
         let max = self.mirrors.get(&id).map_or(0, |s| s.scrollback_len());

@@ -14,8 +14,8 @@ impl App {
     /// Tabs are the VMs, then the grids.
     pub(super) fn select_tab(&mut self, index: usize) {
         let tabs = self.rows.len() + self.grids.len();
-        match self.rows.get(index).map(|r| r.id.clone()) {
-            Some(id) => self.select(id),
+        match self.rows.get(index).map(|r| r.vm) {
+            Some(vm) => self.select(RowId::Vm(vm)),
             None if index < tabs => self.show_grid(index - self.rows.len()),
             None => {
                 let have = match tabs {
@@ -37,13 +37,13 @@ impl App {
     pub fn current_tab(&self) -> Option<TabId> {
         match self.grid {
             Some(g) => Some(TabId::Grid(g)),
-            None => self.current.clone().map(TabId::Vm),
+            None => self.current_vm().map(TabId::Vm),
         }
     }
 
     pub fn select_tab_id(&mut self, tab: TabId) {
         match tab {
-            TabId::Vm(id) => self.select(id),
+            TabId::Vm(vm) => self.select(RowId::Vm(vm)),
             TabId::Grid(i) => self.show_grid(i),
         }
     }
@@ -56,9 +56,8 @@ impl App {
         let pos = match self.grid {
             Some(g) => self.rows.len() + g,
             None => self
-                .current
-                .as_ref()
-                .and_then(|c| self.rows.iter().position(|r| &r.id == c))
+                .current_vm()
+                .and_then(|c| self.rows.iter().position(|r| r.vm == c))
                 .unwrap_or(0),
         } as isize;
         self.select_tab(((pos + delta).rem_euclid(n)) as usize);
@@ -71,7 +70,7 @@ impl App {
         let vms = self.rows.iter().map(|r| {
             let mut label = format!(
                 "{:<16} {:<6} {:<12}",
-                r.id,
+                r.name,
                 r.kind.as_str(),
                 crate::format::state(r)
             );
@@ -81,12 +80,12 @@ impl App {
             if let Some(status) = &r.status {
                 label.push_str(&format!("  {status}"));
             }
-            (TabId::Vm(r.id.clone()), label)
+            (TabId::Vm(r.vm), label)
         });
         let grids = self.grids.iter().enumerate().map(|(i, g)| {
             (
                 TabId::Grid(i),
-                format!("grid({:<2})         {}", g.vms.len(), g.vms.join(" ")),
+                format!("grid({:<2})         {}", g.vms.len(), self.names(&g.vms)),
             )
         });
         vms.chain(grids)
@@ -100,8 +99,10 @@ impl App {
             KeyCode::Esc => return,
             KeyCode::Enter => {
                 match items.get(chooser.selected).cloned() {
-                    Some((TabId::Vm(id), _)) if self.focus == Focus::Terminal => self.select(id),
-                    Some((TabId::Vm(id), _)) => self.open(&id),
+                    Some((TabId::Vm(vm), _)) if self.focus == Focus::Terminal => {
+                        self.select(RowId::Vm(vm))
+                    }
+                    Some((TabId::Vm(vm), _)) => self.open(RowId::Vm(vm)),
                     Some((TabId::Grid(i), _)) => self.show_grid(i),
                     None => {}
                 }
@@ -123,50 +124,17 @@ impl App {
     pub(super) fn open_rename(&mut self) {
         if let Some(info) = self.current_info() {
             self.overlay = Some(Overlay::Rename(RenameForm {
-                id: info.id.clone(),
-                name: info.id.clone(),
+                target: self.target(info.vm),
+                name: info.name.clone(),
                 error: None,
                 pending: false,
             }));
         }
     }
 
-    /// A VM has a new name: everything this dashboard keeps by name follows it.
-    pub(super) fn on_renamed(&mut self, old: String, new: String) {
-        let swap = |id: &mut String| {
-            if *id == old {
-                *id = new.clone();
-            }
-        };
-        if let Some(id) = self.current.as_mut() {
-            swap(id);
-        }
-        for g in &mut self.grids {
-            g.vms.iter_mut().for_each(swap);
-            if g.excluded.remove(&old) {
-                g.excluded.insert(new.clone());
-            }
-        }
-        if let Some(full) = self.watching.remove(&old) {
-            self.watching.insert(new.clone(), full);
-        }
-        for set in [&mut self.marked, &mut self.unseen, &mut self.outsized] {
-            if set.remove(&old) {
-                set.insert(new.clone());
-            }
-        }
-        if let Some(m) = self.mirrors.remove(&old) {
-            self.mirrors.insert(new.clone(), m);
-        }
-        if let Some(s) = self.sizes.remove(&old) {
-            self.sizes.insert(new.clone(), s);
-        }
-        if let Some(m) = self.marks.remove(&old) {
-            self.marks.insert(new.clone(), m);
-        }
-        if let Some(p) = self.progress_seen.remove(&old) {
-            self.progress_seen.insert(new, p);
-        }
-        self.dirty = true;
+    /// The names of `vms`, for a grid's label.
+    pub fn names(&self, vms: &[VmId]) -> String {
+        let names: Vec<String> = vms.iter().map(|vm| self.name_of(*vm)).collect();
+        names.join(" ")
     }
 }
