@@ -288,11 +288,15 @@ async fn output_log_records_raw_output_while_on() {
 
 /// Starts `sleep 600` as the leader of a new session and process group whose id is
 /// exactly `pid` (through `ns_last_pid`, which needs root): an unrelated program that
-/// was handed the id of an exited VM's process group.
-fn impostor_with_pid(pid: u32) -> std::process::Child {
+/// was handed the id of an exited VM's process group. `None` when another process of
+/// this busy machine was handed the id first: the caller tries again with a new VM.
+fn impostor_with_pid(pid: u32) -> Option<std::process::Child> {
     use std::os::unix::process::CommandExt;
     let knob = "/proc/sys/kernel/ns_last_pid";
     for _ in 0..200 {
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            return None;
+        }
         std::fs::write(knob, (pid - 1).to_string()).unwrap_or_else(|e| {
             panic!(
                 "this test plants a process with a chosen pid through {knob}, which needs root: {e}"
@@ -309,13 +313,40 @@ fn impostor_with_pid(pid: u32) -> std::process::Child {
         }
         let mut child = cmd.spawn().unwrap();
         if child.id() == pid {
-            return child;
+            return Some(child);
         }
-        // Another thread took the pid first; try again.
+        // Another thread forked between our write and our fork; try again.
         let _ = child.kill();
         let _ = child.wait();
     }
-    panic!("could not start a process with pid {pid}");
+    None
+}
+
+/// Runs a VM to its exit and plants a stranger in its old process group id. The id is
+/// free only once the server has reaped the VM, so this waits for that (a zombie the
+/// server never reaps fails here); another test may take the id first, so this tries
+/// up to five VMs.
+async fn dead_vm_and_stranger(m: &bioxen::Manager) -> (bioxen::VmId, std::process::Child) {
+    for _ in 0..5 {
+        let id = ready_vm(m).await;
+        let pid = m.info(id).unwrap().pid.unwrap();
+        m.send_input(id, "os.exit(0)\n").unwrap();
+        assert!(
+            eventually(WAIT, || !m.info(id).unwrap().state.is_alive()).await,
+            "the VM did not exit"
+        );
+        assert!(eventually(WAIT, || !process_group_alive(pid)).await);
+        assert!(
+            eventually(WAIT, || !std::path::Path::new(&format!("/proc/{pid}"))
+                .exists())
+            .await,
+            "the server never reaped the VM's process {pid}"
+        );
+        if let Some(stranger) = impostor_with_pid(pid) {
+            return (id, stranger);
+        }
+    }
+    panic!("five times running, another process took an exited VM's pid before the test could");
 }
 
 /// Once a VM has exited and its process group is empty, the group's id can be handed
@@ -324,15 +355,7 @@ fn impostor_with_pid(pid: u32) -> std::process::Child {
 async fn stopping_a_dead_vm_never_signals_a_group_that_reused_its_id() {
     for how in ["terminate", "shutdown"] {
         let m = manager();
-        let id = ready_vm(&m).await;
-        let pid = m.info(id).unwrap().pid.unwrap();
-        m.send_input(id, "os.exit(0)\n").unwrap();
-        assert!(
-            eventually(WAIT, || !m.info(id).unwrap().state.is_alive()).await,
-            "the VM did not exit"
-        );
-        assert!(eventually(WAIT, || !process_group_alive(pid)).await);
-        let mut stranger = impostor_with_pid(pid);
+        let (id, mut stranger) = dead_vm_and_stranger(&m).await;
         match how {
             "terminate" => {
                 m.terminate_vm_session(&id).await.unwrap();
