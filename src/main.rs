@@ -47,6 +47,12 @@ fn main() -> ExitCode {
         Some(Command::KillServer) => cli::control::kill_server(&socket),
         Some(Command::Kill { vm }) => cli::control::kill(&socket, vm),
         Some(Command::Rename { vm, new }) => cli::control::rename(&socket, vm, new),
+        Some(Command::Up {
+            file,
+            detach,
+            force,
+        }) => cli::experiment::up(config, config_path, socket, file, detach, force),
+        Some(Command::Down { file }) => cli::experiment::down(config, &socket, file),
         Some(Command::Keys {
             action,
             mode,

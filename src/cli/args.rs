@@ -75,6 +75,24 @@ pub enum Command {
     Kill { vm: String },
     /// Give a VM of the server a new name (as tmux's rename-window).
     Rename { vm: String, new: String },
+    /// Start an experiment: the VMs an experiment file declares (default: the [[vm]]
+    /// tables of bioxen.toml) that are not running yet, each once its dependencies are
+    /// ready; then open the dashboard.
+    Up {
+        /// The experiment file.
+        file: Option<PathBuf>,
+        /// Return once the VMs are started, without opening the dashboard.
+        #[arg(short, long)]
+        detach: bool,
+        /// Restart VMs whose spec changed since they were started.
+        #[arg(long)]
+        force: bool,
+    },
+    /// End and forget an experiment's VMs.
+    Down {
+        /// The experiment file (default: the [[vm]] tables of bioxen.toml).
+        file: Option<PathBuf>,
+    },
     /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
     Completions { shell: clap_complete::Shell },
     /// Print the manual page (roff).

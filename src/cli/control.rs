@@ -1,4 +1,5 @@
-//! The commands that ask the running server one thing: `kill-server`, `kill`, `rename`.
+//! The commands that ask the running server one thing: `kill-server`, `kill`, `rename`
+//! (and `down`, through [`with_client`]).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -30,7 +31,7 @@ pub fn rename(socket: &Path, vm: String, new: String) -> ExitCode {
 }
 
 /// Runs `f` with a connection to the running server; none running is an error.
-fn with_client<F, Fut>(socket: &std::path::Path, f: F) -> ExitCode
+pub(super) fn with_client<F, Fut>(socket: &std::path::Path, f: F) -> ExitCode
 where
     F: FnOnce(crate::client::Client) -> Fut,
     Fut: std::future::Future<Output = crate::client::Result<()>>,

@@ -157,9 +157,10 @@ pub fn table(rows: &[Value]) -> String {
             _ => s("state"),
         };
         // The last column: the command of local VMs, the address of pool VMs.
-        let detail = match r.get("ip").and_then(Value::as_str) {
-            Some(ip) => format!("ip {}", crate::sanitize::line(ip)),
-            None => s("command"),
+        let detail = match (r.get("experiment"), r.get("ip").and_then(Value::as_str)) {
+            (Some(member), _) if !member.is_null() => experiment_detail(member),
+            (_, Some(ip)) => format!("ip {}", crate::sanitize::line(ip)),
+            _ => s("command"),
         };
         let pid = r
             .get("pid")
@@ -193,6 +194,28 @@ pub fn table(rows: &[Value]) -> String {
         );
     }
     out
+}
+
+/// An experiment VM's last column: its experiment and restarts, then its spec as the
+/// file made it (`sweep-a ↻2 train.lua --lr 0.1 LR=0.1 SEED=1`).
+fn experiment_detail(member: &Value) -> String {
+    let text = |v: &Value| crate::sanitize::line(v.as_str().unwrap_or(""));
+    let spec = &member["spec"];
+    let mut words = vec![text(&member["name"])];
+    if let Some(n) = member["restarts"].as_u64().filter(|n| *n > 0) {
+        words.push(format!("↻{n}"));
+    }
+    if let Some(script) = spec["script"].as_str() {
+        let file = std::path::Path::new(script).file_name().unwrap_or_default();
+        words.push(crate::sanitize::line(&file.to_string_lossy()));
+    }
+    for arg in spec["args"].as_array().into_iter().flatten() {
+        words.push(text(arg));
+    }
+    for pair in spec["env"].as_array().into_iter().flatten() {
+        words.push(format!("{}={}", text(&pair[0]), text(&pair[1])));
+    }
+    words.join(" ")
 }
 
 /// `bioxen ls`: every server's VMs from the registry, then the pool's.

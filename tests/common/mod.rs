@@ -151,6 +151,7 @@ pub fn vm_info(name: &str, state: bioxen::VmState, pid: Option<u32>) -> bioxen::
         progress_age_ms: 0,
         status: None,
         silence_secs: 0,
+        experiment: None,
     }
 }
 

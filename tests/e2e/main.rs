@@ -13,6 +13,7 @@ mod dashboard_e2e;
 mod dashboard_effects;
 mod dashboard_remote_e2e;
 mod demo_e2e;
+mod experiment;
 mod layers;
 mod local_vm;
 mod properties;

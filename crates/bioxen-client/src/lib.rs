@@ -13,7 +13,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use bioxen_proto::{
     self as protocol, Call, CreateOptions, Event, ExecResult, Hello, Incoming, InstallOutcome,
-    Request, Response, ServerMsg, SshAnswer, VmId, VmInfo, VmKind, VmRef, VmState, Welcome,
+    Request, Response, ServerMsg, SshAnswer, UpReport, VmId, VmInfo, VmKind, VmRef, VmState,
+    Welcome,
 };
 
 mod error;
@@ -459,6 +460,23 @@ impl Client {
     /// Ends and forgets every VM.
     pub async fn end_all(&self) -> Result<()> {
         self.done(Request::EndAll).await
+    }
+
+    /// Starts the experiment's VMs that are not running yet; see `Manager::up`.
+    pub async fn up(&self, experiment: bioxen_proto::Experiment, force: bool) -> Result<UpReport> {
+        match self.call(Request::Up { experiment, force }).await? {
+            Response::Up(report) => Ok(report),
+            r => Err(Client::unexpected(r)),
+        }
+    }
+
+    /// Ends and forgets the experiment's VMs; returns their names.
+    pub async fn down(&self, experiment: &str) -> Result<Vec<String>> {
+        let experiment = experiment.to_string();
+        match self.call(Request::Down { experiment }).await? {
+            Response::Ended { vms } => Ok(vms),
+            r => Err(Client::unexpected(r)),
+        }
     }
 
     async fn done(&self, request: Request) -> Result<()> {

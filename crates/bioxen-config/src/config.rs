@@ -14,7 +14,7 @@ use toml::Spanned;
 
 use crate::error::ConfigError;
 
-mod words;
+pub(crate) mod words;
 
 /// Where the configuration came from, kept for messages and for relative paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +35,11 @@ pub struct Config {
     pub keys: KeysConfig,
     /// Where luarocks looks for rocks: URLs or local directories.
     pub rocks_servers: Vec<String>,
+    /// An experiment declared in bioxen.toml, read by [`crate::experiment::from_config`]
+    /// when `bioxen up` is given no file.
+    #[serde(rename = "vm")]
+    pub experiment_vms: Vec<toml::Value>,
+    pub experiment: Option<toml::Value>,
     #[serde(skip)]
     pub source: Option<Source>,
     /// Things worth telling the user that do not stop bioxen (a readable password).
@@ -52,6 +57,8 @@ impl Default for Config {
             ssh_hosts: Vec::new(),
             keys: KeysConfig::default(),
             rocks_servers: Vec::new(),
+            experiment_vms: Vec::new(),
+            experiment: None,
             source: Some(Source::Defaults),
             warnings: Vec::new(),
         }
@@ -720,7 +727,7 @@ fn invalid_key_in(
 }
 
 /// 1-based line and column (in characters) of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
@@ -731,7 +738,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 /// The dotted key (`ui.scrollback`) whose key or value sits at `offset`: the nearest
 /// table header above plus the key on that line.
-fn key_at(text: &str, offset: usize) -> Option<String> {
+pub(crate) fn key_at(text: &str, offset: usize) -> Option<String> {
     let offset = offset.min(text.len());
     let line_start = text[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
     let line_end = text[offset..]

@@ -5,6 +5,7 @@
 
 mod config;
 pub mod error;
+pub mod experiment;
 pub mod keymap;
 pub mod keys;
 pub mod keyspec;

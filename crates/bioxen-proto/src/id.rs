@@ -28,6 +28,23 @@ pub enum VmRef {
     Name(String),
 }
 
+/// A name a VM may not have: names appear in file names, shell words and key
+/// bindings, so they keep to a safe alphabet.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid VM name '{0}': use 1-64 letters, digits, '-', '_' or '.', not starting with '.'")]
+pub struct BadName(pub String);
+
+/// Whether `name` may name a VM: see [`BadName`].
+pub fn check_name(name: &str) -> Result<(), BadName> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.');
+    ok.then_some(()).ok_or_else(|| BadName(name.to_string()))
+}
+
 impl VmRef {
     /// Whether this names the session numbered `vm` and called `name`.
     pub fn is(&self, vm: VmId, name: &str) -> bool {

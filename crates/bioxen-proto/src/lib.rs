@@ -18,6 +18,7 @@
 //! [`Event`]s to clients that subscribed or watch a session.
 
 mod error;
+mod experiment;
 mod frame;
 mod id;
 mod message;
@@ -29,13 +30,14 @@ mod status;
 mod vm;
 
 pub use error::WireError;
+pub use experiment::{Dependency, Experiment, Membership, PlannedVm, Ready, Restart, UpReport};
 pub use frame::{decode_message, encode_message, encode_output};
 #[cfg(feature = "io")]
 pub use frame::{
     read_frame_body, read_frame_len, read_incoming, read_message, read_message_within,
     write_message,
 };
-pub use id::{VmId, VmRef};
+pub use id::{BadName, VmId, VmRef, check_name};
 pub use message::*;
 pub use pool::{PoolStatus, PoolVm, XapiError};
 pub use snapshot::{DEFAULT_SCROLLBACK_BYTES, Snapshot};

@@ -5,12 +5,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Alert, PoolStatus, PoolVm, Size, Snapshot, SshAnswer, SshQuestion, VmId, VmInfo, VmKind,
-    VmOptions, VmRef, VmState, WireError,
+    Alert, Experiment, PoolStatus, PoolVm, Size, Snapshot, SshAnswer, SshQuestion, UpReport, VmId,
+    VmInfo, VmKind, VmOptions, VmRef, VmState, WireError,
 };
 
 /// Bumped whenever a message changes shape.
-pub const VERSION: u32 = 9;
+pub const VERSION: u32 = 10;
 
 /// How often a glanced-at session's screen is sent at most: 30 frames a second.
 pub const GLANCE_EVERY: std::time::Duration = std::time::Duration::from_millis(33);
@@ -74,6 +74,7 @@ impl CreateOptions {
             memory_mib: self.memory_mib,
             vcpus: self.vcpus,
             pool_vm: self.pool_vm,
+            cwd: None,
         })
     }
 }
@@ -205,6 +206,16 @@ pub enum Request {
     /// Ends and forgets every VM; the server stays (or exits, if configured to when
     /// empty).
     EndAll,
+    /// Starts the experiment's VMs that are not running yet, each once its
+    /// dependencies are ready; with `force`, VMs whose spec changed start again.
+    Up {
+        experiment: Experiment,
+        force: bool,
+    },
+    /// Ends and forgets every VM of the experiment.
+    Down {
+        experiment: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -231,6 +242,11 @@ pub enum Response {
         path: Option<std::path::PathBuf>,
     },
     Installed(InstallOutcome),
+    Up(UpReport),
+    /// The VMs a `Down` ended.
+    Ended {
+        vms: Vec<String>,
+    },
     /// The request failed, with the error's kind kept, as [`crate::Error`] has it.
     Failed(WireError),
 }
@@ -368,9 +384,14 @@ impl Request {
             Create { .. } | Restart { .. } => within(Duration::from_secs(15 * 60), true),
             Install { .. } => within(INSTALL_LIMIT, true),
             // Ending a VM waits for its process, or for the pool to halt it.
-            Kill { .. } | Terminate { .. } | Release { .. } | Destroy { .. } | EndAll => {
-                within(Duration::from_secs(120), true)
-            }
+            // Up ends the VMs a forced change replaces; down ends an experiment.
+            Kill { .. }
+            | Terminate { .. }
+            | Release { .. }
+            | Destroy { .. }
+            | EndAll
+            | Up { .. }
+            | Down { .. } => within(Duration::from_secs(120), true),
             SendInput { .. }
             | ReadOutput { .. }
             | Resize { .. }

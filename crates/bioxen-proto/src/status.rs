@@ -66,6 +66,9 @@ pub struct VmInfo {
     /// Seconds without output after which the VM raises a silence alert; 0 is off.
     #[serde(default)]
     pub silence_secs: u64,
+    /// The experiment the VM was started by, with its spec and restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<crate::Membership>,
 }
 
 /// How far along a VM says it is (OSC 9;4).

@@ -74,6 +74,11 @@ pub enum VmState {
     Reconnecting(u32),
     /// The session could not start or broke; the reason is shown.
     Failed(String),
+    /// An experiment VM not started yet: what it waits for (`loader: idle`).
+    Waiting(String),
+    /// An experiment VM that will not start: a dependency failed, or it was ended
+    /// while it waited; the reason is shown.
+    Blocked(String),
 }
 
 impl VmState {
@@ -93,6 +98,8 @@ impl VmState {
             VmState::Exited(code) => format!("exited({code})"),
             VmState::Killed(sig) => format!("killed({})", signal_name(*sig)),
             VmState::Failed(why) => format!("failed({why})"),
+            VmState::Waiting(what) => format!("waiting({what})"),
+            VmState::Blocked(why) => format!("blocked({why})"),
         }
     }
 }
@@ -183,6 +190,8 @@ pub struct VmOptions {
     pub size: Size,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
+    /// For `local`: the working directory (default from `[local] cwd`).
+    pub cwd: Option<std::path::PathBuf>,
     /// For `ssh`: the `[[ssh_hosts]]` entry to connect to.
     pub host: Option<String>,
     /// For `xcpng`: the template to clone (default from `[xcpng]`).

@@ -46,11 +46,11 @@ pub fn draw(frame: &mut Frame, app: &App, screens: &dyn Screens) {
 
 pub fn state_color(state: &VmState) -> Color {
     match state {
-        VmState::Starting | VmState::Reconnecting(_) => Color::Yellow,
+        VmState::Starting | VmState::Reconnecting(_) | VmState::Waiting(_) => Color::Yellow,
         VmState::Running => Color::Green,
         VmState::Exited(0) => Color::DarkGray,
         VmState::Exited(_) => Color::Magenta,
-        VmState::Killed(_) | VmState::Failed(_) => Color::Red,
+        VmState::Killed(_) | VmState::Failed(_) | VmState::Blocked(_) => Color::Red,
     }
 }
 

@@ -350,6 +350,8 @@ pub fn short_state(state: &VmState) -> String {
             format!("killed({})", name.trim_start_matches("SIG"))
         }
         VmState::Failed(_) => "failed".into(),
+        VmState::Waiting(_) => "waiting".into(),
+        VmState::Blocked(_) => "blocked".into(),
         VmState::Reconnecting(n) => format!("reconnect({n})"),
         other => other.label(),
     }

@@ -27,6 +27,8 @@ pub enum VmSpec {
         command: Option<Vec<String>>,
         /// Added to the configured environment.
         env: Vec<(String, String)>,
+        /// Overrides the configured working directory.
+        cwd: Option<std::path::PathBuf>,
     },
     Ssh {
         /// The `[[ssh_hosts]]` entry.
@@ -60,6 +62,7 @@ impl VmSpec {
         let local = [
             o.command.is_some().then_some("command"),
             (!o.env.is_empty()).then_some("env"),
+            o.cwd.is_some().then_some("cwd"),
         ];
         let ssh = [o.host.is_some().then_some("host")];
         let xcpng = [
@@ -85,6 +88,7 @@ impl VmSpec {
                 Ok(VmSpec::Local {
                     command: o.command.clone().filter(|c| !c.is_empty()),
                     env: o.env.clone(),
+                    cwd: o.cwd.clone(),
                 })
             }
             VmKind::Ssh => {
@@ -177,7 +181,8 @@ mod tests {
             VmSpec::new(VmKind::Local, &command),
             Ok(VmSpec::Local {
                 command: Some(vec!["lua5.4".into()]),
-                env: Vec::new()
+                env: Vec::new(),
+                cwd: None,
             })
         );
         assert_eq!(

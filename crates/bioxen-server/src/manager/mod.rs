@@ -11,6 +11,7 @@
 
 mod config;
 mod execute;
+mod experiment;
 mod install;
 mod interpreter;
 mod io;
@@ -209,6 +210,19 @@ impl Manager {
         options: VmOptions,
         link_only: bool,
     ) -> Result<VmId> {
+        let session = self.register(id, kind, &options)?;
+        self.start_session(&session, link_only).await?;
+        Ok(session.vm)
+    }
+
+    /// Adds a session to the list, not started yet: its name checked and taken, its
+    /// number given.
+    fn register(
+        &self,
+        id: Option<&str>,
+        kind: VmKind,
+        options: &VmOptions,
+    ) -> Result<Arc<Session>> {
         let id = match id {
             Some(id) => {
                 validate_id(id)?;
@@ -230,7 +244,7 @@ impl Manager {
             if sessions.iter().any(|s| s.is_named(&id)) {
                 return Err(Error::Manager(format!("a VM named '{id}' already exists")));
             }
-            let spec = VmSpec::new(kind, &options).map_err(|e| Error::Manager(e.to_string()))?;
+            let spec = VmSpec::new(kind, options).map_err(|e| Error::Manager(e.to_string()))?;
             let vm = VmId(self.inner.next_vm.fetch_add(1, Ordering::Relaxed));
             let session = Arc::new(Session::new(
                 vm,
@@ -248,29 +262,35 @@ impl Manager {
             self.inner.events.clone(),
         ));
         let _ = self.inner.events.send(Event::Created(session.vm));
-        let started = match kind {
+        Ok(session)
+    }
+
+    /// Starts a registered session's interpreter, or its link alone; a session that
+    /// cannot start shows why.
+    async fn start_session(&self, session: &Arc<Session>, link_only: bool) -> Result<()> {
+        let started = match session.kind() {
             VmKind::Local if link_only => Err(Error::Manager(
                 "a local VM has no link to run programs on".into(),
             )),
-            VmKind::Local => self.start_process(&session),
+            VmKind::Local => self.start_process(session),
             VmKind::Ssh | VmKind::Xcpng if link_only => {
-                remote::start_link_only(self, &session).await
+                remote::start_link_only(self, session).await
             }
-            VmKind::Ssh | VmKind::Xcpng => remote::start(self, &session).await,
+            VmKind::Ssh | VmKind::Xcpng => remote::start(self, session).await,
         };
-        if let Err(e) = started {
+        started.inspect_err(|e| {
             session.set_state(&self.inner.events, VmState::Failed(e.to_string()));
-            return Err(e);
-        }
-        Ok(session.vm)
+        })
     }
 
     /// Starts (or restarts) the interpreter of a session.
     fn start_process(&self, session: &Arc<Session>) -> Result<()> {
         let config = &self.inner.config;
-        let (command, extra_env) = match &session.spec {
-            VmSpec::Local { command, env } => (command.as_deref(), env.as_slice()),
-            _ => (None, &[][..]),
+        let (command, extra_env, cwd) = match &session.spec {
+            VmSpec::Local { command, env, cwd } => {
+                (command.as_deref(), env.as_slice(), cwd.as_ref())
+            }
+            _ => (None, &[][..], None),
         };
         let argv = config.local_argv(command);
         let mut env = config.local_vm_env(extra_env, &session.name());
@@ -283,7 +303,7 @@ impl Manager {
             argv: argv.clone(),
             env,
             env_remove: config.secret_env(),
-            cwd: config.local_cwd.clone(),
+            cwd: cwd.or(config.local_cwd.as_ref()).cloned(),
             size,
         };
         session.set_state(&self.inner.events, VmState::Starting);
@@ -490,6 +510,8 @@ impl Manager {
         }
         let gone = sessions.remove(pos);
         drop(sessions);
+        // An experiment VM still waiting to start never will.
+        gone.stop.raise();
         let _ = self.inner.events.send(Event::Removed(gone.vm));
         Ok(())
     }
@@ -566,20 +588,25 @@ impl Manager {
         execute::run(&session, code, chunk_name, timeout).await
     }
 
-    /// Waits until the VM shows a Lua prompt (`> ` before the cursor).
+    /// Waits until the VM shows a Lua prompt (`> ` before the cursor); an experiment VM
+    /// waiting for its dependencies is waited for too.
     pub async fn wait_ready(&self, vm: impl Into<VmRef>, timeout: Duration) -> Result<()> {
         let session = self.get(vm)?;
         let ready = session
-            .wait_for(timeout, |s| {
-                let state = s.state();
-                !state.is_alive() || lock(&s.screen).text_before_cursor().ends_with("> ")
+            .wait_for(timeout, |s| match s.state() {
+                VmState::Waiting(_) => false,
+                state if !state.is_alive() => true,
+                _ => lock(&s.screen).text_before_cursor().ends_with("> "),
             })
             .await;
         match session.state() {
             VmState::Starting | VmState::Running if ready => Ok(()),
-            VmState::Starting | VmState::Running => Err(Error::Timeout {
+            VmState::Starting | VmState::Running | VmState::Waiting(_) => Err(Error::Timeout {
                 id: session.name(),
-                what: "waiting for a Lua prompt".into(),
+                what: match session.state() {
+                    VmState::Waiting(what) => format!("waiting for {what}, then a Lua prompt"),
+                    _ => "waiting for a Lua prompt".into(),
+                },
                 seconds: timeout.as_secs_f64(),
             }),
             dead => Err(Error::session(
@@ -731,19 +758,7 @@ impl Manager {
 
 /// Session ids name log files and appear in commands: keep them plain.
 fn validate_id(id: &str) -> Result<()> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && !id.starts_with('.');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Manager(format!(
-            "invalid VM name '{id}': use 1-64 letters, digits, '-', '_' or '.'"
-        )))
-    }
+    bioxen_proto::check_name(id).map_err(|e| Error::Manager(e.to_string()))
 }
 
 fn log_path(config: &ManagerConfig, id: &str) -> PathBuf {

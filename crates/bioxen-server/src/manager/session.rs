@@ -42,6 +42,15 @@ pub struct Session {
     pub(super) signals: Mutex<SessionSignals>,
     /// Seconds without output before a silence alert; 0 is off.
     pub(super) silence: watch::Sender<u64>,
+    /// The experiment the VM belongs to, its spec and restarts; see `experiment.rs`.
+    pub(super) membership: Mutex<Option<bioxen_proto::Membership>>,
+    /// Set while the experiment's supervisor of this VM may still start it (it waits
+    /// for dependencies, runs it, or backs off to restart it): a dependant waiting for
+    /// it gives up only once this is clear.
+    pub(super) supervised: watch::Sender<bool>,
+    /// Held by a supervisor while it starts the VM, and taken by [`Session::stop`]
+    /// once the stop is raised: a stop never misses a process started beside it.
+    pub(super) start_gate: tokio::sync::Mutex<()>,
 }
 
 /// What a session's program said about itself, and when the list last told clients.
@@ -122,6 +131,9 @@ impl Session {
             activity,
             signals: Mutex::new(SessionSignals::default()),
             silence: watch::channel(config.silence_secs).0,
+            membership: Mutex::new(None),
+            supervised: watch::channel(false).0,
+            start_gate: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -230,6 +242,8 @@ impl Session {
     /// Terminates the process group and waits until the process is gone.
     pub(super) async fn stop(&self) -> VmState {
         self.stop.raise();
+        // A supervisor starting the process now finishes first; none starts after.
+        drop(self.start_gate.lock().await);
         let control = lock(&self.process).as_ref().map(|p| p.control.clone());
         let Some(control) = control else {
             return self.state();
@@ -339,6 +353,7 @@ impl Session {
             progress_age_ms: progress_age.as_millis() as u64,
             status: signals.status.clone(),
             silence_secs: *self.silence.borrow(),
+            experiment: lock(&self.membership).clone(),
             state,
         }
     }

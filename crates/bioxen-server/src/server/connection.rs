@@ -651,6 +651,10 @@ async fn handle(m: &Manager, request: Request, out: &Queue) -> Response {
                 m.end_all().await;
                 Response::Done
             }
+            Request::Up { experiment, force } => Response::Up(m.up(experiment, force).await?),
+            Request::Down { experiment } => Response::Ended {
+                vms: m.down(&experiment).await?,
+            },
             // Handled by the connection itself.
             Request::Subscribe
             | Request::Watch { .. }

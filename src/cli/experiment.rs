@@ -1,0 +1,114 @@
+//! `bioxen up` and `bioxen down`: an experiment file's VMs started on the server, in
+//! dependency order, and ended together.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::config::{Config, experiment};
+
+/// `bioxen up [FILE]`: starts what the file declares and is not running yet, then
+/// opens the dashboard unless `detach`.
+pub fn up(
+    config: Config,
+    config_path: Option<&Path>,
+    socket: PathBuf,
+    file: Option<PathBuf>,
+    detach: bool,
+    force: bool,
+) -> ExitCode {
+    let plan = match read(&config, file.as_deref()) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("bioxen: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let start = match super::server::start_options(&config, config_path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bioxen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(runtime) = super::runtime_or_say() else {
+        return ExitCode::FAILURE;
+    };
+    let name = plan.name.clone();
+    let report = runtime.block_on(async {
+        let client = crate::client::Client::connect_or_start(&socket, "up", &start).await?;
+        client.up(plan, force).await
+    });
+    drop(runtime);
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("bioxen: {}", crate::sanitize::lines(&e.to_string()));
+            return ExitCode::FAILURE;
+        }
+    };
+    let say = |what: &str, names: &[String]| {
+        if !names.is_empty() {
+            println!("{name}: {what}: {}", names.join(", "));
+        }
+    };
+    say("started", &report.started);
+    say("already running", &report.unchanged);
+    if force {
+        say("restarted with a changed spec", &report.changed);
+    } else {
+        say(
+            "changed but left running (--force restarts them)",
+            &report.changed,
+        );
+    }
+    if detach {
+        return ExitCode::SUCCESS;
+    }
+    super::dashboard::attach(config, socket, None)
+}
+
+/// `bioxen down [FILE]`: ends and forgets the experiment's VMs.
+pub fn down(config: Config, socket: &Path, file: Option<PathBuf>) -> ExitCode {
+    let name = match file.as_deref() {
+        Some(path) => experiment::name_of(path),
+        None => read(&config, None).map(|plan| plan.name),
+    };
+    let name = match name {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("bioxen: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    super::control::with_client(socket, |c| async move {
+        let ended = c.down(&name).await?;
+        if ended.is_empty() {
+            println!("{name}: no VM was running");
+        } else {
+            println!("{name}: ended {}", ended.join(", "));
+        }
+        Ok(())
+    })
+}
+
+/// The experiment in `file`, or the `[[vm]]` tables of the configuration file.
+fn read(
+    config: &Config,
+    file: Option<&Path>,
+) -> Result<bioxen_proto::Experiment, crate::config::ConfigError> {
+    match file {
+        Some(path) => experiment::load(path, config),
+        None => match config.path() {
+            Some(path) if !config.experiment_vms.is_empty() => {
+                experiment::from_config(path, config)
+            }
+            _ => Err(crate::config::ConfigError::Invalid {
+                path: config.path().map(Path::to_path_buf).unwrap_or_default(),
+                line: 1,
+                column: 1,
+                key: Some("vm".into()),
+                message: "no experiment file was given, and bioxen.toml declares no [[vm]]".into(),
+            }),
+        },
+    }
+}
