@@ -64,18 +64,23 @@ pub async fn stopped() -> &'static str {
     }
 }
 
+/// The process already has a log subscriber.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start logging: {0}")]
+pub struct InstallError(Box<dyn std::error::Error + Send + Sync>);
+
 /// Installs the process's log subscriber on `sink`, at `level`.
 pub fn install<W: Write + Send + 'static>(
     sink: LogSink<W>,
     level: tracing::Level,
-) -> Result<(), String> {
+) -> Result<(), InstallError> {
     tracing_subscriber::fmt()
         .with_writer(std::sync::Mutex::new(sink))
         .with_ansi(false)
         .with_max_level(level)
         .log_internal_errors(false)
         .try_init()
-        .map_err(|e| format!("cannot start logging: {e}"))
+        .map_err(InstallError)
 }
 
 #[cfg(test)]

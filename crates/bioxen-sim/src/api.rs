@@ -591,7 +591,8 @@ impl Sim {
             "get_all_records_where" => {
                 let [expr] = arity::<1>(method, args)?;
                 let expr = expr.as_str().unwrap_or("");
-                let pred = filter::parse(expr).map_err(|e| fail("INVALID_VALUE", &[expr, &e]))?;
+                let pred = filter::parse(expr)
+                    .map_err(|e| fail("INVALID_VALUE", &[expr, &e.to_string()]))?;
                 Ok(XVal::Struct(
                     db.all(class)
                         .filter(|(_, rec)| pred.eval(rec))

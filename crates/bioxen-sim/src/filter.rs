@@ -52,7 +52,7 @@ enum Token {
     Close,
 }
 
-fn lex(s: &str) -> Result<Vec<Token>, String> {
+fn lex(s: &str) -> Result<Vec<Token>, BadFilter> {
     let mut out = Vec::new();
     let mut chars = s.chars().peekable();
     while let Some(&c) = chars.peek() {
@@ -80,7 +80,7 @@ fn lex(s: &str) -> Result<Vec<Token>, String> {
                         Some('"') => break,
                         Some('\\') => lit.extend(chars.next()),
                         Some(c) => lit.push(c),
-                        None => return Err("unterminated string".into()),
+                        None => return Err(BadFilter::Unterminated),
                     }
                 }
                 out.push(Token::Str(lit));
@@ -97,18 +97,31 @@ fn lex(s: &str) -> Result<Vec<Token>, String> {
                 }
                 out.push(Token::Word(w));
             }
-            other => return Err(format!("unexpected character {other:?}")),
+            other => return Err(BadFilter::Unexpected(other)),
         }
     }
     Ok(out)
 }
 
-pub fn parse(s: &str) -> Result<Expr, String> {
+/// Why a filter expression could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadFilter {
+    #[error("unterminated string")]
+    Unterminated,
+    #[error("unexpected character {0:?}")]
+    Unexpected(char),
+    #[error("trailing input")]
+    Trailing,
+    #[error("expected {0}")]
+    Expected(&'static str),
+}
+
+pub fn parse(s: &str) -> Result<Expr, BadFilter> {
     let tokens = lex(s)?;
     let mut p = Parser { tokens, pos: 0 };
     let e = p.or()?;
     if p.pos != p.tokens.len() {
-        return Err("trailing input".into());
+        return Err(BadFilter::Trailing);
     }
     Ok(e)
 }
@@ -123,7 +136,7 @@ impl Parser {
         matches!(self.tokens.get(self.pos), Some(Token::Word(x)) if x == w)
     }
 
-    fn or(&mut self) -> Result<Expr, String> {
+    fn or(&mut self) -> Result<Expr, BadFilter> {
         let mut e = self.and()?;
         while self.peek_word("or") {
             self.pos += 1;
@@ -132,7 +145,7 @@ impl Parser {
         Ok(e)
     }
 
-    fn and(&mut self) -> Result<Expr, String> {
+    fn and(&mut self) -> Result<Expr, BadFilter> {
         let mut e = self.unary()?;
         while self.peek_word("and") {
             self.pos += 1;
@@ -141,7 +154,7 @@ impl Parser {
         Ok(e)
     }
 
-    fn unary(&mut self) -> Result<Expr, String> {
+    fn unary(&mut self) -> Result<Expr, BadFilter> {
         if self.peek_word("not") {
             self.pos += 1;
             return Ok(Expr::Not(Box::new(self.unary()?)));
@@ -155,21 +168,21 @@ impl Parser {
             self.pos += 1;
             let e = self.or()?;
             if self.tokens.get(self.pos) != Some(&Token::Close) {
-                return Err("expected )".into());
+                return Err(BadFilter::Expected(")"));
             }
             self.pos += 1;
             return Ok(e);
         }
         let a = self.value()?;
         if self.tokens.get(self.pos) != Some(&Token::Eq) {
-            return Err("expected =".into());
+            return Err(BadFilter::Expected("="));
         }
         self.pos += 1;
         let b = self.value()?;
         Ok(Expr::Eq(a, b))
     }
 
-    fn value(&mut self) -> Result<Value, String> {
+    fn value(&mut self) -> Result<Value, BadFilter> {
         match self.tokens.get(self.pos) {
             Some(Token::Str(s)) => {
                 let v = Value::Literal(s.clone());
@@ -182,9 +195,9 @@ impl Parser {
                     self.pos += 2;
                     Ok(v)
                 }
-                _ => Err("expected a field name in quotes".into()),
+                _ => Err(BadFilter::Expected("a field name in quotes")),
             },
-            _ => Err("expected a value".into()),
+            _ => Err(BadFilter::Expected("a value")),
         }
     }
 }
@@ -209,5 +222,23 @@ mod tests {
         assert!(t("true"));
         assert!(parse(r#"field "a" ="#).is_err());
         assert!(parse("bogus").is_err());
+    }
+
+    #[test]
+    fn a_bad_filter_says_what_is_wrong_by_kind() {
+        assert_eq!(
+            parse(r#"field "a" = "x"#).err(),
+            Some(BadFilter::Unterminated)
+        );
+        assert_eq!(
+            parse("field \"a\" = \"x\" ;").err(),
+            Some(BadFilter::Unexpected(';'))
+        );
+        assert_eq!(parse("true true").err(), Some(BadFilter::Trailing));
+        assert_eq!(parse("(true").err(), Some(BadFilter::Expected(")")));
+        assert_eq!(
+            parse("field").err(),
+            Some(BadFilter::Expected("a field name in quotes"))
+        );
     }
 }

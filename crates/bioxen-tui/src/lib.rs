@@ -186,7 +186,7 @@ async fn dashboard(
         },
     )
     .map_err(|e| e.to_string())?;
-    let mut app = App::new(keymap, size, mouse);
+    let mut app = App::new(keymap, size);
     app.vms_end_on_quit = vms_end_on_quit;
     let mut runner = Runner::new(server, progress_shown);
     app.kinds = std::iter::once(app::KindChoice::Local)
@@ -465,7 +465,7 @@ fn init_logging(config: &Config) -> Result<std::path::PathBuf, String> {
         _ => tracing::Level::INFO,
     };
     let what = format!("the dashboard's log {}", path.display());
-    bioxen_log::install(bioxen_log::LogSink::new(file, what), level)?;
+    bioxen_log::install(bioxen_log::LogSink::new(file, what), level).map_err(|e| e.to_string())?;
     // Each dashboard's lines start with the build and pid that wrote them; a log that
     // cannot be written shows so from the first frame.
     tracing::info!(

@@ -96,7 +96,7 @@ struct Client {
     port: u16,
     known_hosts: PathBuf,
     trust: Trust,
-    refusal: Arc<Mutex<Option<String>>>,
+    refusal: Arc<Mutex<Option<HostKeyRefusal>>>,
 }
 
 impl client::Handler for Client {
@@ -127,43 +127,121 @@ pub fn fingerprint(key: &PublicKey) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
 }
 
+/// Why a host key was not trusted: each says what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum HostKeyRefusal {
+    #[error(
+        "the host key of {host}:{port} has CHANGED (now {fp}); {} line {line} records another. \
+         Someone may be intercepting the connection. If the host was reinstalled, remove that line.",
+        file.display()
+    )]
+    Changed {
+        host: String,
+        port: u16,
+        fp: String,
+        file: PathBuf,
+        line: usize,
+    },
+    #[error(
+        "the host key {fp} of {host}:{port} is REVOKED ({} line {line}); refusing to connect",
+        file.display()
+    )]
+    Revoked {
+        host: String,
+        port: u16,
+        fp: String,
+        file: PathBuf,
+        line: usize,
+    },
+    #[error(
+        "{host}:{port} is trusted through a certificate authority ({} line {line}), and \
+         bioxen does not check host certificates; refusing to connect. Add the host's own \
+         key ({fp}) to use it from bioxen",
+        file.display()
+    )]
+    CertAuthorityOnly {
+        host: String,
+        port: u16,
+        fp: String,
+        file: PathBuf,
+        line: usize,
+    },
+    #[error(
+        "{host}:{port} is not in {} (its {algorithm} key is {fp}); refusing to connect. Connect \
+         once from the dashboard to accept it, or add it with: ssh-keyscan -p {port} {host} >> {}",
+        file.display(),
+        file.display()
+    )]
+    Unknown {
+        host: String,
+        port: u16,
+        algorithm: String,
+        fp: String,
+        file: PathBuf,
+    },
+    #[error("the host key {fp} of {host}:{port} was refused")]
+    RefusedByUser { host: String, port: u16, fp: String },
+    #[error("cannot read {}: {source}", file.display())]
+    Unreadable {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {}: {source}", file.display())]
+    Unwritable {
+        file: PathBuf,
+        source: russh::keys::Error,
+    },
+}
+
 async fn check_host_key(
     host: &str,
     port: u16,
     key: &PublicKey,
     known_hosts: &Path,
     trust: &Trust,
-) -> Result<(), String> {
+) -> Result<(), HostKeyRefusal> {
+    use HostKeyRefusal::*;
     let fp = fingerprint(key);
+    let (h, file) = (host.to_string(), known_hosts.to_path_buf());
     match super::known_hosts::check(known_hosts, host, port, key) {
         Ok(Verdict::Known) => return Ok(()),
         Ok(Verdict::Unknown) => {}
         Ok(Verdict::Changed { line }) => {
-            return Err(format!(
-                "the host key of {host}:{port} has CHANGED (now {fp}); {} line {line} records another. \
-                 Someone may be intercepting the connection. If the host was reinstalled, remove that line.",
-                known_hosts.display()
-            ));
+            return Err(Changed {
+                host: h,
+                port,
+                fp,
+                file,
+                line,
+            });
         }
         Ok(Verdict::Revoked { line }) => {
-            return Err(format!(
-                "the host key {fp} of {host}:{port} is REVOKED ({} line {line}); refusing to connect",
-                known_hosts.display()
-            ));
+            return Err(Revoked {
+                host: h,
+                port,
+                fp,
+                file,
+                line,
+            });
         }
         Ok(Verdict::CertAuthorityOnly { line }) => {
-            return Err(format!(
-                "{host}:{port} is trusted through a certificate authority ({} line {line}), and \
-                 bioxen does not check host certificates; refusing to connect. Add the host's own \
-                 key ({fp}) to use it from bioxen",
-                known_hosts.display()
-            ));
+            return Err(CertAuthorityOnly {
+                host: h,
+                port,
+                fp,
+                file,
+                line,
+            });
         }
-        Err(e) => return Err(format!("cannot read {}: {e}", known_hosts.display())),
+        Err(source) => return Err(Unreadable { file, source }),
     }
     let remember = |key: &PublicKey| {
-        russh::keys::known_hosts::learn_known_hosts_path(host, port, key, known_hosts)
-            .map_err(|e| format!("cannot write {}: {e}", known_hosts.display()))
+        russh::keys::known_hosts::learn_known_hosts_path(host, port, key, known_hosts).map_err(
+            |source| Unwritable {
+                file: known_hosts.to_path_buf(),
+                source,
+            },
+        )
     };
     if let Some(prompt) = &trust.prompt {
         let (reply, answer) = oneshot::channel();
@@ -178,20 +256,20 @@ async fn check_host_key(
             return match answer.await {
                 Ok(SshAnswer::AcceptOnce) => Ok(()),
                 Ok(SshAnswer::AcceptAndRemember) => remember(key),
-                _ => Err(format!("the host key {fp} of {host}:{port} was refused")),
+                _ => Err(RefusedByUser { host: h, port, fp }),
             };
         }
     }
     if trust.accept_new {
         return remember(key);
     }
-    Err(format!(
-        "{host}:{port} is not in {} (its {} key is {fp}); refusing to connect. Connect once from the \
-         dashboard to accept it, or add it with: ssh-keyscan -p {port} {host} >> {}",
-        known_hosts.display(),
-        key.algorithm(),
-        known_hosts.display()
-    ))
+    Err(Unknown {
+        host: h,
+        port,
+        algorithm: key.algorithm().to_string(),
+        fp,
+        file,
+    })
 }
 
 /// An authenticated SSH connection. Clones share it.
@@ -232,7 +310,7 @@ pub async fn connect(target: &SshTarget, trust: &Trust) -> Result<Connection, Ss
         Ok(Ok(h)) => h,
         Ok(Err(e)) => {
             if let Some(reason) = crate::lock(&refusal).take() {
-                return Err(SshError::HostKey(reason));
+                return Err(SshError::HostKey(reason.to_string()));
             }
             return Err(SshError::Connect(format!(
                 "{}: {}",
@@ -283,7 +361,7 @@ async fn authenticate(
         let key = match load_key(&path, trust).await {
             Ok(k) => k,
             Err(e) => {
-                tried.push(e);
+                tried.push(e.to_string());
                 continue;
             }
         };
@@ -328,30 +406,47 @@ async fn authenticate(
     )))
 }
 
-async fn load_key(path: &Path, trust: &Trust) -> Result<russh::keys::PrivateKey, String> {
+/// Why a private key could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyLoad {
+    #[error("key {} is encrypted: load it into ssh-agent", path.display())]
+    Encrypted { path: PathBuf },
+    #[error("no one to ask for the passphrase of {}", path.display())]
+    NoOneToAsk { path: PathBuf },
+    #[error("no passphrase for {}", path.display())]
+    NoPassphrase { path: PathBuf },
+    #[error("key {}: {source}", path.display())]
+    Unusable {
+        path: PathBuf,
+        source: russh::keys::Error,
+    },
+}
+
+async fn load_key(path: &Path, trust: &Trust) -> Result<russh::keys::PrivateKey, KeyLoad> {
+    let unusable = |source| KeyLoad::Unusable {
+        path: path.to_path_buf(),
+        source,
+    };
     match russh::keys::load_secret_key(path, None) {
         Ok(k) => Ok(k),
         Err(russh::keys::Error::KeyIsEncrypted) => {
+            let path = path.to_path_buf();
             let Some(prompt) = &trust.prompt else {
-                return Err(format!(
-                    "key {} is encrypted: load it into ssh-agent",
-                    path.display()
-                ));
+                return Err(KeyLoad::Encrypted { path });
             };
             let (reply, answer) = oneshot::channel();
-            let question = SshQuestion::Passphrase {
-                key: path.to_path_buf(),
-            };
-            prompt
-                .send(SshPrompt { question, reply })
-                .map_err(|_| "no one to ask for the passphrase".to_string())?;
+            let question = SshQuestion::Passphrase { key: path.clone() };
+            if prompt.send(SshPrompt { question, reply }).is_err() {
+                return Err(KeyLoad::NoOneToAsk { path });
+            }
             match answer.await {
-                Ok(SshAnswer::Passphrase(p)) => russh::keys::load_secret_key(path, Some(&p))
-                    .map_err(|e| format!("key {}: {e}", path.display())),
-                _ => Err(format!("no passphrase for {}", path.display())),
+                Ok(SshAnswer::Passphrase(p)) => {
+                    russh::keys::load_secret_key(&path, Some(&p)).map_err(unusable)
+                }
+                _ => Err(KeyLoad::NoPassphrase { path }),
             }
         }
-        Err(e) => Err(format!("key {}: {e}", path.display())),
+        Err(e) => Err(unusable(e)),
     }
 }
 

@@ -166,37 +166,30 @@ impl XVal {
 
     /// Reads a `<value>` element: typed and untyped strings, `<int>`/`<i4>`/`<i8>`,
     /// `<double>`, `<boolean>`, `<dateTime.iso8601>`, `<array>`, `<struct>`.
-    pub fn from_xml(node: roxmltree::Node) -> Result<XVal, String> {
+    pub fn from_xml(node: roxmltree::Node) -> Result<XVal, BadXmlRpc> {
         XVal::from_xml_at(node, 0)
     }
 
     /// Nesting is bounded: a request of nothing but nested arrays must be an error,
     /// not a stack overflow that takes the whole server down.
-    fn from_xml_at(node: roxmltree::Node, depth: usize) -> Result<XVal, String> {
+    fn from_xml_at(node: roxmltree::Node, depth: usize) -> Result<XVal, BadXmlRpc> {
         if depth > MAX_NESTING {
-            return Err(format!("values nested deeper than {MAX_NESTING} levels"));
+            return Err(BadXmlRpc::TooDeep);
         }
         let child = node.children().find(|c| c.is_element());
         let Some(child) = child else {
             return Ok(XVal::Str(node.text().unwrap_or("").to_string()));
         };
         let text = || child.text().unwrap_or("").trim().to_string();
+        let bad = |kind| BadXmlRpc::BadScalar { kind, text: text() };
         Ok(match child.tag_name().name() {
             "string" => XVal::Str(child.text().unwrap_or("").to_string()),
-            "int" | "i4" | "i8" => XVal::Int(
-                text()
-                    .parse()
-                    .map_err(|_| format!("bad integer {:?}", text()))?,
-            ),
-            "double" => XVal::Float(
-                text()
-                    .parse()
-                    .map_err(|_| format!("bad double {:?}", text()))?,
-            ),
+            "int" | "i4" | "i8" => XVal::Int(text().parse().map_err(|_| bad("integer"))?),
+            "double" => XVal::Float(text().parse().map_err(|_| bad("double"))?),
             "boolean" => match text().as_str() {
                 "1" | "true" => XVal::Bool(true),
                 "0" | "false" => XVal::Bool(false),
-                other => return Err(format!("bad boolean {other:?}")),
+                _ => return Err(bad("boolean")),
             },
             "dateTime.iso8601" => XVal::DateTime(text()),
             "array" => {
@@ -223,14 +216,31 @@ impl XVal {
                     let value = member
                         .children()
                         .find(|c| c.has_tag_name("value"))
-                        .ok_or("struct member without value")?;
+                        .ok_or(BadXmlRpc::Missing("struct member without value"))?;
                     map.insert(name, XVal::from_xml_at(value, depth + 1)?);
                 }
                 XVal::Struct(map)
             }
-            other => return Err(format!("unknown XML-RPC type <{other}>")),
+            other => return Err(BadXmlRpc::UnknownType(other.to_string())),
         })
     }
+}
+
+/// Why an XML-RPC body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BadXmlRpc {
+    #[error(transparent)]
+    Xml(#[from] roxmltree::Error),
+    #[error("values nested deeper than {MAX_NESTING} levels")]
+    TooDeep,
+    #[error("bad {kind} {text:?}")]
+    BadScalar { kind: &'static str, text: String },
+    #[error("unknown XML-RPC type <{0}>")]
+    UnknownType(String),
+    #[error("expected <methodCall>, got <{0}>")]
+    NotACall(String),
+    #[error("{0}")]
+    Missing(&'static str),
 }
 
 /// How deeply XML-RPC values may nest; XAPI's own values nest a few levels.
@@ -293,20 +303,17 @@ pub fn xmlrpc_bare_response(value: &XVal) -> String {
 }
 
 /// Parses an XML-RPC `methodCall` into its method name and parameters.
-pub fn parse_method_call(body: &str) -> Result<(String, Vec<XVal>), String> {
-    let doc = roxmltree::Document::parse(body).map_err(|e| e.to_string())?;
+pub fn parse_method_call(body: &str) -> Result<(String, Vec<XVal>), BadXmlRpc> {
+    let doc = roxmltree::Document::parse(body)?;
     let root = doc.root_element();
     if !root.has_tag_name("methodCall") {
-        return Err(format!(
-            "expected <methodCall>, got <{}>",
-            root.tag_name().name()
-        ));
+        return Err(BadXmlRpc::NotACall(root.tag_name().name().to_string()));
     }
     let name = root
         .children()
         .find(|c| c.has_tag_name("methodName"))
         .and_then(|n| n.text())
-        .ok_or("missing <methodName>")?
+        .ok_or(BadXmlRpc::Missing("missing <methodName>"))?
         .trim()
         .to_string();
     let mut params = Vec::new();
@@ -315,7 +322,7 @@ pub fn parse_method_call(body: &str) -> Result<(String, Vec<XVal>), String> {
             let v = p
                 .children()
                 .find(|c| c.has_tag_name("value"))
-                .ok_or("param without value")?;
+                .ok_or(BadXmlRpc::Missing("param without value"))?;
             params.push(XVal::from_xml(v)?);
         }
     }
@@ -375,5 +382,28 @@ mod tests {
                 .is_empty()
         );
         assert!(parse_method_call("<notxml").is_err());
+    }
+
+    #[test]
+    fn a_bad_call_says_what_is_wrong_by_kind() {
+        let deep = format!(
+            "<methodCall><methodName>m</methodName><params><param><value>{}x{}</value></param></params></methodCall>",
+            "<array><data><value>".repeat(MAX_NESTING + 2),
+            "</value></data></array>".repeat(MAX_NESTING + 2)
+        );
+        assert!(matches!(parse_method_call(&deep), Err(BadXmlRpc::TooDeep)));
+        let int = "<methodCall><methodName>m</methodName><params><param><value><int>x1</int></value></param></params></methodCall>";
+        assert!(matches!(
+            parse_method_call(int),
+            Err(BadXmlRpc::BadScalar { kind: "integer", ref text }) if text == "x1"
+        ));
+        assert!(matches!(
+            parse_method_call("<methodResponse/>"),
+            Err(BadXmlRpc::NotACall(ref tag)) if tag == "methodResponse"
+        ));
+        assert!(matches!(
+            parse_method_call("<notxml"),
+            Err(BadXmlRpc::Xml(_))
+        ));
     }
 }

@@ -20,6 +20,11 @@ use bioxen_backend::lock;
 /// oldest is dropped and the file says how much.
 const BACKLOG_LIMIT: usize = 64 << 20;
 
+/// The log stopped: a write failed with this error, and nothing is written any more.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct LogStopped(pub Arc<std::io::Error>);
+
 pub struct OutputLog {
     shared: Arc<Shared>,
     writer: Option<JoinHandle<()>>,
@@ -37,7 +42,7 @@ struct Backlog {
     dropped: u64,
     closed: bool,
     /// Why the file can no longer be written.
-    failed: Option<String>,
+    failed: Option<Arc<std::io::Error>>,
 }
 
 impl OutputLog {
@@ -59,10 +64,10 @@ impl OutputLog {
     }
 
     /// Queues a chunk; never blocks on the disk. Fails once writing has failed.
-    pub fn append(&self, chunk: &[u8]) -> Result<(), String> {
+    pub fn append(&self, chunk: &[u8]) -> Result<(), LogStopped> {
         let mut backlog = lock(&self.shared.state);
         if let Some(why) = &backlog.failed {
-            return Err(why.clone());
+            return Err(LogStopped(why.clone()));
         }
         let was_empty = backlog.data.is_empty();
         if backlog.data.len() + chunk.len() > BACKLOG_LIMIT {
@@ -108,7 +113,7 @@ fn write_loop(shared: &Shared, mut file: File) {
         }
         if let Err(e) = file.write_all(&batch) {
             tracing::warn!("output log: write failed ({e}); logging stops");
-            lock(&shared.state).failed = Some(e.to_string());
+            lock(&shared.state).failed = Some(Arc::new(e));
             return;
         }
         batch.clear();
