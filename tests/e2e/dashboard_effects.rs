@@ -22,7 +22,7 @@ fn vm(id: &str, state: VmState) -> VmInfo {
 
 /// A dashboard that has received the list `vms`, and the effects that caused.
 fn dashboard(vms: Vec<VmInfo>) -> (App, Vec<Effect>) {
-    let mut app = App::new(Keymap::default(), Rect::new(0, 0, 100, 30), true);
+    let mut app = App::new(Keymap::default(), Rect::new(0, 0, 100, 30));
     let effects = app.update(Msg::Server(Update::Event(Event::Vms(vms))));
     (app, effects)
 }

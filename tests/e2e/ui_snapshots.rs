@@ -19,7 +19,7 @@ use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier};
 
 fn app() -> App {
-    App::new(Keymap::default(), Rect::new(0, 0, 120, 40), true)
+    App::new(Keymap::default(), Rect::new(0, 0, 120, 40))
 }
 
 fn info(
@@ -264,7 +264,7 @@ fn tiny_terminals_do_not_panic() {
 }
 
 fn app_with_size(w: u16, h: u16) -> App {
-    let app = App::new(Keymap::default(), Rect::new(0, 0, w, h), true);
+    let app = App::new(Keymap::default(), Rect::new(0, 0, w, h));
     assert!(app.pane_size.rows >= 1 && app.pane_size.cols >= 1);
     let _ = Size::new(0, 0);
     app
@@ -654,7 +654,7 @@ fn hidden_tabs_with_marks_are_counted_in_the_marker() {
 #[test]
 fn the_help_says_how_to_close_and_scrolls_no_further_than_its_end() {
     use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
-    let mut app = App::new(Keymap::default(), Rect::new(0, 0, 100, 20), true);
+    let mut app = App::new(Keymap::default(), Rect::new(0, 0, 100, 20));
     app.overlay = Some(Overlay::Help { scroll: 0 });
     for _ in 0..50 {
         app.update(Msg::Terminal(TermEvent::Key(KeyEvent::new(

@@ -181,7 +181,7 @@ pub const HELP_WIDTH: u16 = 84;
 pub const HELP_HINT: &str = "Keys are set in bioxen.toml ([ui] prefix, [keys.list], [keys.prefix]).  ↑/↓ PgUp/PgDn scroll · Esc closes";
 
 pub struct App {
-    pub keymap: Keymap,
+    pub(crate) keymap: Keymap,
     /// The configuration, for what the create dialog says each kind runs.
     pub config: bioxen_config::Config,
     /// The sessions, as the server last listed them (uptimes advanced locally).
@@ -225,7 +225,7 @@ pub struct App {
     /// here.
     creating: Option<String>,
     pub focus: Focus,
-    pub prefix_since: Option<Instant>,
+    pub(crate) prefix_since: Option<Instant>,
     /// Lines scrolled back in the terminal pane; `None` is the live view.
     pub scroll: Option<usize>,
     /// A search in scrollback: what, which way, and the line last found.
@@ -237,10 +237,9 @@ pub struct App {
     /// arriving later move the offset with them, so the view stays put.
     scroll_base: u64,
     pub overlay: Option<Overlay>,
-    pub filter: String,
-    pub filter_editing: bool,
+    pub(crate) filter: String,
+    pub(crate) filter_editing: bool,
     pub zoom: bool,
-    pub mouse: bool,
     pub message: Option<(String, Level)>,
     /// When the message goes: a status bar that keeps an old line for minutes says
     /// nothing about now.
@@ -248,34 +247,34 @@ pub struct App {
     /// VMs with output the user has not looked at.
     pub unseen: HashSet<VmId>,
     /// The whole terminal.
-    pub area: Rect,
+    pub(crate) area: Rect,
     /// The size every session's PTY currently has.
     pub pane_size: Size,
-    pub dirty: bool,
+    pub(crate) dirty: bool,
     /// The next frame should not wait out the frame interval: a VM's screen has just
     /// arrived where the pane showed none. Frames are paced to coalesce streams of
     /// output; a first screen is a one-off, and reattaching is timed by it.
-    pub urgent: bool,
+    pub(crate) urgent: bool,
     pub quit: bool,
     /// Set while VMs are being ended before quitting.
-    pub quitting: bool,
+    pub(crate) quitting: bool,
     /// Quitting ends the VMs without asking whether to leave them running.
-    pub vms_end_on_quit: bool,
+    pub(crate) vms_end_on_quit: bool,
     /// Why the dashboard had to stop (the server went away), said after the terminal
     /// is restored.
-    pub exit_error: Option<String>,
+    pub(crate) exit_error: Option<String>,
     /// The pool's state for the tab bar, when `[xcpng]` is configured.
     pub pool: Option<PoolView>,
     /// A warning that stays on screen while it holds (unverified TLS).
-    pub warning: Option<String>,
+    pub(crate) warning: Option<String>,
     /// The pool's VMs, from the event cache.
     pub pool_vms: Vec<PoolVm>,
     /// Questions from SSH connections (host keys, passphrases), oldest first.
     pub prompts: std::collections::VecDeque<Prompt>,
     /// Kinds the create dialog offers.
-    pub kinds: Vec<KindChoice>,
+    pub(crate) kinds: Vec<KindChoice>,
     /// Defaults for new `xcpng` VMs: template, memory MiB, vCPUs.
-    pub xcpng_defaults: Option<(String, u64, u32)>,
+    pub(crate) xcpng_defaults: Option<(String, u64, u32)>,
     /// Labels of the uptime column as last drawn, to redraw only when one changes.
     drawn_uptimes: Vec<String>,
     /// What the changes since the last [`App::update`] call for.
@@ -283,7 +282,7 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(keymap: Keymap, area: Rect, mouse: bool) -> App {
+    pub fn new(keymap: Keymap, area: Rect) -> App {
         let now = Instant::now();
         let mut app = App {
             keymap,
@@ -314,7 +313,6 @@ impl App {
             filter: String::new(),
             filter_editing: false,
             zoom: false,
-            mouse,
             message: None,
             message_until: None,
             unseen: HashSet::new(),
