@@ -177,8 +177,10 @@ impl Drop for Sshd {
     fn drop(&mut self) {
         self.stop();
         // Interpreters held by dtach outlive connections, as they should; not tests.
+        // SIGKILL: a dtach master whose program already ended stays on after SIGTERM
+        // (one outlived its test by a quarter of an hour, its child a zombie).
         let _ = Command::new("pkill")
-            .arg("-f")
+            .args(["-KILL", "-f"])
             .arg(format!("dtach -A {}/", self.dir.display()))
             .status();
         let _ = std::fs::remove_dir_all(&self.dir);
