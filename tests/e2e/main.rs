@@ -14,6 +14,7 @@ mod dashboard_effects;
 mod dashboard_remote_e2e;
 mod demo_e2e;
 mod experiment;
+mod experiment_list;
 mod layers;
 mod local_vm;
 mod properties;

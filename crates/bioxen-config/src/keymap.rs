@@ -54,6 +54,9 @@ pub enum Action {
     Choose,
     Rename,
     GoToTab,
+    Fold,
+    Unfold,
+    LoadExperiment,
 }
 
 /// `(mode, action, config name, default keys, description)`.
@@ -149,6 +152,27 @@ const DEFAULTS: &[(Mode, Action, &str, &[&str], &str)] = &[
         "rename",
         &["R"],
         "rename the VM",
+    ),
+    (
+        Mode::List,
+        Action::Fold,
+        "fold",
+        &["Left", "h"],
+        "fold the experiment (on a header; on a VM: its group)",
+    ),
+    (
+        Mode::List,
+        Action::Unfold,
+        "unfold",
+        &["Right", "l"],
+        "unfold the experiment under the cursor",
+    ),
+    (
+        Mode::List,
+        Action::LoadExperiment,
+        "up",
+        &["u"],
+        "start an experiment file, as bioxen up (Tab completes)",
     ),
     (Mode::List, Action::Help, "help", &["?"], "show this help"),
     (Mode::List, Action::Quit, "quit", &["q"], "quit bioxen"),

@@ -26,6 +26,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Some(Overlay::Chooser(c)) => chooser(frame, app, c),
         Some(Overlay::Rename(form)) => rename(frame, form),
         Some(Overlay::GoToTab { number }) => go_to_tab(frame, app, number),
+        Some(Overlay::Load(form)) => load(frame, form),
     }
 }
 
@@ -84,6 +85,57 @@ fn rename(frame: &mut Frame, form: &super::app::RenameForm) {
         Paragraph::new(lines)
             .wrap(ratatui::widgets::Wrap { trim: false })
             .block(dialog(&format!("Rename {}", form.target.name), Color::Cyan)),
+        area,
+    );
+}
+
+/// The `u` prompt: a path, what Tab found, and why the last file was refused.
+fn load(frame: &mut Frame, form: &super::app::LoadForm) {
+    let dim = Style::new().fg(Color::DarkGray);
+    let mut lines = vec![
+        Line::from(""),
+        Line::from(vec![
+            Span::styled("  File  ", Style::new().fg(Color::Black).bg(Color::Green)),
+            Span::raw(format!(" {}▏", form.path)),
+        ]),
+    ];
+    match (&form.error, form.pending) {
+        (Some(e), _) => lines.extend(e.lines().map(|l| {
+            Line::from(Span::styled(
+                format!("  {l}"),
+                Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+            ))
+        })),
+        (None, true) => lines.push(Line::from(Span::styled(
+            "  starting…",
+            Style::new().fg(Color::Yellow),
+        ))),
+        (None, false) => lines.push(Line::from("")),
+    }
+    const SHOWN: usize = 8;
+    for choice in form.choices.iter().take(SHOWN) {
+        let name = choice.rsplit_once('/').map_or(choice.as_str(), |(_, n)| n);
+        let name = if name.is_empty() {
+            choice.as_str()
+        } else {
+            name
+        };
+        lines.push(Line::from(Span::styled(format!("    {name}"), dim)));
+    }
+    if form.choices.len() > SHOWN {
+        let more = form.choices.len() - SHOWN;
+        lines.push(Line::from(Span::styled(format!("    … {more} more"), dim)));
+    }
+    lines.push(Line::from(Span::styled(
+        "  an experiment file ([[vm]] tables)   Tab completes · Enter starts · Esc cancels",
+        dim,
+    )));
+    let area = centered(frame.area(), 90, lines.len() as u16 + 2);
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(ratatui::widgets::Wrap { trim: false })
+            .block(dialog("Start an experiment (bioxen up)", Color::Cyan)),
         area,
     );
 }
@@ -456,6 +508,19 @@ pub fn prompt(frame: &mut Frame, prompt: &Prompt) {
     );
 }
 
+/// What running again or ending costs the VMs still running.
+fn lost(running: usize) -> String {
+    match running {
+        0 => String::new(),
+        1 => " 1 is running: its interpreter state is lost.".into(),
+        n => format!(" {n} are running: their interpreter state is lost."),
+    }
+}
+
+fn them(n: usize) -> &'static str {
+    if n == 1 { "it" } else { "them" }
+}
+
 fn confirm(frame: &mut Frame, c: &Confirm) {
     let (title, question, yes) = match c {
         Confirm::Kill {
@@ -520,6 +585,37 @@ fn confirm(frame: &mut Frame, c: &Confirm) {
             "Remove",
             format!("Remove {id} and its last screen from the list?"),
             "remove",
+        ),
+        Confirm::RestartExperiment { name, vms, running } => (
+            "Run again",
+            format!(
+                "Run {name} again from the start ({vms} VMs, in dependency order)?{}",
+                lost(*running)
+            ),
+            "run again",
+        ),
+        Confirm::EndExperiment { name, vms, running } => (
+            "End experiment",
+            format!(
+                "End {name}: its {vms} VMs and their last screens go (bioxen down)?{}",
+                lost(*running)
+            ),
+            "end",
+        ),
+        Confirm::UpChanged { name, changed, .. } => (
+            "Changed spec",
+            format!(
+                "{name}: the file changed {}. Restart {} with the new spec? n leaves {} as {}.",
+                changed.join(", "),
+                them(changed.len()),
+                them(changed.len()),
+                if changed.len() == 1 {
+                    "it is"
+                } else {
+                    "they are"
+                },
+            ),
+            "restart",
         ),
         Confirm::Quit {
             running,

@@ -14,9 +14,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::task::JoinSet;
 
+use std::path::PathBuf;
+
 use bioxen_client::Client;
+use bioxen_config::Config;
 use bioxen_proto::package::PackageSpec;
-use bioxen_proto::{CreateOptions, InstallOutcome, Progress, ProgressState, Request, VmId, VmKind};
+use bioxen_proto::{
+    CreateOptions, Experiment, InstallOutcome, Progress, ProgressState, Request, UpReport, VmId,
+    VmKind,
+};
 
 /// A consequence of a change in the dashboard's state.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +79,18 @@ pub enum Call {
         target: Target,
         new: String,
     },
+    /// Starts what an experiment file declares (`bioxen up`); `force` restarts the VMs
+    /// whose spec changed.
+    Up {
+        path: PathBuf,
+        force: bool,
+    },
+    /// Ends and forgets an experiment's VMs (`bioxen down`).
+    Down(String),
+    /// Runs an experiment again from the start: down, then up with the same specs.
+    Rerun(Experiment),
+    /// The file names that complete a path typed in the `u` prompt.
+    Complete(String),
 }
 
 /// How a call ended, as the dashboard reports it. Errors are the text shown.
@@ -90,6 +108,18 @@ pub enum Done {
         target: Target,
         new: String,
         result: Result<(), String>,
+    },
+    /// An `up` from the dashboard: the experiment's name and what it started, or why
+    /// the file was refused.
+    Up {
+        path: PathBuf,
+        forced: bool,
+        result: Result<(String, UpReport), String>,
+    },
+    /// The paths that complete `typed` (directories end in `/`).
+    Completed {
+        typed: String,
+        found: Vec<String>,
     },
     /// The task doing `what` panicked: a bug, reported rather than lost.
     Panicked {
@@ -110,11 +140,49 @@ impl Call {
             Call::Install { .. } => "install",
             Call::EndAll => "end all",
             Call::Rename { .. } => "rename",
+            Call::Up { .. } | Call::Rerun(_) => "up",
+            Call::Down(_) => "down",
+            Call::Complete(_) => "complete",
         }
     }
 
-    async fn run(self, server: Client) -> Done {
+    async fn run(self, server: Client, config: Arc<Config>) -> Done {
         match self {
+            Call::Up { path, force } => {
+                let result = up(&server, &config, &path, force).await;
+                Done::Up {
+                    path,
+                    forced: force,
+                    result,
+                }
+            }
+            Call::Down(name) => match server.down(&name).await {
+                Ok(ended) => Done::Info(format!("{name}: ended {} VMs", ended.len())),
+                Err(e) => Done::Failed(format!("cannot end {name}: {e}")),
+            },
+            Call::Rerun(experiment) => {
+                let name = experiment.name.clone();
+                let again = async {
+                    server.down(&name).await?;
+                    server.up(experiment, true).await
+                };
+                match again.await {
+                    Ok(report) => Done::Info(format!(
+                        "{name}: running again, {} VMs",
+                        report.started.len() + report.changed.len()
+                    )),
+                    Err(e) => Done::Failed(format!("cannot restart {name}: {e}")),
+                }
+            }
+            Call::Complete(typed) => {
+                let found = tokio::task::spawn_blocking({
+                    let typed = typed.clone();
+                    move || crate::path_complete::complete(&typed)
+                })
+                .await
+                .unwrap_or_default();
+                Done::Completed { typed, found }
+            }
             Call::Create {
                 name,
                 kind,
@@ -194,6 +262,21 @@ impl Call {
     }
 }
 
+/// Reads the experiment file and starts it; an error is the text the prompt shows.
+async fn up(
+    server: &Client,
+    config: &Config,
+    path: &std::path::Path,
+    force: bool,
+) -> Result<(String, UpReport), String> {
+    let plan = bioxen_config::experiment::load(path, config).map_err(|e| e.to_string())?;
+    let name = plan.name.clone();
+    let report = server.up(plan, force).await;
+    report
+        .map(|r| (name.clone(), r))
+        .map_err(|e| format!("cannot start {name}: {e}"))
+}
+
 /// OSC 9 with text that can neither end the sequence early nor be read as OSC 9;4.
 pub fn desktop_notification(text: &str) -> String {
     let text: String = bioxen_text::sanitize::line(text)
@@ -231,6 +314,8 @@ fn to_terminal(text: &str) {
 /// Carries out effects against the server, supervising the calls.
 pub struct Runner {
     server: Client,
+    /// What experiment files refer to: the interpreter, the SSH hosts.
+    config: Arc<Config>,
     tasks: JoinSet<Done>,
     /// What each running task is doing, for the report if it panics.
     names: HashMap<tokio::task::Id, &'static str>,
@@ -240,9 +325,10 @@ pub struct Runner {
 }
 
 impl Runner {
-    pub fn new(server: Client, progress_shown: Arc<AtomicBool>) -> Runner {
+    pub fn new(server: Client, config: Arc<Config>, progress_shown: Arc<AtomicBool>) -> Runner {
         Runner {
             server,
+            config,
             tasks: JoinSet::new(),
             names: HashMap::new(),
             progress_shown,
@@ -255,7 +341,9 @@ impl Runner {
                 Effect::Notify(request) => self.server.notify(request),
                 Effect::Call(call) => {
                     let what = call.what();
-                    let handle = self.tasks.spawn(call.run(self.server.clone()));
+                    let handle = self
+                        .tasks
+                        .spawn(call.run(self.server.clone(), self.config.clone()));
                     self.names.insert(handle.id(), what);
                 }
                 Effect::Desktop(text) => to_terminal(&desktop_notification(&text)),

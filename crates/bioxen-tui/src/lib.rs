@@ -14,12 +14,14 @@ pub mod dialogs;
 pub mod draw;
 pub mod effect;
 pub mod encode;
+pub mod experiment_pane;
 pub mod format;
 pub mod grid;
 pub mod grid_pane;
 pub mod input;
 pub mod layout;
 pub mod list_pane;
+pub mod path_complete;
 pub mod terminal_pane;
 
 use std::io::Write;
@@ -188,7 +190,7 @@ async fn dashboard(
     .map_err(|e| e.to_string())?;
     let mut app = App::new(keymap, size);
     app.vms_end_on_quit = vms_end_on_quit;
-    let mut runner = Runner::new(server, progress_shown);
+    let mut runner = Runner::new(server, Arc::new(config.clone()), progress_shown);
     app.kinds = std::iter::once(app::KindChoice::Local)
         .chain(
             config

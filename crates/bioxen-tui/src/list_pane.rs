@@ -12,6 +12,7 @@ use ratatui::widgets::Paragraph;
 use super::app::{App, Focus, Row as ListRow};
 use super::draw::state_color;
 use super::format;
+use bioxen_config::keymap::{Action, Mode};
 use bioxen_proto::{PoolVm, VmInfo, VmState, signal_name};
 
 /// Columns, dropped from the right end of this order when the pane is narrow.
@@ -56,7 +57,18 @@ fn name_text(row: &ListRow, app: &App) -> (String, String, usize) {
             if let Some(marks) = app.marks.get(&info.vm) {
                 flags.push_str(&marks.flags());
             }
-            (info.name.clone(), flags)
+            let restarts = info.experiment.as_ref().map_or(0, |m| m.restarts);
+            if restarts > 0 {
+                flags.push_str(&format!(" ↻{restarts}"));
+            }
+            // An experiment's VMs sit under its header.
+            let indent = if info.experiment.is_some() { "  " } else { "" };
+            (format!("{indent}{}", info.name), flags)
+        }
+        ListRow::Group(name) => {
+            let fold = if app.is_folded(name) { "▸" } else { "▾" };
+            let n = app.group_summary(name).vms;
+            (format!("{fold} {name}"), format!(" ({n})"))
         }
         ListRow::Pool(vm) => (
             vm.bioxen_id.clone().unwrap_or_else(|| vm.name.clone()),
@@ -91,6 +103,9 @@ fn name_cell<'a>(row: &ListRow, app: &App, width: usize) -> Cell<'a> {
             Span::styled("● ", Style::new().fg(Color::Yellow)),
             Span::raw(text),
         ])),
+        false if matches!(row, ListRow::Group(_)) => {
+            Cell::from(text).style(Style::new().add_modifier(Modifier::BOLD))
+        }
         false => Cell::from(text),
     }
 }
@@ -166,12 +181,13 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         .map(|row| {
             let index = match row {
                 ListRow::Session(info) => app.rows.iter().position(|r| r.vm == info.vm),
-                ListRow::Pool(_) => None,
+                ListRow::Pool(_) | ListRow::Group(_) => None,
             };
             Row::new(cols.iter().map(|(c, _, _)| match (c, row) {
                 (Col::Name, _) => name_cell(row, app, name_width),
                 (_, ListRow::Session(info)) => cell(*c, info, index.unwrap_or(0), app),
                 (_, ListRow::Pool(vm)) => pool_cell(*c, vm),
+                (_, ListRow::Group(name)) => group_cell(*c, name, app),
             }))
         })
         .collect();
@@ -266,6 +282,27 @@ fn details(app: &App) -> Vec<Line<'static>> {
             }
             out
         }
+        Some(ListRow::Group(name)) => {
+            let s = app.group_summary(name);
+            let keys = |a| app.keymap.key_for(Mode::List, a).unwrap_or_default();
+            let mut line = kv("experiment", format!("{name}, {} VMs", s.vms));
+            if s.restarts > 0 {
+                line.extend(kv("restarts", s.restarts.to_string()));
+            }
+            vec![
+                Line::from(line),
+                Line::from(Span::styled(
+                    format!(
+                        " {} folds · {} runs it again · {} ends it · {} grid of its VMs",
+                        keys(Action::Attach),
+                        keys(Action::Restart),
+                        keys(Action::Kill),
+                        keys(Action::Grid),
+                    ),
+                    key,
+                )),
+            ]
+        }
         Some(ListRow::Pool(vm)) => vec![
             Line::from(kv(
                 "pool VM",
@@ -285,6 +322,60 @@ pub fn progress_style(p: bioxen_proto::Progress) -> Style {
         ProgressState::Paused => Color::Yellow,
         _ => Color::Cyan,
     })
+}
+
+/// An experiment's header: how many of its VMs run (`▶`), wait at the prompt (`◦`),
+/// wait for a dependency (`…`) and failed (`✖`); their mean progress, and the CPU and
+/// memory of all of them.
+fn group_cell(col: Col, name: &str, app: &App) -> Cell<'static> {
+    let s = app.group_summary(name);
+    let members = || app.group_members(name);
+    match col {
+        Col::State => {
+            let parts = [
+                (s.running, "▶"),
+                (s.idle, "◦"),
+                (s.waiting, "…"),
+                (s.failed, "✖"),
+            ];
+            let text: Vec<String> = parts
+                .iter()
+                .filter(|(n, _)| *n > 0)
+                .map(|(n, mark)| format!("{n}{mark}"))
+                .collect();
+            let color = if s.failed > 0 {
+                Color::Red
+            } else {
+                Color::Gray
+            };
+            Cell::from(text.join(" ")).style(Style::new().fg(color))
+        }
+        Col::Progress => match s.progress {
+            Some(percent) => {
+                let p = bioxen_proto::Progress {
+                    state: bioxen_proto::ProgressState::Normal,
+                    percent,
+                };
+                Cell::from(format::progress(p, 4)).style(progress_style(p))
+            }
+            None => Cell::from(""),
+        },
+        Col::Cpu => {
+            let cpu: Vec<f32> = members().filter_map(|i| i.cpu_percent).collect();
+            match cpu.is_empty() {
+                true => Cell::from("-"),
+                false => Cell::from(format!("{:.1}", cpu.iter().fold(0.0, |a, b| a + b))),
+            }
+        }
+        Col::Mem => {
+            let mem: Vec<u64> = members().filter_map(|i| i.rss_bytes).collect();
+            match mem.is_empty() {
+                true => Cell::from("-"),
+                false => Cell::from(bioxen_text::figures::bytes(mem.iter().sum())),
+            }
+        }
+        Col::Index | Col::Name | Col::Kind | Col::Pid | Col::Up => Cell::from(""),
+    }
 }
 
 fn pool_cell(col: Col, vm: &PoolVm) -> Cell<'static> {

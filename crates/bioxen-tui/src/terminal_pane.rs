@@ -20,6 +20,9 @@ pub fn draw(frame: &mut Frame, app: &App, screens: &dyn Screens, outer: Rect, pa
     } else {
         Style::new().fg(Color::DarkGray)
     };
+    if let Some(super::app::RowId::Group(name)) = &app.current {
+        return super::experiment_pane::draw(frame, app, name, border, outer);
+    }
     let Some(info) = app.current_info() else {
         return draw_empty(frame, app, border, outer, pane);
     };

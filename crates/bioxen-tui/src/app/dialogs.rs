@@ -133,6 +133,25 @@ pub enum Confirm {
     Restart {
         target: Target,
     },
+    /// Run an experiment again from the start, in dependency order.
+    RestartExperiment {
+        name: String,
+        vms: usize,
+        running: usize,
+    },
+    /// End every VM of an experiment and forget them (`bioxen down`).
+    EndExperiment {
+        name: String,
+        vms: usize,
+        running: usize,
+    },
+    /// An experiment file started again changed these VMs' specs: restart them with
+    /// the new spec, or leave them running as they are.
+    UpChanged {
+        path: std::path::PathBuf,
+        name: String,
+        changed: Vec<String>,
+    },
     /// Leaving the dashboard with VMs running: leave them in the server (the default)
     /// or end them. Counts local VMs and remote sessions.
     Quit {
@@ -214,6 +233,7 @@ impl App {
                 self.overlay = Some(Overlay::Install(form));
             }
             Overlay::Chooser(chooser) => self.on_chooser_key(chooser, key),
+            Overlay::Load(form) => self.on_load_key(form, key),
             Overlay::GoToTab { mut number } => match key.code {
                 KeyCode::Esc => {}
                 KeyCode::Enter => {
@@ -565,6 +585,12 @@ impl App {
             }),
             // Answered with Enter, l or e in the dialog itself.
             Confirm::Quit { .. } => {}
+            Confirm::RestartExperiment { name, .. } => {
+                let experiment = self.experiment_again(&name);
+                self.call(Call::Rerun(experiment));
+            }
+            Confirm::EndExperiment { name, .. } => self.call(Call::Down(name)),
+            Confirm::UpChanged { path, .. } => self.call(Call::Up { path, force: true }),
         }
     }
 }

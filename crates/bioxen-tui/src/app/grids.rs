@@ -72,7 +72,7 @@ impl App {
             .iter()
             .filter_map(|r| match r {
                 Row::Session(info) => Some(info.vm),
-                Row::Pool(_) => None,
+                Row::Pool(_) | Row::Group(_) => None,
             })
             .collect();
         if shown.iter().all(|id| self.marked.contains(id)) {
@@ -114,6 +114,14 @@ impl App {
             return;
         }
         self.marked.clear();
+        self.open_grid_of(vms);
+    }
+
+    /// Shows a grid of `vms`: the grid that shows them already, or a new one.
+    pub(super) fn open_grid_of(&mut self, vms: Vec<VmId>) {
+        if vms.is_empty() {
+            return;
+        }
         let index = match self.grids.iter().position(|g| g.vms == vms) {
             Some(i) => i,
             None => {

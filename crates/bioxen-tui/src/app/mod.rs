@@ -38,6 +38,7 @@ use ratatui::layout::{Position, Rect};
 mod alerts;
 mod dialogs;
 mod grids;
+mod groups;
 mod scrollback;
 mod tabs;
 mod text_field;
@@ -45,6 +46,7 @@ mod text_field;
 pub use alerts::{Marks, PROGRESS_STALE};
 pub use dialogs::{Confirm, CreateForm, Field, InstallForm, InstallProgress, KindChoice, Prompt};
 pub use grids::Broadcast;
+pub use groups::{FOLD_ABOVE, GroupSummary, LoadForm};
 pub use scrollback::Search;
 pub use tabs::Chooser;
 
@@ -74,6 +76,8 @@ pub enum Overlay {
     Chooser(Chooser),
     /// A new name for a VM.
     Rename(RenameForm),
+    /// The path of an experiment file to start (`u`).
+    Load(LoadForm),
     /// A tab's number being typed (tmux's `C-b '`).
     GoToTab {
         number: String,
@@ -97,19 +101,22 @@ pub enum Level {
     Error,
 }
 
-/// A row of the VM list: a session, or a pool VM without one.
+/// A row of the VM list: a session, a pool VM without one, or the header of an
+/// experiment's VMs.
 #[derive(Debug, Clone, Copy)]
 pub enum Row<'a> {
     Session(&'a VmInfo),
     Pool(&'a PoolVm),
+    Group(&'a str),
 }
 
-/// Who a list row is: a session by its number, or a pool VM without one by its
-/// reference.
+/// Who a list row is: a session by its number, a pool VM without one by its
+/// reference, an experiment by its name (the server keeps one experiment a name).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RowId {
     Vm(VmId),
     Pool(String),
+    Group(String),
 }
 
 impl Row<'_> {
@@ -117,6 +124,7 @@ impl Row<'_> {
         match self {
             Row::Session(i) => RowId::Vm(i.vm),
             Row::Pool(vm) => RowId::Pool(vm.reference.clone()),
+            Row::Group(name) => RowId::Group(name.to_string()),
         }
     }
 
@@ -125,21 +133,27 @@ impl Row<'_> {
         match self {
             Row::Session(i) => &i.name,
             Row::Pool(vm) => vm.bioxen_id.as_deref().unwrap_or(&vm.name),
+            Row::Group(name) => name,
         }
     }
 
-    pub fn kind(&self) -> VmKind {
-        match self {
-            Row::Session(i) => i.kind,
-            Row::Pool(_) => VmKind::Xcpng,
-        }
-    }
-
-    pub fn state_label(&self) -> String {
-        match self {
-            Row::Session(i) => i.state.label(),
-            Row::Pool(vm) => format!("detached {}", vm.power_state.to_lowercase()),
-        }
+    /// Whether the list filter `f` (lower case) keeps the row: by name, kind, state,
+    /// or the experiment it belongs to.
+    fn matches(&self, f: &str) -> bool {
+        let (kind, state, experiment) = match self {
+            Row::Session(i) => (i.kind, i.state.label(), groups::experiment_of(i)),
+            Row::Pool(vm) => (
+                VmKind::Xcpng,
+                format!("detached {}", vm.power_state.to_lowercase()),
+                None,
+            ),
+            Row::Group(name) => return name.to_lowercase().contains(f),
+        };
+        f.is_empty()
+            || self.name().to_lowercase().contains(f)
+            || kind.as_str().contains(f)
+            || state.contains(f)
+            || experiment.is_some_and(|e| e.to_lowercase().contains(f))
     }
 }
 
@@ -209,6 +223,8 @@ pub struct App {
     pub grid: Option<usize>,
     /// VMs marked in the list for the next grid.
     pub marked: HashSet<VmId>,
+    /// Each experiment the list has shown, by name, and whether its group is folded.
+    pub(crate) folded: HashMap<String, bool>,
     /// Alerts of VMs the user has not looked at since.
     pub marks: HashMap<VmId, Marks>,
     /// When each VM's progress last came (its report count, and when it changed): a
@@ -297,6 +313,7 @@ impl App {
             grids: Vec::new(),
             grid: None,
             marked: HashSet::new(),
+            folded: HashMap::new(),
             marks: HashMap::new(),
             progress_seen: HashMap::new(),
             outer_progress: None,
@@ -411,6 +428,7 @@ impl App {
             }
         }
         self.rows = rows;
+        self.note_groups();
         if let Some(name) = &self.creating
             && let Some(vm) = self.rows.iter().find(|r| &r.name == name).map(|r| r.vm)
         {
@@ -553,21 +571,39 @@ impl App {
             .is_some_and(|vm| self.watching.contains_key(&vm) && !self.mirrors.contains_key(&vm))
     }
 
-    /// List rows that pass the filter: sessions first, then the pool's bioxen VMs that
-    /// have no session here (detached).
+    /// List rows that pass the filter, in the server's order, except that an
+    /// experiment's VMs follow its header where its first VM would be (folded, the
+    /// header alone; a filter shows what it matches, folded or not); then the pool's
+    /// bioxen VMs that have no session here (detached).
     pub fn visible(&self) -> Vec<Row<'_>> {
         let f = self.filter.to_lowercase();
-        let sessions = self.rows.iter().map(Row::Session);
+        let mut members: HashMap<&str, Vec<Row>> = HashMap::new();
+        for info in &self.rows {
+            if let Some(name) = groups::experiment_of(info)
+                && Row::Session(info).matches(&f)
+            {
+                members.entry(name).or_default().push(Row::Session(info));
+            }
+        }
+        let mut out = Vec::new();
+        for info in &self.rows {
+            match groups::experiment_of(info) {
+                None if Row::Session(info).matches(&f) => out.push(Row::Session(info)),
+                None => {}
+                // The group goes where its first VM would be.
+                Some(name) => {
+                    if let Some(shown) = members.remove(name) {
+                        out.push(Row::Group(name));
+                        if !f.is_empty() || !self.is_folded(name) {
+                            out.extend(shown);
+                        }
+                    }
+                }
+            }
+        }
         let detached = self.detached_pool_vms().into_iter().map(Row::Pool);
-        sessions
-            .chain(detached)
-            .filter(|r| {
-                f.is_empty()
-                    || r.name().to_lowercase().contains(&f)
-                    || r.kind().as_str().contains(&f)
-                    || r.state_label().contains(&f)
-            })
-            .collect()
+        out.extend(detached.filter(|r| r.matches(&f)));
+        out
     }
 
     /// Pool VMs tagged by bioxen with no session in this dashboard.
@@ -696,7 +732,11 @@ impl App {
             }
             return;
         }
-        match self.keymap.action(Mode::List, &input::key(&key)) {
+        let action = self.keymap.action(Mode::List, &input::key(&key));
+        if self.on_group_key(action) {
+            return;
+        }
+        match action {
             Some(Action::Up) => self.move_selection(-1),
             Some(Action::Down) => self.move_selection(1),
             Some(Action::Attach) => self.attach_current(),
@@ -715,6 +755,9 @@ impl App {
             Some(Action::Rename) => self.open_rename(),
             Some(Action::MarkAll) => self.mark_all(),
             Some(Action::Grid) => self.open_grid(),
+            Some(Action::Fold) => self.fold_here(true),
+            Some(Action::Unfold) => self.fold_here(false),
+            Some(Action::LoadExperiment) => self.open_load(),
             _ => {
                 if let Some(d) = Keymap::digit(&input::key(&key)) {
                     self.select_tab(d);
@@ -1092,6 +1135,12 @@ impl App {
                 self.set_message(e, Level::Error);
             }
             Done::Failed(e) => self.set_message(e, Level::Error),
+            Done::Up {
+                path,
+                forced,
+                result,
+            } => self.on_up_done(path, forced, result),
+            Done::Completed { typed, found } => self.on_completed(typed, found),
             Done::Info(text) => self.set_message(text, Level::Info),
             Done::EndedAll => self.quit = true,
             // A bug in a task: shown, and if it was the quit itself, bioxen quits
@@ -1294,6 +1343,7 @@ impl App {
         }
         self.current = Some(id);
         if let Some(vm) = self.current_vm() {
+            self.unfold_for(vm);
             self.unseen.remove(&vm);
             self.marks.remove(&vm);
             if self.focus == Focus::Terminal && self.info(vm).is_some() {
