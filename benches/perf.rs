@@ -1337,6 +1337,128 @@ fn scale(rows: &mut Vec<Row>) {
     });
 }
 
+/// A 50-VM matrix experiment from `up` until every VM has run its script and is back
+/// at its prompt, against tmux opening the same 50 `lua5.4 -i script` windows in one
+/// command; then the dashboard's list with the group open, a key and a frame, against
+/// the same 50 VMs listed without an experiment.
+fn experiment(rows: &mut Vec<Row>) {
+    const N: usize = 50;
+    let dir = std::env::temp_dir().join(format!("bioxen-bench-exp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("cell.lua");
+    std::fs::write(&script, "print('seed', os.getenv('SEED'), ...)\n").unwrap();
+    let seeds: Vec<String> = (1..=N).map(|i| format!("\"{i}\"")).collect();
+    let file = dir.join("bench50.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[vm]]\nname = \"cell\"\nscript = \"cell.lua\"\nargs = [\"{{seed}}\"]\n\
+             matrix = {{ seed = [{}] }}\n",
+            seeds.join(", ")
+        ),
+    )
+    .unwrap();
+    let plan = bioxen::config::experiment::load(&file, &Config::default()).unwrap();
+    assert_eq!(plan.vms.len(), N);
+    let rt = runtime();
+    let (up_secs, listed) = rt.block_on(async {
+        let m = Manager::new(manager_config());
+        let start = Instant::now();
+        m.up(plan, false).await.unwrap();
+        let deadline = start + Duration::from_secs(120);
+        let idle = |v: &bioxen::VmInfo| v.busy == Some(bioxen::protocol::Busy::Idle);
+        while m.list().iter().filter(|v| idle(v)).count() < N {
+            assert!(
+                Instant::now() < deadline,
+                "the 50 VMs never all came to a prompt"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let listed = m.list();
+        m.shutdown().await;
+        (secs, listed)
+    });
+    let tmux_secs = experiment_in_tmux(&script, N);
+    rows.push(row(
+        "experiment: 50-VM matrix from up to every script run and at its prompt",
+        up_secs,
+        tmux_secs,
+        "s",
+        "tmux: 50 windows of `lua5.4 -i script` in one command; target < 2 s",
+    ));
+    let loose: Vec<bioxen::VmInfo> = listed
+        .iter()
+        .cloned()
+        .map(|v| bioxen::VmInfo {
+            experiment: None,
+            ..v
+        })
+        .collect();
+    rows.push(row(
+        "experiment: list key + frame, 50-VM group open",
+        key_and_frame_ms(listed),
+        key_and_frame_ms(loose),
+        "ms",
+        "peer: the same 50 VMs listed loose; 120x40",
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Seconds for tmux to open `n` windows of `lua5.4 -i script` and show each prompt.
+fn experiment_in_tmux(script: &Path, n: usize) -> f64 {
+    let t = Tmux::start("exp50", 120, 40, "sleep 600", None);
+    let command = format!("lua5.4 -i {} 1", script.display());
+    let mut args: Vec<&str> = Vec::new();
+    for _ in 0..n {
+        args.extend(["new-window", "-d", &command, ";"]);
+    }
+    args.pop();
+    let start = Instant::now();
+    t.run(&args);
+    let deadline = start + Duration::from_secs(120);
+    let mut waiting: Vec<usize> = (1..=n).collect();
+    while !waiting.is_empty() {
+        waiting.retain(|w| {
+            let s = t.run(&["capture-pane", "-p", "-t", &w.to_string()]);
+            !s.lines().any(|l| l.trim_end() == ">")
+        });
+        assert!(Instant::now() < deadline, "tmux windows never all prompted");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    start.elapsed().as_secs_f64()
+}
+
+/// The median milliseconds of a Down key and the frame it calls for, over the list.
+fn key_and_frame_ms(vms: Vec<bioxen::VmInfo>) -> f64 {
+    use bioxen::ui::app::{App, Msg};
+    use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+    let area = ratatui::layout::Rect::new(0, 0, 120, 40);
+    let mut app = App::new(bioxen::keymap::Keymap::default(), area);
+    let n = vms.len();
+    app.set_rows(vms);
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).unwrap();
+    let screens = std::collections::HashMap::new();
+    let mut times = Vec::new();
+    for i in 0..200 {
+        let code = if (i / n) % 2 == 0 {
+            KeyCode::Down
+        } else {
+            KeyCode::Up
+        };
+        let start = Instant::now();
+        app.update(Msg::Terminal(Event::Key(KeyEvent::new(
+            code,
+            KeyModifiers::NONE,
+        ))));
+        terminal
+            .draw(|f| bioxen::ui::draw::draw(f, &app, &screens))
+            .unwrap();
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    median(times)
+}
+
 /// One part of the suite: adds its rows.
 type Section = fn(&mut Vec<Row>);
 
@@ -1364,7 +1486,7 @@ fn main() {
     require("lua5.4", "lua5.4");
     assert!(Path::new(BIOXEN).exists());
     let mut rows = Vec::new();
-    let sections: [(&str, Section); 10] = [
+    let sections: [(&str, Section); 11] = [
         ("flood", floods),
         ("luaflood", flood_vs_lua),
         ("parser", parser),
@@ -1375,6 +1497,7 @@ fn main() {
         ("scale", scale),
         ("reattach", reattach),
         ("grid", grid),
+        ("experiment", experiment),
     ];
     for (name, f) in sections {
         if want(name) {

@@ -36,10 +36,17 @@ pub fn up(
     let name = plan.name.clone();
     let report = runtime.block_on(async {
         let client = crate::client::Client::connect_or_start(&socket, "up", &start).await?;
-        client.up(plan, force).await
+        let report = client.up(plan.clone(), force).await?;
+        // As docker compose does not, but as a changed script deserves: asked, on a
+        // terminal, before VMs with state are ended.
+        if !force && !report.changed.is_empty() && ask_restart(&name, &report.changed) {
+            let again = client.up(plan, true).await?;
+            return Ok((again, true));
+        }
+        Ok::<_, crate::client::ClientError>((report, force))
     });
     drop(runtime);
-    let report = match report {
+    let (report, forced) = match report {
         Ok(r) => r,
         Err(e) => {
             eprintln!("bioxen: {}", crate::sanitize::lines(&e.to_string()));
@@ -53,7 +60,7 @@ pub fn up(
     };
     say("started", &report.started);
     say("already running", &report.unchanged);
-    if force {
+    if forced {
         say("restarted with a changed spec", &report.changed);
     } else {
         say(
@@ -65,6 +72,22 @@ pub fn up(
         return ExitCode::SUCCESS;
     }
     super::dashboard::attach(config, socket, None)
+}
+
+/// Whether to restart the VMs whose spec changed: yes only when a terminal answers y.
+fn ask_restart(name: &str, changed: &[String]) -> bool {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    print!(
+        "{name}: the file changed {}; restart with the new spec (their state is lost)? [y/N] ",
+        changed.join(", ")
+    );
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes")
 }
 
 /// `bioxen down [FILE]`: ends and forgets the experiment's VMs.

@@ -549,6 +549,89 @@ fn config_in_the_working_directory_is_used() {
     assert_eq!(rows[0]["kind"], "ssh");
 }
 
+/// `bioxen lua -i script args` against `lua5.4 -i script args`, as an experiment VM
+/// runs its script: the script runs with `arg` and `...`, then the prompt takes the
+/// lines typed, in the script's globals. The banner's version and Debian's readline
+/// echo of each line typed differ by build, so both are taken out before comparing;
+/// what the script and the lines print, stderr and the exit code must be the same.
+#[test]
+fn lua_dash_i_runs_the_script_then_the_prompt_as_lua_does() {
+    common::require_program("lua5.4", "lua5.4");
+    let dir = tempdir();
+    let write = |name: &str, body: &str| std::fs::write(dir.join(name), body).unwrap();
+    write(
+        "setup.lua",
+        "print(#arg, arg[0], arg[1], arg[2], ...)\nx = 41\nlocal hidden = 1\n",
+    );
+    write("fails.lua", "y = 1\nerror('in the script')\n");
+    write("exits.lua", "io.write('bye')\nos.exit(3)\n");
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["-i", "setup.lua", "a", "b"],
+            "print(x + 1)\nprint(hidden)\n",
+        ),
+        (
+            &["-i", "setup.lua"],
+            "print(undefined.field)\nprint('after', x)\n",
+        ),
+        (&["-i", "fails.lua"], "print(y)\n"),
+        (&["-i", "exits.lua"], "print('never')\n"),
+        (&["-e", "z = 2", "-i", "setup.lua", "q"], "print(z * x)\n"),
+    ];
+    let run = |program: &str, pre: &[&str], args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = Command::new(program)
+            .args(pre)
+            .args(args)
+            .current_dir(&dir)
+            .env("XDG_CONFIG_HOME", &dir)
+            .env("XDG_RUNTIME_DIR", &dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (text(&out.stdout), text(&out.stderr), out.status.code())
+    };
+    // Without the banner, the prompts and the echo of what was typed.
+    let printed = |out: &str, typed: &str| -> Vec<String> {
+        let typed: Vec<&str> = typed.lines().collect();
+        out.lines()
+            .filter(|l| !l.starts_with("Lua 5.4"))
+            .map(|l| {
+                let mut l = l;
+                while let Some(rest) = l.strip_prefix("> ").or_else(|| l.strip_prefix(">> ")) {
+                    l = rest;
+                }
+                l.trim_end_matches('>').trim_end().to_string()
+            })
+            .filter(|l| !l.is_empty() && !typed.contains(&l.as_str()))
+            .collect()
+    };
+    let exe = bioxen_exe();
+    for (args, stdin) in cases {
+        let (lo, le, lc) = run("lua5.4", &[], args, stdin);
+        let (bo, be, bc) = run(exe.to_str().unwrap(), &["lua"], args, stdin);
+        let be = be
+            .replace(&format!("{} lua: ", exe.display()), "lua5.4: ")
+            .replace("bioxen lua: ", "lua5.4: ");
+        assert_eq!(
+            printed(&bo, stdin),
+            printed(&lo, stdin),
+            "stdout of {args:?}\n--- bioxen ---\n{bo}\n--- lua5.4 ---\n{lo}"
+        );
+        assert_eq!(be, le, "stderr of {args:?}");
+        assert_eq!(bc, lc, "exit code of {args:?}");
+    }
+}
+
 #[test]
 fn lua_subcommand_takes_lua_options() {
     let out = bioxen(&["lua", "-e", "print(#arg, arg[0])", "-"]);

@@ -68,11 +68,7 @@ mod tests {
             complete(&format!("{base}.h")),
             vec![format!("{base}.hidden.toml")]
         );
-        assert!(
-            complete(&base)
-                .iter()
-                .all(|p| !p.contains(".hidden"))
-        );
+        assert!(complete(&base).iter().all(|p| !p.contains(".hidden")));
         assert!(complete(&format!("{base}nothing/x")).is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
