@@ -279,6 +279,11 @@ fn u_starts_an_experiment_file_and_asks_before_restarting_changed_vms() {
             force: true
         }]
     );
+    key(&mut app, KeyCode::Char('u'));
+    assert!(
+        matches!(&app.overlay, Some(Overlay::Load(form)) if form.path == "sweep.toml"),
+        "u offers the file it last started"
+    );
 }
 
 #[test]

@@ -41,8 +41,9 @@ const COLUMNS: [(Col, &str, u16); 9] = [
     (Col::Up, "UP", 5),
 ];
 
-/// The widest NAME asks for before it takes its share of what is left.
-const NAME_WANTED: u16 = 16;
+/// The widest NAME asks for before it takes its share of what is left: a matrix
+/// cell's name (`train-lr0.01-seed2`) under its header, whole.
+const NAME_WANTED: u16 = 20;
 
 /// A row's name and flags (`+` unseen output, alert marks), and the columns the whole
 /// takes with the grid mark.
@@ -293,7 +294,7 @@ fn details(app: &App) -> Vec<Line<'static>> {
                 Line::from(line),
                 Line::from(Span::styled(
                     format!(
-                        " {} folds · {} runs it again · {} ends it · {} grid of its VMs",
+                        " {} folds · {} reruns · {} ends · {} grid",
                         keys(Action::Attach),
                         keys(Action::Restart),
                         keys(Action::Kill),

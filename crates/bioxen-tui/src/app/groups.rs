@@ -198,8 +198,12 @@ impl App {
         }
     }
 
+    /// Opens the `u` prompt with the file last started from here, to start again.
     pub(super) fn open_load(&mut self) {
-        self.overlay = Some(Overlay::Load(LoadForm::default()));
+        self.overlay = Some(Overlay::Load(LoadForm {
+            path: self.last_load.clone(),
+            ..LoadForm::default()
+        }));
     }
 
     pub(super) fn on_load_key(&mut self, mut form: LoadForm, key: KeyEvent) {
@@ -212,6 +216,7 @@ impl App {
             KeyCode::Enter if !form.pending => {
                 form.pending = true;
                 form.error = None;
+                self.last_load = form.path.trim().to_string();
                 self.call(Call::Up {
                     path: PathBuf::from(form.path.trim()),
                     force: false,

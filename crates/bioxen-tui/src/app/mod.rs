@@ -225,6 +225,8 @@ pub struct App {
     pub marked: HashSet<VmId>,
     /// Each experiment the list has shown, by name, and whether its group is folded.
     pub(crate) folded: HashMap<String, bool>,
+    /// The experiment file `u` last started, offered again.
+    last_load: String,
     /// Alerts of VMs the user has not looked at since.
     pub marks: HashMap<VmId, Marks>,
     /// When each VM's progress last came (its report count, and when it changed): a
@@ -314,6 +316,7 @@ impl App {
             grid: None,
             marked: HashSet::new(),
             folded: HashMap::new(),
+            last_load: String::new(),
             marks: HashMap::new(),
             progress_seen: HashMap::new(),
             outer_progress: None,
