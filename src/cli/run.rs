@@ -263,7 +263,7 @@ fn remote_script_name(file: &str) -> String {
 
 /// Copies the script into a fresh private directory on the host; returns its path.
 async fn upload(manager: &Manager, id: &str, name: &str, text: &[u8]) -> Result<String> {
-    let place = r#"umask 077 && d=$(mktemp -d "${TMPDIR:-/tmp}/bioxen-run.XXXXXX") && cd "$d" && mkdir -p -- "$(dirname -- "$1")" && cat > "$1" && printf %s "$d""#;
+    let place = crate::vm::ssh::PRIVATE_COPY;
     let out = manager
         .exec(id, &["sh", "-c", place, "sh", name], text)
         .await?;

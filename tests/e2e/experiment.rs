@@ -6,7 +6,9 @@ use crate::common;
 use std::path::{Path, PathBuf};
 
 use bioxen::config::{Config, experiment};
+use bioxen::sim::{SimOptions, SimServer};
 use bioxen::{Manager, VmState};
+use common::sshd::Sshd;
 use common::{WAIT, eventually, manager, process_group_alive};
 
 /// A directory of the test's own, holding its scripts.
@@ -64,26 +66,80 @@ backoff_secs = 0.2
 /// The loader takes a second, then leaves `loaded` behind; each worker writes down
 /// whether the loader was done when it started, its matrix values and its `arg`.
 fn three_part_experiment(dir: &Path) -> PathBuf {
+    three_part_experiment_on(dir, "")
+}
+
+/// [`three_part_experiment`] with `placement` (`kind = "ssh"` ...) in every VM. The
+/// scripts name their files by absolute path: a remote VM runs in the host user's home.
+fn three_part_experiment_on(dir: &Path, placement: &str) -> PathBuf {
+    let d = dir.display();
     write(
         dir,
         "load.lua",
-        "local t = os.time() while os.time() - t < 2 do end\n\
-         io.open('loaded', 'w'):close() print('loaded')\n",
+        &format!(
+            "local t = os.time() while os.time() - t < 2 do end\n\
+             io.open('{d}/loaded', 'w'):close() print('loaded')\n"
+        ),
     );
     write(
         dir,
         "work.lua",
-        "local seen = io.open('loaded') ~= nil\n\
-         local f = io.open('w-' .. os.getenv('LR') .. '-' .. os.getenv('SEED'), 'w')\n\
-         f:write(tostring(seen), ' ', os.getenv('LR'), ' ', os.getenv('SEED'), ' ', arg[1])\n\
-         f:close()\n",
+        &format!(
+            "local seen = io.open('{d}/loaded') ~= nil\n\
+             local f = io.open('{d}/w-' .. os.getenv('LR') .. '-' .. os.getenv('SEED'), 'w')\n\
+             f:write(tostring(seen), ' ', os.getenv('LR'), ' ', os.getenv('SEED'), ' ', arg[1])\n\
+             f:close()\n"
+        ),
     );
     write(
         dir,
         "flaky.lua",
-        "local f = io.open('flaky-starts', 'a') f:write('x') f:close() os.exit(1)\n",
+        &format!("local f = io.open('{d}/flaky-starts', 'a') f:write('x') f:close() os.exit(1)\n"),
     );
-    write(dir, "three.toml", THREE_PARTS)
+    let text = THREE_PARTS.replace("[[vm]]\n", &format!("[[vm]]\n{placement}"));
+    write(dir, "three.toml", &text)
+}
+
+/// Every worker ran once the loader was idle, with its cell's env and `arg`; the flaky
+/// VM was started three times and then failed; a second `up` starts nothing.
+async fn check_three_parts(m: &Manager, dir: &Path, plan: bioxen::protocol::Experiment) {
+    let cells = [("0.1", "1"), ("0.1", "2"), ("0.01", "1"), ("0.01", "2")];
+    for (lr, seed) in cells {
+        let out = dir.join(format!("w-{lr}-{seed}"));
+        assert!(
+            eventually(WAIT, || out.exists()
+                && std::fs::read(&out).is_ok_and(|b| !b.is_empty()))
+            .await,
+            "worker lr={lr} seed={seed} never ran: {:?}",
+            state_of(m, &format!("work-lr{lr}-seed{seed}"))
+        );
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            format!("true {lr} {seed} cell-{lr}-{seed}"),
+            "each worker starts after the loader is idle, with its cell's env and arg"
+        );
+    }
+    assert!(
+        eventually(WAIT, || matches!(
+            state_of(m, "flaky"),
+            Some(VmState::Failed(_))
+        ))
+        .await,
+        "the flaky VM ends failed: {:?}",
+        state_of(m, "flaky")
+    );
+    assert_eq!(
+        state_of(m, "flaky"),
+        Some(VmState::Failed("exited(1) after 2 restarts".into()))
+    );
+    assert_eq!(restarts_of(m, "flaky"), 2);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("flaky-starts")).unwrap(),
+        "xxx"
+    );
+    let again = m.up(plan, false).await.unwrap();
+    assert!(again.started.is_empty(), "{again:?}");
+    assert_eq!(again.unchanged.len(), 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,46 +158,7 @@ async fn an_experiment_starts_in_order_restarts_its_flaky_vm_and_ends_together()
         Some(VmState::Waiting("loader: idle".into())),
         "a worker shows what it waits for"
     );
-    let cells = [("0.1", "1"), ("0.1", "2"), ("0.01", "1"), ("0.01", "2")];
-    for (lr, seed) in cells {
-        let out = dir.join(format!("w-{lr}-{seed}"));
-        assert!(
-            eventually(WAIT, || out.exists()
-                && std::fs::read(&out).is_ok_and(|b| !b.is_empty()))
-            .await,
-            "worker lr={lr} seed={seed} never ran"
-        );
-        assert_eq!(
-            std::fs::read_to_string(&out).unwrap(),
-            format!("true {lr} {seed} cell-{lr}-{seed}"),
-            "each worker starts after the loader is idle, with its cell's env and arg"
-        );
-    }
-
-    // The flaky VM is started three times (once, then two restarts), then fails.
-    assert!(
-        eventually(WAIT, || matches!(
-            state_of(&m, "flaky"),
-            Some(VmState::Failed(_))
-        ))
-        .await,
-        "the flaky VM ends failed: {:?}",
-        state_of(&m, "flaky")
-    );
-    assert_eq!(
-        state_of(&m, "flaky"),
-        Some(VmState::Failed("exited(1) after 2 restarts".into()))
-    );
-    assert_eq!(restarts_of(&m, "flaky"), 2);
-    assert_eq!(
-        std::fs::read_to_string(dir.join("flaky-starts")).unwrap(),
-        "xxx"
-    );
-
-    // A second up starts nothing.
-    let again = m.up(plan, false).await.unwrap();
-    assert!(again.started.is_empty(), "{again:?}");
-    assert_eq!(again.unchanged.len(), 6);
+    check_three_parts(&m, &dir, plan).await;
 
     // Down leaves no process.
     let pids: Vec<u32> = m.list().iter().filter_map(|v| v.pid).collect();
@@ -159,6 +176,62 @@ async fn an_experiment_starts_in_order_restarts_its_flaky_vm_and_ends_together()
             "process group {pid} outlived down"
         );
     }
+}
+
+/// A manager for `config_text`, and the configuration experiment files are read with.
+fn manager_for(config_text: &str) -> (Manager, Config) {
+    let config = Config::parse(config_text, Path::new("bioxen.toml")).unwrap();
+    let mut mc = bioxen::ManagerConfig::from_config(&config).unwrap();
+    mc.self_exe = common::bioxen_exe();
+    (Manager::new(mc), config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_experiment_runs_on_an_ssh_host_with_its_scripts_copied_there() {
+    let sshd = Sshd::start("exp-ssh");
+    let (m, config) = manager_for(&sshd.host_entry("lab", &sshd.known_hosts, "lua5.4 -i"));
+    let dir = workdir("ssh");
+    let file = three_part_experiment_on(&dir, "kind = \"ssh\"\nhost = \"lab\"\n");
+    let plan = experiment::load(&file, &config).unwrap();
+    let report = m.up(plan.clone(), false).await.unwrap();
+    assert_eq!(report.started.len(), 6, "{report:?}");
+    check_three_parts(&m, &dir, plan).await;
+    let ended = m.down("three").await.unwrap();
+    assert_eq!(ended.len(), 6, "{ended:?}");
+    assert!(
+        eventually(WAIT, || sshd.connection_pids().is_empty()).await,
+        "down closes every SSH connection"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_experiment_runs_on_pool_vms_with_its_scripts_copied_there() {
+    let sshd = Sshd::start("exp-pool");
+    let sim = SimServer::start("127.0.0.1:0".parse().unwrap(), SimOptions::default(), false)
+        .await
+        .unwrap();
+    let config = format!(
+        "[xcpng]\nurl = \"{}\"\npassword = \"password\"\n\
+         [xcpng.ssh]\nuser = \"{}\"\nport = {}\nidentity = \"{}\"\nknown_hosts = \"{}\"\ncommand = \"lua5.4 -i\"\n",
+        sim.url,
+        sshd.user,
+        sshd.port,
+        sshd.client_key.display(),
+        sshd.known_hosts.display()
+    );
+    let (m, config) = manager_for(&config);
+    let dir = workdir("pool");
+    let file = three_part_experiment_on(&dir, "kind = \"xcpng\"\n");
+    let plan = experiment::load(&file, &config).unwrap();
+    m.up(plan.clone(), false).await.unwrap();
+    check_three_parts(&m, &dir, plan).await;
+    assert_eq!(sim.sim.guest_vm_count(), 6, "a pool VM each");
+    m.down("three").await.unwrap();
+    assert!(
+        eventually(WAIT, || sim.sim.guest_vm_count() == 0).await,
+        "down destroys the experiment's pool VMs: {} left",
+        sim.sim.guest_vm_count()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -214,13 +214,6 @@ fn expand(
     };
     let host = check_host(src, raw, kind, config)?;
     let script = match &raw.script {
-        Some(s) if kind != VmKind::Local => {
-            return Err(src.error(
-                s.span(),
-                "vm.script".into(),
-                format!("a script runs in local VMs; a {kind} VM starts at its prompt"),
-            ));
-        }
         Some(s) => {
             let p = resolve(base, s.get_ref());
             if !p.is_file() {

@@ -530,6 +530,12 @@ pub struct ProgramEnd {
     pub output_closed: bool,
 }
 
+/// A shell step that copies its stdin to `$1` inside a fresh directory only the user
+/// can read (`mktemp -d` under a 0077 umask), and prints that directory: how a script
+/// reaches a host for `bioxen run` and for an experiment's remote VMs. Run it as
+/// `sh -c PRIVATE_COPY sh NAME`, so the name is an argument, never shell text.
+pub const PRIVATE_COPY: &str = r#"umask 077 && d=$(mktemp -d "${TMPDIR:-/tmp}/bioxen-run.XXXXXX") && cd "$d" && mkdir -p -- "$(dirname -- "$1")" && cat > "$1" && printf %s "$d""#;
+
 /// The output of a non-interactive command.
 #[derive(Debug, Clone)]
 pub struct ExecOutput {

@@ -130,7 +130,11 @@ impl Control for RemoteControl {
 /// Connects a remote session and starts its supervisor. Returns once the interpreter
 /// runs, or with the reason it cannot (creation, host key, authentication).
 pub(super) async fn start(manager: &Manager, session: &Arc<Session>) -> Result<()> {
-    let (target, conn) = connect_link(manager, session).await?;
+    let (mut target, conn) = connect_link(manager, session).await?;
+    // Only this start's: the next start copies the script afresh.
+    if let Some(command) = script_command(session, &conn, &target.command).await? {
+        target.command = command;
+    }
     let events = manager.inner.events.clone();
     let held = if target.hold {
         // A pool VM kept with its session closed may hold that session's interpreter.
@@ -184,6 +188,53 @@ pub(super) async fn start(manager: &Manager, session: &Arc<Session>) -> Result<(
         pty.0,
     ));
     Ok(())
+}
+
+/// An experiment VM's script, copied to the host into a private directory: the
+/// interpreter's command with the script, its arguments and its matrix's variables,
+/// as `SEED=1 lua5.4 -i /tmp/bioxen-run.X/train.lua 0.1`. The configured command
+/// is interactive (`-i`), so the prompt stays once the script has run. None for a VM
+/// without a script.
+async fn script_command(
+    session: &Session,
+    conn: &Connection,
+    command: &str,
+) -> Result<Option<String>> {
+    let Some(spec) = lock(&session.membership).as_ref().map(|m| m.spec.clone()) else {
+        return Ok(None);
+    };
+    let Some(script) = &spec.script else {
+        return Ok(None);
+    };
+    let failed = |why: String| Error::session(session.name(), why);
+    let text = tokio::fs::read(script)
+        .await
+        .map_err(|e| failed(format!("cannot read the script {script}: {e}")))?;
+    let name = std::path::Path::new(script)
+        .file_name()
+        .map_or("script.lua".into(), |n| n.to_string_lossy().into_owned());
+    let argv = ["sh", "-c", ssh::PRIVATE_COPY, "sh", name.as_str()];
+    let out = conn.exec(&argv, &text).await.map_err(|source| Error::Ssh {
+        id: session.name(),
+        source,
+    })?;
+    if out.status != Some(0) {
+        let why = String::from_utf8_lossy(&out.stderr);
+        return Err(failed(format!(
+            "cannot copy the script to the host: {}",
+            bioxen_text::sanitize::line(&why)
+        )));
+    }
+    let dir = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut words: Vec<String> = spec
+        .env
+        .iter()
+        .map(|(k, v)| format!("{k}={}", shell_words::quote(v)))
+        .collect();
+    words.push(command.to_string());
+    words.push(shell_words::quote(&format!("{dir}/{name}")).into_owned());
+    words.extend(spec.args.iter().map(|a| shell_words::quote(a).into_owned()));
+    Ok(Some(words.join(" ")))
 }
 
 /// Connects a session for programs run on exec channels (`bioxen run`): the pool VM
