@@ -1145,3 +1145,40 @@ fn live_rows(ls: &str) -> usize {
         })
         .count()
 }
+
+/// `u` in the list starts an experiment file, completed with Tab: its group shows both
+/// VMs back at their prompts with their scripts run, and `x` on the header ends them.
+#[test]
+fn u_starts_an_experiment_and_x_on_its_header_ends_it() {
+    let t = start("exp-u", 120, 30);
+    std::fs::write(
+        t.path().join("hello.lua"),
+        "print('hello from ' .. arg[1])\n",
+    )
+    .unwrap();
+    std::fs::write(
+        t.path().join("pair.toml"),
+        "[[vm]]\nname = \"cell\"\nscript = \"hello.lua\"\nargs = [\"{n}\"]\n\
+         matrix = { n = [\"a\", \"b\"] }\n",
+    )
+    .unwrap();
+    t.keys(&["u"]);
+    t.wait_text("Start an experiment");
+    t.type_text("pa");
+    t.keys(&["Tab"]);
+    t.wait_text("pair.toml▏");
+    t.keys(&["Enter"]);
+    t.wait_for("both VMs at their prompts, under the header", |s| {
+        s.contains("▾ pair (2)") && s.contains("2◦")
+    });
+    // The header is selected: the pane lists what each VM runs.
+    let s = t.wait_text("hello.lua b");
+    assert!(s.contains("hello.lua a"), "{s}");
+    t.keys(&["x"]);
+    t.wait_text("End pair");
+    t.keys(&["y"]);
+    t.wait_text("pair: ended 2 VMs");
+    let ls = t.bioxen(&["ls"]);
+    let listed = String::from_utf8_lossy(&ls.stdout);
+    assert!(!listed.contains("cell-n"), "down left VMs behind: {listed}");
+}
