@@ -425,11 +425,13 @@ async fn up_ls_and_down_from_the_command_line() {
     let out = bioxen_in(&dir, &["down", file]);
     assert!(out.status.success(), "{}", said(&out));
     assert!(said(&out).contains("three: ended loader"), "{}", said(&out));
-    let rows: serde_json::Value =
-        serde_json::from_slice(&bioxen_in(&dir, &["ls", "--json"]).stdout).unwrap();
-    assert_eq!(
-        rows,
-        serde_json::json!([]),
-        "down forgets the experiment's VMs"
+    // `ls` reads the server's registry entry, which follows the list a moment later.
+    let listed = || -> serde_json::Value {
+        serde_json::from_slice(&bioxen_in(&dir, &["ls", "--json"]).stdout).unwrap()
+    };
+    assert!(
+        eventually(WAIT, || listed() == serde_json::json!([])).await,
+        "down forgets the experiment's VMs: {}",
+        listed()
     );
 }
