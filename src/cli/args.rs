@@ -50,6 +50,28 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print what a VM printed, from its output log: the text its screen showed, one
+    /// line per line (works for VMs that have ended, and for those of a server that
+    /// is gone).
+    Logs {
+        /// The VM's name (the newest VM to bear it) or number.
+        vm: String,
+        /// Go on printing what it prints.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines.
+        #[arg(short = 'n', long = "lines", value_name = "N")]
+        lines: Option<usize>,
+        /// Only what arrived in this last while: 90s, 10m, 2h, 1d.
+        #[arg(long, value_name = "AGE")]
+        since: Option<String>,
+        /// Begin each line with the time it arrived.
+        #[arg(short = 't', long)]
+        timestamps: bool,
+        /// The bytes as the VM wrote them, escapes and all.
+        #[arg(long, conflicts_with = "timestamps")]
+        raw: bool,
+    },
     /// Print the dashboard's keys (as the help shows them), or the key of one action.
     Keys {
         /// An action's name, as in [keys.list] / [keys.prefix] (e.g. create, detach).

@@ -140,6 +140,38 @@ fn refresh_local_figures(rows: &mut [Value]) {
     }
 }
 
+/// The VMs of this socket's server when it is gone (killed, or the machine rebooted):
+/// what the next server will make again, read from its journal. Those that were
+/// running are `lost`, with when and why.
+/// Also the pid of that server.
+pub fn lost_rows(config: &Config, socket: &std::path::Path) -> (Option<u32>, Vec<Value>) {
+    let places = crate::persist::Places::of(config, socket);
+    let Some(journal) = crate::persist::journal::read_orphaned(&places.journal) else {
+        return (None, Vec::new());
+    };
+    let rows = journal
+        .vms
+        .iter()
+        .map(|record| {
+            let state = journal.state_now(record, &places.logs);
+            let mut row = json!({
+                "vm": record.vm,
+                "name": record.name,
+                "kind": record.spec.kind(),
+                "restore": record.restore,
+                "experiment": record.experiment,
+            });
+            if let (Some(obj), Ok(Value::Object(state))) =
+                (row.as_object_mut(), serde_json::to_value(&state))
+            {
+                obj.extend(state);
+            }
+            row
+        })
+        .collect();
+    (Some(journal.pid), rows)
+}
+
 /// A fixed-width table for people.
 pub fn table(rows: &[Value]) -> String {
     let mut out = format!(
@@ -233,7 +265,11 @@ pub fn command(config: &Config, socket: &std::path::Path, json: bool) -> std::pr
         return ExitCode::FAILURE;
     };
     let rows = runtime.block_on(async {
+        let (gone, lost) = lost_rows(config, socket);
         let mut rows = rows_in(config, &registry).await;
+        // What a server killed a moment ago last published is its journal's now.
+        rows.retain(|r| gone.is_none_or(|pid| r["owner_pid"].as_u64() != Some(pid.into())));
+        rows.extend(lost);
         rows.extend(pool_rows(config).await);
         rows
     });

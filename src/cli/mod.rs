@@ -7,6 +7,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod experiment;
 pub mod keys;
+pub mod logs;
 pub mod ls;
 pub mod run;
 pub mod server;

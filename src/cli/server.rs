@@ -31,6 +31,10 @@ pub fn command(
         };
         let options = crate::server::ServerOptions {
             exit_empty: config.server.exit_empty,
+            persist: Some(crate::server::Persist {
+                places: crate::persist::Places::of(config, socket),
+                log_every_vm: config.logs.enabled,
+            }),
         };
         let result = runtime.block_on(crate::server::serve(manager_config, options, socket));
         // A password command still running (a pool login in progress) ends with the

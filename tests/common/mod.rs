@@ -22,7 +22,7 @@ pub fn bioxen_exe() -> PathBuf {
 pub fn manager_config() -> ManagerConfig {
     let mut config = ManagerConfig::from_config(&Config::default()).expect("default config");
     config.self_exe = bioxen_exe();
-    config.log_dir = std::env::temp_dir().join(format!("bioxen-test-logs-{}", std::process::id()));
+    config.logs.dir = std::env::temp_dir().join(format!("bioxen-test-logs-{}", std::process::id()));
     config
 }
 

@@ -186,3 +186,24 @@ impl Drop for Sshd {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A simulated pool whose guests are reachable at `sshd`, and a config for it.
+pub async fn pool_with_guests_at(sshd: &Sshd) -> (bioxen::sim::SimServer, String) {
+    let sim = bioxen::sim::SimServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        bioxen::sim::SimOptions::default(),
+        false,
+    )
+    .await
+    .unwrap();
+    let config = format!(
+        "[xcpng]\nurl = \"{}\"\npassword = \"password\"\n\
+         [xcpng.ssh]\nuser = \"{}\"\nport = {}\nidentity = \"{}\"\nknown_hosts = \"{}\"\ncommand = \"lua5.4 -i\"\n",
+        sim.url,
+        sshd.user,
+        sshd.port,
+        sshd.client_key.display(),
+        sshd.known_hosts.display()
+    );
+    (sim, config)
+}

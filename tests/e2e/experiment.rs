@@ -6,7 +6,6 @@ use crate::common;
 use std::path::{Path, PathBuf};
 
 use bioxen::config::{Config, experiment};
-use bioxen::sim::{SimOptions, SimServer};
 use bioxen::{Manager, VmState};
 use common::sshd::Sshd;
 use common::{WAIT, eventually, manager, process_group_alive};
@@ -207,18 +206,7 @@ async fn the_experiment_runs_on_an_ssh_host_with_its_scripts_copied_there() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_experiment_runs_on_pool_vms_with_its_scripts_copied_there() {
     let sshd = Sshd::start("exp-pool");
-    let sim = SimServer::start("127.0.0.1:0".parse().unwrap(), SimOptions::default(), false)
-        .await
-        .unwrap();
-    let config = format!(
-        "[xcpng]\nurl = \"{}\"\npassword = \"password\"\n\
-         [xcpng.ssh]\nuser = \"{}\"\nport = {}\nidentity = \"{}\"\nknown_hosts = \"{}\"\ncommand = \"lua5.4 -i\"\n",
-        sim.url,
-        sshd.user,
-        sshd.port,
-        sshd.client_key.display(),
-        sshd.known_hosts.display()
-    );
+    let (sim, config) = common::sshd::pool_with_guests_at(&sshd).await;
     let (m, config) = manager_for(&config);
     let dir = workdir("pool");
     let file = three_part_experiment_on(&dir, "kind = \"xcpng\"\n");

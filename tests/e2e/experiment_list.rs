@@ -34,6 +34,7 @@ fn spec(name: &str, env: &[(&str, &str)]) -> PlannedVm {
         restart: Default::default(),
         max_restarts: 0,
         backoff_secs: 0.0,
+        restore: None,
     }
 }
 

@@ -21,23 +21,6 @@ fn manager_for(config_text: &str, trust: Trust) -> Manager {
     Manager::new(mc)
 }
 
-/// A simulated pool whose guests are reachable at `sshd`, and a config for it.
-async fn pool_with_guests_at(sshd: &Sshd) -> (SimServer, String) {
-    let sim = SimServer::start("127.0.0.1:0".parse().unwrap(), SimOptions::default(), false)
-        .await
-        .unwrap();
-    let config = format!(
-        "[xcpng]\nurl = \"{}\"\npassword = \"password\"\n\
-         [xcpng.ssh]\nuser = \"{}\"\nport = {}\nidentity = \"{}\"\nknown_hosts = \"{}\"\ncommand = \"lua5.4 -i\"\n",
-        sim.url,
-        sshd.user,
-        sshd.port,
-        sshd.client_key.display(),
-        sshd.known_hosts.display()
-    );
-    (sim, config)
-}
-
 /// Kills the server side of every connection, then waits until the session has
 /// shown `reconnecting` and is running again.
 async fn cut_the_link_and_wait_for_the_reconnect(m: &Manager, sshd: &Sshd) {
@@ -575,7 +558,7 @@ async fn run_command_on_remote_kinds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarting_a_session_whose_pool_vm_is_gone_never_reconnects() {
     let sshd = Sshd::start("xcpng-gone");
-    let (sim, config) = pool_with_guests_at(&sshd).await;
+    let (sim, config) = common::sshd::pool_with_guests_at(&sshd).await;
     let m = manager_for(&config, Trust::default());
     let id = m
         .create_interactive_vm(Some("made"), VmKind::Xcpng, VmOptions::default())
@@ -774,7 +757,7 @@ async fn known_hosts_markers_agree_with_openssh() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_pool_vm_during_creation_cancels_it() {
     let sshd = Sshd::start("xcpng-cancel");
-    let (sim, config) = pool_with_guests_at(&sshd).await;
+    let (sim, config) = common::sshd::pool_with_guests_at(&sshd).await;
     sim.sim.faults.lock().unwrap().latency = Duration::from_millis(400);
     let m = manager_for(&config, Trust::default());
     let creating = {

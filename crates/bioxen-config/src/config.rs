@@ -29,6 +29,7 @@ pub struct Config {
     pub ui: UiConfig,
     pub server: ServerConfig,
     pub local: LocalConfig,
+    pub logs: LogsConfig,
     pub xcpng: Option<XcpngConfig>,
     pub ssh_hosts: Vec<SshHost>,
     /// Key bindings that override the defaults, by mode: `[keys.list]`, `[keys.prefix]`.
@@ -53,6 +54,7 @@ impl Default for Config {
             ui: UiConfig::default(),
             server: ServerConfig::default(),
             local: LocalConfig::default(),
+            logs: LogsConfig::default(),
             xcpng: None,
             ssh_hosts: Vec::new(),
             keys: KeysConfig::default(),
@@ -77,10 +79,12 @@ pub struct UiConfig {
     /// Capture the mouse (wheel scrolls, clicks select). Shift-drag still selects text
     /// natively in most terminals.
     pub mouse: bool,
-    /// Write every session's raw output to `<log_dir>/<vm>.log` from the start.
+    /// Kept so older files still load: output logs are on unless `[logs] enabled =
+    /// false`.
     pub output_log: bool,
-    /// Directory for output logs and the dashboard's own log; default
-    /// `$XDG_STATE_HOME/bioxen` (`~/.local/state/bioxen`).
+    /// Directory for bioxen's own logs (and, unless `[logs] dir` says otherwise, the
+    /// VMs' output logs under `logs/`); default `$XDG_STATE_HOME/bioxen`
+    /// (`~/.local/state/bioxen`).
     pub log_dir: Option<String>,
     /// Seconds without output, while not at its prompt, after which a VM raises a
     /// silence alert (tmux's `monitor-silence`); 0 is off. `C-b M` sets it per VM.
@@ -200,6 +204,32 @@ impl Default for UiConfig {
     }
 }
 
+/// `[logs]`: every VM's output on disk, so that nothing it printed is lost with the
+/// server, and `bioxen logs` can read it back.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsConfig {
+    /// Log every VM from its start (`L` still turns one VM's log off or on).
+    pub enabled: bool,
+    /// Where the logs go; default `logs/` in `[ui] log_dir`.
+    pub dir: Option<String>,
+    /// A VM's log is rotated when it reaches this size.
+    pub max_mib: u64,
+    /// Rotated files kept per VM, besides the one being written.
+    pub keep: u32,
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        LogsConfig {
+            enabled: true,
+            dir: None,
+            max_mib: 64,
+            keep: 3,
+        }
+    }
+}
+
 /// `[server]`: the background process that owns the VMs.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -227,6 +257,10 @@ pub struct LocalConfig {
     /// Where luarocks installs packages for local VMs (default
     /// `$XDG_DATA_HOME/bioxen/rocks`).
     pub rocks_tree: Option<String>,
+    /// What a server started after a crash or a reboot does with the local VMs that
+    /// were running: `ask` (wait for `r` or `bioxen up`), `rerun` or `never`. Their
+    /// Lua state is gone either way.
+    pub restore: bioxen_proto::Restore,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -560,6 +594,25 @@ impl Config {
                 ));
             }
         }
+        if !(1..=65_536).contains(&self.logs.max_mib) {
+            return Err(invalid_key(
+                path,
+                text,
+                "logs.max_mib",
+                format!("{} MiB is not between 1 and 65536", self.logs.max_mib),
+            ));
+        }
+        if self.logs.keep > 100 {
+            return Err(invalid_key(
+                path,
+                text,
+                "logs.keep",
+                format!(
+                    "{} rotated files is more than the 100 allowed",
+                    self.logs.keep
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -571,12 +624,27 @@ impl Config {
         }
     }
 
-    /// The directory for output logs and bioxen's own log file.
+    /// The directory for bioxen's own log files.
     pub fn log_dir(&self) -> PathBuf {
         match &self.ui.log_dir {
             Some(dir) => expand_home(dir),
             None => state_home().join("bioxen"),
         }
+    }
+
+    /// The directory of the VMs' output logs: each server writes in a folder of its
+    /// own inside it, named as its socket is (`server`, or `-L NAME`).
+    pub fn output_log_dir(&self) -> PathBuf {
+        match &self.logs.dir {
+            Some(dir) => expand_home(dir),
+            None => self.log_dir().join("logs"),
+        }
+    }
+
+    /// Where servers keep what they must remember across a crash or a reboot (their
+    /// journals): `$XDG_STATE_HOME/bioxen/state`.
+    pub fn state_dir(&self) -> PathBuf {
+        state_home().join("bioxen").join("state")
     }
 }
 

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use bioxen_proto::{Dependency, Experiment, PlannedVm, Ready, Restart, VmKind};
+use bioxen_proto::{Dependency, Experiment, PlannedVm, Ready, Restart, Restore, VmKind};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -70,6 +70,7 @@ struct RawVm {
     #[serde(default)]
     max_restarts: u32,
     backoff_secs: Option<Spanned<f64>>,
+    restore: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -274,6 +275,20 @@ fn expand(
             ));
         }
     };
+    let restore = match &raw.restore {
+        None => None,
+        Some(r) => Some(Restore::from_name(r.get_ref()).ok_or_else(|| {
+            src.error(
+                r.span(),
+                "vm.restore".into(),
+                format!(
+                    "unknown restore policy '{}' (expected {})",
+                    r.get_ref(),
+                    Restore::NAMES.join(", ")
+                ),
+            )
+        })?),
+    };
     let template = PlannedVm {
         name: name.clone(),
         kind,
@@ -290,6 +305,7 @@ fn expand(
         restart,
         max_restarts: raw.max_restarts,
         backoff_secs,
+        restore,
     };
     let Some(matrix) = &raw.matrix else {
         return Ok(vec![template]);

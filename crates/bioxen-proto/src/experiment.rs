@@ -42,6 +42,10 @@ pub struct PlannedVm {
     pub max_restarts: u32,
     #[serde(default)]
     pub backoff_secs: f64,
+    /// What a server that starts after a crash or a reboot does with it; `None` is
+    /// the kind's default (`[local] restore` for local VMs, `rerun` for remote ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<Restore>,
 }
 
 /// A VM that must reach a point before this one starts.
@@ -86,6 +90,33 @@ pub enum Restart {
     OnFailure,
     /// After any exit.
     Always,
+}
+
+/// What a server that starts after its predecessor was lost (killed, or the machine
+/// rebooted) does with a VM that was running then.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restore {
+    /// Shown as lost with its last screen; `r` or `bioxen up` starts it again.
+    #[default]
+    Ask,
+    /// Started again from its spec (a held remote interpreter is attached to again).
+    Rerun,
+    /// Shown as lost with its last screen, and left so.
+    Never,
+}
+
+impl Restore {
+    pub const NAMES: [&str; 3] = ["ask", "rerun", "never"];
+
+    pub fn from_name(name: &str) -> Option<Restore> {
+        match name {
+            "ask" => Some(Restore::Ask),
+            "rerun" => Some(Restore::Rerun),
+            "never" => Some(Restore::Never),
+            _ => None,
+        }
+    }
 }
 
 /// What `up` did to each VM of the experiment.

@@ -30,7 +30,9 @@ mod status;
 mod vm;
 
 pub use error::WireError;
-pub use experiment::{Dependency, Experiment, Membership, PlannedVm, Ready, Restart, UpReport};
+pub use experiment::{
+    Dependency, Experiment, Membership, PlannedVm, Ready, Restart, Restore, UpReport,
+};
 pub use frame::{decode_message, encode_message, encode_output};
 #[cfg(feature = "io")]
 pub use frame::{

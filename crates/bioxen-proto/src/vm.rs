@@ -79,6 +79,9 @@ pub enum VmState {
     /// An experiment VM that will not start: a dependency failed, or it was ended
     /// while it waited; the reason is shown.
     Blocked(String),
+    /// Running when the server that held it was lost (killed, or the machine
+    /// rebooted): when and why. Its last screen is kept; see `Restore`.
+    Lost(String),
 }
 
 impl VmState {
@@ -100,6 +103,7 @@ impl VmState {
             VmState::Failed(why) => format!("failed({why})"),
             VmState::Waiting(what) => format!("waiting({what})"),
             VmState::Blocked(why) => format!("blocked({why})"),
+            VmState::Lost(why) => format!("lost({why})"),
         }
     }
 }

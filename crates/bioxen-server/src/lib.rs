@@ -5,5 +5,6 @@
 //! and knows no dashboard.
 
 pub mod manager;
+pub mod persist;
 pub mod registry;
 pub mod server;

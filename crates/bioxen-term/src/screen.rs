@@ -642,6 +642,46 @@ impl Screen {
             .join("\n")
     }
 
+    /// The text it holds as lines, history first: rows joined where they soft-wrapped
+    /// (a wrapped row's blanks at the margin are text of its line), blanks at the ends
+    /// of lines dropped, and no blank lines below the last text. Each line comes with
+    /// the number (as [`Screen::line_numbers`] counts) of the row it starts on.
+    pub fn logical_lines(&self) -> Vec<(u64, String)> {
+        let vt = self.parser.screen();
+        let (rows_n, cols) = vt.size();
+        let rows = self
+            .history()
+            .map(plain_row)
+            .zip(self.history_wrapped())
+            .chain(vt.rows(0, cols.get()).enumerate().map(|(r, text)| {
+                let r = r as u16;
+                (text, r + 1 < rows_n.get() && vt.row_wrapped(r))
+            }));
+        let (mut number, _) = self.line_numbers();
+        let mut lines: Vec<(u64, String)> = Vec::new();
+        let mut open = false;
+        for (text, wrapped) in rows {
+            if !open {
+                lines.push((number, String::new()));
+            }
+            let line = &mut lines.last_mut().expect("a line was opened").1;
+            line.push_str(&text);
+            if wrapped {
+                let w = unicode_width::UnicodeWidthStr::width(text.as_str());
+                line.push_str(&" ".repeat(usize::from(cols.get()).saturating_sub(w)));
+            }
+            open = wrapped;
+            number += 1;
+        }
+        for (_, line) in &mut lines {
+            line.truncate(line.trim_end().len());
+        }
+        while lines.last().is_some_and(|(_, l)| l.is_empty()) {
+            lines.pop();
+        }
+        lines
+    }
+
     /// How many rows have ever scrolled into the history (see `Callbacks::scrolled`).
     pub fn rows_scrolled(&self) -> u64 {
         self.parser.callbacks().scrolled
@@ -1058,32 +1098,8 @@ mod tests {
     /// soft-wrapped, without blanks at the ends of lines or blank lines below the
     /// last text.
     fn logical_text(s: &Screen) -> String {
-        let mut rows: Vec<(String, bool)> = s
-            .history()
-            .map(plain_row)
-            .zip(s.history_wrapped())
-            .collect();
-        let vt = s.vt();
-        let (rows_n, cols) = vt.size();
-        for (r, text) in vt.rows(0, cols.get()).enumerate() {
-            let r = r as u16;
-            rows.push((text, r + 1 < rows_n.get() && vt.row_wrapped(r)));
-        }
-        let mut out = String::new();
-        for (text, wrapped) in rows {
-            out.push_str(&text);
-            match wrapped {
-                // A wrapped row's blanks at the margin are text of its line.
-                true => {
-                    let w = unicode_width::UnicodeWidthStr::width(text.as_str());
-                    out.push_str(&" ".repeat(usize::from(cols.get()).saturating_sub(w)));
-                }
-                false => out.push('\n'),
-            }
-        }
-        // Blanks at the end of a line are not text (tmux's captures drop them too).
-        let lines: Vec<&str> = out.split('\n').map(str::trim_end).collect();
-        lines.join("\n").trim_end_matches('\n').to_string()
+        let lines: Vec<String> = s.logical_lines().into_iter().map(|(_, l)| l).collect();
+        lines.join("\n")
     }
 
     proptest! {

@@ -49,7 +49,7 @@ pub fn state_color(state: &VmState) -> Color {
         VmState::Starting | VmState::Reconnecting(_) | VmState::Waiting(_) => Color::Yellow,
         VmState::Running => Color::Green,
         VmState::Exited(0) => Color::DarkGray,
-        VmState::Exited(_) => Color::Magenta,
+        VmState::Exited(_) | VmState::Lost(_) => Color::Magenta,
         VmState::Killed(_) | VmState::Failed(_) | VmState::Blocked(_) => Color::Red,
     }
 }

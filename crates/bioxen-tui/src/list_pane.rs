@@ -444,6 +444,7 @@ pub fn short_state(state: &VmState) -> String {
         VmState::Failed(_) => "failed".into(),
         VmState::Waiting(_) => "waiting".into(),
         VmState::Blocked(_) => "blocked".into(),
+        VmState::Lost(_) => "lost".into(),
         VmState::Reconnecting(n) => format!("reconnect({n})"),
         other => other.label(),
     }

@@ -53,6 +53,14 @@ fn safe_word(vm: &str) -> String {
         .collect()
 }
 
+/// Whether `name` is one bioxen gives held sessions: it goes into a shell glob and a
+/// path, so only letters, digits and dashes after `bioxen-`.
+fn is_held_name(name: &str) -> bool {
+    name.starts_with("bioxen-")
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
 /// An interpreter held by dtach on the remote host, under a name of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held {
@@ -65,9 +73,15 @@ pub struct Held {
 
 impl Held {
     /// A holder for VM `vm` when the host behind `conn` has dtach; `None` when it has
-    /// not (or cannot say). With `resume`, an interpreter held there already for a VM
-    /// of that name (a session closed with its VM kept) is the one attached to.
-    pub async fn find(conn: &Connection, vm: &str, resume: bool) -> Option<Found> {
+    /// not (or cannot say). The interpreter held as `before` (a server before this one
+    /// recorded it) is attached to if it still runs; with `resume`, so is one held
+    /// there already for a VM of that name (a session closed with its VM kept).
+    pub async fn find(
+        conn: &Connection,
+        vm: &str,
+        resume: bool,
+        before: Option<&str>,
+    ) -> Option<Found> {
         let out = conn
             .exec(&["sh", "-c", "command -v dtach"], b"")
             .await
@@ -75,30 +89,33 @@ impl Held {
         if out.status != Some(0) {
             return None;
         }
-        if resume && let Some(held) = Held::running(conn, vm).await {
+        if let Some(name) = before.filter(|n| is_held_name(n))
+            && let Some(held) = Held::running(conn, name).await
+        {
+            return Some(Found::Resumed(held));
+        }
+        let prefix = format!("bioxen-{}-????????", safe_word(vm));
+        if resume && let Some(held) = Held::running(conn, &prefix).await {
             return Some(Found::Resumed(held));
         }
         Some(Found::New(Held::named(vm)))
     }
 
-    /// The newest interpreter dtach holds on the host for `vm`, if one still answers:
-    /// `dtach -p` with nothing to push connects and leaves, and fails on a socket
-    /// whose dtach has gone.
-    async fn running(conn: &Connection, vm: &str) -> Option<Held> {
+    /// The newest interpreter dtach holds on the host under a name matching
+    /// `pattern` (a shell glob of safe words), if one still answers: `dtach -p` with
+    /// nothing to push connects and leaves, and fails on a socket whose dtach has gone.
+    async fn running(conn: &Connection, pattern: &str) -> Option<Held> {
         let script = r#"cd "${TMPDIR:-/tmp}" 2>/dev/null || exit 1
-for s in $(ls -t -- "$1"-????????.sock 2>/dev/null); do
+for s in $(ls -t -- $1.sock 2>/dev/null); do
   [ -S "$s" ] && dtach -p "$s" </dev/null >/dev/null 2>&1 && { printf %s "${s%.sock}"; exit 0; }
 done
 exit 1"#;
-        let prefix = format!("bioxen-{}", safe_word(vm));
         let out = conn
-            .exec(&["sh", "-c", script, "sh", &prefix], b"")
+            .exec(&["sh", "-c", script, "sh", pattern], b"")
             .await
             .ok()?;
         let name = String::from_utf8(out.stdout).ok()?;
-        let valid = out.status == Some(0)
-            && name.starts_with(&prefix)
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        let valid = out.status == Some(0) && is_held_name(&name);
         valid.then_some(Held {
             name,
             redraw: "ctrl_l",

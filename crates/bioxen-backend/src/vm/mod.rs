@@ -19,8 +19,10 @@ use crate::error::Result;
 /// What a session runs, per kind: each variant holds only what its kind uses, so an
 /// ssh host on a local VM or a template on an ssh VM cannot be written down. The
 /// manager builds it from [`VmOptions`] (the seeds' flat options) with [`VmSpec::new`],
-/// which refuses an option the kind would ignore instead of ignoring it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// which refuses an option the kind would ignore instead of ignoring it. The server's
+/// journal keeps it, so a server started after a crash makes the VM again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
 pub enum VmSpec {
     Local {
         /// Overrides the configured interpreter.

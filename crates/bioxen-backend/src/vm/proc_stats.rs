@@ -78,7 +78,10 @@ pub fn vm_uptime_secs(pid: u32) -> Option<u64> {
 pub fn is_mine(pid: u32) -> bool {
     use std::os::unix::fs::MetadataExt;
     // SAFETY: getuid has no preconditions and cannot fail.
-    std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == unsafe { libc::getuid() })
+    let ours = std::fs::metadata(format!("/proc/{pid}"))
+        .is_ok_and(|m| m.uid() == unsafe { libc::getuid() });
+    // A zombie has ended; only its exit status waits to be collected.
+    ours && read_stat(pid).is_some_and(|s| s.state != 'Z')
 }
 
 /// Whether process group `pgid` has a live member that started before `before`

@@ -25,9 +25,12 @@ pub struct ManagerConfig {
     pub local_cwd: Option<PathBuf>,
     pub scrollback: usize,
     pub scrollback_bytes: usize,
-    /// Write each session's raw output to `<log_dir>/<id>.log`.
-    pub output_log: bool,
-    pub log_dir: PathBuf,
+    /// Where sessions' output logs go, and whether every session has one from its
+    /// start (the server's default; a manager inside another command logs only what
+    /// `L` turns on).
+    pub logs: crate::persist::log_writer::LogPolicy,
+    /// What a server started after a crash does with local VMs (`[local] restore`).
+    pub local_restore: bioxen_proto::Restore,
     /// Seconds of silence (while not at the prompt) before a silence alert; 0 is off.
     pub silence_secs: u64,
 }
@@ -58,8 +61,15 @@ impl ManagerConfig {
             local_cwd: config.local.cwd.as_deref().map(bioxen_config::expand_home),
             scrollback: config.ui.scrollback,
             scrollback_bytes: config.ui.scrollback_bytes,
-            output_log: config.ui.output_log,
-            log_dir: config.log_dir(),
+            logs: crate::persist::log_writer::LogPolicy {
+                dir: config
+                    .output_log_dir()
+                    .join(format!("pid-{}", std::process::id())),
+                enabled: false,
+                max_bytes: config.logs.max_mib << 20,
+                keep: config.logs.keep,
+            },
+            local_restore: config.local.restore,
             silence_secs: config.ui.silence,
         })
     }

@@ -24,6 +24,12 @@ impl Manager {
                 let same = lock(&old.membership)
                     .as_ref()
                     .is_some_and(|m| m.name == experiment.name && m.spec == *planned);
+                if same && matches!(old.state(), VmState::Lost(_)) {
+                    // Lost with the server before this one: this `up` is its answer.
+                    self.rerun_member(&old);
+                    report.started.push(planned.name.clone());
+                    continue;
+                }
                 if same {
                     report.unchanged.push(planned.name.clone());
                     continue;
@@ -62,6 +68,15 @@ impl Manager {
             tokio::spawn(self.clone().supervise(session));
         }
         Ok(report)
+    }
+
+    /// Starts an experiment VM again under a new supervisor, waiting for its
+    /// dependencies as at its first start: a VM lost with the server before this one.
+    pub(super) fn rerun_member(&self, session: &Arc<Session>) {
+        session.stop.reset();
+        session.supervised.send_replace(true);
+        session.set_state(&self.inner.events, VmState::Waiting("to start".into()));
+        tokio::spawn(self.clone().supervise(session.clone()));
     }
 
     /// Ends and forgets every VM of the experiment named `name`; returns their names.

@@ -16,9 +16,9 @@ mod install;
 mod interpreter;
 mod io;
 mod output;
-mod output_log;
 mod program;
 mod remote;
+mod restore;
 mod session;
 mod signals;
 mod stats;
@@ -42,9 +42,10 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::io::AsyncReadExt;
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 
+use crate::persist::log_files::{LogFiles, LogMeta};
+use crate::persist::log_writer::OutputLog;
 pub use bioxen_proto::ExecResult;
 use output::OutputBuffer;
-use output_log::OutputLog;
 
 use bioxen_backend::error::{Error, Result};
 use bioxen_backend::lock;
@@ -230,27 +231,45 @@ impl Manager {
             }
             None => self.generate_name(),
         };
+        // Attaching to a kept pool VM takes its own name; nothing else may.
+        let attaching_to = options.pool_vm.as_ref().map(|(r, _)| r.as_str());
+        if let Some(taken) = self.pool_vm_named(&id)
+            && attaching_to != Some(taken.as_str())
+        {
+            return Err(Error::Manager(format!(
+                "a VM named '{id}' is kept on the pool; attach to it, or choose another name"
+            )));
+        }
+        let spec = VmSpec::new(kind, options).map_err(|e| Error::Manager(e.to_string()))?;
+        self.add_session(None, &id, spec, options.size)
+    }
+
+    /// Adds a session with this name (which must be free) to the list: numbered `vm`
+    /// (one a restored server gave it) or the next number.
+    fn add_session(
+        &self,
+        vm: Option<VmId>,
+        id: &str,
+        spec: VmSpec,
+        size: Size,
+    ) -> Result<Arc<Session>> {
         let session = {
-            // Attaching to a kept pool VM takes its own name; nothing else may.
-            let attaching_to = options.pool_vm.as_ref().map(|(r, _)| r.as_str());
-            if let Some(taken) = self.pool_vm_named(&id)
-                && attaching_to != Some(taken.as_str())
-            {
-                return Err(Error::Manager(format!(
-                    "a VM named '{id}' is kept on the pool; attach to it, or choose another name"
-                )));
-            }
             let mut sessions = lock(&self.inner.sessions);
-            if sessions.iter().any(|s| s.is_named(&id)) {
+            if sessions.iter().any(|s| s.is_named(id)) {
                 return Err(Error::Manager(format!("a VM named '{id}' already exists")));
             }
-            let spec = VmSpec::new(kind, options).map_err(|e| Error::Manager(e.to_string()))?;
-            let vm = VmId(self.inner.next_vm.fetch_add(1, Ordering::Relaxed));
+            let vm = match vm {
+                Some(vm) => {
+                    self.inner.next_vm.fetch_max(vm.0 + 1, Ordering::Relaxed);
+                    vm
+                }
+                None => VmId(self.inner.next_vm.fetch_add(1, Ordering::Relaxed)),
+            };
             let session = Arc::new(Session::new(
                 vm,
-                id.clone(),
+                id.to_string(),
                 spec,
-                options.size,
+                size,
                 &self.inner.config,
                 self.inner.activity.clone(),
             ));
@@ -342,6 +361,10 @@ impl Manager {
                 session.name(),
                 "is still running; kill it first",
             ));
+        }
+        if matches!(session.state(), VmState::Lost(_)) && lock(&session.membership).is_some() {
+            self.rerun_member(&session);
+            return Ok(());
         }
         if session.kind() != VmKind::Local {
             session.stop.reset();
@@ -553,6 +576,19 @@ impl Manager {
         futures_util::future::join_all(stops).await;
     }
 
+    /// Ends every session but the remote interpreters a holder keeps, whose links are
+    /// closed instead: what a server stopped by a signal does, so that the next one
+    /// attaches to them again (pool VMs keep running either way).
+    pub async fn suspend(&self) {
+        let sessions: Vec<_> = lock(&self.inner.sessions).clone();
+        let ends = sessions.iter().map(|s| async move {
+            if !s.detach().await {
+                s.stop().await;
+            }
+        });
+        futures_util::future::join_all(ends).await;
+    }
+
     /// Ends every session and forgets it (pool VMs keep running, detached, as after
     /// `release`).
     pub async fn end_all(&self) {
@@ -660,7 +696,7 @@ impl Manager {
 
     /// Gives a session a new name, as tmux's rename-window: commands, tabs and grids
     /// follow it. An `xcpng` session keeps its name, which its pool VM is tagged with.
-    /// Its output log, if on, goes on in the file named after the old name.
+    /// Its output log goes on in the same file, which is named by number.
     pub fn rename(&self, vm: impl Into<VmRef>, new: &str) -> Result<()> {
         validate_id(new)?;
         if self.pool_vm_named(new).is_some() {
@@ -685,6 +721,12 @@ impl Manager {
                 ));
             }
             *session.name.write().unwrap_or_else(|e| e.into_inner()) = new.to_string();
+            if lock(&session.log).is_some() {
+                let size = lock(&session.screen).size();
+                let config = &self.inner.config;
+                let (vm, kind, created) = (session.vm, session.kind(), session.created);
+                write_log_meta(config, vm, new, kind, size, created);
+            }
             let _ = self
                 .inner
                 .events
@@ -728,17 +770,20 @@ impl Manager {
             .unwrap_or(false)
     }
 
-    /// Starts or stops writing the session's raw output to `<log_dir>/<name>.log`;
-    /// returns the log path when logging is now on.
+    /// Starts or stops writing the session's raw output to its log (`<vm>.log` in the
+    /// logs folder); returns the log path when logging is now on.
     pub fn toggle_output_log(&self, vm: impl Into<VmRef>) -> Result<Option<PathBuf>> {
         let session = self.get(vm)?;
         let mut log = lock(&session.log);
         if log.take().is_some() {
             return Ok(None);
         }
-        let path = log_path(&self.inner.config, &session.name());
-        *log = Some(open_log(&path)?);
-        Ok(Some(path))
+        let config = &self.inner.config;
+        let size = lock(&session.screen).size();
+        *log = Some(OutputLog::open(&config.logs, session.vm)?);
+        let (vm, kind, created) = (session.vm, session.kind(), session.created);
+        write_log_meta(config, vm, &session.name(), kind, size, created);
+        Ok(Some(LogFiles::new(&config.logs.dir, session.vm).log(0)))
     }
 
     fn find(&self, vm: impl Into<VmRef>) -> Option<Arc<Session>> {
@@ -756,15 +801,49 @@ impl Manager {
     }
 }
 
+/// Seconds since the Unix epoch.
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// Session ids name log files and appear in commands: keep them plain.
 fn validate_id(id: &str) -> Result<()> {
     bioxen_proto::check_name(id).map_err(|e| Error::Manager(e.to_string()))
 }
 
-fn log_path(config: &ManagerConfig, id: &str) -> PathBuf {
-    config.log_dir.join(format!("{id}.log"))
+/// Opens a session's log, with a note beside it of whose it is.
+fn open_log(
+    config: &ManagerConfig,
+    vm: VmId,
+    name: &str,
+    kind: VmKind,
+    size: Size,
+) -> Result<OutputLog> {
+    let log = OutputLog::open(&config.logs, vm)?;
+    write_log_meta(config, vm, name, kind, size, SystemTime::now());
+    Ok(log)
 }
 
-fn open_log(path: &std::path::Path) -> Result<OutputLog> {
-    Ok(OutputLog::open(path)?)
+/// Says whose a log is, so `bioxen logs NAME` finds it after the session is gone.
+fn write_log_meta(
+    config: &ManagerConfig,
+    vm: VmId,
+    name: &str,
+    kind: VmKind,
+    size: Size,
+    created: SystemTime,
+) {
+    let meta = LogMeta {
+        vm,
+        name: name.to_string(),
+        kind,
+        rows: size.rows,
+        cols: size.cols,
+        created_unix: unix_secs(created),
+    };
+    if let Err(e) = LogFiles::new(&config.logs.dir, vm).write_meta(&meta) {
+        tracing::warn!(%vm, "cannot say whose the log is: {e}");
+    }
 }

@@ -141,7 +141,8 @@ pub(super) async fn start(manager: &Manager, session: &Arc<Session>) -> Result<(
         let resume = lock(&session.remote)
             .as_ref()
             .is_some_and(|r| r.pool_vm.is_some());
-        let found = Held::find(&conn, &session.name(), resume).await;
+        let before = lock(&session.held_before).clone();
+        let found = Held::find(&conn, &session.name(), resume, before.as_deref()).await;
         session.notice(
             &match &found {
                 Some(Found::New(_)) => format!(

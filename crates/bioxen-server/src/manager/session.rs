@@ -34,6 +34,9 @@ pub struct Session {
     pub(super) log: Mutex<Option<OutputLog>>,
     /// The SSH side of a remote session.
     pub(super) remote: Mutex<Option<remote::Remote>>,
+    /// The name a remote interpreter was held under by a server before this one: the
+    /// next start attaches to it if it still runs.
+    pub(super) held_before: Mutex<Option<String>>,
     /// Set when the user ends the session: a remote session stops reconnecting.
     pub(super) stop: remote::StopSignal,
     /// The manager's, for the sampler: see [`Inner`].
@@ -96,8 +99,8 @@ impl Session {
         config: &ManagerConfig,
         activity: Arc<Notify>,
     ) -> Self {
-        let log = if config.output_log {
-            match open_log(&log_path(config, &id)) {
+        let log = if config.logs.enabled {
+            match open_log(config, vm, &id, spec.kind(), size) {
                 Ok(f) => Some(f),
                 Err(e) => {
                     tracing::warn!(vm = %id, "cannot open output log: {e}");
@@ -127,6 +130,7 @@ impl Session {
             replies_dropped: AtomicBool::new(false),
             log: Mutex::new(log),
             remote: Mutex::new(None),
+            held_before: Mutex::new(None),
             stop: remote::StopSignal::default(),
             activity,
             signals: Mutex::new(SessionSignals::default()),

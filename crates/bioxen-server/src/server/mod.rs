@@ -9,6 +9,7 @@
 
 mod connection;
 mod hub;
+mod keeper;
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -93,6 +94,24 @@ fn bind(socket: &Path) -> Result<(UnixListener, SocketLock)> {
 pub struct ServerOptions {
     /// Exit once no VM and no client is left, as tmux's `exit-empty` does.
     pub exit_empty: bool,
+    /// Where it keeps its journal and its VMs' logs; `None` keeps nothing (a server
+    /// that forgets everything when it ends).
+    pub persist: Option<Persist>,
+}
+
+/// What a server keeps on disk.
+#[derive(Debug, Clone)]
+pub struct Persist {
+    pub places: crate::persist::Places,
+    /// Log every VM's output from its start (`[logs] enabled`).
+    pub log_every_vm: bool,
+}
+
+/// Why the server ends: asked to (its VMs end and are forgotten), or on a signal (a
+/// shutdown: its VMs are kept in the journal for the next server).
+enum Ending {
+    Asked(String),
+    Signal(String),
 }
 
 /// Serves until asked to shut down (a client's `kill-server`, SIGTERM or SIGINT) or,
@@ -104,7 +123,16 @@ pub async fn serve(mut config: ManagerConfig, options: ServerOptions, socket: &P
     // SSH questions (unknown host keys, passphrases) go to whichever client answers.
     let (prompt_tx, prompts) = tokio::sync::mpsc::unbounded_channel();
     config.trust.prompt = Some(prompt_tx);
-    let hub = Hub::new(Manager::new(config), options);
+    if let Some(p) = &options.persist {
+        config.logs.dir = p.places.logs.clone();
+        config.logs.enabled = p.log_every_vm;
+    }
+    let manager = Manager::new(config);
+    let journal = options
+        .persist
+        .as_ref()
+        .and_then(|p| keeper::open(&manager, &p.places.journal));
+    let hub = Hub::new(manager, options);
     let registry = socket.parent().unwrap_or(Path::new(".")).to_path_buf();
     tokio::spawn(publish_for_ls(
         hub.manager.clone(),
@@ -114,6 +142,9 @@ pub async fn serve(mut config: ManagerConfig, options: ServerOptions, socket: &P
     tokio::spawn(hub::relay_questions(hub.clone(), prompts));
     tokio::spawn(hub::follow_pool(hub.clone()));
     tokio::spawn(hub::exit_when_empty(hub.clone()));
+    if let Some(journal) = &journal {
+        tokio::spawn(keeper::keep(hub.manager.clone(), journal.clone()));
+    }
     tokio::spawn({
         let hub = hub.clone();
         async move {
@@ -128,7 +159,7 @@ pub async fn serve(mut config: ManagerConfig, options: ServerOptions, socket: &P
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     // The terminal that started the server may close: that is no reason to stop.
     let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    let reason = loop {
+    let ending = loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
@@ -141,18 +172,34 @@ pub async fn serve(mut config: ManagerConfig, options: ServerOptions, socket: &P
                 }
                 Err(e) => tracing::warn!("accept: {e}"),
             },
-            reason = hub.stopped() => break reason,
-            _ = sigterm.recv() => break "it received SIGTERM".to_string(),
-            _ = sigint.recv() => break "it received SIGINT".to_string(),
+            reason = hub.stopped() => break Ending::Asked(reason),
+            _ = sigterm.recv() => break Ending::Signal("it received SIGTERM".to_string()),
+            _ = sigint.recv() => break Ending::Signal("it received SIGINT".to_string()),
             _ = sighup.recv() => {}
         }
     };
+    let (Ending::Asked(reason) | Ending::Signal(reason)) = &ending;
     tracing::info!("shutting down ({reason}): ending every VM");
     let _ = std::fs::remove_file(socket);
     hub.announce(Event::Closing {
         reason: format!("the bioxen server is ending: {reason}"),
     });
-    hub.manager.shutdown().await;
+    match &ending {
+        Ending::Signal(why) => {
+            // A shutdown or `systemctl stop`: the next server makes the VMs again, and
+            // attaches to the remote interpreters left held.
+            if let Some(journal) = &journal {
+                keeper::write_last(&hub.manager, journal, Some(why));
+            }
+            hub.manager.suspend().await;
+        }
+        Ending::Asked(_) => {
+            if let Some(journal) = &journal {
+                keeper::write_last(&hub.manager, journal, None);
+            }
+            hub.manager.shutdown().await;
+        }
+    }
     crate::registry::withdraw_from(&registry);
     Ok(())
 }
