@@ -201,7 +201,38 @@ impl Page {
         self.feed(&text.bytes[at..], ms);
     }
 
+    /// Feeds output that arrived at `ms`. A screen cleared (`ESC [ 2 J`, as a
+    /// redraw or Ctrl-L does) keeps its lines: they scroll into the history first, as
+    /// a terminal that keeps its scrollback on clear does, since a log loses nothing.
     fn feed(&mut self, bytes: &[u8], ms: u64) {
+        const CLEAR: &[u8] = b"\x1b[2J";
+        let mut rest = bytes;
+        while let Some(at) = rest.windows(CLEAR.len()).position(|w| w == CLEAR) {
+            self.feed_part(&rest[..at], ms);
+            self.keep_screen();
+            self.feed_part(CLEAR, ms);
+            rest = &rest[at + CLEAR.len()..];
+        }
+        self.feed_part(rest, ms);
+    }
+
+    /// Scrolls the screen's lines, down to the last one with text, into the history,
+    /// leaving the cursor where it was.
+    fn keep_screen(&mut self) {
+        let vt = self.screen.vt();
+        if vt.alternate_screen() {
+            return;
+        }
+        let (rows, cols) = vt.size();
+        let texts: Vec<String> = vt.rows(0, cols.get()).collect();
+        let Some(last) = texts.iter().rposition(|t| !t.trim().is_empty()) else {
+            return;
+        };
+        let scroll = format!("\x1b7\x1b[{rows};1H{}\x1b8", "\n".repeat(last + 1));
+        self.screen.feed(scroll.as_bytes());
+    }
+
+    fn feed_part(&mut self, bytes: &[u8], ms: u64) {
         self.screen.feed(bytes);
         let done = self.finished();
         while (self.arrived.len() as u64) < done {
@@ -356,6 +387,19 @@ mod tests {
             recent.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>(),
             ["bar 100%", ">"]
         );
+    }
+
+    #[test]
+    fn a_cleared_screen_keeps_its_lines_in_the_log() {
+        let text = LogText {
+            bytes: b"notice\r\n> \x1b[H\x1b[2J> print(1)\r\n1\r\n> ".to_vec(),
+            marks: vec![Mark { offset: 0, ms: 1 }],
+        };
+        let mut page = Page::new(24);
+        page.read(&text);
+        let lines = page.lines(None, None);
+        let texts: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(texts, ["notice", ">", "> print(1)", "1", ">"]);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! lua`, checks for the real peers the tests need, and process inspection.
 #![allow(dead_code)]
 
+pub mod cli_dir;
 pub mod rocks;
 pub mod sshd;
 pub mod tmux;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use bioxen::config::{Config, experiment};
 use bioxen::{Manager, VmState};
+use common::cli_dir::{KillServer, bioxen_in, said};
 use common::sshd::Sshd;
 use common::{WAIT, eventually, manager, process_group_alive};
 
@@ -306,39 +307,6 @@ async fn a_vm_the_user_ends_is_never_restarted_and_a_changed_spec_waits_for_forc
         [("SEED".to_string(), "7".to_string())]
     );
     m.down("keep").await.unwrap();
-}
-
-/// `bioxen` with its own runtime, state and config directories under `dir`.
-fn bioxen_in(dir: &Path, args: &[&str]) -> std::process::Output {
-    let run = dir.join("run");
-    std::fs::create_dir_all(&run).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
-    std::process::Command::new(common::bioxen_exe())
-        .args(["--config", dir.join("bioxen.toml").to_str().unwrap()])
-        .args(args)
-        .env("XDG_RUNTIME_DIR", &run)
-        .env("XDG_STATE_HOME", dir.join("state"))
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
-fn said(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Ends the test's server however the test ends.
-struct KillServer(PathBuf);
-
-impl Drop for KillServer {
-    fn drop(&mut self) {
-        let _ = bioxen_in(&self.0, &["kill-server"]);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

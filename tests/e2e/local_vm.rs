@@ -410,15 +410,15 @@ async fn output_logs_are_private_and_never_follow_symlinks() {
     let mut config = common::manager_config();
     let dir = std::env::temp_dir().join(format!("bioxen-logs-priv-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    config.log_dir = dir.join("logs");
-    config.output_log = true;
+    config.logs.dir = dir.join("logs");
+    config.logs.enabled = true;
     let m = bioxen::Manager::new(config);
     let id = m
         .create_interactive_vm(Some("logged"), VmKind::Local, VmOptions::default())
         .await
         .unwrap();
     m.send_input(id, "print('to' .. 'the log')\n").unwrap();
-    let log = dir.join("logs/logged.log");
+    let log = dir.join(format!("logs/{}.log", id.0));
     assert!(
         eventually(WAIT, || std::fs::read_to_string(&log)
             .is_ok_and(|t| t.contains("tothe log")))
@@ -429,19 +429,27 @@ async fn output_logs_are_private_and_never_follow_symlinks() {
     assert_eq!(mode(&dir.join("logs")), 0o700);
     m.terminate_vm_session(&id).await.unwrap();
 
-    // Someone plants a symlink where the next VM's log will go.
+    // Someone plants a symlink where the next VM's log will go: logs are named by
+    // number, and numbers count up.
     let victim = dir.join("victim");
     std::fs::write(&victim, "precious").unwrap();
-    std::os::unix::fs::symlink(&victim, dir.join("logs/planted.log")).unwrap();
+    let next = dir.join(format!("logs/{}.log", id.0 + 1));
+    std::os::unix::fs::symlink(&victim, &next).unwrap();
     let id = m
         .create_interactive_vm(Some("planted"), VmKind::Local, VmOptions::default())
         .await
         .unwrap();
+    assert_eq!(id.0, next_id(&next), "the planted name is the new VM's");
     m.send_input(id, "print('secret output')\n").unwrap();
     m.read_until(&id, "secret output", WAIT).await.unwrap();
     m.terminate_vm_session(&id).await.unwrap();
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn next_id(planted: &std::path::Path) -> u64 {
+    let name = planted.file_name().unwrap().to_string_lossy();
+    name.trim_end_matches(".log").parse().unwrap()
 }
 
 /// A program that floods terminal queries (`ESC [ c`) and never reads its input gets

@@ -17,6 +17,7 @@ mod experiment;
 mod experiment_list;
 mod layers;
 mod local_vm;
+mod persist;
 mod properties;
 mod repl_compat;
 mod repl_output;

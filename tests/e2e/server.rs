@@ -32,7 +32,11 @@ fn start_options(dir: &Path) -> StartOptions {
     let config = dir.join("bioxen.toml");
     std::fs::write(
         &config,
-        format!("[ui]\nlog_dir = \"{}\"\n", dir.join("logs").display()),
+        format!(
+            "[ui]\nlog_dir = \"{}\"\n[server]\nstate_dir = \"{}\"\n",
+            dir.join("logs").display(),
+            dir.join("state").display()
+        ),
     )
     .unwrap();
     StartOptions {
@@ -806,8 +810,10 @@ async fn a_client_matches_on_the_kind_of_a_servers_refusal() {
     std::fs::write(
         start.config.as_ref().unwrap(),
         format!(
-            "[ui]\nlog_dir = \"{}\"\n[xcpng]\nurl = \"{}\"\npassword = \"password\"\n",
+            "[ui]\nlog_dir = \"{}\"\n[server]\nstate_dir = \"{}\"\n\
+             [xcpng]\nurl = \"{}\"\npassword = \"password\"\n",
             dir.join("logs").display(),
+            dir.join("state").display(),
             sim.url
         ),
     )

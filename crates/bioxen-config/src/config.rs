@@ -236,11 +236,17 @@ impl Default for LogsConfig {
 pub struct ServerConfig {
     /// Exit once no VM and no dashboard or command is left (tmux's `exit-empty`).
     pub exit_empty: bool,
+    /// Where servers keep their journals, from which a server started after a crash
+    /// or a reboot makes their VMs again; default `$XDG_STATE_HOME/bioxen/state`.
+    pub state_dir: Option<String>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { exit_empty: true }
+        ServerConfig {
+            exit_empty: true,
+            state_dir: None,
+        }
     }
 }
 
@@ -642,9 +648,12 @@ impl Config {
     }
 
     /// Where servers keep what they must remember across a crash or a reboot (their
-    /// journals): `$XDG_STATE_HOME/bioxen/state`.
+    /// journals): `[server] state_dir`, else `$XDG_STATE_HOME/bioxen/state`.
     pub fn state_dir(&self) -> PathBuf {
-        state_home().join("bioxen").join("state")
+        match &self.server.state_dir {
+            Some(dir) => expand_home(dir),
+            None => state_home().join("bioxen").join("state"),
+        }
     }
 }
 

@@ -625,26 +625,32 @@ impl Manager {
     }
 
     /// Waits until the VM shows a Lua prompt (`> ` before the cursor); an experiment VM
-    /// waiting for its dependencies is waited for too.
+    /// waiting for its dependencies is waited for too, and so is one lost with the
+    /// server before, which its policy or the user may start again.
     pub async fn wait_ready(&self, vm: impl Into<VmRef>, timeout: Duration) -> Result<()> {
         let session = self.get(vm)?;
         let ready = session
             .wait_for(timeout, |s| match s.state() {
-                VmState::Waiting(_) => false,
+                VmState::Waiting(_) | VmState::Lost(_) => false,
                 state if !state.is_alive() => true,
                 _ => lock(&s.screen).text_before_cursor().ends_with("> "),
             })
             .await;
         match session.state() {
             VmState::Starting | VmState::Running if ready => Ok(()),
-            VmState::Starting | VmState::Running | VmState::Waiting(_) => Err(Error::Timeout {
-                id: session.name(),
-                what: match session.state() {
-                    VmState::Waiting(what) => format!("waiting for {what}, then a Lua prompt"),
-                    _ => "waiting for a Lua prompt".into(),
-                },
-                seconds: timeout.as_secs_f64(),
-            }),
+            VmState::Starting | VmState::Running | VmState::Waiting(_) | VmState::Lost(_) => {
+                Err(Error::Timeout {
+                    id: session.name(),
+                    what: match session.state() {
+                        VmState::Waiting(what) => format!("waiting for {what}, then a Lua prompt"),
+                        VmState::Lost(why) => {
+                            format!("lost ({why}); waiting for it to start again")
+                        }
+                        _ => "waiting for a Lua prompt".into(),
+                    },
+                    seconds: timeout.as_secs_f64(),
+                })
+            }
             dead => Err(Error::session(
                 session.name(),
                 format!("ended before its prompt: {}", dead.label()),

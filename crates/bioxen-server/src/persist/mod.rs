@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 
 use bioxen_config::Config;
 
-/// Where one server keeps its journal and its VMs' logs: folders named as its socket
-/// is (`server`, or the `NAME` of `-L NAME`), so two servers never share either.
+/// Where one server keeps its journal and its VMs' logs: folders named after its
+/// socket, as `server-1a2b3c4d` (the socket's name, then a hash of its whole path), so
+/// two servers never share either, even with runtime directories of their own, and
+/// the same socket finds them again after a reboot.
 #[derive(Debug, Clone)]
 pub struct Places {
     pub journal: PathBuf,
@@ -24,13 +26,46 @@ pub struct Places {
 
 impl Places {
     pub fn of(config: &Config, socket: &Path) -> Places {
-        let name = socket
+        use std::os::unix::ffi::OsStrExt;
+        let stem = socket
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "server".into());
+        // FNV-1a: stable across builds and machines, unlike the std hasher.
+        let hash = socket
+            .as_os_str()
+            .as_bytes()
+            .iter()
+            .fold(0x811c_9dc5_u32, |h, &b| {
+                (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+            });
+        let name = format!("{stem}-{hash:08x}");
         Places {
             journal: config.state_dir().join(&name),
             logs: config.output_log_dir().join(&name),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_socket_has_places_of_its_own_and_keeps_them() {
+        let config = Config::default();
+        let a = Places::of(&config, Path::new("/run/user/1000/bioxen/server.sock"));
+        let again = Places::of(&config, Path::new("/run/user/1000/bioxen/server.sock"));
+        let b = Places::of(&config, Path::new("/tmp/test-1/bioxen/server.sock"));
+        assert_eq!(a.journal, again.journal);
+        assert_ne!(a.journal, b.journal);
+        assert_ne!(a.logs, b.logs);
+        let name = a
+            .journal
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(name.starts_with("server-") && name.len() == 15, "{name}");
     }
 }

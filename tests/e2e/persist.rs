@@ -1,0 +1,343 @@
+//! Nothing is lost: a server killed with SIGKILL or stopped by a signal comes back with
+//! its VMs (rerun, or waiting to be), their scrollback from their logs, and remote
+//! interpreters with their Lua state; logs rotate and read back across the rotation;
+//! a full log disk stops the log, not the VM.
+
+use crate::common;
+
+use std::path::{Path, PathBuf};
+
+use bioxen::VmKind;
+use bioxen::VmState;
+use bioxen::client::Client;
+use bioxen::protocol::CreateOptions;
+use common::cli_dir::{KillServer, bioxen_in, said, socket_in};
+use common::sshd::Sshd;
+use common::{WAIT, eventually};
+use serde_json::Value;
+
+const MARKER: &str = "── server restarted";
+
+/// A directory of the test's own, with a `bioxen.toml` holding `config`.
+fn workdir(name: &str, config: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bioxen-persist-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let logs = format!("[ui]\nlog_dir = \"{}\"\n", dir.join("logs").display());
+    write(&dir, "bioxen.toml", &format!("{logs}{config}"));
+    dir
+}
+
+fn write(dir: &Path, file: &str, text: &str) -> PathBuf {
+    let path = dir.join(file);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Whether process `pid` has ended (a zombie has: only its status is left).
+fn ended(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// Kills the server behind `client` with SIGKILL and waits until it is gone.
+async fn kill_9(client: Client) {
+    let pid = client.server_pid;
+    drop(client);
+    // SAFETY: kill(2) of the server this test started.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    assert!(
+        eventually(WAIT, || ended(pid)).await,
+        "the server {pid} did not end"
+    );
+}
+
+fn ls(dir: &Path) -> Vec<Value> {
+    let out = bioxen_in(dir, &["ls", "--json"]);
+    assert!(out.status.success(), "{}", said(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn row<'a>(rows: &'a [Value], name: &str) -> &'a Value {
+    rows.iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {rows:#?}"))
+}
+
+/// Starts the next server as a user would, and connects to it.
+async fn next_server(dir: &Path) -> Client {
+    let out = bioxen_in(dir, &["server"]);
+    assert!(out.status.success(), "{}", said(&out));
+    Client::connect(&socket_in(dir), "test").await.unwrap()
+}
+
+fn pid_of(list: &[bioxen::VmInfo], name: &str) -> Option<u32> {
+    list.iter().find(|v| v.name == name).and_then(|v| v.pid)
+}
+
+fn state_of(list: &[bioxen::VmInfo], name: &str) -> VmState {
+    list.iter().find(|v| v.name == name).unwrap().state.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_comes_back_with_its_vms_rerun_or_waiting() {
+    let dir = workdir("killed", "");
+    write(&dir, "hello.lua", "print('hello from ' .. arg[1])\n");
+    let file = write(
+        &dir,
+        "pair.toml",
+        "[[vm]]\nname = \"again\"\nscript = \"hello.lua\"\nargs = [\"again\"]\nrestore = \"rerun\"\n\n\
+         [[vm]]\nname = \"waits\"\nscript = \"hello.lua\"\nargs = [\"waits\"]\nrestore = \"ask\"\n",
+    );
+    let file = file.to_str().unwrap();
+    let _server = KillServer(dir.clone());
+    let out = bioxen_in(&dir, &["up", "-d", file]);
+    assert!(out.status.success(), "{}", said(&out));
+    let client = Client::connect(&socket_in(&dir), "test").await.unwrap();
+    for vm in ["again", "waits"] {
+        client.wait_ready(vm, WAIT).await.unwrap();
+    }
+    let typed = client
+        .execute_string("waits", "print('typed ' .. 6 * 7)", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(typed.output, "typed 42\n");
+    let first_pid = pid_of(&client.list().await.unwrap(), "again").unwrap();
+    kill_9(client).await;
+
+    // With no server, `ls` reads what the gone server wrote down.
+    let rows = ls(&dir);
+    for vm in ["again", "waits"] {
+        assert_eq!(row(&rows, vm)["state"], "lost", "{rows:#?}");
+        let why = row(&rows, vm)["detail"].as_str().unwrap();
+        assert!(why.starts_with("server killed; last heard "), "{why}");
+    }
+
+    let client = next_server(&dir).await;
+    client.wait_ready("again", WAIT).await.unwrap();
+    let list = client.list().await.unwrap();
+    assert_ne!(pid_of(&list, "again"), Some(first_pid), "a new life");
+    assert!(
+        matches!(state_of(&list, "waits"), VmState::Lost(ref why) if why.starts_with("server killed")),
+        "{list:#?}"
+    );
+    // Both show their old scrollback above the marker, and say what comes next.
+    for vm in ["again", "waits"] {
+        let text = client.screen_text(vm).await.unwrap();
+        let at = text
+            .find(MARKER)
+            .unwrap_or_else(|| panic!("no marker: {text}"));
+        assert!(text[..at].contains(&format!("hello from {vm}")), "{text}");
+    }
+    let again = client.screen_text("again").await.unwrap();
+    let after = &again[again.find(MARKER).unwrap()..];
+    assert!(after.contains("hello from again"), "{again}");
+    let waits = client.screen_text("waits").await.unwrap();
+    assert!(waits.contains("typed 42"), "{waits}");
+    assert!(waits.contains("r starts it again"), "{waits}");
+
+    // `up` is the answer an `ask` VM waits for; then each log holds both lives.
+    let out = bioxen_in(&dir, &["up", "-d", file]);
+    assert!(said(&out).contains("started: waits"), "{}", said(&out));
+    client.wait_ready("waits", WAIT).await.unwrap();
+    for vm in ["again", "waits"] {
+        let hello = format!("hello from {vm}");
+        let lives = |text: &str| {
+            let at = text.find(MARKER);
+            at.is_some_and(|at| text[..at].contains(&hello) && text[at..].contains(&hello))
+        };
+        let mut logs = String::new();
+        let both = eventually(WAIT, || {
+            logs = said(&bioxen_in(&dir, &["logs", vm]));
+            lives(&logs)
+        })
+        .await;
+        assert!(both, "{vm}'s log does not hold both lives:\n{logs}");
+    }
+    let stamped = said(&bioxen_in(&dir, &["logs", "-t", "-n", "1", "waits"]));
+    assert!(
+        stamped.starts_with("20") && stamped.lines().count() == 1,
+        "{stamped}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_stopped_by_a_signal_leaves_its_vms_to_the_next() {
+    let dir = workdir("sigterm", "");
+    let _server = KillServer(dir.clone());
+    let client = next_server(&dir).await;
+    let vm = client
+        .create_interactive_vm(Some("kept"), VmKind::Local, CreateOptions::default())
+        .await
+        .unwrap();
+    client.wait_ready(vm, WAIT).await.unwrap();
+    let pid = client.server_pid;
+    // SAFETY: kill(2) of the server this test started.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    drop(client);
+    assert!(eventually(WAIT, || ended(pid)).await);
+    let rows = ls(&dir);
+    let why = row(&rows, "kept")["detail"].as_str().unwrap().to_string();
+    assert!(why.ends_with(": it received SIGTERM"), "{why}");
+
+    // The next server gives it its number back and goes on counting from there.
+    let client = next_server(&dir).await;
+    let list = client.list().await.unwrap();
+    assert_eq!(list[0].vm, vm);
+    let new = client
+        .create_interactive_vm(Some("new"), VmKind::Local, CreateOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        new.0 > vm.0,
+        "a number is never given twice: {new:?} after {vm:?}"
+    );
+    // `kill-server` ends and forgets them: the server after that starts empty.
+    let pid = client.server_pid;
+    drop(client);
+    let out = bioxen_in(&dir, &["kill-server"]);
+    assert!(out.status.success(), "{}", said(&out));
+    assert!(eventually(WAIT, || ended(pid)).await);
+    let rows = ls(&dir);
+    assert!(rows.iter().all(|r| r["name"] != "kept"), "{rows:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_remote_interpreter_survives_a_killed_server() {
+    common::require_program("dtach", "dtach");
+    let sshd = Sshd::start("persist-held");
+    let host = sshd.host_entry("lab", &sshd.known_hosts, "lua5.4 -i");
+    let dir = workdir("held", &host);
+    let _server = KillServer(dir.clone());
+    let client = next_server(&dir).await;
+    let options = CreateOptions {
+        host: Some("lab".into()),
+        ..CreateOptions::default()
+    };
+    let vm = client
+        .create_interactive_vm(Some("held"), VmKind::Ssh, options)
+        .await
+        .unwrap();
+    client.wait_ready(vm, WAIT).await.unwrap();
+    let set = client.execute_string(vm, "x = 42", WAIT).await.unwrap();
+    assert!(set.ok(), "{set:?}");
+    kill_9(client).await;
+
+    let client = next_server(&dir).await;
+    client.wait_ready(vm, WAIT).await.unwrap();
+    let x = client.execute_string(vm, "print(x)", WAIT).await.unwrap();
+    assert_eq!(x.output, "42\n", "the same interpreter, with its globals");
+    // The interpreter's redraw clears the screen: the log keeps what was said.
+    let logs = said(&bioxen_in(&dir, &["logs", "held"]));
+    assert!(
+        logs.contains("attached to the interpreter dtach kept"),
+        "{logs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_rotates_at_its_limit_and_reads_back_across_the_rotation() {
+    let dir = workdir("rotate", "[logs]\nmax_mib = 1\nkeep = 2\n");
+    let _server = KillServer(dir.clone());
+    let client = next_server(&dir).await;
+    let vm = client
+        .create_interactive_vm(Some("flood"), VmKind::Local, CreateOptions::default())
+        .await
+        .unwrap();
+    client.wait_ready(vm, WAIT).await.unwrap();
+    // 30,000 lines of 61 bytes: 1.8 MiB, so one rotation at 1 MiB.
+    let flood = "for i = 1, 30000 do print(string.format('line %05d %s', i, ('x'):rep(50))) end";
+    client.execute_string(vm, flood, WAIT).await.unwrap();
+    let logs = dir.join("logs/logs");
+    let rotated = eventually(WAIT, || {
+        std::fs::read_dir(&logs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.path().join(format!("{}.log.1", vm.0)).exists())
+    })
+    .await;
+    assert!(rotated, "no rotated log in {}", logs.display());
+    let mut text = String::new();
+    let whole = eventually(WAIT, || {
+        text = said(&bioxen_in(&dir, &["logs", "flood"]));
+        text.contains("line 30000")
+    })
+    .await;
+    assert!(
+        whole,
+        "the log's end never came: {}",
+        &text[text.len().saturating_sub(300)..]
+    );
+    let numbered = text.lines().filter(|l| l.starts_with("line ")).count();
+    assert_eq!(numbered, 30_000, "every line, across the rotation");
+    let last = said(&bioxen_in(&dir, &["logs", "-n", "2", "flood"]));
+    assert_eq!(
+        last.lines().next(),
+        Some(&*format!("line 30000 {}", "x".repeat(50)))
+    );
+}
+
+/// Unmounts a test's tmpfs however the test ends (lazily: the server may still hold
+/// files there).
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_log_disk_stops_the_log_and_the_vm_goes_on() {
+    let dir = std::env::temp_dir().join(format!("bioxen-persist-full-{}", std::process::id()));
+    let full = dir.join("full");
+    let _ = std::fs::create_dir_all(&full);
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs"])
+        .arg(&full)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        mounted,
+        "this test mounts a 1 MiB tmpfs as the log disk, which needs root (the test \
+         command runs as root in CI)"
+    );
+    let _unmount = Unmount(full.clone());
+    let dir = workdir("full", &format!("[logs]\ndir = \"{}\"\n", full.display()));
+    let _server = KillServer(dir.clone());
+    let client = next_server(&dir).await;
+    let mut updates = client.updates();
+    client.subscribe().await.unwrap();
+    let vm = client
+        .create_interactive_vm(Some("full"), VmKind::Local, CreateOptions::default())
+        .await
+        .unwrap();
+    client.wait_ready(vm, WAIT).await.unwrap();
+    let flood = "for i = 1, 40000 do print(string.format('line %05d %s', i, ('x'):rep(50))) end";
+    client.execute_string(vm, flood, WAIT).await.unwrap();
+    let said_so = tokio::time::timeout(WAIT, async {
+        while let Some(update) = updates.recv().await {
+            let text = format!("{update:?}");
+            if text.contains("the output log stopped") {
+                return text;
+            }
+        }
+        String::new()
+    })
+    .await
+    .unwrap_or_default();
+    assert!(said_so.contains("No space left"), "{said_so}");
+    let after = client
+        .execute_string(vm, "print(6 * 7)", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(after.output, "42\n", "the VM goes on");
+}
