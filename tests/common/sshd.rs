@@ -17,6 +17,8 @@ pub struct Sshd {
     /// The server's host key fingerprint, `SHA256:…`.
     pub fingerprint: String,
     pub user: String,
+    /// Sessions' PATH, when not sshd's default.
+    path: Option<String>,
     child: Option<Child>,
 }
 
@@ -31,6 +33,23 @@ fn run(cmd: &mut Command) -> String {
 }
 
 impl Sshd {
+    /// A server whose sessions find every program of /usr/bin but `missing` on their
+    /// PATH: a host without dtach, say.
+    pub fn start_without(name: &str, missing: &[&str]) -> Sshd {
+        let mut sshd = Sshd::start(name);
+        let bin = sshd.dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for entry in std::fs::read_dir("/usr/bin").unwrap().flatten() {
+            let file = entry.file_name();
+            if !missing.iter().any(|m| file == *m) {
+                let _ = std::os::unix::fs::symlink(entry.path(), bin.join(&file));
+            }
+        }
+        sshd.path = Some(format!("{}:/usr/sbin:/sbin", bin.display()));
+        sshd.restart();
+        sshd
+    }
+
     pub fn start(name: &str) -> Sshd {
         assert!(
             Path::new("/usr/sbin/sshd").exists(),
@@ -69,6 +88,7 @@ impl Sshd {
             fingerprint,
             user,
             dir,
+            path: None,
             child: None,
         };
         sshd.launch();
@@ -89,9 +109,14 @@ impl Sshd {
              AuthorizedKeysFile {d}/authorized_keys\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
              KbdInteractiveAuthentication no\nUsePAM no\nPermitRootLogin prohibit-password\nStrictModes no\n\
              LogLevel VERBOSE\n\
-             SetEnv SHLVL=5 TMPDIR={d}\n",
+             SetEnv SHLVL=5 TMPDIR={d}{path}\n",
             port = self.port,
-            d = d.display()
+            d = d.display(),
+            path = self
+                .path
+                .as_ref()
+                .map(|p| format!(" PATH={p}"))
+                .unwrap_or_default()
         );
         std::fs::write(d.join("sshd_config"), config).unwrap();
         let child = Command::new("/usr/sbin/sshd")
@@ -179,10 +204,12 @@ impl Drop for Sshd {
         // Interpreters held by dtach outlive connections, as they should; not tests.
         // SIGKILL: a dtach master whose program already ended stays on after SIGTERM
         // (one outlived its test by a quarter of an hour, its child a zombie).
-        let _ = Command::new("pkill")
-            .args(["-KILL", "-f"])
-            .arg(format!("dtach -A {}/", self.dir.display()))
-            .status();
+        for holder in ["dtach -A ", "python3 "] {
+            let _ = Command::new("pkill")
+                .args(["-KILL", "-f"])
+                .arg(format!("{holder}{}/", self.dir.display()))
+                .status();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

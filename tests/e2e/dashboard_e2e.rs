@@ -35,10 +35,43 @@ fn pane_text(screen: &str) -> String {
 
 /// Creates a local VM from the list and waits for its Lua prompt in the pane.
 fn create_local_vm(t: &Tmux) {
+    // The new VM's prompt, not the last one's: the pane may show the VM before it
+    // while the new one is being made.
+    let listed = format!("VMs ({})", vms_listed(&t.screen()) + 1);
     t.keys(&["c"]);
     t.wait_text("Create a VM");
     t.keys(&["Enter"]);
-    t.wait_for("a prompt", |s| s.contains(" TERM ") && has_prompt(s));
+    t.wait_for("a prompt", |s| {
+        s.contains(" TERM ") && s.contains(&listed) && shows_last_tab(s) && has_prompt(s)
+    });
+}
+
+/// Whether the terminal pane shows the VM of the last tab (the newest VM).
+fn shows_last_tab(screen: &str) -> bool {
+    let last_tab = screen
+        .lines()
+        .next()
+        .and_then(|tabs| {
+            tabs.split_whitespace()
+                .filter_map(|tab| tab.split_once(':'))
+                .filter(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+                .last()
+        })
+        .map(|(_, name)| name.to_string());
+    let pane_title = screen.lines().nth(1).and_then(|l| {
+        let (_, title) = l.split_once("╭ ").and_then(|(_, r)| r.split_once("╭ "))?;
+        title.split_whitespace().next().map(str::to_string)
+    });
+    last_tab.is_some() && last_tab == pane_title
+}
+
+/// How many VMs the list's title counts.
+fn vms_listed(screen: &str) -> usize {
+    screen
+        .split_once("VMs (")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Detaches from the VM, quits choosing to end the running VMs, and waits for exit 0.

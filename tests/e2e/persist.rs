@@ -207,11 +207,23 @@ async fn a_server_stopped_by_a_signal_leaves_its_vms_to_the_next() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_held_remote_interpreter_survives_a_killed_server() {
+async fn a_remote_interpreter_held_by_dtach_survives_a_killed_server() {
     common::require_program("dtach", "dtach");
-    let sshd = Sshd::start("persist-held");
+    let sshd = Sshd::start("persist-dtach");
+    held_interpreter_survives_a_killed_server(&sshd, "dtach", "dtach").await;
+}
+
+/// On a host without dtach, bioxen's own holder runs on the host's python3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_interpreter_held_by_python_survives_a_killed_server() {
+    common::require_program("python3", "python3");
+    let sshd = Sshd::start_without("persist-python", &["dtach"]);
+    held_interpreter_survives_a_killed_server(&sshd, "python", "bioxen's python3 holder").await;
+}
+
+async fn held_interpreter_survives_a_killed_server(sshd: &Sshd, name: &str, holder: &str) {
     let host = sshd.host_entry("lab", &sshd.known_hosts, "lua5.4 -i");
-    let dir = workdir("held", &host);
+    let dir = workdir(&format!("held-{name}"), &host);
     let _server = KillServer(dir.clone());
     let client = next_server(&dir).await;
     let options = CreateOptions {
@@ -234,9 +246,21 @@ async fn a_held_remote_interpreter_survives_a_killed_server() {
     // The interpreter's redraw clears the screen: the log keeps what was said.
     let logs = said(&bioxen_in(&dir, &["logs", "held"]));
     assert!(
-        logs.contains("attached to the interpreter dtach kept"),
+        logs.contains(&format!("runs under {holder} on 127.0.0.1"))
+            && logs.contains(&format!("attached to the interpreter {holder} kept")),
         "{logs}"
     );
+    // Ending the VM ends the interpreter its holder kept.
+    client.kill(vm).await.unwrap();
+    let gone = eventually(WAIT, || {
+        let out = std::process::Command::new("pgrep")
+            .args(["-f", &format!("{}/.*bioxen-held-", sshd.dir.display())])
+            .output()
+            .unwrap();
+        out.stdout.is_empty()
+    })
+    .await;
+    assert!(gone, "the held interpreter outlived its VM");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,19 +1,22 @@
-//! A session holder on the remote host, dtach: it keeps the interpreter running when
-//! the SSH link drops, so a reconnect attaches to the same Lua state, and a running
-//! loop goes on meanwhile.
+//! A session holder on the remote host: it keeps the interpreter running when the SSH
+//! link drops (or bioxen's server goes), so a reconnect attaches to the same Lua
+//! state, and a running loop goes on meanwhile.
 //!
-//! dtach passes the interpreter's bytes through untouched, which bioxen relies on:
-//! `execute_string` finds its chunk's output between invisible OSC markers in the raw
-//! stream, and the busy, idle and progress marks are OSC sequences too. tmux does not
-//! do that: it keeps a screen of its own and redraws it into the link, dropping OSC
-//! sequences and turning output into cursor moves, so it is not used as a holder (a
-//! tmux installed on the host is no help here). abduco passes bytes through as dtach
-//! does, but has no Debian package to test against, so it is not used either.
+//! dtach is used where the host has it. It passes the interpreter's bytes through
+//! untouched, which bioxen relies on: `execute_string` finds its chunk's output between
+//! invisible OSC markers in the raw stream, and the busy, idle and progress marks are
+//! OSC sequences too. tmux does not do that: it keeps a screen of its own and redraws it
+//! into the link, dropping OSC sequences and turning output into cursor moves, so it is
+//! not used as a holder (a tmux installed on the host is no help here). abduco passes
+//! bytes through as dtach does, but has no Debian package to test against.
 //!
-//! dtach's detach and suspend keys are turned off, so every key reaches the
-//! interpreter.
+//! Where dtach is missing and python3 is there, bioxen's own holder (`holder.py`,
+//! standard library only) does the same: it is sent over an exec channel into a
+//! directory only the user may enter, and runs from there.
 //!
-//! Without dtach, a reconnect starts a new interpreter and says the state was lost.
+//! dtach's detach and suspend keys are turned off, and the python holder has none, so
+//! every key reaches the interpreter. With neither, a reconnect starts a new
+//! interpreter and says the state was lost.
 
 use std::borrow::Cow;
 
@@ -27,6 +30,74 @@ const DTACH_CLEAR: &[u8] = b"\x1b[H\x1b[J";
 const DTACH_EOF: &[u8] = b"[EOF - dtach terminating]";
 /// The start of the interpreter's exit status, as the held shell writes it.
 const EXIT_MARK: &[u8] = b"\x1b]777;bioxen-exit;";
+
+/// bioxen's holder, for hosts without dtach.
+const PYTHON_HOLDER: &str = include_str!("holder.py");
+
+/// Puts the python holder (stdin) in a directory of the user's own, made private and
+/// checked to be a real directory the user owns, and prints the directory.
+const INSTALL_PYTHON_HOLDER: &str = r#"umask 077
+d="${TMPDIR:-/tmp}/bioxen-holder-$(id -u)"
+mkdir -p -- "$d" 2>/dev/null
+[ -d "$d" ] && [ ! -L "$d" ] && [ -O "$d" ] && chmod 700 "$d" || exit 1
+cat > "$d/holder.py.$$" && mv -f -- "$d/holder.py.$$" "$d/holder.py" && printf %s "$d""#;
+
+/// What holds interpreters on a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    Dtach,
+    /// bioxen's holder, in this private directory on the host (with its sockets).
+    Python {
+        dir: String,
+    },
+}
+
+impl Holder {
+    /// What the host has: dtach, else python3 (the holder is sent there now), else
+    /// nothing that holds.
+    pub async fn on(conn: &Connection) -> Option<Holder> {
+        let which = "command -v dtach >/dev/null && echo dtach || { command -v python3 >/dev/null && echo python3; }";
+        let out = conn.exec(&["sh", "-c", which], b"").await.ok()?;
+        match String::from_utf8_lossy(&out.stdout).trim() {
+            "dtach" => Some(Holder::Dtach),
+            "python3" => {
+                let argv = ["sh", "-c", INSTALL_PYTHON_HOLDER];
+                let out = conn.exec(&argv, PYTHON_HOLDER.as_bytes()).await.ok()?;
+                let dir = String::from_utf8(out.stdout).ok()?;
+                let plain =
+                    dir.starts_with('/') && !dir.contains(['\n', '\'', '"', '\\', '$', '`']);
+                (out.status == Some(0) && plain).then_some(Holder::Python { dir })
+            }
+            _ => None,
+        }
+    }
+
+    /// Its name, as the user is told.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Holder::Dtach => "dtach",
+            Holder::Python { .. } => "bioxen's python3 holder",
+        }
+    }
+
+    /// The directory its sockets are in, as shell text.
+    fn socket_dir(&self) -> String {
+        match self {
+            Holder::Dtach => "${TMPDIR:-/tmp}".into(),
+            Holder::Python { dir } => shell_words::quote(dir).into_owned(),
+        }
+    }
+
+    /// A shell command that succeeds when a holder answers at socket `"$s"`.
+    fn ping(&self) -> String {
+        match self {
+            Holder::Dtach => r#"dtach -p "$s" </dev/null >/dev/null 2>&1"#.into(),
+            Holder::Python { dir } => {
+                format!(r#"python3 {}/holder.py ping "$s""#, shell_words::quote(dir))
+            }
+        }
+    }
+}
 
 /// What [`Held::find`] found on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,18 +132,19 @@ fn is_held_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
-/// An interpreter held by dtach on the remote host, under a name of its own.
+/// An interpreter held on the remote host, under a name of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held {
     pub name: String,
-    /// How dtach asks the interpreter to redraw when bioxen attaches: SIGWINCH for an
-    /// interpreter bioxen started (its screen is known), Ctrl-L for one taken up
-    /// again, whose prompt must be drawn anew to be seen.
+    /// How the holder asks the interpreter to redraw when bioxen attaches: SIGWINCH
+    /// for an interpreter bioxen started (its screen is known), Ctrl-L for one taken
+    /// up again, whose prompt must be drawn anew to be seen.
     pub redraw: &'static str,
+    pub holder: Holder,
 }
 
 impl Held {
-    /// A holder for VM `vm` when the host behind `conn` has dtach; `None` when it has
+    /// A holder for VM `vm` when the host behind `conn` has one; `None` when it has
     /// not (or cannot say). The interpreter held as `before` (a server before this one
     /// recorded it) is attached to if it still runs; with `resume`, so is one held
     /// there already for a VM of that name (a session closed with its VM kept).
@@ -82,36 +154,34 @@ impl Held {
         resume: bool,
         before: Option<&str>,
     ) -> Option<Found> {
-        let out = conn
-            .exec(&["sh", "-c", "command -v dtach"], b"")
-            .await
-            .ok()?;
-        if out.status != Some(0) {
-            return None;
-        }
+        let holder = Holder::on(conn).await?;
         if let Some(name) = before.filter(|n| is_held_name(n))
-            && let Some(held) = Held::running(conn, name).await
+            && let Some(held) = Held::running(conn, &holder, name).await
         {
             return Some(Found::Resumed(held));
         }
         let prefix = format!("bioxen-{}-????????", safe_word(vm));
-        if resume && let Some(held) = Held::running(conn, &prefix).await {
+        if resume && let Some(held) = Held::running(conn, &holder, &prefix).await {
             return Some(Found::Resumed(held));
         }
-        Some(Found::New(Held::named(vm)))
+        Some(Found::New(Held::named(vm, holder)))
     }
 
-    /// The newest interpreter dtach holds on the host under a name matching
-    /// `pattern` (a shell glob of safe words), if one still answers: `dtach -p` with
-    /// nothing to push connects and leaves, and fails on a socket whose dtach has gone.
-    async fn running(conn: &Connection, pattern: &str) -> Option<Held> {
-        let script = r#"cd "${TMPDIR:-/tmp}" 2>/dev/null || exit 1
+    /// The newest interpreter held on the host under a name matching `pattern` (a
+    /// shell glob of safe words), if one still answers: the holder's ping connects and
+    /// leaves, and fails on a socket whose holder has gone.
+    async fn running(conn: &Connection, holder: &Holder, pattern: &str) -> Option<Held> {
+        let script = format!(
+            r#"cd {} 2>/dev/null || exit 1
 for s in $(ls -t -- $1.sock 2>/dev/null); do
-  [ -S "$s" ] && dtach -p "$s" </dev/null >/dev/null 2>&1 && { printf %s "${s%.sock}"; exit 0; }
+  [ -S "$s" ] && {} && {{ printf %s "${{s%.sock}}"; exit 0; }}
 done
-exit 1"#;
+exit 1"#,
+            holder.socket_dir(),
+            holder.ping()
+        );
         let out = conn
-            .exec(&["sh", "-c", script, "sh", pattern], b"")
+            .exec(&["sh", "-c", &script, "sh", pattern], b"")
             .await
             .ok()?;
         let name = String::from_utf8(out.stdout).ok()?;
@@ -119,12 +189,13 @@ exit 1"#;
         valid.then_some(Held {
             name,
             redraw: "ctrl_l",
+            holder: holder.clone(),
         })
     }
 
     /// A session named after the VM and made unique, so a VM of the same name from
     /// another bioxen on the host gets its own.
-    pub fn named(vm: &str) -> Held {
+    pub fn named(vm: &str, holder: Holder) -> Held {
         let nonce = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -133,25 +204,34 @@ exit 1"#;
         Held {
             name: format!("bioxen-{}-{:08x}", safe_word(vm), nonce & 0xffff_ffff),
             redraw: "winch",
+            holder,
         }
     }
 
     /// The command line that starts `command` (run by the remote shell, as without a
-    /// holder) under dtach, or attaches to it when it runs already. dtach's own exit
-    /// status is 0 whatever the interpreter's, so the interpreter's is written out as
-    /// an OSC string the reader takes back out ([`Held::take_exit`]).
+    /// holder) under the holder, or attaches to it when it runs already. The holder's
+    /// own exit status is 0 whatever the interpreter's, so the interpreter's is written
+    /// out as an OSC string the reader takes back out ([`Held::take_exit`]).
     pub fn command(&self, command: &str) -> String {
         // The shell outlives the Ctrl-C meant for the interpreter (a trap, not an
         // ignored signal, which the interpreter would inherit).
         let inner = format!(
             "trap : INT QUIT\n{command}\ncode=$?; printf '\\033]777;bioxen-exit;%s\\007' \"$code\"; exit \"$code\""
         );
-        format!(
-            "dtach -A \"${{TMPDIR:-/tmp}}/{}.sock\" -E -z -r {} sh -c {}",
-            self.name,
-            self.redraw,
-            shell_words::quote(&inner)
-        )
+        let socket = format!("{}/{}.sock", self.holder.socket_dir(), self.name);
+        match &self.holder {
+            Holder::Dtach => format!(
+                "dtach -A \"{socket}\" -E -z -r {} sh -c {}",
+                self.redraw,
+                shell_words::quote(&inner)
+            ),
+            Holder::Python { dir } => format!(
+                "python3 {}/holder.py attach {socket} {} {}",
+                shell_words::quote(dir),
+                self.redraw,
+                shell_words::quote(&inner)
+            ),
+        }
     }
 
     /// Takes what dtach adds out of a chunk of the held session's output: its
@@ -182,7 +262,7 @@ exit 1"#;
     }
 
     /// The command that ends the held interpreter, when the user ends the VM: its
-    /// dtach, whose terminal then closes under the interpreter.
+    /// holder, whose terminal then closes under the interpreter.
     pub fn end_command(&self) -> String {
         format!(
             "pkill -f -- {}",
@@ -211,7 +291,7 @@ mod tests {
 
     #[test]
     fn names_are_safe_words() {
-        let held = Held::named("my vm; rm -rf /");
+        let held = Held::named("my vm; rm -rf /", Holder::Dtach);
         assert!(
             held.name.starts_with("bioxen-my-vm--rm--rf---"),
             "{}",
@@ -231,6 +311,7 @@ mod tests {
         let held = Held {
             name: "bioxen-a-1".into(),
             redraw: "winch",
+            holder: Holder::Dtach,
         };
         let cmd = held.command("X='a b' lua5.4 -i");
         assert!(
@@ -242,5 +323,19 @@ mod tests {
             "{cmd}"
         );
         assert!(cmd.ends_with("exit \"$code\"'"), "{cmd}");
+
+        let held = Held {
+            holder: Holder::Python {
+                dir: "/tmp/bioxen-holder-0".into(),
+            },
+            ..held
+        };
+        let cmd = held.command("lua5.4 -i");
+        assert!(
+            cmd.starts_with(
+                "python3 /tmp/bioxen-holder-0/holder.py attach /tmp/bioxen-holder-0/bioxen-a-1.sock winch 'trap"
+            ),
+            "{cmd}"
+        );
     }
 }

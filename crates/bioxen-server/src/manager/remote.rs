@@ -145,17 +145,20 @@ pub(super) async fn start(manager: &Manager, session: &Arc<Session>) -> Result<(
         let found = Held::find(&conn, &session.name(), resume, before.as_deref()).await;
         session.notice(
             &match &found {
-                Some(Found::New(_)) => format!(
-                    "the interpreter runs under dtach on {}: it lives on if the link drops \
-                     or the session is closed with its VM kept",
+                Some(Found::New(h)) => format!(
+                    "the interpreter runs under {} on {}: it lives on if the link drops, \
+                     the server goes, or the session is closed with its VM kept",
+                    h.holder.label(),
                     target.host
                 ),
-                Some(Found::Resumed(_)) => format!(
-                    "attached to the interpreter dtach kept on {}: its state is as it was left",
+                Some(Found::Resumed(h)) => format!(
+                    "attached to the interpreter {} kept on {}: its state is as it was left",
+                    h.holder.label(),
                     target.host
                 ),
                 None => format!(
-                    "no dtach on {}: a dropped link or a closed session loses the interpreter's state",
+                    "neither dtach nor python3 on {}: a dropped link or a closed session \
+                     loses the interpreter's state",
                     target.host
                 ),
             },
@@ -495,7 +498,10 @@ async fn supervise(
             Ok((r, w)) => {
                 install(&manager, &session, &conn, w);
                 let what = match &held {
-                    Some(_) => "the same Lua session goes on (held by dtach)".to_string(),
+                    Some(h) => format!(
+                        "the same Lua session goes on (held by {})",
+                        h.holder.label()
+                    ),
                     None => "this is a NEW Lua session, the previous interpreter state was lost"
                         .to_string(),
                 };
