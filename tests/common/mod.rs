@@ -31,6 +31,19 @@ pub fn manager() -> Manager {
     Manager::new(manager_config())
 }
 
+/// A `PATH` with every program of /usr/bin but `missing`, through links in `dir`:
+/// a host without dtach, say.
+pub fn path_without(dir: &std::path::Path, missing: &[&str]) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    for entry in std::fs::read_dir("/usr/bin").unwrap().flatten() {
+        let file = entry.file_name();
+        if !missing.iter().any(|m| file == *m) {
+            let _ = std::os::unix::fs::symlink(entry.path(), dir.join(&file));
+        }
+    }
+    format!("{}:/usr/sbin:/sbin", dir.display())
+}
+
 /// Fails the test with the command to install `program` when it is missing: a peer
 /// that is not there is a failure, never a skip.
 pub fn require_program(program: &str, package: &str) {

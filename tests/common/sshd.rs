@@ -37,15 +37,7 @@ impl Sshd {
     /// PATH: a host without dtach, say.
     pub fn start_without(name: &str, missing: &[&str]) -> Sshd {
         let mut sshd = Sshd::start(name);
-        let bin = sshd.dir.join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        for entry in std::fs::read_dir("/usr/bin").unwrap().flatten() {
-            let file = entry.file_name();
-            if !missing.iter().any(|m| file == *m) {
-                let _ = std::os::unix::fs::symlink(entry.path(), bin.join(&file));
-            }
-        }
-        sshd.path = Some(format!("{}:/usr/sbin:/sbin", bin.display()));
+        sshd.path = Some(super::path_without(&sshd.dir.join("bin"), missing));
         sshd.restart();
         sshd
     }

@@ -45,9 +45,15 @@ fn workdir(name: &str) -> PathBuf {
 }
 
 async fn pool(dir: &Path, port: u16) -> SimServer {
+    pool_with_path(dir, port, None).await
+}
+
+/// A pool whose guests' `PATH` is `path` (else the simulator's own).
+async fn pool_with_path(dir: &Path, port: u16, path: Option<String>) -> SimServer {
     let mut guests = GuestConfig::with_keys_from(port, &[dir.join("client_key.pub")]).unwrap();
     // Only the stand-in is there, under a name no machine has.
     guests.fallback_path = Some(dir.join("fallback"));
+    guests.path = path;
     let options = SimOptions {
         boot_delay: std::time::Duration::from_millis(50),
         guests: Some(Arc::new(guests)),
@@ -214,7 +220,30 @@ async fn a_closed_session_keeps_its_interpreter_for_the_next_attach() {
     let dir = workdir("resume");
     let port = common::free_port();
     let sim = pool(&dir, port).await;
-    let m = manager(&dir, &sim, port, "guest-only-lua -i");
+    closed_session_keeps_its_interpreter(&dir, &sim, port).await;
+}
+
+/// The same on guests without dtach: bioxen's python3 holder keeps the interpreter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_dtach_the_python_holder_keeps_the_interpreter() {
+    common::require_program("python3", "python3");
+    let dir = workdir("resume-python");
+    let port = common::free_port();
+    let path = common::path_without(&dir.join("bin"), &["dtach"]);
+    let sim = pool_with_path(&dir, port, Some(path)).await;
+    closed_session_keeps_its_interpreter(&dir, &sim, port).await;
+    let holders = Command::new("pgrep")
+        .args(["-f", "holder.py attach .*bioxen-keep-"])
+        .output()
+        .unwrap();
+    assert!(
+        holders.stdout.is_empty(),
+        "the python holder outlived its VM"
+    );
+}
+
+async fn closed_session_keeps_its_interpreter(dir: &Path, sim: &SimServer, port: u16) {
+    let m = manager(dir, sim, port, "guest-only-lua -i");
     let id = ready_pool_vm(&m, Some("keep"), VmOptions::default()).await;
     m.execute_string(&id, "kept_value = 6 * 7", WAIT)
         .await

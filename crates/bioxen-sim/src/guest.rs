@@ -34,6 +34,8 @@ pub struct GuestConfig {
     /// A known_hosts file each guest's key is written to as it starts, for a client
     /// that trusts this simulator's guests (`bioxen demo`).
     pub known_hosts: Option<PathBuf>,
+    /// The guests' `PATH` instead of the simulator's own: a guest without dtach, say.
+    pub path: Option<String>,
 }
 
 impl GuestConfig {
@@ -54,6 +56,7 @@ impl GuestConfig {
             authorized,
             fallback_path: None,
             known_hosts: None,
+            path: None,
         })
     }
 
@@ -372,7 +375,10 @@ impl Connection {
         session: &mut Session,
     ) -> Result<(), russh::Error> {
         let chan = self.channels.entry(channel).or_default();
-        let mut path = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into());
+        let mut path =
+            self.config.path.clone().unwrap_or_else(|| {
+                std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())
+            });
         if let Some(dir) = &self.config.fallback_path {
             path = format!("{path}:{}", dir.display());
         }
