@@ -263,6 +263,39 @@ async fn held_interpreter_survives_a_killed_server(sshd: &Sshd, name: &str, hold
     assert!(gone, "the held interpreter outlived its VM");
 }
 
+/// A pool VM is found again by the reference the journal kept, its address asked of
+/// the pool, and its held interpreter attached to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_vm_is_found_again_by_its_reference_after_a_killed_server() {
+    common::require_program("dtach", "dtach");
+    let sshd = Sshd::start("persist-pool");
+    let (sim, pool) = common::sshd::pool_with_guests_at(&sshd).await;
+    let dir = workdir("pool", &pool);
+    let _server = KillServer(dir.clone());
+    let client = next_server(&dir).await;
+    let vm = client
+        .create_interactive_vm(Some("onpool"), VmKind::Xcpng, CreateOptions::default())
+        .await
+        .unwrap();
+    client.wait_ready(vm, WAIT).await.unwrap();
+    let reference = client.list().await.unwrap()[0].pool_vm.clone().unwrap();
+    client.execute_string(vm, "y = 'kept'", WAIT).await.unwrap();
+    kill_9(client).await;
+    let rows = ls(&dir);
+    assert_eq!(row(&rows, "onpool")["state"], "lost", "{rows:#?}");
+
+    let client = next_server(&dir).await;
+    client.wait_ready(vm, WAIT).await.unwrap();
+    let list = client.list().await.unwrap();
+    assert_eq!(list[0].pool_vm.as_deref(), Some(reference.as_str()));
+    let y = client.execute_string(vm, "print(y)", WAIT).await.unwrap();
+    assert_eq!(y.output, "kept\n");
+    let logs = said(&bioxen_in(&dir, &["logs", "onpool"]));
+    assert!(logs.contains("asking the pool for the VM's address"), "{logs}");
+    client.terminate_vm_session(vm).await.unwrap();
+    drop(sim);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_rotates_at_its_limit_and_reads_back_across_the_rotation() {
     let dir = workdir("rotate", "[logs]\nmax_mib = 1\nkeep = 2\n");

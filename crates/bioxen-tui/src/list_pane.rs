@@ -326,8 +326,8 @@ pub fn progress_style(p: bioxen_proto::Progress) -> Style {
 }
 
 /// An experiment's header: how many of its VMs run (`▶`), wait at the prompt (`◦`),
-/// wait for a dependency (`…`) and failed (`✖`); their mean progress, and the CPU and
-/// memory of all of them.
+/// wait for a dependency (`…`), were lost with the server before (`⌁`) and failed
+/// (`✖`); their mean progress, and the CPU and memory of all of them.
 fn group_cell(col: Col, name: &str, app: &App) -> Cell<'static> {
     let s = app.group_summary(name);
     let members = || app.group_members(name);
@@ -337,6 +337,7 @@ fn group_cell(col: Col, name: &str, app: &App) -> Cell<'static> {
                 (s.running, "▶"),
                 (s.idle, "◦"),
                 (s.waiting, "…"),
+                (s.lost, "⌁"),
                 (s.failed, "✖"),
             ];
             let text: Vec<String> = parts

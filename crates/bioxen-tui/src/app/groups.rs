@@ -25,6 +25,8 @@ pub struct GroupSummary {
     /// Alive and back at the prompt: the script has run.
     pub idle: usize,
     pub waiting: usize,
+    /// Lost with the server before, waiting for `r` or `up` (or left ended).
+    pub lost: usize,
     /// Exited with an error, killed, failed, or blocked by a dependency.
     pub failed: usize,
     /// Restarts of all its VMs together.
@@ -63,6 +65,7 @@ impl App {
                 state if state.is_alive() && info.busy == Some(Busy::Idle) => s.idle += 1,
                 state if state.is_alive() => s.running += 1,
                 VmState::Waiting(_) => s.waiting += 1,
+                VmState::Lost(_) => s.lost += 1,
                 VmState::Exited(0) => {}
                 _ => s.failed += 1,
             }
