@@ -62,24 +62,7 @@ fn main() -> ExitCode {
             cli::keys::command(&config, action.as_deref(), &mode, prefix)
         }
         Some(Command::Ls { json }) => cli::ls::command(&config, &socket, json),
-        Some(Command::Logs {
-            vm,
-            follow,
-            lines,
-            since,
-            timestamps,
-            raw,
-        }) => {
-            let request = cli::logs::LogsRequest {
-                vm,
-                follow,
-                lines,
-                since,
-                timestamps,
-                raw,
-            };
-            cli::logs::command(&config, &socket, &request)
-        }
+        Some(Command::Logs(request)) => cli::logs::command(&config, &socket, &request),
         Some(Command::Lua { .. } | Command::Completions { .. } | Command::Man | Command::Demo) => {
             unreachable!("run by describe_bioxen, before the configuration is read")
         }

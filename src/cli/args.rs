@@ -53,25 +53,7 @@ pub enum Command {
     /// Print what a VM printed, from its output log: the text its screen showed, one
     /// line per line (works for VMs that have ended, and for those of a server that
     /// is gone).
-    Logs {
-        /// The VM's name (the newest VM to bear it) or number.
-        vm: String,
-        /// Go on printing what it prints.
-        #[arg(short, long)]
-        follow: bool,
-        /// Only the last N lines.
-        #[arg(short = 'n', long = "lines", value_name = "N")]
-        lines: Option<usize>,
-        /// Only what arrived in this last while: 90s, 10m, 2h, 1d.
-        #[arg(long, value_name = "AGE")]
-        since: Option<String>,
-        /// Begin each line with the time it arrived.
-        #[arg(short = 't', long)]
-        timestamps: bool,
-        /// The bytes as the VM wrote them, escapes and all.
-        #[arg(long, conflicts_with = "timestamps")]
-        raw: bool,
-    },
+    Logs(LogsCli),
     /// Print the dashboard's keys (as the help shows them), or the key of one action.
     Keys {
         /// An action's name, as in [keys.list] / [keys.prefix] (e.g. create, detach).
@@ -149,6 +131,27 @@ pub struct RunCli {
     /// Install a package with luarocks first: NAME or NAME@VERSION (may be repeated).
     #[arg(long, value_name = "NAME[@VERSION]")]
     pub install: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct LogsCli {
+    /// The VM's name (the newest VM to bear it) or number.
+    pub vm: String,
+    /// Go on printing what it prints.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(short = 'n', long = "lines", value_name = "N")]
+    pub lines: Option<usize>,
+    /// Only what arrived in this last while: 90s, 10m, 2h, 1d.
+    #[arg(long, value_name = "AGE")]
+    pub since: Option<String>,
+    /// Begin each line with the time it arrived.
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    /// The bytes as the VM wrote them, escapes and all.
+    #[arg(long, conflicts_with = "timestamps")]
+    pub raw: bool,
 }
 
 #[derive(Args)]

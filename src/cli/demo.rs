@@ -78,9 +78,12 @@ fn demo(dir: &Path) -> Result<ExitCode, String> {
     let config_path = dir.join("bioxen.toml");
     let text = format!(
         "# Made by `bioxen demo` for its simulated pool; removed when the demo ends.\n\
+         [ui]\nlog_dir = \"{}\"\n[server]\nstate_dir = \"{}\"\n\
          [xcpng]\nurl = \"{url}\"\nusername = \"root\"\npassword = \"password\"\n\
          [xcpng.ssh]\nport = {port}\nidentity = \"{}\"\nknown_hosts = \"{}\"\n\
          command = \"lua5.4 -i\"\nwait_secs = 30\n",
+        dir.join("logs").display(),
+        dir.join("state").display(),
         key.display(),
         dir.join("known_hosts").display()
     );

@@ -12,27 +12,18 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use super::args::LogsCli;
 use crate::Size;
 use crate::config::Config;
 use crate::persist::Places;
 use crate::persist::log_files::{self, LogFiles, LogMeta, LogText, unix_ms};
 use crate::term::Screen;
 
-/// What `bioxen logs` was asked.
-pub struct LogsRequest {
-    pub vm: String,
-    pub follow: bool,
-    pub lines: Option<usize>,
-    pub since: Option<String>,
-    pub timestamps: bool,
-    pub raw: bool,
-}
-
 /// How often `-f` looks for more output.
 const FOLLOW_EVERY: Duration = Duration::from_millis(200);
 
 /// Reads the log of the VM `request` names, among those of the server on `socket`.
-pub fn command(config: &Config, socket: &Path, request: &LogsRequest) -> ExitCode {
+pub fn command(config: &Config, socket: &Path, request: &LogsCli) -> ExitCode {
     let dir = &Places::of(config, socket).logs;
     let since_ms = match request.since.as_deref().map(parse_age) {
         None => None,

@@ -291,7 +291,10 @@ async fn a_pool_vm_is_found_again_by_its_reference_after_a_killed_server() {
     let y = client.execute_string(vm, "print(y)", WAIT).await.unwrap();
     assert_eq!(y.output, "kept\n");
     let logs = said(&bioxen_in(&dir, &["logs", "onpool"]));
-    assert!(logs.contains("asking the pool for the VM's address"), "{logs}");
+    assert!(
+        logs.contains("asking the pool for the VM's address"),
+        "{logs}"
+    );
     client.terminate_vm_session(vm).await.unwrap();
     drop(sim);
 }

@@ -36,7 +36,9 @@ pub fn open(manager: &Manager, dir: &Path) -> Option<Arc<JournalFile>> {
 pub async fn keep(manager: Manager, file: Arc<JournalFile>) {
     let mut events = manager.subscribe();
     loop {
-        write(&manager, &file);
+        // Off the async workers: a list of hundreds of VMs is a few hundred KiB.
+        let (m, f) = (manager.clone(), file.clone());
+        let _ = tokio::task::spawn_blocking(move || write(&m, &f)).await;
         loop {
             match events.recv().await {
                 Ok(e) if changes_the_journal(&e) => break,
