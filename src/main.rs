@@ -38,7 +38,16 @@ fn main() -> ExitCode {
     let config_path = cli.config.as_deref();
     match cli.command {
         None => cli::dashboard::open(config, config_path, socket),
-        Some(Command::Attach { vm }) => cli::dashboard::attach(config, socket, vm),
+        Some(Command::Attach { vm, read_only }) => {
+            cli::dashboard::attach(config, socket, vm, read_only)
+        }
+        Some(Command::Send { vm, text, enter }) => cli::script::send(&socket, vm, text, enter),
+        Some(Command::Capture { vm, start, escapes }) => {
+            cli::script::capture(&socket, vm, start, escapes)
+        }
+        Some(Command::Wait { vm, until, timeout }) => {
+            cli::script::wait(&socket, vm, &until, timeout)
+        }
         Some(Command::Run(args)) => cli::run::command(&config, args),
         Some(Command::Sim(args)) => cli::sim::command(args),
         Some(Command::Server { foreground }) => {

@@ -72,7 +72,46 @@ pub enum Command {
         foreground: bool,
     },
     /// Open the dashboard on the running server, attached to VM if given (as `tmux attach`).
-    Attach { vm: Option<String> },
+    Attach {
+        vm: Option<String>,
+        /// Show everything and change nothing: no keys reach a VM, no size changes
+        /// (as `tmux attach -r`). The status bar says READ-ONLY.
+        #[arg(short, long)]
+        read_only: bool,
+    },
+    /// Type TEXT into a VM, as if typed (as `tmux send-keys -l`).
+    Send {
+        vm: String,
+        text: String,
+        /// Press Enter after the text.
+        #[arg(long)]
+        enter: bool,
+    },
+    /// Print a VM's screen, and with -S -N its history too (as `tmux capture-pane -p`).
+    Capture {
+        vm: String,
+        /// Start this many lines back in the history (-100), or at this screen row.
+        #[arg(
+            short = 'S',
+            long = "start",
+            allow_negative_numbers = true,
+            value_name = "LINE"
+        )]
+        start: Option<i64>,
+        /// Keep colours and attributes, as escape sequences.
+        #[arg(short = 'e', long = "escapes")]
+        escapes: bool,
+    },
+    /// Wait until a VM is at its prompt (idle), has ended (exited), or shows a line
+    /// matching REGEX; exits 1 when it ends first or the time runs out.
+    Wait {
+        vm: String,
+        /// idle, exited, or a regular expression.
+        until: String,
+        /// Give up after this many seconds (default: a day).
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<f64>,
+    },
     /// End every VM of the server, and the server.
     KillServer,
     /// End a VM of the server and forget it.

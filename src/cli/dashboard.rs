@@ -19,17 +19,20 @@ pub fn open(config: Config, config_path: Option<&Path>, socket: PathBuf) -> Exit
         start: Some(start),
         attach: None,
         vms_end_on_quit: false,
+        read_only: false,
     };
     crate::ui::run(config, launch)
 }
 
-/// The dashboard on the running server, attached to `vm` if given (as `tmux attach`).
-pub fn attach(config: Config, socket: PathBuf, vm: Option<String>) -> ExitCode {
+/// The dashboard on the running server, attached to `vm` if given (as `tmux attach`);
+/// with `read_only`, it shows everything and changes nothing (`tmux attach -r`).
+pub fn attach(config: Config, socket: PathBuf, vm: Option<String>, read_only: bool) -> ExitCode {
     let launch = crate::ui::Launch {
         socket,
         start: None,
         attach: vm,
         vms_end_on_quit: false,
+        read_only,
     };
     crate::ui::run(config, launch)
 }

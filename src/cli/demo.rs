@@ -101,6 +101,7 @@ fn demo(dir: &Path) -> Result<ExitCode, String> {
             }),
             attach: None,
             vms_end_on_quit: true,
+            read_only: false,
         },
     );
     // The VMs live in the pool this process serves: they end with it.

@@ -71,7 +71,7 @@ pub fn up(
     if detach {
         return ExitCode::SUCCESS;
     }
-    super::dashboard::attach(config, socket, None)
+    super::dashboard::attach(config, socket, None, false)
 }
 
 /// Whether to restart the VMs whose spec changed: yes only when a terminal answers y.

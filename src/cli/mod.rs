@@ -10,6 +10,7 @@ pub mod keys;
 pub mod logs;
 pub mod ls;
 pub mod run;
+pub mod script;
 pub mod server;
 pub mod sim;
 

@@ -22,6 +22,7 @@ mod properties;
 mod repl_compat;
 mod repl_output;
 mod rocks;
+mod script;
 mod server;
 mod sim_guests;
 mod ssh_vm;

@@ -403,6 +403,7 @@ async fn bad_clients_are_dropped_and_the_server_goes_on() {
     let hello = bioxen::protocol::Hello {
         version: 1,
         client: "old".into(),
+        read_only: false,
     };
     bioxen::protocol::write_message(&mut old, &hello)
         .await
@@ -427,6 +428,7 @@ async fn bad_clients_are_dropped_and_the_server_goes_on() {
         let hello = bioxen::protocol::Hello {
             version: bioxen::protocol::VERSION,
             client: "bad".into(),
+            read_only: false,
         };
         bioxen::protocol::write_message(&mut s, &hello)
             .await
@@ -479,6 +481,7 @@ async fn greeted(socket: &Path) -> tokio::net::UnixStream {
     let hello = bioxen::protocol::Hello {
         version: bioxen::protocol::VERSION,
         client: "raw".into(),
+        read_only: false,
     };
     bioxen::protocol::write_message(&mut s, &hello)
         .await

@@ -106,6 +106,16 @@ impl Client {
     /// shared fallback directory (`/tmp/bioxen-UID`, made first by someone else) would
     /// otherwise receive every key typed into the dashboard.
     pub async fn connect(socket: &Path, what: &str) -> Result<Client> {
+        Client::connect_as(socket, what, false).await
+    }
+
+    /// Connects as a client that only looks (`bioxen attach -r`): the server refuses
+    /// it anything that would change a VM or the server.
+    pub async fn connect_read_only(socket: &Path, what: &str) -> Result<Client> {
+        Client::connect_as(socket, what, true).await
+    }
+
+    async fn connect_as(socket: &Path, what: &str, read_only: bool) -> Result<Client> {
         if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
             match bioxen_config::private_fs::check_owned_and_closed(dir) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -128,6 +138,7 @@ impl Client {
         let hello = Hello {
             version: protocol::VERSION,
             client: what.to_string(),
+            read_only,
         };
         // A server that refuses this user answers before reading: the hello may meet a
         // closed connection, and the refusal is still there to read.
@@ -326,6 +337,52 @@ impl Client {
             .await?
         {
             Response::Executed { output, error } => Ok(ExecResult { output, error }),
+            r => Err(Client::unexpected(r)),
+        }
+    }
+
+    /// The VM's screen, and its history from `start` lines back (`-N`), as text; with
+    /// `escapes` its colours are kept (`tmux capture-pane -p [-S -N] [-e]`).
+    pub async fn capture(
+        &self,
+        vm: impl Into<VmRef>,
+        start: Option<i64>,
+        escapes: bool,
+    ) -> Result<String> {
+        let request = Request::Capture {
+            vm: vm.into(),
+            start,
+            escapes,
+        };
+        match self.call(request).await? {
+            Response::Output { text } => Ok(text),
+            r => Err(Client::unexpected(r)),
+        }
+    }
+
+    /// Waits until the VM is at its prompt, has exited, or shows a match; returns its
+    /// state then.
+    pub async fn wait_until(
+        &self,
+        vm: impl Into<VmRef>,
+        until: protocol::WaitFor,
+        timeout: Duration,
+    ) -> Result<VmState> {
+        let request = Request::Wait {
+            vm: vm.into(),
+            until,
+            timeout_ms: timeout.as_millis() as u64,
+        };
+        match self.call(request).await? {
+            Response::State { state } => Ok(state),
+            r => Err(Client::unexpected(r)),
+        }
+    }
+
+    /// Searches every VM's screen and history.
+    pub async fn search(&self, query: protocol::SearchQuery) -> Result<Vec<protocol::SearchMatch>> {
+        match self.call(Request::Search { query }).await? {
+            Response::Found { matches } => Ok(matches),
             r => Err(Client::unexpected(r)),
         }
     }

@@ -57,6 +57,7 @@ pub enum Action {
     Fold,
     Unfold,
     LoadExperiment,
+    SearchAll,
 }
 
 /// `(mode, action, config name, default keys, description)`.
@@ -173,6 +174,13 @@ const DEFAULTS: &[(Mode, Action, &str, &[&str], &str)] = &[
         "up",
         &["u"],
         "start an experiment file, as bioxen up (Tab completes)",
+    ),
+    (
+        Mode::List,
+        Action::SearchAll,
+        "search_all",
+        &["F"],
+        "search what every VM printed (text, or a regex between slashes)",
     ),
     (Mode::List, Action::Help, "help", &["?"], "show this help"),
     (Mode::List, Action::Quit, "quit", &["q"], "quit bioxen"),
@@ -323,6 +331,13 @@ const DEFAULTS: &[(Mode, Action, &str, &[&str], &str)] = &[
         "install",
         &["i"],
         "install a Lua package (luarocks)",
+    ),
+    (
+        Mode::Prefix,
+        Action::SearchAll,
+        "search_all",
+        &["/"],
+        "search what every VM printed (text, or a regex between slashes)",
     ),
     (Mode::Prefix, Action::Help, "help", &["?"], "show this help"),
 ];

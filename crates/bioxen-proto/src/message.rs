@@ -10,7 +10,7 @@ use crate::{
 };
 
 /// Bumped whenever a message changes shape.
-pub const VERSION: u32 = 10;
+pub const VERSION: u32 = 11;
 
 /// How often a glanced-at session's screen is sent at most: 30 frames a second.
 pub const GLANCE_EVERY: std::time::Duration = std::time::Duration::from_millis(33);
@@ -34,6 +34,10 @@ pub struct Hello {
     pub version: u32,
     /// What the client is (`dashboard`, `ls`, `test`...), for the server's log.
     pub client: String,
+    /// A client that only looks (`bioxen attach -r`): the server refuses it every
+    /// request that would change a VM or the server ([`Serving::changes`]).
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -138,6 +142,24 @@ pub enum Request {
     /// The session's screen as text, for clients that show it.
     ScreenText {
         vm: VmRef,
+    },
+    /// The session's screen and history as text, as `tmux capture-pane -p` prints
+    /// it: from `start` (0 is the screen's first row, -N that many lines back into the
+    /// history, `None` the screen alone), with colours kept when `escapes`.
+    Capture {
+        vm: VmRef,
+        start: Option<i64>,
+        escapes: bool,
+    },
+    /// Answers once the VM is at its prompt, has exited, or shows a match.
+    Wait {
+        vm: VmRef,
+        until: WaitFor,
+        timeout_ms: u64,
+    },
+    /// Searches the screen and history of every VM.
+    Search {
+        query: SearchQuery,
     },
     /// Ends every VM, then the server.
     Shutdown,
@@ -247,8 +269,54 @@ pub enum Response {
     Ended {
         vms: Vec<String>,
     },
+    /// What a `Search` found, in VM order, then line order.
+    Found {
+        matches: Vec<SearchMatch>,
+    },
     /// The request failed, with the error's kind kept, as [`crate::Error`] has it.
     Failed(WireError),
+}
+
+/// What a [`Request::Wait`] waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WaitFor {
+    /// At its prompt, with nothing running.
+    Idle,
+    /// Its interpreter has ended.
+    Exited,
+    /// A line of its screen, or of what it prints from now on, matches this regular
+    /// expression.
+    Match(String),
+}
+
+/// A search of every VM's screen and history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchQuery {
+    /// Plain text, or a regular expression with `regex`; case is ignored unless the
+    /// query has capitals.
+    pub text: String,
+    pub regex: bool,
+    /// At most this many matches come back.
+    pub limit: usize,
+}
+
+/// One line that matched, with where it is and the line before it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchMatch {
+    pub vm: VmId,
+    pub name: String,
+    /// How many lines above the top of the live screen the line starts (0 is the
+    /// screen's first row, a negative number a row further down it): a position a
+    /// mirror of the screen finds the same way, whatever it numbers its lines.
+    pub back: i64,
+    /// The line, soft-wrapped rows joined.
+    pub text: String,
+    /// Where in `text` the match is, in characters.
+    pub start: usize,
+    pub len: usize,
+    /// The line before it, if any.
+    pub context: Option<String>,
 }
 
 /// How a luarocks installation ended.
@@ -362,6 +430,9 @@ pub const INSTALL_LIMIT: Duration = Duration::from_secs(30 * 60);
 pub struct Serving {
     pub patience: Duration,
     pub apart: bool,
+    /// It changes a VM or the server (types, resizes, ends, answers...): a read-only
+    /// client may not send it.
+    pub changes: bool,
 }
 
 impl Request {
@@ -371,18 +442,23 @@ impl Request {
         use Request::*;
         // Past the server's own bound, for the answer to travel.
         let margin = Duration::from_secs(10);
-        let within = |d: Duration, apart| Serving {
+        let within = |d: Duration, apart, changes| Serving {
             patience: d + margin,
             apart,
+            changes,
         };
-        let quick = within(Duration::from_secs(120), false);
+        let quick = |changes| within(Duration::from_secs(120), false, changes);
         match self {
-            ReadUntil { timeout_ms, .. }
-            | WaitReady { timeout_ms, .. }
-            | Execute { timeout_ms, .. } => within(Duration::from_millis(*timeout_ms), true),
+            WaitReady { timeout_ms, .. } | Wait { timeout_ms, .. } => {
+                within(Duration::from_millis(*timeout_ms), true, false)
+            }
+            // Both take what they read from the output others would read.
+            ReadUntil { timeout_ms, .. } | Execute { timeout_ms, .. } => {
+                within(Duration::from_millis(*timeout_ms), true, true)
+            }
             // Creating a pool VM clones, boots and waits for an address.
-            Create { .. } | Restart { .. } => within(Duration::from_secs(15 * 60), true),
-            Install { .. } => within(INSTALL_LIMIT, true),
+            Create { .. } | Restart { .. } => within(Duration::from_secs(15 * 60), true, true),
+            Install { .. } => within(INSTALL_LIMIT, true, true),
             // Ending a VM waits for its process, or for the pool to halt it.
             // Up ends the VMs a forced change replaces; down ends an experiment.
             Kill { .. }
@@ -391,24 +467,28 @@ impl Request {
             | Destroy { .. }
             | EndAll
             | Up { .. }
-            | Down { .. } => within(Duration::from_secs(120), true),
-            SendInput { .. }
-            | ReadOutput { .. }
-            | Resize { .. }
-            | List
+            | Down { .. } => within(Duration::from_secs(120), true, true),
+            // Every VM's history, off the connection's turn.
+            Search { .. } => within(Duration::from_secs(120), true, false),
+            List
             | ScreenText { .. }
-            | Shutdown
+            | Capture { .. }
             | Subscribe
             | Watch { .. }
             | Glance { .. }
-            | Unwatch { .. }
+            | Unwatch { .. } => quick(false),
+            // Attaching says someone types, which a read-only client never does.
+            SendInput { .. }
+            | ReadOutput { .. }
+            | Resize { .. }
+            | Shutdown
             | Attach { .. }
             | Detach { .. }
             | Answer { .. }
             | ToggleLog { .. }
             | Rename { .. }
             | SetSilence { .. }
-            | Remove { .. } => quick,
+            | Remove { .. } => quick(true),
         }
     }
 

@@ -682,6 +682,40 @@ impl Screen {
         lines
     }
 
+    /// Rows as `tmux capture-pane -p` prints them: the screen's, and with `start` = -N
+    /// the N history rows above it too (a positive `start` skips rows of the screen),
+    /// one per line, blanks at the ends of rows and blank rows below the last text
+    /// dropped; with `escapes`, colours are kept as SGR codes.
+    pub fn capture(&self, start: Option<i64>, escapes: bool) -> String {
+        let vt = self.parser.screen();
+        let cols = vt.size().1.get();
+        let history = &self.parser.callbacks().history;
+        let start = start.unwrap_or(0);
+        let back = usize::try_from(-start.min(0))
+            .unwrap_or(usize::MAX)
+            .min(history.len());
+        let skip = usize::try_from(start.max(0)).unwrap_or(usize::MAX);
+        let convert = |row: &str| match escapes {
+            true => coloured_row(row),
+            false => plain_row(row),
+        };
+        let mut rows: Vec<String> = history
+            .iter()
+            .skip(history.len() - back)
+            .map(convert)
+            .collect();
+        rows.extend(vt.rows_formatted(0, cols).skip(skip).map(|r| convert(&r)));
+        while rows.last().is_some_and(|r| plain_row(r).is_empty()) {
+            rows.pop();
+        }
+        if rows.is_empty() {
+            return String::new();
+        }
+        let mut text = rows.join("\n");
+        text.push('\n');
+        text
+    }
+
     /// How many rows have ever scrolled into the history (see `Callbacks::scrolled`).
     pub fn rows_scrolled(&self) -> u64 {
         self.parser.callbacks().scrolled
@@ -875,6 +909,21 @@ fn primary_state(vt: &vt100::Screen, escapes: &super::escapes::Escapes) -> Strin
 /// A stored history row as the text it shows: SGR codes dropped, cursor-forward (how
 /// formatted rows skip blank cells) turned back into spaces.
 fn plain_row(row: &str) -> String {
+    unformat_row(row, false)
+}
+
+/// A formatted row (a history row, or one of `rows_formatted`) as text with its
+/// colours: the SGR codes kept, cursor-forward turned back into spaces, the pen reset
+/// at the end when it was changed.
+fn coloured_row(row: &str) -> String {
+    let mut out = unformat_row(row, true);
+    if out.contains('\x1b') {
+        out.push_str("\x1b[0m");
+    }
+    out
+}
+
+fn unformat_row(row: &str, keep_sgr: bool) -> String {
     let mut out = String::new();
     let mut chars = row.chars();
     while let Some(c) = chars.next() {
@@ -885,6 +934,10 @@ fn plain_row(row: &str) -> String {
                     if c == 'C' {
                         let n: usize = params.trim_start_matches('[').parse().unwrap_or(1);
                         out.push_str(&" ".repeat(n));
+                    } else if c == 'm' && keep_sgr {
+                        out.push('\x1b');
+                        out.push_str(&params);
+                        out.push('m');
                     }
                     break;
                 }
@@ -894,7 +947,8 @@ fn plain_row(row: &str) -> String {
             out.push(c);
         }
     }
-    out.trim_end().to_string()
+    out.truncate(out.trim_end().len());
+    out
 }
 
 /// What the terminal pane draws: the live screen, or a rebuilt scrolled-back one.

@@ -27,6 +27,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Some(Overlay::Rename(form)) => rename(frame, form),
         Some(Overlay::GoToTab { number }) => go_to_tab(frame, app, number),
         Some(Overlay::Load(form)) => load(frame, form),
+        Some(Overlay::SearchAll(found)) => crate::search_dialog::draw(frame, found),
     }
 }
 
@@ -182,7 +183,7 @@ fn chooser(frame: &mut Frame, app: &App, c: &super::app::Chooser) {
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-fn centered(area: Rect, width: u16, height: u16) -> Rect {
+pub(crate) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let w = width.min(area.width);
     let h = height.min(area.height);
     Rect::new(
@@ -193,7 +194,7 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     )
 }
 
-fn dialog(title: &str, color: Color) -> Block<'_> {
+pub(crate) fn dialog(title: &str, color: Color) -> Block<'_> {
     Block::bordered()
         .border_type(BorderType::Rounded)
         .border_style(Style::new().fg(color))

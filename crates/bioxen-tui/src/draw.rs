@@ -334,6 +334,11 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
         Span::raw(" "),
         Span::styled(hints.clone(), Style::new().fg(Color::Gray)),
     ];
+    // What the message leaves room for counts the READ-ONLY badge, added last.
+    let tag = match app.read_only {
+        true => format!("{tag} READ-ONLY "),
+        false => tag.to_string(),
+    };
     if let Some((text, level)) = &app.message {
         let style = match level {
             Level::Info => Style::new().fg(Color::Cyan),
@@ -347,6 +352,13 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
         let pad = room.saturating_sub(msg.chars().count() + spans[2].content.chars().count());
         spans.push(Span::raw(" ".repeat(pad)));
         spans.push(Span::styled(msg, style));
+    }
+    if app.read_only {
+        let badge = Style::new()
+            .fg(Color::Black)
+            .bg(Color::Red)
+            .add_modifier(Modifier::BOLD);
+        spans.insert(1, Span::styled(" READ-ONLY ", badge));
     }
     frame.render_widget(
         Paragraph::new(Line::from(spans)).style(Style::new().bg(Color::Indexed(235))),

@@ -20,8 +20,8 @@ use bioxen_client::Client;
 use bioxen_config::Config;
 use bioxen_proto::package::PackageSpec;
 use bioxen_proto::{
-    CreateOptions, Experiment, InstallOutcome, Progress, ProgressState, Request, UpReport, VmId,
-    VmKind,
+    CreateOptions, Experiment, InstallOutcome, Progress, ProgressState, Request, SearchMatch,
+    SearchQuery, UpReport, VmId, VmKind,
 };
 
 /// A consequence of a change in the dashboard's state.
@@ -91,6 +91,8 @@ pub enum Call {
     Rerun(Experiment),
     /// The file names that complete a path typed in the `u` prompt.
     Complete(String),
+    /// Searches what every VM printed.
+    Search(SearchQuery),
 }
 
 /// How a call ended, as the dashboard reports it. Errors are the text shown.
@@ -121,6 +123,8 @@ pub enum Done {
         typed: String,
         found: Vec<String>,
     },
+    /// What a search of every VM found.
+    Found(Result<Vec<SearchMatch>, String>),
     /// The task doing `what` panicked: a bug, reported rather than lost.
     Panicked {
         what: &'static str,
@@ -143,6 +147,7 @@ impl Call {
             Call::Up { .. } | Call::Rerun(_) => "up",
             Call::Down(_) => "down",
             Call::Complete(_) => "complete",
+            Call::Search(_) => "search",
         }
     }
 
@@ -182,6 +187,9 @@ impl Call {
                 .await
                 .unwrap_or_default();
                 Done::Completed { typed, found }
+            }
+            Call::Search(query) => {
+                Done::Found(server.search(query).await.map_err(|e| e.to_string()))
             }
             Call::Create {
                 name,

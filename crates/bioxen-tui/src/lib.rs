@@ -22,6 +22,7 @@ pub mod input;
 pub mod layout;
 pub mod list_pane;
 pub mod path_complete;
+pub mod search_dialog;
 pub mod terminal_pane;
 
 use std::io::Write;
@@ -74,6 +75,8 @@ pub struct Launch {
     pub attach: Option<String>,
     /// Quitting ends the VMs without asking (`bioxen demo`, whose pool ends with it).
     pub vms_end_on_quit: bool,
+    /// Shows everything and changes nothing (`bioxen attach -r`).
+    pub read_only: bool,
 }
 
 /// Runs the dashboard until the user leaves; restores the terminal in every case.
@@ -107,18 +110,12 @@ pub fn run(config: Config, launch: Launch) -> ExitCode {
     };
     let result = runtime.block_on(async {
         let (server, updates, listed) = connect(&launch).await?;
-        let vms_end_on_quit = launch.vms_end_on_quit;
+        let how = How {
+            vms_end_on_quit: launch.vms_end_on_quit,
+            read_only: launch.read_only,
+        };
         let attach = launch.attach.map(|id| (id, listed));
-        dashboard(
-            config,
-            keymap,
-            server,
-            updates,
-            attach,
-            vms_end_on_quit,
-            progress_shown,
-        )
-        .await
+        dashboard(config, keymap, server, updates, attach, how, progress_shown).await
     });
     runtime.shutdown_timeout(Duration::from_millis(200));
     match result {
@@ -139,6 +136,7 @@ pub fn run(config: Config, launch: Launch) -> ExitCode {
 async fn connect(launch: &Launch) -> Result<(Client, Updates, Vec<VmInfo>), String> {
     let result = match &launch.start {
         Some(start) => Client::connect_or_start(&launch.socket, "dashboard", start).await,
+        None if launch.read_only => Client::connect_read_only(&launch.socket, "dashboard").await,
         None => Client::connect(&launch.socket, "dashboard").await,
     };
     let server = result.map_err(|e| e.to_string())?;
@@ -165,13 +163,19 @@ async fn connect(launch: &Launch) -> Result<(Client, Updates, Vec<VmInfo>), Stri
     Ok((server, updates, vms))
 }
 
+/// How this dashboard was launched, beyond where.
+struct How {
+    vms_end_on_quit: bool,
+    read_only: bool,
+}
+
 async fn dashboard(
     config: Config,
     keymap: Keymap,
     server: Client,
     mut updates: Updates,
     attach: Option<(String, Vec<VmInfo>)>,
-    vms_end_on_quit: bool,
+    how: How,
     progress_shown: Arc<AtomicBool>,
 ) -> Result<(), String> {
     let mouse = config.ui.mouse;
@@ -189,7 +193,8 @@ async fn dashboard(
     )
     .map_err(|e| e.to_string())?;
     let mut app = App::new(keymap, size);
-    app.vms_end_on_quit = vms_end_on_quit;
+    app.vms_end_on_quit = how.vms_end_on_quit;
+    app.read_only = how.read_only;
     let mut runner = Runner::new(server, Arc::new(config.clone()), progress_shown);
     app.kinds = std::iter::once(app::KindChoice::Local)
         .chain(

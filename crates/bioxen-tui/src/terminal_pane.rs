@@ -103,7 +103,7 @@ fn draw_screen(
     if app.scroll.is_some() {
         let top = screen.top_line(offset);
         mark_selection(frame, app, top, pane);
-        mark_match(frame, app, top, pane);
+        mark_match(frame, app, top, pane, vt.size().1.get());
     } else if focused && !vt.hide_cursor() && pane.height > 0 && pane.width > 0 {
         // Shown around the cursor when the pane is smaller than the screen.
         let (row, col) = vt.cursor_position();
@@ -133,21 +133,24 @@ fn mark_selection(frame: &mut Frame, app: &App, top: u64, pane: Rect) {
     }
 }
 
-/// The search's match, where it is on screen.
-fn mark_match(frame: &mut Frame, app: &App, top: u64, pane: Rect) {
+/// The search's match, where it is on screen: a match past the screen's width goes on
+/// in the rows its line wrapped onto.
+fn mark_match(frame: &mut Frame, app: &App, top: u64, pane: Rect, cols: u16) {
     let Some((line, col)) = app.search.as_ref().and_then(|s| s.found) else {
         return;
     };
     let len = app.search.as_ref().map_or(0, |s| s.query.chars().count());
-    let Some(row) = line
-        .checked_sub(top)
-        .filter(|r| *r < u64::from(pane.height))
-    else {
+    let Some(first) = line.checked_sub(top) else {
         return;
     };
-    let y = pane.y + row as u16;
-    for x in (col..col + len).filter(|x| *x < usize::from(pane.width)) {
-        if let Some(cell) = frame.buffer_mut().cell_mut((pane.x + x as u16, y)) {
+    let cols = usize::from(cols.max(1));
+    for x in col..col + len {
+        let (row, x) = (first + (x / cols) as u64, x % cols);
+        if row >= u64::from(pane.height) || x >= usize::from(pane.width) {
+            continue;
+        }
+        let at = (pane.x + x as u16, pane.y + row as u16);
+        if let Some(cell) = frame.buffer_mut().cell_mut(at) {
             cell.set_style(Style::new().fg(Color::Black).bg(Color::Yellow));
         }
     }

@@ -247,16 +247,19 @@ fn reached(on: &Session, until: &Ready, regex: Option<&regex::Regex>, from: &mut
         Ready::Started => lock(&on.process).is_some(),
         Ready::Idle => state.is_alive() && lock(&on.signals).busy == Some(Busy::Idle),
         Ready::ExitedOk => state == VmState::Exited(0),
-        Ready::Log(_) => {
-            let Some(regex) = regex else { return false };
-            let screen = lock(&on.screen);
-            let (first, live) = screen.line_numbers();
-            let last = live + u64::from(screen.size().rows);
-            let start = (*from).max(first);
-            let text = screen.text_of_lines(start, last);
-            // Lines in the history are final; the live screen is searched again.
-            *from = live;
-            text.lines().any(|line| regex.is_match(line))
-        }
+        Ready::Log(_) => regex.is_some_and(|regex| shows_match(on, regex, from)),
     }
+}
+
+/// Whether a line of `on` from line `from` on (history, then the screen) matches;
+/// `from` moves past the history searched, which is final, so each line is searched
+/// about once however long the wait. The live screen is searched again each time.
+pub(super) fn shows_match(on: &Session, regex: &regex::Regex, from: &mut u64) -> bool {
+    let screen = lock(&on.screen);
+    let (first, live) = screen.line_numbers();
+    let last = live + u64::from(screen.size().rows);
+    let start = (*from).max(first);
+    let text = screen.text_of_lines(start, last);
+    *from = live;
+    text.lines().any(|line| regex.is_match(line))
 }

@@ -19,9 +19,11 @@ mod output;
 mod program;
 mod remote;
 mod restore;
+mod search;
 mod session;
 mod signals;
 mod stats;
+mod waits;
 
 pub use config::ManagerConfig;
 use interpreter::*;

@@ -69,10 +69,10 @@ impl Sending {
 }
 
 pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
-    let Some(client) = handshake(&mut stream).await? else {
+    let Some(hello) = handshake(&mut stream).await? else {
         return Ok(());
     };
-    let _counted = hub.client_joined(client == "dashboard");
+    let _counted = hub.client_joined(hello.client == "dashboard");
     let (mut reader, mut writer) = stream.into_split();
     let (out, mut queue) = mpsc::channel::<Out>(QUEUE);
     let writing = tokio::spawn(async move {
@@ -116,6 +116,10 @@ pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
         clamp_waits(&mut request);
         let reply = move |response| Out::Msg(ServerMsg::Reply { tag, response });
         let response = match request {
+            // `attach -r`: it looks, and changes nothing.
+            request if hello.read_only && request.serving().changes => Response::Failed(
+                Error::Manager("this client attached read-only: it changes nothing".into()).into(),
+            ),
             Request::Subscribe => {
                 if pump.is_none() {
                     let task = tokio::spawn(run_pump(hub.clone(), out.clone(), watches.clone()));
@@ -203,11 +207,11 @@ pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
     result
 }
 
-/// Reads the client's hello and answers it; returns what the client says it is, if it
-/// may go on. A client of another user is refused before a byte of it is read: its
+/// Reads the client's hello and answers it; returns the hello, if the client may go
+/// on. A client of another user is refused before a byte of it is read: its
 /// words cost the server nothing. A client of another protocol version is told both
 /// versions. The hello itself is held to [`protocol::HELLO_LIMIT`].
-async fn handshake(stream: &mut UnixStream) -> Result<Option<String>> {
+async fn handshake(stream: &mut UnixStream) -> Result<Option<Hello>> {
     // SAFETY: getuid has no preconditions and cannot fail.
     let me = unsafe { libc::getuid() };
     let peer = stream.peer_cred()?;
@@ -246,7 +250,7 @@ async fn handshake(stream: &mut UnixStream) -> Result<Option<String>> {
                 version: protocol::VERSION,
                 server_pid: std::process::id(),
             };
-            (welcome, Some(h.client))
+            (welcome, Some(h))
         }
     };
     protocol::write_message(stream, &welcome).await?;
@@ -292,6 +296,7 @@ async fn read_call(
 fn clamp_waits(request: &mut Request) {
     if let Request::ReadUntil { timeout_ms, .. }
     | Request::WaitReady { timeout_ms, .. }
+    | Request::Wait { timeout_ms, .. }
     | Request::Execute { timeout_ms, .. } = request
     {
         *timeout_ms = (*timeout_ms).min(LONGEST_WAIT_MS);
@@ -593,6 +598,23 @@ async fn handle(m: &Manager, request: Request, out: &Queue) -> Response {
             Request::ScreenText { vm } => Response::Output {
                 text: m.with_screen(&vm, |s| s.text())?,
             },
+            Request::Capture { vm, start, escapes } => Response::Output {
+                text: m.with_screen(&vm, |s| s.capture(start, escapes))?,
+            },
+            Request::Wait {
+                vm,
+                until,
+                timeout_ms,
+            } => Response::State {
+                state: m.wait_until(&vm, &until, ms(timeout_ms)).await?,
+            },
+            Request::Search { query } => {
+                let manager = m.clone();
+                let matches = tokio::task::spawn_blocking(move || manager.search(&query))
+                    .await
+                    .map_err(|e| Error::Manager(format!("the search failed: {e}")))??;
+                Response::Found { matches }
+            }
             Request::ToggleLog { vm } => Response::LogPath {
                 path: m.toggle_output_log(&vm)?,
             },

@@ -233,6 +233,7 @@ impl App {
                 self.overlay = Some(Overlay::Install(form));
             }
             Overlay::Chooser(chooser) => self.on_chooser_key(chooser, key),
+            Overlay::SearchAll(found) => self.on_search_all_key(found, key),
             Overlay::Load(form) => self.on_load_key(form, key),
             Overlay::GoToTab { mut number } => match key.code {
                 KeyCode::Esc => {}

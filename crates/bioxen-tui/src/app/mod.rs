@@ -37,6 +37,7 @@ use ratatui::layout::{Position, Rect};
 
 mod alerts;
 mod dialogs;
+mod found;
 mod grids;
 mod groups;
 mod scrollback;
@@ -45,6 +46,7 @@ mod text_field;
 
 pub use alerts::{Marks, PROGRESS_STALE};
 pub use dialogs::{Confirm, CreateForm, Field, InstallForm, InstallProgress, KindChoice, Prompt};
+pub use found::{FoundAll, query_of};
 pub use grids::Broadcast;
 pub use groups::{FOLD_ABOVE, GroupSummary, LoadForm};
 pub use scrollback::Search;
@@ -82,6 +84,8 @@ pub enum Overlay {
     GoToTab {
         number: String,
     },
+    /// A search of every VM: its query, then its matches.
+    SearchAll(FoundAll),
 }
 
 /// The rename dialog: it stays open, with what was typed, until the server took the
@@ -248,6 +252,10 @@ pub struct App {
     pub scroll: Option<usize>,
     /// A search in scrollback: what, which way, and the line last found.
     pub search: Option<Search>,
+    /// The last search of every VM, which `n` and `N` go on with after a jump.
+    pub found_all: Option<FoundAll>,
+    /// A jump to a match whose VM's screen has not arrived yet.
+    pub(crate) jump: Option<found::Jump>,
     /// Lines being selected in scrollback for copying: where the selection started and
     /// the line it reaches now (numbered as [`Screen::line_numbers`] says).
     pub selection: Option<(u64, u64)>,
@@ -278,6 +286,9 @@ pub struct App {
     pub(crate) quitting: bool,
     /// Quitting ends the VMs without asking whether to leave them running.
     pub(crate) vms_end_on_quit: bool,
+    /// Attached with `-r`: this dashboard shows everything and changes nothing (no
+    /// keys to VMs, no sizes, no calls), as `tmux attach -r`.
+    pub read_only: bool,
     /// Why the dashboard had to stop (the server went away), said after the terminal
     /// is restored.
     pub(crate) exit_error: Option<String>,
@@ -328,6 +339,8 @@ impl App {
             scroll: None,
             scroll_base: 0,
             search: None,
+            found_all: None,
+            jump: None,
             selection: None,
             overlay: None,
             filter: String::new(),
@@ -343,6 +356,7 @@ impl App {
             quit: false,
             quitting: false,
             vms_end_on_quit: false,
+            read_only: false,
             exit_error: None,
             pool: None,
             warning: None,
@@ -387,10 +401,21 @@ impl App {
     }
 
     fn notify(&mut self, request: Request) {
+        // Sizes, attaching and typing change a VM: a read-only dashboard only looks.
+        if self.read_only && request.serving().changes {
+            return;
+        }
         self.effects.push(Effect::Notify(request));
     }
 
     fn call(&mut self, call: Call) {
+        if self.read_only && !matches!(call, Call::Complete(_) | Call::Search(_)) {
+            let what = call.what();
+            return self.set_message(
+                format!("read-only: this dashboard cannot {what} (attached with -r)"),
+                Level::Error,
+            );
+        }
         self.effects.push(Effect::Call(call));
     }
 
@@ -515,7 +540,7 @@ impl App {
             let want = shown.get(&row.vm).copied().unwrap_or(pane);
             let sent = self.sizes.get(&row.vm).copied();
             let due = all || sent.is_some() || shown.contains_key(&row.vm);
-            if due && sent != Some(want) {
+            if due && sent != Some(want) && !self.read_only {
                 self.effects.push(Effect::Notify(Request::Resize {
                     vm: row.vm.into(),
                     rows: want.rows,
@@ -761,6 +786,7 @@ impl App {
             Some(Action::Fold) => self.fold_here(true),
             Some(Action::Unfold) => self.fold_here(false),
             Some(Action::LoadExperiment) => self.open_load(),
+            Some(Action::SearchAll) => self.open_search_all(),
             _ => {
                 if let Some(d) = Keymap::digit(&input::key(&key)) {
                     self.select_tab(d);
@@ -842,6 +868,7 @@ impl App {
                     number: String::new(),
                 })
             }
+            Some(Action::SearchAll) => self.open_search_all(),
             Some(Action::Choose) => {
                 let selected = self
                     .current_tab()
@@ -1040,6 +1067,7 @@ impl App {
                     let first = self.mirrors.insert(vm, mirror).is_none();
                     self.urgent |= first && self.current_vm() == Some(vm);
                     self.dirty = true;
+                    self.apply_jump();
                 }
             }
             Event::Resized { vm, rows, cols } => {
@@ -1144,6 +1172,7 @@ impl App {
                 result,
             } => self.on_up_done(path, forced, result),
             Done::Completed { typed, found } => self.on_completed(typed, found),
+            Done::Found(result) => self.on_found(result),
             Done::Info(text) => self.set_message(text, Level::Info),
             Done::EndedAll => self.quit = true,
             // A bug in a task: shown, and if it was the quit itself, bioxen quits
@@ -1437,6 +1466,12 @@ impl App {
     /// Sends typing (keys, pastes) to the VM shown, or to every tile of a grid that
     /// broadcasts.
     fn send(&mut self, bytes: &[u8]) {
+        if self.read_only {
+            return self.set_message(
+                "read-only: keys go to no VM (attached with -r)",
+                Level::Info,
+            );
+        }
         for vm in std::mem::take(&mut self.outsized) {
             if let Some(&size) = self.sizes.get(&vm)
                 && self.watching.contains_key(&vm)

@@ -13,6 +13,9 @@ pub struct Search {
     pub found: Option<(u64, usize)>,
     /// The last search found nothing.
     pub missed: bool,
+    /// It came from a search of every VM: `n` and `N` go on to that search's next
+    /// match, in whichever VM.
+    pub across: bool,
 }
 
 impl App {
@@ -51,6 +54,10 @@ impl App {
                 return true;
             }
             KeyCode::Char(c @ ('n' | 'N')) => {
+                let across = self.search.as_ref().is_some_and(|s| s.across);
+                if across && self.next_found(c == 'n') {
+                    return true;
+                }
                 if let Some(backward) = self.search.as_ref().map(|s| s.backward) {
                     self.search_again(backward == (c == 'n'));
                 }
