@@ -204,6 +204,17 @@ impl Tmux {
     pub fn path(&self) -> &Path {
         &self.dir
     }
+
+    /// Lets programs here set tmux's paste buffer with OSC 52, as a terminal lets them
+    /// set the clipboard (`set-clipboard on`).
+    pub fn accept_clipboard(&self) {
+        self.run(&["set-option", "-s", "set-clipboard", "on"]);
+    }
+
+    /// What the last OSC 52 set (tmux's newest paste buffer).
+    pub fn clipboard(&self) -> String {
+        self.run(&["show-buffer"])
+    }
 }
 
 impl Tmux {

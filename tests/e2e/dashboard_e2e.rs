@@ -1215,3 +1215,89 @@ fn u_starts_an_experiment_and_x_on_its_header_ends_it() {
     let listed = String::from_utf8_lossy(&ls.stdout);
     assert!(!listed.contains("cell-n"), "down left VMs behind: {listed}");
 }
+
+/// Selections by character, line and rectangle reach the outer terminal as OSC 52:
+/// tmux, set to take them, keeps each as its paste buffer.
+#[test]
+fn selections_reach_the_outer_terminal_as_osc_52() {
+    let t = start("osc52", 120, 40);
+    t.accept_clipboard();
+    create_local_vm(&t);
+    t.type_text("for i = 1, 3 do print('row ' .. i .. ' alpha beta') end");
+    t.keys(&["Enter"]);
+    t.wait_for("the rows", |s| pane_text(s).contains("row 3 alpha beta"));
+    let copy = |search: &str, keys: &[&str], expected: &str| {
+        t.keys(&["C-b", "["]);
+        t.wait_text(" SCROLL ");
+        t.type_text(&format!("?{search}"));
+        t.keys(&["Enter"]);
+        t.keys(keys);
+        t.keys(&["y"]);
+        t.wait_text("copied");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while t.clipboard() != expected && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(t.clipboard(), expected, "after {keys:?}");
+        t.keys(&["q"]);
+        t.wait_text(" TERM ");
+    };
+    copy("alpha", &["v", "e"], "alpha");
+    copy(
+        "row 1 alpha",
+        &["V", "j"],
+        "row 1 alpha beta\nrow 2 alpha beta",
+    );
+    copy(
+        "row 1 alpha",
+        &["C-v", "j", "j", "l", "l", "l", "l"],
+        "row 1\nrow 2\nrow 3",
+    );
+}
+
+/// A search of every VM, started in the first, finds what the others printed: the
+/// second's marker, then with n the third's, which a soft wrap split in two.
+#[test]
+fn a_search_of_every_vm_jumps_to_each_match_in_turn() {
+    let t = start("searchall", 120, 40);
+    for _ in 0..3 {
+        create_local_vm(&t);
+        t.keys(&["C-b", "d"]);
+        t.wait_text(" LIST ");
+    }
+    let print = |tab: &str, lua: &str| {
+        t.keys(&[tab]);
+        t.keys(&["Enter"]);
+        t.wait_text(" TERM ");
+        t.type_text(lua);
+        t.keys(&["Enter"]);
+        t.keys(&["C-b", "d"]);
+        t.wait_text(" LIST ");
+    };
+    // The code splits the marker, so only the output holds it whole.
+    print("1", "print('NEEDLE' .. 'HAY in two')");
+    print(
+        "2",
+        "local c = io.popen('stty size'):read('l'):match(' (%d+)') print(('x'):rep(c - 3) .. 'NEEDLE' .. 'HAY')",
+    );
+    // From the first VM's terminal: C-b / there, F in the list.
+    t.keys(&["0"]);
+    t.keys(&["Enter"]);
+    t.wait_text(" TERM ");
+    t.keys(&["C-b", "/"]);
+    t.wait_text("Search every VM");
+    t.type_text("needlehay");
+    t.keys(&["Enter"]);
+    let s = t.wait_text("2 matches");
+    assert!(s.contains("lua-2") && s.contains("lua-3"), "{s}");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("lua-2 at its match", |s| {
+        s.contains(" SCROLL ") && s.contains("╭ lua-2 ")
+    });
+    assert!(pane_text(&s).contains("NEEDLEHAY in two"), "{s}");
+    t.keys(&["n"]);
+    let s = t.wait_for("lua-3 at its match", |s| {
+        s.contains(" SCROLL ") && s.contains("╭ lua-3 ") && s.contains("match 2 of 2")
+    });
+    assert!(pane_text(&s).contains("xxxNEE"), "{s}");
+}

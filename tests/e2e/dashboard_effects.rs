@@ -663,7 +663,7 @@ fn lines_selected_in_scrollback_are_copied_through_the_terminal() {
     prefix(&mut app, KeyCode::Char('['));
     type_keys(&mut app, "?row 42");
     key(&mut app, KeyCode::Enter);
-    key(&mut app, KeyCode::Char('v'));
+    key(&mut app, KeyCode::Char('V'));
     key(&mut app, KeyCode::Char('j'));
     assert_eq!(
         key(&mut app, KeyCode::Char('j')),
@@ -685,6 +685,82 @@ fn lines_selected_in_scrollback_are_copied_through_the_terminal() {
         "{:?}",
         app.message
     );
+}
+
+/// A mirror of VM "a" in scroll mode at the search for `query`: rows of words, and a
+/// line longer than the 100-column pane that wraps.
+fn scrolled_to(query: &str) -> App {
+    use bioxen::term::Screen;
+    let (mut app, _) = dashboard(vec![vm("a", VmState::Running)]);
+    key(&mut app, KeyCode::Enter);
+    let mut screen = Screen::new(app.pane_size, 1000);
+    for i in 0..50 {
+        screen.feed(format!("row {i} alpha beta\r\n").as_bytes());
+    }
+    screen.feed(
+        format!(
+            "{}WRAPPED tail\r\n> ",
+            "w".repeat(app.pane_size.cols as usize - 7)
+        )
+        .as_bytes(),
+    );
+    app.mirrors.insert(common::vm_id("a"), screen);
+    prefix(&mut app, KeyCode::Char('['));
+    type_keys(&mut app, &format!("?{query}"));
+    key(&mut app, KeyCode::Enter);
+    app
+}
+
+fn copied(effects: Vec<Effect>) -> String {
+    match effects.as_slice() {
+        [Effect::Clipboard(text)] => text.clone(),
+        other => panic!("not one copy: {other:?}"),
+    }
+}
+
+#[test]
+fn characters_are_selected_with_motions_and_copied() {
+    let mut app = scrolled_to("row 40");
+    key(&mut app, KeyCode::Char('v'));
+    type_keys(&mut app, "we");
+    assert_eq!(
+        copied(key(&mut app, KeyCode::Char('y'))),
+        "row 40",
+        "from the match to the end of the next word"
+    );
+    let mut app = scrolled_to("row 40");
+    key(&mut app, KeyCode::Char('v'));
+    type_keys(&mut app, "j$");
+    assert_eq!(
+        copied(key(&mut app, KeyCode::Char('y'))),
+        "row 40 alpha beta\nrow 41 alpha beta",
+        "across rows, to the end of the next"
+    );
+}
+
+#[test]
+fn a_rectangle_takes_the_same_columns_of_each_row() {
+    let mut app = scrolled_to("row 45");
+    ctrl(&mut app, 'v');
+    type_keys(&mut app, "jjlllll");
+    assert_eq!(
+        copied(key(&mut app, KeyCode::Char('y'))),
+        "row 45\nrow 46\nrow 47",
+        "six columns of three rows"
+    );
+}
+
+#[test]
+fn a_selection_across_a_soft_wrap_is_copied_as_one_line() {
+    let mut app = scrolled_to("WRAPPED");
+    let ws = "w".repeat(usize::from(app.pane_size.cols) - 7);
+    type_keys(&mut app, "Vj");
+    let text = copied(key(&mut app, KeyCode::Char('y')));
+    assert_eq!(text, format!("{ws}WRAPPED tail"));
+    let mut app = scrolled_to("WRAPPED");
+    key(&mut app, KeyCode::Char('v'));
+    type_keys(&mut app, "ee");
+    assert_eq!(copied(key(&mut app, KeyCode::Char('y'))), "WRAPPED tail");
 }
 
 /// Filtering the list away from the selected VM selects the first that passes as

@@ -682,6 +682,44 @@ impl Screen {
         lines
     }
 
+    /// Rows `from` to `to` (numbered as [`Screen::line_numbers`] says, both included)
+    /// as the text each shows, with whether it soft-wraps onto the next: what a copy
+    /// by character or by rectangle takes its text from. A wrapped row keeps its blanks
+    /// at the margin, which are text of its line.
+    pub fn rows_text(&self, from: u64, to: u64) -> Vec<(String, bool)> {
+        let (first, live) = self.line_numbers();
+        let vt = self.parser.screen();
+        let (rows, cols) = vt.size();
+        let last = live + u64::from(rows.get()) - 1;
+        let (from, to) = (from.max(first), to.min(last));
+        if to < from {
+            return Vec::new();
+        }
+        let history_wrapped = self.history_wrapped();
+        let history: Vec<&str> = self.history().collect();
+        let screen: Vec<String> = vt.rows(0, cols.get()).collect();
+        (from..=to)
+            .map(|line| {
+                let (mut text, wrapped) = match line.checked_sub(live) {
+                    None => {
+                        let i = (line - first) as usize;
+                        (plain_row(history[i]), history_wrapped[i])
+                    }
+                    Some(r) => {
+                        let r = r as u16;
+                        let wrapped = r + 1 < rows.get() && vt.row_wrapped(r);
+                        (screen[usize::from(r)].trim_end().to_string(), wrapped)
+                    }
+                };
+                if wrapped {
+                    let w = unicode_width::UnicodeWidthStr::width(text.as_str());
+                    text.push_str(&" ".repeat(usize::from(cols.get()).saturating_sub(w)));
+                }
+                (text, wrapped)
+            })
+            .collect()
+    }
+
     /// Rows as `tmux capture-pane -p` prints them: the screen's, and with `start` = -N
     /// the N history rows above it too (a positive `start` skips rows of the screen),
     /// one per line, blanks at the ends of rows and blank rows below the last text

@@ -415,10 +415,17 @@ fn hints(app: &App) -> String {
             Some("Enter find".into()),
             Some("Esc cancel".into()),
         ]
-    } else if app.selection.is_some() {
+    } else if let Some(sel) = app.selection {
+        let shape = match sel.shape {
+            crate::app::Shape::Chars => "characters",
+            crate::app::Shape::Lines => "lines",
+            crate::app::Shape::Block => "rectangle",
+        };
         vec![
-            Some("↑/↓/PgUp/PgDn select lines".into()),
-            Some("y/Enter copy".into()),
+            Some(format!("selecting {shape}")),
+            Some("hjkl w b e 0 $ g G / n move".into()),
+            Some("v V C-v shape".into()),
+            Some("y copy".into()),
             Some("Esc cancel".into()),
         ]
     } else if app.scroll.is_some() {

@@ -117,18 +117,28 @@ fn draw_screen(
     }
 }
 
-/// The lines selected for copying, from line `top` of the history down.
+/// The text selected for copying, from line `top` of the history down, and its
+/// cursor.
 fn mark_selection(frame: &mut Frame, app: &App, top: u64, pane: Rect) {
-    let Some((anchor, at)) = app.selection else {
+    let Some(sel) = app.selection else {
         return;
     };
-    let (from, to) = (anchor.min(at), anchor.max(at));
+    let width = usize::from(pane.width);
     for row in 0..pane.height {
-        if (from..=to).contains(&(top + u64::from(row))) {
-            let line = Rect::new(pane.x, pane.y + row, pane.width, 1);
-            frame
-                .buffer_mut()
-                .set_style(line, Style::new().bg(Color::Indexed(24)));
+        let line = top + u64::from(row);
+        let Some((from, to)) = sel.columns(line) else {
+            continue;
+        };
+        let (from, to) = (from.min(width), to.min(width));
+        let cells = Rect::new(pane.x + from as u16, pane.y + row, (to - from) as u16, 1);
+        frame
+            .buffer_mut()
+            .set_style(cells, Style::new().bg(Color::Indexed(24)));
+        if line == sel.cursor.line && sel.cursor.col < width {
+            let at = (pane.x + sel.cursor.col as u16, pane.y + row);
+            if let Some(cell) = frame.buffer_mut().cell_mut(at) {
+                cell.set_style(Style::new().add_modifier(Modifier::REVERSED));
+            }
         }
     }
 }

@@ -41,6 +41,7 @@ mod found;
 mod grids;
 mod groups;
 mod scrollback;
+mod selection;
 mod tabs;
 mod text_field;
 
@@ -50,6 +51,7 @@ pub use found::{FoundAll, query_of};
 pub use grids::Broadcast;
 pub use groups::{FOLD_ABOVE, GroupSummary, LoadForm};
 pub use scrollback::Search;
+pub use selection::{Point, Selection, Shape};
 pub use tabs::Chooser;
 
 /// How long an armed prefix waits for its key.
@@ -256,9 +258,10 @@ pub struct App {
     pub found_all: Option<FoundAll>,
     /// A jump to a match whose VM's screen has not arrived yet.
     pub(crate) jump: Option<found::Jump>,
-    /// Lines being selected in scrollback for copying: where the selection started and
-    /// the line it reaches now (numbered as [`Screen::line_numbers`] says).
-    pub selection: Option<(u64, u64)>,
+    /// Text being selected in scrollback for copying.
+    pub selection: Option<Selection>,
+    /// Where a drag of the mouse in the pane began.
+    drag_from: Option<Point>,
     /// The shown screen's [`Screen::rows_scrolled`] when `scroll` was last set: rows
     /// arriving later move the offset with them, so the view stays put.
     scroll_base: u64,
@@ -342,6 +345,7 @@ impl App {
             found_all: None,
             jump: None,
             selection: None,
+            drag_from: None,
             overlay: None,
             filter: String::new(),
             filter_editing: false,
@@ -979,6 +983,9 @@ impl App {
                 if let Some(bytes) = encode::mouse(&m, col, row, sgr) {
                     self.send_to_current(&bytes);
                 }
+                return;
+            }
+            if self.grid.is_none() && self.on_pane_drag(m.kind, row, col) {
                 return;
             }
             match m.kind {

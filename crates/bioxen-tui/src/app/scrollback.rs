@@ -29,6 +29,7 @@ impl App {
                     search.editing = false;
                     let backward = search.backward;
                     self.search_again(backward);
+                    self.select_to_match();
                 }
                 _ => {
                     text_field::edit(&mut search.query, key, |_| true, 200);
@@ -40,11 +41,10 @@ impl App {
             self.on_selection_key(key);
             return true;
         }
+        if self.start_selection(key) {
+            return true;
+        }
         match key.code {
-            KeyCode::Char('v' | 'V') => {
-                self.start_selection();
-                return true;
-            }
             KeyCode::Char(c @ ('/' | '?')) => {
                 self.search = Some(Search {
                     editing: true,
@@ -83,82 +83,6 @@ impl App {
         };
         self.scroll_by(delta);
         true
-    }
-
-    /// Starts selecting lines at the last match of a search, or at the view's last line
-    /// with text.
-    pub(super) fn start_selection(&mut self) {
-        let Some(screen) = self.current_vm().and_then(|vm| self.mirrors.get(&vm)) else {
-            return;
-        };
-        let top = screen.top_line(self.scroll.unwrap_or(0));
-        let rows = u64::from(screen.size().rows);
-        let bottom = (top..top + rows)
-            .rev()
-            .find(|line| !screen.text_of_lines(*line, *line).is_empty())
-            .unwrap_or(top);
-        let at = match self.search.as_ref().and_then(|s| s.found) {
-            Some((line, _)) if (top..top + rows).contains(&line) => line,
-            _ => bottom,
-        };
-        self.selection = Some((at, at));
-        self.dirty = true;
-    }
-
-    /// Keys while selecting: up and down extend the selection (scrolling as it leaves
-    /// the view), y or Enter copies it to the clipboard, Esc drops it.
-    pub(super) fn on_selection_key(&mut self, key: &KeyEvent) {
-        let Some((anchor, at)) = self.selection else {
-            return;
-        };
-        let Some(id) = self.current_vm() else {
-            return;
-        };
-        let Some(screen) = self.mirrors.get(&id) else {
-            return;
-        };
-        let (first, live) = screen.line_numbers();
-        let last = live + u64::from(screen.size().rows) - 1;
-        let step = |n: i64| (at as i64 + n).clamp(first as i64, last as i64) as u64;
-        let page = i64::from(self.pane_size.rows.saturating_sub(1).max(1));
-        let to = match key.code {
-            KeyCode::Up | KeyCode::Char('k') => step(-1),
-            KeyCode::Down | KeyCode::Char('j') => step(1),
-            KeyCode::PageUp => step(-page),
-            KeyCode::PageDown => step(page),
-            KeyCode::Char('y') | KeyCode::Enter => {
-                let text = screen.text_of_lines(anchor, at);
-                let lines = anchor.abs_diff(at) + 1;
-                self.effects.push(Effect::Clipboard(text));
-                self.selection = None;
-                let s = if lines == 1 { "" } else { "s" };
-                return self.set_message(
-                    format!("copied {lines} line{s} to the clipboard (through your terminal)"),
-                    Level::Info,
-                );
-            }
-            KeyCode::Esc | KeyCode::Char('q') => {
-                self.selection = None;
-                self.dirty = true;
-                return;
-            }
-            _ => return,
-        };
-        // Keep the line reached in view.
-        let offset = self.scroll.unwrap_or(0) as u64;
-        let top = screen.top_line(offset as usize);
-        let rows = u64::from(self.pane_size.rows);
-        let offset = if to < top {
-            live - to
-        } else if to >= top + rows {
-            (live + rows).saturating_sub(to + 1)
-        } else {
-            offset
-        };
-        self.scroll = Some(offset as usize);
-        self.scroll_base = screen.rows_scrolled();
-        self.selection = Some((anchor, to));
-        self.dirty = true;
     }
 
     /// Finds the query again, from the last match or from the top of the view, and
