@@ -54,8 +54,7 @@ fn shows_last_tab(screen: &str) -> bool {
         .and_then(|tabs| {
             tabs.split_whitespace()
                 .filter_map(|tab| tab.split_once(':'))
-                .filter(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
-                .next_back()
+                .rfind(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
         })
         .map(|(_, name)| name.to_string());
     let pane_title = screen.lines().nth(1).and_then(|l| {

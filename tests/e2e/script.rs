@@ -235,3 +235,41 @@ async fn a_search_finds_a_marker_in_any_vm_even_across_a_soft_wrap() {
         "{found:#?}"
     );
 }
+
+/// Output older than a VM's scrollback is searched in its log, and what the scrollback
+/// still holds is found once, not again in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_reaches_past_the_scrollback_into_the_log() {
+    let dir = workdir("search-log", "scrollback = 100\n");
+    let _server = KillServer(dir.clone());
+    let client = server(&dir).await;
+    let vm = client
+        .create_interactive_vm(Some("long"), VmKind::Local, CreateOptions::default())
+        .await
+        .unwrap();
+    client.wait_ready(vm, WAIT).await.unwrap();
+    let code = "print('OLD' .. '-MARK') for i = 1, 500 do print('line ' .. i) end";
+    client.execute_string(vm, code, WAIT).await.unwrap();
+    let search = |text: &str| {
+        let query = SearchQuery {
+            text: text.into(),
+            regex: false,
+            limit: 100,
+        };
+        client.search(query)
+    };
+    // The log is written a moment after the output: wait for the old line there.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let old = loop {
+        let old = search("old-mark").await.unwrap();
+        if !old.is_empty() || tokio::time::Instant::now() > deadline {
+            break old;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(old.len(), 1, "{old:#?}");
+    assert!(old[0].logged_ms.is_some(), "from the log: {old:#?}");
+    let recent = search("line 450").await.unwrap();
+    assert_eq!(recent.len(), 1, "once, from the scrollback: {recent:#?}");
+    assert!(recent[0].logged_ms.is_none());
+}

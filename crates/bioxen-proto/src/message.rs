@@ -317,6 +317,10 @@ pub struct SearchMatch {
     pub len: usize,
     /// The line before it, if any.
     pub context: Option<String>,
+    /// Set for a match older than the VM's scrollback, found in its output log: when
+    /// the line arrived (Unix milliseconds). `back` then means nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logged_ms: Option<u64>,
 }
 
 /// How a luarocks installation ended.

@@ -79,9 +79,13 @@ fn entry(m: &SearchMatch, selected: bool, width: usize) -> Line<'static> {
     };
     let end = (from + room).min(text.len());
     let (a, b) = (m.start.max(from), (m.start + m.len).min(end));
-    let name = truncate(&m.name, 14);
+    // A match older than the VM's scrollback comes from its log.
+    let (name, colour) = match m.logged_ms {
+        Some(_) => (format!("{} log", truncate(&m.name, 10)), Color::Magenta),
+        None => (truncate(&m.name, 14), Color::Cyan),
+    };
     Line::from(vec![
-        Span::styled(format!("{name:>14}  "), base.fg(Color::Cyan)),
+        Span::styled(format!("{name:>14}  "), base.fg(colour)),
         Span::styled(piece(from, a), base),
         Span::styled(piece(a, b), base.fg(Color::Black).bg(Color::Yellow)),
         Span::styled(piece(b, end), base),
