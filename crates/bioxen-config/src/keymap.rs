@@ -180,7 +180,7 @@ const DEFAULTS: &[(Mode, Action, &str, &[&str], &str)] = &[
         Action::SearchAll,
         "search_all",
         &["F"],
-        "search what every VM printed (text, or a regex between slashes)",
+        "search what every VM printed (/regex/ for a regex)",
     ),
     (Mode::List, Action::Help, "help", &["?"], "show this help"),
     (Mode::List, Action::Quit, "quit", &["q"], "quit bioxen"),
@@ -337,7 +337,7 @@ const DEFAULTS: &[(Mode, Action, &str, &[&str], &str)] = &[
         Action::SearchAll,
         "search_all",
         &["/"],
-        "search what every VM printed (text, or a regex between slashes)",
+        "search what every VM printed (/regex/ for a regex)",
     ),
     (Mode::Prefix, Action::Help, "help", &["?"], "show this help"),
 ];

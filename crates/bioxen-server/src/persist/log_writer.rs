@@ -227,13 +227,6 @@ fn rename_if_there(from: &std::path::Path, to: &std::path::Path) -> std::io::Res
 const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
 
 fn write_loop(shared: &Shared, segment: Segment, rotation: &Rotation) {
-    // Disk writes yield to what the user waits on (the VMs, the server's parsing, the
-    // dashboard) when the machine is busy; a nice level, not an idle class, so a long
-    // flood is still written, not starved and dropped.
-    // SAFETY: sets this thread's own scheduling priority; no memory is touched.
-    unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, 0, 5);
-    }
     let mut batch = Vec::new();
     let mut marks = Vec::new();
     let mut segment = Some(segment);
