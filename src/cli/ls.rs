@@ -108,7 +108,7 @@ const CPU_WINDOW: std::time::Duration = std::time::Duration::from_millis(250);
 /// the uptime, CPU and memory in an entry are those of its last change. `ls` measures
 /// them again itself: uptime from the process's start, CPU over a short window.
 fn refresh_local_figures(rows: &mut [Value]) {
-    use crate::vm::proc_stats::{CpuMeter, vm_uptime_secs};
+    use crate::vm::proc_stats::{CpuMeter, Groups, vm_uptime_secs};
     let pid_of = |r: &Value| {
         let running = r.get("state").and_then(Value::as_str) == Some("running");
         let local = r.get("kind").and_then(Value::as_str) == Some("local");
@@ -124,12 +124,16 @@ fn refresh_local_figures(rows: &mut [Value]) {
     if meters.is_empty() {
         return;
     }
+    // A VM is its process group: what its interpreter started counts with it.
+    let groups = Groups::read();
     for (_, pid, meter) in &mut meters {
-        meter.sample(*pid);
+        meter.sample_group(*pid, &groups);
     }
     std::thread::sleep(CPU_WINDOW);
+    let groups = Groups::read();
     for (i, pid, meter) in &mut meters {
-        let (Some(stats), Some(uptime)) = (meter.sample(*pid), vm_uptime_secs(*pid)) else {
+        let sampled = meter.sample_group(*pid, &groups);
+        let (Some(stats), Some(uptime)) = (sampled, vm_uptime_secs(*pid)) else {
             continue;
         };
         if let Some(obj) = rows[*i].as_object_mut() {

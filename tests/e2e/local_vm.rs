@@ -539,3 +539,33 @@ async fn a_session_keeps_its_number_and_numbers_are_never_reused() {
     );
     m.terminate_vm_session(second).await.unwrap();
 }
+
+/// A VM is its process group: a busy child it starts with `os.execute` counts in its
+/// CPU, though its interpreter waits at the prompt; ending the VM ends the child.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_child_counts_in_its_vms_cpu() {
+    let m = manager();
+    let id = common::ready_local_vm(&m, VmOptions::default()).await;
+    let pgid = m.info(id).unwrap().pid.unwrap();
+    let r = m
+        .execute_string(id, "os.execute(\"sh -c 'while :; do :; done' &\")", WAIT)
+        .await
+        .unwrap();
+    assert!(r.ok(), "{r:?}");
+    assert!(
+        eventually(WAIT, || m
+            .info(id)
+            .unwrap()
+            .cpu_percent
+            .is_some_and(|c| c > 10.0))
+        .await,
+        "the child's CPU is the VM's: {:?}",
+        m.info(id).unwrap()
+    );
+    assert!(
+        common::group_members(pgid) >= 2,
+        "the child is in the VM's process group"
+    );
+    m.terminate_vm_session(id).await.unwrap();
+    assert!(eventually(WAIT, || !process_group_alive(pgid)).await);
+}

@@ -109,7 +109,9 @@ async fn a_killed_server_comes_back_with_its_vms_rerun_or_waiting() {
     let first_pid = pid_of(&client.list().await.unwrap(), "again").unwrap();
     // The log is written just after the output: what a kill leaves is what reached it.
     for (vm, text) in [("again", "hello from again"), ("waits", "typed 42")] {
-        let logged = eventually(WAIT, || said(&bioxen_in(&dir, &["logs", vm])).contains(text));
+        let logged = eventually(WAIT, || {
+            said(&bioxen_in(&dir, &["logs", vm])).contains(text)
+        });
         assert!(logged.await, "{vm}'s log never had {text:?}");
     }
     kill_9(client).await;

@@ -1,7 +1,9 @@
 //! CPU and memory of the processes bioxen owns, read from `/proc`.
 //!
-//! Only the PIDs of live local VMs are read, once a second: a handful of small file
-//! reads instead of a scan of every process on the machine.
+//! A VM is its whole process group: what its interpreter starts (`os.execute`, a
+//! pipeline, a solver in the background) counts with it, as users of process managers
+//! expect. So each sampling round reads `/proc` once and adds the processes up by
+//! group, whatever the number of VMs.
 
 use std::time::Instant;
 
@@ -22,16 +24,68 @@ pub struct CpuMeter {
     last: Option<(u64, Instant)>,
 }
 
+/// The CPU time and memory of each process group on the machine, with its leader's
+/// state: one read of `/proc` for every VM of a sampling round.
+#[derive(Debug, Default)]
+pub struct Groups {
+    totals: std::collections::HashMap<u32, GroupTotal>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct GroupTotal {
+    /// Of the live members, and of the children they waited for: a child that ends
+    /// moves its time to its parent's children's time, so the total never drops.
+    cpu_ticks: u64,
+    rss_pages: u64,
+    leader_state: Option<char>,
+}
+
+impl Groups {
+    /// Reads every process of this user's once.
+    pub fn read() -> Groups {
+        let mut totals: std::collections::HashMap<u32, GroupTotal> = Default::default();
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Groups { totals };
+        };
+        for pid in dir
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        {
+            let Some(raw) = read_stat(pid) else { continue };
+            let t = totals.entry(raw.pgrp).or_default();
+            t.cpu_ticks += raw.cpu_ticks + raw.children_ticks;
+            t.rss_pages += raw.rss_pages;
+            if pid == raw.pgrp {
+                t.leader_state = Some(raw.state);
+            }
+        }
+        Groups { totals }
+    }
+}
+
 impl CpuMeter {
-    /// Samples `pid`; `None` when it is gone.
+    /// Samples process group `pgid` (a VM: its interpreter leads the group), children
+    /// and all; `None` when its leader is gone.
+    pub fn sample_group(&mut self, pgid: u32, groups: &Groups) -> Option<ProcStats> {
+        let total = groups.totals.get(&pgid)?;
+        let state = total.leader_state?;
+        Some(self.rate(total.cpu_ticks, total.rss_pages, state))
+    }
+
+    /// Samples `pid` alone; `None` when it is gone.
     pub fn sample(&mut self, pid: u32) -> Option<ProcStats> {
         let raw = read_stat(pid)?;
+        Some(self.rate(raw.cpu_ticks, raw.rss_pages, raw.state))
+    }
+
+    /// The rate of `cpu_ticks` since the last sample.
+    fn rate(&mut self, cpu_ticks: u64, rss_pages: u64, state: char) -> ProcStats {
         let now = Instant::now();
         let cpu_percent = match self.last {
             Some((ticks, at)) => {
                 let secs = now.duration_since(at).as_secs_f64();
                 if secs > 0.0 {
-                    let used = raw.cpu_ticks.saturating_sub(ticks) as f64 / clock_ticks();
+                    let used = cpu_ticks.saturating_sub(ticks) as f64 / clock_ticks();
                     (100.0 * used / secs) as f32
                 } else {
                     0.0
@@ -39,12 +93,12 @@ impl CpuMeter {
             }
             None => 0.0,
         };
-        self.last = Some((raw.cpu_ticks, now));
-        Some(ProcStats {
+        self.last = Some((cpu_ticks, now));
+        ProcStats {
             cpu_percent,
-            rss_bytes: raw.rss_pages * page_size(),
-            state: raw.state,
-        })
+            rss_bytes: rss_pages * page_size(),
+            state,
+        }
     }
 }
 
@@ -99,6 +153,8 @@ pub fn group_has_member_started_before(pgid: u32, before: u64) -> bool {
 struct RawStat {
     state: char,
     cpu_ticks: u64,
+    /// Of the children it waited for.
+    children_ticks: u64,
     rss_pages: u64,
     pgrp: u32,
     session: u32,
@@ -119,10 +175,13 @@ fn parse_stat(text: &str) -> Option<RawStat> {
     let state = fields.first()?.chars().next()?;
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
+    let cutime: u64 = fields.get(13)?.parse().ok()?;
+    let cstime: u64 = fields.get(14)?.parse().ok()?;
     let rss_pages: u64 = fields.get(21)?.parse().ok()?;
     Some(RawStat {
         state,
         cpu_ticks: utime + stime,
+        children_ticks: cutime + cstime,
         rss_pages,
         pgrp: fields.get(2)?.parse().ok()?,
         session: fields.get(3)?.parse().ok()?,

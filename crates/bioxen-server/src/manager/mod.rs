@@ -51,7 +51,7 @@ use output::OutputBuffer;
 
 use bioxen_backend::error::{Error, Result};
 use bioxen_backend::lock;
-use bioxen_backend::vm::proc_stats::{CpuMeter, ProcStats};
+use bioxen_backend::vm::proc_stats::{CpuMeter, Groups, ProcStats};
 use bioxen_backend::vm::{self, Control, Sink, Size, VmKind, VmOptions, VmSpec, VmState};
 use bioxen_config::Config;
 pub use bioxen_proto::{Alert, Busy, PROGRESS_STALE, Progress, ProgressState, VmInfo};

@@ -27,6 +27,19 @@ pub(super) async fn sample_stats(inner: std::sync::Weak<Inner>) {
         }
         let Some(inner) = inner.upgrade() else { return };
         let sessions: Vec<_> = lock(&inner.sessions).clone();
+        let any_local = sessions.iter().any(|s| {
+            s.state().is_alive()
+                && lock(&s.process)
+                    .as_ref()
+                    .and_then(|p| p.control.pid())
+                    .is_some()
+        });
+        let groups = match any_local {
+            true => tokio::task::spawn_blocking(Groups::read)
+                .await
+                .unwrap_or_default(),
+            false => Groups::default(),
+        };
         let mut changed = false;
         let mut busy = false;
         let mut seen = Vec::with_capacity(sessions.len());
@@ -42,7 +55,7 @@ pub(super) async fn sample_stats(inner: std::sync::Weak<Inner>) {
                 // A first sample has no CPU figure yet: look again soon.
                 busy = true;
             }
-            let sample = entry.1.sample(pid);
+            let sample = entry.1.sample_group(pid, &groups);
             busy |= sample.is_some_and(|s| s.cpu_percent > 0.0);
             let mut stats = lock(&s.stats);
             if display_differs(*stats, sample) {
