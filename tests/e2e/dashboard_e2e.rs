@@ -1300,3 +1300,61 @@ fn a_search_of_every_vm_jumps_to_each_match_in_turn() {
     });
     assert!(pane_text(&s).contains("xxxNEE"), "{s}");
 }
+
+/// A VM's name as the list shows it, without the alert marks after it (`lua-2+✓`).
+fn bare(word: &str) -> &str {
+    word.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+}
+
+/// The VM names in the list, top to bottom.
+fn list_names(screen: &str) -> Vec<String> {
+    screen
+        .lines()
+        .filter_map(|l| l.strip_prefix('│'))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(bare)
+        .filter(|name| name.starts_with("lua-"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The memory the list shows for `name`, in MiB.
+fn mem_mib(screen: &str, name: &str) -> f64 {
+    screen
+        .lines()
+        .find(|l| l.split_whitespace().any(|w| bare(w) == name))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_suffix('M').and_then(|n| n.parse::<f64>().ok()))
+        })
+        .unwrap_or(0.0)
+}
+
+/// k9s's sort keys: M puts first the VM that allocated 200 MB, and the selection stays
+/// on the VM it was on.
+#[test]
+fn sorting_by_memory_puts_first_the_vm_that_allocated_200_mb() {
+    let t = start("sortmem", 120, 40);
+    for _ in 0..3 {
+        create_local_vm(&t);
+        t.keys(&["C-b", "d"]);
+        t.wait_text(" LIST ");
+    }
+    t.keys(&["1"]);
+    t.keys(&["Enter"]);
+    t.wait_text(" TERM ");
+    t.type_text("big = ('x'):rep(200 * 1024 * 1024)");
+    t.keys(&["Enter"]);
+    t.keys(&["C-b", "d"]);
+    t.wait_text(" LIST ");
+    t.keys(&["0"]);
+    t.wait_for("lua-2 at 200 MiB", |s| mem_mib(s, "lua-2") >= 200.0);
+    assert_eq!(list_names(&t.screen()), ["lua-1", "lua-2", "lua-3"]);
+    t.keys(&["M"]);
+    let s = t.wait_for("the list by memory", |s| s.contains("MEM▼"));
+    assert_eq!(list_names(&s)[0], "lua-2", "{s}");
+    assert!(
+        s.contains("╭ lua-1 "),
+        "the selection stays on its VM:\n{s}"
+    );
+}

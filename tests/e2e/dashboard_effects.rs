@@ -1077,3 +1077,43 @@ fn a_vm_sized_by_another_dashboard_is_sized_back_by_typing_here() {
     );
     assert_eq!(resizes(&type_keys(&mut app, "z")), vec![], "once is enough");
 }
+
+/// The names the list shows, top to bottom.
+fn listed(app: &App) -> Vec<String> {
+    app.visible()
+        .iter()
+        .filter_map(|r| match r {
+            bioxen::ui::app::Row::Session(info) => Some(info.name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn sorting_by_memory_reorders_the_list_and_the_selection_stays_on_its_vm() {
+    let with_mem = |name: &str, mib: u64| VmInfo {
+        rss_bytes: Some(mib << 20),
+        ..vm(name, VmState::Running)
+    };
+    let (mut app, _) = dashboard(vec![
+        with_mem("small", 10),
+        with_mem("big", 200),
+        with_mem("mid", 50),
+    ]);
+    assert_eq!(listed(&app), ["small", "big", "mid"], "creation order");
+    let current = app.current.clone();
+    key(&mut app, KeyCode::Char('M'));
+    assert_eq!(listed(&app), ["big", "mid", "small"], "largest first");
+    assert_eq!(app.current, current, "the selection is a VM, not a row");
+    key(&mut app, KeyCode::Char('M'));
+    assert_eq!(
+        listed(&app),
+        ["small", "mid", "big"],
+        "again: the other way"
+    );
+    key(&mut app, KeyCode::Char('N'));
+    assert_eq!(listed(&app), ["big", "mid", "small"], "by name");
+    // The tabs keep their order.
+    let tabs: Vec<String> = app.rows.iter().map(|r| r.name.clone()).collect();
+    assert_eq!(tabs, ["small", "big", "mid"]);
+}

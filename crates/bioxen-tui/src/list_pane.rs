@@ -202,8 +202,11 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             }
         })
         .collect();
-    let header = Row::new(cols.iter().map(|(_, h, _)| Cell::from(*h)))
-        .style(Style::new().fg(Color::Gray).add_modifier(Modifier::BOLD));
+    let header = Row::new(cols.iter().map(|(c, h, _)| match app.sort {
+        Some(sort) if sorted_column(sort.by) == *c => Cell::from(format!("{h}{}", sort.arrow())),
+        _ => Cell::from(*h),
+    }))
+    .style(Style::new().fg(Color::Gray).add_modifier(Modifier::BOLD));
     let highlight = if focused {
         Style::new()
             .bg(Color::Indexed(238))
@@ -323,6 +326,19 @@ pub fn progress_style(p: bioxen_proto::Progress) -> Style {
         ProgressState::Paused => Color::Yellow,
         _ => Color::Cyan,
     })
+}
+
+/// The column a sort is by.
+fn sorted_column(by: crate::app::SortBy) -> Col {
+    use crate::app::SortBy;
+    match by {
+        SortBy::Name => Col::Name,
+        SortBy::State => Col::State,
+        SortBy::Cpu => Col::Cpu,
+        SortBy::Mem => Col::Mem,
+        SortBy::Uptime => Col::Up,
+        SortBy::Progress => Col::Progress,
+    }
 }
 
 /// An experiment's header: how many of its VMs run (`▶`), wait at the prompt (`◦`),

@@ -42,6 +42,7 @@ mod grids;
 mod groups;
 mod scrollback;
 mod selection;
+mod sort;
 mod tabs;
 mod text_field;
 
@@ -52,6 +53,7 @@ pub use grids::Broadcast;
 pub use groups::{FOLD_ABOVE, GroupSummary, LoadForm};
 pub use scrollback::Search;
 pub use selection::{Point, Selection, Shape};
+pub use sort::{Sort, SortBy};
 pub use tabs::Chooser;
 
 /// How long an armed prefix waits for its key.
@@ -254,6 +256,8 @@ pub struct App {
     pub scroll: Option<usize>,
     /// A search in scrollback: what, which way, and the line last found.
     pub search: Option<Search>,
+    /// The list's order, when the user sorted it.
+    pub sort: Option<Sort>,
     /// The last search of every VM, which `n` and `N` go on with after a jump.
     pub found_all: Option<FoundAll>,
     /// A jump to a match whose VM's screen has not arrived yet.
@@ -343,6 +347,7 @@ impl App {
             scroll_base: 0,
             search: None,
             found_all: None,
+            sort: None,
             jump: None,
             selection: None,
             drag_from: None,
@@ -609,8 +614,9 @@ impl App {
     /// bioxen VMs that have no session here (detached).
     pub fn visible(&self) -> Vec<Row<'_>> {
         let f = self.filter.to_lowercase();
+        let order = self.in_order();
         let mut members: HashMap<&str, Vec<Row>> = HashMap::new();
-        for info in &self.rows {
+        for info in order.iter().copied() {
             if let Some(name) = groups::experiment_of(info)
                 && Row::Session(info).matches(&f)
             {
@@ -618,7 +624,7 @@ impl App {
             }
         }
         let mut out = Vec::new();
-        for info in &self.rows {
+        for info in order.iter().copied() {
             match groups::experiment_of(info) {
                 None if Row::Session(info).matches(&f) => out.push(Row::Session(info)),
                 None => {}
@@ -791,6 +797,12 @@ impl App {
             Some(Action::Unfold) => self.fold_here(false),
             Some(Action::LoadExperiment) => self.open_load(),
             Some(Action::SearchAll) => self.open_search_all(),
+            Some(Action::SortName) => self.sort_by(SortBy::Name),
+            Some(Action::SortState) => self.sort_by(SortBy::State),
+            Some(Action::SortCpu) => self.sort_by(SortBy::Cpu),
+            Some(Action::SortMem) => self.sort_by(SortBy::Mem),
+            Some(Action::SortUptime) => self.sort_by(SortBy::Uptime),
+            Some(Action::SortProgress) => self.sort_by(SortBy::Progress),
             _ => {
                 if let Some(d) = Keymap::digit(&input::key(&key)) {
                     self.select_tab(d);
