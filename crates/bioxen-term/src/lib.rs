@@ -11,4 +11,4 @@ pub mod signals;
 
 pub use bioxen_proto::Snapshot;
 pub use escapes::dec_special_graphics;
-pub use screen::Screen;
+pub use screen::{LogicalText, Screen};

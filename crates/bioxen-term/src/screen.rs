@@ -647,39 +647,66 @@ impl Screen {
     /// of lines dropped, and no blank lines below the last text. Each line comes with
     /// the number (as [`Screen::line_numbers`] counts) of the row it starts on.
     pub fn logical_lines(&self) -> Vec<(u64, String)> {
+        let all = self.logical_text();
+        all.lines
+            .iter()
+            .enumerate()
+            .map(|(i, &(start, number))| {
+                let end = all.lines.get(i + 1).map_or(all.text.len(), |l| l.0) - 1;
+                (number, all.text[start..end].to_string())
+            })
+            .collect()
+    }
+
+    /// [`Screen::logical_lines`] as one text, each line ending in a newline, with where
+    /// each line starts: what a search runs over in one pass, without a string per
+    /// line.
+    pub fn logical_text(&self) -> LogicalText {
         let vt = self.parser.screen();
         let (rows_n, cols) = vt.size();
-        let rows = self
-            .history()
-            .map(plain_row)
-            .zip(self.history_wrapped())
-            .chain(vt.rows(0, cols.get()).enumerate().map(|(r, text)| {
-                let r = r as u16;
-                (text, r + 1 < rows_n.get() && vt.row_wrapped(r))
-            }));
+        let cols = usize::from(cols.get());
+        let mut all = LogicalText {
+            text: String::with_capacity(self.parser.callbacks().bytes + 4096),
+            lines: Vec::new(),
+        };
         let (mut number, _) = self.line_numbers();
-        let mut lines: Vec<(u64, String)> = Vec::new();
         let mut open = false;
-        for (text, wrapped) in rows {
+        let mut push = |all: &mut LogicalText, row: &str, wrapped: bool| {
             if !open {
-                lines.push((number, String::new()));
+                all.lines.push((all.text.len(), number));
             }
-            let line = &mut lines.last_mut().expect("a line was opened").1;
-            line.push_str(&text);
+            let piece: std::borrow::Cow<str> = match row.contains('\x1b') {
+                true => plain_row(row).into(),
+                false => row.into(),
+            };
+            all.text.push_str(&piece);
             if wrapped {
-                let w = unicode_width::UnicodeWidthStr::width(text.as_str());
-                line.push_str(&" ".repeat(usize::from(cols.get()).saturating_sub(w)));
+                let w = unicode_width::UnicodeWidthStr::width(&*piece);
+                all.text.push_str(&" ".repeat(cols.saturating_sub(w)));
+            } else {
+                end_line(all);
             }
             open = wrapped;
             number += 1;
+        };
+        for (row, wrapped) in self.history().zip(self.history_wrapped()) {
+            push(&mut all, row, wrapped);
         }
-        for (_, line) in &mut lines {
-            line.truncate(line.trim_end().len());
+        for (r, row) in vt.rows(0, cols as u16).enumerate() {
+            let r = r as u16;
+            push(&mut all, &row, r + 1 < rows_n.get() && vt.row_wrapped(r));
         }
-        while lines.last().is_some_and(|(_, l)| l.is_empty()) {
-            lines.pop();
+        if open {
+            end_line(&mut all);
         }
-        lines
+        while let Some(&(start, _)) = all.lines.last() {
+            if &all.text[start..] != "\n" {
+                break;
+            }
+            all.lines.pop();
+            all.text.truncate(start);
+        }
+        all
     }
 
     /// Rows `from` to `to` (numbered as [`Screen::line_numbers`] says, both included)
@@ -987,6 +1014,23 @@ fn unformat_row(row: &str, keep_sgr: bool) -> String {
     }
     out.truncate(out.trim_end().len());
     out
+}
+
+/// A screen's text as lines in one string: see [`Screen::logical_text`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogicalText {
+    /// Every line, each ending in a newline.
+    pub text: String,
+    /// Where each line starts in `text`, and the number of the row it starts on.
+    pub lines: Vec<(usize, u64)>,
+}
+
+/// Ends the last line of `all`: blanks at its end dropped, a newline after it.
+fn end_line(all: &mut LogicalText) {
+    let start = all.lines.last().map_or(0, |l| l.0);
+    let keep = all.text[start..].trim_end().len();
+    all.text.truncate(start + keep);
+    all.text.push('\n');
 }
 
 /// What the terminal pane draws: the live screen, or a rebuilt scrolled-back one.

@@ -21,33 +21,43 @@ impl Manager {
             if left == 0 {
                 break;
             }
-            let (lines, (dropped, live)) = {
+            let (all, (dropped, live)) = {
                 let screen = lock(&session.screen);
-                (screen.logical_lines(), screen.line_numbers())
+                (screen.logical_text(), screen.line_numbers())
             };
             let name = session.name();
             if dropped > 0 {
-                let kept: Vec<&str> = lines.iter().take(3).map(|(_, t)| t.as_str()).collect();
+                let kept: Vec<&str> = (0..all.lines.len().min(3))
+                    .map(|i| line_of(&all, i))
+                    .collect();
                 found.extend(self.search_log(&session, &matcher, &kept, left));
             }
-            let mut before: Option<&str> = None;
-            for (number, text) in &lines {
-                if let Some(m) = matcher.find(text) {
-                    found.push(SearchMatch {
-                        vm: session.vm,
-                        name: name.clone(),
-                        back: live as i64 - *number as i64,
-                        text: text.clone(),
-                        start: text[..m.start()].chars().count(),
-                        len: text[m.start()..m.end()].chars().count(),
-                        context: before.map(str::to_string),
-                        logged_ms: None,
-                    });
-                    if found.len() >= query.limit {
-                        break;
-                    }
+            // One pass over the VM's whole text; a match is mapped to its line after,
+            // and a line is listed once, at its first match.
+            let mut last_line = None;
+            for m in matcher.find_iter(&all.text) {
+                if all.text[m.start()..m.end()].contains('\n') {
+                    continue;
                 }
-                before = Some(text);
+                let i = all.lines.partition_point(|l| l.0 <= m.start()) - 1;
+                if last_line.replace(i) == Some(i) {
+                    continue;
+                }
+                let (start, number) = all.lines[i];
+                let text = line_of(&all, i);
+                found.push(SearchMatch {
+                    vm: session.vm,
+                    name: name.clone(),
+                    back: live as i64 - number as i64,
+                    text: text.to_string(),
+                    start: all.text[start..m.start()].chars().count(),
+                    len: all.text[m.start()..m.end()].chars().count(),
+                    context: i.checked_sub(1).map(|p| line_of(&all, p).to_string()),
+                    logged_ms: None,
+                });
+                if found.len() >= query.limit {
+                    break;
+                }
             }
         }
         Ok(found)
@@ -106,8 +116,16 @@ impl Manager {
     }
 }
 
+/// Line `i` of `all`, without its newline.
+fn line_of(all: &bioxen_term::LogicalText, i: usize) -> &str {
+    let start = all.lines[i].0;
+    let end = all.lines.get(i + 1).map_or(all.text.len(), |l| l.0) - 1;
+    &all.text[start..end]
+}
+
 /// The query as a regular expression: plain text escaped, case folded unless it has
-/// capitals (as in the scrollback search and vim's smartcase).
+/// capitals (as in the scrollback search and vim's smartcase); `^` and `$` match at
+/// each line, as they did when lines were searched one by one.
 fn matcher(query: &SearchQuery) -> Result<regex::Regex> {
     let pattern = match query.regex {
         true => query.text.clone(),
@@ -116,6 +134,7 @@ fn matcher(query: &SearchQuery) -> Result<regex::Regex> {
     let fold = !query.text.chars().any(char::is_uppercase);
     regex::RegexBuilder::new(&pattern)
         .case_insensitive(fold)
+        .multi_line(true)
         .size_limit(1 << 20)
         .build()
         .map_err(|e| Error::Manager(format!("not a regular expression: {e}")))
