@@ -42,3 +42,18 @@ impl Drop for KillServer {
         let _ = bioxen_in(&self.0, &["kill-server"]);
     }
 }
+
+/// A VM made through `client`, at its prompt.
+pub async fn ready_vm(
+    client: &bioxen::client::Client,
+    name: &str,
+    kind: bioxen::VmKind,
+    options: bioxen::protocol::CreateOptions,
+) -> bioxen::VmId {
+    let vm = client
+        .create_interactive_vm(Some(name), kind, options)
+        .await
+        .unwrap();
+    client.wait_ready(vm, super::WAIT).await.unwrap();
+    vm
+}

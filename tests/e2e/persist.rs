@@ -11,7 +11,7 @@ use bioxen::VmKind;
 use bioxen::VmState;
 use bioxen::client::Client;
 use bioxen::protocol::CreateOptions;
-use common::cli_dir::{KillServer, bioxen_in, said, socket_in};
+use common::cli_dir::{KillServer, bioxen_in, ready_vm, said, socket_in};
 use common::sshd::Sshd;
 use common::{WAIT, eventually};
 use serde_json::Value;
@@ -177,11 +177,7 @@ async fn a_server_stopped_by_a_signal_leaves_its_vms_to_the_next() {
     let dir = workdir("sigterm", "");
     let _server = KillServer(dir.clone());
     let client = next_server(&dir).await;
-    let vm = client
-        .create_interactive_vm(Some("kept"), VmKind::Local, CreateOptions::default())
-        .await
-        .unwrap();
-    client.wait_ready(vm, WAIT).await.unwrap();
+    let vm = ready_vm(&client, "kept", VmKind::Local, CreateOptions::default()).await;
     let pid = client.server_pid;
     // SAFETY: kill(2) of the server this test started.
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
@@ -237,11 +233,7 @@ async fn held_interpreter_survives_a_killed_server(sshd: &Sshd, name: &str, hold
         host: Some("lab".into()),
         ..CreateOptions::default()
     };
-    let vm = client
-        .create_interactive_vm(Some("held"), VmKind::Ssh, options)
-        .await
-        .unwrap();
-    client.wait_ready(vm, WAIT).await.unwrap();
+    let vm = ready_vm(&client, "held", VmKind::Ssh, options).await;
     let set = client.execute_string(vm, "x = 42", WAIT).await.unwrap();
     assert!(set.ok(), "{set:?}");
     kill_9(client).await;
@@ -280,11 +272,7 @@ async fn a_pool_vm_is_found_again_by_its_reference_after_a_killed_server() {
     let dir = workdir("pool", &pool);
     let _server = KillServer(dir.clone());
     let client = next_server(&dir).await;
-    let vm = client
-        .create_interactive_vm(Some("onpool"), VmKind::Xcpng, CreateOptions::default())
-        .await
-        .unwrap();
-    client.wait_ready(vm, WAIT).await.unwrap();
+    let vm = ready_vm(&client, "onpool", VmKind::Xcpng, CreateOptions::default()).await;
     let reference = client.list().await.unwrap()[0].pool_vm.clone().unwrap();
     client.execute_string(vm, "y = 'kept'", WAIT).await.unwrap();
     kill_9(client).await;
@@ -311,11 +299,7 @@ async fn a_log_rotates_at_its_limit_and_reads_back_across_the_rotation() {
     let dir = workdir("rotate", "[logs]\nmax_mib = 1\nkeep = 2\n");
     let _server = KillServer(dir.clone());
     let client = next_server(&dir).await;
-    let vm = client
-        .create_interactive_vm(Some("flood"), VmKind::Local, CreateOptions::default())
-        .await
-        .unwrap();
-    client.wait_ready(vm, WAIT).await.unwrap();
+    let vm = ready_vm(&client, "flood", VmKind::Local, CreateOptions::default()).await;
     // 30,000 lines of 61 bytes: 1.8 MiB, so one rotation at 1 MiB.
     let flood = "for i = 1, 30000 do print(string.format('line %05d %s', i, ('x'):rep(50))) end";
     client.execute_string(vm, flood, WAIT).await.unwrap();
@@ -383,11 +367,7 @@ async fn a_full_log_disk_stops_the_log_and_the_vm_goes_on() {
     let client = next_server(&dir).await;
     let mut updates = client.updates();
     client.subscribe().await.unwrap();
-    let vm = client
-        .create_interactive_vm(Some("full"), VmKind::Local, CreateOptions::default())
-        .await
-        .unwrap();
-    client.wait_ready(vm, WAIT).await.unwrap();
+    let vm = ready_vm(&client, "full", VmKind::Local, CreateOptions::default()).await;
     let flood = "for i = 1, 40000 do print(string.format('line %05d %s', i, ('x'):rep(50))) end";
     client.execute_string(vm, flood, WAIT).await.unwrap();
     let said_so = tokio::time::timeout(WAIT, async {

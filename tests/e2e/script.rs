@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use bioxen::VmKind;
 use bioxen::client::Client;
 use bioxen::protocol::{CreateOptions, SearchQuery};
-use common::cli_dir::{KillServer, bioxen_in, said, socket_in};
+use common::cli_dir::{KillServer, bioxen_in, ready_vm, said, socket_in};
 use common::sshd::Sshd;
 use common::tmux::Tmux;
 use common::{WAIT, bioxen_exe};
@@ -62,11 +62,7 @@ async fn a_shell_script_drives_a_local_vm_with_send_wait_and_capture() {
     let dir = workdir("local", "");
     let _server = KillServer(dir.clone());
     let client = server(&dir).await;
-    let vm = client
-        .create_interactive_vm(Some("calc"), VmKind::Local, CreateOptions::default())
-        .await
-        .unwrap();
-    client.wait_ready(vm, WAIT).await.unwrap();
+    ready_vm(&client, "calc", VmKind::Local, CreateOptions::default()).await;
     let out = shell(&dir, SESSION);
     assert!(out.status.success(), "{}", said(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "42\n1\n");
@@ -79,11 +75,7 @@ async fn a_shell_script_drives_a_pool_vm_with_send_wait_and_capture() {
     let dir = workdir("pool", &pool);
     let _server = KillServer(dir.clone());
     let client = server(&dir).await;
-    let vm = client
-        .create_interactive_vm(Some("calc"), VmKind::Xcpng, CreateOptions::default())
-        .await
-        .unwrap();
-    client.wait_ready(vm, WAIT).await.unwrap();
+    let vm = ready_vm(&client, "calc", VmKind::Xcpng, CreateOptions::default()).await;
     let out = shell(&dir, SESSION);
     assert!(out.status.success(), "{}", said(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "42\n1\n");
@@ -96,11 +88,7 @@ async fn wait_says_when_a_vm_ends_before_its_match_or_time_runs_out() {
     let dir = workdir("wait", "");
     let _server = KillServer(dir.clone());
     let client = server(&dir).await;
-    let vm = client
-        .create_interactive_vm(Some("short"), VmKind::Local, CreateOptions::default())
-        .await
-        .unwrap();
-    client.wait_ready(vm, WAIT).await.unwrap();
+    ready_vm(&client, "short", VmKind::Local, CreateOptions::default()).await;
     let out = shell(&dir, "$bioxen wait short 'never printed' --timeout 0.3");
     assert!(!out.status.success());
     assert!(said(&out).contains("timed out"), "{}", said(&out));
@@ -121,11 +109,7 @@ async fn a_read_only_client_is_refused_everything_that_changes_a_vm() {
     let dir = workdir("ro-server", "");
     let _server = KillServer(dir.clone());
     let client = server(&dir).await;
-    let vm = client
-        .create_interactive_vm(Some("seen"), VmKind::Local, CreateOptions::default())
-        .await
-        .unwrap();
-    client.wait_ready(vm, WAIT).await.unwrap();
+    let vm = ready_vm(&client, "seen", VmKind::Local, CreateOptions::default()).await;
     let ro = Client::connect_read_only(&socket_in(&dir), "test")
         .await
         .unwrap();
@@ -155,11 +139,7 @@ async fn attach_read_only_types_nothing_and_sizes_nothing() {
     let out = t.bioxen(&["server"]);
     assert!(out.status.success(), "{}", said(&out));
     let client = Client::connect(&t.server_socket(), "test").await.unwrap();
-    let vm = client
-        .create_interactive_vm(Some("watched"), VmKind::Local, CreateOptions::default())
-        .await
-        .unwrap();
-    client.wait_ready(vm, WAIT).await.unwrap();
+    let vm = ready_vm(&client, "watched", VmKind::Local, CreateOptions::default()).await;
     client.resize(vm, 20, 70).await.unwrap();
 
     t.restart(&format!("{} attach -r watched", bioxen_exe().display()));
@@ -191,11 +171,7 @@ async fn a_search_finds_a_marker_in_any_vm_even_across_a_soft_wrap() {
     let client = server(&dir).await;
     let mut vms = Vec::new();
     for name in ["one", "two", "three"] {
-        let vm = client
-            .create_interactive_vm(Some(name), VmKind::Local, CreateOptions::default())
-            .await
-            .unwrap();
-        client.wait_ready(vm, WAIT).await.unwrap();
+        let vm = ready_vm(&client, name, VmKind::Local, CreateOptions::default()).await;
         vms.push(vm);
     }
     client
@@ -243,11 +219,7 @@ async fn a_search_reaches_past_the_scrollback_into_the_log() {
     let dir = workdir("search-log", "scrollback = 100\n");
     let _server = KillServer(dir.clone());
     let client = server(&dir).await;
-    let vm = client
-        .create_interactive_vm(Some("long"), VmKind::Local, CreateOptions::default())
-        .await
-        .unwrap();
-    client.wait_ready(vm, WAIT).await.unwrap();
+    let vm = ready_vm(&client, "long", VmKind::Local, CreateOptions::default()).await;
     let code = "print('OLD' .. '-MARK') for i = 1, 500 do print('line ' .. i) end";
     client.execute_string(vm, code, WAIT).await.unwrap();
     let search = |text: &str| {
