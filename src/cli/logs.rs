@@ -135,13 +135,7 @@ fn print_line(out: &mut impl Write, ms: u64, line: &str, timestamps: bool) {
 
 /// A time as `2026-12-07T12:03:04.123` in local time.
 fn stamp(ms: u64) -> String {
-    let t = (ms / 1000) as libc::time_t;
-    // SAFETY: localtime_r writes only into the struct we pass it.
-    let tm = unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::localtime_r(&t, &mut tm);
-        tm
-    };
+    let tm = crate::persist::local_time(ms / 1000);
     format!(
         "{}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}",
         tm.tm_year + 1900,

@@ -46,6 +46,7 @@ use tokio::sync::{Notify, broadcast, mpsc, watch};
 
 use crate::persist::log_files::{LogFiles, LogMeta};
 use crate::persist::log_writer::OutputLog;
+use crate::persist::unix_secs;
 pub use bioxen_proto::ExecResult;
 use output::OutputBuffer;
 
@@ -807,13 +808,6 @@ impl Manager {
         self.find(&vm)
             .ok_or_else(|| Error::NotFound(vm.to_string()))
     }
-}
-
-/// Seconds since the Unix epoch.
-fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// Session ids name log files and appear in commands: keep them plain.

@@ -196,20 +196,8 @@ impl Journal {
 
 /// A Unix time as local wall-clock time: `12:03`, with the date when not today.
 pub fn clock(unix: u64) -> String {
-    let tm = |t: u64| {
-        let t = t as libc::time_t;
-        // SAFETY: localtime_r writes only into the struct we pass it.
-        unsafe {
-            let mut tm: libc::tm = std::mem::zeroed();
-            libc::localtime_r(&t, &mut tm);
-            tm
-        }
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (then, today) = (tm(unix), tm(now));
+    let now = super::unix_secs(std::time::SystemTime::now());
+    let (then, today) = (super::local_time(unix), super::local_time(now));
     let time = format!("{:02}:{:02}", then.tm_hour, then.tm_min);
     if (then.tm_year, then.tm_yday) == (today.tm_year, today.tm_yday) {
         time

@@ -11,8 +11,28 @@ pub mod log_files;
 pub mod log_writer;
 
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use bioxen_config::Config;
+
+/// `t` in whole seconds since the Unix epoch, as the journal and log notes keep times.
+pub fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A Unix time broken down in local time: for the `12:03` a lost VM gives and the
+/// stamps `bioxen logs -t` prints.
+pub fn local_time(unix: u64) -> libc::tm {
+    let t = unix as libc::time_t;
+    // SAFETY: localtime_r writes only into the struct we pass it.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&t, &mut tm);
+        tm
+    }
+}
 
 /// Where one server keeps its journal and its VMs' logs: folders named after its
 /// socket, as `server-1a2b3c4d` (the socket's name, then a hash of its whole path), so

@@ -92,10 +92,7 @@ fn journal(manager: &Manager) -> Journal {
     Journal {
         pid: std::process::id(),
         boot_id: boot_id(),
-        updated_unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        updated_unix: crate::persist::unix_secs(std::time::SystemTime::now()),
         next_vm: manager.next_vm(),
         stopped: None,
         vms: manager.records(),
