@@ -28,6 +28,7 @@ impl Manager {
         };
         // From the top of the screen now: what scrolls off it while waiting is searched too.
         let from = AtomicU64::new(lock(&session.screen).line_numbers().1);
+        let matched = AtomicBool::new(false);
         let reached = |s: &Session| match until {
             WaitFor::Exited => !s.state().is_alive(),
             WaitFor::Idle => !s.state().is_alive() || at_prompt(s),
@@ -35,6 +36,7 @@ impl Manager {
                 let mut at = from.load(Ordering::Relaxed);
                 let found = regex.as_ref().is_some_and(|r| shows_match(s, r, &mut at));
                 from.store(at, Ordering::Relaxed);
+                matched.fetch_or(found, Ordering::Relaxed);
                 found || !s.state().is_alive()
             }
         };
@@ -49,12 +51,7 @@ impl Manager {
         let done = match until {
             WaitFor::Exited => true,
             WaitFor::Idle => state.is_alive(),
-            WaitFor::Match(_) => {
-                let mut at = 0;
-                regex
-                    .as_ref()
-                    .is_some_and(|r| shows_match(&session, r, &mut at))
-            }
+            WaitFor::Match(_) => matched.load(Ordering::Relaxed),
         };
         match done {
             true => Ok(state),
