@@ -789,10 +789,9 @@ impl Manager {
         }
         let config = &self.inner.config;
         let size = lock(&session.screen).size();
-        *log = Some(OutputLog::open(&config.logs, session.vm)?);
         let (vm, kind, created) = (session.vm, session.kind(), session.created);
-        write_log_meta(config, vm, &session.name(), kind, size, created);
-        Ok(Some(LogFiles::new(&config.logs.dir, session.vm).log(0)))
+        *log = Some(open_log(config, vm, &session.name(), kind, size, created)?);
+        Ok(Some(LogFiles::new(&config.logs.dir, vm).log(0)))
     }
 
     fn find(&self, vm: impl Into<VmRef>) -> Option<Arc<Session>> {
@@ -822,9 +821,10 @@ fn open_log(
     name: &str,
     kind: VmKind,
     size: Size,
+    created: SystemTime,
 ) -> Result<OutputLog> {
     let log = OutputLog::open(&config.logs, vm)?;
-    write_log_meta(config, vm, name, kind, size, SystemTime::now());
+    write_log_meta(config, vm, name, kind, size, created);
     Ok(log)
 }
 

@@ -62,9 +62,7 @@ impl Manager {
         }
         Ok(found)
     }
-}
 
-impl Manager {
     /// Matches in the session's output log older than `kept`, the first lines its
     /// scrollback still holds: the log is read as plain lines, and searched up to where
     /// those lines are found last.

@@ -99,8 +99,9 @@ impl Session {
         config: &ManagerConfig,
         activity: Arc<Notify>,
     ) -> Self {
+        let created = SystemTime::now();
         let log = if config.logs.enabled {
-            match open_log(config, vm, &id, spec.kind(), size) {
+            match open_log(config, vm, &id, spec.kind(), size, created) {
                 Ok(f) => Some(f),
                 Err(e) => {
                     tracing::warn!(vm = %id, "cannot open output log: {e}");
@@ -117,7 +118,7 @@ impl Session {
             vm,
             name: std::sync::RwLock::new(id),
             spec,
-            created: SystemTime::now(),
+            created,
             pending: Mutex::new(OutputBuffer::new(PENDING_LIMIT)),
             live: broadcast::channel(256).0,
             seq: watch::channel(0).0,

@@ -123,8 +123,8 @@ impl App {
     /// Shows the match's VM scrolled back to it, the match marked: at once when its
     /// screen is here, else once it arrives.
     fn jump_to(&mut self, found: SearchMatch) {
+        self.select(RowId::Vm(found.vm));
         if found.logged_ms.is_some() {
-            self.select(RowId::Vm(found.vm));
             return self.set_message(
                 format!(
                     "that match is older than {}'s scrollback: `bioxen logs {}` has it",
@@ -133,7 +133,6 @@ impl App {
                 Level::Info,
             );
         }
-        self.select(RowId::Vm(found.vm));
         self.focus = Focus::Terminal;
         self.jump = Some(Jump { found });
         self.apply_jump();
