@@ -4,6 +4,26 @@
 
 use std::path::{Path, PathBuf};
 
+/// A fresh directory of the test's own, `bioxen-<what>-<pid>` in the temp dir, with a
+/// `bioxen.toml` that keeps the server's logs inside it and adds `config`.
+pub fn workdir(what: &str, config: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bioxen-{what}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let logs = format!("[ui]\nlog_dir = \"{}\"\n", dir.join("logs").display());
+    std::fs::write(dir.join("bioxen.toml"), format!("{logs}{config}")).unwrap();
+    dir
+}
+
+/// Starts the server of `dir` as a user would (`bioxen server`), and connects to it.
+pub async fn server_in(dir: &Path) -> bioxen::client::Client {
+    let out = bioxen_in(dir, &["server"]);
+    assert!(out.status.success(), "{}", said(&out));
+    bioxen::client::Client::connect(&socket_in(dir), "test")
+        .await
+        .unwrap()
+}
+
 /// `bioxen` with its own runtime, state and config directories under `dir`.
 pub fn bioxen_in(dir: &Path, args: &[&str]) -> std::process::Output {
     let run = dir.join("run");

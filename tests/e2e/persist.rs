@@ -11,22 +11,12 @@ use bioxen::VmKind;
 use bioxen::VmState;
 use bioxen::client::Client;
 use bioxen::protocol::CreateOptions;
-use common::cli_dir::{KillServer, bioxen_in, ready_vm, said, socket_in};
+use common::cli_dir::{KillServer, bioxen_in, ready_vm, said, server_in, socket_in, workdir};
 use common::sshd::Sshd;
 use common::{WAIT, eventually};
 use serde_json::Value;
 
 const MARKER: &str = "── server restarted";
-
-/// A directory of the test's own, with a `bioxen.toml` holding `config`.
-fn workdir(name: &str, config: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bioxen-persist-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let logs = format!("[ui]\nlog_dir = \"{}\"\n", dir.join("logs").display());
-    write(&dir, "bioxen.toml", &format!("{logs}{config}"));
-    dir
-}
 
 fn write(dir: &Path, file: &str, text: &str) -> PathBuf {
     let path = dir.join(file);
@@ -68,13 +58,6 @@ fn row<'a>(rows: &'a [Value], name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {name} in {rows:#?}"))
 }
 
-/// Starts the next server as a user would, and connects to it.
-async fn next_server(dir: &Path) -> Client {
-    let out = bioxen_in(dir, &["server"]);
-    assert!(out.status.success(), "{}", said(&out));
-    Client::connect(&socket_in(dir), "test").await.unwrap()
-}
-
 fn pid_of(list: &[bioxen::VmInfo], name: &str) -> Option<u32> {
     list.iter().find(|v| v.name == name).and_then(|v| v.pid)
 }
@@ -85,7 +68,7 @@ fn state_of(list: &[bioxen::VmInfo], name: &str) -> VmState {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_comes_back_with_its_vms_rerun_or_waiting() {
-    let dir = workdir("killed", "");
+    let dir = workdir("persist-killed", "");
     write(&dir, "hello.lua", "print('hello from ' .. arg[1])\n");
     let file = write(
         &dir,
@@ -124,7 +107,7 @@ async fn a_killed_server_comes_back_with_its_vms_rerun_or_waiting() {
         assert!(why.starts_with("server killed; last heard "), "{why}");
     }
 
-    let client = next_server(&dir).await;
+    let client = server_in(&dir).await;
     client.wait_ready("again", WAIT).await.unwrap();
     let list = client.list().await.unwrap();
     assert_ne!(pid_of(&list, "again"), Some(first_pid), "a new life");
@@ -174,9 +157,9 @@ async fn a_killed_server_comes_back_with_its_vms_rerun_or_waiting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_stopped_by_a_signal_leaves_its_vms_to_the_next() {
-    let dir = workdir("sigterm", "");
+    let dir = workdir("persist-sigterm", "");
     let _server = KillServer(dir.clone());
-    let client = next_server(&dir).await;
+    let client = server_in(&dir).await;
     let vm = ready_vm(&client, "kept", VmKind::Local, CreateOptions::default()).await;
     let pid = client.server_pid;
     // SAFETY: kill(2) of the server this test started.
@@ -188,7 +171,7 @@ async fn a_server_stopped_by_a_signal_leaves_its_vms_to_the_next() {
     assert!(why.ends_with(": it received SIGTERM"), "{why}");
 
     // The next server gives it its number back and goes on counting from there.
-    let client = next_server(&dir).await;
+    let client = server_in(&dir).await;
     let list = client.list().await.unwrap();
     assert_eq!(list[0].vm, vm);
     let new = client
@@ -226,9 +209,9 @@ async fn a_remote_interpreter_held_by_python_survives_a_killed_server() {
 
 async fn held_interpreter_survives_a_killed_server(sshd: &Sshd, name: &str, holder: &str) {
     let host = sshd.host_entry("lab", &sshd.known_hosts, "lua5.4 -i");
-    let dir = workdir(&format!("held-{name}"), &host);
+    let dir = workdir(&format!("persist-held-{name}"), &host);
     let _server = KillServer(dir.clone());
-    let client = next_server(&dir).await;
+    let client = server_in(&dir).await;
     let options = CreateOptions {
         host: Some("lab".into()),
         ..CreateOptions::default()
@@ -238,7 +221,7 @@ async fn held_interpreter_survives_a_killed_server(sshd: &Sshd, name: &str, hold
     assert!(set.ok(), "{set:?}");
     kill_9(client).await;
 
-    let client = next_server(&dir).await;
+    let client = server_in(&dir).await;
     client.wait_ready(vm, WAIT).await.unwrap();
     let x = client.execute_string(vm, "print(x)", WAIT).await.unwrap();
     assert_eq!(x.output, "42\n", "the same interpreter, with its globals");
@@ -269,9 +252,9 @@ async fn a_pool_vm_is_found_again_by_its_reference_after_a_killed_server() {
     common::require_program("dtach", "dtach");
     let sshd = Sshd::start("persist-pool");
     let (sim, pool) = common::sshd::pool_with_guests_at(&sshd).await;
-    let dir = workdir("pool", &pool);
+    let dir = workdir("persist-pool", &pool);
     let _server = KillServer(dir.clone());
-    let client = next_server(&dir).await;
+    let client = server_in(&dir).await;
     let vm = ready_vm(&client, "onpool", VmKind::Xcpng, CreateOptions::default()).await;
     let reference = client.list().await.unwrap()[0].pool_vm.clone().unwrap();
     client.execute_string(vm, "y = 'kept'", WAIT).await.unwrap();
@@ -279,7 +262,7 @@ async fn a_pool_vm_is_found_again_by_its_reference_after_a_killed_server() {
     let rows = ls(&dir);
     assert_eq!(row(&rows, "onpool")["state"], "lost", "{rows:#?}");
 
-    let client = next_server(&dir).await;
+    let client = server_in(&dir).await;
     client.wait_ready(vm, WAIT).await.unwrap();
     let list = client.list().await.unwrap();
     assert_eq!(list[0].pool_vm.as_deref(), Some(reference.as_str()));
@@ -296,9 +279,9 @@ async fn a_pool_vm_is_found_again_by_its_reference_after_a_killed_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_rotates_at_its_limit_and_reads_back_across_the_rotation() {
-    let dir = workdir("rotate", "[logs]\nmax_mib = 1\nkeep = 2\n");
+    let dir = workdir("persist-rotate", "[logs]\nmax_mib = 1\nkeep = 2\n");
     let _server = KillServer(dir.clone());
-    let client = next_server(&dir).await;
+    let client = server_in(&dir).await;
     let vm = ready_vm(&client, "flood", VmKind::Local, CreateOptions::default()).await;
     // 30,000 lines of 61 bytes: 1.8 MiB, so one rotation at 1 MiB.
     let flood = "for i = 1, 30000 do print(string.format('line %05d %s', i, ('x'):rep(50))) end";
@@ -362,9 +345,12 @@ async fn a_full_log_disk_stops_the_log_and_the_vm_goes_on() {
          command runs as root in CI)"
     );
     let _unmount = Unmount(full.clone());
-    let dir = workdir("full", &format!("[logs]\ndir = \"{}\"\n", full.display()));
+    let dir = workdir(
+        "persist-full",
+        &format!("[logs]\ndir = \"{}\"\n", full.display()),
+    );
     let _server = KillServer(dir.clone());
-    let client = next_server(&dir).await;
+    let client = server_in(&dir).await;
     let mut updates = client.updates();
     client.subscribe().await.unwrap();
     let vm = ready_vm(&client, "full", VmKind::Local, CreateOptions::default()).await;

@@ -4,31 +4,15 @@
 
 use crate::common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bioxen::VmKind;
 use bioxen::client::Client;
 use bioxen::protocol::{CreateOptions, SearchQuery};
-use common::cli_dir::{KillServer, bioxen_in, ready_vm, said, socket_in};
+use common::cli_dir::{KillServer, ready_vm, said, server_in, socket_in, workdir};
 use common::sshd::Sshd;
 use common::tmux::Tmux;
 use common::{WAIT, bioxen_exe};
-
-fn workdir(name: &str, config: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bioxen-script-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let logs = format!("[ui]\nlog_dir = \"{}\"\n", dir.join("logs").display());
-    std::fs::write(dir.join("bioxen.toml"), format!("{logs}{config}")).unwrap();
-    dir
-}
-
-/// A server of the test's own, and a client of it.
-async fn server(dir: &Path) -> Client {
-    let out = bioxen_in(dir, &["server"]);
-    assert!(out.status.success(), "{}", said(&out));
-    Client::connect(&socket_in(dir), "test").await.unwrap()
-}
 
 /// Runs a shell script with `$bioxen` the bioxen command of the test's directory.
 fn shell(dir: &Path, script: &str) -> std::process::Output {
@@ -59,9 +43,9 @@ $bioxen capture -S -1000 calc | grep -c 'x = 6 \* 7'
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shell_script_drives_a_local_vm_with_send_wait_and_capture() {
-    let dir = workdir("local", "");
+    let dir = workdir("script-local", "");
     let _server = KillServer(dir.clone());
-    let client = server(&dir).await;
+    let client = server_in(&dir).await;
     ready_vm(&client, "calc", VmKind::Local, CreateOptions::default()).await;
     let out = shell(&dir, SESSION);
     assert!(out.status.success(), "{}", said(&out));
@@ -72,9 +56,9 @@ async fn a_shell_script_drives_a_local_vm_with_send_wait_and_capture() {
 async fn a_shell_script_drives_a_pool_vm_with_send_wait_and_capture() {
     let sshd = Sshd::start("script-pool");
     let (sim, pool) = common::sshd::pool_with_guests_at(&sshd).await;
-    let dir = workdir("pool", &pool);
+    let dir = workdir("script-pool", &pool);
     let _server = KillServer(dir.clone());
-    let client = server(&dir).await;
+    let client = server_in(&dir).await;
     let vm = ready_vm(&client, "calc", VmKind::Xcpng, CreateOptions::default()).await;
     let out = shell(&dir, SESSION);
     assert!(out.status.success(), "{}", said(&out));
@@ -85,9 +69,9 @@ async fn a_shell_script_drives_a_pool_vm_with_send_wait_and_capture() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_says_when_a_vm_ends_before_its_match_or_time_runs_out() {
-    let dir = workdir("wait", "");
+    let dir = workdir("script-wait", "");
     let _server = KillServer(dir.clone());
-    let client = server(&dir).await;
+    let client = server_in(&dir).await;
     ready_vm(&client, "short", VmKind::Local, CreateOptions::default()).await;
     let out = shell(&dir, "$bioxen wait short 'never printed' --timeout 0.3");
     assert!(!out.status.success());
@@ -106,9 +90,9 @@ async fn wait_says_when_a_vm_ends_before_its_match_or_time_runs_out() {
 /// sizes, whoever sends them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_client_is_refused_everything_that_changes_a_vm() {
-    let dir = workdir("ro-server", "");
+    let dir = workdir("script-ro-server", "");
     let _server = KillServer(dir.clone());
-    let client = server(&dir).await;
+    let client = server_in(&dir).await;
     let vm = ready_vm(&client, "seen", VmKind::Local, CreateOptions::default()).await;
     let ro = Client::connect_read_only(&socket_in(&dir), "test")
         .await
@@ -166,9 +150,9 @@ async fn attach_read_only_types_nothing_and_sizes_nothing() {
 /// wrap split in two is found, with where it is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_search_finds_a_marker_in_any_vm_even_across_a_soft_wrap() {
-    let dir = workdir("search", "");
+    let dir = workdir("script-search", "");
     let _server = KillServer(dir.clone());
-    let client = server(&dir).await;
+    let client = server_in(&dir).await;
     let mut vms = Vec::new();
     for name in ["one", "two", "three"] {
         let vm = ready_vm(&client, name, VmKind::Local, CreateOptions::default()).await;
@@ -216,9 +200,9 @@ async fn a_search_finds_a_marker_in_any_vm_even_across_a_soft_wrap() {
 /// still holds is found once, not again in the log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_search_reaches_past_the_scrollback_into_the_log() {
-    let dir = workdir("search-log", "scrollback = 100\n");
+    let dir = workdir("script-search-log", "scrollback = 100\n");
     let _server = KillServer(dir.clone());
-    let client = server(&dir).await;
+    let client = server_in(&dir).await;
     let vm = ready_vm(&client, "long", VmKind::Local, CreateOptions::default()).await;
     let code = "print('OLD' .. '-MARK') for i = 1, 500 do print('line ' .. i) end";
     client.execute_string(vm, code, WAIT).await.unwrap();
