@@ -154,6 +154,14 @@ impl TabStops {
     }
 }
 
+/// The column the cursor is on, as a terminal sees it: vt100 reports one past the
+/// last column while a wrap is pending, where a stop set would lie outside the
+/// screen and be lost to a mirror, which can only set stops it can move to.
+fn cursor_column(vt: &vt100::Screen) -> usize {
+    let cols = usize::from(vt.size().1.get());
+    usize::from(vt.cursor_position().1).min(cols.saturating_sub(1))
+}
+
 /// The terminal state vt100 does not keep, and the pre-parser's place in the output.
 #[derive(Clone, Debug, Default)]
 pub struct Escapes {
@@ -487,7 +495,7 @@ impl Escapes {
             // HTS: a tab stop at the cursor's column.
             (None, b'H') => {
                 out.flush(end);
-                let col = out.parser.screen().cursor_position().1 as usize;
+                let col = cursor_column(out.parser.screen());
                 self.tab_stops().set(col, true);
             }
             _ => {}
@@ -552,7 +560,7 @@ impl Escapes {
             (None, None, b'g') => match csi.first() {
                 0 => {
                     out.flush(end);
-                    let col = out.parser.screen().cursor_position().1 as usize;
+                    let col = cursor_column(out.parser.screen());
                     self.tab_stops().set(col, false);
                 }
                 3 => {

@@ -1238,6 +1238,26 @@ mod tests {
         lines.join("\n")
     }
 
+    /// A stop set while a wrap is pending lies on the last column, as on a terminal,
+    /// so a mirror made then tabs to the same place once both grow wider.
+    #[test]
+    fn a_stop_set_at_the_margin_survives_a_mirror_and_a_resize() {
+        let mut s = Screen::new(Size::new(11, 3), 10_000);
+        s.feed(b"\x1b[3gaaaaaa\x1bH\taaaaaa\r\n");
+        let mut m = Screen::from_snapshot(&s.snapshot(), 10_000, DEFAULT_SCROLLBACK_BYTES);
+        for screen in [&mut s, &mut m] {
+            screen.resize(Size::new(2, 5));
+            screen.feed(b"> \ta\r\n");
+        }
+        assert_eq!(logical_text(&m), logical_text(&s));
+        // The stop is at column 2, so a tab from there goes to the last column.
+        assert!(
+            logical_text(&s).ends_with(">   a"),
+            "{:?}",
+            logical_text(&s)
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
 
