@@ -70,7 +70,7 @@ fn main() -> ExitCode {
             die_quietly_on_closed_pipe();
             cli::keys::command(&config, action.as_deref(), &mode, prefix)
         }
-        Some(Command::Ls { json }) => cli::ls::command(&config, &socket, json),
+        Some(Command::Ls { json, history }) => cli::ls::command(&config, &socket, json, history),
         Some(Command::Logs(request)) => cli::logs::command(&config, &socket, &request),
         Some(Command::Lua { .. } | Command::Completions { .. } | Command::Man | Command::Demo) => {
             unreachable!("run by describe_bioxen, before the configuration is read")

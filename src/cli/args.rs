@@ -49,6 +49,10 @@ pub enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// With --json: each VM's CPU, memory, progress and work over the last ten
+        /// minutes (1 s steps) and day (10 s steps), as the server kept them.
+        #[arg(long, requires = "json")]
+        history: bool,
     },
     /// Print what a VM printed, from its output log: the text its screen showed, one
     /// line per line (works for VMs that have ended, and for those of a server that

@@ -50,7 +50,7 @@ pub async fn pool_rows(config: &Config) -> Vec<Value> {
 
 /// Collects everything `ls` shows, as JSON rows.
 pub async fn rows(config: &Config) -> Vec<Value> {
-    rows_in(config, &registry::dir()).await
+    rows_in(config, &registry::dir(), false).await
 }
 
 /// How long `ls` waits for a server's own list before it uses the one the server last
@@ -59,25 +59,50 @@ const ASK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A server's VMs as it sees them now (progress, alerts, who is attached), asked over
 /// its socket; `None` when it does not answer.
-async fn ask(socket: &std::path::Path) -> Option<Vec<Value>> {
-    let asked = async {
-        let client = crate::client::Client::connect(socket, "ls").await.ok()?;
-        client.list().await.ok()
-    };
-    let vms = tokio::time::timeout(ASK_PATIENCE, asked).await.ok()??;
-    Some(
-        vms.iter()
-            .filter_map(|v| serde_json::to_value(v).ok())
-            .collect(),
-    )
+/// With `history`, each VM carries what the server kept of its last ten minutes and
+/// day (`"history": {"10m": …, "24h": …}`).
+async fn ask(socket: &std::path::Path, history: bool) -> Option<Vec<Value>> {
+    let client = tokio::time::timeout(ASK_PATIENCE, crate::client::Client::connect(socket, "ls"))
+        .await
+        .ok()?
+        .ok()?;
+    let vms = tokio::time::timeout(ASK_PATIENCE, client.list())
+        .await
+        .ok()?
+        .ok()?;
+    let mut rows = Vec::with_capacity(vms.len());
+    for vm in &vms {
+        let Ok(mut row) = serde_json::to_value(vm) else {
+            continue;
+        };
+        if history && let Some(obj) = row.as_object_mut() {
+            obj.insert("history".into(), histories(&client, vm.vm).await);
+        }
+        rows.push(row);
+    }
+    Some(rows)
+}
+
+/// A VM's rings as `ls --json --history` prints them, keyed by window.
+async fn histories(client: &crate::client::Client, vm: bioxen_proto::VmId) -> Value {
+    use bioxen_proto::{HistoryOf, VmRef, Window};
+    let mut out = serde_json::Map::new();
+    for window in [Window::TenMinutes, Window::Day] {
+        let series = client.history(HistoryOf::Vm(VmRef::Id(vm)), window).await;
+        if let (Ok(series), Ok(key)) = (series, serde_json::to_value(window)) {
+            let key = key.as_str().unwrap_or_default().to_string();
+            out.insert(key, serde_json::to_value(series).unwrap_or_default());
+        }
+    }
+    Value::Object(out)
 }
 
 /// Like [`rows`], for the servers whose registry is in `dir` (a socket directory).
-pub async fn rows_in(config: &Config, dir: &std::path::Path) -> Vec<Value> {
+pub async fn rows_in(config: &Config, dir: &std::path::Path, history: bool) -> Vec<Value> {
     let mut rows = Vec::new();
     for entry in registry::read_all_in(dir) {
         let vms = match &entry.socket {
-            Some(socket) => ask(socket).await.unwrap_or(entry.vms),
+            Some(socket) => ask(socket, history).await.unwrap_or(entry.vms),
             None => entry.vms,
         };
         for mut vm in vms {
@@ -255,7 +280,12 @@ fn experiment_detail(member: &Value) -> String {
 }
 
 /// `bioxen ls`: every server's VMs from the registry, then the pool's.
-pub fn command(config: &Config, socket: &std::path::Path, json: bool) -> std::process::ExitCode {
+pub fn command(
+    config: &Config,
+    socket: &std::path::Path,
+    json: bool,
+    history: bool,
+) -> std::process::ExitCode {
     use std::process::ExitCode;
     let registry = socket
         .parent()
@@ -270,7 +300,7 @@ pub fn command(config: &Config, socket: &std::path::Path, json: bool) -> std::pr
     };
     let rows = runtime.block_on(async {
         let (gone, lost) = lost_rows(config, socket);
-        let mut rows = rows_in(config, &registry).await;
+        let mut rows = rows_in(config, &registry, history).await;
         // What a server killed a moment ago last published is its journal's now.
         rows.retain(|r| gone.is_none_or(|pid| r["owner_pid"].as_u64() != Some(pid.into())));
         rows.extend(lost);

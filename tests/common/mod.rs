@@ -166,6 +166,7 @@ pub fn vm_info(name: &str, state: bioxen::VmState, pid: Option<u32>) -> bioxen::
         status: None,
         silence_secs: 0,
         experiment: None,
+        recent_cpu: Vec::new(),
     }
 }
 

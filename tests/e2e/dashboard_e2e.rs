@@ -410,13 +410,21 @@ fn alive(line: &str) -> bool {
         .any(|state| line.contains(state))
 }
 
-fn vm_pids(s: &str) -> Vec<u32> {
-    s.lines()
-        .filter(|l| alive(l))
-        .filter_map(|l| {
-            l.split_whitespace()
-                .find_map(|w| w.parse::<u32>().ok().filter(|n| *n > 100))
-        })
+/// How many running VMs the list shows.
+fn live_in_list(s: &str) -> usize {
+    s.lines().filter(|l| alive(l)).count()
+}
+
+/// The pids of the running VMs, as `bioxen ls --json` reports them: the list gives
+/// its PID column up to the CPU sparkline when it is narrow.
+fn vm_pids(t: &Tmux) -> Vec<u32> {
+    let out = t.bioxen(&["ls", "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["state"] == "running")
+        .filter_map(|r| r["pid"].as_u64().map(|p| p as u32))
         .collect()
 }
 
@@ -431,8 +439,9 @@ fn sigterm_and_sighup_leave_vms_running_and_restore_the_terminal() {
             t.keys(&["C-b", "d"]);
             t.wait_text(" LIST ");
         }
-        let s = t.wait_for("two running VMs with pids", |s| vm_pids(s).len() == 2);
-        let pids = vm_pids(&s);
+        t.wait_for("two running VMs", |s| live_in_list(s) == 2);
+        let pids = vm_pids(&t);
+        assert_eq!(pids.len(), 2, "{pids:?}");
         let pid = t.program_pid("bioxen");
         // SAFETY: kill(2) of the dashboard this test started.
         unsafe { libc::kill(pid as i32, signal) };
@@ -763,8 +772,9 @@ fn vms_outlive_a_closed_terminal_and_come_back_intact() {
     t.wait_for("the second VM", |s| s.contains("╭ lua-2 "));
     t.type_text("for i = 1, 1e9 do print(i) end");
     t.keys(&["Enter"]);
-    let s = t.wait_for("three running VMs", |s| vm_pids(s).len() == 3);
-    let pids = vm_pids(&s);
+    t.wait_for("three running VMs", |s| live_in_list(s) == 3);
+    let pids = vm_pids(&t);
+    assert_eq!(pids.len(), 3, "{pids:?}");
     let vm = pids[0];
 
     // The window closes: its tmux goes away with the terminal.
@@ -785,8 +795,8 @@ fn vms_outlive_a_closed_terminal_and_come_back_intact() {
 
     // A new dashboard shows them as they were.
     t.restart(&bioxen_exe().display().to_string());
-    let s = t.wait_text("VMs (3)");
-    assert_eq!(vm_pids(&s), pids, "the same VMs: {s}");
+    let s = t.wait_for("three running VMs", |s| live_in_list(s) == 3);
+    assert_eq!(vm_pids(&t), pids, "the same VMs: {s}");
     t.keys(&["Enter"]);
     t.type_text("print(x)");
     t.keys(&["Enter"]);

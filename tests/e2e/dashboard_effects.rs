@@ -6,7 +6,7 @@ use crate::common;
 
 use bioxen::client::Update;
 use bioxen::keymap::Keymap;
-use bioxen::protocol::{Event, Request};
+use bioxen::protocol::{Event, HistoryOf, Request, Window};
 use bioxen::ui::app::{App, Focus, Msg};
 use bioxen::ui::effect::{Call, Done, Effect};
 use bioxen::{VmInfo, VmState};
@@ -75,8 +75,9 @@ fn the_selected_vm_is_watched_at_the_pane_size_and_only_it() {
             notify(Request::Watch {
                 vm: common::vm_id("a").into()
             }),
+            chart_of("a", Window::TenMinutes),
         ],
-        "the first VM is selected and its screen asked for, at this pane's size"
+        "the first VM is selected and its screen and chart asked for, at this pane's size"
     );
     assert_eq!(
         key(&mut app, KeyCode::Down),
@@ -92,8 +93,75 @@ fn the_selected_vm_is_watched_at_the_pane_size_and_only_it() {
             notify(Request::Watch {
                 vm: common::vm_id("b").into()
             }),
+            chart_of("b", Window::TenMinutes),
         ],
         "moving down stops a's screen and asks for b's"
+    );
+}
+
+/// The details box's chart asks for the selected VM's history.
+fn chart_of(name: &str, window: Window) -> Effect {
+    Effect::Call(Call::History {
+        of: HistoryOf::Vm(common::vm_id(name).into()),
+        window,
+    })
+}
+
+/// The chart is asked for when its window changes and when a list brings news a
+/// step after the last ask, never by the clock alone: an idle dashboard sends nothing.
+#[test]
+fn the_chart_asks_for_history_on_news_and_windows_never_on_ticks() {
+    let t0 = std::time::Instant::now();
+    let (mut app, _) = dashboard(vec![vm("a", VmState::Running)]);
+    let series = bioxen::protocol::Series {
+        step_secs: 1,
+        cpu_percent: vec![Some(5.0)],
+        ..Default::default()
+    };
+    let answer = |app: &mut App, window, at| {
+        app.update_at(
+            Msg::Done(Done::History {
+                of: HistoryOf::Vm(common::vm_id("a").into()),
+                window,
+                result: Ok(series.clone()),
+            }),
+            at,
+        )
+    };
+    assert_eq!(answer(&mut app, Window::TenMinutes, t0), vec![]);
+    let later = t0 + std::time::Duration::from_secs(5);
+    assert_eq!(app.update_at(Msg::Tick, later), vec![], "ticks ask nothing");
+    let list = || Msg::Server(Update::Event(Event::Vms(vec![vm("a", VmState::Running)])));
+    assert_eq!(
+        app.update_at(list(), later),
+        vec![chart_of("a", Window::TenMinutes)],
+        "a list a step later brings news"
+    );
+    assert_eq!(answer(&mut app, Window::TenMinutes, later), vec![]);
+    assert_eq!(
+        app.update_at(list(), later),
+        vec![],
+        "the same second: the series is current"
+    );
+    let effects = app.update_at(
+        Msg::Terminal(TermEvent::Key(KeyEvent::new(
+            KeyCode::Char(']'),
+            KeyModifiers::NONE,
+        ))),
+        later,
+    );
+    assert_eq!(
+        effects,
+        vec![chart_of("a", Window::Hour)],
+        "] widens the window"
+    );
+    assert_eq!(app.chart.window, Window::Hour);
+    assert_eq!(answer(&mut app, Window::Hour, later), vec![]);
+    let soon = later + std::time::Duration::from_secs(2);
+    assert_eq!(
+        app.update_at(list(), soon),
+        vec![],
+        "an hour's chart has ten-second steps"
     );
 }
 

@@ -15,6 +15,7 @@ mod dashboard_remote_e2e;
 mod demo_e2e;
 mod experiment;
 mod experiment_list;
+mod history;
 mod layers;
 mod local_vm;
 mod persist;

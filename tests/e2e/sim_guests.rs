@@ -269,3 +269,52 @@ async fn closed_session_keeps_its_interpreter(dir: &Path, sim: &SimServer, port:
     assert_eq!(r.output, "nil\n");
     m.terminate_vm_session(&id).await.unwrap();
 }
+
+/// A pool VM's CPU and memory are the pool's own figures, read from `rrd_updates`
+/// as Xen Orchestra reads them: the session's row and chart show them, as a local
+/// VM's show its processes'.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_vm_shows_the_cpu_the_pool_measures() {
+    use bioxen::protocol::{HistoryOf, VmRef, Window};
+    let dir = workdir("rrd");
+    let port = common::free_port();
+    let sim = pool(&dir, port).await;
+    let m = manager(&dir, &sim, port, "guest-only-lua -i");
+    let name = ready_pool_vm(&m, Some("metered"), VmOptions::default()).await;
+    let row = || {
+        m.list()
+            .into_iter()
+            .find(|i| i.name == name)
+            .expect("the session is listed")
+    };
+    assert!(
+        common::eventually(WAIT, || {
+            let r = row();
+            r.cpu_percent.is_some() && !r.recent_cpu.is_empty()
+        })
+        .await,
+        "the pool's figures reach the list: {:?}",
+        row()
+    );
+    let info = row();
+    // Two vCPUs, each busy between a tenth and nine tenths in the simulator.
+    let cpu = info.cpu_percent.unwrap();
+    assert!((10.0..=190.0).contains(&cpu), "{cpu}");
+    // The guest agent says a quarter of its memory is free.
+    let given = sim.sim.memory_given(info.pool_vm.as_deref().unwrap());
+    assert_eq!(
+        info.rss_bytes,
+        Some(given - given / 4 / 1024 * 1024),
+        "{info:?}"
+    );
+    let series = m
+        .history(&HistoryOf::Vm(VmRef::Id(info.vm)), Window::TenMinutes)
+        .unwrap();
+    let figures: Vec<f32> = series.cpu_percent.iter().flatten().copied().collect();
+    assert!(figures.len() >= 2, "{series:?}");
+    assert!(
+        figures.windows(2).any(|w| w[0] != w[1]),
+        "the figures move while the VM runs: {figures:?}"
+    );
+    m.terminate_vm_session(&name).await.unwrap();
+}

@@ -281,6 +281,9 @@ fn pool_vm(name: &str, tag: Option<&str>, power: &str, ip: Option<&str>) -> biox
         memory_bytes: 1 << 30,
         vcpus: 2,
         bioxen_id: tag.map(String::from),
+        cpu_percent: None,
+        memory_used: None,
+        recent_cpu: Vec::new(),
     }
 }
 
@@ -694,4 +697,80 @@ fn a_narrow_terminal_shows_the_list_in_list_mode() {
         "the list:\n{screen}"
     );
     assert_eq!(app.pane_size, size, "the VMs keep their size");
+}
+
+/// A VM that ran a loop for a minute and then slept, and its quiet neighbour, as the
+/// server reports them `secs` seconds after the loop began: its last ten minutes.
+fn worked_then_slept(secs: usize) -> (Vec<VmInfo>, bioxen::protocol::Series) {
+    let cpu_at = |t: usize| if (60..120).contains(&t) { 99.0 } else { 1.0 };
+    let end = 60 + secs;
+    let cpu: Vec<Option<f32>> = (0..end).map(|t| Some(cpu_at(t))).collect();
+    let series = bioxen::protocol::Series {
+        step_secs: 1,
+        end_unix: 1_700_000_000,
+        rss_bytes: (0..end).map(|t| Some((20 + t as u64 / 4) << 20)).collect(),
+        progress: (0..end)
+            .map(|t| (t >= 60).then(|| (t - 60).min(100) as u8))
+            .collect(),
+        busy_percent: (0..end)
+            .map(|t| Some(if cpu_at(t) > 50.0 { 100 } else { 0 }))
+            .collect(),
+        cpu_percent: cpu.clone(),
+    };
+    // The sparkline's steps of ten seconds, the newest last, as the server sums them.
+    let recent: Vec<u16> = cpu
+        .rchunks(10)
+        .take(bioxen::protocol::SPARK_STEPS)
+        .map(|c| (c.iter().flatten().sum::<f32>() / c.len() as f32).round() as u16)
+        .rev()
+        .collect();
+    let mut worker = info(
+        "worker-3",
+        VmState::Running,
+        Some(4200),
+        cpu.last().copied().flatten(),
+        Some(35 << 20),
+        end as u64,
+    );
+    worker.recent_cpu = recent;
+    let mut quiet = info(
+        "worker-4",
+        VmState::Running,
+        Some(4201),
+        Some(0.0),
+        Some(20 << 20),
+        end as u64,
+    );
+    quiet.recent_cpu = vec![0; bioxen::protocol::SPARK_STEPS];
+    (vec![worker, quiet], series)
+}
+
+/// The sparkline rises while the loop runs and falls when it sleeps, and the chart of
+/// the selected VM shows the same shape with its memory and progress, readable at
+/// 80x24 and at 200x60.
+#[test]
+fn a_vm_that_worked_then_slept_in_the_list_and_its_chart() {
+    use bioxen::protocol::{HistoryOf, VmRef, Window};
+    use bioxen::ui::effect::Done;
+    for (moment, secs) in [("working", 30), ("sleeping", 100)] {
+        for (w, h) in [(80, 24), (200, 60)] {
+            let mut app = App::new(Keymap::default(), Rect::new(0, 0, w, h));
+            let (rows, series) = worked_then_slept(secs);
+            let vm = rows[0].vm;
+            app.update(Msg::Server(Update::Event(Event::Vms(rows))));
+            app.current = Some(common::row("worker-3"));
+            app.update(Msg::Done(Done::History {
+                of: HistoryOf::Vm(VmRef::Id(vm)),
+                window: Window::TenMinutes,
+                result: Ok(series),
+            }));
+            let text = drawn(&app, w, h).join("\n");
+            insta::assert_snapshot!(format!("worked_then_slept_{moment}_{w}x{h}"), text);
+            let shown = if secs < 60 { "CPU 99%" } else { "CPU 1%" };
+            assert!(
+                text.contains("-10m") && text.contains(shown),
+                "the chart is drawn:\n{text}"
+            );
+        }
+    }
 }

@@ -387,6 +387,18 @@ impl Client {
         }
     }
 
+    /// What the server kept of a VM's (or pool VM's) figures over `window`.
+    pub async fn history(
+        &self,
+        of: protocol::HistoryOf,
+        window: protocol::Window,
+    ) -> Result<protocol::Series> {
+        match self.call(Request::History { of, window }).await? {
+            Response::History { series } => Ok(series),
+            r => Err(Client::unexpected(r)),
+        }
+    }
+
     pub async fn resize(&self, vm: impl Into<VmRef>, rows: u16, cols: u16) -> Result<()> {
         self.done(Request::Resize {
             vm: vm.into(),

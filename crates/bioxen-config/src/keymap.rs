@@ -64,6 +64,8 @@ pub enum Action {
     SortMem,
     SortUptime,
     SortProgress,
+    ChartShorter,
+    ChartLonger,
 }
 
 /// `(mode, action, config name, default keys, description)`.
@@ -229,6 +231,20 @@ const DEFAULTS: &[(Mode, Action, &str, &[&str], &str)] = &[
         "sort_progress",
         &["P"],
         "sort by progress",
+    ),
+    (
+        Mode::List,
+        Action::ChartShorter,
+        "chart_shorter",
+        &["["],
+        "chart a shorter time: 24 h, 1 h, 10 min",
+    ),
+    (
+        Mode::List,
+        Action::ChartLonger,
+        "chart_longer",
+        &["]"],
+        "chart a longer time: 10 min, 1 h, 24 h",
     ),
     (Mode::List, Action::Help, "help", &["?"], "show this help"),
     (Mode::List, Action::Quit, "quit", &["q"], "quit bioxen"),

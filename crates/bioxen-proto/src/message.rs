@@ -5,12 +5,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Alert, Experiment, PoolStatus, PoolVm, Size, Snapshot, SshAnswer, SshQuestion, UpReport, VmId,
-    VmInfo, VmKind, VmOptions, VmRef, VmState, WireError,
+    Alert, Experiment, HistoryOf, PoolStatus, PoolVm, Series, Size, Snapshot, SshAnswer,
+    SshQuestion, UpReport, VmId, VmInfo, VmKind, VmOptions, VmRef, VmState, Window, WireError,
 };
 
 /// Bumped whenever a message changes shape.
-pub const VERSION: u32 = 11;
+pub const VERSION: u32 = 12;
 
 /// How often a glanced-at session's screen is sent at most: 30 frames a second.
 pub const GLANCE_EVERY: std::time::Duration = std::time::Duration::from_millis(33);
@@ -161,6 +161,11 @@ pub enum Request {
     Search {
         query: SearchQuery,
     },
+    /// What the server kept of a VM's CPU, memory, progress and work over `window`.
+    History {
+        of: HistoryOf,
+        window: Window,
+    },
     /// Ends every VM, then the server.
     Shutdown,
     /// From now on, send this client [`Event::Vms`] whenever the VM list changes, and
@@ -270,6 +275,9 @@ pub enum Response {
         vms: Vec<String>,
     },
     /// What a `Search` found, in VM order, then line order.
+    History {
+        series: Series,
+    },
     Found {
         matches: Vec<SearchMatch>,
     },
@@ -475,6 +483,7 @@ impl Request {
             // Every VM's history, off the connection's turn.
             Search { .. } => within(Duration::from_secs(120), true, false),
             List
+            | History { .. }
             | ScreenText { .. }
             | Capture { .. }
             | Subscribe

@@ -27,6 +27,16 @@ pub struct PoolVm {
     pub vcpus: i64,
     /// `other_config["bioxen:id"]`: set on VMs bioxen created.
     pub bioxen_id: Option<String>,
+    /// From the pool's RRDs: all vCPUs together, in percent of one.
+    #[serde(default)]
+    pub cpu_percent: Option<f32>,
+    /// From the pool's RRDs: memory the guest uses, when its agent reports what is
+    /// free, else what the VM was given.
+    #[serde(default)]
+    pub memory_used: Option<u64>,
+    /// As [`crate::VmInfo::recent_cpu`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_cpu: Vec<u16>,
 }
 
 impl PoolVm {
@@ -43,6 +53,9 @@ impl PoolVm {
             memory_bytes: self.memory_bytes,
             vcpus: self.vcpus,
             bioxen_id: self.bioxen_id.as_deref().map(clean),
+            cpu_percent: self.cpu_percent,
+            memory_used: self.memory_used,
+            recent_cpu: self.recent_cpu.clone(),
         }
     }
 }

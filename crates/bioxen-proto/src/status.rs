@@ -69,6 +69,10 @@ pub struct VmInfo {
     /// The experiment the VM was started by, with its spec and restarts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub experiment: Option<crate::Membership>,
+    /// CPU in whole percents per [`crate::SPARK_STEP_SECS`], oldest first, over the
+    /// last [`crate::SPARK_STEPS`] steps the server measured: the list's sparkline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_cpu: Vec<u16>,
 }
 
 /// How far along a VM says it is (OSC 9;4).

@@ -4,6 +4,7 @@
 //! parses their output into screens; it answers clients only through `bioxen-proto`,
 //! and knows no dashboard.
 
+pub mod history;
 pub mod manager;
 pub mod persist;
 pub mod registry;

@@ -238,6 +238,36 @@ impl Sim {
     }
 
     /// Forgets every session, as a toolstack restart would.
+    pub fn session_valid(&self, session: &str) -> bool {
+        lock(&self.sessions).contains_key(session)
+    }
+
+    /// The guests `rrd_updates` reports on: running VMs other than control domains.
+    pub fn running_guests(&self) -> Vec<super::rrd::Guest> {
+        let db = lock(&self.db);
+        db.all("VM")
+            .filter(|(_, r)| {
+                r.get("power_state").and_then(XVal::as_str) == Some("Running")
+                    && r.get("is_control_domain").and_then(XVal::as_bool) != Some(true)
+            })
+            .map(|(_, r)| super::rrd::Guest {
+                uuid: r
+                    .get("uuid")
+                    .and_then(XVal::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                vcpus: r
+                    .get("VCPUs_at_startup")
+                    .and_then(XVal::as_int)
+                    .unwrap_or(1),
+                memory: r
+                    .get("memory_static_max")
+                    .and_then(XVal::as_int)
+                    .unwrap_or(0),
+            })
+            .collect()
+    }
+
     pub fn expire_sessions(&self) {
         lock(&self.sessions).clear();
     }
@@ -248,6 +278,14 @@ impl Sim {
             .all("VM")
             .filter(|(_, r)| !flag(r, "is_a_template") && !flag(r, "is_control_domain"))
             .count()
+    }
+
+    /// The memory a VM was given (`memory_static_max`), in bytes.
+    pub fn memory_given(&self, reference: &str) -> u64 {
+        let db = lock(&self.db);
+        db.field("VM", reference, "memory_static_max")
+            .and_then(XVal::as_int)
+            .unwrap_or(0) as u64
     }
 
     pub fn vdi_count(&self) -> usize {

@@ -11,6 +11,7 @@ pub mod db;
 pub mod filter;
 pub mod guest;
 pub mod records;
+pub mod rrd;
 pub mod server;
 
 use std::net::SocketAddr;

@@ -123,6 +123,21 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
                 content_type: "text/plain",
                 body: String::new(),
             }
+        } else if method == "GET" && (path == "/rrd_updates" || path.starts_with("/rrd_updates?")) {
+            let query = path.split_once('?').map_or("", |(_, q)| q);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let (status, body) = super::rrd::updates(&sim, query, now);
+            Response {
+                status,
+                content_type: if status == 200 {
+                    "application/json"
+                } else {
+                    "text/plain"
+                },
+                body,
+            }
         } else if method != "POST" {
             Response::malformed("only POST is served")
         } else {
@@ -213,10 +228,11 @@ async fn write_response<W: AsyncWrite + Unpin>(
     r: &Response,
     thumbprint: Option<&str>,
 ) -> std::io::Result<()> {
-    let reason = if r.status == 200 {
-        "OK"
-    } else {
-        "Internal Server Error"
+    let reason = match r.status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        _ => "Internal Server Error",
     };
     let thumbprint = thumbprint
         .map(|t| format!("{THUMBPRINT_RESPONSE}: {t}\r\n"))

@@ -20,8 +20,8 @@ use bioxen_client::Client;
 use bioxen_config::Config;
 use bioxen_proto::package::PackageSpec;
 use bioxen_proto::{
-    CreateOptions, Experiment, InstallOutcome, Progress, ProgressState, Request, SearchMatch,
-    SearchQuery, UpReport, VmId, VmKind,
+    CreateOptions, Experiment, HistoryOf, InstallOutcome, Progress, ProgressState, Request,
+    SearchMatch, SearchQuery, Series, UpReport, VmId, VmKind, Window,
 };
 
 /// A consequence of a change in the dashboard's state.
@@ -93,6 +93,11 @@ pub enum Call {
     Complete(String),
     /// Searches what every VM printed.
     Search(SearchQuery),
+    /// What the server kept of a VM's figures, for the chart.
+    History {
+        of: HistoryOf,
+        window: Window,
+    },
 }
 
 /// How a call ended, as the dashboard reports it. Errors are the text shown.
@@ -125,6 +130,11 @@ pub enum Done {
     },
     /// What a search of every VM found.
     Found(Result<Vec<SearchMatch>, String>),
+    History {
+        of: HistoryOf,
+        window: Window,
+        result: Result<Series, String>,
+    },
     /// The task doing `what` panicked: a bug, reported rather than lost.
     Panicked {
         what: &'static str,
@@ -148,6 +158,7 @@ impl Call {
             Call::Down(_) => "down",
             Call::Complete(_) => "complete",
             Call::Search(_) => "search",
+            Call::History { .. } => "history",
         }
     }
 
@@ -190,6 +201,14 @@ impl Call {
             }
             Call::Search(query) => {
                 Done::Found(server.search(query).await.map_err(|e| e.to_string()))
+            }
+            Call::History { of, window } => {
+                let result = server.history(of.clone(), window).await;
+                Done::History {
+                    of,
+                    window,
+                    result: result.map_err(|e| e.to_string()),
+                }
             }
             Call::Create {
                 name,

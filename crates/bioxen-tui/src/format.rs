@@ -27,6 +27,20 @@ pub fn progress_cell(p: Progress) -> char {
     }
 }
 
+/// CPU figures (percent of one core) as a line of blocks, the newest on the right,
+/// `width` cells wide: `▁` is idle, `█` one core or more. Steps not measured yet are
+/// blank, so a young VM's line starts part way across.
+pub fn sparkline(recent: &[u16], width: usize) -> String {
+    const BLOCKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let shown = &recent[recent.len().saturating_sub(width)..];
+    let mut out = " ".repeat(width - shown.len());
+    out.extend(shown.iter().map(|&c| match c {
+        0 => BLOCKS[0],
+        c => BLOCKS[(usize::from(c.min(100)) * 7).div_ceil(100).max(1)],
+    }));
+    out
+}
+
 /// How a running VM's state reads in the list: `busy` or `idle` when its interpreter
 /// marks its prompts, else the state itself.
 pub fn state(info: &VmInfo) -> String {
@@ -40,6 +54,13 @@ pub fn state(info: &VmInfo) -> String {
 #[cfg(test)]
 mod progress_tests {
     use super::*;
+
+    #[test]
+    fn a_sparkline_rises_with_the_cpu_and_keeps_its_width() {
+        assert_eq!(sparkline(&[0, 5, 50, 100, 250], 5), "▁▂▅██");
+        assert_eq!(sparkline(&[100], 4), "   █");
+        assert_eq!(sparkline(&[0, 0, 0, 0, 0, 100], 3), "▁▁█");
+    }
 
     #[test]
     fn bars_fill_in_eighths() {

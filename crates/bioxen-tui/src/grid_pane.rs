@@ -13,6 +13,9 @@ use super::grid::{Grid, Tile};
 use super::terminal_pane::render_cells;
 use bioxen_text::columns::truncate;
 
+/// Cells of a tile header's CPU sparkline: the last minute.
+const TILE_SPARK: usize = 6;
+
 pub fn draw(frame: &mut Frame, app: &App, grid: &Grid, screens: &dyn Screens, area: Rect) {
     let (page, pages) = grid.page(area);
     let tiles = grid.tiles(area);
@@ -72,6 +75,13 @@ fn draw_tile(
         spans.push(Span::styled(
             format!(" {}", super::format::progress(p, 5)),
             super::list_pane::progress_style(p),
+        ));
+    }
+    // The last minute's CPU: which tile works is seen across the grid.
+    if let Some(recent) = info.map(|i| &i.recent_cpu).filter(|r| !r.is_empty()) {
+        spans.push(Span::styled(
+            format!(" {}", super::format::sparkline(recent, TILE_SPARK)),
+            Style::new().fg(Color::Cyan),
         ));
     }
     if let Some(status) = info.and_then(|i| i.status.as_ref()) {

@@ -18,6 +18,7 @@ pub mod experiment_pane;
 pub mod format;
 pub mod grid;
 pub mod grid_pane;
+pub mod history_chart;
 pub mod input;
 pub mod layout;
 pub mod list_pane;

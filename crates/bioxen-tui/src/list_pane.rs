@@ -12,6 +12,7 @@ use ratatui::widgets::Paragraph;
 use super::app::{App, Focus, Row as ListRow};
 use super::draw::state_color;
 use super::format;
+use super::history_chart;
 use bioxen_config::keymap::{Action, Mode};
 use bioxen_proto::{PoolVm, VmInfo, VmState, signal_name};
 
@@ -25,11 +26,12 @@ enum Col {
     Progress,
     Pid,
     Cpu,
+    Trend,
     Mem,
     Up,
 }
 
-const COLUMNS: [(Col, &str, u16); 9] = [
+const COLUMNS: [(Col, &str, u16); 10] = [
     (Col::Index, "#", 2),
     (Col::Name, "NAME", 8),
     (Col::Kind, "KIND", 5),
@@ -37,9 +39,13 @@ const COLUMNS: [(Col, &str, u16); 9] = [
     (Col::Progress, "PROGRESS", 9),
     (Col::Pid, "PID", 7),
     (Col::Cpu, "CPU%", 5),
+    (Col::Trend, "CPU 2 MIN", TREND_WIDTH),
     (Col::Mem, "MEM", 6),
     (Col::Up, "UP", 5),
 ];
+
+/// The sparkline's cells: one per [`bioxen_proto::SPARK_STEP_SECS`].
+const TREND_WIDTH: u16 = bioxen_proto::SPARK_STEPS as u16;
 
 /// The widest NAME asks for before it takes its share of what is left: a matrix
 /// cell's name (`train-lr0.01-seed2`) under its header, whole.
@@ -113,12 +119,13 @@ fn name_cell<'a>(row: &ListRow, app: &App, width: usize) -> Cell<'a> {
 
 /// Which columns to drop first when space runs out (KIND goes first anyway when every
 /// VM is of the same kind: then it says nothing).
-const DROP_ORDER: [Col; 6] = [
+const DROP_ORDER: [Col; 7] = [
     Col::Up,
     Col::Kind,
+    Col::Pid,
+    Col::Trend,
     Col::Mem,
     Col::Cpu,
-    Col::Pid,
     Col::Progress,
 ];
 
@@ -152,6 +159,12 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     if !app.rows.iter().any(|r| app.progress(r).is_some()) {
         cols.retain(|c| c.0 != Col::Progress);
     }
+    // The sparkline once the server has measured some VM.
+    let measured = app.rows.iter().any(|r| !r.recent_cpu.is_empty())
+        || app.pool_vms.iter().any(|vm| !vm.recent_cpu.is_empty());
+    if !measured {
+        cols.retain(|c| c.0 != Col::Trend);
+    }
     let order = std::iter::once(Col::Kind)
         .filter(|_| one_kind)
         .chain(DROP_ORDER);
@@ -164,19 +177,38 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         .max()
         .unwrap_or(0);
     let wanted = (longest as u16).clamp(COLUMNS[1].2, NAME_WANTED);
+    let need = |cols: &[(Col, &str, u16)]| {
+        cols.iter().map(|c| c.2 + 1).sum::<u16>() - COLUMNS[1].2 + wanted
+    };
+    let mut dropped = Vec::new();
     for drop in order {
-        let need: u16 = cols.iter().map(|c| c.2 + 1).sum::<u16>() - COLUMNS[1].2 + wanted;
-        if need <= inner_width {
+        if need(&cols) <= inner_width {
             break;
         }
-        cols.retain(|c| c.0 != drop);
+        if let Some(at) = cols.iter().position(|c| c.0 == drop) {
+            dropped.push(cols.remove(at));
+        }
+    }
+    // A column dropped early may fit again once a wider one went after it; KIND,
+    // which says nothing when every VM is of one kind, stays out then.
+    for col in dropped.into_iter().rev() {
+        if col.0 == Col::Kind && one_kind {
+            continue;
+        }
+        let mut with = cols.clone();
+        with.push(col);
+        with.sort_by_key(|c| COLUMNS.iter().position(|k| k.0 == c.0));
+        if need(&with) <= inner_width {
+            cols = with;
+        }
     }
     let others: u16 = cols
         .iter()
         .filter(|c| c.0 != Col::Name)
         .map(|c| c.2 + 1)
         .sum();
-    let name_width = usize::from(inner_width.saturating_sub(others).max(1));
+    // Less the spare cell at the right end (see `table_area`).
+    let name_width = usize::from(inner_width.saturating_sub(others + 1).max(1));
     let rows: Vec<Row> = visible
         .iter()
         .map(|row| {
@@ -227,21 +259,40 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let details = details(app);
-    // The details box takes its lines plus a separator, when there is room for both.
-    let details_height = (details.len() as u16 + 1).min(inner.height.saturating_sub(3));
-    let details_height = if details.is_empty() || details_height < 2 {
-        0
-    } else {
-        details_height
+    let chart = app
+        .chart_subject()
+        .and_then(|of| app.chart.series_for(&of))
+        .filter(|(_, series)| !series.is_empty());
+    // The chart when the table keeps a header and three rows beside it.
+    let chart_height = match chart {
+        Some(_) if inner.height >= history_chart::HEIGHT + details.len() as u16 + 5 => {
+            history_chart::HEIGHT
+        }
+        _ => 0,
     };
-    let table_area = Rect::new(inner.x, inner.y, inner.width, inner.height - details_height);
+    // The details box takes its lines plus a separator, when there is room for both.
+    let text_height = (details.len() as u16 + 1).min(inner.height.saturating_sub(3));
+    let text_height = if details.is_empty() || text_height < 2 {
+        u16::from(chart_height > 0)
+    } else {
+        text_height
+    };
+    let details_height = text_height + chart_height;
+    // The cell the widths leave spare goes at the right end: the last column's figure
+    // never touches the border.
+    let table_area = Rect::new(
+        inner.x,
+        inner.y,
+        inner.width.saturating_sub(1),
+        inner.height - details_height,
+    );
     frame.render_stateful_widget(table, table_area, &mut state);
     if details_height > 0 {
         let box_area = Rect::new(
             inner.x,
             inner.y + table_area.height,
             inner.width,
-            details_height,
+            text_height,
         );
         let mut lines = vec![Line::from(Span::styled(
             "─".repeat(inner.width as usize),
@@ -249,6 +300,15 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         ))];
         lines.extend(details);
         frame.render_widget(Paragraph::new(lines), box_area);
+    }
+    if let Some((window, series)) = chart.filter(|_| chart_height > 0) {
+        let chart_area = Rect::new(
+            inner.x,
+            inner.y + inner.height - chart_height,
+            inner.width,
+            chart_height,
+        );
+        history_chart::draw(frame, chart_area, window, series);
     }
 }
 
@@ -392,7 +452,7 @@ fn group_cell(col: Col, name: &str, app: &App) -> Cell<'static> {
                 false => Cell::from(bioxen_text::figures::bytes(mem.iter().sum())),
             }
         }
-        Col::Index | Col::Name | Col::Kind | Col::Pid | Col::Up => Cell::from(""),
+        Col::Index | Col::Name | Col::Kind | Col::Pid | Col::Trend | Col::Up => Cell::from(""),
     }
 }
 
@@ -406,8 +466,15 @@ fn pool_cell(col: Col, vm: &PoolVm) -> Cell<'static> {
         Col::State => Cell::from("detached").style(Style::new().fg(Color::Blue)),
         Col::Progress => Cell::from(""),
         Col::Pid => Cell::from("-"),
-        Col::Cpu => Cell::from("-"),
-        Col::Mem => Cell::from(bioxen_text::figures::bytes(vm.memory_bytes.max(0) as u64)),
+        Col::Cpu => Cell::from(
+            vm.cpu_percent
+                .map(|c| format!("{c:.1}"))
+                .unwrap_or_else(|| "-".into()),
+        ),
+        Col::Trend => trend_cell(&vm.recent_cpu),
+        Col::Mem => Cell::from(bioxen_text::figures::bytes(
+            vm.memory_used.unwrap_or(vm.memory_bytes.max(0) as u64),
+        )),
         Col::Up => Cell::from("-"),
     }
 }
@@ -438,6 +505,7 @@ fn cell<'a>(col: Col, info: &'a VmInfo, index: usize, app: &App) -> Cell<'a> {
                 .map(|c| format!("{c:.1}"))
                 .unwrap_or_else(|| "-".into()),
         ),
+        Col::Trend => trend_cell(&info.recent_cpu),
         Col::Mem => Cell::from(
             info.rss_bytes
                 .map(bioxen_text::figures::bytes)
@@ -449,6 +517,15 @@ fn cell<'a>(col: Col, info: &'a VmInfo, index: usize, app: &App) -> Cell<'a> {
             "-".into()
         }),
     }
+}
+
+/// CPU over the last two minutes, green while it rests and yellow once it works.
+fn trend_cell(recent: &[u16]) -> Cell<'static> {
+    let color = match recent.last() {
+        Some(&c) if c >= 50 => Color::Yellow,
+        _ => Color::Green,
+    };
+    Cell::from(format::sparkline(recent, usize::from(TREND_WIDTH))).style(Style::new().fg(color))
 }
 
 /// The state as it fits the list: `killed(KILL)` rather than `killed(SIGKILL)`.

@@ -193,6 +193,33 @@ impl XapiClient {
         }
     }
 
+    /// The pool's figures since `start` (Unix seconds) at five-second steps, as Xen
+    /// Orchestra asks for them (XAPI.md, "Metrics"). An expired session is renewed
+    /// once, as for calls.
+    pub async fn rrd_updates(&self, start: u64) -> Result<super::rrd::RrdUpdate, XapiError> {
+        let get = |session: String| async move {
+            let path = format!(
+                "/rrd_updates?session_id={}&start={start}&cf=AVERAGE&interval=5&host=true&json=true",
+                super::rrd::query_value(&session)
+            );
+            self.transport.get(&path, CALL_TIMEOUT).await
+        };
+        let session = self.connect().await?;
+        let text = match get(session.clone()).await {
+            Err(XapiError::Transport(e)) if e.contains("HTTP 401") || e.contains("HTTP 403") => {
+                {
+                    let mut guard = self.session.lock().await;
+                    if guard.as_deref() == Some(session.as_str()) {
+                        *guard = None;
+                    }
+                }
+                get(self.connect().await?).await?
+            }
+            other => other?,
+        };
+        super::rrd::parse(&text)
+    }
+
     /// A call that only reads: retried with backoff when the network fails.
     pub async fn read(&self, method: &str, args: Vec<Json>) -> Result<Json, XapiError> {
         let mut delay = Duration::from_millis(250);

@@ -157,6 +157,10 @@ fn pool_vms(tables: &HashMap<String, HashMap<String, Json>>) -> Vec<PoolVm> {
                     .and_then(|o| o.get(TAG_ID))
                     .and_then(Json::as_str)
                     .map(str::to_string),
+                // Filled in from the pool's RRDs by whoever reads them.
+                cpu_percent: None,
+                memory_used: None,
+                recent_cpu: Vec::new(),
             }
         })
         .collect();

@@ -3,11 +3,12 @@
 //! Layers, each knowing only the one below: [`transport`] (JSON-RPC over HTTPS with the
 //! configured [`tls`] trust), [`client`] (sessions and typed calls), [`lifecycle`]
 //! (create / stop / destroy with undo) and [`event_cache`] (a live copy of the pool
-//! fed by `event.from`). [`wire`] holds the value encodings the simulator serves.
+//! fed by `event.from`); [`rrd`] reads the pool's CPU and memory figures. [`wire`] holds the value encodings the simulator serves.
 
 pub mod client;
 pub mod event_cache;
 pub mod lifecycle;
+pub mod rrd;
 pub mod tls;
 pub mod transport;
 pub mod wire;

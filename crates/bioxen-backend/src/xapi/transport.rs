@@ -205,6 +205,36 @@ impl Transport {
         parse_reply(reply)
     }
 
+    /// `GET path` (with its query) from the pool: the HTTP handlers beside JSON-RPC,
+    /// such as `/rrd_updates`. The same trust, size limit and refusal of redirects.
+    pub async fn get(&self, path: &str, timeout: Duration) -> Result<String, XapiError> {
+        let what = path.split('?').next().unwrap_or(path).to_string();
+        let http = crate::lock(&self.http).clone();
+        let request = http.get(format!("{}{path}", self.base())).send();
+        let response = match tokio::time::timeout(timeout, request).await {
+            Err(_) => return Err(XapiError::Timeout(format!("GET {what}"))),
+            Ok(Err(e)) => return Err(self.describe(e).await),
+            Ok(Ok(r)) => r,
+        };
+        let status = response.status();
+        if !status.is_success() {
+            return Err(XapiError::Transport(format!(
+                "{} answered HTTP {status} to GET {what}",
+                self.base()
+            )));
+        }
+        let limit = self.reply_limit.load(Ordering::Relaxed) as usize;
+        match tokio::time::timeout(timeout, read_limited(response, limit)).await {
+            Err(_) => Err(XapiError::Timeout(format!("reading GET {what}"))),
+            Ok(Err(ReadError::Http(e))) => Err(XapiError::Transport(format!("GET {what}: {e}"))),
+            Ok(Err(ReadError::TooLarge)) => Err(XapiError::Transport(format!(
+                "GET {what} answered more than {} MiB; refused",
+                limit >> 20
+            ))),
+            Ok(Ok(body)) => Ok(String::from_utf8_lossy(&body).into_owned()),
+        }
+    }
+
     /// Turns an HTTP error into a message that says what to do about it.
     async fn describe(&self, e: reqwest::Error) -> XapiError {
         let chain = error_chain(&e);

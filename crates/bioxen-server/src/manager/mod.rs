@@ -16,6 +16,7 @@ mod install;
 mod interpreter;
 mod io;
 mod output;
+mod pool_metrics;
 mod program;
 mod remote;
 mod restore;
@@ -56,6 +57,7 @@ use bioxen_backend::vm::proc_stats::{CpuMeter, Groups, ProcStats};
 use bioxen_backend::vm::{self, Control, Sink, Size, VmKind, VmOptions, VmSpec, VmState};
 use bioxen_config::Config;
 pub use bioxen_proto::{Alert, Busy, PROGRESS_STALE, Progress, ProgressState, VmInfo};
+use bioxen_proto::{HistoryOf, PoolVm, Series, Window};
 use bioxen_term::Screen;
 use bioxen_term::signals::Said;
 
@@ -138,6 +140,7 @@ impl Drop for PoolJob {
 pub struct Pool {
     pub client: Arc<bioxen_backend::xapi::XapiClient>,
     pub cache: bioxen_backend::xapi::EventCache,
+    pub metrics: pool_metrics::PoolMetrics,
 }
 
 impl Manager {
@@ -692,10 +695,12 @@ impl Manager {
 
     /// All sessions with their status, in creation order.
     pub fn list(&self) -> Vec<VmInfo> {
-        lock(&self.inner.sessions)
+        let mut infos: Vec<VmInfo> = lock(&self.inner.sessions)
             .iter()
             .map(|s| s.info())
-            .collect()
+            .collect();
+        self.with_pool_figures_on_sessions(&mut infos);
+        infos
     }
 
     /// Every session's number, in creation order.

@@ -747,7 +747,16 @@ impl Manager {
         }
         let client = Arc::new(bioxen_backend::xapi::XapiClient::from_config(x)?);
         let cache = bioxen_backend::xapi::EventCache::start(client.clone());
-        let p = Arc::new(super::Pool { client, cache });
+        let p = Arc::new(super::Pool {
+            client: client.clone(),
+            cache,
+            metrics: Default::default(),
+        });
+        tokio::spawn(super::pool_metrics::PoolMetrics::follow(
+            Arc::downgrade(&p),
+            client,
+            self.inner.events.clone(),
+        ));
         *pool = Some(p.clone());
         Ok(p)
     }

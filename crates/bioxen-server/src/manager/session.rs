@@ -23,6 +23,8 @@ pub struct Session {
     pub(super) state: watch::Sender<VmState>,
     pub(super) process: Mutex<Option<Process>>,
     pub(super) stats: Mutex<Option<ProcStats>>,
+    /// CPU, memory, progress and work over the last day, as the sampler saw them.
+    pub(super) history: Mutex<crate::history::History>,
     /// How many clients are attached (typing into it): each attaches once and gives
     /// it back when it detaches or its connection ends.
     pub(super) attached: AtomicUsize,
@@ -125,6 +127,7 @@ impl Session {
             state: watch::channel(VmState::Starting).0,
             process: Mutex::new(None),
             stats: Mutex::new(None),
+            history: Mutex::default(),
             attached: AtomicUsize::new(0),
             dirty: AtomicBool::new(false),
             queued_input: AtomicUsize::new(0),
@@ -359,6 +362,7 @@ impl Session {
             status: signals.status.clone(),
             silence_secs: *self.silence.borrow(),
             experiment: lock(&self.membership).clone(),
+            recent_cpu: lock(&self.history).recent_cpu(),
             state,
         }
     }

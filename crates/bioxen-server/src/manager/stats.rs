@@ -43,25 +43,27 @@ pub(super) async fn sample_stats(inner: std::sync::Weak<Inner>) {
         let mut changed = false;
         let mut busy = false;
         let mut seen = Vec::with_capacity(sessions.len());
-        for s in &sessions {
+        let now = crate::persist::unix_secs(SystemTime::now());
+        for s in sessions.iter().filter(|s| s.state().is_alive()) {
             let pid = lock(&s.process).as_ref().and_then(|p| p.control.pid());
-            let Some(pid) = pid.filter(|_| s.state().is_alive()) else {
-                continue;
-            };
-            seen.push(s.vm);
-            let entry = meters.entry(s.vm).or_default();
-            if entry.0 != pid {
-                *entry = (pid, CpuMeter::default());
-                // A first sample has no CPU figure yet: look again soon.
-                busy = true;
-            }
-            let sample = entry.1.sample_group(pid, &groups);
+            let sample = pid.and_then(|pid| {
+                seen.push(s.vm);
+                let entry = meters.entry(s.vm).or_default();
+                if entry.0 != pid {
+                    *entry = (pid, CpuMeter::default());
+                    // A first sample has no CPU figure yet: look again soon.
+                    busy = true;
+                }
+                entry.1.sample_group(pid, &groups)
+            });
             busy |= sample.is_some_and(|s| s.cpu_percent > 0.0);
             let mut stats = lock(&s.stats);
             if display_differs(*stats, sample) {
                 changed = true;
             }
             *stats = sample;
+            drop(stats);
+            changed |= s.record_history(now, sample);
         }
         meters.retain(|id, _| seen.contains(id));
         for s in &sessions {
@@ -88,5 +90,58 @@ pub(super) fn display_differs(a: Option<ProcStats>, b: Option<ProcStats>) -> boo
         }
         (None, None) => false,
         _ => true,
+    }
+}
+
+impl Session {
+    /// Adds what the sampler saw to the session's history; true when the list's
+    /// sparkline changed with it, so clients hear of it even when the figures did
+    /// not (a loop that ended still has to leave the sparkline).
+    fn record_history(&self, now: u64, stats: Option<ProcStats>) -> bool {
+        let (busy, progress) = {
+            let sig = lock(&self.signals);
+            let progress = sig
+                .progress
+                .filter(|_| {
+                    sig.progress_at
+                        .is_some_and(|t| t.elapsed() < PROGRESS_STALE)
+                })
+                .map(|p| p.percent);
+            (sig.busy.map(|b| b == Busy::Busy), progress)
+        };
+        let sample = crate::history::Sample {
+            cpu_percent: stats.map(|s| s.cpu_percent),
+            rss_bytes: stats.map(|s| s.rss_bytes),
+            progress,
+            busy,
+        };
+        let mut history = lock(&self.history);
+        let before = history.recent_cpu();
+        history.record(now, sample);
+        history.recent_cpu() != before
+    }
+}
+
+impl Manager {
+    /// What the server kept of a session's or a pool VM's last `window`.
+    pub fn history(&self, of: &HistoryOf, window: Window) -> Result<Series> {
+        match of {
+            HistoryOf::Vm(vm) => {
+                let session = self.get(vm.clone())?;
+                // An xcpng session's figures are its pool VM's.
+                let pool_vm = lock(&session.remote)
+                    .as_ref()
+                    .and_then(|r| r.pool_vm.clone());
+                if let Some(reference) = pool_vm
+                    && let Some(series) = self.pool_history(&reference, window)
+                {
+                    return Ok(series);
+                }
+                Ok(lock(&session.history).series(window))
+            }
+            HistoryOf::PoolVm(reference) => self
+                .pool_history(reference, window)
+                .ok_or_else(|| Error::Manager(format!("no figures from the pool for {reference}"))),
+        }
     }
 }

@@ -615,6 +615,9 @@ async fn handle(m: &Manager, request: Request, out: &Queue) -> Response {
                     .map_err(|e| Error::Manager(format!("the search failed: {e}")))??;
                 Response::Found { matches }
             }
+            Request::History { of, window } => Response::History {
+                series: m.history(&of, window)?,
+            },
             Request::ToggleLog { vm } => Response::LogPath {
                 path: m.toggle_output_log(&vm)?,
             },

@@ -194,12 +194,15 @@ pub async fn follow_pool(hub: Arc<Hub>) {
         }
     };
     let mut changes = pool.cache.subscribe();
+    let mut figures = pool.metrics.subscribe();
     loop {
-        let vms = pool.cache.vms().iter().map(PoolVm::for_display).collect();
+        let mut vms: Vec<PoolVm> = pool.cache.vms().iter().map(PoolVm::for_display).collect();
+        hub.manager.with_pool_figures(&mut vms);
         hub.pool
             .send_replace(Some(info(pool.cache.status(), vms, None)));
-        if changes.changed().await.is_err() {
-            return;
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return },
+            changed = figures.changed() => if changed.is_err() { return },
         }
     }
 }

@@ -36,6 +36,7 @@ use crossterm::event::{
 use ratatui::layout::{Position, Rect};
 
 mod alerts;
+mod chart;
 mod dialogs;
 mod found;
 mod grids;
@@ -313,6 +314,8 @@ pub struct App {
     pub(crate) xcpng_defaults: Option<(String, u64, u32)>,
     /// Labels of the uptime column as last drawn, to redraw only when one changes.
     drawn_uptimes: Vec<String>,
+    /// The details box's chart: its window and the series the server sent.
+    pub chart: chart::Chart,
     /// What the changes since the last [`App::update`] call for.
     effects: Vec<Effect>,
 }
@@ -374,6 +377,7 @@ impl App {
             kinds: vec![KindChoice::Local],
             xcpng_defaults: None,
             drawn_uptimes: Vec::new(),
+            chart: chart::Chart::default(),
             effects: Vec::new(),
         };
         app.pane_size = Areas::new(app.area, app.zoom).pane_size();
@@ -400,6 +404,7 @@ impl App {
             Msg::Tick => self.on_tick(),
             Msg::PrefixTimeout => self.expire_prefix(),
         }
+        self.ask_history();
         self.take_effects()
     }
 
@@ -418,7 +423,11 @@ impl App {
     }
 
     fn call(&mut self, call: Call) {
-        if self.read_only && !matches!(call, Call::Complete(_) | Call::Search(_)) {
+        let looks = matches!(
+            call,
+            Call::Complete(_) | Call::Search(_) | Call::History { .. }
+        );
+        if self.read_only && !looks {
             let what = call.what();
             return self.set_message(
                 format!("read-only: this dashboard cannot {what} (attached with -r)"),
@@ -465,6 +474,7 @@ impl App {
             }
         }
         self.rows = rows;
+        self.figures_arrived();
         self.note_groups();
         if let Some(name) = &self.creating
             && let Some(vm) = self.rows.iter().find(|r| &r.name == name).map(|r| r.vm)
@@ -803,6 +813,8 @@ impl App {
             Some(Action::SortMem) => self.sort_by(SortBy::Mem),
             Some(Action::SortUptime) => self.sort_by(SortBy::Uptime),
             Some(Action::SortProgress) => self.sort_by(SortBy::Progress),
+            Some(Action::ChartShorter) => self.chart_window(false),
+            Some(Action::ChartLonger) => self.chart_window(true),
             _ => {
                 if let Some(d) = Keymap::digit(&input::key(&key)) {
                     self.select_tab(d);
@@ -1192,6 +1204,7 @@ impl App {
             } => self.on_up_done(path, forced, result),
             Done::Completed { typed, found } => self.on_completed(typed, found),
             Done::Found(result) => self.on_found(result),
+            Done::History { of, window, result } => self.on_history(of, window, result),
             Done::Info(text) => self.set_message(text, Level::Info),
             Done::EndedAll => self.quit = true,
             // A bug in a task: shown, and if it was the quit itself, bioxen quits
@@ -1336,6 +1349,7 @@ impl App {
         let vms: Vec<PoolVm> = vms.iter().map(PoolVm::for_display).collect();
         if self.pool_vms != vms {
             self.pool_vms = vms;
+            self.figures_arrived();
             self.dirty = true;
             // Pool VMs arrive after start-up: select one if nothing is selected yet.
             if self.current.is_none() {

@@ -1,0 +1,305 @@
+//! What a VM did over the last day, in two fixed rings: one sample a second for ten
+//! minutes, one per ten seconds for 24 hours. Samples are packed into 8 bytes, so a
+//! VM's full rings take 74 KiB, and they grow only as time passes: a VM that ran a
+//! minute holds a minute.
+//!
+//! The sampler records when it looks; between two looks (it backs off while nothing
+//! changes) every second gets the later sample, which for CPU is the average over the
+//! gap, and for memory what it was when the gap ended.
+
+use std::collections::VecDeque;
+
+use bioxen_proto::{SPARK_STEP_SECS, SPARK_STEPS, Series, Window};
+
+/// Seconds kept at one-second resolution.
+const FINE: usize = 600;
+/// Seconds one coarse sample stands for.
+const COARSE_STEP: u64 = 10;
+/// Coarse samples kept: a day.
+const COARSE: usize = 8640;
+/// A gap longer than this is not filled second by second: nothing was measured.
+const LONGEST_GAP: u64 = 86_400;
+
+/// One measurement as the server takes it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Sample {
+    pub cpu_percent: Option<f32>,
+    pub rss_bytes: Option<u64>,
+    pub progress: Option<u8>,
+    /// The interpreter was running something (not at its prompt); `None` when it does
+    /// not say.
+    pub busy: Option<bool>,
+}
+
+/// A sample in 8 bytes; the largest value of each field means "not measured".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Packed {
+    /// Tenths of a percent of one core, up to 6553%.
+    cpu: u16,
+    /// KiB, up to 4 TiB.
+    rss_kib: u32,
+    progress: u8,
+    /// Percent of the step spent running something.
+    busy: u8,
+}
+
+const NONE16: u16 = u16::MAX;
+const NONE32: u32 = u32::MAX;
+const NONE8: u8 = u8::MAX;
+
+impl Packed {
+    const UNKNOWN: Packed = Packed {
+        cpu: NONE16,
+        rss_kib: NONE32,
+        progress: NONE8,
+        busy: NONE8,
+    };
+
+    fn pack(s: Sample) -> Packed {
+        Packed {
+            cpu: s.cpu_percent.map_or(NONE16, |c| {
+                (c.max(0.0) * 10.0).round().min(f32::from(NONE16 - 1)) as u16
+            }),
+            rss_kib: s
+                .rss_bytes
+                .map_or(NONE32, |b| (b / 1024).min(u64::from(NONE32 - 1)) as u32),
+            progress: s.progress.map_or(NONE8, |p| p.min(100)),
+            busy: s.busy.map_or(NONE8, |b| if b { 100 } else { 0 }),
+        }
+    }
+
+    fn cpu_percent(self) -> Option<f32> {
+        (self.cpu != NONE16).then(|| f32::from(self.cpu) / 10.0)
+    }
+
+    fn rss_bytes(self) -> Option<u64> {
+        (self.rss_kib != NONE32).then(|| u64::from(self.rss_kib) * 1024)
+    }
+
+    fn some(v: u8) -> Option<u8> {
+        (v != NONE8).then_some(v)
+    }
+}
+
+/// Ten seconds of fine samples on their way to one coarse one.
+#[derive(Debug, Default)]
+struct Step {
+    cpu_sum: f32,
+    cpu_n: u16,
+    rss_max: Option<u32>,
+    progress: Option<u8>,
+    busy_sum: u32,
+    busy_n: u16,
+}
+
+impl Step {
+    fn add(&mut self, p: Packed) {
+        if p.cpu != NONE16 {
+            self.cpu_sum += f32::from(p.cpu);
+            self.cpu_n += 1;
+        }
+        if p.rss_kib != NONE32 {
+            self.rss_max = Some(self.rss_max.unwrap_or(0).max(p.rss_kib));
+        }
+        if p.progress != NONE8 {
+            self.progress = Some(p.progress);
+        }
+        if p.busy != NONE8 {
+            self.busy_sum += u32::from(p.busy);
+            self.busy_n += 1;
+        }
+    }
+
+    /// CPU and work are averaged over the step, memory is its peak (a spike that lasted
+    /// a second still shows a day later), progress is where it ended.
+    fn packed(&self) -> Packed {
+        Packed {
+            cpu: match self.cpu_n {
+                0 => NONE16,
+                n => (self.cpu_sum / f32::from(n)).round() as u16,
+            },
+            rss_kib: self.rss_max.unwrap_or(NONE32),
+            progress: self.progress.unwrap_or(NONE8),
+            busy: match self.busy_n {
+                0 => NONE8,
+                n => (self.busy_sum / u32::from(n)) as u8,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct History {
+    fine: VecDeque<Packed>,
+    coarse: VecDeque<Packed>,
+    /// The second (Unix time) the newest fine sample stands for.
+    last: Option<u64>,
+    step: Step,
+}
+
+impl History {
+    /// The most a VM's rings can hold, in bytes: within the 100 KiB a VM may spend.
+    pub const MAX_BYTES: usize = (FINE + COARSE) * std::mem::size_of::<Packed>();
+
+    /// Records `sample` for the second `now` and every second since the last record.
+    /// A clock that went back is ignored until it catches up.
+    pub fn record(&mut self, now: u64, sample: Sample) {
+        let packed = Packed::pack(sample);
+        let from = match self.last {
+            Some(last) if now <= last => return,
+            Some(last) if now - last > LONGEST_GAP => {
+                self.fill(last + 1, now - LONGEST_GAP, Packed::UNKNOWN);
+                now - LONGEST_GAP + 1
+            }
+            Some(last) => last + 1,
+            None => now,
+        };
+        self.fill(from, now, packed);
+    }
+
+    fn fill(&mut self, from: u64, to: u64, p: Packed) {
+        for second in from..=to {
+            if self.fine.len() == FINE {
+                self.fine.pop_front();
+            }
+            self.fine.push_back(p);
+            self.step.add(p);
+            if second % COARSE_STEP == COARSE_STEP - 1 {
+                if self.coarse.len() == COARSE {
+                    self.coarse.pop_front();
+                }
+                self.coarse.push_back(self.step.packed());
+                self.step = Step::default();
+            }
+            self.last = Some(second);
+        }
+    }
+
+    /// The bytes the rings hold now.
+    pub fn bytes(&self) -> usize {
+        (self.fine.capacity() + self.coarse.capacity()) * std::mem::size_of::<Packed>()
+    }
+
+    /// The window's samples, ending with the newest record; steps before the first
+    /// record are left out, so a young VM's chart is short rather than mostly empty.
+    pub fn series(&self, window: Window) -> Series {
+        let step = window.step_secs();
+        let (ring, end) = match step {
+            1 => (&self.fine, self.last.unwrap_or(0)),
+            // The coarse ring ends at the last whole step.
+            _ => (
+                &self.coarse,
+                self.last.map_or(0, |l| (l + 1) / COARSE_STEP * COARSE_STEP),
+            ),
+        };
+        let n = (window.secs() / step) as usize;
+        let samples: Vec<Packed> = ring.iter().rev().take(n).rev().copied().collect();
+        Series {
+            step_secs: step,
+            end_unix: end,
+            cpu_percent: samples.iter().map(|p| p.cpu_percent()).collect(),
+            rss_bytes: samples.iter().map(|p| p.rss_bytes()).collect(),
+            progress: samples.iter().map(|p| Packed::some(p.progress)).collect(),
+            busy_percent: samples.iter().map(|p| Packed::some(p.busy)).collect(),
+        }
+    }
+
+    /// CPU per [`SPARK_STEP_SECS`] over the last [`SPARK_STEPS`], in whole percents,
+    /// oldest first; steps nobody measured count as idle.
+    pub fn recent_cpu(&self) -> Vec<u16> {
+        let step = SPARK_STEP_SECS as usize;
+        let take = (SPARK_STEPS * step).min(self.fine.len());
+        let newest: Vec<&Packed> = self.fine.iter().rev().take(take).collect();
+        let mut out: Vec<u16> = newest
+            .chunks(step)
+            .map(|chunk| {
+                let known: Vec<f32> = chunk.iter().filter_map(|p| p.cpu_percent()).collect();
+                match known.len() {
+                    0 => 0,
+                    n => (known.iter().sum::<f32>() / n as f32).round() as u16,
+                }
+            })
+            .collect();
+        out.reverse();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cpu(c: f32) -> Sample {
+        Sample {
+            cpu_percent: Some(c),
+            rss_bytes: Some(1 << 20),
+            ..Sample::default()
+        }
+    }
+
+    #[test]
+    fn a_day_of_samples_fits_the_bound() {
+        const { assert!(History::MAX_BYTES <= 100 * 1024) };
+        let mut h = History::default();
+        for s in 0..2 * 86_400 {
+            h.record(1_000_000 + s, cpu(50.0));
+        }
+        assert_eq!(h.series(Window::TenMinutes).len(), 600);
+        assert_eq!(h.series(Window::Day).len(), 8640);
+        assert!(h.bytes() <= 2 * History::MAX_BYTES, "{}", h.bytes());
+    }
+
+    #[test]
+    fn a_gap_between_looks_gets_the_later_sample() {
+        let mut h = History::default();
+        h.record(100, cpu(80.0));
+        h.record(130, cpu(0.0));
+        let s = h.series(Window::TenMinutes);
+        assert_eq!(s.len(), 31);
+        assert_eq!(s.end_unix, 130);
+        assert_eq!(s.cpu_percent[0], Some(80.0));
+        assert!(s.cpu_percent[1..].iter().all(|c| *c == Some(0.0)));
+    }
+
+    #[test]
+    fn coarse_steps_average_cpu_and_keep_the_memory_peak() {
+        let mut h = History::default();
+        for s in 0..10 {
+            let mut sample = cpu(if s < 5 { 100.0 } else { 0.0 });
+            if s == 3 {
+                sample.rss_bytes = Some(200 << 20);
+            }
+            sample.busy = Some(s < 5);
+            h.record(1000 + s, sample);
+        }
+        let s = h.series(Window::Hour);
+        assert_eq!(s.step_secs, 10);
+        assert_eq!(s.cpu_percent, vec![Some(50.0)]);
+        assert_eq!(s.rss_bytes, vec![Some(200 << 20)]);
+        assert_eq!(s.busy_percent, vec![Some(50)]);
+        assert_eq!(s.end_unix, 1010);
+    }
+
+    #[test]
+    fn the_sparkline_rises_and_falls_with_the_work() {
+        let mut h = History::default();
+        for s in 0..200 {
+            let busy = (100..140).contains(&s);
+            h.record(5000 + s, cpu(if busy { 99.0 } else { 0.0 }));
+        }
+        // Twelve steps of ten seconds, the newest ending at the last record (199).
+        let spark = h.recent_cpu();
+        assert_eq!(spark.len(), 12);
+        assert_eq!(spark[0], 0, "{spark:?}");
+        assert!(spark[4] > 90, "{spark:?}");
+        assert_eq!(*spark.last().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_clock_that_went_back_records_nothing() {
+        let mut h = History::default();
+        h.record(100, cpu(1.0));
+        h.record(90, cpu(2.0));
+        assert_eq!(h.series(Window::TenMinutes).cpu_percent, vec![Some(1.0)]);
+    }
+}

@@ -1,0 +1,171 @@
+//! The details box's chart of a VM's recent past: CPU, memory and progress over the
+//! window `[` and `]` choose, on one time axis ending now.
+//!
+//! One vertical scale serves all three: CPU in percent of one core (the scale grows
+//! in whole cores past 100), progress in percent, and memory as a share of its peak
+//! in the window, which the legend names. A researcher reads shapes here (climbing,
+//! flat, a step down); the exact figures are in the table above.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Style};
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph};
+
+use bioxen_proto::{Series, Window};
+
+/// Rows the chart takes, its legend included: the least that shows a shape.
+pub const HEIGHT: u16 = 8;
+
+const CPU: Color = Color::Cyan;
+const MEM: Color = Color::Magenta;
+const PROGRESS: Color = Color::Green;
+
+/// Points of one series: seconds before the end, and the value on the chart's scale.
+fn points<T: Copy>(
+    series: &Series,
+    values: &[Option<T>],
+    scale: impl Fn(T) -> f64,
+) -> Vec<(f64, f64)> {
+    let n = values.len();
+    let step = series.step_secs as f64;
+    values
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| Some((-((n - 1 - i) as f64) * step, scale((*v)?))))
+        .collect()
+}
+
+/// The chart's top: a whole number of cores, at least one. A core's worth measured a
+/// little over (100.4%, the sampler's timing) stays one core.
+fn cpu_top(series: &Series) -> f64 {
+    let peak = series
+        .cpu_percent
+        .iter()
+        .flatten()
+        .fold(0.0f32, |a, &b| a.max(b));
+    (f64::from(peak) / 100.0 - 0.05).ceil().max(1.0) * 100.0
+}
+
+fn minutes(secs: u64) -> String {
+    match secs {
+        s if s >= 3600 => format!("-{}h", s / 3600),
+        s => format!("-{}m", s / 60),
+    }
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, window: Window, series: &Series) {
+    if area.height < 3 || area.width < 12 {
+        return;
+    }
+    let top = cpu_top(series);
+    let peak_mem = series
+        .rss_bytes
+        .iter()
+        .flatten()
+        .copied()
+        .max()
+        .unwrap_or(0);
+    let cpu = points(series, &series.cpu_percent, |c| f64::from(c).min(top));
+    let mem = points(series, &series.rss_bytes, |b| match peak_mem {
+        0 => 0.0,
+        peak => b as f64 / peak as f64 * top,
+    });
+    let progress = points(series, &series.progress, |p| f64::from(p) / 100.0 * top);
+    let last = |v: &[Option<f32>]| v.iter().rev().flatten().next().copied();
+
+    let mut legend = vec![Span::styled(
+        format!(
+            " CPU {}",
+            last(&series.cpu_percent).map_or("-".into(), |c| format!("{c:.0}%"))
+        ),
+        Style::new().fg(CPU),
+    )];
+    if peak_mem > 0 {
+        legend.push(Span::styled(
+            format!(" MEM ≤{}", bioxen_text::figures::bytes(peak_mem)),
+            Style::new().fg(MEM),
+        ));
+    }
+    if !progress.is_empty() {
+        legend.push(Span::styled(" progress", Style::new().fg(PROGRESS)));
+    }
+    // The keys that change the window, where they fit: the axis names the window.
+    let used: usize = legend.iter().map(Span::width).sum();
+    let hint = "  [ ] 10 min · 1 h · 24 h";
+    if used + hint.chars().count() <= usize::from(area.width) {
+        legend.push(Span::styled(hint, Style::new().fg(Color::DarkGray)));
+    }
+    frame.render_widget(
+        Paragraph::new(Line::from(legend)),
+        Rect::new(area.x, area.y, area.width, 1),
+    );
+
+    let line = |name: &'static str, color, data| {
+        Dataset::default()
+            .name(name)
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::new().fg(color))
+            .data(data)
+    };
+    let mut sets = vec![line("CPU", CPU, &cpu)];
+    if !mem.is_empty() && peak_mem > 0 {
+        sets.push(line("MEM", MEM, &mem));
+    }
+    if !progress.is_empty() {
+        sets.push(line("progress", PROGRESS, &progress));
+    }
+    let span = window.secs();
+    let dim = Style::new().fg(Color::DarkGray);
+    let chart = Chart::new(sets)
+        .x_axis(
+            Axis::default()
+                .style(dim)
+                .bounds([-(span as f64), 0.0])
+                .labels([minutes(span), minutes(span / 2), "now".into()]),
+        )
+        .y_axis(
+            Axis::default()
+                .style(dim)
+                .bounds([0.0, top])
+                .labels(["0".to_string(), format!("{top:.0}%")]),
+        )
+        .hidden_legend_constraints((
+            ratatui::layout::Constraint::Length(0),
+            ratatui::layout::Constraint::Length(0),
+        ));
+    let body = Rect::new(area.x, area.y + 1, area.width, area.height - 1);
+    frame.render_widget(chart, body);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scale_grows_in_whole_cores() {
+        let series = |c: f32| Series {
+            step_secs: 1,
+            cpu_percent: vec![Some(c)],
+            ..Series::default()
+        };
+        assert_eq!(cpu_top(&series(3.0)), 100.0);
+        assert_eq!(cpu_top(&series(100.4)), 100.0);
+        assert_eq!(cpu_top(&series(250.0)), 300.0);
+    }
+
+    #[test]
+    fn the_newest_point_is_now() {
+        let s = Series {
+            step_secs: 10,
+            cpu_percent: vec![Some(1.0), None, Some(3.0)],
+            ..Series::default()
+        };
+        assert_eq!(
+            points(&s, &s.cpu_percent, f64::from),
+            vec![(-20.0, 1.0), (0.0, 3.0)]
+        );
+    }
+}
