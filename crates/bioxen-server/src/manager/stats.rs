@@ -41,6 +41,9 @@ pub(super) async fn sample_stats(inner: std::sync::Weak<Inner>) {
             false => Groups::default(),
         };
         let mut changed = false;
+        // A sparkline that moved is news for the list, but no reason to look again
+        // sooner: a loop that ended decays from the line at the backed-off looks.
+        let mut moved = false;
         let mut busy = false;
         let mut seen = Vec::with_capacity(sessions.len());
         let now = crate::persist::unix_secs(SystemTime::now());
@@ -63,13 +66,13 @@ pub(super) async fn sample_stats(inner: std::sync::Weak<Inner>) {
             }
             *stats = sample;
             drop(stats);
-            changed |= s.record_history(now, sample);
+            moved |= s.record_history(now, sample);
         }
         meters.retain(|id, _| seen.contains(id));
         for s in &sessions {
             changed |= s.flush_signals();
         }
-        if changed {
+        if changed || moved {
             let _ = inner.events.send(Event::Stats);
         }
         every = if changed || busy {
@@ -96,7 +99,7 @@ pub(super) fn display_differs(a: Option<ProcStats>, b: Option<ProcStats>) -> boo
 impl Session {
     /// Adds what the sampler saw to the session's history; true when the list's
     /// sparkline changed with it, so clients hear of it even when the figures did
-    /// not (a loop that ended still has to leave the sparkline).
+    /// not (a loop that ended still has to leave the line).
     fn record_history(&self, now: u64, stats: Option<ProcStats>) -> bool {
         let (busy, progress) = {
             let sig = lock(&self.signals);
