@@ -97,10 +97,8 @@ async fn a_cpu_loop_raises_the_sparkline_and_the_prompt_lowers_it() {
         .find(|l| l.starts_with("│") && l.contains(&info.name))
         .unwrap();
     let spark: String = row.chars().filter(|c| ('▁'..='█').contains(c)).collect();
-    assert!(
-        spark.contains('█') || spark.contains('▇') || spark.contains('▆') || spark.contains('▅'),
-        "{row}"
-    );
+    // Five seconds at full speed fill half of a ten-second step or more.
+    assert!(spark.chars().any(|c| c >= '▄'), "{row}");
     assert!(spark.ends_with('▁'), "{row}");
     m.terminate_vm_session(id).await.unwrap();
 }
