@@ -1428,6 +1428,63 @@ fn experiment(rows: &mut Vec<Row>) {
 /// Seconds for tmux to open `n` windows of `lua5.4 -i script` and show each prompt.
 /// Searching every VM (`C-b /`): 10 VMs of 10,000 lines each, one line matching.
 /// tmux cannot search across panes; the peer is grep over the same text in 10 files.
+/// VMs the history section keeps rings for.
+const HISTORY_VMS: usize = 100;
+
+/// What keeping a day of figures costs for 100 VMs: the memory of their full rings,
+/// and the CPU of recording one second for all of them (with the two sparkline sums
+/// each record makes), beside the sampler's own work for that second, one read of
+/// `/proc` for every process group on the machine.
+fn history(rows: &mut Vec<Row>) {
+    use bioxen::history::{History, Sample};
+    let mut rings: Vec<History> = (0..HISTORY_VMS).map(|_| History::default()).collect();
+    let sample = |i: usize, t: u64| Sample {
+        cpu_percent: Some(((t as usize * 7 + i) % 100) as f32),
+        rss_bytes: Some((20 << 20) + t * 1024),
+        progress: Some((t % 100) as u8),
+        busy: Some(t % 3 == 0),
+    };
+    let start = 1_700_000_000;
+    // A full day first: the rings at their largest.
+    for t in 0..86_400u64 {
+        for (i, h) in rings.iter_mut().enumerate() {
+            h.record(start + t, sample(i, t));
+        }
+    }
+    let bytes: usize = rings.iter().map(History::bytes).sum();
+    // Then one more minute, timed, as the sampler records: sparkline before and after.
+    let seconds = 60u64;
+    let began = Instant::now();
+    for t in 86_400..86_400 + seconds {
+        for (i, h) in rings.iter_mut().enumerate() {
+            let before = h.recent_cpu();
+            h.record(start + t, sample(i, t));
+            std::hint::black_box(h.recent_cpu() != before);
+        }
+    }
+    let per_second = began.elapsed().as_secs_f64() / seconds as f64;
+    let reads = 20;
+    let began = Instant::now();
+    for _ in 0..reads {
+        std::hint::black_box(bioxen::vm::proc_stats::Groups::read());
+    }
+    let proc_read = began.elapsed().as_secs_f64() / reads as f64;
+    rows.push(row(
+        "history: CPU to record one second of 100 VMs",
+        per_second * 1e3,
+        proc_read * 1e3,
+        "ms",
+        "peer: the sampler's one read of /proc for that second; both once a second at most",
+    ));
+    rows.push(row(
+        "history: memory of 100 VMs' full rings (a day)",
+        bytes as f64 / (1 << 20) as f64,
+        (HISTORY_VMS * 100 * 1024) as f64 / (1 << 20) as f64,
+        "MiB",
+        "peer: the bound, 100 KiB a VM",
+    ));
+}
+
 fn search(rows: &mut Vec<Row>) {
     const VMS: usize = 10;
     const LINES: usize = 10_000;
@@ -1591,7 +1648,7 @@ fn main() {
     require("lua5.4", "lua5.4");
     assert!(Path::new(BIOXEN).exists());
     let mut rows = Vec::new();
-    let sections: [(&str, Section); 13] = [
+    let sections: [(&str, Section); 14] = [
         ("flood", floods),
         ("logs", flood_logs),
         ("luaflood", flood_vs_lua),
@@ -1605,6 +1662,7 @@ fn main() {
         ("grid", grid),
         ("experiment", experiment),
         ("search", search),
+        ("history", history),
     ];
     for (name, f) in sections {
         if want(name) {

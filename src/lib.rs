@@ -17,7 +17,7 @@ pub use bioxen_config::{self as config, keymap, keyspec, private_fs, secret};
 pub use bioxen_log as log_sink;
 pub use bioxen_proto as protocol;
 pub use bioxen_repl as repl;
-pub use bioxen_server::{manager, persist, registry, server};
+pub use bioxen_server::{history, manager, persist, registry, server};
 pub use bioxen_sim as sim;
 pub use bioxen_term as term;
 pub use bioxen_text::{base64, lua_literal, sanitize};

@@ -131,15 +131,30 @@ fn the_chart_asks_for_history_on_news_and_windows_never_on_ticks() {
     assert_eq!(answer(&mut app, Window::TenMinutes, t0), vec![]);
     let later = t0 + std::time::Duration::from_secs(5);
     assert_eq!(app.update_at(Msg::Tick, later), vec![], "ticks ask nothing");
-    let list = || Msg::Server(Update::Event(Event::Vms(vec![vm("a", VmState::Running)])));
+    let list = |cpu: f32| {
+        let mut a = vm("a", VmState::Running);
+        a.cpu_percent = Some(cpu);
+        Msg::Server(Update::Event(Event::Vms(vec![a])))
+    };
     assert_eq!(
-        app.update_at(list(), later),
+        app.update_at(list(30.0), later),
         vec![chart_of("a", Window::TenMinutes)],
-        "a list a step later brings news"
+        "a list a step later with new figures brings news"
+    );
+    assert_eq!(answer(&mut app, Window::TenMinutes, later), vec![]);
+    let later = later + std::time::Duration::from_secs(5);
+    assert_eq!(
+        app.update_at(list(30.0), later),
+        vec![],
+        "the same figures: nothing new to chart"
+    );
+    assert_eq!(
+        app.update_at(list(40.0), later),
+        vec![chart_of("a", Window::TenMinutes)],
     );
     assert_eq!(answer(&mut app, Window::TenMinutes, later), vec![]);
     assert_eq!(
-        app.update_at(list(), later),
+        app.update_at(list(50.0), later),
         vec![],
         "the same second: the series is current"
     );
@@ -159,7 +174,7 @@ fn the_chart_asks_for_history_on_news_and_windows_never_on_ticks() {
     assert_eq!(answer(&mut app, Window::Hour, later), vec![]);
     let soon = later + std::time::Duration::from_secs(2);
     assert_eq!(
-        app.update_at(list(), soon),
+        app.update_at(list(60.0), soon),
         vec![],
         "an hour's chart has ten-second steps"
     );
@@ -1184,4 +1199,76 @@ fn sorting_by_memory_reorders_the_list_and_the_selection_stays_on_its_vm() {
     // The tabs keep their order.
     let tabs: Vec<String> = app.rows.iter().map(|r| r.name.clone()).collect();
     assert_eq!(tabs, ["small", "big", "mid"]);
+}
+
+/// The list as text: headers in brackets, VMs by name.
+fn list_rows(app: &App) -> Vec<String> {
+    use bioxen::ui::app::Row;
+    app.visible()
+        .iter()
+        .map(|r| match r {
+            Row::Group(name) => format!("[{name}]"),
+            Row::Session(info) => info.name.clone(),
+            Row::Pool(vm) => format!("pool:{}", vm.name),
+        })
+        .collect()
+}
+
+/// `G` goes through the groupings: by kind, by host, by pool, none, and back to
+/// experiments. The filter keeps working inside groups, and the selection stays on
+/// its VM whatever the order.
+#[test]
+fn g_groups_the_list_by_kind_host_and_pool() {
+    let mut far = vm("far", VmState::Running);
+    far.kind = bioxen::VmKind::Ssh;
+    far.remote = Some("me@lab1:2222".into());
+    let (mut app, _) = dashboard(vec![
+        vm("a", VmState::Running),
+        far,
+        vm("b", VmState::Running),
+    ]);
+    key(&mut app, KeyCode::Down);
+    assert_eq!(app.current, Some(common::row("far")));
+    assert_eq!(
+        list_rows(&app),
+        ["a", "far", "b"],
+        "no experiment, no header"
+    );
+    key(&mut app, KeyCode::Char('G'));
+    assert_eq!(list_rows(&app), ["[local]", "a", "b", "[ssh]", "far"]);
+    assert_eq!(
+        app.current,
+        Some(common::row("far")),
+        "the selection follows its VM"
+    );
+    key(&mut app, KeyCode::Char('G'));
+    assert_eq!(
+        list_rows(&app),
+        ["[this machine]", "a", "b", "[lab1]", "far"]
+    );
+    key(&mut app, KeyCode::Char('/'));
+    type_keys(&mut app, "lab");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        list_rows(&app),
+        ["[lab1]", "far"],
+        "the filter finds a host's VMs"
+    );
+    key(&mut app, KeyCode::Esc);
+    // The header gathers only: ending is for experiments.
+    app.current = Some(bioxen::ui::app::RowId::Group("this machine".into()));
+    key(&mut app, KeyCode::Char('x'));
+    assert!(
+        app.overlay.is_none(),
+        "no kill of a host's VMs from its header"
+    );
+    key(&mut app, KeyCode::Char('G'));
+    assert_eq!(
+        list_rows(&app),
+        ["a", "far", "b"],
+        "by pool: none is on a pool"
+    );
+    key(&mut app, KeyCode::Char('G'));
+    key(&mut app, KeyCode::Char('G'));
+    assert_eq!(app.group_by, bioxen::ui::app::GroupBy::Experiment);
 }

@@ -272,6 +272,7 @@ fn app_with_size(w: u16, h: u16) -> App {
 
 fn pool_vm(name: &str, tag: Option<&str>, power: &str, ip: Option<&str>) -> bioxen::xapi::PoolVm {
     bioxen::xapi::PoolVm {
+        pool: "lab-pool".into(),
         reference: format!("OpaqueRef:{name}"),
         uuid: "0c7a0e66-8c2b-4b8f-9d0e-3f1e2a9b7c11".into(),
         name: name.into(),

@@ -66,6 +66,7 @@ pub enum Action {
     SortProgress,
     ChartShorter,
     ChartLonger,
+    GroupBy,
 }
 
 /// `(mode, action, config name, default keys, description)`.
@@ -231,6 +232,13 @@ const DEFAULTS: &[(Mode, Action, &str, &[&str], &str)] = &[
         "sort_progress",
         &["P"],
         "sort by progress",
+    ),
+    (
+        Mode::List,
+        Action::GroupBy,
+        "group_by",
+        &["G"],
+        "group the list by experiment, kind, host, pool, or not",
     ),
     (
         Mode::List,

@@ -5,11 +5,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::VmRef;
 
-/// The list's sparkline: CPU over the last two minutes, one figure per ten seconds,
-/// twelve columns wide. The newest figure is of the last ten seconds however they fall,
-/// so a loop shows within a second of starting.
+/// The list's sparkline: CPU over the last two minutes, one figure per ten seconds of
+/// the clock (:00 to :09, :10 to :19...), twelve columns wide. The newest is the ten
+/// seconds under way, so a loop shows within a second of starting, and a finished
+/// step never changes, so an idle line stays still.
 pub const SPARK_STEP_SECS: u64 = 10;
 pub const SPARK_STEPS: usize = 12;
+
+/// The height (0 to 7) a sparkline draws a CPU figure at: 0 idle, 7 a core or more.
+/// The server tells clients of a sparkline only when a height changes.
+pub fn spark_level(cpu_percent: u16) -> u8 {
+    match cpu_percent {
+        0 => 0,
+        c => (usize::from(c.min(100)) * 7).div_ceil(100).max(1) as u8,
+    }
+}
 
 /// How far back a chart looks, and at which resolution the server keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]

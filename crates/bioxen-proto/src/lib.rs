@@ -40,7 +40,7 @@ pub use frame::{
     read_frame_body, read_frame_len, read_incoming, read_message, read_message_within,
     write_message,
 };
-pub use history::{HistoryOf, SPARK_STEP_SECS, SPARK_STEPS, Series, Window};
+pub use history::{HistoryOf, SPARK_STEP_SECS, SPARK_STEPS, Series, Window, spark_level};
 pub use id::{BadName, VmId, VmRef, check_name};
 pub use message::*;
 pub use pool::{PoolStatus, PoolVm, XapiError};

@@ -17,6 +17,9 @@ pub enum PoolStatus {
 /// A VM as the list pane shows it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PoolVm {
+    /// The name of the pool (`[[xcpng]] name`) the VM is on.
+    #[serde(default)]
+    pub pool: String,
     pub reference: String,
     pub uuid: String,
     pub name: String,
@@ -44,6 +47,7 @@ impl PoolVm {
     pub fn for_display(&self) -> PoolVm {
         let clean = |s: &str| bioxen_text::sanitize::line(s);
         PoolVm {
+            pool: clean(&self.pool),
             reference: clean(&self.reference),
             uuid: clean(&self.uuid),
             name: clean(&self.name),

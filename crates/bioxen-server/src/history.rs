@@ -128,6 +128,18 @@ impl Step {
     }
 }
 
+/// Appends to a ring of at most `bound`, growing it by doubling but never past the
+/// bound: a full ring holds exactly `bound` samples, not the next power of two.
+fn push_bounded(ring: &mut VecDeque<Packed>, bound: usize, p: Packed) {
+    if ring.len() == bound {
+        ring.pop_front();
+    } else if ring.len() == ring.capacity() {
+        let grow = ring.capacity().max(64).min(bound - ring.len());
+        ring.reserve_exact(grow);
+    }
+    ring.push_back(p);
+}
+
 #[derive(Debug, Default)]
 pub struct History {
     fine: VecDeque<Packed>,
@@ -159,16 +171,10 @@ impl History {
 
     fn fill(&mut self, from: u64, to: u64, p: Packed) {
         for second in from..=to {
-            if self.fine.len() == FINE {
-                self.fine.pop_front();
-            }
-            self.fine.push_back(p);
+            push_bounded(&mut self.fine, FINE, p);
             self.step.add(p);
             if second % COARSE_STEP == COARSE_STEP - 1 {
-                if self.coarse.len() == COARSE {
-                    self.coarse.pop_front();
-                }
-                self.coarse.push_back(self.step.packed());
+                push_bounded(&mut self.coarse, COARSE, self.step.packed());
                 self.step = Step::default();
             }
             self.last = Some(second);
@@ -204,24 +210,44 @@ impl History {
         }
     }
 
-    /// CPU per [`SPARK_STEP_SECS`] over the last [`SPARK_STEPS`], in whole percents,
-    /// oldest first; steps nobody measured count as idle.
+    /// CPU per [`SPARK_STEP_SECS`] of the clock over the last [`SPARK_STEPS`], the
+    /// step under way last, in whole percents; seconds nobody measured count as idle.
     pub fn recent_cpu(&self) -> Vec<u16> {
-        let step = SPARK_STEP_SECS as usize;
-        let take = (SPARK_STEPS * step).min(self.fine.len());
-        let newest: Vec<&Packed> = self.fine.iter().rev().take(take).collect();
-        let mut out: Vec<u16> = newest
-            .chunks(step)
-            .map(|chunk| {
-                let known: Vec<f32> = chunk.iter().filter_map(|p| p.cpu_percent()).collect();
-                match known.len() {
-                    0 => 0,
-                    n => (known.iter().sum::<f32>() / n as f32).round() as u16,
-                }
+        let Some(last) = self.last else {
+            return Vec::new();
+        };
+        let newest = last / SPARK_STEP_SECS;
+        let oldest = newest.saturating_sub(SPARK_STEPS as u64 - 1);
+        let mut sums = [(0.0f32, 0u16); SPARK_STEPS];
+        let first = last + 1 - self.fine.len() as u64;
+        for (i, p) in self.fine.iter().enumerate() {
+            let step = (first + i as u64) / SPARK_STEP_SECS;
+            if step < oldest {
+                continue;
+            }
+            let at = (step - oldest) as usize;
+            if let Some(c) = p.cpu_percent() {
+                sums[at].0 += c;
+                sums[at].1 += 1;
+            }
+        }
+        // Steps before the first record are left out: a young VM's line is short.
+        let from = (first / SPARK_STEP_SECS).max(oldest) - oldest;
+        sums[from as usize..=(newest - oldest) as usize]
+            .iter()
+            .map(|&(sum, n)| match n {
+                0 => 0,
+                n => (sum / f32::from(n)).round() as u16,
             })
-            .collect();
-        out.reverse();
-        out
+            .collect()
+    }
+
+    /// The sparkline's heights: what a client would draw differently.
+    pub fn recent_levels(&self) -> Vec<u8> {
+        self.recent_cpu()
+            .into_iter()
+            .map(bioxen_proto::spark_level)
+            .collect()
     }
 }
 
@@ -246,7 +272,7 @@ mod tests {
         }
         assert_eq!(h.series(Window::TenMinutes).len(), 600);
         assert_eq!(h.series(Window::Day).len(), 8640);
-        assert!(h.bytes() <= 2 * History::MAX_BYTES, "{}", h.bytes());
+        assert!(h.bytes() <= History::MAX_BYTES + 64, "{}", h.bytes());
     }
 
     #[test]
@@ -287,12 +313,28 @@ mod tests {
             let busy = (100..140).contains(&s);
             h.record(5000 + s, cpu(if busy { 99.0 } else { 0.0 }));
         }
-        // Twelve steps of ten seconds, the newest ending at the last record (199).
+        // Twelve steps of the clock's ten seconds, the last one 5190 to 5199.
         let spark = h.recent_cpu();
         assert_eq!(spark.len(), 12);
-        assert_eq!(spark[0], 0, "{spark:?}");
-        assert!(spark[4] > 90, "{spark:?}");
+        assert_eq!(spark[0], 0, "5080: {spark:?}");
+        assert_eq!(spark[2..6], [99, 99, 99, 99], "5100 to 5139: {spark:?}");
         assert_eq!(*spark.last().unwrap(), 0);
+        // A finished step does not change: only the step under way does.
+        let levels = h.recent_levels();
+        h.record(5201, cpu(0.0));
+        assert_eq!(
+            h.recent_levels()[..11],
+            levels[1..],
+            "it moved on by one step"
+        );
+    }
+
+    #[test]
+    fn a_young_vm_has_a_short_line() {
+        let mut h = History::default();
+        h.record(1003, cpu(50.0));
+        h.record(1012, cpu(50.0));
+        assert_eq!(h.recent_cpu(), vec![50, 50]);
     }
 
     #[test]

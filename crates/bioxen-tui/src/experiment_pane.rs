@@ -1,5 +1,6 @@
-//! The terminal pane while an experiment's header is selected: what each of its VMs
-//! runs and how it is doing, so the record of what ran is one key away.
+//! The terminal pane while a group's header is selected (an experiment, a kind, a
+//! host, a pool): what each of its VMs runs and how it is doing, so the record of what
+//! ran is one key away.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -22,7 +23,7 @@ fn state(info: &VmInfo) -> String {
 
 pub fn draw(frame: &mut Frame, app: &App, name: &str, border: Style, outer: Rect) {
     let title = Span::styled(
-        format!(" experiment {name} "),
+        format!(" {} {name} ", app.group_by.label()),
         border.add_modifier(Modifier::BOLD),
     );
     let block = Block::bordered()
@@ -35,7 +36,6 @@ pub fn draw(frame: &mut Frame, app: &App, name: &str, border: Style, outer: Rect
     // Two lines a VM: how it is doing, then what it runs, which is often long.
     let mut lines = Vec::new();
     for info in members {
-        let Some(m) = &info.experiment else { continue };
         let mut head = vec![
             Span::styled(
                 format!(" {:<width$}  ", info.name),
@@ -43,14 +43,20 @@ pub fn draw(frame: &mut Frame, app: &App, name: &str, border: Style, outer: Rect
             ),
             Span::styled(state(info), Style::new().fg(state_color(&info.state))),
         ];
-        if m.restarts > 0 {
-            head.push(Span::raw(format!("  ↻{}", m.restarts)));
+        let restarts = info.experiment.as_ref().map_or(0, |m| m.restarts);
+        if restarts > 0 {
+            head.push(Span::raw(format!("  ↻{restarts}")));
         }
         lines.push(Line::from(head));
-        lines.push(Line::from(Span::styled(
-            format!("   {}", runs(&m.spec)),
-            dim,
-        )));
+        // An experiment's VM by its spec; any other by its command and where.
+        let what = match (&info.experiment, &info.remote) {
+            (Some(m), _) => runs(&m.spec),
+            (None, Some(remote)) => {
+                bioxen_text::sanitize::line(&format!("{} on {remote}", info.command))
+            }
+            (None, None) => bioxen_text::sanitize::line(&info.command),
+        };
+        lines.push(Line::from(Span::styled(format!("   {what}"), dim)));
     }
     frame.render_widget(Paragraph::new(lines).block(block), outer);
 }

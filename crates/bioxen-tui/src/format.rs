@@ -34,10 +34,11 @@ pub fn sparkline(recent: &[u16], width: usize) -> String {
     const BLOCKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     let shown = &recent[recent.len().saturating_sub(width)..];
     let mut out = " ".repeat(width - shown.len());
-    out.extend(shown.iter().map(|&c| match c {
-        0 => BLOCKS[0],
-        c => BLOCKS[(usize::from(c.min(100)) * 7).div_ceil(100).max(1)],
-    }));
+    out.extend(
+        shown
+            .iter()
+            .map(|&c| BLOCKS[usize::from(bioxen_proto::spark_level(c))]),
+    );
     out
 }
 

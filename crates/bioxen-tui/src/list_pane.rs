@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, BorderType, Cell, Row, Table, TableState};
 use ratatui::text::Line;
 use ratatui::widgets::Paragraph;
 
-use super::app::{App, Focus, Row as ListRow};
+use super::app::{App, Focus, GroupBy, Row as ListRow};
 use super::draw::state_color;
 use super::format;
 use super::history_chart;
@@ -68,8 +68,9 @@ fn name_text(row: &ListRow, app: &App) -> (String, String, usize) {
             if restarts > 0 {
                 flags.push_str(&format!(" ↻{restarts}"));
             }
-            // An experiment's VMs sit under its header.
-            let indent = if info.experiment.is_some() { "  " } else { "" };
+            // A group's VMs sit under its header.
+            let grouped = app.group_of(&ListRow::Session(info)).is_some();
+            let indent = if grouped { "  " } else { "" };
             (format!("{indent}{}", info.name), flags)
         }
         ListRow::Group(name) => {
@@ -77,10 +78,15 @@ fn name_text(row: &ListRow, app: &App) -> (String, String, usize) {
             let n = app.group_summary(name).vms;
             (format!("{fold} {name}"), format!(" ({n})"))
         }
-        ListRow::Pool(vm) => (
-            vm.bioxen_id.clone().unwrap_or_else(|| vm.name.clone()),
-            String::new(),
-        ),
+        ListRow::Pool(vm) => {
+            let indent = if app.group_of(row).is_some() {
+                "  "
+            } else {
+                ""
+            };
+            let name = vm.bioxen_id.as_deref().unwrap_or(&vm.name);
+            (format!("{indent}{name}"), String::new())
+        }
     };
     let marked = usize::from(is_marked(row, app)) * 2;
     let width = name.width() + flags.width() + marked;
@@ -345,6 +351,23 @@ fn details(app: &App) -> Vec<Line<'static>> {
                 out.push(Line::from(kv("status", status.clone())));
             }
             out
+        }
+        Some(ListRow::Group(name)) if app.group_by != GroupBy::Experiment => {
+            let s = app.group_summary(name);
+            let keys = |a| app.keymap.key_for(Mode::List, a).unwrap_or_default();
+            vec![
+                Line::from(kv(app.group_by.label(), format!("{name}, {} VMs", s.vms))),
+                Line::from(Span::styled(
+                    format!(
+                        " {} folds · {} grid · {} groups by {}",
+                        keys(Action::Attach),
+                        keys(Action::Grid),
+                        keys(Action::GroupBy),
+                        app.group_by.next().label(),
+                    ),
+                    key,
+                )),
+            ]
         }
         Some(ListRow::Group(name)) => {
             let s = app.group_summary(name);

@@ -138,6 +138,9 @@ fn pool_vms(tables: &HashMap<String, HashMap<String, Json>>) -> Vec<PoolVm> {
                 .and_then(Json::as_str)
                 .map(str::to_string);
             PoolVm {
+                // The cache follows one pool and knows it by address only: whoever
+                // named the pool names its VMs.
+                pool: String::new(),
                 reference: reference.clone(),
                 uuid: s("uuid"),
                 name: s("name_label"),

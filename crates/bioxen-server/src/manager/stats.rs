@@ -119,9 +119,9 @@ impl Session {
             busy,
         };
         let mut history = lock(&self.history);
-        let before = history.recent_cpu();
+        let before = history.recent_levels();
         history.record(now, sample);
-        history.recent_cpu() != before
+        history.recent_levels() != before
     }
 }
 

@@ -21,6 +21,15 @@ pub struct Chart {
     generation: u64,
 }
 
+/// The figures of a row the chart follows.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Figures {
+    cpu: Option<f32>,
+    memory: Option<u64>,
+    recent: Vec<u16>,
+    progress: Option<u8>,
+}
+
 /// An answer lost on the way is asked for again after this long.
 const ANSWER_PATIENCE: Duration = Duration::from_secs(5);
 
@@ -46,9 +55,32 @@ impl App {
         }
     }
 
-    /// New figures may have arrived (a list, the pool's state).
-    pub(super) fn figures_arrived(&mut self) {
-        self.chart.generation += 1;
+    /// What the selected row shows of its figures: when a list or the pool's state
+    /// changes it, the chart has news to ask for.
+    pub(super) fn shown_figures(&self) -> Option<Figures> {
+        Some(match self.current_row()? {
+            Row::Session(i) => Figures {
+                cpu: i.cpu_percent,
+                memory: i.rss_bytes,
+                recent: i.recent_cpu.clone(),
+                progress: i.progress.map(|p| p.percent),
+            },
+            Row::Pool(vm) => Figures {
+                cpu: vm.cpu_percent,
+                memory: vm.memory_used,
+                recent: vm.recent_cpu.clone(),
+                progress: None,
+            },
+            Row::Group(_) => return None,
+        })
+    }
+
+    /// Counts news for the chart when the selected row's figures changed since
+    /// `before`: other VMs' lists cost the chart nothing.
+    pub(super) fn figures_arrived(&mut self, before: Option<Figures>) {
+        if self.shown_figures() != before {
+            self.chart.generation += 1;
+        }
     }
 
     /// Asks for the chart's series when the selection or window changed, or when the

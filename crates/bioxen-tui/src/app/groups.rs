@@ -16,6 +16,96 @@ pub fn experiment_of(info: &VmInfo) -> Option<&str> {
     info.experiment.as_ref().map(|m| m.name.as_str())
 }
 
+/// What the list gathers VMs under; `G` goes through them in this order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GroupBy {
+    /// Each experiment's VMs under its header; other VMs stand alone.
+    #[default]
+    Experiment,
+    /// local, ssh, xcpng.
+    Kind,
+    /// The machine a VM runs on: this one, an SSH host, a pool's host.
+    Host,
+    /// The pool a VM is on; VMs on no pool stand alone.
+    Pool,
+    /// No headers.
+    Nothing,
+}
+
+impl GroupBy {
+    const ORDER: [GroupBy; 5] = [
+        GroupBy::Experiment,
+        GroupBy::Kind,
+        GroupBy::Host,
+        GroupBy::Pool,
+        GroupBy::Nothing,
+    ];
+
+    pub fn next(self) -> GroupBy {
+        let at = GroupBy::ORDER.iter().position(|g| *g == self).unwrap_or(0);
+        GroupBy::ORDER[(at + 1) % GroupBy::ORDER.len()]
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            GroupBy::Experiment => "experiment",
+            GroupBy::Kind => "kind",
+            GroupBy::Host => "host",
+            GroupBy::Pool => "pool",
+            GroupBy::Nothing => "nothing",
+        }
+    }
+}
+
+/// The machine a session runs on, as a group's name: `user@host:port` loses its user
+/// and port, a pool VM is on its pool's host.
+fn host_of<'a>(app: &'a App, info: &'a VmInfo) -> &'a str {
+    if let Some(vm) = app.pool_vm_of(info) {
+        return vm.host.as_deref().unwrap_or("pool");
+    }
+    match info.remote.as_deref() {
+        Some(remote) => {
+            let host = remote.rsplit_once('@').map_or(remote, |(_, h)| h);
+            host.rsplit_once(':').map_or(host, |(h, _)| h)
+        }
+        None => "this machine",
+    }
+}
+
+impl App {
+    /// The header a list row goes under in the current grouping.
+    pub fn group_of<'a>(&'a self, row: &Row<'a>) -> Option<&'a str> {
+        match (self.group_by, row) {
+            (_, Row::Group(_)) | (GroupBy::Nothing, _) => None,
+            (GroupBy::Experiment, Row::Session(info)) => experiment_of(info),
+            (GroupBy::Experiment, Row::Pool(_)) => None,
+            (GroupBy::Kind, Row::Session(info)) => Some(info.kind.as_str()),
+            (GroupBy::Kind, Row::Pool(_)) => Some(VmKind::Xcpng.as_str()),
+            (GroupBy::Host, Row::Session(info)) => Some(host_of(self, info)),
+            (GroupBy::Host, Row::Pool(vm)) => Some(vm.host.as_deref().unwrap_or("pool")),
+            (GroupBy::Pool, Row::Session(info)) => self.pool_vm_of(info).map(pool_name),
+            (GroupBy::Pool, Row::Pool(vm)) => Some(pool_name(vm)),
+        }
+    }
+
+    /// `G`: the next grouping.
+    pub(super) fn next_grouping(&mut self) {
+        self.group_by = self.group_by.next();
+        if matches!(self.current, Some(RowId::Group(_))) {
+            self.current = None;
+        }
+        self.note_groups();
+        self.refresh();
+        self.set_message(format!("grouped by {}", self.group_by.label()), Level::Info);
+        self.dirty = true;
+    }
+}
+
+/// The pool a pool VM is on, as its group's name.
+fn pool_name(vm: &PoolVm) -> &str {
+    vm.pool.as_str()
+}
+
 /// An experiment's header as the list draws it: how its VMs are doing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupSummary {
@@ -48,11 +138,11 @@ pub struct LoadForm {
 }
 
 impl App {
-    /// The listed VMs of the experiment `name`, in the server's order.
+    /// The listed sessions under the header `name`, in the server's order.
     pub fn group_members<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a VmInfo> {
         self.rows
             .iter()
-            .filter(move |r| experiment_of(r) == Some(name))
+            .filter(move |r| self.group_of(&Row::Session(r)) == Some(name))
     }
 
     pub fn group_summary(&self, name: &str) -> GroupSummary {
@@ -86,18 +176,15 @@ impl App {
     /// Folds an experiment seen for the first time when it is large; forgets the
     /// experiments no longer listed, so one started again starts as a new one does.
     pub(super) fn note_groups(&mut self) {
-        let mut sizes: HashMap<&str, usize> = HashMap::new();
+        let mut sizes: HashMap<String, usize> = HashMap::new();
         for info in &self.rows {
-            if let Some(name) = experiment_of(info) {
-                *sizes.entry(name).or_default() += 1;
+            if let Some(name) = self.group_of(&Row::Session(info)) {
+                *sizes.entry(name.to_string()).or_default() += 1;
             }
         }
-        self.folded
-            .retain(|name, _| sizes.contains_key(name.as_str()));
+        self.folded.retain(|name, _| sizes.contains_key(name));
         for (name, n) in sizes {
-            if !self.folded.contains_key(name) {
-                self.folded.insert(name.to_string(), n > FOLD_ABOVE);
-            }
+            self.folded.entry(name).or_insert(n > FOLD_ABOVE);
         }
     }
 
@@ -107,7 +194,7 @@ impl App {
             Some(RowId::Group(name)) => Some(name.clone()),
             _ => self
                 .current_info()
-                .and_then(experiment_of)
+                .and_then(|info| self.group_of(&Row::Session(info)))
                 .map(str::to_string),
         }
     }
@@ -128,7 +215,10 @@ impl App {
     /// Shows a VM the cursor is moved to from elsewhere (a tab, a name): its group
     /// unfolds.
     pub(super) fn unfold_for(&mut self, vm: VmId) {
-        if let Some(name) = self.info(vm).and_then(experiment_of).map(str::to_string)
+        if let Some(name) = self
+            .info(vm)
+            .and_then(|info| self.group_of(&Row::Session(info)))
+            .map(str::to_string)
             && let Some(folded) = self.folded.get_mut(&name)
         {
             *folded = false;
@@ -141,7 +231,16 @@ impl App {
             return false;
         };
         let vms: Vec<VmId> = self.group_members(&name).map(|i| i.vm).collect();
+        // Ending and running again are an experiment's; other headers only gather.
+        let experiment = self.group_by == GroupBy::Experiment;
         match action {
+            Some(Action::Restart | Action::Kill) if !experiment => self.set_message(
+                format!(
+                    "{name} gathers VMs by {}: select one of them, or group by experiment (G)",
+                    self.group_by.label()
+                ),
+                Level::Info,
+            ),
             Some(Action::Attach) => {
                 let folded = self.is_folded(&name);
                 self.folded.insert(name, !folded);

@@ -51,6 +51,7 @@ pub use alerts::{Marks, PROGRESS_STALE};
 pub use dialogs::{Confirm, CreateForm, Field, InstallForm, InstallProgress, KindChoice, Prompt};
 pub use found::{FoundAll, query_of};
 pub use grids::Broadcast;
+pub use groups::GroupBy;
 pub use groups::{FOLD_ABOVE, GroupSummary, LoadForm};
 pub use scrollback::Search;
 pub use selection::{Point, Selection, Shape};
@@ -148,7 +149,9 @@ impl Row<'_> {
 
     /// Whether the list filter `f` (lower case) keeps the row: by name, kind, state,
     /// or the experiment it belongs to.
-    fn matches(&self, f: &str) -> bool {
+    /// Whether the filter `f` (lower case) keeps the row: its name, kind, state, or
+    /// the header it is under.
+    fn matches(&self, f: &str, app: &App) -> bool {
         let (kind, state, experiment) = match self {
             Row::Session(i) => (i.kind, i.state.label(), groups::experiment_of(i)),
             Row::Pool(vm) => (
@@ -158,11 +161,13 @@ impl Row<'_> {
             ),
             Row::Group(name) => return name.to_lowercase().contains(f),
         };
+        let group = app.group_of(self);
         f.is_empty()
             || self.name().to_lowercase().contains(f)
             || kind.as_str().contains(f)
             || state.contains(f)
             || experiment.is_some_and(|e| e.to_lowercase().contains(f))
+            || group.is_some_and(|g| g.to_lowercase().contains(f))
     }
 }
 
@@ -316,6 +321,8 @@ pub struct App {
     drawn_uptimes: Vec<String>,
     /// The details box's chart: its window and the series the server sent.
     pub chart: chart::Chart,
+    /// What the list gathers VMs under.
+    pub group_by: GroupBy,
     /// What the changes since the last [`App::update`] call for.
     effects: Vec<Effect>,
 }
@@ -378,6 +385,7 @@ impl App {
             xcpng_defaults: None,
             drawn_uptimes: Vec::new(),
             chart: chart::Chart::default(),
+            group_by: GroupBy::default(),
             effects: Vec::new(),
         };
         app.pane_size = Areas::new(app.area, app.zoom).pane_size();
@@ -473,8 +481,9 @@ impl App {
                 }
             }
         }
+        let before = self.shown_figures();
         self.rows = rows;
-        self.figures_arrived();
+        self.figures_arrived(before);
         self.note_groups();
         if let Some(name) = &self.creating
             && let Some(vm) = self.rows.iter().find(|r| &r.name == name).map(|r| r.vm)
@@ -624,19 +633,25 @@ impl App {
     /// bioxen VMs that have no session here (detached).
     pub fn visible(&self) -> Vec<Row<'_>> {
         let f = self.filter.to_lowercase();
-        let order = self.in_order();
+        // Sessions in the list's order, then pool VMs with no session.
+        let rows: Vec<Row> = self
+            .in_order()
+            .into_iter()
+            .map(Row::Session)
+            .chain(self.detached_pool_vms().into_iter().map(Row::Pool))
+            .collect();
         let mut members: HashMap<&str, Vec<Row>> = HashMap::new();
-        for info in order.iter().copied() {
-            if let Some(name) = groups::experiment_of(info)
-                && Row::Session(info).matches(&f)
+        for row in &rows {
+            if let Some(name) = self.group_of(row)
+                && row.matches(&f, self)
             {
-                members.entry(name).or_default().push(Row::Session(info));
+                members.entry(name).or_default().push(*row);
             }
         }
         let mut out = Vec::new();
-        for info in order.iter().copied() {
-            match groups::experiment_of(info) {
-                None if Row::Session(info).matches(&f) => out.push(Row::Session(info)),
+        for row in rows.iter().copied() {
+            match self.group_of(&row) {
+                None if row.matches(&f, self) => out.push(row),
                 None => {}
                 // The group goes where its first VM would be.
                 Some(name) => {
@@ -649,8 +664,6 @@ impl App {
                 }
             }
         }
-        let detached = self.detached_pool_vms().into_iter().map(Row::Pool);
-        out.extend(detached.filter(|r| r.matches(&f)));
         out
     }
 
@@ -813,6 +826,7 @@ impl App {
             Some(Action::SortMem) => self.sort_by(SortBy::Mem),
             Some(Action::SortUptime) => self.sort_by(SortBy::Uptime),
             Some(Action::SortProgress) => self.sort_by(SortBy::Progress),
+            Some(Action::GroupBy) => self.next_grouping(),
             Some(Action::ChartShorter) => self.chart_window(false),
             Some(Action::ChartLonger) => self.chart_window(true),
             _ => {
@@ -1348,8 +1362,9 @@ impl App {
     pub fn on_pool(&mut self, view: PoolView, vms: Vec<PoolVm>) {
         let vms: Vec<PoolVm> = vms.iter().map(PoolVm::for_display).collect();
         if self.pool_vms != vms {
+            let before = self.shown_figures();
             self.pool_vms = vms;
-            self.figures_arrived();
+            self.figures_arrived(before);
             self.dirty = true;
             // Pool VMs arrive after start-up: select one if nothing is selected yet.
             if self.current.is_none() {
