@@ -165,6 +165,10 @@ pub struct RunCli {
     /// For --kind ssh: the [[ssh_hosts]] entry to run on.
     #[arg(long)]
     pub host: Option<String>,
+    /// For --kind xcpng: the pool to run on, by its [[xcpng]] name (the first one
+    /// configured by default).
+    #[arg(long)]
+    pub pool: Option<String>,
     /// For --kind xcpng: keep the pool VM instead of destroying it afterwards.
     #[arg(long)]
     pub keep: bool,

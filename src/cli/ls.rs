@@ -6,12 +6,17 @@ use crate::config::Config;
 use crate::registry;
 use crate::xapi::{XapiClient, event_cache};
 
-/// The pool's bioxen-tagged VMs as `ls` rows; a pool that cannot be reached is a
-/// warning on stderr, not a failure of `ls`.
+/// Every pool's bioxen-tagged VMs as `ls` rows, each naming its pool; a pool that
+/// cannot be reached is a warning on stderr, not a failure of `ls`.
 pub async fn pool_rows(config: &Config) -> Vec<Value> {
-    let Some(xcpng) = &config.xcpng else {
-        return Vec::new();
-    };
+    let mut rows = Vec::new();
+    for xcpng in &config.xcpng {
+        rows.extend(one_pool_rows(xcpng).await);
+    }
+    rows
+}
+
+async fn one_pool_rows(xcpng: &crate::config::XcpngConfig) -> Vec<Value> {
     let result = async {
         let client = XapiClient::from_config(xcpng)?;
         let vms = event_cache::snapshot(&client).await;
@@ -27,6 +32,7 @@ pub async fn pool_rows(config: &Config) -> Vec<Value> {
                 json!({
                     "name": vm.bioxen_id,
                     "kind": "xcpng",
+                    "pool": xcpng.name,
                     "state": vm.power_state.to_lowercase(),
                     "label": vm.name,
                     "ip": vm.ip,
@@ -39,7 +45,8 @@ pub async fn pool_rows(config: &Config) -> Vec<Value> {
             .collect(),
         Err(e) => {
             eprintln!(
-                "bioxen ls: pool {}: {}",
+                "bioxen ls: pool {} ({}): {}",
+                crate::sanitize::line(&xcpng.name),
                 crate::sanitize::line(&xcpng.url),
                 crate::sanitize::line(&e.to_string())
             );

@@ -28,6 +28,8 @@ pub struct RunArgs {
     pub timeout: Option<Duration>,
     /// For `ssh`: the `[[ssh_hosts]]` entry.
     pub host: Option<String>,
+    /// For `xcpng`: the pool, by name; the first configured when unset.
+    pub pool: Option<String>,
     /// For `xcpng`: keep the pool VM afterwards instead of destroying it.
     pub keep: bool,
     /// Accept and remember an unknown SSH host key (there is no one to ask).
@@ -37,9 +39,10 @@ pub struct RunArgs {
 }
 
 /// The options of `bioxen run` itself, which must come before Lua's.
-const OWN_OPTIONS: [&str; 6] = [
+const OWN_OPTIONS: [&str; 7] = [
     "--kind",
     "--host",
+    "--pool",
     "--keep",
     "--timeout",
     "--install",
@@ -111,6 +114,7 @@ pub async fn run(config: &Config, args: RunArgs) -> Result<i32> {
     let options = VmOptions {
         size: Size::new(50, 200),
         host: args.host.clone(),
+        pool: args.pool.clone(),
         ..VmOptions::default()
     };
     // The first of SIGINT, SIGTERM or SIGHUP: the run ends its VM before exiting, as
@@ -406,6 +410,7 @@ pub fn command(config: &Config, cli: crate::cli::args::RunCli) -> ExitCode {
         timeout,
         lua,
         host,
+        pool,
         keep,
         accept_new_host_key,
         install,
@@ -433,6 +438,7 @@ pub fn command(config: &Config, cli: crate::cli::args::RunCli) -> ExitCode {
         lua,
         timeout: timeout.map(|t| Duration::from_secs_f64(t.max(0.1))),
         host,
+        pool,
         keep,
         accept_new_host_key,
         install,

@@ -159,6 +159,7 @@ pub fn vm_info(name: &str, state: bioxen::VmState, pid: Option<u32>) -> bioxen::
         created_unix: 0,
         remote: None,
         pool_vm: None,
+        pool: None,
         busy: None,
         progress: None,
         progress_seq: 0,

@@ -181,7 +181,7 @@ async fn a_kept_pool_vm_keeps_its_name() {
     let m = manager(&dir, &sim, port, "guest-only-lua -i");
     let kept = ready_pool_vm(&m, None, VmOptions::default()).await;
     m.release(&kept).await.unwrap();
-    let pool = m.pool().unwrap();
+    let pool = m.pool(None).unwrap();
     let known = pool
         .cache
         .wait_for(WAIT, |c| {
@@ -317,4 +317,142 @@ async fn a_pool_vm_shows_the_cpu_the_pool_measures() {
         "the figures move while the VM runs: {figures:?}"
     );
     m.terminate_vm_session(&name).await.unwrap();
+}
+
+/// Two pools at once, each with its own client, login and event cache: a VM made on
+/// the second pool is made there and nowhere else, is listed under that pool, and the
+/// dashboard groups each pool's VMs under its name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pools_each_keep_their_own_vms() {
+    let dir = workdir("two-pools");
+    let (port_a, port_b) = (common::free_port(), common::free_port());
+    let lab = pool(&dir, port_a).await;
+    let cloud = pool(&dir, port_b).await;
+    let pool_toml = |name: &str, sim: &SimServer, port: u16| {
+        format!(
+            "[[xcpng]]\nname = \"{name}\"\nurl = \"{}\"\npassword = \"password\"\n\
+             [xcpng.ssh]\nport = {port}\nidentity = \"{}\"\nknown_hosts = \"{}\"\n\
+             command = \"guest-only-lua -i\"\nwait_secs = 10\n",
+            sim.url,
+            dir.join("client_key").display(),
+            dir.join("known_hosts").display()
+        )
+    };
+    let path = dir.join("bioxen.toml");
+    std::fs::write(
+        &path,
+        pool_toml("lab", &lab, port_a) + &pool_toml("cloud", &cloud, port_b),
+    )
+    .unwrap();
+    let mut mc = ManagerConfig::from_config(&Config::load(Some(&path)).unwrap()).unwrap();
+    mc.self_exe = common::bioxen_exe();
+    mc.trust = Trust {
+        prompt: None,
+        accept_new: true,
+    };
+    let m = Manager::new(mc);
+
+    let on_cloud = VmOptions {
+        pool: Some("cloud".into()),
+        ..VmOptions::default()
+    };
+    let far = ready_pool_vm(&m, Some("far"), on_cloud).await;
+    let near = ready_pool_vm(&m, Some("near"), VmOptions::default()).await;
+    let info = |name: &str| m.list().into_iter().find(|i| i.name == name).unwrap();
+    assert_eq!(info(&far).pool.as_deref(), Some("cloud"));
+    assert_eq!(
+        info(&near).pool.as_deref(),
+        Some("lab"),
+        "the first pool by default"
+    );
+    assert!(cloud.sim.guest_ssh(&far).is_some() && lab.sim.guest_ssh(&far).is_none());
+    assert!(lab.sim.guest_ssh(&near).is_some() && cloud.sim.guest_ssh(&near).is_none());
+    // Each session runs where its pool put it.
+    let r = m.execute_string(&far, "print(1 + 1)", WAIT).await.unwrap();
+    assert_eq!(r.output, "2\n");
+
+    // Each pool's cache holds its own VMs only.
+    let tagged = |name: &str| -> Vec<String> {
+        m.pool(Some(name))
+            .unwrap()
+            .cache
+            .vms()
+            .into_iter()
+            .filter_map(|vm| vm.bioxen_id)
+            .collect()
+    };
+    assert!(
+        common::eventually(WAIT, || tagged("cloud") == ["far"]
+            && tagged("lab") == ["near"])
+        .await,
+        "cloud {:?}, lab {:?}",
+        tagged("cloud"),
+        tagged("lab")
+    );
+    let err = m
+        .create_interactive_vm(
+            Some("nowhere"),
+            VmKind::Xcpng,
+            VmOptions {
+                pool: Some("moon".into()),
+                ..VmOptions::default()
+            },
+        )
+        .await;
+    let said = match err {
+        Err(e) => e.to_string(),
+        Ok(id) => m
+            .wait_ready(id, WAIT)
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default(),
+    };
+    assert!(
+        said.contains("no pool is named 'moon'") && said.contains("lab, cloud"),
+        "{said}"
+    );
+    if m.info("nowhere").is_ok() {
+        m.remove("nowhere").unwrap();
+    }
+
+    // The dashboard, grouped by pool, shows each VM under its pool.
+    let mut app = bioxen::ui::app::App::new(
+        bioxen::keymap::Keymap::default(),
+        ratatui::layout::Rect::new(0, 0, 120, 40),
+    );
+    app.set_rows(m.list());
+    for name in ["lab", "cloud"] {
+        let pool = m.pool(Some(name)).unwrap();
+        let mut vms = pool.cache.vms();
+        m.with_pool_figures(&pool, &mut vms);
+        app.on_pool(
+            name,
+            bioxen::ui::app::PoolView {
+                status: pool.cache.status(),
+                vms: vms.len(),
+            },
+            vms,
+        );
+    }
+    while app.group_by != bioxen::ui::app::GroupBy::Pool {
+        app.update(bioxen::ui::app::Msg::Terminal(
+            crossterm::event::Event::Key(crossterm::event::KeyEvent::new(
+                crossterm::event::KeyCode::Char('G'),
+                crossterm::event::KeyModifiers::NONE,
+            )),
+        ));
+    }
+    let rows: Vec<String> = app
+        .visible()
+        .iter()
+        .map(|r| match r {
+            bioxen::ui::app::Row::Group(g) => format!("[{g}]"),
+            r => r.name().to_string(),
+        })
+        .collect();
+    assert_eq!(rows, ["[cloud]", "far", "[lab]", "near"], "{rows:?}");
+    for name in [far, near] {
+        m.terminate_vm_session(&name).await.unwrap();
+    }
 }

@@ -147,7 +147,7 @@ fn create_dialog() {
         kinds: vec![
             KindChoice::Local,
             KindChoice::Ssh("lab1".into()),
-            KindChoice::Xcpng,
+            KindChoice::Xcpng("pool".into()),
         ],
         kind: 2,
         name: String::new(),
@@ -360,10 +360,13 @@ fn unknown_host_key_dialog_and_pool_kill_dialog() {
 fn the_tab_bar_scrolls_to_keep_the_focused_tab_visible() {
     let mut app = app();
     app.rows = fourteen_experiments();
-    app.pool = Some(bioxen::ui::app::PoolView {
-        status: bioxen::xapi::PoolStatus::Connected,
-        vms: 3,
-    });
+    app.pools.insert(
+        "pool".into(),
+        bioxen::ui::app::PoolView {
+            status: bioxen::xapi::PoolStatus::Connected,
+            vms: 3,
+        },
+    );
     for focused in [0usize, 7, 13] {
         let id = format!("experiment-{focused:02}");
         app.current = Some(common::row(&id));

@@ -30,7 +30,10 @@ pub struct Config {
     pub server: ServerConfig,
     pub local: LocalConfig,
     pub logs: LogsConfig,
-    pub xcpng: Option<XcpngConfig>,
+    /// The pools: one `[xcpng]` table, or several `[[xcpng]]` tables each with a
+    /// `name`.
+    #[serde(deserialize_with = "one_or_many")]
+    pub xcpng: Vec<XcpngConfig>,
     pub ssh_hosts: Vec<SshHost>,
     /// Key bindings that override the defaults, by mode: `[keys.list]`, `[keys.prefix]`.
     pub keys: KeysConfig,
@@ -55,7 +58,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             local: LocalConfig::default(),
             logs: LogsConfig::default(),
-            xcpng: None,
+            xcpng: Vec::new(),
             ssh_hosts: Vec::new(),
             keys: KeysConfig::default(),
             rocks_servers: Vec::new(),
@@ -272,6 +275,10 @@ pub struct LocalConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct XcpngConfig {
+    /// What the pool is called in the list and in `--pool`: required with several
+    /// pools; a single one is `pool` unless named.
+    #[serde(default = "default_pool_name")]
+    pub name: String,
     pub url: String,
     #[serde(default = "default_root")]
     pub username: String,
@@ -420,6 +427,46 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+fn default_pool_name() -> String {
+    DEFAULT_POOL.into()
+}
+
+/// The name of a pool configured without one.
+pub const DEFAULT_POOL: &str = "pool";
+
+/// `[xcpng]` as one pool, `[[xcpng]]` as several. The table or array is handed on as
+/// it is read, so a wrong key inside still names its own line.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<XcpngConfig>, D::Error> {
+    use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+    struct Pools;
+    impl<'de> serde::de::Visitor<'de> for Pools {
+        type Value = Vec<XcpngConfig>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an [xcpng] table, or [[xcpng]] tables")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            XcpngConfig::deserialize(MapAccessDeserializer::new(map)).map(|pool| vec![pool])
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            Vec::deserialize(SeqAccessDeserializer::new(seq))
+        }
+    }
+    d.deserialize_any(Pools)
+}
+
+impl Config {
+    /// The pool named `name`, or the first one configured when none is named.
+    pub fn pool(&self, name: Option<&str>) -> Option<&XcpngConfig> {
+        match name {
+            Some(name) => self.xcpng.iter().find(|p| p.name == name),
+            None => self.xcpng.first(),
+        }
+    }
+}
+
 fn default_root() -> String {
     "root".into()
 }
@@ -475,7 +522,7 @@ impl Config {
             source,
         })?;
         let mut config = Config::parse(&text, path)?;
-        if config.xcpng.as_ref().is_some_and(|x| x.password.is_some()) {
+        if config.xcpng.iter().any(|x| x.password.is_some()) {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(path)
                 .map(|m| m.permissions().mode())
@@ -544,7 +591,30 @@ impl Config {
                 return Err(err("port", "port 0 is not a port to connect to".into()));
             }
         }
-        if let Some(x) = &self.xcpng {
+        let mut pools = std::collections::BTreeSet::new();
+        for (i, x) in self.xcpng.iter().enumerate() {
+            let invalid_key = |path: &Path, text: &str, key: &str, message: String| {
+                invalid_key_in(path, text, key, i, message)
+            };
+            if self.xcpng.len() > 1 && !pools.insert(x.name.as_str()) {
+                return Err(invalid_key(
+                    path,
+                    text,
+                    "xcpng.name",
+                    format!(
+                        "two [[xcpng]] pools are named '{}': give each its own name",
+                        x.name
+                    ),
+                ));
+            }
+            if x.name.trim().is_empty() || x.name.chars().any(char::is_control) {
+                return Err(invalid_key(
+                    path,
+                    text,
+                    "xcpng.name",
+                    "a pool's name is what the list and --pool call it: it cannot be empty".into(),
+                ));
+            }
             let url = url::Url::parse(&x.url);
             match &url {
                 Err(e) => {
@@ -865,7 +935,7 @@ mod tests {
         assert_eq!(c.ui.prefix.get_ref(), "C-b");
         assert_eq!(c.ui.scrollback, 10_000);
         assert!(c.local.command.is_empty());
-        assert!(c.xcpng.is_none());
+        assert!(c.xcpng.is_empty());
     }
 
     #[test]
@@ -896,6 +966,41 @@ mod tests {
             e.starts_with("/etc/x/bioxen.toml:2:10: key `ui.prefix`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn one_pool_or_several_each_named() {
+        let one = Config::parse(
+            "[xcpng]\nurl = \"https://a\"\npassword_env = \"P\"\n",
+            Path::new("/etc/x/bioxen.toml"),
+        )
+        .unwrap();
+        assert_eq!(one.xcpng.len(), 1);
+        assert_eq!(one.xcpng[0].name, DEFAULT_POOL);
+        let two = Config::parse(
+            "[[xcpng]]\nname = \"lab\"\nurl = \"https://a\"\n\
+             [[xcpng]]\nname = \"cloud\"\nurl = \"https://b\"\n[xcpng.ssh]\nport = 2222\n",
+            Path::new("/etc/x/bioxen.toml"),
+        )
+        .unwrap();
+        let names: Vec<&str> = two.xcpng.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["lab", "cloud"]);
+        assert_eq!(two.pool(Some("cloud")).unwrap().ssh.port, 2222);
+        assert_eq!(
+            two.pool(None).unwrap().name,
+            "lab",
+            "the first is the default"
+        );
+    }
+
+    #[test]
+    fn two_pools_of_one_name_and_a_bad_key_in_a_pool_are_located() {
+        let e = err("[[xcpng]]\nurl = \"https://a\"\n[[xcpng]]\nurl = \"https://b\"\n");
+        assert!(e.starts_with("/etc/x/bioxen.toml:3:"), "{e}");
+        assert!(e.contains("two [[xcpng]] pools are named 'pool'"), "{e}");
+        let e = err("[[xcpng]]\nname = \"lab\"\nurl = \"https://a\"\ntemplat = \"x\"\n");
+        assert!(e.starts_with("/etc/x/bioxen.toml:4:"), "{e}");
+        assert!(e.contains("templat"), "{e}");
     }
 
     #[test]

@@ -355,7 +355,7 @@ fn check_host(
             "vm.host".into(),
             "host is for ssh VMs (kind = \"ssh\")".into(),
         )),
-        (None, VmKind::Xcpng) if config.xcpng.is_none() => Err(src.error(
+        (None, VmKind::Xcpng) if config.xcpng.is_empty() => Err(src.error(
             raw.name.span(),
             "vm.kind".into(),
             "an xcpng VM needs an [xcpng] pool in bioxen.toml".into(),

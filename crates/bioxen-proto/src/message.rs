@@ -60,6 +60,9 @@ pub struct CreateOptions {
     pub vcpus: Option<u32>,
     /// An existing pool VM to open a session on: its reference and IP.
     pub pool_vm: Option<(String, String)>,
+    /// For `xcpng`: the pool to make the VM on, by name; the first configured if none.
+    #[serde(default)]
+    pub pool: Option<String>,
 }
 
 impl CreateOptions {
@@ -78,6 +81,7 @@ impl CreateOptions {
             memory_mib: self.memory_mib,
             vcpus: self.vcpus,
             pool_vm: self.pool_vm,
+            pool: self.pool,
             cwd: None,
         })
     }
@@ -413,9 +417,11 @@ pub enum Event {
     },
 }
 
-/// The configured pool as the server follows it.
+/// A configured pool as the server follows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PoolInfo {
+    /// Its name in `bioxen.toml` (`[[xcpng]] name`).
+    pub name: String,
     pub status: PoolStatus,
     pub vms: Vec<PoolVm>,
     /// A standing warning to keep on screen (unverified TLS).

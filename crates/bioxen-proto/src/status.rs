@@ -44,6 +44,9 @@ pub struct VmInfo {
     pub remote: Option<String>,
     /// The pool VM (`OpaqueRef:…`) an `xcpng` session runs on.
     pub pool_vm: Option<String>,
+    /// The pool an `xcpng` session is on, by its name in `bioxen.toml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
     /// At its prompt or running something, when the interpreter marks its prompts
     /// (OSC 133: the embedded REPL, and `lua -i` through `_PROMPT`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -207,4 +207,6 @@ pub struct VmOptions {
     /// For `xcpng`: attach to this existing pool VM (its ref and IPv4) instead of
     /// creating one.
     pub pool_vm: Option<(String, String)>,
+    /// For `xcpng`: the pool, by its name in `bioxen.toml`; the first one if unset.
+    pub pool: Option<String>,
 }

@@ -286,10 +286,9 @@ fn create(frame: &mut Frame, app: &App, form: &CreateForm) {
             .find(|h| &h.name == host)
             .map(|h| format!("{} on {}:{}", h.command, h.host, h.port))
             .unwrap_or_default(),
-        KindChoice::Xcpng => app
+        KindChoice::Xcpng(pool) => app
             .config
-            .xcpng
-            .as_ref()
+            .pool(Some(pool))
             .map(|x| format!("{} over SSH, on {}", x.ssh.command, x.url))
             .unwrap_or_default(),
     };
@@ -305,7 +304,7 @@ fn create(frame: &mut Frame, app: &App, form: &CreateForm) {
         ),
         row(Field::Name, "Name", name),
     ];
-    if *choice == KindChoice::Xcpng {
+    if matches!(choice, KindChoice::Xcpng(_)) {
         lines.push(row(Field::Template, "Template", text(&form.template)));
         lines.push(row(
             Field::Memory,

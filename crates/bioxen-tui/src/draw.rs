@@ -227,13 +227,16 @@ const BRAND: &str = " bioxen ";
 fn tab_bar_split(app: &App, bar_width: u16) -> (Line<'static>, u16) {
     let bar = Style::new().bg(Color::Indexed(236)).fg(Color::Gray);
     let mut right = Vec::new();
-    if let Some(pool) = &app.pool {
+    // One pool is "pool"; several are each named.
+    for (name, pool) in &app.pools {
+        let label = if app.pools.len() == 1 { "pool" } else { name };
         let (text, color) = match &pool.status {
-            PoolStatus::Connecting => ("pool: connecting".to_string(), Color::Yellow),
-            PoolStatus::Connected => (format!("pool: {} VMs", pool.vms), Color::Green),
-            PoolStatus::Retrying { attempt, .. } => {
-                (format!("pool: unreachable (retry {attempt})"), Color::Red)
-            }
+            PoolStatus::Connecting => (format!("{label}: connecting"), Color::Yellow),
+            PoolStatus::Connected => (format!("{label}: {} VMs", pool.vms), Color::Green),
+            PoolStatus::Retrying { attempt, .. } => (
+                format!("{label}: unreachable (retry {attempt})"),
+                Color::Red,
+            ),
         };
         right.push(Span::styled(format!(" {text} "), bar.fg(color)));
     }

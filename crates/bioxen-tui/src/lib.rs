@@ -204,12 +204,18 @@ async fn dashboard(
                 .iter()
                 .map(|h| app::KindChoice::Ssh(h.name.clone())),
         )
-        .chain(config.xcpng.iter().map(|_| app::KindChoice::Xcpng))
+        .chain(
+            config
+                .xcpng
+                .iter()
+                .map(|x| app::KindChoice::Xcpng(x.name.clone())),
+        )
         .collect();
     app.xcpng_defaults = config
         .xcpng
-        .as_ref()
-        .map(|x| (x.template.clone(), x.memory_mib, x.vcpus));
+        .iter()
+        .map(|x| (x.name.clone(), (x.template.clone(), x.memory_mib, x.vcpus)))
+        .collect();
     if let Some(w) = config.warnings.first() {
         app.set_message(format!("warning: {w}"), app::Level::Error);
     }

@@ -208,6 +208,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             cols = with;
         }
     }
+    app.uptime_drawn.set(cols.iter().any(|c| c.0 == Col::Up));
     let others: u16 = cols
         .iter()
         .filter(|c| c.0 != Col::Name)

@@ -43,6 +43,10 @@ pub enum VmSpec {
         vcpus: Option<u32>,
         /// An existing pool VM (its ref and IPv4) instead of a new one.
         pool_vm: Option<(String, String)>,
+        /// The pool by name; the first configured when unset (and in journals
+        /// written before pools had names).
+        #[serde(default)]
+        pool: Option<String>,
     },
 }
 
@@ -72,6 +76,7 @@ impl VmSpec {
             o.memory_mib.is_some().then_some("memory_mib"),
             o.vcpus.is_some().then_some("vcpus"),
             o.pool_vm.is_some().then_some("pool_vm"),
+            o.pool.is_some().then_some("pool"),
         ];
         let refuse =
             |options: &[Option<&'static str>], owner: VmKind| match options.iter().flatten().next()
@@ -107,6 +112,7 @@ impl VmSpec {
                     memory_mib: o.memory_mib,
                     vcpus: o.vcpus,
                     pool_vm: o.pool_vm.clone(),
+                    pool: o.pool.clone(),
                 })
             }
         }

@@ -7,8 +7,8 @@ use super::*;
 pub struct ManagerConfig {
     /// Hosts `ssh` VMs connect to.
     pub ssh_hosts: Vec<bioxen_config::SshHost>,
-    /// The pool `xcpng` VMs are created on.
-    pub xcpng: Option<bioxen_config::XcpngConfig>,
+    /// The pools `xcpng` VMs are created on; the first is the default.
+    pub xcpng: Vec<bioxen_config::XcpngConfig>,
     /// Who decides about unknown SSH host keys and key passphrases.
     pub trust: bioxen_backend::vm::ssh::Trust,
     /// How long a new pool VM may take to report its IP.
@@ -108,6 +108,24 @@ impl ManagerConfig {
     /// pool and host passwords, and bioxen's own settings. Everything else a VM
     /// inherits, as a shell in a tmux pane does: PATH, HOME, LANG, LUA_PATH and the like
     /// are what a researcher's Lua expects to find.
+    /// The pool named `name` (the first when `None`), or why there is none.
+    pub fn pool(&self, name: Option<&str>) -> Result<&bioxen_config::XcpngConfig> {
+        let found = match name {
+            Some(name) => self.xcpng.iter().find(|p| p.name == name),
+            None => self.xcpng.first(),
+        };
+        found.ok_or_else(|| {
+            let names: Vec<&str> = self.xcpng.iter().map(|p| p.name.as_str()).collect();
+            Error::Manager(match name {
+                Some(name) if !names.is_empty() => format!(
+                    "no pool is named '{name}' in bioxen.toml; the pools are: {}",
+                    names.join(", ")
+                ),
+                _ => "xcpng VMs need an [xcpng] section in bioxen.toml".into(),
+            })
+        })
+    }
+
     pub fn secret_env(&self) -> Vec<String> {
         self.xcpng
             .iter()

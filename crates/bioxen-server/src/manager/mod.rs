@@ -34,7 +34,7 @@ use session::*;
 use signals::*;
 use stats::*;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -116,9 +116,10 @@ struct Inner {
     /// The number the next session gets: counts up, never reused.
     next_vm: AtomicU64,
     next_name: AtomicU64,
-    /// The pool: one client, one login and one event cache, made on first use and
-    /// shared by everything that talks to the pool (sessions, the dashboard, `ls`).
-    pool: Mutex<Option<Arc<Pool>>>,
+    /// The pools by name: each one client, one login and one event cache, made on
+    /// first use and shared by everything that talks to it (sessions, the dashboard,
+    /// `ls`).
+    pools: Mutex<BTreeMap<String, Arc<Pool>>>,
     /// Woken by any session's output: the process sampler, backed off while nothing
     /// happens, looks again soon.
     activity: Arc<Notify>,
@@ -136,8 +137,10 @@ impl Drop for PoolJob {
     }
 }
 
-/// The configured XCP-ng pool as bioxen follows it.
+/// A configured XCP-ng pool as bioxen follows it.
 pub struct Pool {
+    /// Its name in `bioxen.toml`.
+    pub name: String,
     pub client: Arc<bioxen_backend::xapi::XapiClient>,
     pub cache: bioxen_backend::xapi::EventCache,
     pub metrics: pool_metrics::PoolMetrics,
@@ -155,7 +158,7 @@ impl Manager {
                 events,
                 next_vm: AtomicU64::new(1),
                 next_name: AtomicU64::new(1),
-                pool: Mutex::new(None),
+                pools: Mutex::new(BTreeMap::new()),
                 activity: Arc::new(Notify::new()),
                 pool_jobs: watch::channel(0).0,
             }),
@@ -189,12 +192,13 @@ impl Manager {
     /// is known already (this never logs in): a VM kept on the pool keeps its name,
     /// and a new session must not take it, or two would answer to it.
     fn pool_vm_named(&self, name: &str) -> Option<String> {
-        let pool = lock(&self.inner.pool).clone()?;
-        pool.cache
-            .vms()
-            .into_iter()
-            .find(|vm| vm.bioxen_id.as_deref() == Some(name))
-            .map(|vm| vm.reference)
+        self.connected_pools().into_iter().find_map(|pool| {
+            pool.cache
+                .vms()
+                .into_iter()
+                .find(|vm| vm.bioxen_id.as_deref() == Some(name))
+                .map(|vm| vm.reference)
+        })
     }
 
     /// Creates a VM and starts its interpreter. `name` must be free; `None` picks one.

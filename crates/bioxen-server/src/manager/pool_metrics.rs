@@ -101,32 +101,31 @@ impl PoolMetrics {
 }
 
 impl Manager {
-    /// A pool VM's figures over `window`, when the pool has given any.
+    /// The pool a pool VM is on, with the VM: references are unique across pools.
+    fn find_pool_vm(&self, reference: &str) -> Option<(Arc<super::Pool>, PoolVm)> {
+        self.connected_pools().into_iter().find_map(|pool| {
+            let vm = pool
+                .cache
+                .vms()
+                .into_iter()
+                .find(|vm| vm.reference == reference)?;
+            Some((pool, vm))
+        })
+    }
+
+    /// A pool VM's figures over `window`, when its pool has given any.
     pub(super) fn pool_history(&self, reference: &str, window: Window) -> Option<Series> {
-        let pool = lock(&self.inner.pool).clone()?;
-        let uuid = pool
-            .cache
-            .vms()
-            .into_iter()
-            .find(|vm| vm.reference == reference)?
-            .uuid;
-        pool.metrics.series(&uuid, window)
+        let (pool, vm) = self.find_pool_vm(reference)?;
+        pool.metrics.series(&vm.uuid, window)
     }
 
     /// The pool's figures on the sessions that run on its VMs.
+    /// Each `xcpng` session's pool by name, and the pool's figures of its VM.
     pub(super) fn with_pool_figures_on_sessions(&self, infos: &mut [VmInfo]) {
-        if infos.iter().all(|i| i.pool_vm.is_none()) {
-            return;
-        }
-        let Some(pool) = lock(&self.inner.pool).clone() else {
-            return;
-        };
-        let vms = pool.cache.vms();
-        for info in infos {
-            let Some(vm) = info
-                .pool_vm
-                .as_ref()
-                .and_then(|r| vms.iter().find(|vm| vm.reference == *r))
+        let first = self.inner.config.xcpng.first().map(|p| p.name.clone());
+        for info in infos.iter_mut().filter(|i| i.kind == VmKind::Xcpng) {
+            info.pool = info.pool.take().or_else(|| first.clone());
+            let Some((pool, vm)) = info.pool_vm.as_deref().and_then(|r| self.find_pool_vm(r))
             else {
                 continue;
             };
@@ -138,12 +137,10 @@ impl Manager {
         }
     }
 
-    /// The pool's figures on the rows it lists.
-    pub fn with_pool_figures(&self, vms: &mut [PoolVm]) {
-        let Some(pool) = lock(&self.inner.pool).clone() else {
-            return;
-        };
+    /// The pool's name and figures on the rows it lists.
+    pub fn with_pool_figures(&self, pool: &super::Pool, vms: &mut [PoolVm]) {
         for vm in vms {
+            vm.pool = pool.name.clone();
             if let Some((f, recent)) = pool.metrics.latest(&vm.uuid) {
                 vm.cpu_percent = f.cpu_percent;
                 vm.memory_used = f.memory_used();

@@ -317,8 +317,12 @@ async fn connect_link(
     });
     session.notice(&format!("connecting to {}", target.label()), &events);
     // A freshly booted VM's sshd may need a moment after its IP appears.
-    let patience = match (&manager.inner.config.xcpng, session.kind()) {
-        (Some(x), VmKind::Xcpng) => Duration::from_secs(x.ssh.wait_secs),
+    let patience = match session.kind() {
+        VmKind::Xcpng => manager
+            .inner
+            .config
+            .pool(session.pool_name().as_deref())
+            .map_or(Duration::ZERO, |x| Duration::from_secs(x.ssh.wait_secs)),
         _ => Duration::ZERO,
     };
     let waiting = |attempt: u32, left: Duration, why: &str| {
@@ -575,12 +579,10 @@ fn current_user() -> String {
 /// given, or the session's own on restart), reached at the IPv4 its guest agent reports.
 async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshTarget, String)> {
     let config = &manager.inner.config;
-    let x = config
-        .xcpng
-        .as_ref()
-        .ok_or_else(|| Error::Manager("xcpng VMs need an [xcpng] section in bioxen.toml".into()))?;
+    let pool = session.pool_name();
+    let x = config.pool(pool.as_deref())?;
     let events = manager.inner.events.clone();
-    let client = manager.xapi().await?;
+    let client = manager.xapi(pool.as_deref()).await?;
     let existing = lock(&session.remote)
         .as_ref()
         .and_then(|r| r.pool_vm.clone());
@@ -592,6 +594,7 @@ async fn xcpng_target(manager: &Manager, session: &Arc<Session>) -> Result<(SshT
         memory_mib,
         vcpus,
         pool_vm,
+        ..
     } = &session.spec
     else {
         return Err(Error::Manager(format!(
@@ -713,7 +716,7 @@ pub(super) async fn destroy_pool_vm(manager: &Manager, session: &Session) -> Res
     else {
         return Ok(());
     };
-    let client = manager.xapi().await?;
+    let client = manager.xapi(session.pool_name().as_deref()).await?;
     let fail = |e: bioxen_backend::xapi::XapiError| {
         Error::session(session.name(), format!("destroying its pool VM: {e}"))
     };
@@ -732,22 +735,19 @@ pub(super) async fn destroy_pool_vm(manager: &Manager, session: &Session) -> Res
 }
 
 impl Manager {
-    /// The pool, connected on first use from `[xcpng]`: its client logs in once, and
-    /// its event cache follows the pool from then on.
-    pub fn pool(&self) -> Result<Arc<super::Pool>> {
-        let x = self
-            .inner
-            .config
-            .xcpng
-            .as_ref()
-            .ok_or_else(|| Error::Manager("no [xcpng] section in bioxen.toml".into()))?;
-        let mut pool = lock(&self.inner.pool);
-        if let Some(p) = pool.as_ref() {
+    /// The pool named `name` (the first configured when `None`), connected on first
+    /// use: each pool's client logs in once, and its event cache follows it from then
+    /// on.
+    pub fn pool(&self, name: Option<&str>) -> Result<Arc<super::Pool>> {
+        let x = self.inner.config.pool(name)?;
+        let mut pools = lock(&self.inner.pools);
+        if let Some(p) = pools.get(&x.name) {
             return Ok(p.clone());
         }
         let client = Arc::new(bioxen_backend::xapi::XapiClient::from_config(x)?);
         let cache = bioxen_backend::xapi::EventCache::start(client.clone());
         let p = Arc::new(super::Pool {
+            name: x.name.clone(),
             client: client.clone(),
             cache,
             metrics: Default::default(),
@@ -757,15 +757,24 @@ impl Manager {
             client,
             self.inner.events.clone(),
         ));
-        *pool = Some(p.clone());
+        pools.insert(x.name.clone(), p.clone());
         Ok(p)
     }
 
-    /// The pool's client. Connecting may run `password_command`, so it happens off the
-    /// async workers.
-    pub(crate) async fn xapi(&self) -> Result<Arc<bioxen_backend::xapi::XapiClient>> {
+    /// The pools connected so far.
+    pub(crate) fn connected_pools(&self) -> Vec<Arc<super::Pool>> {
+        lock(&self.inner.pools).values().cloned().collect()
+    }
+
+    /// The client of the pool `name`. Connecting may run `password_command`, so it
+    /// happens off the async workers.
+    pub(crate) async fn xapi(
+        &self,
+        name: Option<&str>,
+    ) -> Result<Arc<bioxen_backend::xapi::XapiClient>> {
         let manager = self.clone();
-        let pool = tokio::task::spawn_blocking(move || manager.pool())
+        let name = name.map(str::to_string);
+        let pool = tokio::task::spawn_blocking(move || manager.pool(name.as_deref()))
             .await
             .map_err(|e| Error::Manager(format!("connecting to the pool: {e}")))??;
         Ok(pool.client.clone())

@@ -171,6 +171,15 @@ impl Session {
         self.spec.kind()
     }
 
+    /// The pool an `xcpng` session was made on, when it named one; `None` is the
+    /// first configured pool (see [`ManagerConfig::pool`]).
+    pub(super) fn pool_name(&self) -> Option<String> {
+        match &self.spec {
+            VmSpec::Xcpng { pool, .. } => pool.clone(),
+            _ => None,
+        }
+    }
+
     pub(super) fn set_state(&self, events: &broadcast::Sender<Event>, state: VmState) {
         let changed = self.state.send_if_modified(|s| {
             if *s != state {
@@ -353,6 +362,7 @@ impl Session {
                 .unwrap_or(0),
             remote,
             pool_vm,
+            pool: self.pool_name(),
             busy: signals.busy.filter(|_| alive),
             progress: signals
                 .progress

@@ -7,7 +7,7 @@
 //! again each is resent a snapshot of the screen instead of the bytes it missed. Its
 //! memory is bounded by the queue; no other client and no session notices.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,8 +20,8 @@ use crate::manager::{Event as ManagerEvent, Live, Manager};
 use bioxen_backend::error::{Error, Result};
 use bioxen_backend::lock;
 use bioxen_proto::{
-    self as protocol, Call, Event, Hello, InstallOutcome, Request, Response, ServerMsg, VmId,
-    VmRef, Welcome,
+    self as protocol, Call, Event, Hello, InstallOutcome, PoolInfo, Request, Response, ServerMsg,
+    VmId, VmRef, Welcome,
 };
 
 /// Messages that may wait for a client; with output batches of at most
@@ -458,8 +458,11 @@ async fn run_pump(hub: Arc<Hub>, out: Queue, watches: Watches) {
     let manager = &hub.manager;
     let mut events = manager.subscribe();
     let mut announced = hub.subscribe();
-    let mut pool = hub.pool();
-    pool.mark_changed();
+    let mut pools = hub.pools();
+    pools.mark_changed();
+    // What each pool last told this client: a change of one pool sends that one.
+    let mut told: BTreeMap<String, PoolInfo> = BTreeMap::new();
+    let mut pool_news: std::collections::VecDeque<Event> = Default::default();
     // Output events are sent once until re-armed: re-arm every session's now.
     for vm in manager.ids() {
         manager.take_dirty(vm);
@@ -475,6 +478,12 @@ async fn run_pump(hub: Arc<Hub>, out: Queue, watches: Watches) {
     }
     let mut last_activity: HashMap<VmId, Instant> = HashMap::new();
     loop {
+        if let Some(event) = pool_news.pop_front() {
+            if send(event).await.is_err() {
+                return;
+            }
+            continue;
+        }
         let event = tokio::select! {
             event = events.recv() => match event {
                 Ok(ManagerEvent::Output(vm)) => {
@@ -517,10 +526,15 @@ async fn run_pump(hub: Arc<Hub>, out: Queue, watches: Watches) {
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => return,
             },
-            Ok(()) = pool.changed() => match pool.borrow_and_update().clone() {
-                Some(p) => Event::Pool(p),
-                None => continue,
-            },
+            Ok(()) = pools.changed() => {
+                for (name, info) in pools.borrow_and_update().iter() {
+                    if told.get(name) != Some(info) {
+                        told.insert(name.clone(), info.clone());
+                        pool_news.push_back(Event::Pool(info.clone()));
+                    }
+                }
+                continue;
+            }
         };
         if send(event).await.is_err() {
             return;

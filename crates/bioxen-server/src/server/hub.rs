@@ -24,7 +24,8 @@ pub struct Hub {
     /// asked too.
     questions: Mutex<BTreeMap<u64, OpenQuestion>>,
     next_question: AtomicU64,
-    pool: watch::Sender<Option<PoolInfo>>,
+    /// Each configured pool's state and VMs, by name.
+    pools: watch::Sender<BTreeMap<String, PoolInfo>>,
     /// Why the server stops, once it should.
     stop: watch::Sender<Option<String>>,
     /// A client left: time to check whether the server is empty.
@@ -58,7 +59,7 @@ impl Hub {
             events: broadcast::channel(64).0,
             questions: Mutex::new(BTreeMap::new()),
             next_question: AtomicU64::new(1),
-            pool: watch::channel(None).0,
+            pools: watch::channel(BTreeMap::new()).0,
             stop: watch::channel(None).0,
             left: Notify::new(),
             used: std::sync::atomic::AtomicBool::new(false),
@@ -105,8 +106,8 @@ impl Hub {
         self.events.subscribe()
     }
 
-    pub fn pool(&self) -> watch::Receiver<Option<PoolInfo>> {
-        self.pool.subscribe()
+    pub fn pools(&self) -> watch::Receiver<BTreeMap<String, PoolInfo>> {
+        self.pools.subscribe()
     }
 
     pub fn open_questions(&self) -> Vec<(u64, SshQuestion)> {
@@ -155,41 +156,50 @@ pub async fn relay_questions(hub: Arc<Hub>, mut prompts: mpsc::UnboundedReceiver
     }
 }
 
-/// Connects to the configured pool, if any, and keeps [`Hub::pool`] current with its
-/// state and VMs. The connection is made in the background: a `password_command` may
-/// take a while, and a pool that cannot be used is a message for clients, never a
+/// Connects to each configured pool and keeps [`Hub::pools`] current with their
+/// states and VMs.
+pub async fn follow_pools(hub: Arc<Hub>) {
+    for xcpng in hub.manager.config().xcpng.clone() {
+        tokio::spawn(follow_pool(hub.clone(), xcpng));
+    }
+}
+
+/// Follows one pool. The connection is made in the background: a `password_command`
+/// may take a while, and a pool that cannot be used is a message for clients, never a
 /// reason for the server to stop.
-pub async fn follow_pool(hub: Arc<Hub>) {
-    let Some(xcpng) = hub.manager.config().xcpng.clone() else {
-        return;
-    };
+async fn follow_pool(hub: Arc<Hub>, xcpng: bioxen_config::XcpngConfig) {
     let warning =
         bioxen_backend::xapi::tls::TlsMode::from_config(xcpng.tls_verify, &xcpng.tls_fingerprint)
             .ok()
             .and_then(|t| t.warning());
+    let name = xcpng.name.clone();
     let info = |status, vms, failed| PoolInfo {
+        name: name.clone(),
         status,
         vms,
         warning: warning.clone(),
         failed,
     };
-    hub.pool
-        .send_replace(Some(info(PoolStatus::Connecting, Vec::new(), None)));
+    let publish = |info: PoolInfo| {
+        hub.pools.send_modify(|pools| {
+            pools.insert(info.name.clone(), info);
+        })
+    };
+    publish(info(PoolStatus::Connecting, Vec::new(), None));
     let manager = hub.manager.clone();
-    let pool = tokio::task::spawn_blocking(move || manager.pool())
+    let pool = tokio::task::spawn_blocking(move || manager.pool(Some(&xcpng.name)))
         .await
         .map_err(|e| e.to_string())
         .and_then(|r| r.map_err(|e| e.to_string()));
     let pool = match pool {
         Ok(p) => p,
         Err(e) => {
-            tracing::warn!("pool: {e}");
+            tracing::warn!("pool {name}: {e}");
             let status = PoolStatus::Retrying {
                 error: e.clone(),
                 attempt: 0,
             };
-            hub.pool
-                .send_replace(Some(info(status, Vec::new(), Some(format!("pool: {e}")))));
+            publish(info(status, Vec::new(), Some(format!("pool {name}: {e}"))));
             return;
         }
     };
@@ -197,9 +207,8 @@ pub async fn follow_pool(hub: Arc<Hub>) {
     let mut figures = pool.metrics.subscribe();
     loop {
         let mut vms: Vec<PoolVm> = pool.cache.vms().iter().map(PoolVm::for_display).collect();
-        hub.manager.with_pool_figures(&mut vms);
-        hub.pool
-            .send_replace(Some(info(pool.cache.status(), vms, None)));
+        hub.manager.with_pool_figures(&pool, &mut vms);
+        publish(info(pool.cache.status(), vms, None));
         tokio::select! {
             changed = changes.changed() => if changed.is_err() { return },
             changed = figures.changed() => if changed.is_err() { return },

@@ -140,7 +140,7 @@ pub async fn serve(mut config: ManagerConfig, options: ServerOptions, socket: &P
         socket.to_path_buf(),
     ));
     tokio::spawn(hub::relay_questions(hub.clone(), prompts));
-    tokio::spawn(hub::follow_pool(hub.clone()));
+    tokio::spawn(hub::follow_pools(hub.clone()));
     tokio::spawn(hub::exit_when_empty(hub.clone()));
     if let Some(journal) = &journal {
         tokio::spawn(keeper::keep(hub.manager.clone(), journal.clone()));

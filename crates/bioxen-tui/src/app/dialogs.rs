@@ -30,7 +30,8 @@ pub enum KindChoice {
     Local,
     /// An `[[ssh_hosts]]` entry, by name.
     Ssh(String),
-    Xcpng,
+    /// A new VM on a pool, by the pool's name.
+    Xcpng(String),
 }
 
 impl KindChoice {
@@ -38,7 +39,7 @@ impl KindChoice {
         match self {
             KindChoice::Local => "local".into(),
             KindChoice::Ssh(name) => format!("ssh: {name}"),
-            KindChoice::Xcpng => "xcpng (new pool VM)".into(),
+            KindChoice::Xcpng(pool) => format!("xcpng on {pool} (new pool VM)"),
         }
     }
 }
@@ -74,7 +75,7 @@ impl CreateForm {
     /// The fields shown for the chosen kind.
     pub fn fields(&self) -> Vec<Field> {
         match self.choice() {
-            KindChoice::Xcpng => vec![
+            KindChoice::Xcpng(_) => vec![
                 Field::Kind,
                 Field::Name,
                 Field::Template,
@@ -203,6 +204,14 @@ impl App {
                         } else {
                             (form.kind + 1) % n
                         };
+                        // Each pool has its own template and sizes.
+                        if let KindChoice::Xcpng(pool) = form.choice()
+                            && let Some((template, memory, vcpus)) = self.xcpng_defaults.get(pool)
+                        {
+                            form.template = template.clone();
+                            form.memory = memory.to_string();
+                            form.vcpus = vcpus.to_string();
+                        }
                     }
                     _ => {
                         let field = form.field;
@@ -307,7 +316,11 @@ impl App {
     }
 
     pub(super) fn open_create(&mut self) {
-        let (template, memory, vcpus) = self.xcpng_defaults.clone().unwrap_or_default();
+        let first_pool = self.kinds.iter().find_map(|k| match k {
+            KindChoice::Xcpng(pool) => self.xcpng_defaults.get(pool),
+            _ => None,
+        });
+        let (template, memory, vcpus) = first_pool.cloned().unwrap_or_default();
         self.overlay = Some(Overlay::Create(CreateForm {
             kinds: self.kinds.clone(),
             kind: 0,
@@ -346,7 +359,8 @@ impl App {
                 options.host = Some(host.clone());
                 VmKind::Ssh
             }
-            KindChoice::Xcpng => {
+            KindChoice::Xcpng(pool) => {
+                options.pool = Some(pool.clone());
                 options.template = Some(form.template.clone()).filter(|t| !t.is_empty());
                 options.memory_mib = form.memory.parse().ok().filter(|m| *m > 0);
                 options.vcpus = form.vcpus.parse().ok().filter(|v| *v > 0);

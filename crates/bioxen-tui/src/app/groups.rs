@@ -83,7 +83,11 @@ impl App {
             (GroupBy::Kind, Row::Pool(_)) => Some(VmKind::Xcpng.as_str()),
             (GroupBy::Host, Row::Session(info)) => Some(host_of(self, info)),
             (GroupBy::Host, Row::Pool(vm)) => Some(vm.host.as_deref().unwrap_or("pool")),
-            (GroupBy::Pool, Row::Session(info)) => self.pool_vm_of(info).map(pool_name),
+            // Named by the server, so a VM still being made is under its pool too.
+            (GroupBy::Pool, Row::Session(info)) => info
+                .pool
+                .as_deref()
+                .or_else(|| self.pool_vm_of(info).map(pool_name)),
             (GroupBy::Pool, Row::Pool(vm)) => Some(pool_name(vm)),
         }
     }

@@ -306,7 +306,7 @@ pub struct App {
     /// is restored.
     pub(crate) exit_error: Option<String>,
     /// The pool's state for the tab bar, when `[xcpng]` is configured.
-    pub pool: Option<PoolView>,
+    pub pools: std::collections::BTreeMap<String, PoolView>,
     /// A warning that stays on screen while it holds (unverified TLS).
     pub(crate) warning: Option<String>,
     /// The pool's VMs, from the event cache.
@@ -316,9 +316,12 @@ pub struct App {
     /// Kinds the create dialog offers.
     pub(crate) kinds: Vec<KindChoice>,
     /// Defaults for new `xcpng` VMs: template, memory MiB, vCPUs.
-    pub(crate) xcpng_defaults: Option<(String, u64, u32)>,
+    pub(crate) xcpng_defaults: HashMap<String, (String, u64, u32)>,
     /// Labels of the uptime column as last drawn, to redraw only when one changes.
     drawn_uptimes: Vec<String>,
+    /// Whether the last frame had room for the uptime column: when the list gave it up
+    /// (to the sparkline, on a narrow list), its labels wake nobody.
+    pub(crate) uptime_drawn: std::cell::Cell<bool>,
     /// The details box's chart: its window and the series the server sent.
     pub chart: chart::Chart,
     /// What the list gathers VMs under.
@@ -377,12 +380,13 @@ impl App {
             vms_end_on_quit: false,
             read_only: false,
             exit_error: None,
-            pool: None,
+            pools: Default::default(),
             warning: None,
             pool_vms: Vec::new(),
             prompts: std::collections::VecDeque::new(),
             kinds: vec![KindChoice::Local],
-            xcpng_defaults: None,
+            xcpng_defaults: HashMap::new(),
+            uptime_drawn: std::cell::Cell::new(true),
             drawn_uptimes: Vec::new(),
             chart: chart::Chart::default(),
             group_by: GroupBy::default(),
@@ -1159,14 +1163,18 @@ impl App {
             Event::Pool(info) => {
                 self.warning = info.warning.clone();
                 if let Some(failed) = info.failed {
-                    self.pool = None;
+                    self.pools.remove(&info.name);
                     self.set_message(failed, Level::Error);
                 } else {
                     let view = PoolView {
                         status: info.status,
                         vms: info.vms.len(),
                     };
-                    self.on_pool(view, info.vms);
+                    let mut vms = info.vms;
+                    for vm in &mut vms {
+                        vm.pool = info.name.clone();
+                    }
+                    self.on_pool(&info.name, view, vms);
                 }
                 self.dirty = true;
             }
@@ -1307,7 +1315,7 @@ impl App {
             .filter(|at| *at > self.now)
             .min();
         let stale = stale.into_iter().chain(self.message_until).min();
-        if self.zoom || self.grid.is_some() {
+        if self.zoom || self.grid.is_some() || !self.uptime_drawn.get() {
             return stale;
         }
         let (base, received) = (&self.received.0, self.received.1);
@@ -1358,12 +1366,18 @@ impl App {
         self.report_progress();
     }
 
-    /// The pool's cache changed: redraw only if what the tab bar shows changed.
-    pub fn on_pool(&mut self, view: PoolView, vms: Vec<PoolVm>) {
-        let vms: Vec<PoolVm> = vms.iter().map(PoolVm::for_display).collect();
-        if self.pool_vms != vms {
+    /// A pool's cache changed: redraw only if what the list or tab bar shows changed.
+    pub fn on_pool(&mut self, name: &str, view: PoolView, vms: Vec<PoolVm>) {
+        let mut all: Vec<PoolVm> = self
+            .pool_vms
+            .iter()
+            .filter(|vm| vm.pool != name)
+            .cloned()
+            .collect();
+        all.extend(vms.iter().map(PoolVm::for_display));
+        if self.pool_vms != all {
             let before = self.shown_figures();
-            self.pool_vms = vms;
+            self.pool_vms = all;
             self.figures_arrived(before);
             self.dirty = true;
             // Pool VMs arrive after start-up: select one if nothing is selected yet.
@@ -1371,11 +1385,11 @@ impl App {
                 self.current = self.visible().first().map(Row::id);
             }
         }
-        if self.pool.as_ref() != Some(&view) {
+        if self.pools.get(name) != Some(&view) {
             if let PoolStatus::Retrying { error, .. } = &view.status {
-                self.set_message(format!("pool: {error} (retrying)"), Level::Error);
+                self.set_message(format!("pool {name}: {error} (retrying)"), Level::Error);
             }
-            self.pool = Some(view);
+            self.pools.insert(name.to_string(), view);
             self.dirty = true;
         }
     }
