@@ -48,11 +48,26 @@ fn cpu_top(series: &Series) -> f64 {
     (f64::from(peak) / 100.0 - 0.05).ceil().max(1.0) * 100.0
 }
 
-fn minutes(secs: u64) -> String {
+fn ago(secs: u64) -> String {
     match secs {
-        s if s >= 3600 => format!("-{}h", s / 3600),
-        s => format!("-{}m", s / 60),
+        s if s >= 3600 && s % 3600 == 0 => format!("-{}h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("-{}m", s / 60),
+        s if s >= 60 => format!("-{}m{}s", s / 60, s % 60),
+        s => format!("-{s}s"),
     }
+}
+
+/// The time the chart spans: the window, or for a VM younger than it the shortest of
+/// a few round spans that holds its whole life, so a minute-old VM is not a sliver at
+/// the right edge of ten minutes.
+fn span(window: Window, series: &Series) -> u64 {
+    const SPANS: [u64; 9] = [60, 120, 300, 600, 1800, 3600, 7200, 21_600, 43_200];
+    let lived = series.len() as u64 * series.step_secs;
+    SPANS
+        .into_iter()
+        .find(|s| *s >= lived)
+        .unwrap_or(u64::MAX)
+        .min(window.secs())
 }
 
 pub fn draw(frame: &mut Frame, area: Rect, window: Window, series: &Series) {
@@ -117,14 +132,14 @@ pub fn draw(frame: &mut Frame, area: Rect, window: Window, series: &Series) {
     if !progress.is_empty() {
         sets.push(line("progress", PROGRESS, &progress));
     }
-    let span = window.secs();
+    let span = span(window, series);
     let dim = Style::new().fg(Color::DarkGray);
     let chart = Chart::new(sets)
         .x_axis(
             Axis::default()
                 .style(dim)
                 .bounds([-(span as f64), 0.0])
-                .labels([minutes(span), minutes(span / 2), "now".into()]),
+                .labels([ago(span), ago(span / 2), "now".into()]),
         )
         .y_axis(
             Axis::default()
@@ -154,6 +169,22 @@ mod tests {
         assert_eq!(cpu_top(&series(3.0)), 100.0);
         assert_eq!(cpu_top(&series(100.4)), 100.0);
         assert_eq!(cpu_top(&series(250.0)), 300.0);
+    }
+
+    #[test]
+    fn a_young_vm_fills_a_short_span_and_an_old_one_the_window() {
+        let series = |n: usize, step| Series {
+            step_secs: step,
+            cpu_percent: vec![Some(1.0); n],
+            ..Series::default()
+        };
+        assert_eq!(span(Window::TenMinutes, &series(45, 1)), 60);
+        assert_eq!(span(Window::TenMinutes, &series(200, 1)), 300);
+        assert_eq!(span(Window::TenMinutes, &series(600, 1)), 600);
+        assert_eq!(span(Window::Day, &series(30, 10)), 300);
+        assert_eq!(span(Window::Day, &series(8640, 10)), 86_400);
+        assert_eq!(ago(90), "-1m30s");
+        assert_eq!(ago(30), "-30s");
     }
 
     #[test]
