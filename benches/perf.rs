@@ -1428,6 +1428,35 @@ fn experiment(rows: &mut Vec<Row>) {
 /// Seconds for tmux to open `n` windows of `lua5.4 -i script` and show each prompt.
 /// Searching every VM (`C-b /`): 10 VMs of 10,000 lines each, one line matching.
 /// tmux cannot search across panes; the peer is grep over the same text in 10 files.
+/// Cold start: `bioxen --version` against `tmux -V`, each run 60 times in turns, as a
+/// shell runs them; the median of each, and how many symbols the binary exports for
+/// the dynamic linker to place (`nm -D`).
+fn startup(rows: &mut Vec<Row>) {
+    let time = |cmd: &mut Command| {
+        let start = Instant::now();
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        start.elapsed().as_secs_f64()
+    };
+    let (mut ours, mut peer) = (Vec::new(), Vec::new());
+    for _ in 0..60 {
+        ours.push(time(Command::new(BIOXEN).arg("--version")));
+        peer.push(time(Command::new("tmux").arg("-V")));
+    }
+    let exported = Command::new("nm")
+        .args(["-D", "--defined-only", BIOXEN])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().count())
+        .unwrap_or(0);
+    rows.push(row(
+        "cold start: `bioxen --version`, median of 60",
+        median(ours) * 1e3,
+        median(peer) * 1e3,
+        "ms",
+        &format!("peer: `tmux -V`; the binary exports {exported} dynamic symbols"),
+    ));
+}
+
 /// VMs the history section keeps rings for.
 const HISTORY_VMS: usize = 100;
 
@@ -1648,7 +1677,7 @@ fn main() {
     require("lua5.4", "lua5.4");
     assert!(Path::new(BIOXEN).exists());
     let mut rows = Vec::new();
-    let sections: [(&str, Section); 14] = [
+    let sections: [(&str, Section); 15] = [
         ("flood", floods),
         ("logs", flood_logs),
         ("luaflood", flood_vs_lua),
@@ -1663,6 +1692,7 @@ fn main() {
         ("experiment", experiment),
         ("search", search),
         ("history", history),
+        ("startup", startup),
     ];
     for (name, f) in sections {
         if want(name) {

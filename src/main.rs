@@ -17,6 +17,13 @@ fn main() -> ExitCode {
         let code = bioxen::repl::main(argv[2..].to_vec());
         return ExitCode::from(code.clamp(0, 255) as u8);
     }
+    // Asked by scripts and package checks, often: answered before clap builds the
+    // whole command tree, which is most of the time a bare start takes. The same
+    // words clap's own `--version` prints.
+    if argv.len() == 2 && matches!(argv[1].as_str(), "--version" | "-V") {
+        println!("bioxen {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
     let cli = Cli::parse();
     if let Some(code) = describe_bioxen(&cli.command) {
         return code;
