@@ -249,6 +249,21 @@ impl History {
             .map(bioxen_proto::spark_level)
             .collect()
     }
+
+    /// The sparkline's shape worth waking clients for: heights of two and up (15% of a
+    /// core and more), from the first such step on. The lowest heights (an interpreter
+    /// starting, a prompt redrawn) travel with the next list sent for another reason,
+    /// so twenty idle VMs do not keep the dashboard awake while their start-up blips
+    /// leave the line.
+    pub fn recent_shape(&self) -> Vec<u8> {
+        let shape: Vec<u8> = self
+            .recent_levels()
+            .into_iter()
+            .map(|l| if l >= 2 { l } else { 0 })
+            .collect();
+        let first = shape.iter().position(|l| *l > 0).unwrap_or(shape.len());
+        shape[first..].to_vec()
+    }
 }
 
 #[cfg(test)]
@@ -327,6 +342,29 @@ mod tests {
             levels[1..],
             "it moved on by one step"
         );
+    }
+
+    #[test]
+    fn a_blip_leaving_the_line_is_not_news_and_a_loop_ending_is() {
+        let mut h = History::default();
+        h.record(2000, cpu(9.0));
+        for s in 2001..2010 {
+            h.record(s, cpu(0.0));
+        }
+        let before = h.recent_shape();
+        h.record(2200, cpu(0.0));
+        assert_eq!(
+            before,
+            h.recent_shape(),
+            "a start-up blip of 1% leaves quietly"
+        );
+        for s in 2201..2215 {
+            h.record(s, cpu(99.0));
+        }
+        let busy = h.recent_shape();
+        assert!(!busy.is_empty());
+        h.record(2235, cpu(0.0));
+        assert_ne!(busy, h.recent_shape(), "the loop's end is news");
     }
 
     #[test]

@@ -120,7 +120,7 @@ pub fn draw(frame: &mut Frame, area: Rect, window: Window, series: &Series) {
     let line = |name: &'static str, color, data| {
         Dataset::default()
             .name(name)
-            .marker(Marker::Braille)
+            .marker(Marker::HalfBlock)
             .graph_type(GraphType::Line)
             .style(Style::new().fg(color))
             .data(data)

@@ -324,16 +324,18 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
 fn details(app: &App) -> Vec<Line<'static>> {
     let key = Style::new().fg(Color::DarkGray);
     let kv = |k: &str, v: String| vec![Span::styled(format!(" {k} "), key), Span::raw(v)];
-    let pool_line = |vm: &PoolVm| {
-        let mut spans = kv("power", vm.power_state.clone());
-        spans.extend(kv("ip", vm.ip.clone().unwrap_or_else(|| "-".into())));
-        spans.extend(kv("host", vm.host.clone().unwrap_or_else(|| "-".into())));
-        spans.extend(kv(
+    // Where it is, then what it is: two lines, so a narrow list cuts neither.
+    let pool_lines = |vm: &PoolVm| {
+        let mut place = kv("pool", vm.pool.clone());
+        place.extend(kv("host", vm.host.clone().unwrap_or_else(|| "-".into())));
+        place.extend(kv("ip", vm.ip.clone().unwrap_or_else(|| "-".into())));
+        let mut state = kv("power", vm.power_state.clone());
+        state.extend(kv(
             "mem",
             bioxen_text::figures::bytes(vm.memory_bytes.max(0) as u64),
         ));
-        spans.extend(kv("vCPUs", vm.vcpus.to_string()));
-        Line::from(spans)
+        state.extend(kv("vCPUs", vm.vcpus.to_string()));
+        [Line::from(place), Line::from(state)]
     };
     match app.current_row() {
         Some(ListRow::Session(info)) => {
@@ -346,7 +348,7 @@ fn details(app: &App) -> Vec<Line<'static>> {
                 None => {}
             }
             if let Some(vm) = app.pool_vm_of(info) {
-                out.push(pool_line(vm));
+                out.extend(pool_lines(vm));
             }
             if let Some(status) = &info.status {
                 out.push(Line::from(kv("status", status.clone())));
@@ -391,13 +393,14 @@ fn details(app: &App) -> Vec<Line<'static>> {
                 )),
             ]
         }
-        Some(ListRow::Pool(vm)) => vec![
-            Line::from(kv(
+        Some(ListRow::Pool(vm)) => {
+            let mut out = vec![Line::from(kv(
                 "pool VM",
                 format!("{} (no session: Enter opens one)", vm.name),
-            )),
-            pool_line(vm),
-        ],
+            ))];
+            out.extend(pool_lines(vm));
+            out
+        }
         None => Vec::new(),
     }
 }

@@ -98,8 +98,9 @@ pub(super) fn display_differs(a: Option<ProcStats>, b: Option<ProcStats>) -> boo
 
 impl Session {
     /// Adds what the sampler saw to the session's history; true when the list's
-    /// sparkline changed with it, so clients hear of it even when the figures did
-    /// not (a loop that ended still has to leave the line).
+    /// sparkline changed its shape with it (see
+    /// [`crate::history::History::recent_shape`]), so clients
+    /// hear of it even when the figures did not: a loop that ended leaves the line.
     fn record_history(&self, now: u64, stats: Option<ProcStats>) -> bool {
         let (busy, progress) = {
             let sig = lock(&self.signals);
@@ -119,9 +120,9 @@ impl Session {
             busy,
         };
         let mut history = lock(&self.history);
-        let before = history.recent_levels();
+        let before = history.recent_shape();
         history.record(now, sample);
-        history.recent_levels() != before
+        history.recent_shape() != before
     }
 }
 
