@@ -64,14 +64,31 @@ async fn pool_with_path(dir: &Path, port: u16, path: Option<String>) -> SimServe
         .unwrap()
 }
 
-fn manager(dir: &Path, sim: &SimServer, port: u16, command: &str) -> Manager {
-    let text = format!(
-        "[xcpng]\nurl = \"{}\"\npassword = \"password\"\n\
+/// A pool's table for bioxen.toml: `header` is `[xcpng]` or `[[xcpng]]`, with `extra`
+/// lines (a name) after it; its guests are reached with the workdir's key.
+fn pool_toml(
+    header: &str,
+    extra: &str,
+    dir: &Path,
+    sim: &SimServer,
+    port: u16,
+    command: &str,
+) -> String {
+    format!(
+        "{header}\n{extra}url = \"{}\"\npassword = \"password\"\n\
          [xcpng.ssh]\nport = {port}\nidentity = \"{}\"\nknown_hosts = \"{}\"\ncommand = \"{command}\"\nwait_secs = 10\n",
         sim.url,
         dir.join("client_key").display(),
         dir.join("known_hosts").display()
-    );
+    )
+}
+
+fn manager(dir: &Path, sim: &SimServer, port: u16, command: &str) -> Manager {
+    manager_of(dir, &pool_toml("[xcpng]", "", dir, sim, port, command))
+}
+
+/// A manager with `text` as its bioxen.toml, which learns new guests' host keys.
+fn manager_of(dir: &Path, text: &str) -> Manager {
     let path = dir.join("bioxen.toml");
     std::fs::write(&path, text).unwrap();
     let config = Config::load(Some(&path)).unwrap();
@@ -328,29 +345,14 @@ async fn two_pools_each_keep_their_own_vms() {
     let (port_a, port_b) = (common::free_port(), common::free_port());
     let lab = pool(&dir, port_a).await;
     let cloud = pool(&dir, port_b).await;
-    let pool_toml = |name: &str, sim: &SimServer, port: u16| {
-        format!(
-            "[[xcpng]]\nname = \"{name}\"\nurl = \"{}\"\npassword = \"password\"\n\
-             [xcpng.ssh]\nport = {port}\nidentity = \"{}\"\nknown_hosts = \"{}\"\n\
-             command = \"guest-only-lua -i\"\nwait_secs = 10\n",
-            sim.url,
-            dir.join("client_key").display(),
-            dir.join("known_hosts").display()
-        )
+    let named = |name: &str, sim: &SimServer, port: u16| {
+        let extra = format!("name = \"{name}\"\n");
+        pool_toml("[[xcpng]]", &extra, &dir, sim, port, "guest-only-lua -i")
     };
-    let path = dir.join("bioxen.toml");
-    std::fs::write(
-        &path,
-        pool_toml("lab", &lab, port_a) + &pool_toml("cloud", &cloud, port_b),
-    )
-    .unwrap();
-    let mut mc = ManagerConfig::from_config(&Config::load(Some(&path)).unwrap()).unwrap();
-    mc.self_exe = common::bioxen_exe();
-    mc.trust = Trust {
-        prompt: None,
-        accept_new: true,
-    };
-    let m = Manager::new(mc);
+    let m = manager_of(
+        &dir,
+        &(named("lab", &lab, port_a) + &named("cloud", &cloud, port_b)),
+    );
 
     let on_cloud = VmOptions {
         pool: Some("cloud".into()),
