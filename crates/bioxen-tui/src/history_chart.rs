@@ -3,7 +3,7 @@
 //!
 //! One vertical scale serves all three: CPU in percent of one core (the scale grows
 //! in whole cores past 100), progress in percent, and memory as a share of its peak
-//! in the window, which the legend names. A researcher reads shapes here (climbing,
+//! in the window (its peak drawn at 85% of the height), which the legend names. A researcher reads shapes here (climbing,
 //! flat, a step down); the exact figures are in the table above.
 
 use ratatui::Frame;
@@ -21,6 +21,8 @@ pub const HEIGHT: u16 = 8;
 const CPU: Color = Color::Cyan;
 const MEM: Color = Color::Magenta;
 const PROGRESS: Color = Color::Green;
+/// Where memory's peak is drawn, as a share of the chart's height.
+const MEM_TOP: f64 = 0.85;
 
 /// Points of one series: seconds before the end, and the value on the chart's scale.
 fn points<T: Copy>(
@@ -83,9 +85,11 @@ pub fn draw(frame: &mut Frame, area: Rect, window: Window, series: &Series) {
         .max()
         .unwrap_or(0);
     let cpu = points(series, &series.cpu_percent, |c| f64::from(c).min(top));
+    // Memory's peak sits a little under the top, so a VM at a full core and steady
+    // memory shows two lines, not one.
     let mem = points(series, &series.rss_bytes, |b| match peak_mem {
         0 => 0.0,
-        peak => b as f64 / peak as f64 * top,
+        peak => b as f64 / peak as f64 * top * MEM_TOP,
     });
     let progress = points(series, &series.progress, |p| f64::from(p) / 100.0 * top);
     let last = |v: &[Option<f32>]| v.iter().rev().flatten().next().copied();
@@ -125,13 +129,15 @@ pub fn draw(frame: &mut Frame, area: Rect, window: Window, series: &Series) {
             .style(Style::new().fg(color))
             .data(data)
     };
-    let mut sets = vec![line("CPU", CPU, &cpu)];
+    // Drawn in this order, so CPU, what the chart is mostly read for, is on top.
+    let mut sets = Vec::new();
     if !mem.is_empty() && peak_mem > 0 {
         sets.push(line("MEM", MEM, &mem));
     }
     if !progress.is_empty() {
         sets.push(line("progress", PROGRESS, &progress));
     }
+    sets.push(line("CPU", CPU, &cpu));
     let span = span(window, series);
     let dim = Style::new().fg(Color::DarkGray);
     let chart = Chart::new(sets)
