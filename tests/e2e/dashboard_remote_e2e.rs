@@ -94,7 +94,7 @@ fn xcpng_vm_through_the_dashboard() {
     t.keys(&["c"]);
     t.wait_text("Create a VM");
     t.keys(&["Right"]);
-    let s = t.wait_text("xcpng (new pool VM)");
+    let s = t.wait_text("xcpng on pool (new pool VM)");
     assert!(
         s.contains("lua-bio-template") && s.contains("512 MiB"),
         "{s}"
@@ -204,7 +204,7 @@ fn keeping_the_vm_of_a_failed_session_leaves_it_detached() {
     t.keys(&["c"]);
     t.wait_text("Create a VM");
     t.keys(&["Right"]);
-    t.wait_text("xcpng (new pool VM)");
+    t.wait_text("xcpng on pool (new pool VM)");
     t.keys(&["Enter"]);
     t.wait_text("Unknown host key");
     t.keys(&["n"]);

@@ -110,11 +110,23 @@ pub fn draw(frame: &mut Frame, area: Rect, window: Window, series: &Series) {
     if !progress.is_empty() {
         legend.push(Span::styled(" progress", Style::new().fg(PROGRESS)));
     }
-    // The keys that change the window, where they fit: the axis names the window.
+    // The keys that change the window and the windows, the one shown brighter, where
+    // they fit.
     let used: usize = legend.iter().map(Span::width).sum();
-    let hint = "  [ ] 10 min · 1 h · 24 h";
-    if used + hint.chars().count() <= usize::from(area.width) {
-        legend.push(Span::styled(hint, Style::new().fg(Color::DarkGray)));
+    let dim = Style::new().fg(Color::DarkGray);
+    let mut hint = vec![Span::styled("  [ ]", dim)];
+    for (i, w) in Window::ALL.into_iter().enumerate() {
+        let sep = if i == 0 { " " } else { " · " };
+        hint.push(Span::styled(sep, dim));
+        let style = if w == window {
+            Style::new().fg(Color::White)
+        } else {
+            dim
+        };
+        hint.push(Span::styled(w.label(), style));
+    }
+    if used + hint.iter().map(Span::width).sum::<usize>() <= usize::from(area.width) {
+        legend.extend(hint);
     }
     frame.render_widget(
         Paragraph::new(Line::from(legend)),
@@ -139,7 +151,6 @@ pub fn draw(frame: &mut Frame, area: Rect, window: Window, series: &Series) {
     }
     sets.push(line("CPU", CPU, &cpu));
     let span = span(window, series);
-    let dim = Style::new().fg(Color::DarkGray);
     let chart = Chart::new(sets)
         .x_axis(
             Axis::default()
