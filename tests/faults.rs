@@ -223,9 +223,19 @@ async fn the_pool_going_away_and_coming_back_is_followed() {
     // It comes back (its toolstack restarted: sessions are gone) with a change made meanwhile.
     sim.expire_sessions();
     sim.add_bulk_vms(3);
-    let _back = bioxen::sim::SimServer::start_with(sim.clone(), addr, false)
-        .await
-        .unwrap();
+    // The old listener goes with its aborted task, which the runtime drops when it
+    // gets to it: the port is taken again once it is free.
+    let deadline = std::time::Instant::now() + WAIT;
+    let _back = loop {
+        match bioxen::sim::SimServer::start_with(sim.clone(), addr, false).await {
+            Ok(server) => break server,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                assert!(std::time::Instant::now() < deadline, "{addr} stays taken");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
     assert!(
         cache
             .wait_for(Duration::from_secs(60), |c| c.status()

@@ -1009,10 +1009,11 @@ fn printing_into_a_closed_pipe_ends_quietly() {
         &["keys"],
     ] {
         let mut fds = [0; 2];
-        // SAFETY: pipe(2) into a local array; the read end is closed at once, so every
-        // write to the other end fails as a closed pipe.
+        // SAFETY: pipe2(2) into a local array; the read end is closed at once, so every
+        // write to the other end fails as a closed pipe. Close-on-exec: a process another
+        // test starts meanwhile must not inherit the read end and keep the pipe open.
         let write_end = unsafe {
-            assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+            assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC), 0);
             libc::close(fds[0]);
             std::fs::File::from_raw_fd(fds[1])
         };

@@ -1272,3 +1272,39 @@ fn g_groups_the_list_by_kind_host_and_pool() {
     key(&mut app, KeyCode::Char('G'));
     assert_eq!(app.group_by, bioxen::ui::app::GroupBy::Experiment);
 }
+
+/// The old interpreter's end, when its event comes after the restart's answer (they
+/// travel apart), does not replace "restarted" in the status bar; once the new one
+/// runs, its end is news again.
+#[test]
+fn a_late_end_of_the_old_interpreter_does_not_hide_the_restart() {
+    let (mut app, _) = dashboard(vec![vm("a", VmState::Running)]);
+    key(&mut app, KeyCode::Char('r'));
+    let effects = key(&mut app, KeyCode::Char('y'));
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::Call(Call::Restart { running: true, .. }))),
+        "{effects:?}"
+    );
+    let state = |app: &mut App, state| {
+        app.update(Msg::Server(Update::Event(Event::State {
+            vm: common::vm_id("a"),
+            state,
+        })))
+    };
+    app.update(Msg::Done(Done::Info("a restarted".into())));
+    state(&mut app, VmState::Killed(15));
+    assert_eq!(
+        app.message.as_ref().map(|m| m.0.as_str()),
+        Some("a restarted")
+    );
+    state(&mut app, VmState::Running);
+    state(&mut app, VmState::Exited(1));
+    let said = app
+        .message
+        .as_ref()
+        .map(|m| m.0.clone())
+        .unwrap_or_default();
+    assert!(said.contains("exited"), "{said}");
+}

@@ -326,6 +326,9 @@ pub struct App {
     pub chart: chart::Chart,
     /// What the list gathers VMs under.
     pub group_by: GroupBy,
+    /// Running VMs this dashboard is restarting: the end of their old interpreter is
+    /// the restart's doing, not news, though its event may come after the answer.
+    restarting: HashSet<VmId>,
     /// What the changes since the last [`App::update`] call for.
     effects: Vec<Effect>,
 }
@@ -390,6 +393,7 @@ impl App {
             drawn_uptimes: Vec::new(),
             chart: chart::Chart::default(),
             group_by: GroupBy::default(),
+            restarting: HashSet::new(),
             effects: Vec::new(),
         };
         app.pane_size = Areas::new(app.area, app.zoom).pane_size();
@@ -445,6 +449,13 @@ impl App {
                 format!("read-only: this dashboard cannot {what} (attached with -r)"),
                 Level::Error,
             );
+        }
+        if let Call::Restart {
+            target,
+            running: true,
+        } = &call
+        {
+            self.restarting.insert(target.vm);
         }
         self.effects.push(Effect::Call(call));
     }
@@ -1140,6 +1151,11 @@ impl App {
                 }
             }
             Event::State { vm, state } => match state {
+                VmState::Starting | VmState::Running => {
+                    self.restarting.remove(&vm);
+                }
+                VmState::Exited(_) | VmState::Killed(_) | VmState::Failed(_)
+                    if self.restarting.contains(&vm) => {}
                 VmState::Exited(_) | VmState::Killed(_) | VmState::Failed(_) => {
                     let text = format!("{}: {}", self.name_of(vm), state.label());
                     self.set_message(text.clone(), Level::Info);
