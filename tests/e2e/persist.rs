@@ -34,8 +34,44 @@ fn ended(pid: u32) -> bool {
     }
 }
 
-/// Kills the server behind `client` with SIGKILL and waits until it is gone.
-async fn kill_9(client: Client) {
+/// Whether the journals under `dir`'s state hold every VM named in `names`.
+fn journaled(dir: &Path, names: &[String]) -> bool {
+    fn journals(at: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(at).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                journals(&path, out);
+            } else if path.file_name().is_some_and(|n| n == "journal.json") {
+                out.extend(std::fs::read_to_string(&path));
+            }
+        }
+    }
+    let mut texts = Vec::new();
+    journals(&dir.join("state"), &mut texts);
+    let held: Vec<String> = texts
+        .iter()
+        .filter_map(|t| serde_json::from_str::<Value>(t).ok())
+        .flat_map(|j| j["vms"].as_array().cloned().unwrap_or_default())
+        .filter_map(|vm| vm["name"].as_str().map(str::to_string))
+        .collect();
+    names.iter().all(|n| held.contains(n))
+}
+
+/// Kills the server behind `client` with SIGKILL and waits until it is gone, once
+/// its journal (written off the async workers, so later on a loaded machine) holds
+/// the VMs it lists: what the test then finds is the kill's doing.
+async fn kill_9(dir: &Path, client: Client) {
+    let names: Vec<String> = client
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    assert!(
+        eventually(WAIT, || journaled(dir, &names)).await,
+        "the journal never held {names:?}"
+    );
     let pid = client.server_pid;
     drop(client);
     // SAFETY: kill(2) of the server this test started.
@@ -97,7 +133,7 @@ async fn a_killed_server_comes_back_with_its_vms_rerun_or_waiting() {
         });
         assert!(logged.await, "{vm}'s log never had {text:?}");
     }
-    kill_9(client).await;
+    kill_9(&dir, client).await;
 
     // With no server, `ls` reads what the gone server wrote down.
     let rows = ls(&dir);
@@ -219,7 +255,7 @@ async fn held_interpreter_survives_a_killed_server(sshd: &Sshd, name: &str, hold
     let vm = ready_vm(&client, "held", VmKind::Ssh, options).await;
     let set = client.execute_string(vm, "x = 42", WAIT).await.unwrap();
     assert!(set.ok(), "{set:?}");
-    kill_9(client).await;
+    kill_9(&dir, client).await;
 
     let client = server_in(&dir).await;
     client.wait_ready(vm, WAIT).await.unwrap();
@@ -258,7 +294,7 @@ async fn a_pool_vm_is_found_again_by_its_reference_after_a_killed_server() {
     let vm = ready_vm(&client, "onpool", VmKind::Xcpng, CreateOptions::default()).await;
     let reference = client.list().await.unwrap()[0].pool_vm.clone().unwrap();
     client.execute_string(vm, "y = 'kept'", WAIT).await.unwrap();
-    kill_9(client).await;
+    kill_9(&dir, client).await;
     let rows = ls(&dir);
     assert_eq!(row(&rows, "onpool")["state"], "lost", "{rows:#?}");
 
