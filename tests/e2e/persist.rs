@@ -255,6 +255,12 @@ async fn held_interpreter_survives_a_killed_server(sshd: &Sshd, name: &str, hold
     let vm = ready_vm(&client, "held", VmKind::Ssh, options).await;
     let set = client.execute_string(vm, "x = 42", WAIT).await.unwrap();
     assert!(set.ok(), "{set:?}");
+    // The log is written just after the output: what a kill leaves is what reached it.
+    let runs_under = format!("runs under {holder} on 127.0.0.1");
+    let logged = eventually(WAIT, || {
+        said(&bioxen_in(&dir, &["logs", "held"])).contains(&runs_under)
+    });
+    assert!(logged.await, "the log never said {runs_under:?}");
     kill_9(&dir, client).await;
 
     let client = server_in(&dir).await;
@@ -264,7 +270,7 @@ async fn held_interpreter_survives_a_killed_server(sshd: &Sshd, name: &str, hold
     // The interpreter's redraw clears the screen: the log keeps what was said.
     let logs = said(&bioxen_in(&dir, &["logs", "held"]));
     assert!(
-        logs.contains(&format!("runs under {holder} on 127.0.0.1"))
+        logs.contains(&runs_under)
             && logs.contains(&format!("attached to the interpreter {holder} kept")),
         "{logs}"
     );

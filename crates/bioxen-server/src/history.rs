@@ -1,6 +1,6 @@
 //! What a VM did over the last day, in two fixed rings: one sample a second for ten
 //! minutes, one per ten seconds for 24 hours. Samples are packed into 8 bytes, so a
-//! VM's full rings take 74 KiB, and they grow only as time passes: a VM that ran a
+//! VM's full rings take 72 KiB, and they grow only as time passes: a VM that ran a
 //! minute holds a minute.
 //!
 //! The sampler records when it looks; between two looks (it backs off while nothing
