@@ -24,14 +24,21 @@ fn write(dir: &Path, file: &str, text: &str) -> PathBuf {
     path
 }
 
-/// Whether process `pid` has ended (a zombie has: only its status is left).
+/// Whether process `pid` has ended (a zombie has: only its status is left). Its main
+/// thread shows as a zombie while the others are still exiting, and the files they
+/// share (the journal's lock among them) are closed only when the last one is gone:
+/// so every thread must be.
 fn ended(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-    }
+    let zombie = |stat: &str| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    };
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat")).map_or(true, |stat| zombie(&stat))
+    })
 }
 
 /// Whether the journals under `dir`'s state hold every VM named in `names`.
