@@ -119,17 +119,23 @@ impl Manager {
         pool.metrics.series(&vm.uuid, window)
     }
 
-    /// The pool's figures on the sessions that run on its VMs.
-    /// Each `xcpng` session's pool by name, and the pool's figures of its VM.
+    /// Each `xcpng` session's pool by name, and the pool's figures of its VM. Runs on
+    /// every list: each pool's cache is read once, not once per session.
     pub(super) fn with_pool_figures_on_sessions(&self, infos: &mut [VmInfo]) {
         let first = self.inner.config.xcpng.first().map(|p| p.name.clone());
+        let on_pools = infos.iter().any(|i| i.pool_vm.is_some());
+        let mut by_ref: HashMap<String, (Arc<super::Pool>, String)> = HashMap::new();
+        for pool in self.connected_pools().into_iter().filter(|_| on_pools) {
+            for vm in pool.cache.vms() {
+                by_ref.insert(vm.reference, (pool.clone(), vm.uuid));
+            }
+        }
         for info in infos.iter_mut().filter(|i| i.kind == VmKind::Xcpng) {
             info.pool = info.pool.take().or_else(|| first.clone());
-            let Some((pool, vm)) = info.pool_vm.as_deref().and_then(|r| self.find_pool_vm(r))
-            else {
+            let Some((pool, uuid)) = info.pool_vm.as_ref().and_then(|r| by_ref.get(r)) else {
                 continue;
             };
-            if let Some((f, recent)) = pool.metrics.latest(&vm.uuid) {
+            if let Some((f, recent)) = pool.metrics.latest(uuid) {
                 info.cpu_percent = f.cpu_percent;
                 info.rss_bytes = f.memory_used();
                 info.recent_cpu = recent;

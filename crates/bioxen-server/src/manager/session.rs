@@ -75,6 +75,19 @@ pub(super) struct SessionSignals {
     pub(super) pending: bool,
 }
 
+impl SessionSignals {
+    /// How long ago the last progress report came (none: just now).
+    pub(super) fn progress_age(&self) -> Duration {
+        self.progress_at.map(|at| at.elapsed()).unwrap_or_default()
+    }
+
+    /// The last progress report, unless it has gone stale.
+    pub(super) fn fresh_progress(&self) -> Option<Progress> {
+        self.progress
+            .filter(|_| self.progress_age() < PROGRESS_STALE)
+    }
+}
+
 /// Progress and status reports are published at most this often per session: a loop
 /// reporting on every step costs one list per 100 ms, not one per step.
 pub(super) const SIGNALS_EVERY: Duration = Duration::from_millis(100);
@@ -330,10 +343,7 @@ impl Session {
         let stats = *lock(&self.stats);
         let alive = state.is_alive();
         let signals = lock(&self.signals);
-        let progress_age = signals
-            .progress_at
-            .map(|at| at.elapsed())
-            .unwrap_or_default();
+        let progress_age = signals.progress_age();
         VmInfo {
             vm: self.vm,
             name: self.name(),
@@ -364,9 +374,7 @@ impl Session {
             pool_vm,
             pool: self.pool_name(),
             busy: signals.busy.filter(|_| alive),
-            progress: signals
-                .progress
-                .filter(|_| alive && progress_age < PROGRESS_STALE),
+            progress: signals.fresh_progress().filter(|_| alive),
             progress_seq: signals.progress_seq,
             progress_age_ms: progress_age.as_millis() as u64,
             status: signals.status.clone(),

@@ -104,13 +104,7 @@ impl Session {
     fn record_history(&self, now: u64, stats: Option<ProcStats>) -> bool {
         let (busy, progress) = {
             let sig = lock(&self.signals);
-            let progress = sig
-                .progress
-                .filter(|_| {
-                    sig.progress_at
-                        .is_some_and(|t| t.elapsed() < PROGRESS_STALE)
-                })
-                .map(|p| p.percent);
+            let progress = sig.fresh_progress().map(|p| p.percent);
             (sig.busy.map(|b| b == Busy::Busy), progress)
         };
         let sample = crate::history::Sample {
