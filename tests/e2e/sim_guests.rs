@@ -342,7 +342,11 @@ async fn a_pool_vm_shows_the_cpu_the_pool_measures() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_pools_each_keep_their_own_vms() {
     let dir = workdir("two-pools");
-    let (port_a, port_b) = (common::free_port(), common::free_port());
+    // The two pools' first guests share an address (127.0.0.2), so never a port.
+    let port_a = common::free_port();
+    let port_b = std::iter::repeat_with(common::free_port)
+        .find(|p| *p != port_a)
+        .unwrap();
     let lab = pool(&dir, port_a).await;
     let cloud = pool(&dir, port_b).await;
     let named = |name: &str, sim: &SimServer, port: u16| {
