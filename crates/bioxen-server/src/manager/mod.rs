@@ -120,6 +120,9 @@ struct Inner {
     /// first use and shared by everything that talks to it (sessions, the dashboard,
     /// `ls`).
     pools: Mutex<BTreeMap<String, Arc<Pool>>>,
+    /// Held by whoever connects each pool, so a pool logs in once. Apart from `pools`:
+    /// a login may wait on a `password_command`, and listing must not.
+    connecting: Mutex<BTreeMap<String, Arc<Mutex<()>>>>,
     /// Woken by any session's output: the process sampler, backed off while nothing
     /// happens, looks again soon.
     activity: Arc<Notify>,
@@ -159,6 +162,7 @@ impl Manager {
                 next_vm: AtomicU64::new(1),
                 next_name: AtomicU64::new(1),
                 pools: Mutex::new(BTreeMap::new()),
+                connecting: Mutex::new(BTreeMap::new()),
                 activity: Arc::new(Notify::new()),
                 pool_jobs: watch::channel(0).0,
             }),

@@ -125,7 +125,12 @@ impl Manager {
         let first = self.inner.config.xcpng.first().map(|p| p.name.clone());
         let on_pools = infos.iter().any(|i| i.pool_vm.is_some());
         let mut by_ref: HashMap<String, (Arc<super::Pool>, String)> = HashMap::new();
-        for pool in self.connected_pools().into_iter().filter(|_| on_pools) {
+        let pools = if on_pools {
+            self.connected_pools()
+        } else {
+            Vec::new()
+        };
+        for pool in pools {
             for vm in pool.cache.vms() {
                 by_ref.insert(vm.reference, (pool.clone(), vm.uuid));
             }

@@ -740,9 +740,18 @@ impl Manager {
     /// on.
     pub fn pool(&self, name: Option<&str>) -> Result<Arc<super::Pool>> {
         let x = self.inner.config.pool(name)?;
-        let mut pools = lock(&self.inner.pools);
-        if let Some(p) = pools.get(&x.name) {
-            return Ok(p.clone());
+        let connected = || lock(&self.inner.pools).get(&x.name).cloned();
+        if let Some(p) = connected() {
+            return Ok(p);
+        }
+        let gate = lock(&self.inner.connecting)
+            .entry(x.name.clone())
+            .or_default()
+            .clone();
+        let _connecting = lock(&gate);
+        // Another caller may have connected it while this one waited.
+        if let Some(p) = connected() {
+            return Ok(p);
         }
         let client = Arc::new(bioxen_backend::xapi::XapiClient::from_config(x)?);
         let cache = bioxen_backend::xapi::EventCache::start(client.clone());
