@@ -49,13 +49,25 @@ impl PasswordSource<'_> {
     }
 }
 
-/// Process groups of password commands still running.
-static RUNNING: std::sync::Mutex<Vec<libc::pid_t>> = std::sync::Mutex::new(Vec::new());
+/// Password commands still running, and whether new ones may start.
+struct Running {
+    groups: Vec<libc::pid_t>,
+    /// Set by [`kill_running`]: a login still on its way would otherwise start a
+    /// command after the others were killed, in a group of its own that outlives us.
+    closed: bool,
+}
 
-/// Ends the password commands still running, for a process about to exit that will
-/// not wait for them.
+static RUNNING: std::sync::Mutex<Running> = std::sync::Mutex::new(Running {
+    groups: Vec::new(),
+    closed: false,
+});
+
+/// Ends the password commands still running, and refuses new ones, for a process about
+/// to exit that will not wait for them.
 pub fn kill_running() {
-    for group in crate::lock(&RUNNING).drain(..) {
+    let mut running = crate::lock(&RUNNING);
+    running.closed = true;
+    for group in running.groups.drain(..) {
         // SAFETY: kill(2) of a process group a password command leads; it is unreaped
         // (its waiter has not returned), so the id is still that group's.
         unsafe { libc::kill(-group, libc::SIGKILL) };
@@ -72,6 +84,11 @@ fn run_with_timeout(
 ) -> Result<Vec<u8>, String> {
     use std::io::Read;
     use std::os::unix::process::CommandExt;
+    // Started and registered under one lock, so `kill_running` sees every command.
+    let mut running = crate::lock(&RUNNING);
+    if running.closed {
+        return Err("was not run: this process is ending".into());
+    }
     let mut child = std::process::Command::new(program)
         .args(args)
         .stdin(std::process::Stdio::null())
@@ -81,7 +98,8 @@ fn run_with_timeout(
         .spawn()
         .map_err(|e| format!("cannot run: {e}"))?;
     let group = child.id() as libc::pid_t;
-    crate::lock(&RUNNING).push(group);
+    running.groups.push(group);
+    drop(running);
     let mut stdout = child.stdout.take().expect("piped");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -90,7 +108,7 @@ fn run_with_timeout(
         let _ = tx.send(out);
     });
     let out = rx.recv_timeout(timeout);
-    crate::lock(&RUNNING).retain(|g| *g != group);
+    crate::lock(&RUNNING).groups.retain(|g| *g != group);
     let out = match out {
         Ok(out) => out,
         Err(_) => {
