@@ -36,7 +36,12 @@ const ACTIVITY_EVERY: Duration = Duration::from_millis(500);
 
 enum Out {
     Msg(ServerMsg),
-    Output { vm: VmId, bytes: Vec<u8> },
+    Output {
+        vm: VmId,
+        bytes: Vec<u8>,
+    },
+    /// Told once everything queued before it is written to the socket.
+    Written(tokio::sync::oneshot::Sender<()>),
 }
 
 type Queue = mpsc::Sender<Out>;
@@ -80,6 +85,7 @@ pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
         // Whatever is queued goes out in one write: a flood costs a few large writes,
         // not one per chunk the session printed.
         let mut buf = Vec::new();
+        let mut written = Vec::new();
         while let Some(first) = queue.recv().await {
             buf.clear();
             let mut next = Some(first);
@@ -87,6 +93,10 @@ pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
                 let encoded = match item {
                     Out::Msg(m) => protocol::encode_message(&mut buf, &m),
                     Out::Output { vm, bytes } => protocol::encode_output(&mut buf, vm, &bytes),
+                    Out::Written(tell) => {
+                        written.push(tell);
+                        Ok(())
+                    }
                 };
                 if encoded.is_err() {
                     return;
@@ -97,6 +107,9 @@ pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
             }
             if writer.write_all(&buf).await.is_err() {
                 return;
+            }
+            for tell in written.drain(..) {
+                let _ = tell.send(());
             }
         }
     });
@@ -168,7 +181,12 @@ pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
                 Response::Done
             }
             Request::Shutdown => {
+                // The reply reaches the client before the server starts to go: the
+                // process may end before this task runs again.
+                let (tell, written) = tokio::sync::oneshot::channel();
                 let _ = out.send(reply(Response::Done)).await;
+                let _ = out.send(Out::Written(tell)).await;
+                let _ = tokio::time::timeout(Duration::from_secs(2), written).await;
                 hub.stop("a client asked it to (bioxen kill-server)");
                 continue;
             }
