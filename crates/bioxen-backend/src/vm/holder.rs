@@ -262,11 +262,13 @@ exit 1"#,
     }
 
     /// The command that ends the held interpreter, when the user ends the VM: its
-    /// holder, whose terminal then closes under the interpreter.
+    /// holder, whose terminal then closes under the interpreter. The pattern's `[.]`
+    /// matches the holder's `.sock` but not the text of this command, so the shells
+    /// running it are not among what it ends.
     pub fn end_command(&self) -> String {
         format!(
             "pkill -f -- {}",
-            shell_words::quote(&format!("{}.sock", self.name))
+            shell_words::quote(&format!("{}[.]sock", self.name))
         )
     }
 }

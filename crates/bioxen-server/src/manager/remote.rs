@@ -87,7 +87,15 @@ impl StopSignal {
 struct RemoteControl {
     conn: Connection,
     held: Option<Held>,
+    /// Set by the first `terminate`: a second (a kill after the grace) would close
+    /// the link under the first's command that ends the holder.
+    ending: AtomicBool,
 }
+
+/// How long ending a held interpreter may take: a new channel on a loaded host can
+/// take seconds, and closing the link before it ran would leave the interpreter on
+/// the host.
+const END_HELD: Duration = Duration::from_secs(30);
 
 impl Control for RemoteControl {
     fn pid(&self) -> Option<u32> {
@@ -95,18 +103,29 @@ impl Control for RemoteControl {
     }
 
     fn terminate(&self) {
+        if self.ending.swap(true, Ordering::SeqCst) {
+            return;
+        }
         let conn = self.conn.clone();
         let held = self.held.clone();
         tokio::spawn(async move {
             if let Some(h) = held {
                 let end = h.end_command();
-                let ended = tokio::time::timeout(
-                    Duration::from_secs(5),
-                    conn.exec(&["sh", "-c", &end], b""),
-                )
-                .await;
-                if !matches!(ended, Ok(Ok(_))) {
-                    tracing::warn!("could not end the held session {}", h.name);
+                let ended =
+                    tokio::time::timeout(END_HELD, conn.exec(&["sh", "-c", &end], b"")).await;
+                match ended {
+                    Ok(Ok(out)) if out.status == Some(0) => {}
+                    Ok(Ok(out)) => tracing::warn!(
+                        "ending the held session {} found nothing to end (status {:?})",
+                        h.name,
+                        out.status
+                    ),
+                    Ok(Err(e)) => tracing::warn!("could not end the held session {}: {e}", h.name),
+                    Err(_) => tracing::warn!(
+                        "could not end the held session {}: no answer in {} s",
+                        h.name,
+                        END_HELD.as_secs()
+                    ),
                 }
             }
             conn.control().disconnect().await
@@ -408,6 +427,7 @@ fn install(manager: &Manager, session: &Arc<Session>, conn: &Connection, writer:
         control: Arc::new(RemoteControl {
             conn: conn.clone(),
             held: lock(&session.remote).as_ref().and_then(|r| r.held.clone()),
+            ending: AtomicBool::new(false),
         }),
         started: Instant::now(),
         command: format!("{} on {}", conn.target().command, conn.target().label()),
@@ -766,7 +786,7 @@ impl Manager {
             client,
             self.inner.events.clone(),
         ));
-        pools.insert(x.name.clone(), p.clone());
+        lock(&self.inner.pools).insert(x.name.clone(), p.clone());
         Ok(p)
     }
 
