@@ -274,12 +274,17 @@ async fn held_interpreter_survives_a_killed_server(sshd: &Sshd, name: &str, hold
     client.wait_ready(vm, WAIT).await.unwrap();
     let x = client.execute_string(vm, "print(x)", WAIT).await.unwrap();
     assert_eq!(x.output, "42\n", "the same interpreter, with its globals");
-    // The interpreter's redraw clears the screen: the log keeps what was said.
-    let logs = said(&bioxen_in(&dir, &["logs", "held"]));
+    // The interpreter's redraw clears the screen: the log keeps what was said, a
+    // moment after it was said.
+    let attached = format!("attached to the interpreter {holder} kept");
+    let logged = eventually(WAIT, || {
+        let logs = said(&bioxen_in(&dir, &["logs", "held"]));
+        logs.contains(&runs_under) && logs.contains(&attached)
+    });
     assert!(
-        logs.contains(&runs_under)
-            && logs.contains(&format!("attached to the interpreter {holder} kept")),
-        "{logs}"
+        logged.await,
+        "{}",
+        said(&bioxen_in(&dir, &["logs", "held"]))
     );
     // Ending the VM ends the interpreter its holder kept.
     client.kill(vm).await.unwrap();
