@@ -1387,6 +1387,40 @@ mod tests {
                 prop_assert_eq!(m.history_wrapped(), s.history_wrapped());
             }
         }
+
+        /// A client that detaches and attaches again at any points (each attach a new
+        /// mirror from the server's snapshot), while output and resizes go on, shows
+        /// what the server's screen shows after every step: lines, wraps, cursor,
+        /// history.
+        #[test]
+        fn a_client_reattached_at_any_points_shows_the_servers_screen(
+            steps in steps(),
+            reattach in proptest::collection::vec(any::<bool>(), 12),
+            rows in 2u16..30,
+            cols in 2u16..100,
+        ) {
+            let mut server = Screen::new(Size::new(rows, cols), 10_000);
+            let mirror = |s: &Screen| Screen::from_snapshot(&s.snapshot(), 10_000, DEFAULT_SCROLLBACK_BYTES);
+            let mut client = mirror(&server);
+            for (step, again) in steps.iter().zip(reattach.iter().chain(std::iter::repeat(&false))) {
+                if *again {
+                    client = mirror(&server);
+                }
+                for screen in [&mut server, &mut client] {
+                    match step {
+                        Step::Output(text) => {
+                            screen.feed(text.as_bytes());
+                        }
+                        Step::Resize(r, c) => screen.resize(Size::new(*r, *c)),
+                    }
+                }
+                prop_assert_eq!(logical_text(&client), logical_text(&server), "after {:?}", step);
+                prop_assert_eq!(client.vt().cursor_position(), server.vt().cursor_position());
+                prop_assert_eq!(client.history_wrapped(), server.history_wrapped());
+                let history = |s: &Screen| s.history().map(plain_row).collect::<Vec<_>>();
+                prop_assert_eq!(history(&client), history(&server));
+            }
+        }
     }
 
     proptest! {
