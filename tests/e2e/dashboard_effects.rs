@@ -1308,3 +1308,49 @@ fn a_late_end_of_the_old_interpreter_does_not_hide_the_restart() {
         .unwrap_or_default();
     assert!(said.contains("exited"), "{said}");
 }
+
+/// A list longer than its pane follows the selection down, and a click on the scrolled
+/// list selects the row drawn under the pointer.
+#[test]
+fn a_scrolled_list_shows_the_selection_and_a_click_picks_the_row_under_it() {
+    let vms: Vec<VmInfo> = (0..80)
+        .map(|i| vm(&format!("v{i:02}"), VmState::Running))
+        .collect();
+    let (mut app, _) = dashboard(vms);
+    for _ in 0..60 {
+        key(&mut app, KeyCode::Down);
+    }
+    assert_eq!(app.current, Some(common::row("v60")));
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(100, 30)).unwrap();
+    let screens = std::collections::HashMap::new();
+    terminal
+        .draw(|f| bioxen::ui::draw::draw(f, &app, &screens))
+        .unwrap();
+    let lines: Vec<String> = {
+        let buffer = terminal.backend().buffer();
+        (0..buffer.area.height)
+            .map(|y| {
+                (0..buffer.area.width)
+                    .map(|x| buffer[(x, y)].symbol())
+                    .collect()
+            })
+            .collect()
+    };
+    let at = |name: &str| lines.iter().position(|l| l.contains(&format!(" {name} ")));
+    let selected = at("v60").expect("the selection is drawn");
+    assert!(
+        at("v00").is_none(),
+        "the list scrolled down:\n{}",
+        lines.join("\n")
+    );
+    let above = at("v57").expect("rows above the selection are drawn");
+    assert_eq!(selected - above, 3);
+    let click = crossterm::event::MouseEvent {
+        kind: crossterm::event::MouseEventKind::Down(crossterm::event::MouseButton::Left),
+        column: 5,
+        row: above as u16,
+        modifiers: KeyModifiers::NONE,
+    };
+    app.update(Msg::Terminal(TermEvent::Mouse(click)));
+    assert_eq!(app.current, Some(common::row("v57")));
+}

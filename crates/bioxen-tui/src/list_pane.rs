@@ -216,21 +216,6 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         .sum();
     // Less the spare cell at the right end (see `table_area`).
     let name_width = usize::from(inner_width.saturating_sub(others + 1).max(1));
-    let rows: Vec<Row> = visible
-        .iter()
-        .map(|row| {
-            let index = match row {
-                ListRow::Session(info) => app.rows.iter().position(|r| r.vm == info.vm),
-                ListRow::Pool(_) | ListRow::Group(_) => None,
-            };
-            Row::new(cols.iter().map(|(c, _, _)| match (c, row) {
-                (Col::Name, _) => name_cell(row, app, name_width),
-                (_, ListRow::Session(info)) => cell(*c, info, index.unwrap_or(0), app),
-                (_, ListRow::Pool(vm)) => pool_cell(*c, vm),
-                (_, ListRow::Group(name)) => group_cell(*c, name, app),
-            }))
-        })
-        .collect();
     let widths: Vec<Constraint> = cols
         .iter()
         .map(|(c, _, w)| {
@@ -253,16 +238,10 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     } else {
         Style::new().bg(Color::Indexed(236))
     };
-    let table = Table::new(rows, widths)
-        .header(header)
-        .row_highlight_style(highlight)
-        .highlight_symbol("")
-        .column_spacing(1);
     let selected = app
         .current
         .as_ref()
         .and_then(|id| visible.iter().position(|r| r.id() == *id));
-    let mut state = TableState::default().with_selected(selected);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let details = details(app);
@@ -293,6 +272,34 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         inner.width.saturating_sub(1),
         inner.height - details_height,
     );
+    // Cells are made for the rows in view only: a pool of thousands costs a screenful.
+    // The first row in view is where the table would scroll to from the top to show
+    // the selection, as it does with a fresh state each frame.
+    let body = usize::from(table_area.height.saturating_sub(1)).max(1);
+    let first = selected.map_or(0, |s| s.saturating_sub(body - 1));
+    app.list_first.set(first);
+    let in_view = &visible[first.min(visible.len())..(first + body).min(visible.len())];
+    let rows: Vec<Row> = in_view
+        .iter()
+        .map(|row| {
+            let index = match row {
+                ListRow::Session(info) => app.rows.iter().position(|r| r.vm == info.vm),
+                ListRow::Pool(_) | ListRow::Group(_) => None,
+            };
+            Row::new(cols.iter().map(|(c, _, _)| match (c, row) {
+                (Col::Name, _) => name_cell(row, app, name_width),
+                (_, ListRow::Session(info)) => cell(*c, info, index.unwrap_or(0), app),
+                (_, ListRow::Pool(vm)) => pool_cell(*c, vm),
+                (_, ListRow::Group(name)) => group_cell(*c, name, app),
+            }))
+        })
+        .collect();
+    let table = Table::new(rows, widths)
+        .header(header)
+        .row_highlight_style(highlight)
+        .highlight_symbol("")
+        .column_spacing(1);
+    let mut state = TableState::default().with_selected(selected.map(|s| s - first));
     frame.render_stateful_widget(table, table_area, &mut state);
     if details_height > 0 {
         let box_area = Rect::new(

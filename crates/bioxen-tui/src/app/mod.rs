@@ -152,6 +152,9 @@ impl Row<'_> {
     /// Whether the filter `f` (lower case) keeps the row: its name, kind, state, or
     /// the header it is under.
     fn matches(&self, f: &str, app: &App) -> bool {
+        if f.is_empty() {
+            return true;
+        }
         let (kind, state, experiment) = match self {
             Row::Session(i) => (i.kind, i.state.label(), groups::experiment_of(i)),
             Row::Pool(vm) => (
@@ -162,8 +165,7 @@ impl Row<'_> {
             Row::Group(name) => return name.to_lowercase().contains(f),
         };
         let group = app.group_of(self);
-        f.is_empty()
-            || self.name().to_lowercase().contains(f)
+        self.name().to_lowercase().contains(f)
             || kind.as_str().contains(f)
             || state.contains(f)
             || experiment.is_some_and(|e| e.to_lowercase().contains(f))
@@ -322,6 +324,9 @@ pub struct App {
     /// Whether the last frame had room for the uptime column: when the list gave it up
     /// (to the sparkline, on a narrow list), its labels wake nobody.
     pub(crate) uptime_drawn: std::cell::Cell<bool>,
+    /// The index in [`App::visible`] of the list's first row drawn, set by the list
+    /// pane: a click on a scrolled list picks the row under it.
+    pub(crate) list_first: std::cell::Cell<usize>,
     /// The details box's chart: its window and the series the server sent.
     pub chart: chart::Chart,
     /// What the list gathers VMs under.
@@ -390,6 +395,7 @@ impl App {
             kinds: vec![KindChoice::Local],
             xcpng_defaults: HashMap::new(),
             uptime_drawn: std::cell::Cell::new(true),
+            list_first: std::cell::Cell::new(0),
             drawn_uptimes: Vec::new(),
             chart: chart::Chart::default(),
             group_by: GroupBy::default(),
@@ -1065,7 +1071,9 @@ impl App {
                 && list.contains(at)
             {
                 // Row 0 is the border, row 1 the header.
-                let index = (m.row - list.y).checked_sub(2).map(usize::from);
+                let index = (m.row - list.y)
+                    .checked_sub(2)
+                    .map(|i| usize::from(i) + self.list_first.get());
                 let id = index.and_then(|i| self.visible().get(i).map(Row::id));
                 if let Some(id) = id {
                     self.select(id);
