@@ -13,6 +13,9 @@ use bioxen::config::Config;
 use bioxen::term::Screen;
 use bioxen::{Manager, ManagerConfig, Size, VmKind, VmOptions};
 
+#[path = "perf/fleet.rs"]
+mod fleet;
+
 const BIOXEN: &str = env!("CARGO_BIN_EXE_bioxen");
 
 struct Row {
@@ -936,28 +939,8 @@ fn close_client(t: &Tmux) {
 /// costs in memory, server plus the dashboard's mirror.
 fn reattach(rows: &mut Vec<Row>) {
     let t = Tmux::start("reattach", 120, 40, "true", None);
-    let socket = t.dir.join("bioxen/server.sock");
-    let mut server = Command::new(BIOXEN)
-        .arg("--socket")
-        .arg(&socket)
-        .args(["server", "--foreground"])
-        .env("XDG_STATE_HOME", &t.dir)
-        .env("XDG_CONFIG_HOME", &t.dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     let rt = runtime();
-    let client = rt.block_on(async {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            match bioxen::client::Client::connect(&socket, "bench").await {
-                Ok(c) => break c,
-                Err(e) if Instant::now() > deadline => panic!("the bench's server: {e}"),
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        }
-    });
+    let (mut server, client) = fleet::bench_server(&t, &rt);
     let server_base = rss_kib(server.id());
     // A dashboard on an empty server: what it costs without any session.
     let empty = |s: &str| s.contains("No VMs yet");
@@ -1677,7 +1660,7 @@ fn main() {
     require("lua5.4", "lua5.4");
     assert!(Path::new(BIOXEN).exists());
     let mut rows = Vec::new();
-    let sections: [(&str, Section); 15] = [
+    let sections: [(&str, Section); 17] = [
         ("flood", floods),
         ("logs", flood_logs),
         ("luaflood", flood_vs_lua),
@@ -1693,6 +1676,8 @@ fn main() {
         ("search", search),
         ("history", history),
         ("startup", startup),
+        ("fleet", fleet::fleet),
+        ("pool", fleet::pool),
     ];
     for (name, f) in sections {
         if want(name) {
