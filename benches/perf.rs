@@ -168,7 +168,15 @@ impl Drop for Tmux {
         if let Some(pid) = self.bioxen_server_pid() {
             // SAFETY: kill(2) of the server this benchmark's dashboard started.
             unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-            while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            // Gone, or a zombie: the bench's own child, when a section failed before
+            // reaping it.
+            let gone = || {
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+                    s.rsplit(") ").next().is_some_and(|r| r.starts_with('Z'))
+                })
+            };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !gone() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }

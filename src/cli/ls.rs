@@ -107,19 +107,29 @@ async fn histories(client: &crate::client::Client, vm: bioxen_proto::VmId) -> Va
 /// Like [`rows`], for the servers whose registry is in `dir` (a socket directory).
 pub async fn rows_in(config: &Config, dir: &std::path::Path, history: bool) -> Vec<Value> {
     let mut rows = Vec::new();
+    let mut stale = Vec::new();
     for entry in registry::read_all_in(dir) {
-        let vms = match &entry.socket {
-            Some(socket) => ask(socket, history).await.unwrap_or(entry.vms),
-            None => entry.vms,
+        // A server that answers gives its sampler's figures, at most a second old.
+        let (vms, answered) = match &entry.socket {
+            Some(socket) => match ask(socket, history).await {
+                Some(vms) => (vms, true),
+                None => (entry.vms, false),
+            },
+            None => (entry.vms, false),
         };
         for mut vm in vms {
             if let Some(obj) = vm.as_object_mut() {
                 obj.insert("owner_pid".into(), json!(entry.pid));
             }
-            rows.push(vm);
+            if answered {
+                rows.push(vm);
+            } else {
+                stale.push(vm);
+            }
         }
     }
-    refresh_local_figures(&mut rows);
+    refresh_local_figures(&mut stale);
+    rows.extend(stale);
     for host in &config.ssh_hosts {
         rows.push(json!({
             "name": host.name,
@@ -136,9 +146,10 @@ pub async fn rows_in(config: &Config, dir: &std::path::Path, history: bool) -> V
 /// How long `ls` watches running VMs to measure their CPU use.
 const CPU_WINDOW: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// Dashboards publish their VM lists when something changes, not every second, so
-/// the uptime, CPU and memory in an entry are those of its last change. `ls` measures
-/// them again itself: uptime from the process's start, CPU over a short window.
+/// A server publishes its VM list when something changes, not every second, so the
+/// uptime, CPU and memory in the list it wrote down are those of its last change. When
+/// that list is all `ls` has (the server did not answer), it measures them again
+/// itself: uptime from the process's start, CPU over a short window.
 fn refresh_local_figures(rows: &mut [Value]) {
     use crate::vm::proc_stats::{CpuMeter, Groups, vm_uptime_secs};
     let pid_of = |r: &Value| {

@@ -305,6 +305,8 @@ fn scrollback_mode_shows_earlier_output() {
             std::time::Instant::now() < deadline,
             "ls never showed live figures: {rows}"
         );
+        // The server's sampler looks once a second.
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
     t.keys(&["C-c"]);
     t.wait_text("interrupted!");

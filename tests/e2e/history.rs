@@ -107,7 +107,7 @@ async fn a_cpu_loop_raises_the_sparkline_and_the_prompt_lowers_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ls_gives_the_rings_to_scripts() {
     let dir = workdir("ls-history", "");
-    let _server = KillServer(dir.clone());
+    let server = KillServer(dir.clone());
     let client = server_in(&dir).await;
     let vm = ready_vm(&client, "ringed", VmKind::Local, CreateOptions::default()).await;
     // A first figure takes two looks of the sampler.
@@ -142,5 +142,7 @@ async fn ls_gives_the_rings_to_scripts() {
     // Without --history, no rings: the list stays small for scripts that poll it.
     let out = bioxen_in(&dir, &["ls", "--json"]);
     assert!(!String::from_utf8_lossy(&out.stdout).contains("\"history\""));
+    // `kill-server` reads the directory: the server goes before it does.
+    drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
