@@ -1354,3 +1354,47 @@ fn a_scrolled_list_shows_the_selection_and_a_click_picks_the_row_under_it() {
     app.update(Msg::Terminal(TermEvent::Mouse(click)));
     assert_eq!(app.current, Some(common::row("v57")));
 }
+
+#[test]
+fn the_echo_of_a_key_is_drawn_at_once_and_a_stream_of_output_a_frame_apart() {
+    use bioxen::term::Screen;
+    use bioxen::ui::app::FRAME;
+    let (mut app, _) = dashboard(vec![vm("a", VmState::Running)]);
+    key(&mut app, KeyCode::Enter);
+    let screen = Screen::new(app.pane_size, 1000);
+    app.update(Msg::Server(Update::Event(Event::Screen {
+        vm: common::vm_id("a"),
+        snapshot: screen.snapshot(),
+    })));
+    let now = std::time::Instant::now();
+    assert_eq!(
+        app.frame_at(now),
+        Some(now),
+        "a first screen is drawn at once"
+    );
+    app.drawn();
+    assert_eq!(app.frame_at(now), None, "nothing new, nothing drawn");
+    let output = |app: &mut App, text: &str| {
+        app.update(Msg::Server(Update::Output {
+            vm: common::vm_id("a"),
+            bytes: text.as_bytes().to_vec(),
+        }))
+    };
+    output(&mut app, "printed\r\n");
+    assert_eq!(
+        app.frame_at(now),
+        Some(now + FRAME),
+        "output nobody typed for waits for the next frame"
+    );
+    app.drawn();
+    assert_eq!(sent_to(&key(&mut app, KeyCode::Char('x'))), vec!["a"]);
+    output(&mut app, "x");
+    assert_eq!(app.frame_at(now), Some(now), "the echo does not wait");
+    app.drawn();
+    output(&mut app, "more\r\n");
+    assert_eq!(
+        app.frame_at(now),
+        Some(now + FRAME),
+        "after the echo, output is paced again"
+    );
+}

@@ -60,8 +60,6 @@ macro_rules! say {
 /// What the server pushes to the dashboard.
 type Updates = tokio::sync::mpsc::Receiver<bioxen_client::Update>;
 
-/// The shortest time between two frames.
-const FRAME: Duration = Duration::from_millis(16);
 /// How long the first frame waits for the screen of the VM it shows.
 const FIRST_SCREEN_WAIT: Duration = Duration::from_millis(100);
 
@@ -246,7 +244,7 @@ async fn dashboard(
     let mut input = EventStream::new();
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
-    let mut last_draw = Instant::now() - FRAME;
+    let mut last_draw = Instant::now() - app::FRAME;
     // The first frame waits (a little) for the shown VM's screen, so the pane opens
     // with it instead of flashing empty first.
     let mut first_frame = Some(Instant::now() + FIRST_SCREEN_WAIT);
@@ -257,12 +255,7 @@ async fn dashboard(
             log_failure_told = true;
             app.set_message(format!("warning: {why}"), app::Level::Error);
         }
-        let draw_at = app.dirty.then(|| {
-            let mut at = if app.urgent {
-                last_draw
-            } else {
-                last_draw + FRAME
-            };
+        let draw_at = app.frame_at(last_draw).map(|mut at| {
             if let Some(wait) = first_frame
                 && app.awaiting_screen()
             {
@@ -279,8 +272,7 @@ async fn dashboard(
                     tracing::info!("the terminal cannot be written to ({e}); leaving the VMs running");
                     break;
                 }
-                app.dirty = false;
-                app.urgent = false;
+                app.drawn();
                 first_frame = None;
                 // Counted by the grid benchmark (BIOXEN_LOG=trace).
                 tracing::trace!("frame");

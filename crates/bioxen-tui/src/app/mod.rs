@@ -60,6 +60,9 @@ pub use tabs::Chooser;
 
 /// How long an armed prefix waits for its key.
 pub const PREFIX_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The shortest time between two frames.
+pub const FRAME: Duration = Duration::from_millis(16);
 /// Lines one mouse-wheel step scrolls.
 const WHEEL_LINES: usize = 3;
 
@@ -293,9 +296,13 @@ pub struct App {
     pub pane_size: Size,
     pub(crate) dirty: bool,
     /// The next frame should not wait out the frame interval: a VM's screen has just
-    /// arrived where the pane showed none. Frames are paced to coalesce streams of
-    /// output; a first screen is a one-off, and reattaching is timed by it.
+    /// arrived where the pane showed none, or the echo of what was typed. Frames are
+    /// paced to coalesce streams of output; these are one-offs that a user waits on.
     pub(crate) urgent: bool,
+    /// VMs typed into whose next output (the echo) has not come yet: it is drawn
+    /// without waiting out the frame interval, so typing never lags by a frame while
+    /// other tiles keep the dashboard drawing. One such frame per keystroke at most.
+    echo_awaited: HashSet<VmId>,
     pub quit: bool,
     /// Set while VMs are being ended before quitting.
     pub(crate) quitting: bool,
@@ -383,6 +390,7 @@ impl App {
             pane_size: Size::default(),
             dirty: true,
             urgent: false,
+            echo_awaited: HashSet::new(),
             quit: false,
             quitting: false,
             vms_end_on_quit: false,
@@ -640,6 +648,20 @@ impl App {
             .min(lines + 2)
             .saturating_sub(2);
         lines.saturating_sub(shown) as u16
+    }
+
+    /// When the next frame is drawn, given when the last one was: never while nothing
+    /// changed; at once for a one-off the user waits on (see `urgent`); otherwise one
+    /// [`FRAME`] after the last, so a stream of output costs one frame per interval.
+    pub fn frame_at(&self, last_draw: Instant) -> Option<Instant> {
+        let paced = if self.urgent { Duration::ZERO } else { FRAME };
+        self.dirty.then_some(last_draw + paced)
+    }
+
+    /// A frame went out: nothing waits to be drawn.
+    pub fn drawn(&mut self) {
+        self.dirty = false;
+        self.urgent = false;
     }
 
     /// Whether the pane shows a VM whose screen the server has not sent yet.
@@ -1111,6 +1133,7 @@ impl App {
                         self.scroll_base = now;
                     }
                     self.dirty = true;
+                    self.urgent |= self.echo_awaited.remove(&vm);
                 }
             }
             Update::Event(event) => self.on_event(event),
@@ -1134,6 +1157,8 @@ impl App {
                         Screen::from_snapshot(&snapshot, ui.scrollback, ui.scrollback_bytes);
                     let first = self.mirrors.insert(vm, mirror).is_none();
                     self.urgent |= first && self.current_vm() == Some(vm);
+                    // A glanced tile's echo comes as its screen.
+                    self.urgent |= self.echo_awaited.remove(&vm);
                     self.dirty = true;
                     self.apply_jump();
                 }
@@ -1572,6 +1597,7 @@ impl App {
         match self.broadcast_targets() {
             Some(targets) => {
                 for vm in targets {
+                    self.echo_awaited.insert(vm);
                     self.notify(Request::SendInput {
                         vm: vm.into(),
                         data: bytes.to_vec(),
@@ -1601,10 +1627,13 @@ impl App {
         match hint {
             Some(hint) => self.set_message(hint, Level::Error),
             // A failure (a session reconnecting) comes back as an update.
-            None => self.notify(Request::SendInput {
-                vm: vm.into(),
-                data: bytes.to_vec(),
-            }),
+            None => {
+                self.echo_awaited.insert(vm);
+                self.notify(Request::SendInput {
+                    vm: vm.into(),
+                    data: bytes.to_vec(),
+                });
+            }
         }
     }
 }
