@@ -706,10 +706,16 @@ impl Escapes {
         &mut self.grids[usize::from(self.alternate)]
     }
 
-    /// The terminal changed size: vt100 resets both screens' scroll regions.
-    pub fn resized(&mut self) {
+    /// The terminal changed size: vt100 resets both screens' scroll regions. A new
+    /// width also brings back the default tab stops, as tmux does: stops set for one
+    /// width say nothing about another, and a mirror made at a narrower width could
+    /// not learn the stops that lay beyond it.
+    pub fn resized(&mut self, width_changed: bool) {
         for grid in &mut self.grids {
             grid.region = None;
+        }
+        if width_changed {
+            self.tabs = None;
         }
     }
 

@@ -405,7 +405,7 @@ impl Screen {
         } else {
             self.reflow(rows, cols);
         }
-        self.escapes.resized();
+        self.escapes.resized(cur_cols != cols);
     }
 
     /// Whether each history row soft-wraps onto the next, oldest first; the newest
@@ -1258,6 +1258,32 @@ mod tests {
         );
     }
 
+    /// A stop that a narrower window cannot show, and one set among the defaults:
+    /// after the window grows, a mirror made while it was narrow tabs as its session
+    /// does, since a new width brings back the default stops in both.
+    #[test]
+    fn stops_beyond_a_narrowed_window_do_not_split_a_mirror_from_its_session() {
+        for setup in [
+            &b"\x1b[?7h\x1b[3gaaaaaa\x1bH\taaaaaa\r\n"[..],
+            &b"aaa\x1bH\r\n"[..],
+        ] {
+            let mut s = Screen::new(Size::new(6, 34), 10_000);
+            s.feed(setup);
+            s.resize(Size::new(2, 2));
+            let mut m = Screen::from_snapshot(&s.snapshot(), 10_000, DEFAULT_SCROLLBACK_BYTES);
+            for screen in [&mut s, &mut m] {
+                screen.resize(Size::new(2, 20));
+                screen.feed(b"> \ta\ta\r\n");
+            }
+            assert_eq!(logical_text(&m), logical_text(&s));
+            assert!(
+                logical_text(&s).ends_with(">       a       a"),
+                "{:?}",
+                logical_text(&s)
+            );
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
 
@@ -1335,8 +1361,12 @@ mod tests {
             7 => "[a-z]{0,100}"
                 .prop_map(|s| format!("\x1b[4l\x1b[?7l{s}\r\n"))
                 .boxed(),
-            8 => "[a-z]{0,10}"
-                .prop_map(|s| format!("\x1b[?7h\x1b[3g{s}\x1bH\t{s}\r\n"))
+            // A stop set among the default ones, or alone after clearing them all.
+            8 => (any::<bool>(), "[a-z]{0,10}")
+                .prop_map(|(clear, s)| {
+                    let clear = if clear { "\x1b[3g" } else { "" };
+                    format!("\x1b[?7h{clear}{s}\x1bH\t{s}\r\n")
+                })
                 .boxed(),
             9 => Just("\x1b#8\x1b[?3l\x1bc".to_string()).boxed(),
             10 => "[a-z]{0,10}"
