@@ -107,29 +107,26 @@ async fn histories(client: &crate::client::Client, vm: bioxen_proto::VmId) -> Va
 /// Like [`rows`], for the servers whose registry is in `dir` (a socket directory).
 pub async fn rows_in(config: &Config, dir: &std::path::Path, history: bool) -> Vec<Value> {
     let mut rows = Vec::new();
+    // Rows from lists written down, not from a server that answered.
     let mut stale = Vec::new();
     for entry in registry::read_all_in(dir) {
         // A server that answers gives its sampler's figures, at most a second old.
-        let (vms, answered) = match &entry.socket {
-            Some(socket) => match ask(socket, history).await {
-                Some(vms) => (vms, true),
-                None => (entry.vms, false),
-            },
-            None => (entry.vms, false),
+        let asked = match &entry.socket {
+            Some(socket) => ask(socket, history).await,
+            None => None,
         };
-        for mut vm in vms {
+        let answered = asked.is_some();
+        for mut vm in asked.unwrap_or(entry.vms) {
             if let Some(obj) = vm.as_object_mut() {
                 obj.insert("owner_pid".into(), json!(entry.pid));
             }
-            if answered {
-                rows.push(vm);
-            } else {
-                stale.push(vm);
+            if !answered {
+                stale.push(rows.len());
             }
+            rows.push(vm);
         }
     }
-    refresh_local_figures(&mut stale);
-    rows.extend(stale);
+    refresh_local_figures(&mut rows, &stale);
     for host in &config.ssh_hosts {
         rows.push(json!({
             "name": host.name,
@@ -150,7 +147,8 @@ const CPU_WINDOW: std::time::Duration = std::time::Duration::from_millis(250);
 /// uptime, CPU and memory in the list it wrote down are those of its last change. When
 /// that list is all `ls` has (the server did not answer), it measures them again
 /// itself: uptime from the process's start, CPU over a short window.
-fn refresh_local_figures(rows: &mut [Value]) {
+/// Only the rows at `which` are measured.
+fn refresh_local_figures(rows: &mut [Value], which: &[usize]) {
     use crate::vm::proc_stats::{CpuMeter, Groups, vm_uptime_secs};
     let pid_of = |r: &Value| {
         let running = r.get("state").and_then(Value::as_str) == Some("running");
@@ -158,10 +156,9 @@ fn refresh_local_figures(rows: &mut [Value]) {
         let pid = r.get("pid").and_then(Value::as_u64)?;
         (running && local).then_some(pid as u32)
     };
-    let mut meters: Vec<(usize, u32, CpuMeter)> = rows
+    let mut meters: Vec<(usize, u32, CpuMeter)> = which
         .iter()
-        .enumerate()
-        .filter_map(|(i, r)| Some((i, pid_of(r)?, CpuMeter::default())))
+        .filter_map(|&i| Some((i, pid_of(&rows[i])?, CpuMeter::default())))
         .filter(|(_, pid, _)| vm_uptime_secs(*pid).is_some())
         .collect();
     if meters.is_empty() {
@@ -333,4 +330,58 @@ pub fn command(
         print!("{}", table(&rows));
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A server that does not answer leaves `ls` the list it wrote down: its running
+    /// local VMs are measured again, the others left as written, in the order listed.
+    #[tokio::test]
+    async fn a_silent_servers_running_vms_are_measured_again_in_their_place() {
+        let dir = std::env::temp_dir().join(format!("bioxen-ls-stale-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        // A session leader, as a VM's interpreter is.
+        let mut child = {
+            use std::os::unix::process::CommandExt;
+            let mut sleep = std::process::Command::new("sleep");
+            sleep.arg("60");
+            // SAFETY: setsid(2) is async-signal-safe, as pre_exec requires.
+            unsafe {
+                sleep.pre_exec(|| match libc::setsid() {
+                    -1 => Err(std::io::Error::last_os_error()),
+                    _ => Ok(()),
+                })
+            };
+            sleep.spawn().unwrap()
+        };
+        let me = std::process::id();
+        let entry = json!({
+            "pid": me,
+            "socket": dir.join("nobody-answers.sock"),
+            "vms": [
+                {"name": "first", "kind": "local", "state": "running", "pid": child.id()},
+                {"name": "second", "kind": "local", "state": "exited", "pid": null},
+            ],
+        });
+        let file = dir.join(format!("{me}.json"));
+        std::fs::write(&file, entry.to_string()).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+        let rows = rows_in(&Config::default(), &dir, false).await;
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+        let names: Vec<_> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["first", "second"], "{rows:?}");
+        assert!(
+            rows[0]["rss_bytes"].as_u64().is_some_and(|b| b > 0),
+            "{rows:?}"
+        );
+        assert!(rows[1].get("rss_bytes").is_none(), "{rows:?}");
+        assert_eq!(rows[0]["owner_pid"], me);
+    }
 }
