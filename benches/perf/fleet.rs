@@ -288,16 +288,17 @@ fn tmux_fleet(t: &Tmux) -> TmuxFleet {
     // windows go in chains of 50, one tmux call each, as a script making them would.
     let start = Instant::now();
     let session = ["new-session", "-d", "-x", &w, "-y", &h].map(String::from);
-    let mut chains: Vec<Vec<String>> = vec![session.iter().cloned().chain([lua(0)]).collect()];
-    for i in 1..FLEET {
-        if chains.last().unwrap().len() >= 50 * 4 {
-            chains.push(Vec::new());
+    let mut chains: Vec<Vec<String>> = vec![session.into_iter().chain([lua(0)]).collect()];
+    let windows: Vec<usize> = (1..FLEET).collect();
+    for some in windows.chunks(50) {
+        let mut chain: Vec<String> = Vec::new();
+        for &i in some {
+            if !chain.is_empty() {
+                chain.push(";".into());
+            }
+            chain.extend(["new-window".into(), "-d".into(), lua(i)]);
         }
-        let chain = chains.last_mut().unwrap();
-        if !chain.is_empty() {
-            chain.push(";".into());
-        }
-        chain.extend(["new-window".into(), "-d".into(), lua(i)]);
+        chains.push(chain);
     }
     for chain in &chains {
         let refs: Vec<&str> = chain.iter().map(String::as_str).collect();
