@@ -545,6 +545,11 @@ fn rapid_resizes_and_a_one_cell_terminal() {
     t.keys(&["C-b", "?"]);
     t.wait_text("Terminal (after the prefix)");
     t.keys(&["Escape"]);
+    // An Escape read together with the prefix's byte is Alt+C-b, as in any terminal
+    // program: the help must be gone before the prefix is typed.
+    t.wait_for("the help closed", |s| {
+        !s.contains("Terminal (after the prefix)")
+    });
     detach_and_quit(&t);
 }
 
