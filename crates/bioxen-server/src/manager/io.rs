@@ -3,32 +3,99 @@
 //! replies and resizes in order.
 
 use super::*;
+use futures_util::FutureExt;
 
-/// Reads a session's output until the process closes it.
+/// Chunks read ahead of the parser at most: with the PTY's own 4 KiB reads, about
+/// 128 KiB the program may print while its output is parsed, before it waits.
+const READ_AHEAD: usize = 32;
+/// What the parser takes in one go, from chunks read meanwhile: a session someone
+/// types into, and one nobody does, whose turn must stay short so that its flood
+/// does not delay the echo of keys typed into another.
+const BATCH_ATTACHED: usize = 64 * 1024;
+const BATCH_UNATTACHED: usize = 16 * 1024;
+
+/// Reads a session's output until the process closes it, and returns once all of it
+/// is taken in.
+///
+/// Reading and parsing are two tasks: a PTY gives at most 4 KiB a read, and a
+/// reader that parsed each chunk before the next read left the program waiting on a
+/// full PTY for every parse. Read ahead, the program prints while the parser works,
+/// and the parser takes what piled up meanwhile as one batch: one lock, one log
+/// append and one message to watchers for many reads.
 pub(super) async fn run_reader(
     session: Arc<Session>,
     mut reader: impl tokio::io::AsyncRead + Unpin,
     events: broadcast::Sender<Event>,
 ) {
-    // Small reads and a yield after each one for sessions nobody looks at: one VM's
-    // flood must not delay the echo of keys typed into another.
+    let (chunks, read) = mpsc::channel::<Vec<u8>>(READ_AHEAD);
+    let parser = tokio::spawn(take_in(session.clone(), read, events.clone()));
     let mut buf = vec![0u8; 16 * 1024];
-    loop {
+    let mut chunk = Vec::new();
+    let mut open = true;
+    while open {
         if session.attached.load(Ordering::Relaxed) == 0 {
             tokio::task::yield_now().await;
         }
-        let n = match reader.read(&mut buf).await {
-            Ok(0) => break,
-            Ok(n) => n,
-            // Linux reports EIO on the PTY master once the last slave fd is closed.
-            Err(e) if e.raw_os_error() == Some(libc::EIO) => break,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                let _ = events.send(Event::Error(Some(session.vm), format!("output: {e}")));
-                break;
+        // Waits for output, then takes what else is there without waiting: one
+        // message to the parser for several of the PTY's small reads.
+        let mut waited = false;
+        while chunk.len() < BATCH_UNATTACHED {
+            let read = match waited {
+                false => reader.read(&mut buf).await,
+                true => match reader.read(&mut buf).now_or_never() {
+                    Some(read) => read,
+                    None => break,
+                },
+            };
+            waited = true;
+            match read {
+                Ok(0) => open = false,
+                Ok(n) => {
+                    chunk.extend_from_slice(&buf[..n]);
+                    continue;
+                }
+                // Linux reports EIO on the PTY master once the last slave fd is closed.
+                Err(e) if e.raw_os_error() == Some(libc::EIO) => open = false,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let _ = events.send(Event::Error(Some(session.vm), format!("output: {e}")));
+                    open = false;
+                }
             }
+            break;
+        }
+        if !chunk.is_empty() && chunks.send(std::mem::take(&mut chunk)).await.is_err() {
+            break;
+        }
+    }
+    drop(chunks);
+    let _ = parser.await;
+}
+
+/// Takes a session's output in as it was read, in batches of what piled up.
+async fn take_in(
+    session: Arc<Session>,
+    mut read: mpsc::Receiver<Vec<u8>>,
+    events: broadcast::Sender<Event>,
+) {
+    let mut batch = Vec::new();
+    while let Some(first) = read.recv().await {
+        let limit = match session.attached.load(Ordering::Relaxed) {
+            0 => BATCH_UNATTACHED,
+            _ => BATCH_ATTACHED,
         };
-        session.on_output(&buf[..n], &events);
+        batch.clear();
+        batch.extend_from_slice(&first);
+        while batch.len() < limit {
+            match read.try_recv() {
+                Ok(chunk) => batch.extend_from_slice(&chunk),
+                Err(_) => break,
+            }
+        }
+        session.on_output(&batch, &events);
+        if limit == BATCH_UNATTACHED {
+            tokio::task::yield_now().await;
+        }
     }
 }
 
