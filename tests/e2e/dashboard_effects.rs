@@ -635,6 +635,21 @@ fn scrolled_back_the_view_stays_put_while_output_flows_and_keys_stay_out_of_the_
         bytes: output,
     }));
     assert_eq!(top(&app), before, "the same lines, though 60 arrived");
+    // A flood comes as the server's whole screen a frame: the view stays put too.
+    let mut theirs = Screen::new(size, 1000);
+    for i in 0..320 {
+        theirs.feed(format!("line {i}\r\n").as_bytes());
+    }
+    app.update(Msg::Server(Update::Event(Event::Screen {
+        vm: common::vm_id("a"),
+        snapshot: theirs.snapshot(),
+    })));
+    assert!(app.mirrors[&common::vm_id("a")].text().contains("line 319"));
+    assert_eq!(
+        top(&app),
+        before,
+        "the same lines, though a newer screen came"
+    );
     assert_eq!(
         key(&mut app, KeyCode::Char('x')),
         vec![],

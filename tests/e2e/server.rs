@@ -844,3 +844,58 @@ async fn a_client_matches_on_the_kind_of_a_servers_refusal() {
         "{wire:?}"
     );
 }
+
+/// A flood reaches a client that watches its VM as whole screens, not as every byte
+/// to parse a second time, and the client's mirror is exact throughout: once the
+/// prompt is back, its screen and history are the server's, line for line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_reaches_a_watching_client_as_screens_and_its_mirror_stays_exact() {
+    use bioxen::client::Update;
+    use bioxen::protocol::Event;
+    use bioxen::term::Screen;
+    let (_dir, _socket, client, _stop, id) = server_with_vm("flood", "flooded").await;
+    let mut updates = client.updates();
+    client.subscribe().await.unwrap();
+    let vm = client.list().await.unwrap()[0].vm;
+    client.watch(vm).await.unwrap();
+    // 400,000 lines of 21 bytes: 8.4 MB, far past what anyone reads as it passes.
+    let code =
+        "for i = 1, 400000 do print(string.format('%020d', i)) end print('flood-' .. 'done')\r";
+    client.send_input(vm, code).await.unwrap();
+    let (mut mirror, mut bytes, mut screens): (Option<Screen>, usize, usize) = (None, 0, 0);
+    let deadline = tokio::time::Instant::now() + WAIT * 4;
+    let settled = loop {
+        let Ok(Some(update)) = tokio::time::timeout_at(deadline, updates.recv()).await else {
+            break false;
+        };
+        match update {
+            Update::Output { vm: v, bytes: b } if v == vm => {
+                bytes += b.len();
+                let _ = mirror.as_mut().expect("a screen first").feed(&b);
+            }
+            Update::Event(Event::Screen { vm: v, snapshot }) if v == vm => {
+                screens += 1;
+                mirror = Some(Screen::from_snapshot(&snapshot, 10_000, 2 << 20));
+            }
+            _ => continue,
+        }
+        let shown = mirror.as_ref().map(|m| m.text()).unwrap_or_default();
+        if !(shown.contains("flood-done") && shown.trim_end().ends_with('>')) {
+            continue;
+        }
+        let theirs = client.capture(&id, Some(-100_000), false).await.unwrap();
+        if mirror.as_ref().unwrap().capture(Some(-100_000), false) == theirs {
+            break true;
+        }
+    };
+    let mirror = mirror.expect("the watch's first screen");
+    assert!(
+        settled,
+        "the mirror never matched the server's screen and history"
+    );
+    assert_eq!(mirror.scrollback_len(), 10_000, "the history came whole");
+    assert!(
+        bytes < 8_400_000 / 2 && screens >= 3,
+        "the flood came as {bytes} bytes and {screens} screens"
+    );
+}

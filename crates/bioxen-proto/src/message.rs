@@ -10,7 +10,7 @@ use crate::{
 };
 
 /// Bumped whenever a message changes shape.
-pub const VERSION: u32 = 12;
+pub const VERSION: u32 = 13;
 
 /// How often a glanced-at session's screen is sent at most: 30 frames a second.
 pub const GLANCE_EVERY: std::time::Duration = std::time::Duration::from_millis(33);

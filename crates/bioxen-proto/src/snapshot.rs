@@ -23,6 +23,11 @@ pub struct Snapshot {
     /// Escape sequences that redraw the live screen and set its modes.
     pub state: String,
     pub title: Option<String>,
+    /// Rows that ever scrolled into the history, dropped ones included: a mirror
+    /// replaced by a newer snapshot keeps a scrolled-back view on the same lines by
+    /// the difference, as it does for output it parses itself.
+    #[serde(default)]
+    pub scrolled: u64,
 }
 /// Scrollback bytes per session unless configured: with the screen itself, well within
 /// the 4 MiB a session may cost.

@@ -879,6 +879,7 @@ impl Screen {
             primary: None,
             state,
             title: callbacks.title.clone(),
+            scrolled: callbacks.scrolled,
         }
     }
 
@@ -904,6 +905,7 @@ impl Screen {
             }
         }
         callbacks.title = snapshot.title.clone();
+        callbacks.scrolled = callbacks.scrolled.max(snapshot.scrolled);
         if let Some(primary) = &snapshot.primary {
             screen.replay(primary.as_bytes());
         }

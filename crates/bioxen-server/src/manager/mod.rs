@@ -476,16 +476,21 @@ impl Manager {
         Ok((screen.snapshot(), session.live.subscribe()))
     }
 
-    /// The session's visible screen without its history, and a counter of its output
-    /// to wait on for the next change.
+    /// The session's visible screen, with its history if `history`, and a counter of
+    /// its output to wait on for the next change.
     pub fn glance(
         &self,
         vm: impl Into<VmRef>,
+        history: bool,
     ) -> Result<(bioxen_term::Snapshot, watch::Receiver<u64>)> {
         let session = self.get(vm)?;
         let mut seq = session.seq.subscribe();
         seq.borrow_and_update();
-        let snapshot = lock(&session.screen).snapshot_without_history();
+        let screen = lock(&session.screen);
+        let snapshot = match history {
+            true => screen.snapshot(),
+            false => screen.snapshot_without_history(),
+        };
         Ok((snapshot, seq))
     }
 

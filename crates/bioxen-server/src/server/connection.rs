@@ -389,12 +389,15 @@ fn start_watch(
 
 /// A glanced-at session: its screen each time it changed, at most every
 /// [`protocol::GLANCE_EVERY`]. A flood costs the client one small screen a frame,
-/// not every byte.
+/// not every byte. A change after a quiet spell goes out at once: the pause is
+/// what is left of the interval since the last screen, not a whole interval after
+/// the change, so a key typed into a glanced tile echoes without waiting.
 async fn glance(manager: Manager, vm: VmId, out: Queue) {
     loop {
-        let Ok((snapshot, mut changed)) = manager.glance(vm) else {
+        let Ok((snapshot, mut changed)) = manager.glance(vm, false) else {
             return;
         };
+        let sent = Instant::now();
         let screen = Event::Screen { vm, snapshot };
         if out.send(Out::Msg(ServerMsg::Event(screen))).await.is_err() {
             return;
@@ -402,7 +405,64 @@ async fn glance(manager: Manager, vm: VmId, out: Queue) {
         if changed.changed().await.is_err() {
             return;
         }
-        tokio::time::sleep(protocol::GLANCE_EVERY).await;
+        tokio::time::sleep_until((sent + protocol::GLANCE_EVERY).into()).await;
+    }
+}
+
+/// A watched session that prints more than this within one
+/// [`protocol::GLANCE_EVERY`] is flooding: no one reads 2 MB a second as it passes,
+/// so its client is sent the whole screen once a frame instead of every byte to
+/// parse a second time.
+const FLOOD_BYTES: usize = 64 * 1024;
+/// History a flood's frame may carry per [`protocol::GLANCE_EVERY`] between frames:
+/// a long scrollback of long lines is sent less often rather than costing more.
+const FLOOD_HISTORY_BYTES: usize = 256 * 1024;
+
+/// Counts what a watch forwarded in the current interval, to tell a flood.
+struct FloodGauge {
+    since: Instant,
+    bytes: usize,
+}
+
+impl FloodGauge {
+    fn new() -> Self {
+        Self {
+            since: Instant::now(),
+            bytes: 0,
+        }
+    }
+
+    /// Adds `n` bytes forwarded now; true once the interval holds a flood.
+    fn flooding(&mut self, n: usize) -> bool {
+        if self.since.elapsed() > protocol::GLANCE_EVERY {
+            *self = Self::new();
+        }
+        self.bytes += n;
+        self.bytes >= FLOOD_BYTES
+    }
+}
+
+/// Sends a flooding session's screen, history included, at most once a frame until
+/// an interval passes with no output; false if the session or the client is gone.
+/// The client's mirror is replaced by each, so it stays whole (scrollback, search
+/// and copy work on it as on parsed bytes), and keys typed meanwhile echo within a
+/// frame. The watch then goes back to sending bytes.
+async fn glance_through_flood(manager: &Manager, vm: VmId, out: &Queue) -> bool {
+    loop {
+        let Ok((snapshot, changed)) = manager.glance(vm, true) else {
+            return false;
+        };
+        let frames = 1 + snapshot.history.len() / FLOOD_HISTORY_BYTES;
+        let screen = Event::Screen { vm, snapshot };
+        if out.send(Out::Msg(ServerMsg::Event(screen))).await.is_err() {
+            return false;
+        }
+        tokio::time::sleep(protocol::GLANCE_EVERY * frames as u32).await;
+        match changed.has_changed() {
+            Ok(true) => continue,
+            Ok(false) => return true,
+            Err(_) => return false,
+        }
     }
 }
 
@@ -411,7 +471,11 @@ async fn glance(manager: Manager, vm: VmId, out: Queue) {
 /// client can see: it is sent the screen afresh.
 async fn forward(manager: Manager, vm: VmId, out: Queue) {
     let event = |e| Out::Msg(ServerMsg::Event(e));
+    let mut flooded = false;
     loop {
+        if flooded && !glance_through_flood(&manager, vm, &out).await {
+            return;
+        }
         let Ok((snapshot, mut live)) = manager.watch(vm) else {
             return;
         };
@@ -419,10 +483,11 @@ async fn forward(manager: Manager, vm: VmId, out: Queue) {
         if out.send(event(screen)).await.is_err() {
             return;
         }
-        loop {
+        let mut gauge = FloodGauge::new();
+        flooded = loop {
             let first = match live.recv().await {
                 Ok(l) => l,
-                Err(broadcast::error::RecvError::Lagged(_)) => break,
+                Err(broadcast::error::RecvError::Lagged(_)) => break false,
                 Err(broadcast::error::RecvError::Closed) => return,
             };
             // Let the session's reader go on first: output that arrives meanwhile
@@ -461,12 +526,16 @@ async fn forward(manager: Manager, vm: VmId, out: Queue) {
                 }
             }
             if lagged {
-                break;
+                break false;
             }
-            if !batch.is_empty() && out.send(Out::Output { vm, bytes: batch }).await.is_err() {
+            let n = batch.len();
+            if n > 0 && out.send(Out::Output { vm, bytes: batch }).await.is_err() {
                 return;
             }
-        }
+            if gauge.flooding(n) {
+                break true;
+            }
+        };
     }
 }
 

@@ -1124,13 +1124,9 @@ impl App {
                     // Queries are the server's to answer; the mirror only shows. Only
                     // shown screens are mirrored, so any output changes the frame.
                     let _ = screen.feed(&bytes);
-                    if current && let Some(offset) = self.scroll {
-                        // Scrolled back: the view stays on the same lines while new
-                        // ones arrive below.
-                        let now = screen.rows_scrolled();
-                        let arrived = now.saturating_sub(self.scroll_base) as usize;
-                        self.scroll = Some((offset + arrived).min(screen.scrollback_len()));
-                        self.scroll_base = now;
+                    if current {
+                        let (now, kept) = (screen.rows_scrolled(), screen.scrollback_len());
+                        self.keep_scrolled_view(now, kept);
                     }
                     self.dirty = true;
                     self.urgent |= self.echo_awaited.remove(&vm);
@@ -1147,6 +1143,17 @@ impl App {
         }
     }
 
+    /// Scrolled back: the view stays on the same lines while new ones arrive below,
+    /// whether parsed here or in a newer screen from the server (a flood's).
+    /// `now`: rows ever scrolled into the screen's history; `kept`: those it holds.
+    fn keep_scrolled_view(&mut self, now: u64, kept: usize) {
+        if let Some(offset) = self.scroll {
+            let arrived = now.saturating_sub(self.scroll_base) as usize;
+            self.scroll = Some((offset + arrived).min(kept));
+            self.scroll_base = now;
+        }
+    }
+
     fn on_event(&mut self, event: Event) {
         match event {
             Event::Vms(rows) => self.set_rows(rows),
@@ -1155,6 +1162,9 @@ impl App {
                     let ui = &self.config.ui;
                     let mirror =
                         Screen::from_snapshot(&snapshot, ui.scrollback, ui.scrollback_bytes);
+                    if self.current_vm() == Some(vm) {
+                        self.keep_scrolled_view(mirror.rows_scrolled(), mirror.scrollback_len());
+                    }
                     let first = self.mirrors.insert(vm, mirror).is_none();
                     self.urgent |= first && self.current_vm() == Some(vm);
                     // A glanced tile's echo comes as its screen.
