@@ -13,63 +13,90 @@ const READ_AHEAD: usize = 32;
 /// does not delay the echo of keys typed into another.
 const BATCH_ATTACHED: usize = 64 * 1024;
 const BATCH_UNATTACHED: usize = 16 * 1024;
+/// Less than one full read of a PTY: nothing was waiting behind it.
+const SMALL: usize = 4095;
 
-/// Reads a session's output until the process closes it, and returns once all of it
-/// is taken in.
+/// Reads a session's output until the process closes it, and returns the parser,
+/// which ends once all of it is taken in.
 ///
-/// Reading and parsing are two tasks: a PTY gives at most 4 KiB a read, and a
-/// reader that parsed each chunk before the next read left the program waiting on a
-/// full PTY for every parse. Read ahead, the program prints while the parser works,
-/// and the parser takes what piled up meanwhile as one batch: one lock, one log
-/// append and one message to watchers for many reads.
+/// Reading and parsing are two tasks under a flood: a PTY gives at most 4 KiB a
+/// read, and a reader that parsed each chunk before the next read left the program
+/// waiting on a full PTY for every parse. Read ahead, the program prints while the
+/// parser works, and the parser takes what piled up meanwhile as one batch: one
+/// lock, one log append and one message to watchers for many reads. A small chunk
+/// with nothing queued before it (an echo, a prompt) is parsed at once by the reader,
+/// without the hand-off.
 pub(super) async fn run_reader(
     session: Arc<Session>,
     mut reader: impl tokio::io::AsyncRead + Unpin,
     events: broadcast::Sender<Event>,
-) {
+) -> tokio::task::JoinHandle<()> {
     let (chunks, read) = mpsc::channel::<Vec<u8>>(READ_AHEAD);
-    let parser = tokio::spawn(take_in(session.clone(), read, events.clone()));
+    // Chunks sent and not yet taken in: only the reader adds, so at zero nothing it
+    // read before is still on its way, and parsing here keeps the order.
+    let queued = Arc::new(AtomicUsize::new(0));
+    let parser = tokio::spawn(take_in(
+        session.clone(),
+        read,
+        events.clone(),
+        queued.clone(),
+    ));
     let mut buf = vec![0u8; 16 * 1024];
-    let mut chunk = Vec::new();
     let mut open = true;
     while open {
         if session.attached.load(Ordering::Relaxed) == 0 {
             tokio::task::yield_now().await;
         }
-        // Waits for output, then takes what else is there without waiting: one
-        // message to the parser for several of the PTY's small reads.
-        let mut waited = false;
-        while chunk.len() < BATCH_UNATTACHED {
-            let read = match waited {
-                false => reader.read(&mut buf).await,
-                true => match reader.read(&mut buf).now_or_never() {
-                    Some(read) => read,
-                    None => break,
-                },
-            };
-            waited = true;
-            match read {
-                Ok(0) => open = false,
-                Ok(n) => {
-                    chunk.extend_from_slice(&buf[..n]);
-                    continue;
-                }
-                // Linux reports EIO on the PTY master once the last slave fd is closed.
-                Err(e) if e.raw_os_error() == Some(libc::EIO) => open = false,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    let _ = events.send(Event::Error(Some(session.vm), format!("output: {e}")));
-                    open = false;
-                }
-            }
-            break;
+        let mut chunk = Vec::new();
+        open = read_some(&mut reader, &mut buf, &mut chunk, &session, &events).await;
+        if chunk.is_empty() {
+            continue;
         }
-        if !chunk.is_empty() && chunks.send(std::mem::take(&mut chunk)).await.is_err() {
+        if chunk.len() < SMALL && queued.load(Ordering::Acquire) == 0 {
+            session.on_output(&chunk, &events);
+            continue;
+        }
+        queued.fetch_add(1, Ordering::AcqRel);
+        if chunks.send(chunk).await.is_err() {
             break;
         }
     }
-    drop(chunks);
-    let _ = parser.await;
+    parser
+}
+
+/// Waits for output, then takes what else is there without waiting, into `chunk`:
+/// one message to the parser for several of the PTY's small reads. False once the
+/// output has ended.
+async fn read_some(
+    reader: &mut (impl tokio::io::AsyncRead + Unpin),
+    buf: &mut [u8],
+    chunk: &mut Vec<u8>,
+    session: &Session,
+    events: &broadcast::Sender<Event>,
+) -> bool {
+    let mut waited = false;
+    while chunk.len() < BATCH_UNATTACHED {
+        let read = match waited {
+            false => reader.read(buf).await,
+            true => match reader.read(buf).now_or_never() {
+                Some(read) => read,
+                None => return true,
+            },
+        };
+        waited = true;
+        match read {
+            Ok(0) => return false,
+            Ok(n) => chunk.extend_from_slice(&buf[..n]),
+            // Linux reports EIO on the PTY master once the last slave fd is closed.
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                let _ = events.send(Event::Error(Some(session.vm), format!("output: {e}")));
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// Takes a session's output in as it was read, in batches of what piled up.
@@ -77,6 +104,7 @@ async fn take_in(
     session: Arc<Session>,
     mut read: mpsc::Receiver<Vec<u8>>,
     events: broadcast::Sender<Event>,
+    queued: Arc<AtomicUsize>,
 ) {
     let mut batch = Vec::new();
     while let Some(first) = read.recv().await {
@@ -86,13 +114,16 @@ async fn take_in(
         };
         batch.clear();
         batch.extend_from_slice(&first);
+        let mut taken = 1;
         while batch.len() < limit {
             match read.try_recv() {
                 Ok(chunk) => batch.extend_from_slice(&chunk),
                 Err(_) => break,
             }
+            taken += 1;
         }
         session.on_output(&batch, &events);
+        queued.fetch_sub(taken, Ordering::AcqRel);
         if limit == BATCH_UNATTACHED {
             tokio::task::yield_now().await;
         }

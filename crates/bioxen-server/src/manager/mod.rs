@@ -359,8 +359,12 @@ impl Manager {
         tokio::spawn(async move {
             let state = vm::local::wait(local.child, &control).await;
             // Let the reader drain what the process wrote last, so the final screen and
-            // read_output are complete when the state change is seen.
-            let _ = tokio::time::timeout(Duration::from_millis(500), reader).await;
+            // read_output are complete when the state change is seen. Reading ends
+            // within moments unless another process holds the PTY open; what was read
+            // is then parsed, however long that takes.
+            if let Ok(Ok(parser)) = tokio::time::timeout(Duration::from_millis(500), reader).await {
+                let _ = parser.await;
+            }
             s.set_state(&events, state);
         });
         Ok(())
