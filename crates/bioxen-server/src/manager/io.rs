@@ -5,9 +5,9 @@
 use super::*;
 use futures_util::FutureExt;
 
-/// Chunks read ahead of the parser at most: with the PTY's own 4 KiB reads, about
-/// 128 KiB the program may print while its output is parsed, before it waits.
-const READ_AHEAD: usize = 32;
+/// Chunks read ahead of the parser at most, each of up to [`BATCH_UNATTACHED`]: the
+/// 128 KiB a program may print while its output is parsed, before it waits.
+const READ_AHEAD: usize = 8;
 /// What the parser takes in one go, from chunks read meanwhile: a session someone
 /// types into, and one nobody does, whose turn must stay short so that its flood
 /// does not delay the echo of keys typed into another.
