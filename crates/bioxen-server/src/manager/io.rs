@@ -19,13 +19,16 @@ const SMALL: usize = 4095;
 /// Reads a session's output until the process closes it, and returns the parser,
 /// which ends once all of it is taken in.
 ///
-/// Reading and parsing are two tasks under a flood: a PTY gives at most 4 KiB a
-/// read, and a reader that parsed each chunk before the next read left the program
-/// waiting on a full PTY for every parse. Read ahead, the program prints while the
-/// parser works, and the parser takes what piled up meanwhile as one batch: one
-/// lock, one log append and one message to watchers for many reads. A small chunk
-/// with nothing queued before it (an echo, a prompt) is parsed at once by the reader,
-/// without the hand-off.
+/// Reading and parsing are two tasks when a session someone types into floods: a
+/// PTY gives at most 4 KiB a read, and a reader that parsed each chunk before the
+/// next read left the program waiting on a full PTY for every parse. Read ahead, the
+/// program prints while the parser works, and the parser takes what piled up
+/// meanwhile as one batch: one lock, one log append and one message to watchers for
+/// many reads. A small chunk with nothing queued before it (an echo, a prompt) is
+/// parsed at once by the reader, without the hand-off. So is every read of a session
+/// nobody types into, one read and one yield at a time: with fifty of them flooding,
+/// the read-ahead's second task each made a key's echo elsewhere wait four times as
+/// long (21 ms against 5.5, `cargo test --release --test faults -- fifty_floods`).
 pub(super) async fn run_reader(
     session: Arc<Session>,
     mut reader: impl tokio::io::AsyncRead + Unpin,
@@ -44,15 +47,17 @@ pub(super) async fn run_reader(
     let mut buf = vec![0u8; 16 * 1024];
     let mut open = true;
     while open {
-        if session.attached.load(Ordering::Relaxed) == 0 {
+        let attached = session.attached.load(Ordering::Relaxed) > 0;
+        if !attached {
             tokio::task::yield_now().await;
         }
         let mut chunk = Vec::new();
-        open = read_some(&mut reader, &mut buf, &mut chunk, &session, &events).await;
+        let most = if attached { BATCH_UNATTACHED } else { 1 };
+        open = read_some(&mut reader, &mut buf, &mut chunk, most, &session, &events).await;
         if chunk.is_empty() {
             continue;
         }
-        if chunk.len() < SMALL && queued.load(Ordering::Acquire) == 0 {
+        if (chunk.len() < SMALL || !attached) && queued.load(Ordering::Acquire) == 0 {
             session.on_output(&chunk, &events);
             continue;
         }
@@ -64,18 +69,19 @@ pub(super) async fn run_reader(
     parser
 }
 
-/// Waits for output, then takes what else is there without waiting, into `chunk`:
-/// one message to the parser for several of the PTY's small reads. False once the
-/// output has ended.
+/// Waits for output, then takes what else is there without waiting, into `chunk`,
+/// until it holds `most` bytes: one message to the parser for several of the PTY's
+/// small reads. False once the output has ended.
 async fn read_some(
     reader: &mut (impl tokio::io::AsyncRead + Unpin),
     buf: &mut [u8],
     chunk: &mut Vec<u8>,
+    most: usize,
     session: &Session,
     events: &broadcast::Sender<Event>,
 ) -> bool {
     let mut waited = false;
-    while chunk.len() < BATCH_UNATTACHED {
+    while chunk.len() < most {
         let read = match waited {
             false => reader.read(buf).await,
             true => match reader.read(buf).now_or_never() {

@@ -544,6 +544,8 @@ impl App {
         self.unseen.retain(|vm| rows.iter().any(|r| r.vm == *vm));
         self.marks.retain(|vm, _| rows.iter().any(|r| r.vm == *vm));
         self.marked.retain(|vm| rows.iter().any(|r| r.vm == *vm));
+        self.echo_awaited
+            .retain(|vm| rows.iter().any(|r| r.vm == *vm));
         self.sync_view(false);
         self.dirty = true;
     }
