@@ -1413,3 +1413,42 @@ fn the_echo_of_a_key_is_drawn_at_once_and_a_stream_of_output_a_frame_apart() {
         "after the echo, output is paced again"
     );
 }
+
+/// A user who goes back to the list while a VM is being made stays in the list when it
+/// arrives: the keys typed next are the list's (here `c`, a new dialog), not the new
+/// VM's. One who waits in the pane is taken to the new VM, as before.
+#[test]
+fn a_vm_that_arrives_after_the_user_went_back_to_the_list_does_not_take_the_keys() {
+    use bioxen::ui::app::Focus;
+    for leaves in [true, false] {
+        let (mut app, _) = dashboard(vec![vm("a", VmState::Running)]);
+        key(&mut app, KeyCode::Char('c'));
+        let effects = key(&mut app, KeyCode::Enter);
+        let name = effects
+            .iter()
+            .find_map(|e| match e {
+                Effect::Call(Call::Create { name, .. }) => Some(name.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no create: {effects:?}"));
+        assert_eq!(app.focus, Focus::Terminal, "the pane waits for the new VM");
+        if leaves {
+            prefix(&mut app, KeyCode::Char('d'));
+            assert_eq!(app.focus, Focus::List);
+        }
+        let rows = vec![vm("a", VmState::Running), vm(&name, VmState::Running)];
+        app.update(Msg::Server(Update::Event(Event::Vms(rows))));
+        let made = common::vm_id(&name);
+        app.update(Msg::Done(Done::Created(Ok((made, name.clone())))));
+        if leaves {
+            assert_eq!(app.focus, Focus::List, "still in the list");
+            assert_eq!(app.current, Some(common::row("a")), "on the row it was on");
+            let effects = key(&mut app, KeyCode::Char('c'));
+            assert!(sent_to(&effects).is_empty(), "c went to a VM: {effects:?}");
+            assert!(app.overlay.is_some(), "c opened the create dialog");
+        } else {
+            assert_eq!(app.focus, Focus::Terminal);
+            assert_eq!(app.current, Some(common::row(&name)), "on the new VM");
+        }
+    }
+}

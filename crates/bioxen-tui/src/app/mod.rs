@@ -515,6 +515,7 @@ impl App {
         self.figures_arrived(before);
         self.note_groups();
         if let Some(name) = &self.creating
+            && self.focus == Focus::Terminal
             && let Some(vm) = self.rows.iter().find(|r| &r.name == name).map(|r| r.vm)
         {
             self.creating = None;
@@ -1271,8 +1272,13 @@ impl App {
         match done {
             Done::Created(Ok((vm, name))) => {
                 self.creating = None;
-                self.select(RowId::Vm(vm));
-                self.attach_current();
+                // Followed only by a user still in the pane the create opened: one
+                // who went back to the list meanwhile stays there, and the keys they
+                // type next are the list's, not the new VM's.
+                if self.focus == Focus::Terminal {
+                    self.select(RowId::Vm(vm));
+                    self.attach_current();
+                }
                 self.set_message(format!("created {name}"), Level::Info);
             }
             Done::Created(Err(e)) => {
