@@ -214,19 +214,20 @@ async fn run_remote(
     let (mut out, mut err) = (tokio::io::stdout(), tokio::io::stderr());
     let running = manager.run_program(id, &command, tokio::io::stdin(), &mut out, &mut err);
     let end = match args.timeout {
-        None => running.await,
-        Some(t) => match tokio::time::timeout(t, running).await {
-            Ok(end) => end,
-            Err(_) => {
-                eprintln!("{}", timed_out(t));
-                return Ok(TIMED_OUT);
-            }
-        },
+        None => Ok(running.await),
+        Some(t) => tokio::time::timeout(t, running).await.map_err(|_| t),
     };
+    // The copy goes however the run ended, a run stopped by --timeout too.
     if let Some(dir) = &dir {
         let _ = manager.exec(id, &["rm", "-rf", "--", dir], b"").await;
     }
-    let end = end?;
+    let end = match end {
+        Ok(end) => end?,
+        Err(t) => {
+            eprintln!("{}", timed_out(t));
+            return Ok(TIMED_OUT);
+        }
+    };
     Ok(match end {
         _ if end.output_closed => 128 + libc::SIGPIPE,
         crate::vm::ssh::ProgramEnd {

@@ -529,6 +529,40 @@ async fn run_command_on_remote_kinds() {
     .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("far away"));
+    // A script is copied into a private directory on the host, which goes when the
+    // run ends, even when --timeout stops it.
+    std::fs::write(
+        dir.join("slow.lua"),
+        "print(os.getenv('PWD')) io.stdout:flush() os.execute('sleep 5')\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "run",
+        "--kind",
+        "ssh",
+        "--host",
+        "lab",
+        "--timeout",
+        "1",
+        "slow.lua",
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(124),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let copy = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        copy.contains("bioxen-run."),
+        "the script ran in its copy: {copy:?}"
+    );
+    assert!(
+        !std::path::Path::new(&copy).exists(),
+        "the copy {copy} is left on the host"
+    );
     // xcpng: a VM is created for the run and destroyed after it.
     let out = run(&["run", "--kind", "xcpng", "-e", "print(_VERSION)"])
         .await
