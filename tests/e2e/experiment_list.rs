@@ -153,6 +153,12 @@ fn an_experiment_s_vms_sit_under_its_header_which_folds_and_unfolds() {
         key(&mut app, KeyCode::Char(c));
     }
     assert_eq!(rows(&app), ["[sweep]", "sw-train-2"]);
+    // Its header says how many of its VMs the filter lets through.
+    let header = drawn(&app)
+        .into_iter()
+        .find(|l| l.contains("▸ sweep") || l.contains("▾ sweep"))
+        .unwrap();
+    assert!(header.contains("sweep (1 of 3)"), "{header}");
 }
 
 #[test]

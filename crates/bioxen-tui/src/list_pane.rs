@@ -75,8 +75,13 @@ fn name_text(row: &ListRow, app: &App) -> (String, String, usize) {
         }
         ListRow::Group(name) => {
             let fold = if app.is_folded(name) { "▸" } else { "▾" };
+            // Filtered, a header says how many of its VMs the filter lets through.
             let n = app.group_summary(name).vms;
-            (format!("{fold} {name}"), format!(" ({n})"))
+            let count = match app.filter.is_empty() {
+                true => format!(" ({n})"),
+                false => format!(" ({} of {n})", app.group_shown(name)),
+            };
+            (format!("{fold} {name}"), count)
         }
         ListRow::Pool(vm) => {
             let indent = if app.group_of(row).is_some() {

@@ -149,6 +149,14 @@ impl App {
             .filter(move |r| self.group_of(&Row::Session(r)) == Some(name))
     }
 
+    /// How many of the group's sessions the list filter lets through.
+    pub fn group_shown(&self, name: &str) -> usize {
+        let f = self.filter.to_lowercase();
+        self.group_members(name)
+            .filter(|info| Row::Session(info).matches(&f, self))
+            .count()
+    }
+
     pub fn group_summary(&self, name: &str) -> GroupSummary {
         let mut s = GroupSummary::default();
         let mut progress = Vec::new();
