@@ -5,8 +5,11 @@
 use super::*;
 use futures_util::FutureExt;
 
-/// Chunks read ahead of the parser at most, each of up to [`BATCH_UNATTACHED`]: the
-/// 128 KiB a program may print while its output is parsed, before it waits.
+/// What the reader of a session someone types into gathers into one message to the
+/// parser, from the PTY's 4 KiB reads.
+const GATHER: usize = 16 * 1024;
+/// Messages read ahead of the parser at most, each of up to [`GATHER`]: the 128 KiB a
+/// program may print while its output is parsed, before it waits.
 const READ_AHEAD: usize = 8;
 /// What the parser takes in one go, from chunks read meanwhile: a session someone
 /// types into, and one nobody does, whose turn must stay short so that its flood
@@ -45,14 +48,17 @@ pub(super) async fn run_reader(
         queued.clone(),
     ));
     let mut buf = vec![0u8; 16 * 1024];
+    // Parsed here, the chunk keeps its allocation for the next read; only a chunk
+    // handed to the parser takes it along.
+    let mut chunk = Vec::new();
     let mut open = true;
     while open {
         let attached = session.attached.load(Ordering::Relaxed) > 0;
         if !attached {
             tokio::task::yield_now().await;
         }
-        let mut chunk = Vec::new();
-        let most = if attached { BATCH_UNATTACHED } else { 1 };
+        chunk.clear();
+        let most = if attached { GATHER } else { 1 };
         open = read_some(&mut reader, &mut buf, &mut chunk, most, &session, &events).await;
         if chunk.is_empty() {
             continue;
@@ -62,7 +68,7 @@ pub(super) async fn run_reader(
             continue;
         }
         queued.fetch_add(1, Ordering::AcqRel);
-        if chunks.send(chunk).await.is_err() {
+        if chunks.send(std::mem::take(&mut chunk)).await.is_err() {
             break;
         }
     }
