@@ -387,6 +387,12 @@ fn start_watch(
     Response::Done
 }
 
+/// Sends the client a session's screen; false once the client is gone.
+async fn send_screen(out: &Queue, vm: VmId, snapshot: protocol::Snapshot) -> bool {
+    let screen = Event::Screen { vm, snapshot };
+    out.send(Out::Msg(ServerMsg::Event(screen))).await.is_ok()
+}
+
 /// A glanced-at session: its screen each time it changed, at most every
 /// [`protocol::GLANCE_EVERY`]. A flood costs the client one small screen a frame,
 /// not every byte. A change after a quiet spell goes out at once: the pause is
@@ -398,8 +404,7 @@ async fn glance(manager: Manager, vm: VmId, out: Queue) {
             return;
         };
         let sent = Instant::now();
-        let screen = Event::Screen { vm, snapshot };
-        if out.send(Out::Msg(ServerMsg::Event(screen))).await.is_err() {
+        if !send_screen(&out, vm, snapshot).await {
             return;
         }
         if changed.changed().await.is_err() {
@@ -453,8 +458,7 @@ async fn glance_through_flood(manager: &Manager, vm: VmId, out: &Queue) -> bool 
             return false;
         };
         let frames = 1 + snapshot.history.len() / FLOOD_HISTORY_BYTES;
-        let screen = Event::Screen { vm, snapshot };
-        if out.send(Out::Msg(ServerMsg::Event(screen))).await.is_err() {
+        if !send_screen(out, vm, snapshot).await {
             return false;
         }
         tokio::time::sleep(protocol::GLANCE_EVERY * frames as u32).await;
@@ -479,8 +483,7 @@ async fn forward(manager: Manager, vm: VmId, out: Queue) {
         let Ok((snapshot, mut live)) = manager.watch(vm) else {
             return;
         };
-        let screen = Event::Screen { vm, snapshot };
-        if out.send(event(screen)).await.is_err() {
+        if !send_screen(&out, vm, snapshot).await {
             return;
         }
         let mut gauge = FloodGauge::new();
