@@ -515,7 +515,7 @@ impl App {
         self.figures_arrived(before);
         self.note_groups();
         if let Some(name) = &self.creating
-            && self.focus == Focus::Terminal
+            && self.follows_create()
             && let Some(vm) = self.rows.iter().find(|r| &r.name == name).map(|r| r.vm)
         {
             self.creating = None;
@@ -542,11 +542,11 @@ impl App {
             }
         }
         let rows = &self.rows;
-        self.unseen.retain(|vm| rows.iter().any(|r| r.vm == *vm));
-        self.marks.retain(|vm, _| rows.iter().any(|r| r.vm == *vm));
-        self.marked.retain(|vm| rows.iter().any(|r| r.vm == *vm));
-        self.echo_awaited
-            .retain(|vm| rows.iter().any(|r| r.vm == *vm));
+        let listed = |vm: &VmId| rows.iter().any(|r| r.vm == *vm);
+        self.unseen.retain(listed);
+        self.marks.retain(|vm, _| listed(vm));
+        self.marked.retain(listed);
+        self.echo_awaited.retain(listed);
         self.sync_view(false);
         self.dirty = true;
     }
@@ -1146,6 +1146,14 @@ impl App {
         }
     }
 
+    /// Whether a VM being made is shown when it is listed and when it is made: only
+    /// to a user still in the pane the create opened. One who went back to the list
+    /// meanwhile stays there, and the keys they type next are the list's, not the
+    /// new VM's.
+    fn follows_create(&self) -> bool {
+        self.focus == Focus::Terminal
+    }
+
     /// Scrolled back: the view stays on the same lines while new ones arrive below,
     /// whether parsed here or in a newer screen from the server (a flood's).
     /// `now`: rows ever scrolled into the screen's history; `kept`: those it holds.
@@ -1165,11 +1173,12 @@ impl App {
                     let ui = &self.config.ui;
                     let mirror =
                         Screen::from_snapshot(&snapshot, ui.scrollback, ui.scrollback_bytes);
-                    if self.current_vm() == Some(vm) {
+                    let current = self.current_vm() == Some(vm);
+                    if current {
                         self.keep_scrolled_view(mirror.rows_scrolled(), mirror.scrollback_len());
                     }
                     let first = self.mirrors.insert(vm, mirror).is_none();
-                    self.urgent |= first && self.current_vm() == Some(vm);
+                    self.urgent |= first && current;
                     // A glanced tile's echo comes as its screen.
                     self.urgent |= self.echo_awaited.remove(&vm);
                     self.dirty = true;
@@ -1272,10 +1281,7 @@ impl App {
         match done {
             Done::Created(Ok((vm, name))) => {
                 self.creating = None;
-                // Followed only by a user still in the pane the create opened: one
-                // who went back to the list meanwhile stays there, and the keys they
-                // type next are the list's, not the new VM's.
-                if self.focus == Focus::Terminal {
+                if self.follows_create() {
                     self.select(RowId::Vm(vm));
                     self.attach_current();
                 }
