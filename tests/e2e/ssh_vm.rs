@@ -474,18 +474,14 @@ async fn run_command_on_remote_kinds() {
             .env("XDG_RUNTIME_DIR", &dir);
         cmd.output()
     };
+    // `bioxen run` on the ssh host `lab`, with `rest` after.
+    let on_lab = |rest: &[&str]| {
+        let mut args = vec!["run", "--kind", "ssh", "--host", "lab"];
+        args.extend_from_slice(rest);
+        run(&args)
+    };
     // Unknown host key, nobody to ask: refused with the fingerprint.
-    let out = run(&[
-        "run",
-        "--kind",
-        "ssh",
-        "--host",
-        "lab",
-        "-e",
-        "print('Value:', 6 * 7)",
-    ])
-    .await
-    .unwrap();
+    let out = on_lab(&["-e", "print('Value:', 6 * 7)"]).await.unwrap();
     assert_ne!(out.status.code(), Some(0));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(&sshd.fingerprint),
@@ -493,18 +489,9 @@ async fn run_command_on_remote_kinds() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Told to accept it: runs, and remembers the key.
-    let out = run(&[
-        "run",
-        "--kind",
-        "ssh",
-        "--host",
-        "lab",
-        "--accept-new-host-key",
-        "-e",
-        "print('Value:', 6 * 7)",
-    ])
-    .await
-    .unwrap();
+    let out = on_lab(&["--accept-new-host-key", "-e", "print('Value:', 6 * 7)"])
+        .await
+        .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "Value:\t42\n",
@@ -516,17 +503,7 @@ async fn run_command_on_remote_kinds() {
             .unwrap()
             .contains(&format!("[127.0.0.1]:{}", sshd.port))
     );
-    let out = run(&[
-        "run",
-        "--kind",
-        "ssh",
-        "--host",
-        "lab",
-        "-e",
-        "error('far away')",
-    ])
-    .await
-    .unwrap();
+    let out = on_lab(&["-e", "error('far away')"]).await.unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("far away"));
     // A script is copied into a private directory on the host, which goes when the
@@ -536,18 +513,7 @@ async fn run_command_on_remote_kinds() {
         "print(os.getenv('PWD')) io.stdout:flush() os.execute('sleep 5')\n",
     )
     .unwrap();
-    let out = run(&[
-        "run",
-        "--kind",
-        "ssh",
-        "--host",
-        "lab",
-        "--timeout",
-        "1",
-        "slow.lua",
-    ])
-    .await
-    .unwrap();
+    let out = on_lab(&["--timeout", "1", "slow.lua"]).await.unwrap();
     assert_eq!(
         out.status.code(),
         Some(124),
