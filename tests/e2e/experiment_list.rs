@@ -171,6 +171,25 @@ fn a_large_experiment_starts_folded_and_a_small_one_open() {
     assert_eq!(rows(&app), ["[big]", "[small]", "small-a"]);
 }
 
+/// `bioxen attach NAME` of a VM inside a folded experiment opens that VM, as it
+/// does any other: the group unfolds, and the keys go to the VM, not to the list.
+#[test]
+fn attaching_by_name_opens_a_vm_inside_a_folded_experiment() {
+    let vms: Vec<VmInfo> = (0..21)
+        .map(|i| member("big", &format!("big-{i:02}"), VmState::Running, 0))
+        .collect();
+    let mut app = dashboard(vms);
+    assert_eq!(rows(&app), ["[big]"], "the experiment starts folded");
+    assert!(app.open_named("big-07"), "big-07 is listed, folded or not");
+    assert_eq!(app.current_vm(), Some(common::vm_id("big-07")));
+    assert_eq!(app.focus, bioxen::ui::app::Focus::Terminal);
+    assert!(
+        rows(&app).contains(&"big-07".to_string()),
+        "its group unfolds"
+    );
+    assert!(!app.open_named("big-99"), "a name nobody has opens nothing");
+}
+
 #[test]
 fn the_header_counts_its_vms_states_restarts_and_progress() {
     let mut vms = sweep();

@@ -1527,13 +1527,21 @@ impl App {
         self.attach_current();
     }
 
-    /// Opens the row called `name`, for `bioxen attach NAME`; false when none is.
+    /// Opens the row called `name`, for `bioxen attach NAME`; false when none is. A
+    /// session is found wherever it sits (a folded experiment's too, which unfolds);
+    /// pool VMs are found among the rows shown.
     pub fn open_named(&mut self, name: &str) -> bool {
         let found = self
-            .visible()
+            .rows
             .iter()
-            .find(|r| r.name() == name)
-            .map(Row::id);
+            .find(|info| info.name == name)
+            .map(|info| RowId::Vm(info.vm))
+            .or_else(|| {
+                self.visible()
+                    .iter()
+                    .find(|r| !matches!(r, Row::Group(_)) && r.name() == name)
+                    .map(Row::id)
+            });
         found.map(|id| self.open(id)).is_some()
     }
 
