@@ -1452,3 +1452,43 @@ fn a_vm_that_arrives_after_the_user_went_back_to_the_list_does_not_take_the_keys
         }
     }
 }
+
+/// `bioxen attach b` asks for b's screen with the list (one round trip before the
+/// first frame, not two), so opening b asks for it no more; the screen that comes
+/// is b's pane.
+#[test]
+fn attaching_by_name_at_start_does_not_ask_for_the_screen_again() {
+    assert_eq!(
+        bioxen::ui::watch_on_attach("b"),
+        Request::Watch {
+            vm: bioxen::VmRef::Name("b".into())
+        }
+    );
+    let mut app = App::new(Keymap::default(), Rect::new(0, 0, 100, 30));
+    let listed = vec![vm("a", VmState::Running), vm("b", VmState::Running)];
+    assert!(app.open_on_attach("b", listed));
+    let size = app.pane_size;
+    let b = || common::vm_id("b").into();
+    let effects = app.take_effects();
+    assert!(
+        !effects.iter().any(|e| matches!(
+            e,
+            Effect::Notify(Request::Watch { .. } | Request::Unwatch { .. })
+        )),
+        "neither b nor the list's first VM is watched now: {effects:?}"
+    );
+    assert!(effects.contains(&notify(Request::Attach { vm: b() })));
+    assert!(effects.contains(&notify(Request::Resize {
+        vm: b(),
+        rows: size.rows,
+        cols: size.cols
+    })));
+    assert_eq!(app.focus, Focus::Terminal);
+    let mut theirs = bioxen::term::Screen::new(size, 1000);
+    theirs.feed(b"> print('b here')\r\nb here\r\n> ");
+    app.update(Msg::Server(Update::Event(Event::Screen {
+        vm: common::vm_id("b"),
+        snapshot: theirs.snapshot(),
+    })));
+    assert!(app.mirrors[&common::vm_id("b")].text().contains("b here"));
+}

@@ -45,7 +45,7 @@ use app::{App, Msg};
 use bioxen_client::{Client, StartOptions};
 use bioxen_config::Config;
 use bioxen_config::keymap::Keymap;
-use bioxen_proto::VmInfo;
+use bioxen_proto::{Request, VmInfo, VmRef};
 use effect::Runner;
 
 /// Writes a line to stderr if there is one: once the terminal window is closed,
@@ -141,7 +141,8 @@ async fn connect(launch: &Launch) -> Result<(Client, Updates, Vec<VmInfo>), Stri
     let server = result.map_err(|e| e.to_string())?;
     let updates = server.updates();
     let (listed, subscribed) = match &launch.attach {
-        Some(_) => {
+        Some(id) => {
+            server.notify(watch_on_attach(id));
             let (listed, subscribed) = tokio::join!(server.list(), server.subscribe());
             (Some(listed), subscribed)
         }
@@ -160,6 +161,15 @@ async fn connect(launch: &Launch) -> Result<(Client, Updates, Vec<VmInfo>), Stri
         }
     }
     Ok((server, updates, vms))
+}
+
+/// What `bioxen attach NAME` asks for with the list and the subscription: the VM's
+/// screen, by name. Asked for after the list, it came a round trip and the list's
+/// handling later, before the first frame could show it.
+pub fn watch_on_attach(name: &str) -> Request {
+    Request::Watch {
+        vm: VmRef::Name(name.to_string()),
+    }
 }
 
 /// How this dashboard was launched, beyond where.
@@ -218,11 +228,8 @@ async fn dashboard(
         app.set_message(format!("warning: {w}"), app::Level::Error);
     }
     app.config = config;
-    // The VM to attach to is watched before the first frame, so its screen comes
-    // with the list instead of a round trip after it.
     if let Some((id, listed)) = attach {
-        app.set_rows(listed);
-        app.open_named(&id);
+        app.open_on_attach(&id, listed);
     }
     runner.run(app.take_effects());
 

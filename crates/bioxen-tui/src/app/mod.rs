@@ -1545,6 +1545,20 @@ impl App {
         found.map(|id| self.open(id)).is_some()
     }
 
+    /// Opens the session called `name` as `bioxen attach NAME` starts, with the list
+    /// that says it exists. Its screen was asked for with that list (see
+    /// [`crate::watch_on_attach`]), so it is not asked for again.
+    /// It is selected before the list arrives, so the list's first VM is not watched
+    /// on the way.
+    pub fn open_on_attach(&mut self, name: &str, listed: Vec<VmInfo>) -> bool {
+        if let Some(vm) = listed.iter().find(|i| i.name == name).map(|i| i.vm) {
+            self.current = Some(RowId::Vm(vm));
+            self.watching.insert(vm, true);
+        }
+        self.set_rows(listed);
+        self.open_named(name)
+    }
+
     fn attach_current(&mut self) {
         if let Some(Row::Pool(vm)) = self.current_row() {
             let vm = vm.clone();
