@@ -34,6 +34,7 @@ pub fn command(
             persist: Some(crate::server::Persist {
                 places: crate::persist::Places::of(config, socket),
                 log_every_vm: config.logs.enabled,
+                keep_days: config.logs.keep_days,
             }),
         };
         let result = runtime.block_on(crate::server::serve(manager_config, options, socket));

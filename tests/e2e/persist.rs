@@ -370,6 +370,58 @@ async fn a_log_rotates_at_its_limit_and_reads_back_across_the_rotation() {
     );
 }
 
+/// A file of `age_days` days, as a log left by a VM long gone would be.
+fn aged(path: &Path, age_days: u64) {
+    std::fs::write(path, b"old output\r\n").unwrap();
+    let when = std::time::SystemTime::now() - std::time::Duration::from_secs(age_days * 86_400);
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(when).unwrap();
+}
+
+/// The logs of VMs the server no longer has go once untouched for `keep_days`, each
+/// whole; a recent one stays. A server whose journal is gone numbers new VMs past
+/// every log on disk, so that none appends to an old VM's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_logs_of_gone_vms_are_pruned_and_no_new_vm_takes_a_logs_number() {
+    let dir = workdir("persist-prune", "[logs]\nkeep_days = 30\n");
+    let _server = KillServer(dir.clone());
+    let client = server_in(&dir).await;
+    let first = ready_vm(&client, "first", VmKind::Local, CreateOptions::default()).await;
+    drop(client);
+    let out = bioxen_in(&dir, &["kill-server"]);
+    assert!(out.status.success(), "{}", said(&out));
+    let folders: Vec<PathBuf> = std::fs::read_dir(dir.join("logs/logs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let [folder] = &folders[..] else {
+        panic!("one server, one folder of logs: {folders:?}")
+    };
+    assert!(folder.join(format!("{}.log", first.0)).exists());
+    for name in ["57.log", "57.log.1", "57.idx", "57.json", "58.json"] {
+        aged(&folder.join(name), 40);
+    }
+    aged(&folder.join("58.log"), 1);
+    // The journal is lost: only the logs say which numbers were used.
+    std::fs::remove_dir_all(dir.join("state")).unwrap();
+
+    let client = server_in(&dir).await;
+    let pruned = eventually(WAIT, || !folder.join("57.log").exists()).await;
+    assert!(pruned, "a 40-day-old log of a gone VM is still there");
+    for gone in ["57.log.1", "57.idx", "57.json"] {
+        assert!(!folder.join(gone).exists(), "{gone} outlived its log");
+    }
+    for kept in ["58.log", "58.json", &format!("{}.log", first.0)] {
+        assert!(folder.join(kept).exists(), "{kept} was written to lately");
+    }
+    let next = ready_vm(&client, "next", VmKind::Local, CreateOptions::default()).await;
+    assert!(
+        next.0 > 58,
+        "the new VM took number {}, which a log on disk has",
+        next.0
+    );
+}
+
 /// Unmounts a test's tmpfs however the test ends (lazily: the server may still hold
 /// files there).
 struct Unmount(PathBuf);

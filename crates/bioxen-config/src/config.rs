@@ -220,6 +220,11 @@ pub struct LogsConfig {
     pub max_mib: u64,
     /// Rotated files kept per VM, besides the one being written.
     pub keep: u32,
+    /// The logs of VMs the server no longer has (removed, or made by an experiment
+    /// since ended) are removed once nothing was written to them for this many days;
+    /// 0 keeps them for ever. A log reads back with no server, so it outlives its VM,
+    /// but not without bound.
+    pub keep_days: u32,
 }
 
 impl Default for LogsConfig {
@@ -229,6 +234,7 @@ impl Default for LogsConfig {
             dir: None,
             max_mib: 64,
             keep: 3,
+            keep_days: 30,
         }
     }
 }

@@ -27,6 +27,11 @@ impl Manager {
         self.inner.next_vm.load(Ordering::Relaxed)
     }
 
+    /// Numbers new sessions past `n`, one already used (by a log on disk).
+    pub fn number_past(&self, n: u64) {
+        self.inner.next_vm.fetch_max(n + 1, Ordering::Relaxed);
+    }
+
     fn record(&self, session: &Session) -> VmRecord {
         let size = lock(&session.screen).size();
         let remote = lock(&session.remote);

@@ -273,6 +273,69 @@ pub fn all_in(dir: &Path) -> Vec<LogMeta> {
     metas
 }
 
+/// The session a file of a folder of logs belongs to, if it is one of ours
+/// (`7.log`, `7.log.2`, `7.idx`, `7.idx.2`, `7.json`); other files are never touched.
+fn owner_of(file_name: &str) -> Option<VmId> {
+    let (number, rest) = file_name.split_once('.')?;
+    let ours = match rest.split_once('.') {
+        None => matches!(rest, "log" | "idx" | "json"),
+        Some((ext, n)) => matches!(ext, "log" | "idx") && n.parse::<u32>().is_ok(),
+    };
+    ours.then(|| number.parse().ok().map(VmId)).flatten()
+}
+
+/// The highest session number a folder of logs holds: a server whose journal is gone
+/// numbers its sessions past it, so that no new session appends to an old one's log.
+pub fn highest_number_in(dir: &Path) -> Option<u64> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| owner_of(e.file_name().to_str()?))
+        .map(|vm| vm.0)
+        .max()
+}
+
+/// What [`prune`] removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub logs: usize,
+    pub bytes: u64,
+}
+
+/// Removes the logs of sessions that `live` says are gone and that nothing was written
+/// to since `before` (Unix seconds): every part, its index and its note of who the
+/// session was. A log is kept whole or removed whole, judged by its newest file.
+pub fn prune(dir: &Path, live: impl Fn(VmId) -> bool, before: u64) -> std::io::Result<Pruned> {
+    let mut sets: std::collections::HashMap<VmId, (u64, Vec<(PathBuf, u64)>)> = Default::default();
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let Some(vm) = entry.file_name().to_str().and_then(owner_of) else {
+            continue;
+        };
+        // Not followed: a symlink's own time, and only the link is removed.
+        let Ok(meta) = entry.metadata() else { continue };
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(u64::MAX, |d| d.as_secs());
+        let set = sets.entry(vm).or_default();
+        set.0 = set.0.max(modified);
+        set.1.push((entry.path(), meta.len()));
+    }
+    let mut pruned = Pruned::default();
+    for (vm, (newest, files)) in sets {
+        if live(vm) || newest >= before {
+            continue;
+        }
+        for (path, len) in files {
+            std::fs::remove_file(&path)?;
+            pruned.bytes += len;
+        }
+        pruned.logs += 1;
+    }
+    Ok(pruned)
+}
+
 /// The last `limit` bytes of a file (all of it when smaller), never through a
 /// symlink, and how many bytes came before them; a missing file is empty.
 fn read_tail(path: &Path, limit: u64) -> std::io::Result<(Vec<u8>, u64)> {
@@ -297,6 +360,62 @@ fn read_tail(path: &Path, limit: u64) -> std::io::Result<(Vec<u8>, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Logs of sessions that are gone and were last written before the cut go whole;
+    /// a live session's old log, a recent log and files not ours stay.
+    #[test]
+    fn pruning_removes_whole_logs_of_gone_sessions_last_written_before_the_cut() {
+        let dir = std::env::temp_dir().join(format!("bioxen-prune-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let day = 86_400;
+        let now = unix_ms() / 1000;
+        let file = |name: &str, age_days: u64| {
+            let path = dir.join(name);
+            std::fs::write(&path, b"0123456789").unwrap();
+            let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(now - age_days * day);
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+        };
+        // 7: gone, all old. 8: gone, old parts but written yesterday. 9: live, old.
+        for name in ["7.log", "7.log.1", "7.idx", "7.idx.1", "7.json"] {
+            file(name, 40);
+        }
+        for name in ["8.log.1", "8.idx.1", "8.json"] {
+            file(name, 40);
+        }
+        file("8.log", 1);
+        file("9.log", 40);
+        file("9.json", 40);
+        file("notes.txt", 40);
+        file("7.log.bak", 40);
+        assert_eq!(highest_number_in(&dir), Some(9));
+
+        let pruned = prune(&dir, |vm| vm == VmId(9), now - 30 * day).unwrap();
+        assert_eq!(pruned, Pruned { logs: 1, bytes: 50 });
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "7.log.bak",
+                "8.idx.1",
+                "8.json",
+                "8.log",
+                "8.log.1",
+                "9.json",
+                "9.log",
+                "notes.txt"
+            ]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn plain_lines_are_what_line_output_shows() {

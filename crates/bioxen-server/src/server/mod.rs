@@ -105,6 +105,8 @@ pub struct Persist {
     pub places: crate::persist::Places,
     /// Log every VM's output from its start (`[logs] enabled`).
     pub log_every_vm: bool,
+    /// How long the logs of VMs it no longer has are kept (`[logs] keep_days`).
+    pub keep_days: u32,
 }
 
 /// Why the server ends: asked to (its VMs end and are forgotten), or on a signal (a
@@ -128,10 +130,18 @@ pub async fn serve(mut config: ManagerConfig, options: ServerOptions, socket: &P
         config.logs.enabled = p.log_every_vm;
     }
     let manager = Manager::new(config);
+    if let Some(p) = &options.persist
+        && let Some(n) = crate::persist::log_files::highest_number_in(&p.places.logs)
+    {
+        manager.number_past(n);
+    }
     let journal = options
         .persist
         .as_ref()
         .and_then(|p| keeper::open(&manager, &p.places.journal));
+    let pruned = (options.persist.as_ref())
+        .filter(|p| p.keep_days > 0)
+        .map(|p| (p.places.logs.clone(), p.keep_days));
     let hub = Hub::new(manager, options);
     let registry = socket.parent().unwrap_or(Path::new(".")).to_path_buf();
     tokio::spawn(publish_for_ls(
@@ -144,6 +154,9 @@ pub async fn serve(mut config: ManagerConfig, options: ServerOptions, socket: &P
     tokio::spawn(hub::exit_when_empty(hub.clone()));
     if let Some(journal) = &journal {
         tokio::spawn(keeper::keep(hub.manager.clone(), journal.clone()));
+    }
+    if let Some((dir, keep_days)) = pruned {
+        tokio::spawn(prune_logs(hub.manager.clone(), dir, keep_days));
     }
     tokio::spawn({
         let hub = hub.clone();
@@ -202,6 +215,34 @@ pub async fn serve(mut config: ManagerConfig, options: ServerOptions, socket: &P
     }
     crate::registry::withdraw_from(&registry);
     Ok(())
+}
+
+/// Removes the logs of sessions this server no longer has once nothing was written to
+/// them for `keep_days`: at start (after the journal's sessions are back) and daily.
+async fn prune_logs(manager: Manager, dir: PathBuf, keep_days: u32) {
+    const DAY: u64 = 86_400;
+    loop {
+        let live: std::collections::HashSet<_> = manager.ids().into_iter().collect();
+        let now = crate::persist::unix_secs(std::time::SystemTime::now());
+        let before = now.saturating_sub(u64::from(keep_days) * DAY);
+        let folder = dir.clone();
+        let pruned = tokio::task::spawn_blocking(move || {
+            crate::persist::log_files::prune(&folder, |vm| live.contains(&vm), before)
+        })
+        .await;
+        match pruned {
+            Ok(Ok(p)) if p.logs > 0 => tracing::info!(
+                "removed the logs of {} VMs gone and untouched for {keep_days} days ({} KiB)",
+                p.logs,
+                p.bytes / 1024
+            ),
+            Ok(Err(e)) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!("cannot remove old logs in {}: {e}", dir.display())
+            }
+            _ => {}
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(DAY)).await;
+    }
 }
 
 /// Keeps the registry `bioxen ls` reads current with the server's sessions.
