@@ -62,6 +62,10 @@ struct Callbacks {
     /// Whether the newest history row came from `on_scroll`, its wrap flag still to
     /// be learnt from `probe`.
     probe_pending: bool,
+    /// Whether `probe` may hold a pen other than the default, left by a coloured row.
+    /// While it does not, a row formatted with it reads as one formatted afresh, after
+    /// the newline it may start with: one pass per row instead of two.
+    probe_pen_set: bool,
 }
 
 /// Counts the newlines a formatted capture starts with, and keeps nothing.
@@ -139,16 +143,27 @@ impl vt100::Callbacks for Callbacks {
             return;
         }
         // The newline the probe writes first says whether the previous row ended its
-        // line.
-        let mut lead = LeadingNewlines::default();
-        let _ = row.write_formatted_basic(&mut lead, &mut self.probe);
-        if self.probe_pending {
-            self.history.set_last_wrapped(lead.count == 0);
-        }
+        // line. Every stored row carries all of its own attributes, as if formatted
+        // with a fresh state: with the probe's pen at the default, its own output is
+        // that after the newline; otherwise the row is formatted again afresh.
         let mut line = String::new();
-        // A fresh state per row: every stored row carries all of its own attributes.
-        let mut state = vt100::capture::BasicFormattedCaptureState::default();
-        let _ = row.write_formatted_basic(&mut line, &mut state);
+        let ended = if self.probe_pen_set {
+            let mut lead = LeadingNewlines::default();
+            let _ = row.write_formatted_basic(&mut lead, &mut self.probe);
+            let mut fresh = vt100::capture::BasicFormattedCaptureState::default();
+            let _ = row.write_formatted_basic(&mut line, &mut fresh);
+            lead.count > 0
+        } else {
+            let _ = row.write_formatted_basic(&mut line, &mut self.probe);
+            line.starts_with('\n') && line.remove(0) == '\n'
+        };
+        if self.probe_pending {
+            self.history.set_last_wrapped(!ended);
+        }
+        // A row that wrote no cell leaves the pen as it was.
+        if !line.is_empty() {
+            self.probe_pen_set = line.contains('\x1b');
+        }
         self.remember(&line, false);
         self.probe_pending = true;
     }
@@ -485,6 +500,7 @@ impl Screen {
             cb.bytes = 0;
             cb.probe = Default::default();
             cb.probe_pending = false;
+            cb.probe_pen_set = false;
         }
         self.parser.process(b"\x1b[m\x1b[H\x1b[2J");
         self.parser.set_size(rows, cols);
@@ -1248,6 +1264,33 @@ mod tests {
     fn logical_text(s: &Screen) -> String {
         let lines: Vec<String> = s.logical_lines().into_iter().map(|(_, l)| l).collect();
         lines.join("\n")
+    }
+
+    /// Each history row carries all of its own attributes, whatever the rows before it
+    /// left set, and says whether its line went on in the next row.
+    #[test]
+    fn history_rows_carry_their_own_colours_and_wraps() {
+        let mut s = Screen::without_fast_path(Size::new(2, 10), 100);
+        s.feed(b"plain\r\n\x1b[31mred\r\nstill red\x1b[0m\r\n\r\nplain again\r\n");
+        s.feed(b"\x1b[1mbold\x1b[0m\r\nlast\r\n\r\n");
+        let rows: Vec<&str> = s.history().collect();
+        assert_eq!(
+            rows,
+            [
+                "plain",
+                "\x1b[31mred",
+                "\x1b[31mstill red",
+                "",
+                "plain agai",
+                "n",
+                "\x1b[1mbold",
+                "last",
+            ]
+        );
+        assert_eq!(
+            s.history_wrapped(),
+            [false, false, false, false, true, false, false, false]
+        );
     }
 
     /// A stop set while a wrap is pending lies on the last column, as on a terminal,
