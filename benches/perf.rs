@@ -1164,6 +1164,9 @@ struct GridRun {
     /// server writes as it parses rather than in frames).
     fps: f64,
     echo_ms: Vec<f64>,
+    /// CPU of the four flooding interpreters together, in % of a core: a terminal
+    /// that read their output slower would make them wait, and use less.
+    floods_cpu: f64,
 }
 
 /// Measures a terminal showing 16 panes with 4 floods: CPU and frame rate over 5 s,
@@ -1173,6 +1176,7 @@ fn measure_grid(
     t: &Tmux,
     client: u32,
     server: u32,
+    floods: &[u32],
     frames: impl Fn() -> u64,
     flood: impl Fn(usize),
 ) -> GridRun {
@@ -1181,9 +1185,10 @@ fn measure_grid(
     }
     std::thread::sleep(Duration::from_secs(1));
     let window = Duration::from_secs(5);
-    let (c0, s0, w0) = (cpu_ns(client), cpu_ns(server), frames());
+    let floods_ns = || floods.iter().map(|&p| cpu_ns(p)).sum::<u64>();
+    let (c0, s0, w0, f0) = (cpu_ns(client), cpu_ns(server), frames(), floods_ns());
     std::thread::sleep(window);
-    let (c1, s1, w1) = (cpu_ns(client), cpu_ns(server), frames());
+    let (c1, s1, w1, f1) = (cpu_ns(client), cpu_ns(server), frames(), floods_ns());
     let pct = |ns: u64| ns as f64 / window.as_nanos() as f64 * 100.0;
     let mut echo_ms = Vec::new();
     let mut typed = String::new();
@@ -1201,6 +1206,7 @@ fn measure_grid(
         server_cpu: pct(s1 - s0),
         fps: (w1 - w0) as f64 / window.as_secs_f64(),
         echo_ms,
+        floods_cpu: pct(f1 - f0),
     }
 }
 
@@ -1247,10 +1253,19 @@ fn grid(rows: &mut Vec<Row>) {
     );
     let dashboard = pid_of_dashboard(&t);
     let server = t.bioxen_server_pid().expect("the bioxen server");
+    let listed = rt.block_on(client.list()).unwrap();
+    let flood_pids: Vec<u32> = (1..=GRID_FLOODS)
+        .map(|i| {
+            let id = format!("g{i:02}");
+            let vm = listed.iter().find(|v| v.name == id).expect("a flooding VM");
+            vm.pid.expect("a flooding VM's pid")
+        })
+        .collect();
     let ours = measure_grid(
         &t,
         dashboard,
         server,
+        &flood_pids,
         || frames_logged(&log),
         |i| {
             let id = format!("g{i:02}");
@@ -1299,11 +1314,25 @@ fn grid(rows: &mut Vec<Row>) {
             .trim()
             .parse()
             .expect("the inner tmux client");
+    let panes = String::from_utf8_lossy(
+        &tmux(&["list-panes", "-t", "0:0", "-F", "#{pane_index} #{pane_pid}"]).stdout,
+    )
+    .into_owned();
+    let flood_pids: Vec<u32> = (1..=GRID_FLOODS)
+        .map(|i| {
+            panes
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{i} ")))
+                .and_then(|p| p.trim().parse().ok())
+                .expect("a flooding pane's pid")
+        })
+        .collect();
     // tmux's server writes to the client's terminal itself.
     let peer = measure_grid(
         &t,
         tmux_client,
         inner_pid,
+        &flood_pids,
         || writes(inner_pid),
         |i| {
             tmux(&["send-keys", "-t", &format!("0:0.{i}"), "-l", GRID_FLOOD]);
@@ -1323,6 +1352,13 @@ fn grid(rows: &mut Vec<Row>) {
             "{note}; bioxen: dashboard {:.0} (target < 100) + server {:.0}; tmux: client {:.0} + server {:.0} (its server draws)",
             ours.client_cpu, ours.server_cpu, peer.client_cpu, peer.server_cpu
         ),
+    ));
+    rows.push(row(
+        "grid, 4 of 16 flooding: CPU of the 4 flooding interpreters",
+        ours.floods_cpu,
+        peer.floods_cpu,
+        "% of a core",
+        "the same programs, printing flat out: a terminal that took their output slower would leave them waiting, and this lower",
     ));
     rows.push(row(
         "grid, 4 of 16 flooding: frames",

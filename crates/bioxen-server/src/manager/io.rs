@@ -18,6 +18,14 @@ const BATCH_ATTACHED: usize = 64 * 1024;
 const BATCH_UNATTACHED: usize = 16 * 1024;
 /// Less than one full read of a PTY: nothing was waiting behind it.
 const SMALL: usize = 4095;
+/// A read of a session nobody types into that brought this much, and less than a full
+/// read, means a program printing in bulk a little slower than it is read: its next
+/// read waits [`PACE`] and takes in what several of its writes made, instead of the
+/// reader waking for each one or two lines. A full read is not paced (more waits
+/// behind it), nor is a read smaller than this (an echo, a prompt, a line now and
+/// then), so only output nobody could read as it passes waits.
+const BULK: usize = 256;
+const PACE: Duration = Duration::from_millis(1);
 
 /// Reads a session's output until the process closes it, and returns the parser,
 /// which ends once all of it is taken in.
@@ -32,6 +40,10 @@ const SMALL: usize = 4095;
 /// nobody types into, one read and one yield at a time: with fifty of them flooding,
 /// the read-ahead's second task each made a key's echo elsewhere wait four times as
 /// long (21 ms against 5.5, `cargo test --release --test faults -- fifty_floods`).
+/// Such a session printing in bulk is read at most once a [`PACE`], all that waits
+/// each time: a grid's glanced floods had their reader woken for every line or two
+/// (1 KiB a read, 11,500 reads a second for four), and the wake-ups, not the
+/// parsing, were most of the server's time.
 pub(super) async fn run_reader(
     session: Arc<Session>,
     mut reader: impl tokio::io::AsyncRead + Unpin,
@@ -54,11 +66,14 @@ pub(super) async fn run_reader(
     let mut open = true;
     while open {
         let attached = session.attached.load(Ordering::Relaxed) > 0;
-        if !attached {
+        let paced = !attached && (BULK..SMALL).contains(&chunk.len());
+        if paced {
+            tokio::time::sleep(PACE).await;
+        } else if !attached {
             tokio::task::yield_now().await;
         }
         chunk.clear();
-        let most = if attached { GATHER } else { 1 };
+        let most = if attached || paced { GATHER } else { 1 };
         open = read_some(&mut reader, &mut buf, &mut chunk, most, &session, &events).await;
         if chunk.is_empty() {
             continue;
