@@ -25,7 +25,7 @@ const SMALL: usize = 4095;
 /// behind it), nor is a read smaller than this (an echo, a prompt, a line now and
 /// then), so only output nobody could read as it passes waits.
 const BULK: usize = 256;
-const PACE: Duration = Duration::from_millis(1);
+const PACE: Duration = Duration::from_millis(2);
 
 /// Reads a session's output until the process closes it, and returns the parser,
 /// which ends once all of it is taken in.
