@@ -1492,3 +1492,39 @@ fn attaching_by_name_at_start_does_not_ask_for_the_screen_again() {
     })));
     assert!(app.mirrors[&common::vm_id("b")].text().contains("b here"));
 }
+
+/// The server may answer a create before its list shows the new VM. Either way, the
+/// dashboard that waits in the new VM's pane tells the server it is attached, so the
+/// server reads the VM as one someone types into (read ahead, never paced).
+#[test]
+fn a_created_vm_is_attached_whether_its_answer_or_its_row_comes_first() {
+    for answer_first in [true, false] {
+        let (mut app, _) = dashboard(vec![vm("a", VmState::Running)]);
+        key(&mut app, KeyCode::Char('c'));
+        let effects = key(&mut app, KeyCode::Enter);
+        let name = effects
+            .iter()
+            .find_map(|e| match e {
+                Effect::Call(Call::Create { name, .. }) => Some(name.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no create: {effects:?}"));
+        let made = common::vm_id(&name);
+        let rows = vec![vm("a", VmState::Running), vm(&name, VmState::Running)];
+        let answer = Msg::Done(Done::Created(Ok((made, name.clone()))));
+        let listed = Msg::Server(Update::Event(Event::Vms(rows)));
+        let mut effects = Vec::new();
+        for msg in match answer_first {
+            true => [answer, listed],
+            false => [listed, answer],
+        } {
+            effects.extend(app.update(msg));
+        }
+        let attach = notify(Request::Attach { vm: made.into() });
+        assert!(
+            effects.contains(&attach),
+            "answer first: {answer_first}; {effects:?}"
+        );
+        assert_eq!(app.current, Some(common::row(&name)));
+    }
+}
