@@ -521,37 +521,58 @@ fn pty_drain(data: &[u8]) -> f64 {
 // ----- 3. idle --------------------------------------------------------------------
 
 fn cpu_ns(pid: u32) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| {
-            s.split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .sum()
+    thread_cpu_ns(pid).values().sum()
 }
 
 fn switches(pid: u32) -> u64 {
+    thread_switches(pid).values().sum()
+}
+
+/// A figure of each thread of `pid`, by thread id, read from one file of its task.
+fn per_thread(
+    pid: u32,
+    file: &str,
+    figure: impl Fn(&str) -> Option<u64>,
+) -> std::collections::HashMap<String, u64> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
+        return Default::default();
     };
     tasks
         .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
-        .map(|s| {
-            s.lines()
-                .filter(|l| l.contains("ctxt_switches"))
-                .filter_map(|l| {
-                    l.split_whitespace()
-                        .nth(1)
-                        .and_then(|v| v.parse::<u64>().ok())
-                })
-                .sum::<u64>()
+        .filter_map(|t| {
+            let text = std::fs::read_to_string(t.path().join(file)).ok()?;
+            Some((t.file_name().to_string_lossy().into_owned(), figure(&text)?))
         })
+        .collect()
+}
+
+fn thread_cpu_ns(pid: u32) -> std::collections::HashMap<String, u64> {
+    per_thread(pid, "schedstat", |s| {
+        s.split_whitespace().next()?.parse().ok()
+    })
+}
+
+fn thread_switches(pid: u32) -> std::collections::HashMap<String, u64> {
+    per_thread(pid, "status", |s| {
+        let counts = s.lines().filter(|l| l.contains("ctxt_switches"));
+        Some(
+            counts
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum(),
+        )
+    })
+}
+
+/// What the threads alive at the end did since `before`: a thread that ended in
+/// between (an idle worker of a blocking pool) takes its count along, and a sum over
+/// the threads alive at each end would go down.
+fn grown(
+    before: &std::collections::HashMap<String, u64>,
+    after: &std::collections::HashMap<String, u64>,
+) -> u64 {
+    after
+        .iter()
+        .map(|(tid, n)| n.saturating_sub(before.get(tid).copied().unwrap_or(0)))
         .sum()
 }
 
@@ -593,8 +614,11 @@ fn idle(rows: &mut Vec<Row>) {
         pid_of_dashboard(&t),
         t.bioxen_server_pid().expect("the bioxen server"),
     ];
-    let cpu = || pids.iter().map(|p| cpu_ns(*p)).sum::<u64>();
-    let wakes = || pids.iter().map(|p| switches(*p)).sum::<u64>();
+    let cpu = || pids.map(thread_cpu_ns);
+    let wakes = || pids.map(thread_switches);
+    let sum = |before: &[_; 2], after: &[_; 2]| {
+        grown(&before[0], &after[0]) + grown(&before[1], &after[1])
+    };
     // CPU in % of a core and wake-ups per second over the next `secs` seconds.
     let measure = |secs: u64| {
         let (c0, s0) = (cpu(), wakes());
@@ -602,8 +626,8 @@ fn idle(rows: &mut Vec<Row>) {
         let (c1, s1) = (cpu(), wakes());
         let secs = secs as f64;
         (
-            (c1 - c0) as f64 / 1e9 / secs * 100.0,
-            (s1 - s0) as f64 / secs,
+            sum(&c0, &c1) as f64 / 1e9 / secs * 100.0,
+            sum(&s0, &s1) as f64 / secs,
         )
     };
     std::thread::sleep(Duration::from_secs(3));
