@@ -261,9 +261,6 @@ pub struct App {
     /// so the pane shows its start (a pool VM's takes minutes) before it has a number
     /// here.
     creating: Option<String>,
-    /// A VM opened before the list showed it (a create answered before the list
-    /// that has it): the server is told this dashboard attached once it is listed.
-    attach_when_listed: Option<VmId>,
     pub focus: Focus,
     pub(crate) prefix_since: Option<Instant>,
     /// Lines scrolled back in the terminal pane; `None` is the live view.
@@ -372,7 +369,6 @@ impl App {
             drawn_progress: Vec::new(),
             current: None,
             creating: None,
-            attach_when_listed: None,
             focus: Focus::List,
             prefix_since: None,
             scroll: None,
@@ -524,14 +520,6 @@ impl App {
         {
             self.creating = None;
             self.current = Some(RowId::Vm(vm));
-        }
-        if let Some(vm) = self.attach_when_listed
-            && self.info(vm).is_some()
-        {
-            self.attach_when_listed = None;
-            if self.focus == Focus::Terminal && self.current_vm() == Some(vm) {
-                self.notify(Request::Attach { vm: vm.into() });
-            }
         }
         self.refresh();
         self.report_progress();
@@ -1588,10 +1576,9 @@ impl App {
             );
             return;
         };
-        match self.info(vm) {
-            Some(_) => self.notify(Request::Attach { vm: vm.into() }),
-            None => self.attach_when_listed = Some(vm),
-        }
+        // By number, whether or not the list has it yet: the server had it first (a
+        // create is answered before the list that shows the new VM may come).
+        self.notify(Request::Attach { vm: vm.into() });
         self.unseen.remove(&vm);
         self.marks.remove(&vm);
         self.focus = Focus::Terminal;
