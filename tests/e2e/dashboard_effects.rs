@@ -1414,6 +1414,19 @@ fn the_echo_of_a_key_is_drawn_at_once_and_a_stream_of_output_a_frame_apart() {
     );
 }
 
+/// `c` then Enter: the create the dialog asks for, by the new VM's name.
+fn create_from_the_dialog(app: &mut App) -> String {
+    key(app, KeyCode::Char('c'));
+    let effects = key(app, KeyCode::Enter);
+    effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::Call(Call::Create { name, .. }) => Some(name.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no create: {effects:?}"))
+}
+
 /// A user who goes back to the list while a VM is being made stays in the list when it
 /// arrives: the keys typed next are the list's (here `c`, a new dialog), not the new
 /// VM's. One who waits in the pane is taken to the new VM, as before.
@@ -1422,15 +1435,7 @@ fn a_vm_that_arrives_after_the_user_went_back_to_the_list_does_not_take_the_keys
     use bioxen::ui::app::Focus;
     for leaves in [true, false] {
         let (mut app, _) = dashboard(vec![vm("a", VmState::Running)]);
-        key(&mut app, KeyCode::Char('c'));
-        let effects = key(&mut app, KeyCode::Enter);
-        let name = effects
-            .iter()
-            .find_map(|e| match e {
-                Effect::Call(Call::Create { name, .. }) => Some(name.clone()),
-                _ => None,
-            })
-            .unwrap_or_else(|| panic!("no create: {effects:?}"));
+        let name = create_from_the_dialog(&mut app);
         assert_eq!(app.focus, Focus::Terminal, "the pane waits for the new VM");
         if leaves {
             prefix(&mut app, KeyCode::Char('d'));
@@ -1500,15 +1505,7 @@ fn attaching_by_name_at_start_does_not_ask_for_the_screen_again() {
 fn a_created_vm_is_attached_whether_its_answer_or_its_row_comes_first() {
     for answer_first in [true, false] {
         let (mut app, _) = dashboard(vec![vm("a", VmState::Running)]);
-        key(&mut app, KeyCode::Char('c'));
-        let effects = key(&mut app, KeyCode::Enter);
-        let name = effects
-            .iter()
-            .find_map(|e| match e {
-                Effect::Call(Call::Create { name, .. }) => Some(name.clone()),
-                _ => None,
-            })
-            .unwrap_or_else(|| panic!("no create: {effects:?}"));
+        let name = create_from_the_dialog(&mut app);
         let made = common::vm_id(&name);
         let rows = vec![vm("a", VmState::Running), vm(&name, VmState::Running)];
         let answer = Msg::Done(Done::Created(Ok((made, name.clone()))));

@@ -155,7 +155,11 @@ impl vt100::Callbacks for Callbacks {
             lead.count > 0
         } else {
             let _ = row.write_formatted_basic(&mut line, &mut self.probe);
-            line.starts_with('\n') && line.remove(0) == '\n'
+            let ended = line.starts_with('\n');
+            if ended {
+                line.remove(0);
+            }
+            ended
         };
         if self.probe_pending {
             self.history.set_last_wrapped(!ended);

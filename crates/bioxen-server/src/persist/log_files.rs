@@ -281,7 +281,10 @@ fn owner_of(file_name: &str) -> Option<VmId> {
         None => matches!(rest, "log" | "idx" | "json"),
         Some((ext, n)) => matches!(ext, "log" | "idx") && n.parse::<u32>().is_ok(),
     };
-    ours.then(|| number.parse().ok().map(VmId)).flatten()
+    if !ours {
+        return None;
+    }
+    number.parse().ok().map(VmId)
 }
 
 /// The highest session number a folder of logs holds: a server whose journal is gone
