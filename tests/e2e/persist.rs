@@ -370,6 +370,17 @@ async fn a_log_rotates_at_its_limit_and_reads_back_across_the_rotation() {
     );
 }
 
+/// Whether a server could take the lock beside `socket` now.
+fn lock_is_free(socket: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let path = socket.with_extension("sock.lock");
+    let Ok(file) = std::fs::File::open(&path) else {
+        return true;
+    };
+    // SAFETY: flock on an fd this test owns; no memory is touched.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
 /// A file of `age_days` days, as a log left by a VM long gone would be.
 fn aged(path: &Path, age_days: u64) {
     std::fs::write(path, b"old output\r\n").unwrap();
@@ -390,6 +401,12 @@ async fn old_logs_of_gone_vms_are_pruned_and_no_new_vm_takes_a_logs_number() {
     drop(client);
     let out = bioxen_in(&dir, &["kill-server"]);
     assert!(out.status.success(), "{}", said(&out));
+    // kill-server returns once the server let go: a server started now finds the
+    // socket free, and the journal removed below is not written again.
+    assert!(
+        lock_is_free(&socket_in(&dir)),
+        "kill-server returned while the server still held its socket"
+    );
     let folders: Vec<PathBuf> = std::fs::read_dir(dir.join("logs/logs"))
         .unwrap()
         .map(|e| e.unwrap().path())

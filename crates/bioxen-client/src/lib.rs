@@ -66,6 +66,9 @@ pub enum Update {
 /// reading, and the server, seeing a slow client, catches it up with snapshots later.
 const UPDATE_QUEUE: usize = 256;
 
+/// How long `kill-server` waits for the server to let go: ending its VMs comes first.
+pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(15);
+
 /// Refuses a server that runs as another user (SO_PEERCRED), naming the socket.
 fn check_peer_is_me(stream: &UnixStream, socket: &Path) -> Result<()> {
     // SAFETY: getuid has no preconditions and cannot fail.
@@ -434,8 +437,22 @@ impl Client {
     }
 
     /// Ends every VM and the server.
+    ///
+    /// Returns once the server has let go of its socket and its journal (its process
+    /// ends, and this connection with it), so that a server started next finds them
+    /// free; or after [`SHUTDOWN_WAIT`], the server still ending.
     pub async fn shutdown_server(self) -> Result<()> {
-        self.done(Request::Shutdown).await
+        let mut updates = self.updates();
+        self.done(Request::Shutdown).await?;
+        let gone = async {
+            while let Some(update) = updates.recv().await {
+                if matches!(update, Update::Gone(_)) {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(SHUTDOWN_WAIT, gone).await;
+        Ok(())
     }
 
     /// Starts the event stream: the VM list, states, notices, the pool and questions.
