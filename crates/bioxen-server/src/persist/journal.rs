@@ -12,7 +12,6 @@
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use bioxen_backend::vm::VmSpec;
 use bioxen_proto::{Membership, Restore, VmId, VmState};
@@ -76,8 +75,10 @@ pub struct JournalFile {
     path: PathBuf,
     _lock: File,
     /// Set once the server's last word is written: the VMs it ends while it stops
-    /// change nothing the next server should see.
-    frozen: AtomicBool,
+    /// change nothing the next server should see. Behind a lock taken for the whole
+    /// of each write: a write that had checked it before the last word, and finished
+    /// after, would put back the VMs the last word had cleared.
+    frozen: std::sync::Mutex<bool>,
 }
 
 /// The journal could not be taken.
@@ -105,7 +106,7 @@ impl JournalFile {
             JournalFile {
                 path: dir.join(FILE),
                 _lock: lock,
-                frozen: AtomicBool::new(false),
+                frozen: std::sync::Mutex::new(false),
             },
             previous,
         ))
@@ -113,18 +114,23 @@ impl JournalFile {
 
     /// Replaces the journal with `journal`, unless it was frozen.
     pub fn write(&self, journal: &Journal) -> std::io::Result<()> {
-        if self.frozen.load(Ordering::SeqCst) {
+        let frozen = bioxen_backend::lock(&self.frozen);
+        if *frozen {
             return Ok(());
         }
-        let json = serde_json::to_vec_pretty(journal).map_err(std::io::Error::other)?;
-        bioxen_config::private_fs::write_atomic(&self.path, &json)
+        self.replace(journal)
     }
 
     /// Writes `journal` as the last word; nothing after it is written.
     pub fn write_last(&self, journal: &Journal) -> std::io::Result<()> {
-        let written = self.write(journal);
-        self.frozen.store(true, Ordering::SeqCst);
-        written
+        let mut frozen = bioxen_backend::lock(&self.frozen);
+        *frozen = true;
+        self.replace(journal)
+    }
+
+    fn replace(&self, journal: &Journal) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(journal).map_err(std::io::Error::other)?;
+        bioxen_config::private_fs::write_atomic(&self.path, &json)
     }
 }
 
@@ -238,6 +244,36 @@ mod tests {
         };
         let stopped = journal(boot_id(), Some(stopped)).why_lost(0);
         assert!(stopped.ends_with(": it received SIGTERM"), "{stopped}");
+    }
+
+    /// The last word stays the last, even while other writes are under way: the
+    /// server's journal keeper may be writing the list as the server ends.
+    #[test]
+    fn no_write_lands_after_the_last_word() {
+        let dir = std::env::temp_dir().join(format!("bioxen-journal-last-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (file, _) = JournalFile::open(&dir).unwrap();
+        let file = std::sync::Arc::new(file);
+        let busy = journal(boot_id(), None);
+        let mut last = busy.clone();
+        last.next_vm = 99;
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let (file, busy) = (file.clone(), busy.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..200 {
+                        file.write(&busy).unwrap();
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        file.write_last(&last).unwrap();
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert_eq!(read_file(&dir.join(FILE)).map(|j| j.next_vm), Some(99));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
