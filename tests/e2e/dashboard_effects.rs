@@ -650,6 +650,20 @@ fn scrolled_back_the_view_stays_put_while_output_flows_and_keys_stay_out_of_the_
         before,
         "the same lines, though a newer screen came"
     );
+    // A watch of a long history starts with the screen alone, its history right
+    // after: the view waits for the history, and stays on the same lines.
+    let whole = theirs.snapshot();
+    for snapshot in [whole.ahead_of_history(), whole] {
+        app.update(Msg::Server(Update::Event(Event::Screen {
+            vm: common::vm_id("a"),
+            snapshot,
+        })));
+    }
+    assert_eq!(
+        top(&app),
+        before,
+        "the same lines, though the screen came ahead of its history"
+    );
     assert_eq!(
         key(&mut app, KeyCode::Char('x')),
         vec![],

@@ -899,3 +899,63 @@ async fn a_flood_reaches_a_watching_client_as_screens_and_its_mirror_stays_exact
         "the flood came as {bytes} bytes and {screens} screens"
     );
 }
+
+/// A watch of a VM with a long history sends its screen first and the history right
+/// after: a dashboard shows the screen it switched to without first taking in
+/// thousands of rows, and its mirror ends up the server's, history and all. Output
+/// printed meanwhile lands after that history, not before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_history_follows_the_screen_and_the_mirror_is_whole() {
+    use bioxen::client::Update;
+    use bioxen::protocol::Event;
+    use bioxen::term::Screen;
+    let (_dir, _socket, client, _stop, id) = server_with_vm("ahead", "long").await;
+    client
+        .execute_string(&id, "for i = 1, 3000 do print('row ' .. i) end", WAIT)
+        .await
+        .unwrap();
+    let mut updates = client.updates();
+    let vm = client.list().await.unwrap()[0].vm;
+    client.watch(vm).await.unwrap();
+    client
+        .send_input(vm, "print('after ' .. 'watch')\r")
+        .await
+        .unwrap();
+    let mut screens = Vec::new();
+    let mut mirror: Option<Screen> = None;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let Ok(Some(update)) = tokio::time::timeout_at(deadline, updates.recv()).await else {
+            panic!("the mirror never showed the output after the watch");
+        };
+        match update {
+            Update::Event(Event::Screen { vm: v, snapshot }) if v == vm => {
+                mirror = Some(Screen::from_snapshot(&snapshot, 10_000, 2 << 20));
+                screens.push(snapshot);
+            }
+            Update::Output { vm: v, bytes } if v == vm => {
+                let _ = mirror.as_mut().expect("a screen first").feed(&bytes);
+            }
+            _ => continue,
+        }
+        if mirror.as_ref().unwrap().text().contains("after watch\n>") {
+            break;
+        }
+    }
+    let [ahead, whole] = &screens[..] else {
+        panic!(
+            "expected the screen, then the history: {} screens",
+            screens.len()
+        );
+    };
+    assert!(ahead.history_follows && ahead.history_rows == 0);
+    assert!(
+        Screen::from_snapshot(ahead, 10_000, 2 << 20)
+            .text()
+            .contains("row 3000"),
+        "the screen sent ahead shows the VM's last rows"
+    );
+    assert!(!whole.history_follows && whole.history_rows > 2900);
+    let theirs = client.capture(&id, Some(-100_000), false).await.unwrap();
+    assert_eq!(mirror.unwrap().capture(Some(-100_000), false), theirs);
+}

@@ -28,6 +28,28 @@ pub struct Snapshot {
     /// the difference, as it does for output it parses itself.
     #[serde(default)]
     pub scrolled: u64,
+    /// The history was left out, and comes in the session's next screen: a client
+    /// shows the screen first, before it has taken in thousands of rows.
+    #[serde(default)]
+    pub history_follows: bool,
+}
+
+impl Snapshot {
+    /// This screen without its history, which is to follow in `self`.
+    pub fn ahead_of_history(&self) -> Snapshot {
+        Snapshot {
+            rows: self.rows,
+            cols: self.cols,
+            history: String::new(),
+            history_rows: 0,
+            history_wrapped: Vec::new(),
+            primary: self.primary.clone(),
+            state: self.state.clone(),
+            title: self.title.clone(),
+            scrolled: self.scrolled,
+            history_follows: true,
+        }
+    }
 }
 /// Scrollback bytes per session unless configured: with the screen itself, well within
 /// the 4 MiB a session may cost.

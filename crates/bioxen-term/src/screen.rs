@@ -900,6 +900,7 @@ impl Screen {
             state,
             title: callbacks.title.clone(),
             scrolled: callbacks.scrolled,
+            history_follows: false,
         }
     }
 

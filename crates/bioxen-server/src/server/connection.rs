@@ -423,6 +423,10 @@ const FLOOD_BYTES: usize = 64 * 1024;
 /// a long scrollback of long lines is sent less often rather than costing more.
 const FLOOD_HISTORY_BYTES: usize = 256 * 1024;
 
+/// History past this many bytes is sent after the screen when a watch starts: the
+/// client need not take in the rows before it shows the screen.
+const HISTORY_AFTER_SCREEN: usize = 16 * 1024;
+
 /// Counts what a watch forwarded in the current interval, to tell a flood.
 struct FloodGauge {
     since: Instant,
@@ -476,6 +480,7 @@ async fn glance_through_flood(manager: &Manager, vm: VmId, out: &Queue) -> bool 
 async fn forward(manager: Manager, vm: VmId, out: Queue) {
     let event = |e| Out::Msg(ServerMsg::Event(e));
     let mut flooded = false;
+    let mut starting = true;
     loop {
         if flooded && !glance_through_flood(&manager, vm, &out).await {
             return;
@@ -483,6 +488,14 @@ async fn forward(manager: Manager, vm: VmId, out: Queue) {
         let Ok((snapshot, mut live)) = manager.watch(vm) else {
             return;
         };
+        // The screen goes ahead of a long history, when the watch starts: the
+        // client shows the screen the user switched to (or attached to) before it
+        // has read and laid out thousands of rows they have not scrolled to.
+        let ahead = starting && snapshot.history.len() > HISTORY_AFTER_SCREEN;
+        if ahead && !send_screen(&out, vm, snapshot.ahead_of_history()).await {
+            return;
+        }
+        starting = false;
         if !send_screen(&out, vm, snapshot).await {
             return;
         }

@@ -1174,7 +1174,10 @@ impl App {
                     let mirror =
                         Screen::from_snapshot(&snapshot, ui.scrollback, ui.scrollback_bytes);
                     let current = self.current_vm() == Some(vm);
-                    if current {
+                    // A screen sent ahead of its history is shown, but a scrolled-back
+                    // view or a jump to a found line waits for the rows it needs.
+                    let whole = !snapshot.history_follows;
+                    if current && whole {
                         self.keep_scrolled_view(mirror.rows_scrolled(), mirror.scrollback_len());
                     }
                     let first = self.mirrors.insert(vm, mirror).is_none();
@@ -1182,7 +1185,9 @@ impl App {
                     // A glanced tile's echo comes as its screen.
                     self.urgent |= self.echo_awaited.remove(&vm);
                     self.dirty = true;
-                    self.apply_jump();
+                    if whole {
+                        self.apply_jump();
+                    }
                 }
             }
             Event::Resized { vm, rows, cols } => {
