@@ -907,6 +907,31 @@ fn two_dashboards_mirror_each_other_and_a_stopped_one_stalls_nothing() {
     detach_and_quit(&one);
 }
 
+/// `bioxen attach NAME` of a VM the server does not have says which VMs it has and
+/// exits with an error, the terminal as it was (no dashboard drawn first).
+#[test]
+fn attaching_to_a_vm_that_is_not_there_names_those_that_are() {
+    let one = start("attach-missing", 100, 30);
+    create_local_vm(&one);
+    let command = format!(
+        "XDG_RUNTIME_DIR={dir}/run XDG_STATE_HOME={dir}/state {exe} attach nosuch",
+        dir = one.path().display(),
+        exe = bioxen_exe().display()
+    );
+    let two = Tmux::start("attach-missing2", 100, 30, &command);
+    let screen = two.wait_text("EXITED-");
+    assert!(screen.contains("EXITED-1"), "{screen}");
+    assert!(
+        screen.contains("bioxen: no VM named 'nosuch'; there are: lua-1"),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains("VMs ("),
+        "no dashboard was drawn: {screen}"
+    );
+    detach_and_quit(&one);
+}
+
 /// The server killed with SIGKILL: every dashboard says so, restores the terminal and
 /// exits with an error.
 #[test]

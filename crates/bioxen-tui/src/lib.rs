@@ -42,10 +42,10 @@ use ratatui::{Terminal, TerminalOptions, Viewport};
 use tokio::signal::unix::{SignalKind, signal};
 
 use app::{App, Msg};
-use bioxen_client::{Client, StartOptions};
+use bioxen_client::{Client, StartOptions, Update};
 use bioxen_config::Config;
 use bioxen_config::keymap::Keymap;
-use bioxen_proto::{Request, VmInfo, VmRef};
+use bioxen_proto::{Event, Request, VmInfo, VmRef};
 use effect::Runner;
 
 /// Writes a line to stderr if there is one: once the terminal window is closed,
@@ -108,13 +108,21 @@ pub fn run(config: Config, launch: Launch) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let (server, updates, listed) = connect(&launch).await?;
+        let (server, updates) = connect(&launch).await?;
         let how = How {
             vms_end_on_quit: launch.vms_end_on_quit,
             read_only: launch.read_only,
         };
-        let attach = launch.attach.map(|id| (id, listed));
-        dashboard(config, keymap, server, updates, attach, how, progress_shown).await
+        dashboard(
+            config,
+            keymap,
+            server,
+            updates,
+            launch.attach,
+            how,
+            progress_shown,
+        )
+        .await
     });
     runtime.shutdown_timeout(Duration::from_millis(200));
     match result {
@@ -130,9 +138,10 @@ pub fn run(config: Config, launch: Launch) -> ExitCode {
 }
 
 /// Connects to the server, starting one if allowed and none runs, and subscribes to
-/// its events; with a VM to attach to, checks it exists and returns the list that
-/// says so. The list and the subscription are asked for together: one round trip.
-async fn connect(launch: &Launch) -> Result<(Client, Updates, Vec<VmInfo>), String> {
+/// its events; with a VM to attach to, asks for its screen at once, so that it comes
+/// with the list. Nothing waits for the answers here: they are on their way while
+/// the dashboard is made.
+async fn connect(launch: &Launch) -> Result<(Client, Updates), String> {
     let result = match &launch.start {
         Some(start) => Client::connect_or_start(&launch.socket, "dashboard", start).await,
         None if launch.read_only => Client::connect_read_only(&launch.socket, "dashboard").await,
@@ -140,71 +149,72 @@ async fn connect(launch: &Launch) -> Result<(Client, Updates, Vec<VmInfo>), Stri
     };
     let server = result.map_err(|e| e.to_string())?;
     let updates = server.updates();
-    let (listed, subscribed) = match &launch.attach {
-        Some(id) => {
-            server.notify(watch_on_attach(id));
-            let (listed, subscribed) = tokio::join!(server.list(), server.subscribe());
-            (Some(listed), subscribed)
-        }
-        None => (None, server.subscribe().await),
-    };
-    subscribed.map_err(|e| e.to_string())?;
-    let mut vms = Vec::new();
-    if let (Some(id), Some(listed)) = (&launch.attach, listed) {
-        vms = listed.map_err(|e| e.to_string())?;
-        if !vms.iter().any(|v| &v.name == id) {
-            let names: Vec<&str> = vms.iter().map(|v| v.name.as_str()).collect();
-            return Err(match names.is_empty() {
-                true => format!("no VM named '{id}': the server has none"),
-                false => format!("no VM named '{id}'; there are: {}", names.join(", ")),
-            });
-        }
+    server.notify(Request::Subscribe);
+    if let Some(id) = &launch.attach {
+        server.notify(watch_on_attach(id));
     }
-    Ok((server, updates, vms))
+    Ok((server, updates))
 }
 
-/// What `bioxen attach NAME` asks for with the list and the subscription: the VM's
-/// screen, by name. Asked for after the list, it came a round trip and the list's
-/// handling later, before the first frame could show it.
+/// The server's updates, with those that came before the first list (the VM's
+/// screen) first, in order.
+struct Inbox {
+    early: std::collections::VecDeque<Update>,
+    updates: Updates,
+}
+
+impl Inbox {
+    async fn recv(&mut self) -> Option<Update> {
+        match self.early.pop_front() {
+            Some(update) => Some(update),
+            None => self.updates.recv().await,
+        }
+    }
+
+    fn try_recv(&mut self) -> Option<Update> {
+        self.early
+            .pop_front()
+            .or_else(|| self.updates.try_recv().ok())
+    }
+}
+
+/// Waits for the list the subscription starts with, and checks the VM to attach to
+/// is in it. That list, rather than a `List` call beside it, says so: the server
+/// sends and the dashboard reads one list of every VM, not two.
+async fn first_list(inbox: &mut Inbox, id: &str) -> Result<Vec<VmInfo>, String> {
+    let listed = loop {
+        match inbox.updates.recv().await {
+            Some(Update::Event(Event::Vms(vms))) => break vms,
+            Some(Update::Gone(why)) => return Err(why),
+            None => return Err("the connection to the bioxen server ended".into()),
+            Some(update) => inbox.early.push_back(update),
+        }
+    };
+    if !listed.iter().any(|v| v.name == id) {
+        let names: Vec<&str> = listed.iter().map(|v| v.name.as_str()).collect();
+        return Err(match names.is_empty() {
+            true => format!("no VM named '{id}': the server has none"),
+            false => format!("no VM named '{id}'; there are: {}", names.join(", ")),
+        });
+    }
+    Ok(listed)
+}
+
+/// What `bioxen attach NAME` asks for with the subscription: the VM's screen, by
+/// name. Asked for after the list, it came a round trip and the list's handling
+/// later, before the first frame could show it.
 pub fn watch_on_attach(name: &str) -> Request {
     Request::Watch {
         vm: VmRef::Name(name.to_string()),
     }
 }
 
-/// How this dashboard was launched, beyond where.
-struct How {
-    vms_end_on_quit: bool,
-    read_only: bool,
-}
-
-async fn dashboard(
-    config: Config,
-    keymap: Keymap,
-    server: Client,
-    mut updates: Updates,
-    attach: Option<(String, Vec<VmInfo>)>,
-    how: How,
-    progress_shown: Arc<AtomicBool>,
-) -> Result<(), String> {
-    let mouse = config.ui.mouse;
-    let _guard = TerminalGuard::enter(mouse, progress_shown.clone()).map_err(|e| e.to_string())?;
-    let (width, height) = ct_terminal::size().map_err(|e| e.to_string())?;
-    let size = Rect::new(0, 0, width, height);
-    // A fixed viewport: the dashboard learns its size from resize events, so no frame
-    // opens /dev/tty to ask it.
-    let frames = FrameWriter::default();
-    let mut terminal = Terminal::with_options(
-        CrosstermBackend::new(frames.clone()),
-        TerminalOptions {
-            viewport: Viewport::Fixed(size),
-        },
-    )
-    .map_err(|e| e.to_string())?;
+/// The dashboard's state before the server's first word: made while that word is
+/// on its way.
+fn new_app(config: Config, keymap: Keymap, size: Rect, how: &How) -> App {
     let mut app = App::new(keymap, size);
     app.vms_end_on_quit = how.vms_end_on_quit;
     app.read_only = how.read_only;
-    let mut runner = Runner::new(server, Arc::new(config.clone()), progress_shown);
     app.kinds = std::iter::once(app::KindChoice::Local)
         .chain(
             config
@@ -228,7 +238,49 @@ async fn dashboard(
         app.set_message(format!("warning: {w}"), app::Level::Error);
     }
     app.config = config;
-    if let Some((id, listed)) = attach {
+    app
+}
+
+/// How this dashboard was launched, beyond where.
+struct How {
+    vms_end_on_quit: bool,
+    read_only: bool,
+}
+
+async fn dashboard(
+    config: Config,
+    keymap: Keymap,
+    server: Client,
+    updates: Updates,
+    attach: Option<String>,
+    how: How,
+    progress_shown: Arc<AtomicBool>,
+) -> Result<(), String> {
+    let (width, height) = ct_terminal::size().map_err(|e| e.to_string())?;
+    let size = Rect::new(0, 0, width, height);
+    let mouse = config.ui.mouse;
+    let mut app = new_app(config, keymap, size, &how);
+    let mut inbox = Inbox {
+        early: Default::default(),
+        updates,
+    };
+    // A fixed viewport: the dashboard learns its size from resize events, so no frame
+    // opens /dev/tty to ask it.
+    let frames = FrameWriter::default();
+    let mut terminal = Terminal::with_options(
+        CrosstermBackend::new(frames.clone()),
+        TerminalOptions {
+            viewport: Viewport::Fixed(size),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let listed = match &attach {
+        Some(id) => Some(first_list(&mut inbox, id).await?),
+        None => None,
+    };
+    let _guard = TerminalGuard::enter(mouse, progress_shown.clone()).map_err(|e| e.to_string())?;
+    let mut runner = Runner::new(server, Arc::new(app.config.clone()), progress_shown);
+    if let (Some(id), Some(listed)) = (attach, listed) {
         app.open_on_attach(&id, listed);
     }
     runner.run(app.take_effects());
@@ -300,15 +352,19 @@ async fn dashboard(
             Some(done) = runner.next(), if !runner.is_idle() => {
                 runner.run(app.update(Msg::Done(done)));
             }
-            update = updates.recv() => match update {
+            update = inbox.recv() => match update {
                 Some(u) => {
                     runner.run(app.update(Msg::Server(u)));
                     // Take what else has arrived before drawing: under a flood, one
-                    // pass through the loop for many frames.
+                    // pass through the loop for many frames. A frame the user waits
+                    // on (an echo, the screen just switched to) goes out first.
                     for _ in 0..64 {
-                        match updates.try_recv() {
-                            Ok(u) => runner.run(app.update(Msg::Server(u))),
-                            Err(_) => break,
+                        if app.urgent {
+                            break;
+                        }
+                        match inbox.try_recv() {
+                            Some(u) => runner.run(app.update(Msg::Server(u))),
+                            None => break,
                         }
                     }
                 }
