@@ -168,19 +168,41 @@ impl Drop for Tmux {
         if let Some(pid) = self.bioxen_server_pid() {
             // SAFETY: kill(2) of the server this benchmark's dashboard started.
             unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-            // Gone, or a zombie: the bench's own child, when a section failed before
-            // reaping it.
-            let gone = || {
-                std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
-                    s.rsplit(") ").next().is_some_and(|r| r.starts_with('Z'))
-                })
-            };
             let deadline = Instant::now() + Duration::from_secs(20);
-            while !gone() && Instant::now() < deadline {
+            while !gone(pid) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Whether process `pid` has ended: gone, or a zombie (the bench's own child, when
+/// a section failed before reaping it).
+fn gone(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+        s.rsplit(") ").next().is_some_and(|r| r.starts_with('Z'))
+    })
+}
+
+/// Ends a peer tmux server of a section's own and waits until it has. After a
+/// `kill-server` answered with success, the fleet's server ran on for minutes with
+/// its twenty windows printing, and took both cores from the sections after it; so
+/// it is asked again each second, and killed after ten.
+fn end_tmux_server(socket: &str, pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut asked: Option<Instant> = None;
+    while !gone(pid) {
+        if Instant::now() > deadline {
+            // SAFETY: kill(2) of the tmux server this section started.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        } else if asked.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+            let _ = Command::new("tmux")
+                .args(["-L", socket, "kill-server"])
+                .output();
+            asked = Some(Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -1171,7 +1193,7 @@ fn reattach(rows: &mut Vec<Row>) {
         peer.push(secs);
         client.close(&rt);
     }
-    tmux(&["kill-server"]);
+    end_tmux_server(&inner, inner_pid);
     drop(client);
     let _ = server.kill();
     let _ = server.wait();
@@ -1413,7 +1435,7 @@ fn grid(rows: &mut Vec<Row>) {
             tmux(&["send-keys", "-t", &format!("0:0.{i}"), "Enter"]);
         },
     );
-    tmux(&["kill-server"]);
+    end_tmux_server(&inner, inner_pid);
     drop(t);
 
     let note = "16 VMs of the embedded REPL, 4 printing flat out for the window; 200x60";

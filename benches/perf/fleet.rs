@@ -380,7 +380,7 @@ fn tmux_fleet(t: &Tmux) -> TmuxFleet {
         move_ms.push(start.elapsed().as_secs_f64() * 1000.0);
     }
     t.respawn("true");
-    tmux(&["kill-server"]);
+    end_tmux_server(&inner, inner_pid);
     TmuxFleet {
         created,
         ls_ms,
