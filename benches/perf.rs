@@ -15,6 +15,10 @@ use bioxen::{Manager, ManagerConfig, Size, VmKind, VmOptions};
 
 #[path = "perf/fleet.rs"]
 mod fleet;
+#[path = "perf/pty_client.rs"]
+mod pty_client;
+
+use pty_client::PtyClient;
 
 const BIOXEN: &str = env!("CARGO_BIN_EXE_bioxen");
 
@@ -1009,74 +1013,6 @@ fn pid_of_dashboard_named(t: &Tmux, exe: &str) -> u32 {
         .next()
         .and_then(|l| l.trim().parse().ok())
         .unwrap_or(0)
-}
-
-/// A client started in a terminal of the bench's own: a PTY whose output goes through
-/// a VT parser as it arrives. Timing a first frame this way looks at the screen after
-/// each read and starts nothing meanwhile; polling `tmux capture-pane` would start a
-/// process every 2 ms on the cores the timed client needs.
-struct PtyClient {
-    child: tokio::process::Child,
-    _pty: pty_process::OwnedReadPty,
-}
-
-impl PtyClient {
-    /// Starts `program args` in a 120x40 terminal with `t`'s private directories and
-    /// returns the seconds to its first screen that shows `ready`, and the client.
-    fn time_to_frame(
-        rt: &tokio::runtime::Runtime,
-        t: &Tmux,
-        program: &str,
-        args: &[&str],
-        ready: impl Fn(&str) -> bool,
-    ) -> (f64, PtyClient) {
-        use tokio::io::AsyncReadExt;
-        rt.block_on(async {
-            let (pty, pts) = pty_process::open().unwrap();
-            pty.resize(pty_process::Size::new(40, 120)).unwrap();
-            let start = Instant::now();
-            let child = pty_process::Command::new(program)
-                .args(args)
-                .current_dir(&t.dir)
-                .env("TERM", "xterm-256color")
-                .env_remove("TMUX")
-                .env("XDG_STATE_HOME", &t.dir)
-                .env("XDG_RUNTIME_DIR", &t.dir)
-                .env("XDG_CONFIG_HOME", &t.dir)
-                .spawn(pts)
-                .unwrap();
-            let (mut r, _w) = pty.into_split();
-            let (rows, cols) = (40.try_into().unwrap(), 120.try_into().unwrap());
-            let mut parser = vt100::Parser::new(rows, cols, 0);
-            let mut buf = vec![0u8; 64 * 1024];
-            let deadline = start + Duration::from_secs(60);
-            loop {
-                let n = tokio::time::timeout_at(deadline.into(), r.read(&mut buf))
-                    .await
-                    .unwrap_or_else(|_| {
-                        panic!("no frame from {program}:\n{}", parser.screen().contents())
-                    })
-                    .unwrap();
-                assert!(n > 0, "{program} ended:\n{}", parser.screen().contents());
-                parser.process(&buf[..n]);
-                if ready(&parser.screen().contents()) {
-                    let secs = start.elapsed().as_secs_f64();
-                    return (secs, PtyClient { child, _pty: r });
-                }
-            }
-        })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id().unwrap()
-    }
-
-    /// Closes the client as a terminal window would (SIGHUP), and waits for it to go.
-    fn close(mut self, rt: &tokio::runtime::Runtime) {
-        // SAFETY: kill(2) of this bench's own child.
-        unsafe { libc::kill(self.pid() as i32, libc::SIGHUP) };
-        rt.block_on(self.child.wait()).unwrap();
-    }
 }
 
 /// Reattaching to a server that holds 100 VMs with 10,000 lines of scrollback each,
