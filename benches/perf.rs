@@ -244,32 +244,19 @@ const FLOOD: &str = "for i = 1, 2e6 do print(i) end";
 /// `tag` names the tmux server: runs back to back need different names, or the next
 /// one can start inside the server the last one is still shutting down.
 fn flood_bioxen(tag: &str, config: Option<&str>) -> (f64, bool, i64) {
-    let t = Tmux::start(tag, 120, 40, BIOXEN, config);
-    t.wait(
-        "the dashboard",
-        |s| s.contains("No VMs yet"),
-        Duration::from_millis(20),
-    );
-    t.keys(&["c"]);
-    t.wait(
-        "the dialog",
-        |s| s.contains("Create a VM"),
-        Duration::from_millis(20),
-    );
-    t.keys(&["Enter"]);
-    t.wait(
-        "a prompt",
-        |s| pane(s).iter().any(|l| l == ">"),
-        Duration::from_millis(20),
-    );
+    let t = Tmux::start(tag, 120, 40, "true", config);
+    let rt = runtime();
+    let mut dashboard = PtyClient::start(&rt, &t, BIOXEN, &[]);
+    dashboard.wait(&rt, "the dashboard", |s| s.contains("No VMs yet"));
+    dashboard.send(&rt, b"c");
+    dashboard.wait(&rt, "the dialog", |s| s.contains("Create a VM"));
+    dashboard.send(&rt, b"\r");
+    dashboard.wait(&rt, "a prompt", |s| pane(s).iter().any(|l| l == ">"));
     let start = Instant::now();
-    t.text(FLOOD);
-    t.keys(&["Enter"]);
-    let s = t.wait(
-        "the prompt after the flood",
-        |s| prompt_after(&pane(s), "2000000"),
-        Duration::from_millis(5),
-    );
+    dashboard.send(&rt, format!("{FLOOD}\r").as_bytes());
+    let s = dashboard.wait(&rt, "the prompt after the flood", |s| {
+        prompt_after(&pane(s), "2000000")
+    });
     let secs = start.elapsed().as_secs_f64();
     // The final screen: consecutive numbers up to 2000000.
     let numbers: Vec<i64> = pane(&s).iter().filter_map(|l| l.parse().ok()).collect();
@@ -277,20 +264,20 @@ fn flood_bioxen(tag: &str, config: Option<&str>) -> (f64, bool, i64) {
         && numbers.windows(2).all(|w| w[1] == w[0] + 1)
         && *numbers.last().unwrap() == 2_000_000;
     // The scrollback: the top of the history.
-    t.keys(&["C-b", "["]);
-    t.keys(&["g"]);
-    let s = t.wait(
-        "the scrollback top",
-        |s| s.contains(" SCROLL "),
-        Duration::from_millis(20),
-    );
-    std::thread::sleep(Duration::from_millis(100));
-    let s2 = t.screen();
-    let top = pane(if s2.contains(" SCROLL ") { &s2 } else { &s })
-        .iter()
-        .filter_map(|l| l.parse::<i64>().ok())
-        .next()
-        .unwrap_or(-1);
+    let first_number = |s: &str| {
+        pane(s)
+            .iter()
+            .filter_map(|l| l.parse::<i64>().ok())
+            .next()
+            .unwrap_or(-1)
+    };
+    dashboard.send(&rt, b"\x02[");
+    let bottom = first_number(&dashboard.wait(&rt, "scroll mode", |s| s.contains(" SCROLL ")));
+    dashboard.send(&rt, b"g");
+    let top = first_number(&dashboard.wait(&rt, "the scrollback top", |s| {
+        s.contains(" SCROLL ") && first_number(s) != bottom
+    }));
+    dashboard.close(&rt);
     (secs, correct, top)
 }
 
@@ -298,71 +285,97 @@ fn flood_tmux() -> f64 {
     flood_in_tmux(&format!("{BIOXEN} lua"))
 }
 
-/// The flood typed into `interpreter` in a plain tmux pane the size of the dashboard's.
+/// The flood typed into `interpreter` in a tmux window the size of the dashboard's
+/// pane, shown by `tmux attach` in a terminal of that size.
 fn flood_in_tmux(interpreter: &str) -> f64 {
     let size = dashboard_pane_size();
-    let t = Tmux::start("floodpeer", size.cols, size.rows, interpreter, None);
-    t.wait(
-        "a prompt",
-        |s| pane(s).iter().any(|l| l == ">"),
-        Duration::from_millis(20),
-    );
+    let (t, rt) = (Tmux::start("floodpeer", 64, 36, "true", None), runtime());
+    let inner = PeerTmux::start(&t, "flood", size, interpreter);
+    let mut client = inner.attach(&rt, &t, size);
+    client.wait(&rt, "a prompt", |s| pane(s).iter().any(|l| l == ">"));
     let start = Instant::now();
-    t.text(FLOOD);
-    t.keys(&["Enter"]);
-    t.wait(
-        "the prompt after the flood",
-        |s| prompt_after(&pane(s), "2000000"),
-        Duration::from_millis(5),
-    );
-    start.elapsed().as_secs_f64()
+    client.send(&rt, format!("{FLOOD}\r").as_bytes());
+    client.wait(&rt, "the prompt after the flood", |s| {
+        prompt_after(&pane(s), "2000000")
+    });
+    let secs = start.elapsed().as_secs_f64();
+    client.close(&rt);
+    inner.end();
+    secs
 }
 
 fn seq_bioxen() -> f64 {
-    let t = Tmux::start(
-        "seq",
-        120,
-        40,
-        BIOXEN,
-        Some("[local]\ncommand = \"seq 1 2000000\"\n"),
-    );
-    t.wait(
-        "the dashboard",
-        |s| s.contains("No VMs yet"),
-        Duration::from_millis(20),
-    );
-    t.keys(&["c"]);
-    t.wait(
-        "the dialog",
-        |s| s.contains("Create a VM"),
-        Duration::from_millis(20),
-    );
+    let config = "[local]\ncommand = \"seq 1 2000000\"\n";
+    let t = Tmux::start("seq", 120, 40, "true", Some(config));
+    let rt = runtime();
+    let mut dashboard = PtyClient::start(&rt, &t, BIOXEN, &[]);
+    dashboard.wait(&rt, "the dashboard", |s| s.contains("No VMs yet"));
+    dashboard.send(&rt, b"c");
+    dashboard.wait(&rt, "the dialog", |s| s.contains("Create a VM"));
     let start = Instant::now();
-    t.keys(&["Enter"]);
-    t.wait(
-        "seq to end",
-        |s| s.contains("exited(0)") && s.contains("2000000"),
-        Duration::from_millis(5),
-    );
-    start.elapsed().as_secs_f64()
+    dashboard.send(&rt, b"\r");
+    dashboard.wait(&rt, "seq to end", |s| {
+        s.contains("exited(0)") && s.contains("2000000")
+    });
+    let secs = start.elapsed().as_secs_f64();
+    dashboard.close(&rt);
+    secs
 }
 
 fn seq_tmux() -> f64 {
     let size = dashboard_pane_size();
+    let (t, rt) = (Tmux::start("seqpeer", 64, 36, "true", None), runtime());
     let start = Instant::now();
-    let t = Tmux::start(
-        "seqpeer",
-        size.cols,
-        size.rows,
-        "seq 1 2000000; echo SEQ-DONE",
-        None,
-    );
-    t.wait(
-        "seq to end",
-        |s| s.contains("SEQ-DONE"),
-        Duration::from_millis(5),
-    );
-    start.elapsed().as_secs_f64()
+    let inner = PeerTmux::start(&t, "seq", size, "seq 1 2000000; echo SEQ-DONE; sleep 600");
+    let client = inner.attach(&rt, &t, size);
+    client.wait(&rt, "seq to end", |s| s.contains("SEQ-DONE"));
+    let secs = start.elapsed().as_secs_f64();
+    client.close(&rt);
+    inner.end();
+    secs
+}
+
+/// A tmux server of a section's own, one window the size of the dashboard's pane,
+/// no status line: the peer a client attaches to.
+struct PeerTmux {
+    socket: String,
+    pid: u32,
+}
+
+impl PeerTmux {
+    fn start(t: &Tmux, tag: &str, size: Size, command: &str) -> PeerTmux {
+        let socket = format!("bioxen-bench-{tag}-inner-{}", std::process::id());
+        let conf = t.dir.join(format!("{tag}-inner.conf"));
+        std::fs::write(&conf, "set -g status off\nset -g history-limit 10000\n").unwrap();
+        let (w, h) = (size.cols.to_string(), size.rows.to_string());
+        let out = Command::new("tmux")
+            .args(["-L", &socket, "-f"])
+            .arg(&conf)
+            .args(["new-session", "-d", "-x", &w, "-y", &h, command])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pid = Command::new("tmux")
+            .args(["-L", &socket, "display-message", "-p", "#{pid}"])
+            .output()
+            .unwrap();
+        let pid = String::from_utf8_lossy(&pid.stdout).trim().parse().unwrap();
+        PeerTmux { socket, pid }
+    }
+
+    /// `tmux attach` in a terminal the size of the window.
+    fn attach(&self, rt: &tokio::runtime::Runtime, t: &Tmux, size: Size) -> PtyClient {
+        let args = ["-L", &self.socket, "attach"];
+        PtyClient::start_sized(rt, t, "tmux", &args, (size.rows, size.cols))
+    }
+
+    fn end(self) {
+        end_tmux_server(&self.socket, self.pid);
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 
 use super::Tmux;
 
+/// The dashboard's terminal in every section.
 const ROWS: u16 = 40;
 const COLS: u16 = 120;
 
@@ -28,9 +29,20 @@ pub struct PtyClient {
 impl PtyClient {
     /// Starts `program args` in a 120x40 terminal with `t`'s private directories.
     pub fn start(rt: &Runtime, t: &Tmux, program: &str, args: &[&str]) -> PtyClient {
+        PtyClient::start_sized(rt, t, program, args, (ROWS, COLS))
+    }
+
+    /// Starts `program args` in a terminal of `rows` by `cols`.
+    pub fn start_sized(
+        rt: &Runtime,
+        t: &Tmux,
+        program: &str,
+        args: &[&str],
+        (rows, cols): (u16, u16),
+    ) -> PtyClient {
         let _entered = rt.enter();
         let (pty, pts) = pty_process::open().unwrap();
-        pty.resize(pty_process::Size::new(ROWS, COLS)).unwrap();
+        pty.resize(pty_process::Size::new(rows, cols)).unwrap();
         let child = pty_process::Command::new(program)
             .args(args)
             .current_dir(&t.dir)
@@ -42,7 +54,7 @@ impl PtyClient {
             .spawn(pts)
             .unwrap();
         let (mut output, input) = pty.into_split();
-        let size = (ROWS.try_into().unwrap(), COLS.try_into().unwrap());
+        let size = (rows.try_into().unwrap(), cols.try_into().unwrap());
         let screen = Arc::new(Mutex::new(vt100::Parser::new(size.0, size.1, 0)));
         let read = Arc::new(Notify::new());
         let (into, told) = (screen.clone(), read.clone());
@@ -78,16 +90,18 @@ impl PtyClient {
         (start.elapsed().as_secs_f64(), client)
     }
 
-    /// Waits until the screen shows `ready`, looking after each read.
-    pub fn wait(&self, rt: &Runtime, what: &str, ready: impl Fn(&str) -> bool) {
+    /// Waits until the screen shows `ready`, looking after each read; returns that
+    /// screen's text.
+    pub fn wait(&self, rt: &Runtime, what: &str, ready: impl Fn(&str) -> bool) -> String {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         rt.block_on(async {
             loop {
                 let read = self.read.notified();
                 tokio::pin!(read);
                 read.as_mut().enable();
-                if ready(&self.text()) {
-                    return;
+                let text = self.text();
+                if ready(&text) {
+                    return text;
                 }
                 if tokio::time::timeout_at(deadline, read).await.is_err() {
                     panic!("{} never showed {what}:\n{}", self.program, self.text());
