@@ -145,10 +145,7 @@ impl Tmux {
     }
 
     fn server_pid(&self) -> u32 {
-        self.run(&["display-message", "-p", "#{pid}"])
-            .trim()
-            .parse()
-            .unwrap()
+        tmux_server_pid(&self.socket)
     }
 }
 
@@ -187,6 +184,15 @@ fn gone(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
         s.rsplit(") ").next().is_some_and(|r| r.starts_with('Z'))
     })
+}
+
+/// The process of the tmux server on socket `socket` (`tmux -L`).
+fn tmux_server_pid(socket: &str) -> u32 {
+    let out = Command::new("tmux")
+        .args(["-L", socket, "display-message", "-p", "#{pid}"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
 /// Ends a peer tmux server of a section's own and waits until it has. After a
@@ -359,11 +365,7 @@ impl PeerTmux {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let pid = Command::new("tmux")
-            .args(["-L", &socket, "display-message", "-p", "#{pid}"])
-            .output()
-            .unwrap();
-        let pid = String::from_utf8_lossy(&pid.stdout).trim().parse().unwrap();
+        let pid = tmux_server_pid(&socket);
         PeerTmux { socket, pid }
     }
 
@@ -615,8 +617,26 @@ fn grown(
         .sum()
 }
 
+/// The dashboard that runs in `t`'s pane.
 fn pid_of_dashboard(t: &Tmux) -> u32 {
-    let pid = pid_of_dashboard_named(t, BIOXEN);
+    let name = Path::new(BIOXEN)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let pane_pid = t
+        .run(&["display-message", "-p", "-t", "0", "#{pane_pid}"])
+        .trim()
+        .to_string();
+    let out = Command::new("pgrep")
+        .args(["-P", &pane_pid, "-x", &name])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
     assert!(pid > 0, "no dashboard in the terminal");
     pid
 }
@@ -1007,27 +1027,6 @@ fn prompt_follows(lines: &[String], last: &str) -> bool {
     non_empty.windows(2).any(|w| w[0] == last && w[1] == ">")
 }
 
-fn pid_of_dashboard_named(t: &Tmux, exe: &str) -> u32 {
-    let name = Path::new(exe)
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    let pane_pid = t
-        .run(&["display-message", "-p", "-t", "0", "#{pane_pid}"])
-        .trim()
-        .to_string();
-    let out = Command::new("pgrep")
-        .args(["-P", &pane_pid, "-x", &name])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Reattaching to a server that holds 100 VMs with 10,000 lines of scrollback each,
 /// against `tmux attach` to a tmux server with 100 such windows; and what each session
 /// costs in memory, server plus the dashboard's mirror.
@@ -1099,11 +1098,7 @@ fn reattach(rows: &mut Vec<Row>) {
     for _ in 1..REATTACH_VMS {
         tmux(&["new-window", "-t", "0:", lua]);
     }
-    let inner_pid: u32 =
-        String::from_utf8_lossy(&tmux(&["display-message", "-p", "#{pid}"]).stdout)
-            .trim()
-            .parse()
-            .unwrap();
+    let inner_pid = tmux_server_pid(&inner);
     let peer_base_probe = Tmux::start("reattach-empty", 64, 36, "sleep 600", None);
     let peer_base = anon_kib(peer_base_probe.server_pid());
     drop(peer_base_probe);
@@ -1339,11 +1334,7 @@ fn grid(rows: &mut Vec<Row>) {
         tmux(&["select-layout", "-t", "0:0", "tiled"]);
     }
     tmux(&["select-pane", "-t", "0:0.0"]);
-    let inner_pid: u32 =
-        String::from_utf8_lossy(&tmux(&["display-message", "-p", "#{pid}"]).stdout)
-            .trim()
-            .parse()
-            .unwrap();
+    let inner_pid = tmux_server_pid(&inner);
     t.respawn(&format!("tmux -L {inner} attach"));
     t.wait(
         "16 prompts",

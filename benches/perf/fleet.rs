@@ -346,11 +346,7 @@ fn tmux_fleet(t: &Tmux, rt: &tokio::runtime::Runtime) -> TmuxFleet {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    let inner_pid: u32 =
-        String::from_utf8_lossy(&tmux(&["display-message", "-p", "#{pid}"]).stdout)
-            .trim()
-            .parse()
-            .unwrap();
+    let inner_pid = tmux_server_pid(&inner);
     let grown_kib = rss_kib(inner_pid).saturating_sub(base);
     let ls_ms = wall_ms(10, || {
         let mut c = Command::new("tmux");
