@@ -24,6 +24,7 @@ pub mod layout;
 pub mod list_pane;
 pub mod path_complete;
 pub mod search_dialog;
+pub mod table;
 pub mod terminal_pane;
 
 use std::io::Write;

@@ -1,10 +1,10 @@
 //! The VM list: name, kind, state, pid, CPU, memory and uptime of every VM.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Span;
-use ratatui::widgets::{Block, BorderType, Cell, Row, Table, TableState};
+use ratatui::widgets::{Block, BorderType};
 
 use ratatui::text::Line;
 use ratatui::widgets::Paragraph;
@@ -13,6 +13,7 @@ use super::app::{App, Focus, GroupBy, Row as ListRow};
 use super::draw::state_color;
 use super::format;
 use super::history_chart;
+use super::table::Table;
 use bioxen_config::keymap::{Action, Mode};
 use bioxen_proto::{PoolVm, VmInfo, VmState, signal_name};
 
@@ -104,7 +105,7 @@ fn is_marked(row: &ListRow, app: &App) -> bool {
 }
 
 /// The NAME cell in `width` columns: the flags whole, the name cut in its middle.
-fn name_cell<'a>(row: &ListRow, app: &App, width: usize) -> Cell<'a> {
+fn name_cell<'a>(row: &ListRow, app: &App, width: usize) -> Line<'a> {
     use unicode_width::UnicodeWidthStr;
     let (name, flags, _) = name_text(row, app);
     let marked = is_marked(row, app);
@@ -117,14 +118,14 @@ fn name_cell<'a>(row: &ListRow, app: &App, width: usize) -> Cell<'a> {
     );
     // Marked for the next grid.
     match marked {
-        true => Cell::from(Line::from(vec![
+        true => Line::from(vec![
             Span::styled("● ", Style::new().fg(Color::Yellow)),
             Span::raw(text),
-        ])),
+        ]),
         false if matches!(row, ListRow::Group(_)) => {
-            Cell::from(text).style(Style::new().add_modifier(Modifier::BOLD))
+            Line::from(text).style(Style::new().add_modifier(Modifier::BOLD))
         }
-        false => Cell::from(text),
+        false => Line::from(text),
     }
 }
 
@@ -221,21 +222,19 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         .sum();
     // Less the spare cell at the right end (see `table_area`).
     let name_width = usize::from(inner_width.saturating_sub(others + 1).max(1));
-    let widths: Vec<Constraint> = cols
+    let widths: Vec<u16> = cols
         .iter()
-        .map(|(c, _, w)| {
-            if *c == Col::Name {
-                Constraint::Min(*w)
-            } else {
-                Constraint::Length(*w)
+        .map(|&(c, _, w)| if c == Col::Name { name_width as u16 } else { w })
+        .collect();
+    let header = cols
+        .iter()
+        .map(|(c, h, _)| match app.sort {
+            Some(sort) if sorted_column(sort.by) == *c => {
+                Line::from(format!("{h}{}", sort.arrow()))
             }
+            _ => Line::from(*h),
         })
         .collect();
-    let header = Row::new(cols.iter().map(|(c, h, _)| match app.sort {
-        Some(sort) if sorted_column(sort.by) == *c => Cell::from(format!("{h}{}", sort.arrow())),
-        _ => Cell::from(*h),
-    }))
-    .style(Style::new().fg(Color::Gray).add_modifier(Modifier::BOLD));
     let highlight = if focused {
         Style::new()
             .bg(Color::Indexed(238))
@@ -284,28 +283,32 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let first = selected.map_or(0, |s| s.saturating_sub(body - 1));
     app.list_first.set(first);
     let in_view = &visible[first.min(visible.len())..(first + body).min(visible.len())];
-    let rows: Vec<Row> = in_view
+    let rows = in_view
         .iter()
         .map(|row| {
             let index = match row {
                 ListRow::Session(info) => app.rows.iter().position(|r| r.vm == info.vm),
                 ListRow::Pool(_) | ListRow::Group(_) => None,
             };
-            Row::new(cols.iter().map(|(c, _, _)| match (c, row) {
-                (Col::Name, _) => name_cell(row, app, name_width),
-                (_, ListRow::Session(info)) => cell(*c, info, index.unwrap_or(0), app),
-                (_, ListRow::Pool(vm)) => pool_cell(*c, vm),
-                (_, ListRow::Group(name)) => group_cell(*c, name, app),
-            }))
+            cols.iter()
+                .map(|(c, _, _)| match (c, row) {
+                    (Col::Name, _) => name_cell(row, app, name_width),
+                    (_, ListRow::Session(info)) => cell(*c, info, index.unwrap_or(0), app),
+                    (_, ListRow::Pool(vm)) => pool_cell(*c, vm),
+                    (_, ListRow::Group(name)) => group_cell(*c, name, app),
+                })
+                .collect()
         })
         .collect();
-    let table = Table::new(rows, widths)
-        .header(header)
-        .row_highlight_style(highlight)
-        .highlight_symbol("")
-        .column_spacing(1);
-    let mut state = TableState::default().with_selected(selected.map(|s| s - first));
-    frame.render_stateful_widget(table, table_area, &mut state);
+    let table = Table {
+        widths,
+        header,
+        header_style: Style::new().fg(Color::Gray).add_modifier(Modifier::BOLD),
+        rows,
+        selected: selected.map(|s| s - first),
+        highlight,
+    };
+    frame.render_widget(table, table_area);
     if details_height > 0 {
         let box_area = Rect::new(
             inner.x,
@@ -443,7 +446,7 @@ fn sorted_column(by: crate::app::SortBy) -> Col {
 /// An experiment's header: how many of its VMs run (`▶`), wait at the prompt (`◦`),
 /// wait for a dependency (`…`), were lost with the server before (`⌁`) and failed
 /// (`✖`); their mean progress, and the CPU and memory of all of them.
-fn group_cell(col: Col, name: &str, app: &App) -> Cell<'static> {
+fn group_cell(col: Col, name: &str, app: &App) -> Line<'static> {
     let s = app.group_summary(name);
     let members = || app.group_members(name);
     match col {
@@ -465,7 +468,7 @@ fn group_cell(col: Col, name: &str, app: &App) -> Cell<'static> {
             } else {
                 Color::Gray
             };
-            Cell::from(text.join(" ")).style(Style::new().fg(color))
+            Line::from(text.join(" ")).style(Style::new().fg(color))
         }
         Col::Progress => match s.progress {
             Some(percent) => {
@@ -473,84 +476,84 @@ fn group_cell(col: Col, name: &str, app: &App) -> Cell<'static> {
                     state: bioxen_proto::ProgressState::Normal,
                     percent,
                 };
-                Cell::from(format::progress(p, 4)).style(progress_style(p))
+                Line::from(format::progress(p, 4)).style(progress_style(p))
             }
-            None => Cell::from(""),
+            None => Line::from(""),
         },
         Col::Cpu => {
             let cpu: Vec<f32> = members().filter_map(|i| i.cpu_percent).collect();
             match cpu.is_empty() {
-                true => Cell::from("-"),
-                false => Cell::from(format!("{:.1}", cpu.iter().fold(0.0, |a, b| a + b))),
+                true => Line::from("-"),
+                false => Line::from(format!("{:.1}", cpu.iter().fold(0.0, |a, b| a + b))),
             }
         }
         Col::Mem => {
             let mem: Vec<u64> = members().filter_map(|i| i.rss_bytes).collect();
             match mem.is_empty() {
-                true => Cell::from("-"),
-                false => Cell::from(bioxen_text::figures::bytes(mem.iter().sum())),
+                true => Line::from("-"),
+                false => Line::from(bioxen_text::figures::bytes(mem.iter().sum())),
             }
         }
-        Col::Index | Col::Name | Col::Kind | Col::Pid | Col::Trend | Col::Up => Cell::from(""),
+        Col::Index | Col::Name | Col::Kind | Col::Pid | Col::Trend | Col::Up => Line::from(""),
     }
 }
 
-fn pool_cell(col: Col, vm: &PoolVm) -> Cell<'static> {
+fn pool_cell(col: Col, vm: &PoolVm) -> Line<'static> {
     let dim = Style::new().fg(Color::DarkGray);
     match col {
-        Col::Index => Cell::from("-").style(dim),
+        Col::Index => Line::from("-").style(dim),
         // Drawn by name_cell, which fits it to its column.
-        Col::Name => Cell::from(""),
-        Col::Kind => Cell::from("xcpng"),
-        Col::State => Cell::from("detached").style(Style::new().fg(Color::Blue)),
-        Col::Progress => Cell::from(""),
-        Col::Pid => Cell::from("-"),
-        Col::Cpu => Cell::from(
+        Col::Name => Line::from(""),
+        Col::Kind => Line::from("xcpng"),
+        Col::State => Line::from("detached").style(Style::new().fg(Color::Blue)),
+        Col::Progress => Line::from(""),
+        Col::Pid => Line::from("-"),
+        Col::Cpu => Line::from(
             vm.cpu_percent
                 .map(|c| format!("{c:.1}"))
                 .unwrap_or_else(|| "-".into()),
         ),
         Col::Trend => trend_cell(&vm.recent_cpu),
-        Col::Mem => Cell::from(bioxen_text::figures::bytes(
+        Col::Mem => Line::from(bioxen_text::figures::bytes(
             vm.memory_used.unwrap_or(vm.memory_bytes.max(0) as u64),
         )),
-        Col::Up => Cell::from("-"),
+        Col::Up => Line::from("-"),
     }
 }
 
-fn cell<'a>(col: Col, info: &'a VmInfo, index: usize, app: &App) -> Cell<'a> {
+fn cell<'a>(col: Col, info: &'a VmInfo, index: usize, app: &App) -> Line<'a> {
     let dim = Style::new().fg(Color::DarkGray);
     let alive = info.state.is_alive();
     match col {
-        Col::Index => Cell::from(index.to_string()).style(dim),
+        Col::Index => Line::from(index.to_string()).style(dim),
         // Drawn by name_cell, which fits it to its column.
-        Col::Name => Cell::from(""),
-        Col::Kind => Cell::from(info.kind.as_str()),
+        Col::Name => Line::from(""),
+        Col::Kind => Line::from(info.kind.as_str()),
         Col::State => {
-            Cell::from(format::state(info)).style(Style::new().fg(state_color(&info.state)))
+            Line::from(format::state(info)).style(Style::new().fg(state_color(&info.state)))
         }
         Col::Progress => match app.progress(info) {
-            Some(p) => Cell::from(format::progress(p, 4)).style(progress_style(p)),
-            None => Cell::from(""),
+            Some(p) => Line::from(format::progress(p, 4)).style(progress_style(p)),
+            None => Line::from(""),
         },
-        Col::Pid => Cell::from(
+        Col::Pid => Line::from(
             info.pid
                 .filter(|_| alive)
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "-".into()),
         ),
-        Col::Cpu => Cell::from(
+        Col::Cpu => Line::from(
             info.cpu_percent
                 .map(|c| format!("{c:.1}"))
                 .unwrap_or_else(|| "-".into()),
         ),
         Col::Trend => trend_cell(&info.recent_cpu),
-        Col::Mem => Cell::from(
+        Col::Mem => Line::from(
             info.rss_bytes
                 .map(bioxen_text::figures::bytes)
                 .unwrap_or_else(|| "-".into()),
         ),
-        Col::Up => Cell::from(if alive {
+        Col::Up => Line::from(if alive {
             bioxen_text::figures::uptime(info.uptime_secs)
         } else {
             "-".into()
@@ -559,12 +562,12 @@ fn cell<'a>(col: Col, info: &'a VmInfo, index: usize, app: &App) -> Cell<'a> {
 }
 
 /// CPU over the last two minutes, green while it rests and yellow once it works.
-fn trend_cell(recent: &[u16]) -> Cell<'static> {
+fn trend_cell(recent: &[u16]) -> Line<'static> {
     let color = match recent.last() {
         Some(&c) if c >= 50 => Color::Yellow,
         _ => Color::Green,
     };
-    Cell::from(format::sparkline(recent, usize::from(TREND_WIDTH))).style(Style::new().fg(color))
+    Line::from(format::sparkline(recent, usize::from(TREND_WIDTH))).style(Style::new().fg(color))
 }
 
 /// The state as it fits the list: `killed(KILL)` rather than `killed(SIGKILL)`.
