@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::net::UnixStream;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::AbortHandle;
 
 use super::hub::Hub;
@@ -135,7 +135,16 @@ pub async fn serve(mut stream: UnixStream, hub: Arc<Hub>) -> Result<()> {
             ),
             Request::Subscribe => {
                 if pump.is_none() {
-                    let task = tokio::spawn(run_pump(hub.clone(), out.clone(), watches.clone()));
+                    // The list goes out here, ahead of what was asked after it (the
+                    // screen and history `bioxen attach NAME` watches): the dashboard
+                    // draws nothing before it has the list.
+                    let feeds = Feeds::subscribe(&hub);
+                    let list = Event::Vms(hub.manager.list());
+                    if out.send(Out::Msg(ServerMsg::Event(list))).await.is_err() {
+                        break Ok(());
+                    }
+                    let task =
+                        tokio::spawn(run_pump(hub.clone(), feeds, out.clone(), watches.clone()));
                     pump = Some(task.abort_handle());
                 }
                 Response::Done
@@ -555,25 +564,45 @@ async fn forward(manager: Manager, vm: VmId, out: Queue) {
     }
 }
 
-/// A subscribed client's events: the VM list as it changes, states, notices, activity
-/// in sessions it does not watch, the pool, and SSH questions.
-async fn run_pump(hub: Arc<Hub>, out: Queue, watches: Watches) {
+/// What a subscription listens to, taken before its first list is: a change made
+/// between the two waits in these, and is not lost.
+struct Feeds {
+    events: broadcast::Receiver<ManagerEvent>,
+    announced: broadcast::Receiver<Event>,
+    pools: watch::Receiver<BTreeMap<String, PoolInfo>>,
+}
+
+impl Feeds {
+    fn subscribe(hub: &Hub) -> Feeds {
+        let manager = &hub.manager;
+        let feeds = Feeds {
+            events: manager.subscribe(),
+            announced: hub.subscribe(),
+            pools: hub.pools(),
+        };
+        // Output events are sent once until re-armed: re-arm every session's now.
+        for vm in manager.ids() {
+            manager.take_dirty(vm);
+        }
+        feeds
+    }
+}
+
+/// A subscribed client's events after its first list: the VM list as it changes,
+/// states, notices, activity in sessions it does not watch, the pool, and SSH
+/// questions.
+async fn run_pump(hub: Arc<Hub>, feeds: Feeds, out: Queue, watches: Watches) {
     let manager = &hub.manager;
-    let mut events = manager.subscribe();
-    let mut announced = hub.subscribe();
-    let mut pools = hub.pools();
+    let Feeds {
+        mut events,
+        mut announced,
+        mut pools,
+    } = feeds;
     pools.mark_changed();
     // What each pool last told this client: a change of one pool sends that one.
     let mut told: BTreeMap<String, PoolInfo> = BTreeMap::new();
     let mut pool_news: std::collections::VecDeque<Event> = Default::default();
-    // Output events are sent once until re-armed: re-arm every session's now.
-    for vm in manager.ids() {
-        manager.take_dirty(vm);
-    }
     let send = |e: Event| out.send(Out::Msg(ServerMsg::Event(e)));
-    if send(Event::Vms(manager.list())).await.is_err() {
-        return;
-    }
     for (id, question) in hub.open_questions() {
         if send(Event::Question { id, question }).await.is_err() {
             return;
