@@ -959,3 +959,49 @@ async fn a_long_history_follows_the_screen_and_the_mirror_is_whole() {
     let theirs = client.capture(&id, Some(-100_000), false).await.unwrap();
     assert_eq!(mirror.unwrap().capture(Some(-100_000), false), theirs);
 }
+
+/// `bioxen attach NAME` sends its subscription and its watch with the hello, and
+/// draws nothing before the list: the list comes first, then the screen, whatever
+/// the server is doing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_sent_with_the_hello_are_answered_list_first() {
+    use bioxen::client::{Opening, Update};
+    use bioxen::protocol::{Event, Request, VmRef};
+    let (_dir, socket, client, _stop, id) = server_with_vm("opening", "first").await;
+    client
+        .execute_string(&id, "for i = 1, 3000 do print('row ' .. i) end", WAIT)
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        let opening = Opening {
+            read_only: false,
+            first: vec![
+                Request::Subscribe,
+                Request::Watch {
+                    vm: VmRef::Name(id.clone()),
+                },
+            ],
+        };
+        let (_looker, mut updates) = Client::connect_with(&socket, "test", None, opening)
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            let update = tokio::time::timeout(WAIT, updates.recv()).await;
+            match update.expect("the answers to the opening requests").unwrap() {
+                Update::Event(Event::Vms(vms)) => {
+                    assert!(vms.iter().any(|v| v.name == id), "{vms:?}");
+                    seen.push("list");
+                }
+                Update::Event(Event::Screen { snapshot, .. }) => {
+                    let screen = bioxen::term::Screen::from_snapshot(&snapshot, 0, 0);
+                    assert!(screen.text().contains("row 3000"));
+                    seen.push("screen");
+                }
+                Update::Failed(e) | Update::Gone(e) => panic!("{e}"),
+                _ => {}
+            }
+        }
+        assert_eq!(seen, ["list", "screen"]);
+    }
+}

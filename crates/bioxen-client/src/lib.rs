@@ -90,6 +90,15 @@ fn check_peer_is_me(stream: &UnixStream, socket: &Path) -> Result<()> {
     Ok(())
 }
 
+/// What a connection starts with (see [`Client::connect_with`]).
+#[derive(Debug, Default, Clone)]
+pub struct Opening {
+    /// Only look (`bioxen attach -r`): the server refuses anything that changes.
+    pub read_only: bool,
+    /// Requests sent with the hello, as [`Client::notify`] sends them.
+    pub first: Vec<Request>,
+}
+
 /// How to start a server when none is running.
 #[derive(Debug, Clone)]
 pub struct StartOptions {
@@ -119,6 +128,39 @@ impl Client {
     }
 
     async fn connect_as(socket: &Path, what: &str, read_only: bool) -> Result<Client> {
+        let opening = Opening {
+            read_only,
+            ..Opening::default()
+        };
+        Ok(Client::open(socket, what, opening, false).await?.0)
+    }
+
+    /// Connects (starting a server first, with `start`, if none answers), sending
+    /// `opening.first` in the same write as the hello, and takes the updates before
+    /// anything is read: the answers to those requests are not lost, and they do not
+    /// wait a round trip for the server's welcome. A server that refuses the hello
+    /// reads none of them.
+    pub async fn connect_with(
+        socket: &Path,
+        what: &str,
+        start: Option<&StartOptions>,
+        opening: Opening,
+    ) -> Result<(Client, mpsc::Receiver<Update>)> {
+        let (client, updates) = match start {
+            Some(start) => Client::open_or_start(socket, what, start, opening, true).await?,
+            None => Client::open(socket, what, opening, true).await?,
+        };
+        Ok((client, updates.expect("asked for")))
+    }
+
+    /// Connects; with `updates`, takes them before anything is read.
+    async fn open(
+        socket: &Path,
+        what: &str,
+        opening: Opening,
+        updates: bool,
+    ) -> Result<(Client, Option<mpsc::Receiver<Update>>)> {
+        let Opening { read_only, first } = opening;
         if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
             match bioxen_config::private_fs::check_owned_and_closed(dir) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -143,9 +185,31 @@ impl Client {
             client: what.to_string(),
             read_only,
         };
+        let (calls, outgoing) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            waiting: Mutex::new(HashMap::new()),
+            next_tag: AtomicU64::new(1),
+            updates: Mutex::new(None),
+        });
+        let client = Client {
+            calls,
+            shared,
+            server_pid: 0,
+        };
+        let mut opening = Vec::new();
+        protocol::encode_message(&mut opening, &hello)?;
+        let updates = updates.then(|| client.updates());
+        for request in first {
+            let tag = client.shared.next_tag.fetch_add(1, Ordering::Relaxed);
+            lock(&client.shared.waiting).insert(tag, Waiter::Report);
+            protocol::encode_message(&mut opening, &Call { tag, request })?;
+        }
         // A server that refuses this user answers before reading: the hello may meet a
         // closed connection, and the refusal is still there to read.
-        let sent = protocol::write_message(&mut stream, &hello).await;
+        let sent = {
+            use tokio::io::AsyncWriteExt;
+            stream.write_all(&opening).await
+        };
         let welcome =
             protocol::read_message_within::<_, Welcome>(&mut stream, protocol::HELLO_LIMIT).await;
         if let (Err(e), Err(_) | Ok(None)) = (&sent, &welcome) {
@@ -174,20 +238,16 @@ impl Client {
                 )));
             }
         };
-        let (calls, outgoing) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared {
-            waiting: Mutex::new(HashMap::new()),
-            next_tag: AtomicU64::new(1),
-            updates: Mutex::new(None),
-        });
         let (reader, writer) = stream.into_split();
         tokio::spawn(write_calls(writer, outgoing));
-        tokio::spawn(read_replies(reader, shared.clone()));
-        Ok(Client {
-            calls,
-            shared,
-            server_pid,
-        })
+        tokio::spawn(read_replies(reader, client.shared.clone()));
+        Ok((
+            Client {
+                server_pid,
+                ..client
+            },
+            updates,
+        ))
     }
 
     /// Connects, starting a server first if none answers: detached in its own session,
@@ -197,7 +257,20 @@ impl Client {
         what: &str,
         start: &StartOptions,
     ) -> Result<Client> {
-        match Client::connect(socket, what).await {
+        let opening = Opening::default();
+        Ok(Client::open_or_start(socket, what, start, opening, false)
+            .await?
+            .0)
+    }
+
+    async fn open_or_start(
+        socket: &Path,
+        what: &str,
+        start: &StartOptions,
+        opening: Opening,
+        updates: bool,
+    ) -> Result<(Client, Option<mpsc::Receiver<Update>>)> {
+        match Client::open(socket, what, opening.clone(), updates).await {
             Ok(c) => return Ok(c),
             Err(e @ Error::Untrusted(_)) => return Err(e),
             Err(_) => {}
@@ -205,7 +278,7 @@ impl Client {
         spawn_server(socket, start)?;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            match Client::connect(socket, what).await {
+            match Client::open(socket, what, opening.clone(), updates).await {
                 Ok(c) => return Ok(c),
                 Err(e @ Error::Untrusted(_)) => return Err(e),
                 Err(e) if Instant::now() > deadline => {

@@ -43,7 +43,7 @@ use ratatui::{Terminal, TerminalOptions, Viewport};
 use tokio::signal::unix::{SignalKind, signal};
 
 use app::{App, Msg};
-use bioxen_client::{Client, StartOptions, Update};
+use bioxen_client::{Client, Opening, StartOptions, Update};
 use bioxen_config::Config;
 use bioxen_config::keymap::Keymap;
 use bioxen_proto::{Event, Request, VmInfo, VmRef};
@@ -143,18 +143,15 @@ pub fn run(config: Config, launch: Launch) -> ExitCode {
 /// with the list. Nothing waits for the answers here: they are on their way while
 /// the dashboard is made.
 async fn connect(launch: &Launch) -> Result<(Client, Updates), String> {
-    let result = match &launch.start {
-        Some(start) => Client::connect_or_start(&launch.socket, "dashboard", start).await,
-        None if launch.read_only => Client::connect_read_only(&launch.socket, "dashboard").await,
-        None => Client::connect(&launch.socket, "dashboard").await,
+    let watch = launch.attach.as_deref().map(watch_on_attach);
+    let opening = Opening {
+        read_only: launch.read_only,
+        first: std::iter::once(Request::Subscribe).chain(watch).collect(),
     };
-    let server = result.map_err(|e| e.to_string())?;
-    let updates = server.updates();
-    server.notify(Request::Subscribe);
-    if let Some(id) = &launch.attach {
-        server.notify(watch_on_attach(id));
-    }
-    Ok((server, updates))
+    let start = launch.start.as_ref();
+    Client::connect_with(&launch.socket, "dashboard", start, opening)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// The server's updates, with those that came before the first list (the VM's
