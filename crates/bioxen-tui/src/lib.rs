@@ -298,7 +298,9 @@ async fn dashboard(
             }
         });
     }
-    let mut input = EventStream::new();
+    // Made once the first frame is out: its reader thread took a sixth of the time
+    // to that frame, and keys typed meanwhile wait in the terminal.
+    let mut input: Option<EventStream> = None;
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut last_draw = Instant::now() - app::FRAME;
@@ -320,6 +322,10 @@ async fn dashboard(
             }
             tokio::time::Instant::from_std(at)
         });
+        // Nothing to draw, so no first frame to wait for: keys now.
+        if draw_at.is_none() {
+            start_input(&mut input, &mut app, &mut runner);
+        }
         let prefix_at = app.prefix_deadline().map(tokio::time::Instant::from_std);
         let tick_at = app.next_tick().map(tokio::time::Instant::from_std);
         tokio::select! {
@@ -331,6 +337,7 @@ async fn dashboard(
                 }
                 app.drawn();
                 first_frame = None;
+                start_input(&mut input, &mut app, &mut runner);
                 // Counted by the grid benchmark (BIOXEN_LOG=trace).
                 tracing::trace!("frame");
                 last_draw = Instant::now();
@@ -339,7 +346,7 @@ async fn dashboard(
                     panic!("BIOXEN_TEST_PANIC is set: a deliberate panic after the first frame");
                 }
             }
-            event = input.next() => match event {
+            event = next_input(&mut input), if input.is_some() => match event {
                 Some(Ok(ev)) => runner.run(app.update(Msg::Terminal(ev))),
                 Some(Err(e)) => {
                     tracing::info!("the terminal cannot be read ({e}); leaving the VMs running");
@@ -390,6 +397,29 @@ async fn dashboard(
             "{e}. Its VMs ended with it if it was killed; see `bioxen ls`."
         )),
         None => Ok(()),
+    }
+}
+
+async fn next_input(input: &mut Option<EventStream>) -> Option<std::io::Result<ct_event::Event>> {
+    match input {
+        Some(input) => input.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Starts reading the terminal, once. A resize between reading the terminal's size
+/// and now came as a signal nothing heard: the size is compared, and a change handled
+/// as the reader would have.
+fn start_input(input: &mut Option<EventStream>, app: &mut App, runner: &mut Runner) {
+    if input.is_some() {
+        return;
+    }
+    *input = Some(EventStream::new());
+    if let Ok((width, height)) = ct_terminal::size()
+        && (width, height) != (app.area.width, app.area.height)
+    {
+        let resize = ct_event::Event::Resize(width, height);
+        runner.run(app.update(Msg::Terminal(resize)));
     }
 }
 
