@@ -219,8 +219,8 @@ pub struct App {
     pub config: bioxen_config::Config,
     /// The sessions, as the server last listed them (uptimes advanced locally).
     pub rows: Vec<VmInfo>,
-    /// The list as received, and when: uptimes count on from there.
-    received: (Vec<VmInfo>, Instant),
+    /// Each row's uptime as received, and when: uptimes count on from there.
+    received: (Vec<u64>, Instant),
     /// When the message being handled arrived: every timer of the app reads this, never
     /// the clock.
     now: Instant,
@@ -492,7 +492,7 @@ impl App {
 
     /// Takes a new VM list from the server.
     pub fn set_rows(&mut self, rows: Vec<VmInfo>) {
-        self.received = (rows.clone(), self.now);
+        self.received = (rows.iter().map(|r| r.uptime_secs).collect(), self.now);
         for row in &rows {
             match row.progress {
                 Some(_) => {
@@ -1402,9 +1402,9 @@ impl App {
             .iter()
             .zip(base)
             .filter(|(row, _)| row.state == VmState::Running)
-            .map(|(_, b)| {
-                let next = bioxen_text::figures::uptime_changes_at(b.uptime_secs + elapsed);
-                received + Duration::from_secs(next - b.uptime_secs)
+            .map(|(_, &base)| {
+                let next = bioxen_text::figures::uptime_changes_at(base + elapsed);
+                received + Duration::from_secs(next - base)
             })
             .chain(stale)
             .min()
@@ -1424,7 +1424,7 @@ impl App {
             .as_secs();
         for (row, base) in self.rows.iter_mut().zip(&self.received.0) {
             if row.state == VmState::Running {
-                row.uptime_secs = base.uptime_secs + elapsed;
+                row.uptime_secs = base + elapsed;
             }
         }
         let uptimes: Vec<String> = self
