@@ -31,6 +31,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// The embedded Lua 5.4 interpreter (takes the same options as `lua`).
     Lua {
