@@ -121,10 +121,6 @@ impl Tmux {
         self.run(&a);
     }
 
-    fn text(&self, s: &str) {
-        self.run(&["send-keys", "-t", "0", "-l", s]);
-    }
-
     fn screen(&self) -> String {
         self.run(&["capture-pane", "-p", "-t", "0"])
     }
@@ -1005,21 +1001,6 @@ fn xapi(rows: &mut Vec<Row>) {
 // ----- 8. reattach ------------------------------------------------------------------
 
 const REATTACH_VMS: usize = 100;
-
-impl Tmux {
-    /// Replaces what runs in the terminal's pane (the old program gets SIGHUP, as when
-    /// a terminal window closes), with the terminal's environment.
-    fn respawn(&self, command: &str) {
-        let env = self.env();
-        self.run(&[
-            "respawn-pane",
-            "-k",
-            "-t",
-            "0",
-            &format!("{env}{command}; sleep 600"),
-        ]);
-    }
-}
 
 /// Whether some line reads `last` and the next non-empty one is the Lua prompt.
 fn prompt_follows(lines: &[String], last: &str) -> bool {

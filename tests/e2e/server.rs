@@ -988,7 +988,10 @@ async fn requests_sent_with_the_hello_are_answered_list_first() {
         let mut seen = Vec::new();
         while seen.len() < 2 {
             let update = tokio::time::timeout(WAIT, updates.recv()).await;
-            match update.expect("the answers to the opening requests").unwrap() {
+            match update
+                .expect("the answers to the opening requests")
+                .unwrap()
+            {
                 Update::Event(Event::Vms(vms)) => {
                     assert!(vms.iter().any(|v| v.name == id), "{vms:?}");
                     seen.push("list");
