@@ -196,14 +196,8 @@ impl Client {
             shared,
             server_pid: 0,
         };
-        let mut opening = Vec::new();
-        protocol::encode_message(&mut opening, &hello)?;
         let updates = updates.then(|| client.updates());
-        for request in first {
-            let tag = client.shared.next_tag.fetch_add(1, Ordering::Relaxed);
-            lock(&client.shared.waiting).insert(tag, Waiter::Report);
-            protocol::encode_message(&mut opening, &Call { tag, request })?;
-        }
+        let opening = client.opening_frames(&hello, first)?;
         // A server that refuses this user answers before reading: the hello may meet a
         // closed connection, and the refusal is still there to read.
         let sent = {
@@ -248,6 +242,19 @@ impl Client {
             },
             updates,
         ))
+    }
+
+    /// The hello and `first` framed for one write; the requests' answers are handled
+    /// as [`Client::notify`]'s are.
+    fn opening_frames(&self, hello: &Hello, first: Vec<Request>) -> Result<Vec<u8>> {
+        let mut frames = Vec::new();
+        protocol::encode_message(&mut frames, hello)?;
+        for request in first {
+            let tag = self.shared.next_tag.fetch_add(1, Ordering::Relaxed);
+            lock(&self.shared.waiting).insert(tag, Waiter::Report);
+            protocol::encode_message(&mut frames, &Call { tag, request })?;
+        }
+        Ok(frames)
     }
 
     /// Connects, starting a server first if none answers: detached in its own session,
