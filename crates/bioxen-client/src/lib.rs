@@ -132,7 +132,7 @@ impl Client {
             read_only,
             ..Opening::default()
         };
-        Ok(Client::open(socket, what, opening, false).await?.0)
+        Ok(Client::open(socket, what, opening).await?.0)
     }
 
     /// Connects (starting a server first, with `start`, if none answers), sending
@@ -146,20 +146,20 @@ impl Client {
         start: Option<&StartOptions>,
         opening: Opening,
     ) -> Result<(Client, mpsc::Receiver<Update>)> {
-        let (client, updates) = match start {
-            Some(start) => Client::open_or_start(socket, what, start, opening, true).await?,
-            None => Client::open(socket, what, opening, true).await?,
-        };
-        Ok((client, updates.expect("asked for")))
+        match start {
+            Some(start) => Client::open_or_start(socket, what, start, opening).await,
+            None => Client::open(socket, what, opening).await,
+        }
     }
 
-    /// Connects; with `updates`, takes them before anything is read.
+    /// Connects, and takes the updates before anything is read (a caller that
+    /// drops them, and takes them later with [`Client::updates`], misses what came
+    /// before, as it always has).
     async fn open(
         socket: &Path,
         what: &str,
         opening: Opening,
-        updates: bool,
-    ) -> Result<(Client, Option<mpsc::Receiver<Update>>)> {
+    ) -> Result<(Client, mpsc::Receiver<Update>)> {
         let Opening { read_only, first } = opening;
         if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
             match bioxen_config::private_fs::check_owned_and_closed(dir) {
@@ -196,7 +196,7 @@ impl Client {
             shared,
             server_pid: 0,
         };
-        let updates = updates.then(|| client.updates());
+        let updates = client.updates();
         let opening = client.opening_frames(&hello, first)?;
         // A server that refuses this user answers before reading: the hello may meet a
         // closed connection, and the refusal is still there to read.
@@ -250,8 +250,7 @@ impl Client {
         let mut frames = Vec::new();
         protocol::encode_message(&mut frames, hello)?;
         for request in first {
-            let tag = self.shared.next_tag.fetch_add(1, Ordering::Relaxed);
-            lock(&self.shared.waiting).insert(tag, Waiter::Report);
+            let tag = self.register(Waiter::Report);
             protocol::encode_message(&mut frames, &Call { tag, request })?;
         }
         Ok(frames)
@@ -265,9 +264,7 @@ impl Client {
         start: &StartOptions,
     ) -> Result<Client> {
         let opening = Opening::default();
-        Ok(Client::open_or_start(socket, what, start, opening, false)
-            .await?
-            .0)
+        Ok(Client::open_or_start(socket, what, start, opening).await?.0)
     }
 
     async fn open_or_start(
@@ -275,9 +272,8 @@ impl Client {
         what: &str,
         start: &StartOptions,
         opening: Opening,
-        updates: bool,
-    ) -> Result<(Client, Option<mpsc::Receiver<Update>>)> {
-        match Client::open(socket, what, opening.clone(), updates).await {
+    ) -> Result<(Client, mpsc::Receiver<Update>)> {
+        match Client::open(socket, what, opening.clone()).await {
             Ok(c) => return Ok(c),
             Err(e @ Error::Untrusted(_)) => return Err(e),
             Err(_) => {}
@@ -285,7 +281,7 @@ impl Client {
         spawn_server(socket, start)?;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            match Client::open(socket, what, opening.clone(), updates).await {
+            match Client::open(socket, what, opening.clone()).await {
                 Ok(c) => return Ok(c),
                 Err(e @ Error::Untrusted(_)) => return Err(e),
                 Err(e) if Instant::now() > deadline => {
@@ -307,9 +303,15 @@ impl Client {
         rx
     }
 
-    fn submit(&self, request: Request, waiter: Waiter) -> Result<()> {
+    /// A fresh tag for a call, with who hears its answer.
+    fn register(&self, waiter: Waiter) -> u64 {
         let tag = self.shared.next_tag.fetch_add(1, Ordering::Relaxed);
         lock(&self.shared.waiting).insert(tag, waiter);
+        tag
+    }
+
+    fn submit(&self, request: Request, waiter: Waiter) -> Result<()> {
+        let tag = self.register(waiter);
         self.calls
             .send(Call { tag, request })
             .map_err(|_| Error::Lost("the connection to the server is closed".into()))
