@@ -84,6 +84,21 @@ async fn server_with_vm(name: &str, vm: &str) -> (PathBuf, PathBuf, Client, Stop
     (dir, socket, client, stop, vm.to_string())
 }
 
+/// [`server_with_vm`], its VM having printed `row 1` to `row 3000`: a history long
+/// enough that a watch sends the screen ahead of it.
+async fn server_with_long_history(
+    name: &str,
+    vm: &str,
+) -> (PathBuf, PathBuf, Client, Stop, String) {
+    let server = server_with_vm(name, vm).await;
+    let (_, _, client, _, id) = &server;
+    client
+        .execute_string(id, "for i = 1, 3000 do print('row ' .. i) end", WAIT)
+        .await
+        .unwrap();
+    server
+}
+
 /// The original validation flow through the server: the VM keeps its state after the
 /// client that created it is gone, and a new client finds it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -909,11 +924,7 @@ async fn a_long_history_follows_the_screen_and_the_mirror_is_whole() {
     use bioxen::client::Update;
     use bioxen::protocol::Event;
     use bioxen::term::Screen;
-    let (_dir, _socket, client, _stop, id) = server_with_vm("ahead", "long").await;
-    client
-        .execute_string(&id, "for i = 1, 3000 do print('row ' .. i) end", WAIT)
-        .await
-        .unwrap();
+    let (_dir, _socket, client, _stop, id) = server_with_long_history("ahead", "long").await;
     let mut updates = client.updates();
     let vm = client.list().await.unwrap()[0].vm;
     client.watch(vm).await.unwrap();
@@ -967,11 +978,7 @@ async fn a_long_history_follows_the_screen_and_the_mirror_is_whole() {
 async fn requests_sent_with_the_hello_are_answered_list_first() {
     use bioxen::client::{Opening, Update};
     use bioxen::protocol::{Event, Request, VmRef};
-    let (_dir, socket, client, _stop, id) = server_with_vm("opening", "first").await;
-    client
-        .execute_string(&id, "for i = 1, 3000 do print('row ' .. i) end", WAIT)
-        .await
-        .unwrap();
+    let (_dir, socket, _client, _stop, id) = server_with_long_history("opening", "first").await;
     for _ in 0..5 {
         let opening = Opening {
             read_only: false,
